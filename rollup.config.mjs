@@ -1,0 +1,55 @@
+// One function returning the list of builds (page script, ESM, service worker, Node tracker and
+// CLI), followed by a gzip size report checked against each browser bundle's budget.
+import { builtinModules } from 'node:module';
+import { gzipSync } from 'node:zlib';
+import { readFileSync } from 'node:fs';
+import esbuild from 'rollup-plugin-esbuild';
+import { nodeResolve } from '@rollup/plugin-node-resolve';
+
+/** Gzipped size budgets in bytes (issue #4): what a site pays on every page view. */
+const BUDGETS = {
+  'dist/peerfetch.js': 25 * 1000,
+  'dist/peerfetch-sw.js': 10 * 1000,
+};
+
+function sizeReport() {
+  return {
+    name: 'size-report',
+    writeBundle(options) {
+      const file = options.file;
+      const gzipped = gzipSync(readFileSync(file)).length;
+      const budget = BUDGETS[file];
+      const line = `${file}: ${gzipped} B gzipped${budget ? ` (budget ${budget} B)` : ''}`;
+      console.log(line);
+      if (budget && gzipped > budget) this.error(`${file} is over its size budget: ${line}`);
+    },
+  };
+}
+
+const browserPlugins = (minify) => [nodeResolve({ browser: true }), esbuild({ target: 'es2022', minify }), sizeReport()];
+const nodeExternal = [...builtinModules, ...builtinModules.map((m) => `node:${m}`), 'ws', 'ioredis'];
+const nodePlugins = () => [nodeResolve({ preferBuiltins: true }), esbuild({ target: 'node20' })];
+
+export default () => [
+  {
+    input: 'src/engine/script-tag.ts',
+    output: { file: 'dist/peerfetch.js', format: 'iife', sourcemap: true },
+    plugins: browserPlugins(true),
+  },
+  {
+    input: 'src/engine/index.ts',
+    output: { file: 'dist/peerfetch.mjs', format: 'es', sourcemap: true },
+    plugins: browserPlugins(false),
+  },
+  {
+    input: 'src/sw/index.ts',
+    output: { file: 'dist/peerfetch-sw.js', format: 'iife', sourcemap: true },
+    plugins: browserPlugins(true),
+  },
+  {
+    input: { tracker: 'src/tracker/index.ts', cli: 'src/cli/index.ts', manifest: 'src/cli/build-manifest.ts' },
+    output: { dir: 'dist/node', format: 'es', entryFileNames: '[name].mjs', chunkFileNames: '[name]-[hash].mjs' },
+    external: nodeExternal,
+    plugins: nodePlugins(),
+  },
+];

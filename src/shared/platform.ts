@@ -1,0 +1,25 @@
+/**
+ * The few Web platform globals that shared code needs. `src/shared` compiles against the es2022
+ * lib only (it runs in the page, the service worker and Node), so these are typed here, minimally,
+ * instead of pulling in a DOM or Node lib. All three runtimes provide them natively (Node >= 20).
+ */
+interface SubtleDigest {
+  digest(algorithm: 'SHA-256' | 'SHA-1', data: Uint8Array): Promise<ArrayBuffer>;
+}
+interface Utf8Encoder {
+  encode(input: string): Uint8Array;
+}
+interface Utf8Decoder {
+  decode(input: Uint8Array): string;
+}
+interface PlatformGlobals {
+  crypto: { subtle: SubtleDigest };
+  TextEncoder: new () => Utf8Encoder;
+  TextDecoder: new (label?: string, options?: { fatal?: boolean }) => Utf8Decoder;
+}
+
+const platform = globalThis as unknown as PlatformGlobals;
+
+export const subtle: SubtleDigest = platform.crypto.subtle;
+export const utf8Encoder: Utf8Encoder = new platform.TextEncoder();
+export const utf8Decoder: Utf8Decoder = new platform.TextDecoder('utf-8', { fatal: true });

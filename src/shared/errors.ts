@@ -13,7 +13,8 @@ export type PeerfetchErrorCode =
   | 'tracker-unreachable'
   | 'origin-failed'
   | 'store-failed'
-  | 'aborted';
+  | 'aborted'
+  | 'option-invalid';
 
 /**
  * The one error class of peerfetch.

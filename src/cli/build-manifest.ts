@@ -1,0 +1,319 @@
+/**
+ * The library behind `peerfetch manifest`: walks a site folder and hashes every asset into the
+ * pieces that peers will exchange. Returns data and warnings; writing the file and printing are
+ * the CLI's job (STYLE.md: the CLI is a thin shell over a library call).
+ */
+import { lstat, open, readdir, realpath, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { PeerfetchError } from '../shared/errors.js';
+import { sha256Hex } from '../shared/integrity.js';
+import {
+  DEFAULT_PIECE_SIZE,
+  MANIFEST_VERSION,
+  MAX_PIECE_SIZE,
+  MIN_PIECE_SIZE,
+  type ManifestAssetJson,
+  type ManifestJson,
+} from '../shared/manifest.js';
+import {
+  FALLBACK_CONTENT_TYPE,
+  PAGE_EXTENSIONS,
+  PLAYLIST_EXTENSIONS,
+  assetContentType,
+  extensionOf,
+} from './content-types.js';
+
+/** File name `peerfetch manifest` writes by default, and that the page loads. */
+export const MANIFEST_FILE_NAME = 'peerfetch-manifest.json';
+
+/** Options of {@link buildManifest}. */
+export interface BuildManifestOptions {
+  /** Piece size in bytes, between MIN_PIECE_SIZE and MAX_PIECE_SIZE. Default DEFAULT_PIECE_SIZE (256 KiB). */
+  pieceSize?: number;
+  /**
+   * Where the folder is served from. An absolute http(s) URL (`https://cdn.example/v/`) gives
+   * absolute asset URLs (assets on a CDN); a path (`/media/`) gives paths under it. Either names a
+   * folder, with or without a trailing `/`. Default `/`: the folder is the site root.
+   */
+  baseUrl?: string;
+  /** A file to leave out, typically where the manifest is about to be written. */
+  outFile?: string;
+}
+
+/** What {@link buildManifest} returns: the manifest and what was skipped that a person should know. */
+export interface BuildManifestResult {
+  manifest: ManifestJson;
+  warnings: string[];
+}
+
+const SIZE_PATTERN = /^(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib)?$/i;
+const UNIT_BYTES: Record<string, number> = { b: 1, kb: 1000, kib: 1024, mb: 1000 * 1000, mib: 1024 * 1024 };
+
+/**
+ * Parses a byte size: a plain number of bytes or a number with B, KB, KiB, MB or MiB
+ * (KB and MB are decimal, KiB and MiB binary; units are case-insensitive).
+ * Throws `PeerfetchError('option-invalid')` for anything else or a fractional byte count.
+ *
+ * @example
+ * parseSize('256KiB') // 262144
+ */
+export function parseSize(text: string): number {
+  const match = SIZE_PATTERN.exec(text.trim());
+  if (!match) {
+    throw new PeerfetchError('option-invalid', `invalid size "${text}": use bytes or a number with B, KB, KiB, MB or MiB`, {
+      value: text,
+    });
+  }
+  const bytes = Number(match[1]) * UNIT_BYTES[(match[2] ?? 'b').toLowerCase()]!;
+  if (!Number.isSafeInteger(bytes)) {
+    throw new PeerfetchError('option-invalid', `invalid size "${text}": not a whole number of bytes`, { value: text });
+  }
+  return bytes;
+}
+
+function checkPieceSize(pieceSize: number): void {
+  if (!Number.isSafeInteger(pieceSize) || pieceSize < MIN_PIECE_SIZE || pieceSize > MAX_PIECE_SIZE) {
+    throw new PeerfetchError(
+      'option-invalid',
+      `piece size ${pieceSize} B is out of range: use ${MIN_PIECE_SIZE / 1024} KiB to ${MAX_PIECE_SIZE / 1024 / 1024} MiB`,
+      { pieceSize, min: MIN_PIECE_SIZE, max: MAX_PIECE_SIZE },
+    );
+  }
+}
+
+/** Turns `baseUrl` into a function from a relative, URL-encoded path to the asset URL. */
+function urlMaker(baseUrl: string | undefined): (encodedPath: string) => string {
+  const base = baseUrl ?? '/';
+  if (base.startsWith('/') && !base.startsWith('//')) {
+    const folder = base.endsWith('/') ? base : `${base}/`;
+    return (encodedPath) => folder + encodedPath;
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(base);
+  } catch {
+    throw new PeerfetchError('option-invalid', `invalid base URL "${base}": use an absolute http(s) URL or a path starting with /`, {
+      baseUrl: base,
+    });
+  }
+  if ((parsed.protocol !== 'https:' && parsed.protocol !== 'http:') || parsed.search || parsed.hash) {
+    throw new PeerfetchError('option-invalid', `invalid base URL "${base}": use an http(s) URL without query or fragment`, {
+      baseUrl: base,
+    });
+  }
+  if (!parsed.pathname.endsWith('/')) parsed.pathname += '/';
+  const folder = parsed.href;
+  return (encodedPath) => folder + encodedPath;
+}
+
+/**
+ * True for files that are never assets, silently: dotfiles, the manifest, playlists (players
+ * re-fetch them and they must stay untouched), page code and documents (small, often rewritten).
+ */
+function isNeverAsset(name: string): boolean {
+  const extension = extensionOf(name);
+  return (
+    name.startsWith('.') ||
+    name === MANIFEST_FILE_NAME ||
+    PLAYLIST_EXTENSIONS.has(extension) ||
+    PAGE_EXTENSIONS.has(extension)
+  );
+}
+
+/** A regular file found by the walk: where it is on disk and its path relative to the root. */
+interface FoundFile {
+  file: string;
+  relative: string[];
+}
+
+/** Plain code-unit order, so the output does not depend on the machine's locale. */
+function byName(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function isInside(root: string, candidate: string): boolean {
+  return candidate === root || candidate.startsWith(root + path.sep);
+}
+
+function errorCode(error: unknown): string {
+  return (error as NodeJS.ErrnoException | undefined)?.code ?? String(error);
+}
+
+/**
+ * Depth-first walk in sorted order. Symlinks are followed when they stay inside the root
+ * (each real folder visited once, so link cycles end); anything else is a warning.
+ */
+async function walk(root: string, warnings: string[], outFile: string | undefined): Promise<FoundFile[]> {
+  const found: FoundFile[] = [];
+  const visitedFolders = new Set<string>([root]);
+
+  async function visit(folder: string, relative: string[]): Promise<void> {
+    let names: string[];
+    try {
+      names = (await readdir(folder)).sort(byName);
+    } catch (error) {
+      if (relative.length === 0) throw error;
+      warnings.push(`skipped ${relative.join('/')}/: unreadable folder (${errorCode(error)})`);
+      return;
+    }
+    for (const name of names) {
+      const entryPath = path.join(folder, name);
+      const entryRelative = [...relative, name];
+      const shown = entryRelative.join('/');
+      if (name.startsWith('.')) continue;
+      let info;
+      let real = entryPath;
+      try {
+        info = await lstat(entryPath);
+        if (info.isSymbolicLink()) {
+          real = await realpath(entryPath);
+          if (!isInside(root, real)) {
+            warnings.push(`skipped ${shown}: symlink to ${real}, outside the folder`);
+            continue;
+          }
+          info = await stat(real);
+        }
+      } catch (error) {
+        warnings.push(`skipped ${shown}: ${info?.isSymbolicLink() ? 'broken symlink' : 'unreadable'} (${errorCode(error)})`);
+        continue;
+      }
+      if (info.isDirectory()) {
+        if (visitedFolders.has(real)) continue;
+        visitedFolders.add(real);
+        await visit(real, entryRelative);
+        continue;
+      }
+      if (!info.isFile()) {
+        warnings.push(`skipped ${shown}: not a regular file`);
+        continue;
+      }
+      if (outFile !== undefined && real === outFile) continue;
+      if (isNeverAsset(name)) continue;
+      found.push({ file: real, relative: entryRelative });
+    }
+  }
+
+  await visit(root, []);
+  return found;
+}
+
+/**
+ * Hashes `file` piece by piece through one file handle, so memory stays at one piece whatever
+ * the file's size. Returns undefined (with a warning) when the file is empty, unreadable or
+ * changes size while it is read.
+ */
+async function hashFile(
+  found: FoundFile,
+  pieceSize: number,
+  warnings: string[],
+): Promise<{ size: number; pieces: string[] } | undefined> {
+  const shown = found.relative.join('/');
+  let handle;
+  try {
+    handle = await open(found.file, 'r');
+  } catch (error) {
+    warnings.push(`skipped ${shown}: unreadable (${errorCode(error)})`);
+    return undefined;
+  }
+  try {
+    const { size } = await handle.stat();
+    if (size === 0) {
+      warnings.push(`skipped ${shown}: empty file`);
+      return undefined;
+    }
+    const pieces: string[] = [];
+    let position = 0;
+    while (position < size) {
+      // A fresh buffer per piece: the digest must not see bytes of the next read.
+      const piece = new Uint8Array(Math.min(pieceSize, size - position));
+      let filled = 0;
+      while (filled < piece.length) {
+        const { bytesRead } = await handle.read(piece, filled, piece.length - filled, position + filled);
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+      }
+      if (filled < piece.length) {
+        warnings.push(`skipped ${shown}: file shrank while it was hashed`);
+        return undefined;
+      }
+      pieces.push(await sha256Hex(piece));
+      position += piece.length;
+    }
+    const after = await handle.stat();
+    if (after.size !== size) {
+      warnings.push(`skipped ${shown}: file changed size while it was hashed`);
+      return undefined;
+    }
+    return { size, pieces };
+  } catch (error) {
+    warnings.push(`skipped ${shown}: unreadable (${errorCode(error)})`);
+    return undefined;
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Builds the manifest of the assets in `dir`: every file, in sorted path order, except the
+ * manifest itself, dotfiles, playlists (.m3u8, .mpd), page code and documents, and empty files.
+ * Throws `PeerfetchError('manifest-dir-missing')` when `dir` is not a readable folder and
+ * `PeerfetchError('option-invalid')` for a bad piece size or base URL; everything else that
+ * is skipped is reported in `warnings`.
+ *
+ * @example
+ * const { manifest, warnings } = await buildManifest('public', { pieceSize: 256 * 1024 });
+ * await writeFile('public/peerfetch-manifest.json', JSON.stringify(manifest, null, 2));
+ */
+export async function buildManifest(dir: string, options: BuildManifestOptions = {}): Promise<BuildManifestResult> {
+  const pieceSize = options.pieceSize ?? DEFAULT_PIECE_SIZE;
+  checkPieceSize(pieceSize);
+  const makeUrl = urlMaker(options.baseUrl);
+
+  let root: string;
+  try {
+    root = await realpath(dir);
+    if (!(await stat(root)).isDirectory()) throw Object.assign(new Error('not a folder'), { code: 'ENOTDIR' });
+  } catch (error) {
+    throw new PeerfetchError('manifest-dir-missing', `${dir} is not a readable folder (${errorCode(error)})`, {
+      dir,
+      cause: errorCode(error),
+    });
+  }
+  let outFile: string | undefined;
+  if (options.outFile !== undefined) {
+    const resolved = path.resolve(options.outFile);
+    outFile = await realpath(resolved).catch(() => resolved);
+  }
+
+  const warnings: string[] = [];
+  let files: FoundFile[];
+  try {
+    files = await walk(root, warnings, outFile);
+  } catch (error) {
+    throw new PeerfetchError('manifest-dir-missing', `${dir} is not a readable folder (${errorCode(error)})`, {
+      dir,
+      cause: errorCode(error),
+    });
+  }
+
+  const assets: ManifestAssetJson[] = [];
+  for (const found of files) {
+    const hashed = await hashFile(found, pieceSize, warnings);
+    if (!hashed) continue;
+    const fileName = found.relative[found.relative.length - 1]!;
+    let contentType = assetContentType(fileName);
+    if (contentType === undefined) {
+      contentType = FALLBACK_CONTENT_TYPE;
+      warnings.push(`${found.relative.join('/')}: unknown file type, listed as ${FALLBACK_CONTENT_TYPE}`);
+    }
+    assets.push({
+      url: makeUrl(found.relative.map(encodeURIComponent).join('/')),
+      size: hashed.size,
+      contentType,
+      pieceSize,
+      pieces: hashed.pieces,
+    });
+  }
+  if (assets.length === 0) warnings.push(`no assets found in ${dir}`);
+  return { manifest: { version: MANIFEST_VERSION, assets }, warnings };
+}

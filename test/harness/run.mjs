@@ -1,0 +1,109 @@
+#!/usr/bin/env node
+// `npm test` after the build: runs vitest, inside a private network namespace when it can.
+//
+// WebRTC in Chromium never uses 127.0.0.1 and on the host network would use the machine's
+// outward interface (TESTING.md), so as root on Linux this script re-executes itself under
+// `unshare --net` and builds a closed network there: lo up, a veth pair with both ends inside
+// (10.77.0.1/24, 10.77.0.2/24) and a default route via 10.77.0.2 (without a default route
+// Chromium gathers no ICE candidates at all). Everything the tests start (servers, Chromium)
+// then lives in that namespace and cannot reach any other machine.
+//
+// Environment:
+//   PEERFETCH_NETNS=1              set inside the namespace (tests check it via requirePrivateNetwork()).
+//   PEERFETCH_NO_NETNS=1           never create the namespace (WebRTC tests then refuse to run).
+//   PEERFETCH_ALLOW_HOST_WEBRTC=1  developer laptop: let WebRTC tests run on the host network.
+// Extra arguments go to `vitest run` unchanged, e.g. `npm test -- test/unit`.
+import { spawn, spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { constants } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = fileURLToPath(import.meta.url);
+const root = join(dirname(here), '..', '..');
+const args = process.argv.slice(2);
+
+/** The veth pair inside the namespace; names are local to the namespace, so fixed names cannot clash. */
+const VETH_A = 'pf0';
+const VETH_B = 'pf1';
+const ADDR_A = '10.77.0.1/24';
+const ADDR_B = '10.77.0.2/24';
+const GATEWAY = '10.77.0.2';
+
+function log(message) {
+  process.stderr.write(`[peerfetch test] ${message}\n`);
+}
+
+/** Runs a command, exits the runner with a clear message when it fails. */
+function must(command, commandArgs) {
+  const result = spawnSync(command, commandArgs, { encoding: 'utf8' });
+  if (result.status !== 0) {
+    log(`network namespace setup failed: ${command} ${commandArgs.join(' ')}: ${result.error?.message ?? result.stderr.trim()}`);
+    process.exit(2);
+  }
+}
+
+function canUnshare() {
+  if (process.platform !== 'linux' || typeof process.getuid !== 'function' || process.getuid() !== 0) return false;
+  const probe = spawnSync('unshare', ['--net', 'true'], { stdio: 'ignore' });
+  return probe.status === 0;
+}
+
+/** Spawns a child with inherited stdio, forwards termination signals, resolves with its exit code. */
+function run(command, commandArgs, env) {
+  return new Promise((resolve) => {
+    const child = spawn(command, commandArgs, { stdio: 'inherit', env, cwd: root });
+    const forward = (signal) => child.kill(signal);
+    process.on('SIGINT', forward);
+    process.on('SIGTERM', forward);
+    child.once('error', (error) => {
+      log(`could not start ${command}: ${error.message}`);
+      resolve(127);
+    });
+    child.once('exit', (code, signal) => {
+      process.off('SIGINT', forward);
+      process.off('SIGTERM', forward);
+      // A signal death maps to the shell convention 128 + signal number.
+      resolve(code ?? 128 + (constants.signals[signal] ?? 1));
+    });
+  });
+}
+
+async function runVitest(env) {
+  const require = createRequire(join(root, 'package.json'));
+  const vitestBin = join(dirname(require.resolve('vitest/package.json')), 'vitest.mjs');
+  const code = await run(process.execPath, [vitestBin, 'run', ...args], env);
+  log(`vitest exited with code ${code}`);
+  return code;
+}
+
+async function main() {
+  if (process.env.PEERFETCH_NETNS_SETUP === '1') {
+    // We are the re-executed runner, alone in a fresh network namespace.
+    must('ip', ['link', 'set', 'lo', 'up']);
+    must('ip', ['link', 'add', VETH_A, 'type', 'veth', 'peer', 'name', VETH_B]);
+    must('ip', ['addr', 'add', ADDR_A, 'dev', VETH_A]);
+    must('ip', ['addr', 'add', ADDR_B, 'dev', VETH_B]);
+    must('ip', ['link', 'set', VETH_A, 'up']);
+    must('ip', ['link', 'set', VETH_B, 'up']);
+    must('ip', ['route', 'add', 'default', 'via', GATEWAY]);
+    const env = { ...process.env, PEERFETCH_NETNS: '1' };
+    delete env.PEERFETCH_NETNS_SETUP;
+    log(`running inside a private network namespace (${ADDR_A}, ${ADDR_B}, default via ${GATEWAY})`);
+    return runVitest(env);
+  }
+  if (process.env.PEERFETCH_NETNS !== '1' && process.env.PEERFETCH_NO_NETNS !== '1' && canUnshare()) {
+    // `unshare --net` without --fork: the namespace needs no new process, so signals reach us directly.
+    return run('unshare', ['--net', '--', process.execPath, here, ...args], { ...process.env, PEERFETCH_NETNS_SETUP: '1' });
+  }
+  if (process.env.PEERFETCH_NETNS !== '1') {
+    log(
+      process.env.PEERFETCH_ALLOW_HOST_WEBRTC === '1'
+        ? 'no private network namespace; PEERFETCH_ALLOW_HOST_WEBRTC=1, so WebRTC tests use the host network'
+        : 'no private network namespace (needs root and unshare on Linux); WebRTC tests will refuse to run',
+    );
+  }
+  return runVitest(process.env);
+}
+
+process.exitCode = await main();

@@ -1,0 +1,46 @@
+import { defineConfig } from 'vitest/config';
+
+/**
+ * Two projects: unit tests (pure Node, parallel) and browser tests (real Chromium, one file
+ * at a time). The machine has 2 cores and each browser test runs one or more Chromium
+ * processes plus servers, so browser files in parallel would only make each other slow and flaky.
+ *
+ * Results also go to test-results/vitest.json, which `.ci/run` counts for its
+ * `N passed, N failed` line.
+ */
+
+/** Per-test and per-hook timeout for browser tests, in ms: a cold Chromium start, SW install and a 20 s video played through peers fit in well under 2 minutes here. */
+const BROWSER_TIMEOUT_MS = 120_000;
+/** Per-test timeout for unit tests, in ms: they are pure or use loopback servers, 20 s is only hit by a hang. */
+const UNIT_TIMEOUT_MS = 20_000;
+
+export default defineConfig({
+  test: {
+    reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }]],
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          environment: 'node',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/browser/**', 'test/.cache/**', '**/node_modules/**'],
+          testTimeout: UNIT_TIMEOUT_MS,
+          hookTimeout: UNIT_TIMEOUT_MS,
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        test: {
+          name: 'browser',
+          environment: 'node',
+          include: ['test/browser/**/*.test.ts'],
+          fileParallelism: false,
+          testTimeout: BROWSER_TIMEOUT_MS,
+          hookTimeout: BROWSER_TIMEOUT_MS,
+          // Runs after the unit tests so Chromium does not compete with them for the 2 cores.
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
+  },
+});

@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { TokenBucket, takeTokens } from '../../src/cli/token-bucket.js';
+
+/** A clock the test moves by hand. */
+function fakeClock(): { now: () => number; advance: (ms: number) => void } {
+  let time = 1000;
+  return { now: () => time, advance: (ms) => (time += ms) };
+}
+
+describe('TokenBucket', () => {
+  it('starts full and grants at most its capacity', () => {
+    const clock = fakeClock();
+    const bucket = new TokenBucket(1000, 500, clock.now);
+    expect(bucket.take(10_000)).toBe(500);
+    expect(bucket.take(1)).toBe(0);
+  });
+
+  it.each([
+    { elapsedMs: 100, granted: 100 },
+    { elapsedMs: 250, granted: 250 },
+    { elapsedMs: 10_000, granted: 500 }, // refill stops at the capacity
+  ])('refills rate × time: $elapsedMs ms → $granted B', ({ elapsedMs, granted }) => {
+    const clock = fakeClock();
+    const bucket = new TokenBucket(1000, 500, clock.now);
+    bucket.take(500);
+    clock.advance(elapsedMs);
+    expect(bucket.take(10_000)).toBe(granted);
+  });
+
+  it.each([
+    { tokensUsed: 500, want: 100, waitMs: 100 },
+    { tokensUsed: 500, want: 10_000, waitMs: 500 }, // capped at the capacity, else it would wait forever
+    { tokensUsed: 0, want: 100, waitMs: 0 },
+    { tokensUsed: 450, want: 100, waitMs: 50 },
+  ])('waitMs after using $tokensUsed for $want B is $waitMs', ({ tokensUsed, want, waitMs }) => {
+    const clock = fakeClock();
+    const bucket = new TokenBucket(1000, 500, clock.now);
+    bucket.take(tokensUsed);
+    expect(bucket.waitMs(want)).toBe(waitMs);
+  });
+
+  it('grants whole bytes only', () => {
+    const clock = fakeClock();
+    const bucket = new TokenBucket(3, 10, clock.now);
+    bucket.take(10);
+    clock.advance(500); // 1.5 tokens
+    expect(bucket.take(10)).toBe(1);
+    clock.advance(200); // 0.5 + 0.6 = 1.1 tokens
+    expect(bucket.take(10)).toBe(1);
+  });
+
+  it('takeTokens rejects when aborted while waiting', async () => {
+    const bucket = new TokenBucket(1, 1);
+    bucket.take(1);
+    const controller = new AbortController();
+    const waiting = takeTokens(bucket, 1, 1, controller.signal);
+    controller.abort(new Error('gone'));
+    await expect(waiting).rejects.toThrow('gone');
+  });
+});

@@ -1,6 +1,6 @@
 import { PeerfetchError } from './errors.js';
 import { sha256Hex } from './integrity.js';
-import { utf8Encoder } from './platform.js';
+import { PlatformURL, utf8Encoder } from './platform.js';
 import { pieceCount } from './piece-math.js';
 
 /** Version of the manifest format written by `peerfetch manifest`. */
@@ -102,7 +102,7 @@ export async function parseManifest(raw: unknown, manifestUrl: string): Promise<
     const asset = checkAsset(entry, position);
     let href: string;
     try {
-      href = new URL(asset.url, manifestUrl).href;
+      href = new PlatformURL(asset.url, manifestUrl).href;
     } catch {
       throw invalid(`asset url ${asset.url} is not a URL`, { url: asset.url });
     }

@@ -12,8 +12,13 @@ interface Utf8Encoder {
 interface Utf8Decoder {
   decode(input: Uint8Array): string;
 }
+interface UrlLike {
+  readonly href: string;
+}
 interface PlatformGlobals {
   crypto: { subtle: SubtleDigest };
+  URL: new (url: string, base?: string) => UrlLike;
+  queueMicrotask(callback: () => void): void;
   TextEncoder: new () => Utf8Encoder;
   TextDecoder: new (label?: string, options?: { fatal?: boolean }) => Utf8Decoder;
 }
@@ -23,3 +28,8 @@ const platform = globalThis as unknown as PlatformGlobals;
 export const subtle: SubtleDigest = platform.crypto.subtle;
 export const utf8Encoder: Utf8Encoder = new platform.TextEncoder();
 export const utf8Decoder: Utf8Decoder = new platform.TextDecoder('utf-8', { fatal: true });
+
+/** WHATWG URL constructor (resolves relative URLs, throws TypeError on invalid ones). */
+export const PlatformURL = platform.URL;
+/** Runs `callback` after the current task; used to rethrow listener errors without breaking emitters. */
+export const queueTask = (callback: () => void): void => platform.queueMicrotask(callback);

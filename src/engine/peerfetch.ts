@@ -1,0 +1,188 @@
+import { PeerfetchError } from '../shared/errors.js';
+import { parseManifest, type Manifest } from '../shared/manifest.js';
+import type { PieceAnswer, WorkerToPage } from '../shared/bridge-messages.js';
+import { randomPeerId, swarmInfoHash } from '../shared/swarm-id.js';
+import { TypedEventTarget } from '../shared/typed-events.js';
+import { IdbPieceStore } from '../store/idb-piece-store.js';
+import { MemoryPieceStore, type PieceStore } from '../store/piece-store.js';
+import { resolveOptions, type PeerfetchOptions, type ResolvedOptions } from './options.js';
+import { StatsCounters, type PeerfetchStats } from './stats.js';
+import { SwLink } from './sw-link.js';
+import { Swarm } from './swarm.js';
+import { TrackerClient } from './tracker-client.js';
+
+/** How often (ms) the `stats` event fires: smooth enough for a live panel, cheap enough to ignore. */
+const STATS_INTERVAL_MS = 1000;
+
+/** Events of a peerfetch instance, by name. */
+export interface PeerfetchEventMap {
+  stats: PeerfetchStats;
+  'peer:connect': { peerId: string };
+  'peer:disconnect': { peerId: string; reason: string };
+  'piece:verified': { url: string; piece: number; peerId: string; bytes: number };
+  'piece:rejected': { url: string; piece: number; peerId: string };
+  /** A piece the SW asked for went to the origin instead of peers. */
+  'asset:fallback': { url: string; piece: number; reason: string };
+  error: { error: PeerfetchError };
+}
+
+/**
+ * A running peerfetch instance: the page engine. Created by `start()` or the script tag.
+ *
+ * @example
+ * const peerfetch = start({ tracker: 'wss://tracker.example' });
+ * await peerfetch.ready;
+ * peerfetch.addEventListener('stats', ({ detail }) => console.log(detail.offloadRatio));
+ */
+export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
+  /** Resolves once the manifest is loaded and the SW controls the page (a down tracker does not delay it). */
+  readonly ready: Promise<void>;
+  readonly options: ResolvedOptions;
+  readonly #stats = new StatsCounters();
+  readonly #link: SwLink;
+  #store: PieceStore | undefined;
+  #swarm: Swarm | undefined;
+  #trackers: TrackerClient[] = [];
+  #statsTimer: ReturnType<typeof setInterval> | undefined;
+  #destroyed = false;
+  #finalStats: PeerfetchStats | undefined;
+
+  constructor(options: PeerfetchOptions = {}) {
+    super();
+    this.options = resolveOptions(options, location);
+    this.#link = new SwLink(
+      (request, signal) => this.#answerPieceRequest(request, signal),
+      (notice) => this.#onNotice(notice),
+    );
+    this.ready = this.#start();
+    // `ready` rejecting is reported as an `error` event; an unobserved rejection must not
+    // become an uncaught error on the site.
+    this.ready.catch((error: unknown) => this.#fail(error));
+  }
+
+  /** Counters so far: zeros before `ready`, the last values after `destroy()`. */
+  getStats(): PeerfetchStats {
+    return this.#finalStats ?? this.#stats.snapshot(this.#swarm?.peers.size ?? 0);
+  }
+
+  /** Leaves the swarm, closes every connection and stops all events. Idempotent. */
+  destroy(): void {
+    if (this.#destroyed) return;
+    this.#finalStats = this.getStats();
+    this.#destroyed = true;
+    clearInterval(this.#statsTimer);
+    for (const tracker of this.#trackers) tracker.destroy();
+    this.#trackers = [];
+    this.#swarm?.destroy();
+    this.#link.deactivate();
+    this.#store?.close();
+    this.removeAllListeners();
+  }
+
+  async #start(): Promise<void> {
+    const { options } = this;
+    await this.#link.register(options.sw, options.manifest);
+    const manifest = await this.#loadManifest();
+    const store = await IdbPieceStore.open(
+      options.storeCapBytes === undefined ? {} : { capBytes: options.storeCapBytes },
+    ).catch(() => new MemoryPieceStore(options.storeCapBytes));
+    if (this.#destroyed) return store.close();
+    this.#store = store;
+    const swarm = this.#createSwarm(manifest, store);
+    await swarm.loadHave();
+    if (this.#destroyed) return;
+    this.#swarm = swarm;
+    this.#link.activate();
+    this.#statsTimer = setInterval(() => this.emit('stats', this.getStats()), STATS_INTERVAL_MS);
+    if (options.p2p) await this.#joinSwarm(swarm);
+  }
+
+  async #loadManifest(): Promise<Manifest> {
+    let response: Response;
+    try {
+      response = await fetch(this.options.manifest, { cache: 'no-cache', credentials: 'same-origin' });
+    } catch (error) {
+      throw new PeerfetchError('manifest-fetch-failed', `could not fetch ${this.options.manifest}`, { cause: String(error) });
+    }
+    if (!response.ok) {
+      throw new PeerfetchError('manifest-fetch-failed', `${this.options.manifest} answered ${response.status}`, {
+        status: response.status,
+      });
+    }
+    return parseManifest(await response.json(), response.url || this.options.manifest);
+  }
+
+  #createSwarm(manifest: Manifest, store: PieceStore): Swarm {
+    return new Swarm(manifest, store, {
+      onPeerConnect: (peer) => this.emit('peer:connect', { peerId: peer.id }),
+      onPeerDisconnect: (peer, reason) => {
+        this.emit('peer:disconnect', { peerId: peer.id, reason });
+        for (const tracker of this.#trackers) tracker.wantMorePeers();
+      },
+      onPieceVerified: (asset, piece, peer, bytes) => {
+        this.#stats.add('bytesFromPeers', bytes);
+        this.emit('piece:verified', { url: asset.href, piece, peerId: peer.id, bytes });
+      },
+      onPieceRejected: (asset, piece, peer) => this.emit('piece:rejected', { url: asset.href, piece, peerId: peer.id }),
+      onUploaded: (_peer, bytes) => this.#stats.add('bytesUploaded', bytes),
+    });
+  }
+
+  async #joinSwarm(swarm: Swarm): Promise<void> {
+    const infoHash = await swarmInfoHash(this.options.swarm);
+    const peerId = randomPeerId((length) => crypto.getRandomValues(new Uint8Array(length)));
+    const rtcConfig: RTCConfiguration = { iceServers: this.options.iceServers.map((urls) => ({ urls })) };
+    if (this.#destroyed) return;
+    this.#trackers = this.options.trackers.map(
+      (url) =>
+        new TrackerClient({
+          url,
+          infoHash,
+          peerId,
+          rtcConfig,
+          wantedPeers: () => swarm.wantedPeers(),
+          isConnected: (id) => swarm.isConnected(id),
+          onPeer: (id, connection, channel) => swarm.addPeer(id, connection, channel),
+          report: () => {
+            const { bytesFromPeers, bytesFromOrigin, bytesUploaded } = this.getStats();
+            return { bytesFromPeers, bytesFromOrigin, bytesUploaded };
+          },
+          onWarning: () => {},
+        }),
+    );
+    for (const tracker of this.#trackers) tracker.start();
+  }
+
+  async #answerPieceRequest(
+    request: Extract<WorkerToPage, { type: 'piece-request' }>,
+    signal: AbortSignal,
+  ): Promise<PieceAnswer> {
+    const swarm = this.#swarm;
+    if (!swarm || this.#destroyed) return { type: 'piece-miss', reason: 'not-ready' };
+    const result = await swarm.fetchPiece(request.asset, request.piece, request.deadlineMs, signal);
+    if (result.ok) {
+      const data = result.data.buffer.slice(result.data.byteOffset, result.data.byteOffset + result.data.byteLength) as ArrayBuffer;
+      return { type: 'piece', data };
+    }
+    const asset = swarm.asset(request.asset);
+    if (asset) this.emit('asset:fallback', { url: asset.href, piece: request.piece, reason: result.reason });
+    return { type: 'piece-miss', reason: result.reason };
+  }
+
+  #onNotice(notice: WorkerToPage): void {
+    if (this.#destroyed) return;
+    if (notice.type === 'bytes-served') return this.#stats.add('bytesServed', notice.bytes);
+    if (notice.type !== 'piece-delivered') return;
+    this.#stats.add(notice.source === 'origin' ? 'bytesFromOrigin' : 'bytesFromStore', notice.bytes);
+    if (notice.stored) this.#swarm?.markHave(notice.asset, notice.piece);
+  }
+
+  #fail(error: unknown): void {
+    if (this.#destroyed) return;
+    const wrapped =
+      error instanceof PeerfetchError
+        ? error
+        : new PeerfetchError('bridge-invalid', error instanceof Error ? error.message : String(error));
+    this.emit('error', { error: wrapped });
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * Non-trickle WebRTC setup, as the WebTorrent tracker protocol needs: an offer or answer is
+ * sent once, with all its ICE candidates, so we wait for gathering to finish before sending.
+ */
+
+/** Longest wait (ms) for ICE gathering. Host candidates take milliseconds; a named STUN server may take longer. */
+const ICE_GATHERING_TIMEOUT_MS = 5000;
+/** Data channel label; peers of any label are accepted, this one only names ours in browser tools. */
+export const CHANNEL_LABEL = 'peerfetch';
+
+function gatheringComplete(connection: RTCPeerConnection): Promise<void> {
+  if (connection.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ICE_GATHERING_TIMEOUT_MS);
+    function done() {
+      clearTimeout(timer);
+      connection.removeEventListener('icegatheringstatechange', onChange);
+      resolve();
+    }
+    function onChange() {
+      if (connection.iceGatheringState === 'complete') done();
+    }
+    connection.addEventListener('icegatheringstatechange', onChange);
+  });
+}
+
+export interface PendingOffer {
+  connection: RTCPeerConnection;
+  channel: RTCDataChannel;
+  offer: RTCSessionDescriptionInit;
+}
+
+/** Creates a connection with one ordered data channel and a complete offer for it. */
+export async function createOffer(config: RTCConfiguration): Promise<PendingOffer> {
+  const connection = new RTCPeerConnection(config);
+  try {
+    const channel = connection.createDataChannel(CHANNEL_LABEL, { ordered: true });
+    await connection.setLocalDescription(await connection.createOffer());
+    await gatheringComplete(connection);
+    const { type, sdp } = connection.localDescription!;
+    return { connection, channel, offer: { type, sdp } };
+  } catch (error) {
+    connection.close();
+    throw error;
+  }
+}
+
+/** Answers a remote offer; the data channel arrives later, through `channel`. */
+export async function acceptOffer(
+  config: RTCConfiguration,
+  offer: RTCSessionDescriptionInit,
+): Promise<{ connection: RTCPeerConnection; answer: RTCSessionDescriptionInit; channel: Promise<RTCDataChannel> }> {
+  const connection = new RTCPeerConnection(config);
+  const channel = new Promise<RTCDataChannel>((resolve) => {
+    connection.addEventListener('datachannel', (event) => resolve(event.channel), { once: true });
+  });
+  try {
+    await connection.setRemoteDescription(offer);
+    await connection.setLocalDescription(await connection.createAnswer());
+    await gatheringComplete(connection);
+    const { type, sdp } = connection.localDescription!;
+    return { connection, answer: { type, sdp }, channel };
+  } catch (error) {
+    connection.close();
+    throw error;
+  }
+}
+
+/** Resolves when `channel` is open; rejects if it closes first or does not open within `timeoutMs`. */
+export function channelOpen(channel: RTCDataChannel, timeoutMs: number): Promise<RTCDataChannel> {
+  if (channel.readyState === 'open') return Promise.resolve(channel);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => finish(new Error('data channel did not open in time')), timeoutMs);
+    function finish(error?: Error) {
+      clearTimeout(timer);
+      channel.removeEventListener('open', onOpen);
+      channel.removeEventListener('close', onClose);
+      if (error) reject(error);
+      else resolve(channel);
+    }
+    const onOpen = () => finish();
+    const onClose = () => finish(new Error('data channel closed before opening'));
+    channel.addEventListener('open', onOpen);
+    channel.addEventListener('close', onClose);
+  });
+}

@@ -1,0 +1,106 @@
+import { Workbox } from 'workbox-window';
+import {
+  BRIDGE_VERSION,
+  asWorkerToPage,
+  type PageToWorker,
+  type PieceAnswer,
+  type WorkerToPage,
+} from '../shared/bridge-messages.js';
+import { PeerfetchError } from '../shared/errors.js';
+
+/** Longest wait (ms) for a newly installed SW to take control of this page (it claims clients on activate). */
+const CONTROL_TIMEOUT_MS = 10_000;
+
+/** Turns a SW piece request into an answer; owned by the orchestrator. */
+export type PieceRequestHandler = (
+  request: Extract<WorkerToPage, { type: 'piece-request' }>,
+  signal: AbortSignal,
+) => Promise<PieceAnswer>;
+
+/**
+ * The page's side of the SW <-> page bridge: registers the service worker (workbox-window),
+ * waits until it controls the page, tells it an engine is ready, and answers its piece requests.
+ */
+export class SwLink {
+  readonly #onRequest: PieceRequestHandler;
+  readonly #onNotice: (message: WorkerToPage) => void;
+  readonly #listener = (event: MessageEvent) => this.#onMessage(event);
+  #active = false;
+
+  constructor(onRequest: PieceRequestHandler, onNotice: (message: WorkerToPage) => void) {
+    this.#onRequest = onRequest;
+    this.#onNotice = onNotice;
+  }
+
+  /** Registers `swUrl` and resolves once it controls this page. */
+  async register(swUrl: string, manifestUrl: string): Promise<void> {
+    if (!('serviceWorker' in navigator)) {
+      throw new PeerfetchError('bridge-invalid', 'service workers are not available on this page');
+    }
+    const url = new URL(swUrl);
+    url.searchParams.set('manifest', manifestUrl);
+    const workbox = new Workbox(url.href);
+    await workbox.register();
+    if (!navigator.serviceWorker.controller) {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new PeerfetchError('bridge-invalid', 'the service worker did not take control of the page')),
+          CONTROL_TIMEOUT_MS,
+        );
+        navigator.serviceWorker.addEventListener(
+          'controllerchange',
+          () => {
+            clearTimeout(timer);
+            resolve();
+          },
+          { once: true },
+        );
+      });
+    }
+  }
+
+  /** Starts answering the SW; re-announces the engine whenever the controller changes. */
+  activate(): void {
+    if (this.#active) return;
+    this.#active = true;
+    navigator.serviceWorker.addEventListener('message', this.#listener);
+    navigator.serviceWorker.addEventListener('controllerchange', this.#announce);
+    // Messages from the SW are queued until startMessages() when listening with addEventListener.
+    navigator.serviceWorker.startMessages();
+    this.#announce();
+  }
+
+  deactivate(): void {
+    if (!this.#active) return;
+    this.#active = false;
+    this.#post({ type: 'engine-gone' });
+    navigator.serviceWorker.removeEventListener('message', this.#listener);
+    navigator.serviceWorker.removeEventListener('controllerchange', this.#announce);
+  }
+
+  readonly #announce = () => this.#post({ type: 'engine-ready', version: BRIDGE_VERSION });
+
+  #post(message: PageToWorker): void {
+    navigator.serviceWorker.controller?.postMessage(message);
+  }
+
+  #onMessage(event: MessageEvent): void {
+    const message = asWorkerToPage(event.data);
+    if (!message) return;
+    if (message.type === 'worker-hello') return this.#announce();
+    if (message.type !== 'piece-request') return this.#onNotice(message);
+    const port = event.ports[0];
+    if (!port) return;
+    const abort = new AbortController();
+    port.onmessage = (cancel) => {
+      if ((cancel.data as { type?: unknown })?.type === 'cancel') abort.abort();
+    };
+    void this.#onRequest(message, abort.signal)
+      .catch((): PieceAnswer => ({ type: 'piece-miss', reason: 'not-ready' }))
+      .then((answer) => {
+        if (answer.type === 'piece') port.postMessage(answer, [answer.data]);
+        else port.postMessage(answer);
+        port.close();
+      });
+  }
+}

@@ -1,0 +1,255 @@
+import { acceptOffer, channelOpen, createOffer, type PendingOffer } from './rtc.js';
+
+/** Offers sent per announce while we want peers: as webtorrent does, enough to meet a few peers at once. */
+const OFFERS_PER_ANNOUNCE = 5;
+/** An unanswered offer's connection is closed after this long (ms); trackers drop offers similarly. */
+const OFFER_TTL_MS = 50_000;
+/** Time (ms) a connected WebRTC pair gets to open its data channel. */
+const CHANNEL_OPEN_TIMEOUT_MS = 15_000;
+/** Announce interval (s) when the tracker names none, and the bounds we accept from a tracker. */
+const DEFAULT_INTERVAL_S = 120;
+const MIN_INTERVAL_S = 15;
+/** Reconnect backoff (ms): starts small so a tracker restart is invisible, caps so a dead one costs nothing. */
+const RECONNECT_MIN_MS = 1000;
+const RECONNECT_MAX_MS = 60_000;
+/** How often (ms) byte counters are reported to the tracker for its swarm-wide offload figure. */
+export const STATS_REPORT_INTERVAL_MS = 10_000;
+
+/** Byte counters reported to the tracker in announces (an extra field other trackers ignore). */
+export interface SwarmReport {
+  bytesFromPeers: number;
+  bytesFromOrigin: number;
+  bytesUploaded: number;
+}
+
+export interface TrackerClientOptions {
+  url: string;
+  infoHash: string;
+  peerId: string;
+  rtcConfig: RTCConfiguration;
+  /** How many more peers we want now (0 = announce without offers). */
+  wantedPeers(): number;
+  /** Whether we already hold a connection to `peerId` (so its offers are ignored). */
+  isConnected(peerId: string): boolean;
+  /** A data channel to `peerId` opened. */
+  onPeer(peerId: string, connection: RTCPeerConnection, channel: RTCDataChannel): void;
+  report(): SwarmReport;
+  onWarning(message: string): void;
+  /** Injected for tests; defaults to the page's WebSocket. */
+  WebSocket?: typeof WebSocket;
+}
+
+type TrackerMessage = Record<string, unknown>;
+
+/**
+ * One WebSocket tracker, spoken to in the WebTorrent tracker protocol: announces carry our
+ * offers, the tracker relays them to other peers of the swarm and relays their answers back;
+ * offers from others arrive the same way and we answer them. A tracker that is down is retried
+ * with backoff and never surfaces as an exception.
+ */
+export class TrackerClient {
+  readonly #options: TrackerClientOptions;
+  readonly #offers = new Map<string, PendingOffer & { timer: ReturnType<typeof setTimeout> }>();
+  #socket: WebSocket | undefined;
+  #announceTimer: ReturnType<typeof setTimeout> | undefined;
+  #reportTimer: ReturnType<typeof setInterval> | undefined;
+  #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  #reconnectDelay = RECONNECT_MIN_MS;
+  #intervalS = DEFAULT_INTERVAL_S;
+  #started = false;
+  #destroyed = false;
+
+  constructor(options: TrackerClientOptions) {
+    this.#options = options;
+  }
+
+  start(): void {
+    if (this.#started || this.#destroyed) return;
+    this.#started = true;
+    this.#connect();
+    this.#reportTimer = setInterval(() => this.#announce(undefined, false), STATS_REPORT_INTERVAL_MS);
+  }
+
+  /** Announces now with fresh offers (e.g. after losing a peer). */
+  wantMorePeers(): void {
+    this.#announce(undefined, true);
+  }
+
+  destroy(): void {
+    if (this.#destroyed) return;
+    this.#announce('stopped', false);
+    this.#destroyed = true;
+    clearTimeout(this.#announceTimer);
+    clearTimeout(this.#reconnectTimer);
+    clearInterval(this.#reportTimer);
+    for (const offer of this.#offers.values()) this.#dropOffer(offer);
+    this.#offers.clear();
+    const socket = this.#socket;
+    this.#socket = undefined;
+    socket?.close(1000, 'peerfetch destroyed');
+  }
+
+  #connect(): void {
+    if (this.#destroyed) return;
+    const WebSocketImpl = this.#options.WebSocket ?? WebSocket;
+    let socket: WebSocket;
+    try {
+      socket = new WebSocketImpl(this.#options.url);
+    } catch {
+      return this.#options.onWarning(`invalid tracker URL ${this.#options.url}`);
+    }
+    this.#socket = socket;
+    socket.onopen = () => {
+      this.#reconnectDelay = RECONNECT_MIN_MS;
+      this.#announce('started', true);
+    };
+    socket.onmessage = (event) => this.#onMessage(event.data);
+    socket.onclose = () => {
+      if (this.#socket !== socket || this.#destroyed) return;
+      this.#socket = undefined;
+      clearTimeout(this.#announceTimer);
+      this.#reconnectTimer = setTimeout(() => this.#connect(), this.#reconnectDelay);
+      this.#reconnectDelay = Math.min(this.#reconnectDelay * 2, RECONNECT_MAX_MS);
+    };
+    // An error is always followed by close; the close handler retries.
+    socket.onerror = () => {};
+  }
+
+  #send(message: TrackerMessage): void {
+    if (this.#socket?.readyState === WebSocket.OPEN) this.#socket.send(JSON.stringify(message));
+  }
+
+  #announce(event: 'started' | 'stopped' | undefined, withOffers: boolean): void {
+    if (this.#destroyed || this.#socket?.readyState !== WebSocket.OPEN) return;
+    const report = this.#options.report();
+    const base: TrackerMessage = {
+      action: 'announce',
+      info_hash: this.#options.infoHash,
+      peer_id: this.#options.peerId,
+      uploaded: report.bytesUploaded,
+      downloaded: report.bytesFromPeers + report.bytesFromOrigin,
+      // peerfetch peers are partial seeds of many assets: "left" has no single meaning, and a
+      // non-zero value makes trackers count us as leechers that want peers.
+      left: 1,
+      peerfetch: report,
+      ...(event ? { event } : {}),
+    };
+    const wanted = withOffers ? Math.min(this.#options.wantedPeers(), OFFERS_PER_ANNOUNCE) : 0;
+    if (wanted === 0) {
+      this.#send({ ...base, numwant: 0 });
+    } else {
+      void this.#makeOffers(wanted).then((offers) => this.#send({ ...base, numwant: offers.length, offers }));
+    }
+    if (withOffers) {
+      clearTimeout(this.#announceTimer);
+      this.#announceTimer = setTimeout(() => this.#announce(undefined, true), this.#intervalS * 1000);
+    }
+  }
+
+  async #makeOffers(count: number): Promise<{ offer: RTCSessionDescriptionInit; offer_id: string }[]> {
+    const made = await Promise.allSettled(Array.from({ length: count }, () => createOffer(this.#options.rtcConfig)));
+    const offers: { offer: RTCSessionDescriptionInit; offer_id: string }[] = [];
+    for (const result of made) {
+      if (result.status !== 'fulfilled') continue;
+      if (this.#destroyed) {
+        result.value.connection.close();
+        continue;
+      }
+      const offerId = randomHex(20);
+      const timer = setTimeout(() => {
+        const pending = this.#offers.get(offerId);
+        if (pending) this.#dropOffer(pending);
+        this.#offers.delete(offerId);
+      }, OFFER_TTL_MS);
+      this.#offers.set(offerId, { ...result.value, timer });
+      offers.push({ offer: result.value.offer, offer_id: offerId });
+    }
+    return offers;
+  }
+
+  #dropOffer(offer: PendingOffer & { timer: ReturnType<typeof setTimeout> }): void {
+    clearTimeout(offer.timer);
+    offer.connection.close();
+  }
+
+  #onMessage(raw: unknown): void {
+    if (typeof raw !== 'string') return;
+    let message: TrackerMessage;
+    try {
+      const parsed: unknown = JSON.parse(raw);
+      if (typeof parsed !== 'object' || parsed === null) return;
+      message = parsed as TrackerMessage;
+    } catch {
+      return this.#options.onWarning('tracker sent invalid JSON');
+    }
+    if (message.info_hash !== undefined && message.info_hash !== this.#options.infoHash) return;
+    if (typeof message['failure reason'] === 'string') {
+      return this.#options.onWarning(`tracker: ${message['failure reason']}`);
+    }
+    if (typeof message.interval === 'number' && Number.isFinite(message.interval)) {
+      this.#intervalS = Math.max(MIN_INTERVAL_S, message.interval);
+    }
+    const fromPeer = typeof message.peer_id === 'string' ? message.peer_id : undefined;
+    const offerId = typeof message.offer_id === 'string' ? message.offer_id : undefined;
+    if (!fromPeer || !offerId || fromPeer === this.#options.peerId) return;
+    if (isDescription(message.offer)) void this.#answerOffer(fromPeer, offerId, message.offer);
+    else if (isDescription(message.answer)) void this.#acceptAnswer(fromPeer, offerId, message.answer);
+  }
+
+  async #answerOffer(fromPeer: string, offerId: string, offer: RTCSessionDescriptionInit): Promise<void> {
+    if (this.#options.isConnected(fromPeer) || this.#options.wantedPeers() === 0) return;
+    let accepted: Awaited<ReturnType<typeof acceptOffer>>;
+    try {
+      accepted = await acceptOffer(this.#options.rtcConfig, offer);
+    } catch {
+      return this.#options.onWarning('could not answer a peer offer');
+    }
+    this.#send({
+      action: 'announce',
+      info_hash: this.#options.infoHash,
+      peer_id: this.#options.peerId,
+      to_peer_id: fromPeer,
+      offer_id: offerId,
+      answer: accepted.answer,
+    });
+    await this.#whenOpen(fromPeer, accepted.connection, accepted.channel);
+  }
+
+  async #acceptAnswer(fromPeer: string, offerId: string, answer: RTCSessionDescriptionInit): Promise<void> {
+    const pending = this.#offers.get(offerId);
+    if (!pending) return;
+    this.#offers.delete(offerId);
+    clearTimeout(pending.timer);
+    if (this.#options.isConnected(fromPeer)) return pending.connection.close();
+    try {
+      await pending.connection.setRemoteDescription(answer);
+    } catch {
+      pending.connection.close();
+      return this.#options.onWarning('peer sent an unusable answer');
+    }
+    await this.#whenOpen(fromPeer, pending.connection, Promise.resolve(pending.channel));
+  }
+
+  async #whenOpen(peerId: string, connection: RTCPeerConnection, channel: Promise<RTCDataChannel>): Promise<void> {
+    try {
+      const timeout = new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error('no data channel')), CHANNEL_OPEN_TIMEOUT_MS),
+      );
+      const open = await channelOpen(await Promise.race([channel, timeout]), CHANNEL_OPEN_TIMEOUT_MS);
+      if (this.#destroyed || this.#options.isConnected(peerId)) return connection.close();
+      this.#options.onPeer(peerId, connection, open);
+    } catch {
+      connection.close();
+    }
+  }
+}
+
+function isDescription(value: unknown): value is RTCSessionDescriptionInit {
+  if (typeof value !== 'object' || value === null) return false;
+  const { type, sdp } = value as Record<string, unknown>;
+  return (type === 'offer' || type === 'answer') && typeof sdp === 'string';
+}
+
+function randomHex(bytes: number): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (byte) => byte.toString(16).padStart(2, '0')).join('');
+}

@@ -1,0 +1,40 @@
+import { toHex } from './integrity.js';
+
+/** A fixed-size set of piece indexes, one bit each (bit 7 of byte 0 is piece 0, as in BitTorrent). */
+export class Bitfield {
+  readonly bytes: Uint8Array;
+  readonly length: number;
+
+  constructor(length: number, bytes?: Uint8Array) {
+    this.length = length;
+    this.bytes = bytes ?? new Uint8Array(Math.ceil(length / 8));
+  }
+
+  has(index: number): boolean {
+    if (index < 0 || index >= this.length) return false;
+    return ((this.bytes[index >> 3] ?? 0) & (0x80 >> (index & 7))) !== 0;
+  }
+
+  set(index: number): void {
+    if (index < 0 || index >= this.length) return;
+    this.bytes[index >> 3] = (this.bytes[index >> 3] ?? 0) | (0x80 >> (index & 7));
+  }
+
+  count(): number {
+    let total = 0;
+    for (let index = 0; index < this.length; index++) if (this.has(index)) total++;
+    return total;
+  }
+
+  toHex(): string {
+    return toHex(this.bytes);
+  }
+
+  /** Parses the hex form; returns undefined when it does not fit `length` pieces. */
+  static fromHex(hex: string, length: number): Bitfield | undefined {
+    if (hex.length !== Math.ceil(length / 8) * 2 || !/^[0-9a-f]*$/.test(hex)) return undefined;
+    const bytes = new Uint8Array(hex.length / 2);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+    return new Bitfield(length, bytes);
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * Messages between the service worker and the page engine. The SW cannot hold WebRTC
+ * connections (RTCPeerConnection is window-only, w3c/webrtc-pc#3131), so it asks a page:
+ * one MessageChannel per piece request, pull-based, cancellable.
+ */
+export const BRIDGE_VERSION = 1;
+
+/** Page -> SW, on `navigator.serviceWorker.controller`. */
+export type PageToWorker =
+  /** This page's engine can answer piece requests (sent at start and whenever the SW asks). */
+  | { type: 'engine-ready'; version: number }
+  /** This page's engine stopped; send it no more requests. */
+  | { type: 'engine-gone' };
+
+/** SW -> page, posted to a window client. */
+export type WorkerToPage =
+  /** The SW (re)started and lost its list of ready engines: engines answer `engine-ready`. */
+  | { type: 'worker-hello'; version: number }
+  /** Ask for one piece from peers; the answer comes back on the transferred port. */
+  | { type: 'piece-request'; version: number; asset: string; piece: number; deadlineMs: number }
+  /** Bytes the SW moved for this page, for its stats; `stored` pieces may now be seeded. */
+  | { type: 'piece-delivered'; asset: string; piece: number; source: 'origin' | 'store'; bytes: number; stored: boolean }
+  /** Bytes of an asset the SW handed to one of this page's requests. */
+  | { type: 'bytes-served'; bytes: number };
+
+/** Page -> SW on a piece request's port. `data` is transferred, not copied. */
+export type PieceAnswer =
+  | { type: 'piece'; data: ArrayBuffer }
+  | { type: 'piece-miss'; reason: 'no-peer' | 'timeout' | 'rejected' | 'not-ready' | 'unknown-asset' };
+
+/** SW -> page on a piece request's port: the stream that wanted the piece is gone. */
+export type PieceCancel = { type: 'cancel' };
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null;
+}
+
+/** Narrows a message event's data to a WorkerToPage message (or undefined for foreign messages). */
+export function asWorkerToPage(data: unknown): WorkerToPage | undefined {
+  if (!isRecord(data) || typeof data.type !== 'string') return undefined;
+  switch (data.type) {
+    case 'worker-hello':
+    case 'piece-request':
+    case 'piece-delivered':
+    case 'bytes-served':
+      return data as WorkerToPage;
+    default:
+      return undefined;
+  }
+}
+
+/** Narrows a message event's data to a PageToWorker message (or undefined). */
+export function asPageToWorker(data: unknown): PageToWorker | undefined {
+  if (!isRecord(data) || (data.type !== 'engine-ready' && data.type !== 'engine-gone')) return undefined;
+  return data as PageToWorker;
+}
+
+/** Narrows a port message to a PieceAnswer (or undefined). */
+export function asPieceAnswer(data: unknown): PieceAnswer | undefined {
+  if (!isRecord(data)) return undefined;
+  if (data.type === 'piece' && data.data instanceof ArrayBuffer) return data as PieceAnswer;
+  if (data.type === 'piece-miss' && typeof data.reason === 'string') return data as PieceAnswer;
+  return undefined;
+}

@@ -1,0 +1,100 @@
+import { PeerfetchError } from './errors.js';
+import { CHUNK_SIZE, type PeerMessage } from './peer-messages.js';
+import { utf8Decoder, utf8Encoder } from './platform.js';
+
+/**
+ * Wire format of one data-channel message: a 2-byte big-endian header length, a UTF-8 JSON
+ * header (the message without `data`), then the raw `data` bytes of a `chunk`. Binary framing
+ * keeps piece bytes out of JSON (no base64 inflation).
+ */
+const MAX_HEADER_BYTES = 64 * 1024 - 1;
+/** Largest bitfield accepted in a hello, in hex chars: 2^20 pieces is 256 GiB of 256 KiB pieces. */
+const MAX_BITFIELD_HEX = 2 ** 18;
+/** Assets announced in one hello: more is a hostile peer, not a real manifest. */
+const MAX_HELLO_ASSETS = 4096;
+const ASSET_ID = /^[0-9a-f]{16}$/;
+
+export function encodePeerMessage(message: PeerMessage): Uint8Array {
+  const { data, ...header } = message as PeerMessage & { data?: Uint8Array };
+  const headerBytes = utf8Encoder.encode(JSON.stringify(header));
+  if (headerBytes.length > MAX_HEADER_BYTES) {
+    throw new PeerfetchError('codec-invalid', 'peer message header too large', { bytes: headerBytes.length });
+  }
+  const payload = data ?? new Uint8Array(0);
+  const frame = new Uint8Array(2 + headerBytes.length + payload.length);
+  frame[0] = headerBytes.length >> 8;
+  frame[1] = headerBytes.length & 0xff;
+  frame.set(headerBytes, 2);
+  frame.set(payload, 2 + headerBytes.length);
+  return frame;
+}
+
+function bad(reason: string): PeerfetchError {
+  return new PeerfetchError('codec-invalid', `invalid peer message: ${reason}`);
+}
+
+const isIndex = (value: unknown): value is number =>
+  typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+
+/** Decodes and validates one frame; throws `codec-invalid` for anything malformed. */
+export function decodePeerMessage(frame: Uint8Array): PeerMessage {
+  if (frame.length < 2) throw bad('short frame');
+  const headerLength = ((frame[0] ?? 0) << 8) | (frame[1] ?? 0);
+  if (frame.length < 2 + headerLength) throw bad('truncated header');
+  let header: Record<string, unknown>;
+  try {
+    const parsed: unknown = JSON.parse(utf8Decoder.decode(frame.subarray(2, 2 + headerLength)));
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw bad('header not an object');
+    header = parsed as Record<string, unknown>;
+  } catch (error) {
+    throw error instanceof PeerfetchError ? error : bad('header not JSON');
+  }
+  const payload = frame.subarray(2 + headerLength);
+  const { type } = header;
+  switch (type) {
+    case 'hello': {
+      const { version, have } = header;
+      if (!isIndex(version)) throw bad('hello without version');
+      if (typeof have !== 'object' || have === null || Array.isArray(have)) throw bad('hello without have');
+      const entries = Object.entries(have);
+      if (entries.length > MAX_HELLO_ASSETS) throw bad('hello with too many assets');
+      for (const [asset, bits] of entries) {
+        if (!ASSET_ID.test(asset) || typeof bits !== 'string' || bits.length > MAX_BITFIELD_HEX) {
+          throw bad('hello with an invalid bitfield');
+        }
+      }
+      return { type, version, have: have as Record<string, string> };
+    }
+    case 'have': {
+      const { asset, piece } = header;
+      if (typeof asset !== 'string' || !ASSET_ID.test(asset) || !isIndex(piece)) throw bad('invalid have');
+      return { type, asset, piece };
+    }
+    case 'request': {
+      const { id, asset, piece } = header;
+      if (!isIndex(id) || typeof asset !== 'string' || !ASSET_ID.test(asset) || !isIndex(piece)) {
+        throw bad('invalid request');
+      }
+      return { type, id, asset, piece };
+    }
+    case 'cancel': {
+      if (!isIndex(header.id)) throw bad('invalid cancel');
+      return { type, id: header.id };
+    }
+    case 'chunk': {
+      const { id, offset, total } = header;
+      if (!isIndex(id) || !isIndex(offset) || !isIndex(total)) throw bad('invalid chunk');
+      if (payload.length === 0 || payload.length > CHUNK_SIZE || offset + payload.length > total) {
+        throw bad('chunk outside its piece');
+      }
+      return { type, id, offset, total, data: payload };
+    }
+    case 'reject': {
+      const { id, reason } = header;
+      if (!isIndex(id) || (reason !== 'not-found' && reason !== 'busy')) throw bad('invalid reject');
+      return { type, id, reason };
+    }
+    default:
+      throw bad(`unknown type ${String(type)}`);
+  }
+}

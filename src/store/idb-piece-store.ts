@@ -1,0 +1,136 @@
+import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
+import { DEFAULT_STORE_CAP_BYTES, type PieceStore, type StoredPiece } from './piece-store.js';
+
+/** Database shared by the SW and every page of the origin; bump the version when the schema changes. */
+export const DB_NAME = 'peerfetch';
+const DB_VERSION = 1;
+
+/** Bookkeeping of one stored piece, kept apart from its bytes so that sizing and eviction never read piece data. */
+interface PieceMeta {
+  asset: string;
+  piece: number;
+  size: number;
+  /** Milliseconds since the epoch of the last read or write, for LRU eviction. */
+  usedAt: number;
+}
+
+interface PieceDb extends DBSchema {
+  /** Piece bytes, keyed [asset, piece]. */
+  data: { key: [string, number]; value: ArrayBuffer };
+  meta: {
+    key: [string, number];
+    value: PieceMeta;
+    indexes: { 'by-asset': string; 'by-used-at': number };
+  };
+}
+
+function isQuotaError(error: unknown): boolean {
+  return error instanceof DOMException && error.name === 'QuotaExceededError';
+}
+
+/**
+ * PieceStore on IndexedDB (through idb), usable from the page and the service worker alike.
+ *
+ * @example
+ * const store = await IdbPieceStore.open({ capBytes: 256 * 1024 * 1024 });
+ */
+export class IdbPieceStore implements PieceStore {
+  readonly #db: IDBPDatabase<PieceDb>;
+  readonly #capBytes: number;
+  readonly #now: () => number;
+
+  private constructor(db: IDBPDatabase<PieceDb>, capBytes: number, now: () => number) {
+    this.#db = db;
+    this.#capBytes = capBytes;
+    this.#now = now;
+  }
+
+  static async open(options: { capBytes?: number; now?: () => number; name?: string } = {}): Promise<IdbPieceStore> {
+    const db = await openDB<PieceDb>(options.name ?? DB_NAME, DB_VERSION, {
+      upgrade(database) {
+        database.createObjectStore('data');
+        const meta = database.createObjectStore('meta', { keyPath: ['asset', 'piece'] });
+        meta.createIndex('by-asset', 'asset');
+        meta.createIndex('by-used-at', 'usedAt');
+      },
+      // Another context (a page or the SW) wants a newer schema: let it, and stop using this handle.
+      blocking() {
+        db.close();
+      },
+    });
+    return new IdbPieceStore(db, options.capBytes ?? DEFAULT_STORE_CAP_BYTES, options.now ?? Date.now);
+  }
+
+  async get(asset: string, piece: number): Promise<Uint8Array | undefined> {
+    const data = await this.#db.get('data', [asset, piece]);
+    if (!data) return undefined;
+    // Refreshing usedAt is bookkeeping: a failure here must not fail the read.
+    this.#db.put('meta', { asset, piece, size: data.byteLength, usedAt: this.#now() }).catch(() => {});
+    return new Uint8Array(data);
+  }
+
+  async put(piece: StoredPiece): Promise<void> {
+    if (piece.data.length > this.#capBytes) return;
+    const data = piece.data.slice().buffer as ArrayBuffer;
+    await this.#evict(this.#capBytes - data.byteLength);
+    try {
+      await this.#write(piece.asset, piece.piece, data);
+    } catch (error) {
+      if (!isQuotaError(error)) throw error;
+      // The browser's quota is tighter than our cap: free a quarter of what we hold and retry once.
+      await this.#evict(Math.floor(((await this.size()) * 3) / 4));
+      await this.#write(piece.asset, piece.piece, data).catch(() => {});
+    }
+  }
+
+  async #write(asset: string, piece: number, data: ArrayBuffer): Promise<void> {
+    const tx = this.#db.transaction(['data', 'meta'], 'readwrite');
+    void tx.objectStore('data').put(data, [asset, piece]);
+    void tx.objectStore('meta').put({ asset, piece, size: data.byteLength, usedAt: this.#now() });
+    await tx.done;
+  }
+
+  /** Deletes least recently used pieces until at most `targetBytes` are stored. */
+  async #evict(targetBytes: number): Promise<void> {
+    let total = await this.size();
+    if (total <= targetBytes) return;
+    const tx = this.#db.transaction(['data', 'meta'], 'readwrite');
+    let cursor = await tx.objectStore('meta').index('by-used-at').openCursor();
+    while (cursor && total > targetBytes) {
+      total -= cursor.value.size;
+      void tx.objectStore('data').delete(cursor.primaryKey);
+      await cursor.delete();
+      cursor = await cursor.continue();
+    }
+    await tx.done;
+  }
+
+  async list(asset: string): Promise<number[]> {
+    const keys = await this.#db.getAllKeysFromIndex('meta', 'by-asset', asset);
+    return keys.map(([, piece]) => piece).sort((a, b) => a - b);
+  }
+
+  async delete(asset?: string, piece?: number): Promise<void> {
+    const tx = this.#db.transaction(['data', 'meta'], 'readwrite');
+    const keys =
+      asset === undefined
+        ? await tx.objectStore('meta').getAllKeys()
+        : piece === undefined
+          ? await tx.objectStore('meta').index('by-asset').getAllKeys(asset)
+          : [[asset, piece] as [string, number]];
+    for (const key of keys) {
+      void tx.objectStore('data').delete(key);
+      void tx.objectStore('meta').delete(key);
+    }
+    await tx.done;
+  }
+
+  async size(): Promise<number> {
+    const metas = await this.#db.getAll('meta');
+    return metas.reduce((total, meta) => total + meta.size, 0);
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * Verified pieces, keyed by asset id and piece index. Only bytes that passed their SHA-256
+ * check are ever put here, so readers (the SW answering the player, the engine seeding peers)
+ * trust what they get. Implementations: `IdbPieceStore` (IndexedDB, shared by the SW and the
+ * pages of one origin) and `MemoryPieceStore` (tests, and a fallback where IndexedDB is unavailable).
+ */
+export interface StoredPiece {
+  asset: string;
+  piece: number;
+  data: Uint8Array;
+}
+
+export interface PieceStore {
+  /** The piece's bytes, or undefined when it is not stored. Marks it recently used. */
+  get(asset: string, piece: number): Promise<Uint8Array | undefined>;
+  /** Stores a verified piece; evicts least recently used pieces to stay under the cap. Never throws for quota. */
+  put(piece: StoredPiece): Promise<void>;
+  /** Indexes of the pieces of `asset` that are stored. */
+  list(asset: string): Promise<number[]>;
+  /** Removes one piece (for example one found corrupt), or every piece when called without arguments. */
+  delete(asset?: string, piece?: number): Promise<void>;
+  /** Bytes currently stored. */
+  size(): Promise<number>;
+  close(): void;
+}
+
+/** Default cap on stored bytes (512 MiB): several long videos, well inside Chromium's per-origin quota. */
+export const DEFAULT_STORE_CAP_BYTES = 512 * 1024 * 1024;
+
+/** In-memory PieceStore with the same LRU behaviour as the IndexedDB one. */
+export class MemoryPieceStore implements PieceStore {
+  readonly #pieces = new Map<string, StoredPiece>();
+  readonly #capBytes: number;
+  #bytes = 0;
+
+  constructor(capBytes = DEFAULT_STORE_CAP_BYTES) {
+    this.#capBytes = capBytes;
+  }
+
+  async get(asset: string, piece: number): Promise<Uint8Array | undefined> {
+    const key = `${asset}/${piece}`;
+    const stored = this.#pieces.get(key);
+    if (!stored) return undefined;
+    // Map keeps insertion order: re-inserting makes it the most recently used.
+    this.#pieces.delete(key);
+    this.#pieces.set(key, stored);
+    return stored.data;
+  }
+
+  async put(piece: StoredPiece): Promise<void> {
+    if (piece.data.length > this.#capBytes) return;
+    const key = `${piece.asset}/${piece.piece}`;
+    const previous = this.#pieces.get(key);
+    if (previous) {
+      this.#bytes -= previous.data.length;
+      this.#pieces.delete(key);
+    }
+    for (const [oldKey, old] of this.#pieces) {
+      if (this.#bytes + piece.data.length <= this.#capBytes) break;
+      this.#pieces.delete(oldKey);
+      this.#bytes -= old.data.length;
+    }
+    this.#pieces.set(key, { ...piece, data: piece.data.slice() });
+    this.#bytes += piece.data.length;
+  }
+
+  async list(asset: string): Promise<number[]> {
+    return [...this.#pieces.values()].filter((p) => p.asset === asset).map((p) => p.piece).sort((a, b) => a - b);
+  }
+
+  async delete(asset?: string, piece?: number): Promise<void> {
+    for (const [key, stored] of this.#pieces) {
+      if ((asset === undefined || stored.asset === asset) && (piece === undefined || stored.piece === piece)) {
+        this.#pieces.delete(key);
+        this.#bytes -= stored.data.length;
+      }
+    }
+  }
+
+  async size(): Promise<number> {
+    return this.#bytes;
+  }
+
+  close(): void {}
+}

@@ -1,0 +1,95 @@
+import { pieceSpan, piecesCovering } from '../shared/piece-math.js';
+import { contentRange, parseRange, type ByteRange } from '../shared/range.js';
+import type { ManifestAsset } from '../shared/manifest.js';
+
+/** Fetches the verified bytes of one whole piece; rejects when no source can deliver it. */
+export type PieceLoader = (piece: number, signal: AbortSignal) => Promise<Uint8Array>;
+
+/**
+ * Pieces requested ahead of the one being read (count). Two keep the next piece's round trip
+ * (peer or origin) hidden behind the player's consumption of the current one without
+ * committing much bandwidth to a stream the player may drop on a seek.
+ */
+const LOOKAHEAD_PIECES = 2;
+
+/**
+ * Answers a request for `asset` the way an HTTP server honouring Range would: 200 for no or an
+ * ignorable Range, 206 with Content-Range for one satisfiable range, 416 past the end. The body
+ * streams piece by piece from `loadPiece`, in order, each piece as soon as it is available.
+ *
+ * @example
+ * const response = assetResponse(asset, request.headers.get('range'), loadPiece, (n) => served += n);
+ */
+export function assetResponse(
+  asset: ManifestAsset,
+  rangeHeader: string | null,
+  loadPiece: PieceLoader,
+  onBytes: (bytes: number) => void = () => {},
+): Response {
+  const request = parseRange(rangeHeader, asset.size);
+  const headers = new Headers({
+    'Content-Type': asset.contentType,
+    'Accept-Ranges': 'bytes',
+  });
+  if (request.kind === 'unsatisfiable') {
+    headers.set('Content-Range', `bytes */${asset.size}`);
+    return new Response(null, { status: 416, statusText: 'Range Not Satisfiable', headers });
+  }
+  const range: ByteRange = request.kind === 'partial' ? request.range : { start: 0, end: asset.size - 1 };
+  const length = asset.size === 0 ? 0 : range.end - range.start + 1;
+  headers.set('Content-Length', String(length));
+  if (request.kind === 'partial') headers.set('Content-Range', contentRange(range, asset.size));
+  const body = length === 0 ? null : pieceStream(asset, range, loadPiece, onBytes);
+  return request.kind === 'partial'
+    ? new Response(body, { status: 206, statusText: 'Partial Content', headers })
+    : new Response(body, { status: 200, statusText: 'OK', headers });
+}
+
+/** A byte stream of `range` of `asset`, assembled from whole pieces with a small lookahead. */
+export function pieceStream(
+  asset: ManifestAsset,
+  range: ByteRange,
+  loadPiece: PieceLoader,
+  onBytes: (bytes: number) => void,
+): ReadableStream<Uint8Array> {
+  const pieces = piecesCovering(range.start, range.end + 1, asset.pieceSize);
+  const abort = new AbortController();
+  const pending: Promise<Uint8Array>[] = [];
+  let nextToLoad = 0;
+
+  const fill = () => {
+    while (nextToLoad < pieces.length && pending.length < LOOKAHEAD_PIECES + 1) {
+      const loading = loadPiece(pieces[nextToLoad]!, abort.signal);
+      // A lookahead piece may be abandoned by a cancel; its rejection is then nobody's business.
+      loading.catch(() => {});
+      pending.push(loading);
+      nextToLoad++;
+    }
+  };
+
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      fill();
+      const loading = pending.shift();
+      if (!loading) return controller.close();
+      const index = pieces[nextToLoad - pending.length - 1]!;
+      let data: Uint8Array;
+      try {
+        data = await loading;
+      } catch (error) {
+        abort.abort();
+        throw error;
+      }
+      const span = pieceSpan(index, asset.size, asset.pieceSize);
+      const from = Math.max(range.start, span.start) - span.start;
+      const to = Math.min(range.end + 1, span.end) - span.start;
+      const slice = data.subarray(from, to);
+      controller.enqueue(slice);
+      onBytes(slice.length);
+      if (nextToLoad === pieces.length && pending.length === 0) controller.close();
+    },
+    cancel() {
+      abort.abort();
+    },
+  });
+}

@@ -1,0 +1,91 @@
+import {
+  BRIDGE_VERSION,
+  asPageToWorker,
+  asPieceAnswer,
+  type PieceAnswer,
+  type WorkerToPage,
+} from '../shared/bridge-messages.js';
+
+/**
+ * Margin (ms) the SW waits beyond the deadline it gives the engine: the engine answers
+ * `piece-miss` at its deadline, and this covers the page's event-loop delay before it does.
+ */
+const ANSWER_MARGIN_MS = 250;
+
+/**
+ * The SW's side of the SW <-> page bridge: which pages run an engine, and asking one of them
+ * for a piece from peers. Never rejects because of the page: a missing, slow or failing engine
+ * is an `undefined` answer, and the caller goes to the origin.
+ */
+export class EngineBridge {
+  readonly #ready = new Set<string>();
+  readonly #scope: ServiceWorkerGlobalScope;
+
+  constructor(scope: ServiceWorkerGlobalScope) {
+    this.#scope = scope;
+  }
+
+  /** Handles page -> SW messages; returns true when the message was a bridge message. */
+  onMessage(event: ExtendableMessageEvent): boolean {
+    const message = asPageToWorker(event.data);
+    const source = event.source;
+    if (!message || !(source instanceof Client)) return false;
+    if (message.type === 'engine-ready') this.#ready.add(source.id);
+    else this.#ready.delete(source.id);
+    return true;
+  }
+
+  /** After a SW restart the ready list is empty: ask every page to announce its engine again. */
+  async greetPages(): Promise<void> {
+    const pages = await this.#scope.clients.matchAll({ type: 'window' });
+    for (const page of pages) page.postMessage({ type: 'worker-hello', version: BRIDGE_VERSION } satisfies WorkerToPage);
+  }
+
+  /** Posts a stats message to the page that made a request (if it still exists). */
+  async notify(clientId: string, message: WorkerToPage): Promise<void> {
+    if (!clientId) return;
+    const client = await this.#scope.clients.get(clientId);
+    client?.postMessage(message);
+  }
+
+  /** The page to ask for `clientId`'s request: that page if its engine is ready, else any ready page. */
+  async #pickEngine(clientId: string): Promise<Client | undefined> {
+    const order = this.#ready.has(clientId) ? [clientId, ...this.#ready] : [...this.#ready];
+    for (const id of order) {
+      const client = await this.#scope.clients.get(id);
+      if (client) return client;
+      this.#ready.delete(id);
+    }
+    return undefined;
+  }
+
+  /** Asks a page engine for a verified piece from peers; undefined when none answers with one in time. */
+  async requestPiece(
+    clientId: string,
+    asset: string,
+    piece: number,
+    deadlineMs: number,
+    signal: AbortSignal,
+  ): Promise<Uint8Array | undefined> {
+    const engine = await this.#pickEngine(clientId);
+    if (!engine || signal.aborted) return undefined;
+    const channel = new MessageChannel();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let onAbort = () => {};
+    const answer = new Promise<PieceAnswer | undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), deadlineMs + ANSWER_MARGIN_MS);
+      onAbort = () => resolve(undefined);
+      signal.addEventListener('abort', onAbort, { once: true });
+      channel.port1.onmessage = (event) => resolve(asPieceAnswer(event.data));
+      channel.port1.onmessageerror = () => resolve(undefined);
+    });
+    const request: WorkerToPage = { type: 'piece-request', version: BRIDGE_VERSION, asset, piece, deadlineMs };
+    engine.postMessage(request, [channel.port2]);
+    const result = await answer;
+    clearTimeout(timer);
+    signal.removeEventListener('abort', onAbort);
+    if (!result || result.type !== 'piece') channel.port1.postMessage({ type: 'cancel' });
+    channel.port1.close();
+    return result?.type === 'piece' ? new Uint8Array(result.data) : undefined;
+  }
+}

@@ -1,0 +1,87 @@
+/// <reference lib="webworker" />
+// peerfetch service worker: answers requests for manifest assets piece by piece from the local
+// store, from peers (through a page engine) or from the origin. Anything it is unsure about
+// passes through untouched, and no failure on the P2P path ever fails a request.
+import { findAsset, type ManifestAsset } from '../shared/manifest.js';
+import { IdbPieceStore } from '../store/idb-piece-store.js';
+import type { PieceStore } from '../store/piece-store.js';
+import { assetResponse } from './asset-response.js';
+import { EngineBridge } from './engine-bridge.js';
+import { ManifestSource } from './manifest-source.js';
+import { fetchPieceFromOrigin, originAllowsFetch } from './origin-fetch.js';
+import { createPieceLoader, PEER_DEADLINE_MS } from './piece-loader.js';
+
+declare const self: ServiceWorkerGlobalScope;
+
+const params = new URL(self.location.href).searchParams;
+const manifests = new ManifestSource(new URL(params.get('manifest') ?? '/peerfetch-manifest.json', self.location.href).href);
+const bridge = new EngineBridge(self);
+let storeOpening: Promise<PieceStore | undefined> | undefined;
+/** Per asset id, whether the SW may fetch it itself (CORS); decided once so every request is answered alike. */
+const fetchable = new Map<string, Promise<boolean>>();
+
+/** Request destinations that are never media assets: decided without waiting for the manifest. */
+const NEVER_ASSETS = new Set(['document', 'iframe', 'frame', 'script', 'style', 'font', 'worker', 'sharedworker', 'serviceworker', 'manifest', 'report', 'xslt']);
+
+function openStore(): Promise<PieceStore | undefined> {
+  storeOpening ??= IdbPieceStore.open().catch(() => undefined);
+  return storeOpening;
+}
+
+self.addEventListener('install', (event) => {
+  event.waitUntil(Promise.all([self.skipWaiting(), manifests.load()]));
+});
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil(self.clients.claim().then(() => bridge.greetPages()));
+});
+
+self.addEventListener('message', (event) => {
+  bridge.onMessage(event);
+});
+
+// A restarted SW has lost its list of ready engines: ask the pages again.
+void bridge.greetPages();
+void manifests.load();
+
+self.addEventListener('fetch', (event) => {
+  const { request } = event;
+  if (request.method !== 'GET' || request.mode === 'navigate' || NEVER_ASSETS.has(request.destination)) return;
+  if (request.url === manifests.url) return;
+  const manifest = manifests.current();
+  if (manifest) {
+    const asset = findAsset(manifest, request.url);
+    if (asset) event.respondWith(respond(event, asset));
+    return;
+  }
+  // No manifest yet (the SW just started): wait for it, then answer or pass through.
+  event.respondWith(
+    manifests.load().then((loaded) => {
+      const asset = loaded && findAsset(loaded, request.url);
+      return asset ? respond(event, asset) : fetch(request);
+    }),
+  );
+});
+
+async function respond(event: FetchEvent, asset: ManifestAsset): Promise<Response> {
+  const { request } = event;
+  const clientId = event.clientId || event.resultingClientId;
+  try {
+    let allowed = fetchable.get(asset.id);
+    if (!allowed) fetchable.set(asset.id, (allowed = originAllowsFetch(asset, self.location.origin)));
+    if (!(await allowed)) return fetch(request);
+    const store = await openStore();
+    const loadPiece = createPieceLoader(asset, {
+      store,
+      fromPeers: (wanted, piece, signal) => bridge.requestPiece(clientId, wanted.id, piece, PEER_DEADLINE_MS, signal),
+      fromOrigin: fetchPieceFromOrigin,
+      notify: (message) => void bridge.notify(clientId, message),
+      onStaleManifest: () => manifests.invalidate(),
+    });
+    return assetResponse(asset, request.headers.get('range'), loadPiece, (bytes) => {
+      void bridge.notify(clientId, { type: 'bytes-served', bytes });
+    });
+  } catch {
+    return fetch(request);
+  }
+}

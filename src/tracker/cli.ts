@@ -1,0 +1,143 @@
+import { parseArgs } from 'node:util';
+import { PeerfetchError } from '../shared/errors.js';
+import { createJsonLogger, type LogLevel } from './logger.js';
+import type { TrackerOptions } from './options.js';
+import { startTracker } from './index.js';
+
+export const TRACKER_USAGE = `Usage: peerfetch tracker [options]
+
+  --port N                     TCP port (default 8000; 0 = any free port)
+  --host ADDR                  address to bind (default 127.0.0.1)
+  --redis redis://HOST:PORT    share swarms with other instances through Redis
+  --allow-origin URL           allowed page origin (repeatable; default: any)
+  --allow-swarm HEX            allowed info_hash, 40 hex chars (repeatable; default: any)
+  --trust-proxy                client IP from X-Forwarded-For (only behind your own proxy)
+  --interval SEC               announce interval told to clients (default 120)
+  --peer-timeout-ms MS         drop peers silent this long (default 2 x interval + 30 s)
+  --idle-timeout-ms MS         close connections silent this long (default: peer timeout)
+  --max-frame-bytes N          largest WebSocket frame (default 65536)
+  --max-offers N               offers relayed per announce (default 10)
+  --max-peers-per-swarm N      (default 5000)
+  --max-swarms N               (default 100000)
+  --max-connections N          (default 50000)
+  --max-connections-per-ip N   (default 64)
+  --max-messages-per-window N  messages per connection per rate window (default 100)
+  --rate-window-ms MS          (default 10000)
+  --log-level LEVEL            debug | info | warn | error (default info; JSON lines on stderr)
+`;
+
+const NUMERIC_FLAGS = {
+  interval: 'announceIntervalSec',
+  'peer-timeout-ms': 'peerTimeoutMs',
+  'idle-timeout-ms': 'idleTimeoutMs',
+  'max-frame-bytes': 'maxFrameBytes',
+  'max-offers': 'maxOffersPerAnnounce',
+  'max-peers-per-swarm': 'maxPeersPerSwarm',
+  'max-swarms': 'maxSwarms',
+  'max-connections': 'maxConnections',
+  'max-connections-per-ip': 'maxConnectionsPerIp',
+  'max-messages-per-window': 'maxMessagesPerWindow',
+  'rate-window-ms': 'rateWindowMs',
+} as const satisfies Record<string, keyof TrackerOptions>;
+
+/** Parses `peerfetch tracker` arguments into tracker options (throws PeerfetchError 'option-invalid'). */
+export function parseTrackerArgs(argv: string[]): { options: TrackerOptions; logLevel: LogLevel; help: boolean } {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        port: { type: 'string' },
+        host: { type: 'string' },
+        redis: { type: 'string' },
+        'allow-origin': { type: 'string', multiple: true },
+        'allow-swarm': { type: 'string', multiple: true },
+        'trust-proxy': { type: 'boolean' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        ...Object.fromEntries(Object.keys(NUMERIC_FLAGS).map((k) => [k, { type: 'string' as const }])),
+      },
+    }));
+  } catch (error) {
+    throw new PeerfetchError('option-invalid', `${(error as Error).message}\n\n${TRACKER_USAGE}`, { argv });
+  }
+  const number = (flag: string, raw: unknown): number | undefined => {
+    if (raw === undefined) return undefined;
+    const n = Number(raw);
+    if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n) || n < 0) {
+      throw new PeerfetchError('option-invalid', `--${flag} must be a non-negative number, got ${String(raw)}`, { flag });
+    }
+    return n;
+  };
+  const options: TrackerOptions = {};
+  const port = number('port', values.port);
+  if (port !== undefined) options.port = port;
+  if (typeof values.host === 'string') options.host = values.host;
+  if (typeof values.redis === 'string') {
+    if (!/^rediss?:\/\//.test(values.redis)) throw new PeerfetchError('option-invalid', '--redis must be a redis://HOST:PORT URL', { flag: 'redis' });
+    options.redisUrl = values.redis;
+  }
+  const origins = values['allow-origin'];
+  if (Array.isArray(origins)) options.allowOrigins = origins.filter((o): o is string => typeof o === 'string');
+  const swarms = values['allow-swarm'];
+  if (Array.isArray(swarms)) {
+    const list = swarms.filter((s): s is string => typeof s === 'string');
+    const bad = list.find((s) => !/^[0-9a-fA-F]{40}$/.test(s));
+    if (bad !== undefined) throw new PeerfetchError('option-invalid', `--allow-swarm must be 40 hex characters, got ${bad}`, { flag: 'allow-swarm' });
+    options.allowSwarms = list;
+  }
+  if (values['trust-proxy'] === true) options.trustProxy = true;
+  for (const [flag, key] of Object.entries(NUMERIC_FLAGS)) {
+    const n = number(flag, (values as Record<string, unknown>)[flag]);
+    if (n !== undefined) (options as Record<string, unknown>)[key] = n;
+  }
+  const level = values['log-level'] ?? 'info';
+  if (level !== 'debug' && level !== 'info' && level !== 'warn' && level !== 'error') {
+    throw new PeerfetchError('option-invalid', `--log-level must be debug, info, warn or error, got ${String(level)}`, { flag: 'log-level' });
+  }
+  return { options, logLevel: level, help: values.help === true };
+}
+
+/**
+ * `peerfetch tracker ...`: starts the tracker, prints `peerfetch tracker listening on ws://HOST:PORT`
+ * on stdout once listening (structured logs go to stderr), and resolves after a graceful shutdown
+ * on SIGTERM or SIGINT, with exit code 0.
+ *
+ * @example
+ * await runTrackerCommand(['--port', '8000', '--redis', 'redis://127.0.0.1:6379']);
+ */
+export async function runTrackerCommand(argv: string[]): Promise<void> {
+  const { options, logLevel, help } = parseTrackerArgs(argv);
+  if (help) {
+    process.stdout.write(TRACKER_USAGE);
+    return;
+  }
+  const logger = createJsonLogger((line) => process.stderr.write(line), logLevel);
+  let tracker;
+  try {
+    tracker = await startTracker({ ...options, logger });
+  } catch (error) {
+    if (error instanceof RangeError) throw new PeerfetchError('option-invalid', error.message);
+    throw error;
+  }
+  process.stdout.write(`peerfetch tracker listening on ${tracker.url}\n`);
+  const running = tracker;
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      logger.log({ level: 'info', event: 'tracker:signal', signal });
+      running.close().then(resolve, (error: unknown) => {
+        logger.log({ level: 'error', event: 'tracker:close-failed', message: String(error) });
+        resolve();
+      });
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+  process.exitCode = 0;
+  // Everything is closed; should a library keep a handle open, do not hang the shutdown on it.
+  setTimeout(() => process.exit(0), 1000).unref();
+}

@@ -1,0 +1,125 @@
+import type { TrackerLogger } from './logger.js';
+
+/**
+ * Options of {@link startTracker}. Every limit has a default sized for one public instance on a
+ * small machine; each field says its unit and why its default is what it is.
+ */
+export interface TrackerOptions {
+  /** TCP port for WebSocket and HTTP. Default 8000; 0 picks any free port. */
+  port?: number;
+  /** Address to bind. Default '127.0.0.1' (put a TLS-terminating proxy in front for the internet). */
+  host?: string;
+  /** `redis://HOST:PORT`: share swarms with other instances through Redis. Default: none (one instance). */
+  redisUrl?: string;
+  /** Prefix of every Redis key and channel, so several trackers can share one Redis. Default 'peerfetch:'. */
+  redisKeyPrefix?: string;
+  /**
+   * Allowed values of the WebSocket `Origin` header (for example `https://video.example`). When set,
+   * a connection from any other origin, or without one, is closed with code 1008. Default: any.
+   */
+  allowOrigins?: string[];
+  /** Allowed swarm ids (info_hash, 40 hex characters). When set, announces for others fail. Default: any. */
+  allowSwarms?: string[];
+  /** Take the client IP from the first `X-Forwarded-For` entry (only behind your own proxy). Default false. */
+  trustProxy?: boolean;
+  /** Announce interval told to clients, in seconds. Default 120, the WebSocket interval of bittorrent-tracker. */
+  announceIntervalSec?: number;
+  /**
+   * A peer that has not announced for this long leaves its swarm, in ms. Default: two missed
+   * announces plus 30 s of grace (2 × interval + 30 s), so one lost announce never drops a peer.
+   */
+  peerTimeoutMs?: number;
+  /** A connection with no message for this long is closed, in ms. Default: same as peerTimeoutMs. */
+  idleTimeoutMs?: number;
+  /** How often expiry, idle and heartbeat checks run, in ms. Default 10 000 (cost: one pass over connections). */
+  sweepIntervalMs?: number;
+  /**
+   * Largest accepted WebSocket frame, in bytes. Default 64 KiB: an announce with ten complete
+   * (non-trickle) SDP offers and the peerfetch counters measures 10–30 KiB.
+   */
+  maxFrameBytes?: number;
+  /** Offers relayed per announce (extra ones are ignored). Default 10, twice what webtorrent sends. */
+  maxOffersPerAnnounce?: number;
+  /** Peers in one swarm; announces beyond it fail with 'swarm is full'. Default 5000. */
+  maxPeersPerSwarm?: number;
+  /** Swarms on one instance; announces creating more fail. Default 100 000 (≈ 20 MB of empty swarms). */
+  maxSwarms?: number;
+  /** Swarms one connection may join (webtorrent shares one socket between torrents). Default 64. */
+  maxSwarmsPerConnection?: number;
+  /** Open WebSocket connections on one instance. Default 50 000 (≈ 1 GB with Node's socket buffers). */
+  maxConnections?: number;
+  /** Open connections from one IP address. Default 64: a whole office behind one NAT still fits. */
+  maxConnectionsPerIp?: number;
+  /**
+   * Messages one connection may send per rate window. Default 100 per 10 s: a peer answering the
+   * offers of a flash crowd answers about ten per new neighbour per interval, far below this.
+   */
+  maxMessagesPerWindow?: number;
+  /** Length of the rate window, in ms. Default 10 000. */
+  rateWindowMs?: number;
+  /**
+   * Bytes queued to a slow client before messages to it are dropped, in bytes. Default 1 MiB
+   * (about 100 relayed offers): keeps memory bounded when a client stops reading.
+   */
+  maxBufferedBytes?: number;
+  /** Time given to clients to receive the close frame on shutdown, in ms. Default 2000. */
+  shutdownGraceMs?: number;
+  /** Structured log sink. Default: silent. The CLI logs JSON lines to stderr. */
+  logger?: TrackerLogger;
+  /** Clock in ms (tests inject one). Default Date.now. */
+  now?: () => number;
+}
+
+/** Options with every default applied. */
+export type ResolvedTrackerOptions = Required<Omit<TrackerOptions, 'redisUrl' | 'allowOrigins' | 'allowSwarms'>> & {
+  redisUrl: string | undefined;
+  allowOrigins: Set<string> | undefined;
+  allowSwarms: Set<string> | undefined;
+};
+
+const silentLogger: TrackerLogger = { log: () => {} };
+
+function positive(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value <= 0) throw new RangeError(`tracker option ${name} must be a positive number`);
+  return value;
+}
+
+/** Normalises an origin the way browsers send it: scheme://host[:port], lower case, no trailing slash. */
+export function normaliseOrigin(origin: string): string {
+  return origin.trim().replace(/\/+$/, '').toLowerCase();
+}
+
+/** Applies the defaults documented on {@link TrackerOptions}; throws RangeError on nonsense values. */
+export function resolveOptions(options: TrackerOptions = {}): ResolvedTrackerOptions {
+  const announceIntervalSec = positive('announceIntervalSec', options.announceIntervalSec, 120);
+  const peerTimeoutMs = positive('peerTimeoutMs', options.peerTimeoutMs, 2 * announceIntervalSec * 1000 + 30_000);
+  const port = options.port ?? 8000;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError('tracker option port must be 0-65535');
+  return {
+    port,
+    host: options.host ?? '127.0.0.1',
+    redisUrl: options.redisUrl,
+    redisKeyPrefix: options.redisKeyPrefix ?? 'peerfetch:',
+    allowOrigins: options.allowOrigins?.length ? new Set(options.allowOrigins.map(normaliseOrigin)) : undefined,
+    allowSwarms: options.allowSwarms?.length ? new Set(options.allowSwarms.map((s) => s.toLowerCase())) : undefined,
+    trustProxy: options.trustProxy ?? false,
+    announceIntervalSec,
+    peerTimeoutMs,
+    idleTimeoutMs: positive('idleTimeoutMs', options.idleTimeoutMs, peerTimeoutMs),
+    sweepIntervalMs: positive('sweepIntervalMs', options.sweepIntervalMs, 10_000),
+    maxFrameBytes: positive('maxFrameBytes', options.maxFrameBytes, 64 * 1024),
+    maxOffersPerAnnounce: positive('maxOffersPerAnnounce', options.maxOffersPerAnnounce, 10),
+    maxPeersPerSwarm: positive('maxPeersPerSwarm', options.maxPeersPerSwarm, 5000),
+    maxSwarms: positive('maxSwarms', options.maxSwarms, 100_000),
+    maxSwarmsPerConnection: positive('maxSwarmsPerConnection', options.maxSwarmsPerConnection, 64),
+    maxConnections: positive('maxConnections', options.maxConnections, 50_000),
+    maxConnectionsPerIp: positive('maxConnectionsPerIp', options.maxConnectionsPerIp, 64),
+    maxMessagesPerWindow: positive('maxMessagesPerWindow', options.maxMessagesPerWindow, 100),
+    rateWindowMs: positive('rateWindowMs', options.rateWindowMs, 10_000),
+    maxBufferedBytes: positive('maxBufferedBytes', options.maxBufferedBytes, 1024 * 1024),
+    shutdownGraceMs: positive('shutdownGraceMs', options.shutdownGraceMs, 2000),
+    logger: options.logger ?? silentLogger,
+    now: options.now ?? Date.now,
+  };
+}

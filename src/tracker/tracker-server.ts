@@ -1,0 +1,625 @@
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, WebSocket, type RawData } from 'ws';
+import type { Cluster, ClusterPeer, SwarmTotals } from './cluster.js';
+import { handleHttpRequest } from './http-routes.js';
+import { localityPrefix } from './locality.js';
+import { rateLimitLogger } from './logger.js';
+import { TrackerMetrics } from './metrics.js';
+import { normaliseOrigin, resolveOptions, type ResolvedTrackerOptions, type TrackerOptions } from './options.js';
+import { Swarm, type SwarmMember } from './swarm.js';
+import {
+  encodeAnnounceReply,
+  encodeAnswer,
+  encodeFailure,
+  encodeOffer,
+  encodeScrapeReply,
+  FAILURE_TEXT,
+  parseClientFrame,
+  toHex,
+  type AnnounceMessage,
+  type RejectReason,
+  type ScrapeMessage,
+} from './tracker-messages.js';
+
+/** One swarm's line in /stats.json. */
+export interface SwarmStats {
+  /** The swarm id (info_hash) as 40 hex characters. */
+  infoHash: string;
+  peers: number;
+  complete: number;
+  incomplete: number;
+  /** Sums of the latest peerfetch counters of the swarm's live peers. */
+  bytesFromPeers: number;
+  bytesFromOrigin: number;
+  bytesUploaded: number;
+  /** bytesFromPeers / (bytesFromPeers + bytesFromOrigin), 0 when both are 0. */
+  offloadRatio: number;
+}
+
+/** The data behind /stats.json. */
+export interface TrackerStats {
+  instanceId: string;
+  /** 'instance' when swarm figures are this instance's only; 'cluster' when they are summed over Redis. */
+  scope: 'instance' | 'cluster';
+  uptimeSec: number;
+  connections: number;
+  peers: number;
+  swarmCount: number;
+  announcesTotal: number;
+  announcesPerSecond: number;
+  offersRelayed: number;
+  answersRelayed: number;
+  rejections: Record<string, number>;
+  /** The largest swarms (at most MAX_STATS_SWARMS), by peers. */
+  swarms: SwarmStats[];
+}
+
+/** A running tracker. */
+export interface RunningTracker {
+  /** WebSocket URL clients announce to, e.g. `ws://127.0.0.1:8000`. */
+  readonly url: string;
+  /** Base URL of /health, /stats.json and /metrics, e.g. `http://127.0.0.1:8000`. */
+  readonly httpUrl: string;
+  readonly port: number;
+  /** Stops accepting, closes every socket with a reason, flushes shared state. Idempotent. */
+  close(): Promise<void>;
+  /** Instance-local figures (the data behind /stats.json without a cluster). */
+  stats(): TrackerStats;
+}
+
+/** /stats.json lists at most this many swarms, so its size stays bounded whatever the load. */
+export const MAX_STATS_SWARMS = 1000;
+
+/** WebSocket close codes (RFC 6455 §7.4.1). */
+const CLOSE_GOING_AWAY = 1001;
+const CLOSE_POLICY = 1008;
+const CLOSE_TRY_AGAIN_LATER = 1013;
+const CLOSE_NORMAL = 1000;
+
+interface Connection {
+  readonly ws: WebSocket;
+  readonly ip: string;
+  readonly prefix: string;
+  /** Swarms this connection is in: info_hash → its member there. */
+  readonly joined: Map<string, Member>;
+  lastMessageAt: number;
+  windowStart: number;
+  windowCount: number;
+  /** Set on each pong; a connection that did not answer the previous ping is dead. */
+  alive: boolean;
+}
+
+interface Member extends SwarmMember {
+  readonly conn: Connection;
+  readonly infoHash: string;
+  expiresAt: number;
+}
+
+function offloadRatio(fromPeers: number, fromOrigin: number): number {
+  const total = fromPeers + fromOrigin;
+  return total > 0 ? fromPeers / total : 0;
+}
+
+function swarmStats(infoHash: string, t: SwarmTotals): SwarmStats {
+  return {
+    infoHash: toHex(infoHash),
+    peers: t.peers,
+    complete: t.complete,
+    incomplete: t.incomplete,
+    bytesFromPeers: t.bytesFromPeers,
+    bytesFromOrigin: t.bytesFromOrigin,
+    bytesUploaded: t.bytesUploaded,
+    offloadRatio: offloadRatio(t.bytesFromPeers, t.bytesFromOrigin),
+  };
+}
+
+function totalsOf(swarm: Swarm<Member> | undefined): SwarmTotals {
+  if (!swarm) return { peers: 0, complete: 0, incomplete: 0, bytesFromPeers: 0, bytesFromOrigin: 0, bytesUploaded: 0 };
+  return {
+    peers: swarm.size,
+    complete: swarm.complete,
+    incomplete: swarm.incomplete,
+    bytesFromPeers: swarm.bytesFromPeers,
+    bytesFromOrigin: swarm.bytesFromOrigin,
+    bytesUploaded: swarm.bytesUploaded,
+  };
+}
+
+/**
+ * The tracker server: one HTTP server whose upgrades become WebTorrent tracker WebSockets and whose
+ * plain requests are /health, /stats.json and /metrics. The cluster (Redis) is optional and given
+ * in from outside, so this class never imports a Redis client.
+ */
+export class TrackerServer {
+  readonly options: ResolvedTrackerOptions;
+  readonly metrics: TrackerMetrics;
+  private readonly http: http.Server;
+  private readonly wss: WebSocketServer;
+  private readonly swarms = new Map<string, Swarm<Member>>();
+  private readonly connections = new Set<Connection>();
+  private readonly perIp = new Map<string, number>();
+  private readonly startedAt: number;
+  private readonly log: ResolvedTrackerOptions['logger'];
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private closing: Promise<void> | undefined;
+  private peerCount = 0;
+  cluster: Cluster | undefined;
+  instanceId = 'local';
+
+  constructor(options: TrackerOptions = {}) {
+    this.options = resolveOptions(options);
+    this.startedAt = this.options.now();
+    this.metrics = new TrackerMetrics(this.options.now);
+    // Warnings caused by clients are capped at 20 lines per second per event (see rateLimitLogger).
+    this.log = rateLimitLogger(this.options.logger, 20, this.options.now);
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: this.options.maxFrameBytes,
+      // Compression costs ~300 KB of zlib state per socket and CPU per frame; SDP is small.
+      perMessageDeflate: false,
+      clientTracking: false,
+    });
+    this.http = http.createServer((req, res) => handleHttpRequest(this, req, res));
+    // Slowloris bounds for the plain HTTP side (ms): headers must arrive within 10 s.
+    this.http.headersTimeout = 10_000;
+    this.http.requestTimeout = 30_000;
+    this.http.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
+    this.http.on('clientError', (_err, socket) => socket.destroy());
+  }
+
+  async listen(): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.http.once('error', reject);
+      this.http.listen(this.options.port, this.options.host, () => {
+        this.http.off('error', reject);
+        resolve();
+      });
+    });
+    this.http.on('error', (error) => this.log.log({ level: 'error', event: 'server:error', message: String(error) }));
+    this.sweepTimer = setInterval(() => this.sweep(), this.options.sweepIntervalMs);
+    this.sweepTimer.unref();
+    const address = this.http.address();
+    return typeof address === 'object' && address ? address.port : this.options.port;
+  }
+
+  // ---------------------------------------------------------------- connections
+
+  private clientIp(req: http.IncomingMessage): string {
+    if (this.options.trustProxy) {
+      const forwarded = req.headers['x-forwarded-for'];
+      const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
+      if (first) return first;
+    }
+    const ip = req.socket.remoteAddress ?? '?';
+    return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
+  }
+
+  private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    const ip = this.clientIp(req);
+    let refusal: RejectReason | undefined;
+    if (this.connections.size >= this.options.maxConnections) refusal = 'too-many-connections';
+    else if ((this.perIp.get(ip) ?? 0) >= this.options.maxConnectionsPerIp) refusal = 'too-many-connections-from-ip';
+    else if (this.options.allowOrigins) {
+      const origin = req.headers.origin;
+      if (!origin || !this.options.allowOrigins.has(normaliseOrigin(origin))) refusal = 'origin-not-allowed';
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      if (refusal) {
+        // Completing the handshake and closing with a reason is the only way a browser learns why
+        // (a refused HTTP upgrade reaches page code as a bare code 1006).
+        this.metrics.reject(refusal);
+        this.log.log({ level: 'warn', event: 'connection:refused', reason: refusal, ip });
+        ws.on('error', () => {});
+        const code = refusal === 'origin-not-allowed' ? CLOSE_POLICY : CLOSE_TRY_AGAIN_LATER;
+        ws.close(code, FAILURE_TEXT[refusal]);
+        return;
+      }
+      this.onConnection(ws, ip);
+    });
+  }
+
+  private onConnection(ws: WebSocket, ip: string): void {
+    const now = this.options.now();
+    const conn: Connection = {
+      ws,
+      ip,
+      prefix: localityPrefix(ip),
+      joined: new Map(),
+      lastMessageAt: now,
+      windowStart: now,
+      windowCount: 0,
+      alive: true,
+    };
+    this.connections.add(conn);
+    this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
+    this.metrics.connectionsOpened++;
+    ws.on('message', (data, isBinary) => this.onMessage(conn, data, isBinary));
+    ws.on('pong', () => (conn.alive = true));
+    ws.on('error', (error: Error & { code?: string }) => {
+      // ws reports an oversized frame as an error and closes the socket with 1009 itself.
+      if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.metrics.reject('frame-too-large');
+      this.log.log({ level: 'warn', event: 'connection:error', ip, code: error.code, message: error.message });
+    });
+    ws.on('close', () => this.onClose(conn));
+  }
+
+  private onClose(conn: Connection): void {
+    if (!this.connections.delete(conn)) return;
+    const left = (this.perIp.get(conn.ip) ?? 1) - 1;
+    if (left <= 0) this.perIp.delete(conn.ip);
+    else this.perIp.set(conn.ip, left);
+    for (const member of [...conn.joined.values()]) this.leave(member);
+  }
+
+  private send(conn: Connection, frame: string): boolean {
+    const ws = conn.ws;
+    if (ws.readyState !== WebSocket.OPEN) return false;
+    if (ws.bufferedAmount > this.options.maxBufferedBytes) {
+      this.metrics.messagesDropped++;
+      // Far beyond the bound, the client is gone or hostile: free its buffers now.
+      if (ws.bufferedAmount > 2 * this.options.maxBufferedBytes) {
+        this.metrics.reject('slow-consumer');
+        ws.terminate();
+      }
+      return false;
+    }
+    ws.send(frame);
+    return true;
+  }
+
+  private fail(conn: Connection, reason: RejectReason, action?: 'announce' | 'scrape', infoHash?: string): void {
+    this.metrics.reject(reason);
+    this.log.log({ level: 'warn', event: 'frame:rejected', reason, ip: conn.ip });
+    this.send(conn, encodeFailure(reason, action, infoHash));
+  }
+
+  private onMessage(conn: Connection, data: RawData, isBinary: boolean): void {
+    const now = this.options.now();
+    conn.lastMessageAt = now;
+    if (now - conn.windowStart >= this.options.rateWindowMs) {
+      conn.windowStart = now;
+      conn.windowCount = 0;
+    }
+    conn.windowCount++;
+    const max = this.options.maxMessagesPerWindow;
+    if (conn.windowCount > max) {
+      // One failure per window tells the client; the rest are dropped unanswered, and a client
+      // that keeps going at twice the limit is disconnected.
+      if (conn.windowCount === max + 1) this.fail(conn, 'rate-limited');
+      else this.metrics.reject('rate-limited');
+      if (conn.windowCount > 2 * max) conn.ws.close(CLOSE_POLICY, FAILURE_TEXT['rate-limited']);
+      return;
+    }
+    if (isBinary) {
+      this.fail(conn, 'binary-frame');
+      return;
+    }
+    const text = Array.isArray(data) ? Buffer.concat(data).toString() : Buffer.from(data as ArrayBuffer).toString();
+    const parsed = parseClientFrame(text, this.options.maxOffersPerAnnounce);
+    if (!parsed.ok) {
+      this.fail(conn, parsed.reason, parsed.action, parsed.infoHash);
+      return;
+    }
+    if (parsed.message.action === 'announce') this.onAnnounce(conn, parsed.message);
+    else this.onScrape(conn, parsed.message);
+  }
+
+  // ---------------------------------------------------------------- swarms
+
+  private leave(member: Member): void {
+    const conn = member.conn;
+    const infoHash = member.infoHash;
+    if (conn.joined.get(infoHash) !== member) return;
+    conn.joined.delete(infoHash);
+    const swarm = this.swarms.get(infoHash);
+    if (!swarm) return;
+    swarm.remove(member);
+    this.peerCount--;
+    if (swarm.size === 0) this.swarms.delete(infoHash);
+    this.cluster?.leave(infoHash, member.peerId, totalsOf(swarm));
+  }
+
+  /** Joins, updates or leaves per the announce; returns the member, or a refusal. */
+  private applyAnnounce(conn: Connection, msg: AnnounceMessage): Member | RejectReason | undefined {
+    const now = this.options.now();
+    let member = conn.joined.get(msg.infoHash);
+    if (member && member.peerId !== msg.peerId) {
+      // Same connection, same swarm, new peer id (a client restarted its torrent): the new id replaces the old.
+      this.leave(member);
+      member = undefined;
+    }
+    if (msg.event === 'stopped') {
+      if (member) this.leave(member);
+      return undefined;
+    }
+    let swarm = this.swarms.get(msg.infoHash);
+    if (!member) {
+      const holder = swarm?.get(msg.peerId);
+      if (holder) {
+        // A peer id is not a secret (every offer carries it): only a reconnect from the same
+        // address may take it over, so nobody can hijack another visitor's offers and answers.
+        if (holder.conn.ip !== conn.ip) return 'peer-id-in-use';
+        this.leave(holder);
+        swarm = this.swarms.get(msg.infoHash); // leaving may have removed an emptied swarm
+      }
+      if (conn.joined.size >= this.options.maxSwarmsPerConnection) return 'too-many-swarms-per-connection';
+      if (!swarm) {
+        if (this.swarms.size >= this.options.maxSwarms) return 'too-many-swarms';
+        swarm = new Swarm<Member>(msg.infoHash);
+        this.swarms.set(msg.infoHash, swarm);
+      }
+      if (swarm.size >= this.options.maxPeersPerSwarm) return 'swarm-full';
+      member = {
+        peerId: msg.peerId,
+        prefix: conn.prefix,
+        complete: msg.left === 0 || msg.event === 'completed',
+        report: undefined,
+        listIndex: -1,
+        bucketIndex: -1,
+        conn,
+        infoHash: msg.infoHash,
+        expiresAt: 0,
+      };
+      swarm.add(member);
+      conn.joined.set(msg.infoHash, member);
+      this.peerCount++;
+    } else if (swarm && (msg.left === 0 || msg.event === 'completed')) {
+      swarm.setComplete(member, true);
+    }
+    member.expiresAt = now + this.options.peerTimeoutMs;
+    if (msg.report && swarm) swarm.setReport(member, msg.report);
+    return member;
+  }
+
+  private onAnnounce(conn: Connection, msg: AnnounceMessage): void {
+    this.metrics.countAnnounce();
+    this.metrics.offersDropped += msg.droppedOffers;
+    if (msg.badReport) this.metrics.badReports++;
+    if (this.options.allowSwarms && !this.options.allowSwarms.has(toHex(msg.infoHash))) {
+      this.fail(conn, 'swarm-not-allowed', 'announce', msg.infoHash);
+      return;
+    }
+    const result = this.applyAnnounce(conn, msg);
+    if (typeof result === 'string') {
+      this.fail(conn, result, 'announce', msg.infoHash);
+      return;
+    }
+    const member = result;
+    const swarm = this.swarms.get(msg.infoHash);
+    const wanted = member ? msg.offers.length : 0;
+
+    if (!this.cluster || !member) {
+      if (!msg.answer) {
+        this.send(conn, encodeAnnounceReply(msg.infoHash, swarm?.complete ?? 0, swarm?.incomplete ?? 0, this.options.announceIntervalSec));
+      }
+      if (member && swarm && wanted > 0) {
+        const targets = swarm.select(wanted, member, conn.prefix);
+        this.relayOffers(msg, targets.map((t) => ({ local: t })));
+      }
+      if (msg.answer) this.relayAnswer(msg, swarm);
+      return;
+    }
+
+    const cluster = this.cluster;
+    const local = swarm ? swarm.select(wanted, member, conn.prefix) : [];
+    cluster
+      .announce({ infoHash: msg.infoHash, peerId: msg.peerId, prefix: conn.prefix, complete: member.complete, report: member.report, wanted, local: totalsOf(swarm) })
+      .then(
+        (shared) => {
+          if (!msg.answer) this.send(conn, encodeAnnounceReply(msg.infoHash, shared.complete, shared.incomplete, this.options.announceIntervalSec));
+          if (wanted > 0) this.relayOffers(msg, mergeTargets(local, shared.candidates, cluster.instanceId, msg.peerId, conn.prefix, wanted));
+          if (msg.answer) this.relayAnswer(msg, swarm);
+        },
+        (error: unknown) => {
+          // Shared state unreachable: serve this instance's own swarm rather than nothing.
+          this.log.log({ level: 'error', event: 'cluster:error', message: String(error) });
+          if (!msg.answer) this.send(conn, encodeAnnounceReply(msg.infoHash, swarm?.complete ?? 0, swarm?.incomplete ?? 0, this.options.announceIntervalSec));
+          if (wanted > 0) this.relayOffers(msg, local.map((t) => ({ local: t })));
+          if (msg.answer) this.relayAnswer(msg, swarm);
+        },
+      );
+  }
+
+  private relayOffers(msg: AnnounceMessage, targets: Target[]): void {
+    for (let i = 0; i < targets.length; i++) {
+      const offer = msg.offers[i];
+      const target = targets[i];
+      if (!offer || !target) break;
+      const frame = encodeOffer(msg.infoHash, msg.peerId, offer);
+      if (target.local) {
+        if (this.send(target.local.conn, frame)) this.metrics.offersRelayed++;
+      } else if (target.remote && this.cluster) {
+        this.cluster.relay(target.remote.instanceId, msg.infoHash, target.remote.peerId, frame);
+        this.metrics.offersRelayed++;
+      }
+    }
+  }
+
+  private relayAnswer(msg: AnnounceMessage, swarm: Swarm<Member> | undefined): void {
+    const answer = msg.answer;
+    if (!answer) return;
+    const frame = encodeAnswer(msg.infoHash, msg.peerId, answer.offerId, answer.answer);
+    const target = swarm?.get(answer.toPeerId);
+    if (target) {
+      if (target.peerId !== msg.peerId && this.send(target.conn, frame)) this.metrics.answersRelayed++;
+      return;
+    }
+    const cluster = this.cluster;
+    if (!cluster) {
+      this.metrics.answersUnroutable++;
+      return;
+    }
+    cluster.locate(msg.infoHash, answer.toPeerId).then(
+      (instanceId) => {
+        if (instanceId === undefined || instanceId === cluster.instanceId) {
+          this.metrics.answersUnroutable++;
+          return;
+        }
+        cluster.relay(instanceId, msg.infoHash, answer.toPeerId, frame);
+        this.metrics.answersRelayed++;
+      },
+      () => this.metrics.answersUnroutable++,
+    );
+  }
+
+  /** A frame relayed from another instance to one of this instance's peers. */
+  deliver(infoHash: string, toPeerId: string, frame: string): void {
+    const target = this.swarms.get(infoHash)?.get(toPeerId);
+    if (target) this.send(target.conn, frame);
+  }
+
+  private onScrape(conn: Connection, msg: ScrapeMessage): void {
+    this.metrics.scrapes++;
+    const local = msg.infoHashes.map((h) => totalsOf(this.swarms.get(h)));
+    const reply = (totals: SwarmTotals[]): void => {
+      const files = msg.infoHashes.map((infoHash, i) => ({ infoHash, complete: totals[i]?.complete ?? 0, incomplete: totals[i]?.incomplete ?? 0 }));
+      this.send(conn, encodeScrapeReply(files, this.options.announceIntervalSec));
+    };
+    if (!this.cluster) {
+      reply(local);
+      return;
+    }
+    this.cluster.totals(msg.infoHashes).then(reply, () => reply(local));
+  }
+
+  // ---------------------------------------------------------------- housekeeping
+
+  /** Expires peers that stopped announcing, closes idle and dead connections, pings the rest. */
+  private sweep(): void {
+    const now = this.options.now();
+    for (const conn of this.connections) {
+      for (const member of [...conn.joined.values()]) {
+        if (member.expiresAt <= now) this.leave(member);
+      }
+      if (now - conn.lastMessageAt >= this.options.idleTimeoutMs) {
+        this.metrics.reject('idle-timeout');
+        conn.ws.close(CLOSE_NORMAL, FAILURE_TEXT['idle-timeout']);
+        continue;
+      }
+      if (!conn.alive) {
+        // No pong since the previous sweep: the TCP connection is dead (a laptop lid closed).
+        conn.ws.terminate();
+        continue;
+      }
+      conn.alive = false;
+      conn.ws.ping();
+    }
+  }
+
+  stats(): TrackerStats {
+    const swarms = [...this.swarms.values()]
+      .sort((a, b) => b.size - a.size)
+      .slice(0, MAX_STATS_SWARMS)
+      .map((s) => swarmStats(s.infoHash, totalsOf(s)));
+    return {
+      instanceId: this.instanceId,
+      scope: 'instance',
+      uptimeSec: this.uptimeSec(),
+      connections: this.connections.size,
+      peers: this.peerCount,
+      swarmCount: this.swarms.size,
+      announcesTotal: this.metrics.announces,
+      announcesPerSecond: this.metrics.announcesPerSecond(),
+      offersRelayed: this.metrics.offersRelayed,
+      answersRelayed: this.metrics.answersRelayed,
+      rejections: Object.fromEntries(this.metrics.rejections),
+      swarms,
+    };
+  }
+
+  /** Stats of one swarm (cluster-wide when a cluster is configured). */
+  async swarmStats(infoHash: string): Promise<SwarmStats> {
+    const local = totalsOf(this.swarms.get(infoHash));
+    if (!this.cluster) return swarmStats(infoHash, local);
+    const [shared] = await this.cluster.totals([infoHash]).catch(() => [local]);
+    return swarmStats(infoHash, shared ?? local);
+  }
+
+  uptimeSec(): number {
+    return Math.round((this.options.now() - this.startedAt) / 1000);
+  }
+
+  gauges(): { connections: number; peers: number; swarms: number } {
+    return { connections: this.connections.size, peers: this.peerCount, swarms: this.swarms.size };
+  }
+
+  get isClosing(): boolean {
+    return this.closing !== undefined;
+  }
+
+  /** Graceful shutdown: stop accepting, close sockets with a reason, flush shared state. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.log.log({ level: 'info', event: 'tracker:closing', connections: this.connections.size });
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    const httpClosed = new Promise<void>((resolve) => this.http.close(() => resolve()));
+    this.http.closeIdleConnections();
+    const open = [...this.connections];
+    const allClosed = Promise.all(open.map((c) => new Promise<void>((resolve) => {
+      if (c.ws.readyState === WebSocket.CLOSED) resolve();
+      else c.ws.once('close', () => resolve());
+    })));
+    for (const conn of open) conn.ws.close(CLOSE_GOING_AWAY, FAILURE_TEXT['shutting-down']);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([allClosed, new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.shutdownGraceMs)))]);
+    clearTimeout(timer);
+    for (const conn of this.connections) conn.ws.terminate();
+    // Removes this instance's peers from the shared state before other instances time them out.
+    if (this.cluster) await this.cluster.close().catch((error: unknown) => this.log.log({ level: 'error', event: 'cluster:error', message: String(error) }));
+    this.http.closeAllConnections();
+    await httpClosed;
+    this.wss.close();
+    this.log.log({ level: 'info', event: 'tracker:closed' });
+  }
+}
+
+interface Target {
+  local?: Member;
+  remote?: ClusterPeer;
+}
+
+/**
+ * Picks `wanted` offer recipients from this instance's sample and the cluster's sample: peers with
+ * the same locality prefix first (all but one slot), then the rest in random order.
+ */
+function mergeTargets(local: Member[], remote: ClusterPeer[], instanceId: string, selfId: string, prefix: string, wanted: number): Target[] {
+  const seen = new Set<string>([selfId]);
+  const pool: Array<{ target: Target; prefix: string }> = [];
+  for (const m of local) {
+    if (seen.has(m.peerId)) continue;
+    seen.add(m.peerId);
+    pool.push({ target: { local: m }, prefix: m.prefix });
+  }
+  for (const r of remote) {
+    if (r.instanceId === instanceId || seen.has(r.peerId)) continue;
+    seen.add(r.peerId);
+    pool.push({ target: { remote: r }, prefix: r.prefix });
+  }
+  for (let i = pool.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [pool[i], pool[j]] = [pool[j]!, pool[i]!];
+  }
+  const near = pool.filter((p) => p.prefix === prefix);
+  const far = pool.filter((p) => p.prefix !== prefix);
+  const nearSlots = near.length < pool.length && wanted > 1 ? wanted - 1 : wanted;
+  const chosen = near.slice(0, nearSlots);
+  for (const p of far) {
+    if (chosen.length >= wanted) break;
+    chosen.push(p);
+  }
+  for (const p of near.slice(nearSlots)) {
+    if (chosen.length >= wanted) break;
+    chosen.push(p);
+  }
+  return chosen.map((p) => p.target);
+}

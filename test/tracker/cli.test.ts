@@ -1,0 +1,111 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseTrackerArgs } from '../../src/tracker/cli.js';
+import { isPeerfetchError } from '../../src/shared/errors.js';
+import { bundleTrackerCli } from './bundle.js';
+import { announce, isReply, randomId, TestClient, waitFor } from './helpers.js';
+
+let entry: string;
+beforeAll(async () => {
+  entry = await bundleTrackerCli();
+});
+afterAll(() => rmSync(entry, { force: true }));
+
+interface Child {
+  proc: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+function spawnTracker(args: string[]): Child {
+  const proc = spawn(process.execPath, [entry, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (err += d));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  return { proc, stdout: () => out, stderr: () => err, exited };
+}
+
+describe('peerfetch tracker command', () => {
+  it('prints one line once listening, serves HTTP, and exits 0 on SIGTERM after closing sockets with a reason', async () => {
+    const child = spawnTracker(['--port', '0', '--host', '127.0.0.1', '--interval', '30']);
+    try {
+      const line = await waitFor('the listening line', () => /^peerfetch tracker listening on (ws:\/\/127\.0\.0\.1:(\d+))\n/.exec(child.stdout()), 15_000);
+      const url = line[1]!;
+      const http = url.replace('ws://', 'http://');
+
+      const health = await fetch(`${http}/health`);
+      expect(health.status).toBe(200);
+      expect(await health.json()).toMatchObject({ status: 'ok' });
+
+      const ws = await TestClient.open(url);
+      const infoHash = randomId();
+      ws.send(announce(infoHash, randomId(), { peerfetch: { bytesFromPeers: 300, bytesFromOrigin: 100, bytesUploaded: 5 } }));
+      expect(await ws.next(isReply)).toMatchObject({ interval: 30, incomplete: 1 });
+
+      const stats = await fetch(`${http}/stats.json`);
+      expect(stats.headers.get('access-control-allow-origin')).toBe('*');
+      const body = await stats.json();
+      expect(body.swarms[0]).toMatchObject({ peers: 1, bytesFromPeers: 300, bytesFromOrigin: 100, offloadRatio: 0.75 });
+
+      const metrics = await (await fetch(`${http}/metrics`)).text();
+      expect(metrics).toMatch(/^peerfetch_tracker_announces_total 1$/m);
+      expect(metrics).toMatch(/^peerfetch_tracker_peers 1$/m);
+
+      child.proc.kill('SIGTERM');
+      expect(await ws.closed).toEqual({ code: 1001, reason: 'tracker is shutting down' });
+      expect(await child.exited).toBe(0);
+      expect(child.stdout().split('\n').filter(Boolean)).toHaveLength(1);
+      // Logs are JSON lines on stderr.
+      const logs = child.stderr().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+      expect(logs.map((l) => l.event)).toEqual(expect.arrayContaining(['tracker:listening', 'tracker:signal', 'tracker:closed']));
+    } finally {
+      child.proc.kill('SIGKILL');
+    }
+  });
+
+  it('exits 0 on SIGINT too', async () => {
+    const child = spawnTracker(['--port', '0']);
+    try {
+      await waitFor('the listening line', () => child.stdout().includes('listening on'), 15_000);
+      child.proc.kill('SIGINT');
+      expect(await child.exited).toBe(0);
+    } finally {
+      child.proc.kill('SIGKILL');
+    }
+  });
+
+  it('fails with a non-zero exit on a bad flag', async () => {
+    const child = spawnTracker(['--port', 'nope']);
+    expect(await child.exited).toBe(1);
+    expect(child.stderr()).toContain('--port must be a non-negative number');
+    expect(child.stdout()).toBe('');
+  });
+
+  it('parses every flag into options', () => {
+    const { options, logLevel } = parseTrackerArgs([
+      '--port', '9000', '--host', '0.0.0.0', '--redis', 'redis://127.0.0.1:6390',
+      '--allow-origin', 'https://a.example', '--allow-origin', 'https://b.example',
+      '--allow-swarm', 'ab'.repeat(20), '--trust-proxy', '--interval', '60', '--max-frame-bytes', '1000',
+      '--max-offers', '3', '--max-connections-per-ip', '5', '--log-level', 'warn',
+    ]);
+    expect(options).toEqual({
+      port: 9000, host: '0.0.0.0', redisUrl: 'redis://127.0.0.1:6390',
+      allowOrigins: ['https://a.example', 'https://b.example'], allowSwarms: ['ab'.repeat(20)], trustProxy: true,
+      announceIntervalSec: 60, maxFrameBytes: 1000, maxOffersPerAnnounce: 3, maxConnectionsPerIp: 5,
+    });
+    expect(logLevel).toBe('warn');
+    for (const bad of [['--redis', 'localhost:6379'], ['--allow-swarm', 'xyz'], ['--unknown'], ['--log-level', 'loud']]) {
+      let error: unknown;
+      try {
+        parseTrackerArgs(bad);
+      } catch (e) {
+        error = e;
+      }
+      expect(isPeerfetchError(error, 'option-invalid')).toBe(true);
+    }
+  });
+});

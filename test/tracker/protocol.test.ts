@@ -1,0 +1,211 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { startTracker, type RunningTracker, type TrackerOptions } from '../../src/tracker/index.js';
+import { announce, hex, isAnswer, isOffer, isReply, offers, randomId, TestClient, waitFor } from './helpers.js';
+
+let tracker: RunningTracker | undefined;
+const clients: TestClient[] = [];
+
+async function start(options: TrackerOptions = {}): Promise<RunningTracker> {
+  tracker = await startTracker({ port: 0, ...options });
+  return tracker;
+}
+
+async function client(url = tracker!.url): Promise<TestClient> {
+  const c = await TestClient.open(url);
+  clients.push(c);
+  return c;
+}
+
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+  await tracker?.close();
+  tracker = undefined;
+});
+
+describe('tracker protocol (WebTorrent WebSocket tracker)', () => {
+  it('answers an announce with interval, counts and the info_hash', async () => {
+    await start({ announceIntervalSec: 77 });
+    expect(tracker!.url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/);
+    expect(tracker!.httpUrl).toBe(`http://127.0.0.1:${tracker!.port}`);
+    const a = await client();
+    const infoHash = randomId();
+    a.send(announce(infoHash, randomId(), { left: 0 }));
+    const reply = await a.next(isReply);
+    expect(reply).toEqual({ action: 'announce', interval: 77, info_hash: infoHash, complete: 1, incomplete: 0 });
+  });
+
+  it('relays offers to other peers and the answer back, by offer_id and to_peer_id', async () => {
+    await start();
+    const infoHash = randomId();
+    const [a, b] = [await client(), await client()];
+    const [idA, idB] = [randomId(), randomId()];
+    a.send(announce(infoHash, idA));
+    await a.next(isReply);
+    const sent = offers(3, 'from-b');
+    b.send(announce(infoHash, idB, { numwant: 3, offers: sent }));
+    const replyB = await b.next(isReply);
+    expect(replyB.incomplete).toBe(2);
+
+    const offer = await a.next(isOffer);
+    expect(offer.peer_id).toBe(idB);
+    expect(offer.info_hash).toBe(infoHash);
+    const index = sent.findIndex((o) => o.offer_id === offer.offer_id);
+    expect(index).toBeGreaterThanOrEqual(0);
+    expect(offer.offer).toEqual(sent[index]!.offer);
+
+    a.send({ action: 'announce', info_hash: infoHash, peer_id: idA, to_peer_id: idB, offer_id: offer.offer_id, answer: { type: 'answer', sdp: 'v=0 answer' } });
+    const answer = await b.next(isAnswer);
+    expect(answer).toEqual({ action: 'announce', answer: { type: 'answer', sdp: 'v=0 answer' }, offer_id: offer.offer_id, peer_id: idA, info_hash: infoHash });
+
+    // An answer-only announce gets no reply (as with bittorrent-tracker): the next frame A sees is its scrape reply.
+    a.send({ action: 'scrape', info_hash: infoHash });
+    const next = await a.next();
+    expect(next.action).toBe('scrape');
+    // Only one other peer, so only one of B's three offers could be relayed; B never gets its own.
+    expect(b.frames.filter(isOffer)).toHaveLength(0);
+    expect(tracker!.stats().offersRelayed).toBe(1);
+    expect(tracker!.stats().answersRelayed).toBe(1);
+  });
+
+  it('counts completed peers, removes stopped ones, and scrapes several swarms', async () => {
+    await start();
+    const [h1, h2] = [randomId(), randomId()];
+    const [a, b, c] = [await client(), await client(), await client()];
+    const idA = randomId();
+    a.send(announce(h1, idA));
+    await a.next(isReply);
+    b.send(announce(h1, randomId(), { left: 0 }));
+    expect(await b.next(isReply)).toMatchObject({ complete: 1, incomplete: 1 });
+    a.send(announce(h1, idA, { event: 'completed', left: 0 }));
+    expect(await a.next(isReply)).toMatchObject({ complete: 2, incomplete: 0 });
+    c.send(announce(h2, randomId()));
+    await c.next(isReply);
+
+    c.send({ action: 'scrape', info_hash: [h1, h2] });
+    const scrape = await c.next((f) => f.action === 'scrape');
+    expect(scrape.files[h1]).toEqual({ complete: 2, incomplete: 0, downloaded: 2 });
+    expect(scrape.files[h2]).toEqual({ complete: 0, incomplete: 1, downloaded: 0 });
+    expect(scrape.flags.min_request_interval).toBe(120);
+
+    a.send(announce(h1, idA, { event: 'stopped', left: 0 }));
+    expect(await a.next(isReply)).toMatchObject({ complete: 1, incomplete: 0 });
+    await b.close();
+    await waitFor('closed peer to leave its swarm', () => tracker!.stats().swarms.find((s) => s.infoHash === hex(h1))?.complete === 0 || !tracker!.stats().swarms.some((s) => s.infoHash === hex(h1)));
+    expect(tracker!.stats().peers).toBe(1);
+  });
+
+  it('expires a peer that stops announcing, and closes idle connections', async () => {
+    await start({ peerTimeoutMs: 300, idleTimeoutMs: 900, sweepIntervalMs: 50 });
+    const infoHash = randomId();
+    const a = await client();
+    a.send(announce(infoHash, randomId()));
+    await a.next(isReply);
+    expect(tracker!.stats().peers).toBe(1);
+    await waitFor('peer expiry', () => tracker!.stats().peers === 0);
+    expect(a.closeInfo).toBeUndefined();
+    const closed = await a.closed;
+    expect(closed).toEqual({ code: 1000, reason: 'idle timeout' });
+    expect(tracker!.stats().rejections['idle-timeout']).toBe(1);
+  });
+
+  it('relays at most maxOffersPerAnnounce offers and returns at most that many peers', async () => {
+    await start({ maxOffersPerAnnounce: 2 });
+    const infoHash = randomId();
+    const others: TestClient[] = [];
+    for (let i = 0; i < 5; i++) {
+      const c = await client();
+      c.send(announce(infoHash, randomId()));
+      await c.next(isReply);
+      others.push(c);
+    }
+    const a = await client();
+    a.send(announce(infoHash, randomId(), { offers: offers(5) }));
+    await a.next(isReply);
+    await waitFor('two offers relayed', () => others.reduce((n, c) => n + c.frames.filter(isOffer).length, 0) === 2);
+    expect(tracker!.stats().offersRelayed).toBe(2);
+  });
+
+  it('never sends two offers of one announce to the same peer', async () => {
+    await start();
+    const infoHash = randomId();
+    const others: TestClient[] = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await client();
+      c.send(announce(infoHash, randomId()));
+      await c.next(isReply);
+      others.push(c);
+    }
+    const a = await client();
+    a.send(announce(infoHash, randomId(), { offers: offers(10) }));
+    await a.next(isReply);
+    for (const c of others) await c.next(isOffer);
+    a.send({ action: 'scrape', info_hash: infoHash });
+    await a.next((f) => f.action === 'scrape');
+    expect(tracker!.stats().offersRelayed).toBe(3);
+    for (const c of others) expect(c.frames.filter(isOffer)).toHaveLength(0);
+  });
+
+  it('lets one connection join several swarms (webtorrent shares its socket between torrents)', async () => {
+    await start();
+    const [h1, h2] = [randomId(), randomId()];
+    const a = await client();
+    const b = await client();
+    const idA = randomId();
+    a.send(announce(h1, idA));
+    a.send(announce(h2, idA));
+    await a.next(isReply);
+    await a.next(isReply);
+    b.send(announce(h2, randomId(), { offers: offers(1) }));
+    const offer = await a.next(isOffer);
+    expect(offer.info_hash).toBe(h2);
+    expect(tracker!.stats().swarmCount).toBe(2);
+    await a.close();
+    await waitFor('both swarms of the closed socket to drop it', () => tracker!.stats().peers === 1);
+  });
+
+  it('prefers offer recipients in the announcing peer\'s /24 (locality)', async () => {
+    // X-Forwarded-For only labels connections here (documentation ranges, RFC 5737); all traffic is loopback.
+    await start({ trustProxy: true });
+    const infoHash = randomId();
+    const near: TestClient[] = [];
+    const far: TestClient[] = [];
+    for (let i = 0; i < 24; i++) {
+      const isNear = i < 6;
+      const c = await TestClient.open(tracker!.url, { headers: { 'X-Forwarded-For': isNear ? `198.51.100.${10 + i}` : `203.0.113.${10 + i}` } });
+      clients.push(c);
+      c.send(announce(infoHash, randomId()));
+      await c.next(isReply);
+      (isNear ? near : far).push(c);
+    }
+    const a = await TestClient.open(tracker!.url, { headers: { 'X-Forwarded-For': '198.51.100.200' } });
+    clients.push(a);
+    a.send(announce(infoHash, randomId(), { offers: offers(4) }));
+    await a.next(isReply);
+    await waitFor('four offers', () => [...near, ...far].reduce((n, c) => n + c.frames.filter(isOffer).length, 0) === 4);
+    const toNear = near.reduce((n, c) => n + c.frames.filter(isOffer).length, 0);
+    // Three of four slots go to same-/24 peers; the fourth is random (keeps the swarm connected).
+    expect(toNear).toBeGreaterThanOrEqual(3);
+  });
+
+  it('lets a reconnect from the same address take over its peer id, but not another address', async () => {
+    await start({ trustProxy: true });
+    const infoHash = randomId();
+    const id = randomId();
+    const first = await TestClient.open(tracker!.url, { headers: { 'X-Forwarded-For': '192.0.2.1' } });
+    clients.push(first);
+    first.send(announce(infoHash, id));
+    await first.next(isReply);
+    const thief = await TestClient.open(tracker!.url, { headers: { 'X-Forwarded-For': '192.0.2.99' } });
+    clients.push(thief);
+    thief.send(announce(infoHash, id));
+    expect((await thief.next())['failure reason']).toBe('peer_id is in use by another connection');
+    const again = await TestClient.open(tracker!.url, { headers: { 'X-Forwarded-For': '192.0.2.1' } });
+    clients.push(again);
+    again.send(announce(infoHash, id));
+    expect(await again.next(isReply)).toMatchObject({ incomplete: 1 });
+    const other = await client();
+    other.send(announce(infoHash, randomId(), { offers: offers(1) }));
+    await again.next(isOffer);
+    expect(first.frames.filter(isOffer)).toHaveLength(0);
+  });
+});

@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { decodePeerMessage, encodePeerMessage } from '../../src/shared/peer-codec.js';
+import { CHUNK_SIZE, type PeerMessage } from '../../src/shared/peer-messages.js';
+import { isPeerfetchError } from '../../src/shared/errors.js';
+
+const ASSET = '0123456789abcdef';
+
+describe('peer codec', () => {
+  it.each<PeerMessage>([
+    { type: 'hello', version: 1, have: { [ASSET]: 'ff80' } },
+    { type: 'have', asset: ASSET, piece: 3 },
+    { type: 'request', id: 7, asset: ASSET, piece: 0 },
+    { type: 'cancel', id: 7 },
+    { type: 'chunk', id: 7, offset: 16384, total: 40000, data: new Uint8Array([1, 2, 3]) },
+    { type: 'reject', id: 7, reason: 'not-found' },
+  ])('round-trips $type', (message) => {
+    expect(decodePeerMessage(encodePeerMessage(message))).toEqual(message);
+  });
+
+  const header = (value: unknown) => {
+    const json = new TextEncoder().encode(JSON.stringify(value));
+    return new Uint8Array([json.length >> 8, json.length & 0xff, ...json]);
+  };
+
+  it.each([
+    ['an empty frame', new Uint8Array(0)],
+    ['a truncated header', new Uint8Array([0, 50, 123])],
+    ['a header that is not JSON', new Uint8Array([0, 3, 1, 2, 3])],
+    ['a JSON array', header([1, 2])],
+    ['an unknown type', header({ type: 'gossip' })],
+    ['a have with a bad asset id', header({ type: 'have', asset: '../x', piece: 1 })],
+    ['a negative piece', header({ type: 'request', id: 1, asset: ASSET, piece: -1 })],
+    ['a fractional id', header({ type: 'cancel', id: 1.5 })],
+    ['a chunk without data', header({ type: 'chunk', id: 1, offset: 0, total: 10 })],
+    ['a hello without version', header({ type: 'hello', have: {} })],
+    ['a hello with a non-hex bitfield key', header({ type: 'hello', version: 1, have: { nothex: 'ff' } })],
+    ['a reject with an unknown reason', header({ type: 'reject', id: 1, reason: 'nope' })],
+  ])('rejects %s with codec-invalid', (_name, frame) => {
+    let error: unknown;
+    try {
+      decodePeerMessage(frame);
+    } catch (caught) {
+      error = caught;
+    }
+    expect(isPeerfetchError(error, 'codec-invalid')).toBe(true);
+  });
+
+  it('rejects a chunk past its piece or larger than CHUNK_SIZE', () => {
+    const past = encodePeerMessage({ type: 'chunk', id: 1, offset: 8, total: 10, data: new Uint8Array(4) });
+    expect(() => decodePeerMessage(past)).toThrow(/outside/);
+    const huge = encodePeerMessage({ type: 'chunk', id: 1, offset: 0, total: CHUNK_SIZE * 2, data: new Uint8Array(CHUNK_SIZE + 1) });
+    expect(() => decodePeerMessage(huge)).toThrow(/outside/);
+  });
+});

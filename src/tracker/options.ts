@@ -44,7 +44,7 @@ export interface TrackerOptions {
   maxPeersPerSwarm?: number;
   /** Swarms on one instance; announces creating more fail. Default 100 000 (≈ 20 MB of empty swarms). */
   maxSwarms?: number;
-  /** Swarms one connection may join (webtorrent shares one socket between torrents). Default 64. */
+  /** Peers (swarm memberships) one connection may hold: webtorrent shares one socket between all torrents of a page. Default 64. */
   maxSwarmsPerConnection?: number;
   /** Open WebSocket connections on one instance. Default 50 000 (≈ 1 GB with Node's socket buffers). */
   maxConnections?: number;

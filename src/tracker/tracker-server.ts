@@ -81,7 +81,7 @@ interface Connection {
   readonly ws: WebSocket;
   readonly ip: string;
   readonly prefix: string;
-  /** Swarms this connection is in: info_hash → its member there. */
+  /** This connection's peers: info_hash + peer_id → member. */
   readonly joined: Map<string, Member>;
   lastMessageAt: number;
   windowStart: number;
@@ -315,8 +315,9 @@ export class TrackerServer {
   private leave(member: Member): void {
     const conn = member.conn;
     const infoHash = member.infoHash;
-    if (conn.joined.get(infoHash) !== member) return;
-    conn.joined.delete(infoHash);
+    const key = infoHash + member.peerId;
+    if (conn.joined.get(key) !== member) return;
+    conn.joined.delete(key);
     const swarm = this.swarms.get(infoHash);
     if (!swarm) return;
     swarm.remove(member);
@@ -328,12 +329,8 @@ export class TrackerServer {
   /** Joins, updates or leaves per the announce; returns the member, or a refusal. */
   private applyAnnounce(conn: Connection, msg: AnnounceMessage): Member | RejectReason | undefined {
     const now = this.options.now();
-    let member = conn.joined.get(msg.infoHash);
-    if (member && member.peerId !== msg.peerId) {
-      // Same connection, same swarm, new peer id (a client restarted its torrent): the new id replaces the old.
-      this.leave(member);
-      member = undefined;
-    }
+    const key = msg.infoHash + msg.peerId;
+    let member = conn.joined.get(key);
     if (msg.event === 'stopped') {
       if (member) this.leave(member);
       return undefined;
@@ -348,6 +345,8 @@ export class TrackerServer {
         this.leave(holder);
         swarm = this.swarms.get(msg.infoHash); // leaving may have removed an emptied swarm
       }
+      // One connection may hold several peers: webtorrent shares one socket between all torrents
+      // (and all clients) of a page that announce to the same tracker URL.
       if (conn.joined.size >= this.options.maxSwarmsPerConnection) return 'too-many-swarms-per-connection';
       if (!swarm) {
         if (this.swarms.size >= this.options.maxSwarms) return 'too-many-swarms';
@@ -367,7 +366,7 @@ export class TrackerServer {
         expiresAt: 0,
       };
       swarm.add(member);
-      conn.joined.set(msg.infoHash, member);
+      conn.joined.set(key, member);
       this.peerCount++;
     } else if (swarm && (msg.left === 0 || msg.event === 'completed')) {
       swarm.setComplete(member, true);

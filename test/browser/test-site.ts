@@ -1,0 +1,142 @@
+import { createHash } from 'node:crypto';
+import { copyFile, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'vitest';
+import type { Page } from 'playwright-core';
+import { startProcess, type RunningProcess } from '../harness/processes.js';
+import type { PeerfetchStats } from '../../src/engine/stats.js';
+
+/**
+ * A small site the way an operator sets one up: the two peerfetch files at the root, a video,
+ * and the manifest written by the real `peerfetch manifest` command. Served by the real
+ * `peerfetch origin` process, with the real `peerfetch tracker` process for signaling.
+ */
+export interface TestSite {
+  dir: string;
+  videoPath: string;
+  videoBytes: Buffer;
+  videoSha256: string;
+}
+
+/** The test page: inserts the script tag after load, with attributes from its own query string. */
+const PAGE = `<!doctype html>
+<meta charset="utf-8">
+<title>peerfetch test page</title>
+<body>
+<script>
+  // Tests pass the script tag's data- attributes in the query string (?tracker=…&p2p=off).
+  const script = document.createElement('script');
+  script.src = '/peerfetch.js';
+  for (const [name, value] of new URLSearchParams(location.search)) script.dataset[name] = value;
+  document.head.append(script);
+</script>
+</body>`;
+
+export async function createTestSite(video: string, pieceSize: string): Promise<TestSite> {
+  const dir = await mkdtemp(join(tmpdir(), 'peerfetch-site-'));
+  await mkdir(join(dir, 'media'));
+  const videoPath = join(dir, 'media', 'video.mp4');
+  await copyFile(video, videoPath);
+  await copyFile('dist/peerfetch.js', join(dir, 'peerfetch.js'));
+  await copyFile('dist/peerfetch-sw.js', join(dir, 'peerfetch-sw.js'));
+  await writeFile(join(dir, 'index.html'), PAGE);
+  const manifest = await startProcess('node', ['bin/peerfetch.js', 'manifest', dir, '--piece-size', pieceSize], {
+    name: 'peerfetch manifest',
+  });
+  expect(await manifest.exited).toBe(0);
+  const videoBytes = await readFile(videoPath);
+  return { dir, videoPath, videoBytes, videoSha256: createHash('sha256').update(videoBytes).digest('hex') };
+}
+
+export interface Servers {
+  origin: RunningProcess;
+  originUrl: string;
+  tracker: RunningProcess;
+  trackerUrl: string;
+}
+
+export async function startOrigin(dir: string, extra: string[] = []): Promise<{ origin: RunningProcess; originUrl: string }> {
+  const origin = await startProcess('node', ['bin/peerfetch.js', 'origin', dir, '--port', '0', ...extra], {
+    readyPattern: /http:\/\/127\.0\.0\.1:\d+/,
+    name: 'peerfetch origin',
+  });
+  return { origin, originUrl: origin.ready![0] };
+}
+
+export async function startTracker(): Promise<{ tracker: RunningProcess; trackerUrl: string }> {
+  const tracker = await startProcess('node', ['bin/peerfetch.js', 'tracker', '--port', '0'], {
+    readyPattern: /ws:\/\/127\.0\.0\.1:\d+/,
+    name: 'peerfetch tracker',
+  });
+  return { tracker, trackerUrl: tracker.ready![0] };
+}
+
+/** Bytes the origin process sent to `viewer`, by its own counter. */
+export async function originBytesFor(originUrl: string, viewer: string): Promise<number> {
+  const response = await fetch(`${originUrl}/__peerfetch/origin-stats`);
+  const stats = (await response.json()) as { byViewer: Record<string, number>; byPath: Record<string, number> };
+  return stats.byViewer[viewer] ?? 0;
+}
+
+/** Opens the test page with the given script-tag attributes and waits for `peerfetch.ready`. */
+export async function openPage(page: Page, originUrl: string, attributes: Record<string, string>): Promise<void> {
+  await page.goto(`${originUrl}/?${new URLSearchParams(attributes)}`);
+  await page.waitForFunction(() => 'peerfetch' in window);
+  await page.evaluate(() => window.peerfetch!.ready);
+}
+
+export function stats(page: Page): Promise<PeerfetchStats> {
+  return page.evaluate(() => window.peerfetch!.getStats());
+}
+
+/** Fetches `url` in the page (through the SW, like the player) and returns status, headers and the SHA-256 of the body. */
+export function fetchInPage(page: Page, url: string, range?: string) {
+  return page.evaluate(
+    async ({ url, range }) => {
+      const response = await fetch(url, range ? { headers: { Range: range } } : {});
+      const body = new Uint8Array(await response.arrayBuffer());
+      const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', body));
+      return {
+        status: response.status,
+        contentRange: response.headers.get('content-range'),
+        contentLength: response.headers.get('content-length'),
+        length: body.length,
+        sha256: Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join(''),
+      };
+    },
+    { url, range },
+  );
+}
+
+/** Plays `url` in a <video> to its end at `rate`, seeking to `seekTo` (0..1 of the duration) once it plays. */
+export function playInPage(page: Page, url: string, options: { rate?: number; seekTo?: number } = {}) {
+  return page.evaluate(
+    ({ url, rate, seekTo }) =>
+      new Promise<{ duration: number; seeked: boolean }>((resolve, reject) => {
+        const video = document.createElement('video');
+        video.muted = true;
+        video.playbackRate = rate;
+        let seeked = false;
+        video.addEventListener('error', () => reject(new Error(`media error ${video.error?.code}: ${video.error?.message}`)));
+        video.addEventListener(
+          'playing',
+          () => {
+            video.playbackRate = rate;
+            if (seekTo !== undefined) video.currentTime = video.duration * seekTo;
+          },
+          { once: true },
+        );
+        video.addEventListener('seeked', () => (seeked = true));
+        video.addEventListener('ended', () => resolve({ duration: video.duration, seeked }));
+        video.src = url;
+        document.body.append(video);
+        void video.play().catch(reject);
+      }),
+    { url, rate: options.rate ?? 1, seekTo: options.seekTo },
+  );
+}
+
+export function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}

@@ -77,6 +77,12 @@ const CLOSE_POLICY = 1008;
 const CLOSE_TRY_AGAIN_LATER = 1013;
 const CLOSE_NORMAL = 1000;
 
+/**
+ * Messages dropped for a client whose send queue is over maxBufferedBytes before it is disconnected:
+ * a few drops can be a burst, 32 in a row means the client stopped reading.
+ */
+const DROPS_BEFORE_DISCONNECT = 32;
+
 interface Connection {
   readonly ws: WebSocket;
   readonly ip: string;
@@ -86,6 +92,8 @@ interface Connection {
   lastMessageAt: number;
   windowStart: number;
   windowCount: number;
+  /** Messages dropped because this client did not read (see DROPS_BEFORE_DISCONNECT). */
+  dropped: number;
   /** Set on each pong; a connection that did not answer the previous ping is dead. */
   alive: boolean;
 }
@@ -234,6 +242,7 @@ export class TrackerServer {
       lastMessageAt: now,
       windowStart: now,
       windowCount: 0,
+      dropped: 0,
       alive: true,
     };
     this.connections.add(conn);
@@ -262,8 +271,8 @@ export class TrackerServer {
     if (ws.readyState !== WebSocket.OPEN) return false;
     if (ws.bufferedAmount > this.options.maxBufferedBytes) {
       this.metrics.messagesDropped++;
-      // Far beyond the bound, the client is gone or hostile: free its buffers now.
-      if (ws.bufferedAmount > 2 * this.options.maxBufferedBytes) {
+      // A client that keeps not reading is gone or hostile: free its buffers.
+      if (++conn.dropped >= DROPS_BEFORE_DISCONNECT) {
         this.metrics.reject('slow-consumer');
         ws.terminate();
       }

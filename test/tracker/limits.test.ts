@@ -1,0 +1,174 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { startTracker, type RunningTracker, type TrackerOptions } from '../../src/tracker/index.js';
+import { announce, hex, isFailure, isOffer, isReply, offers, randomId, TestClient, waitFor } from './helpers.js';
+
+let tracker: RunningTracker | undefined;
+const clients: TestClient[] = [];
+
+async function start(options: TrackerOptions = {}): Promise<RunningTracker> {
+  tracker = await startTracker({ port: 0, ...options });
+  return tracker;
+}
+
+async function client(options: { headers?: Record<string, string>; origin?: string } = {}): Promise<TestClient> {
+  const c = await TestClient.open(tracker!.url, options);
+  clients.push(c);
+  return c;
+}
+
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+  await tracker?.close();
+  tracker = undefined;
+});
+
+describe('tracker abuse limits', () => {
+  it('answers invalid JSON, binary frames and bad fields with a failure reason and keeps the socket', async () => {
+    await start();
+    const a = await client();
+    const cases: Array<[unknown, string]> = [
+      ['{not json', 'invalid JSON'],
+      [Buffer.from([1, 2, 3]), 'binary frames are not supported: send JSON text frames'],
+      [{ action: 'connect' }, 'invalid action: expected announce or scrape'],
+      [{ action: 'announce', info_hash: 'short', peer_id: randomId() }, 'invalid info_hash: expected a 20-byte binary string'],
+      [{ action: 'announce', info_hash: randomId(), peer_id: 42 }, 'invalid peer_id: expected a 20-byte binary string'],
+      [{ action: 'announce', info_hash: '€'.repeat(20), peer_id: randomId() }, 'invalid info_hash: expected a 20-byte binary string'],
+      [announce(randomId(), randomId(), { event: 'exploded' }), 'invalid event'],
+      [announce(randomId(), randomId(), { answer: { type: 'answer', sdp: 'x' } }), 'invalid answer: needs to_peer_id, offer_id and an answer {type, sdp}'],
+      [{ action: 'scrape', info_hash: Array(101).fill(randomId()) }, 'invalid info_hash: expected a 20-byte binary string'],
+    ];
+    for (const [frame, reason] of cases) {
+      a.send(frame);
+      expect((await a.next())['failure reason']).toBe(reason);
+    }
+    // Still usable afterwards.
+    a.send(announce(randomId(), randomId()));
+    expect(await a.next(isReply)).toMatchObject({ incomplete: 1 });
+    expect(tracker!.stats().rejections).toMatchObject({ 'invalid-json': 1, 'binary-frame': 1, 'invalid-info-hash': 3 });
+  });
+
+  it('closes a connection that sends a frame over maxFrameBytes with 1009', async () => {
+    await start({ maxFrameBytes: 1024 });
+    const a = await client();
+    a.send(announce(randomId(), randomId(), { offers: offers(1, 'x'.repeat(2000)) }));
+    expect((await a.closed).code).toBe(1009);
+    await waitFor('rejection counted', () => tracker!.stats().rejections['frame-too-large'] === 1);
+  });
+
+  it('rate-limits messages per connection: one failure, then a close at twice the limit', async () => {
+    await start({ maxMessagesPerWindow: 5, rateWindowMs: 60_000 });
+    const a = await client();
+    const infoHash = randomId();
+    const id = randomId();
+    for (let i = 0; i < 11; i++) a.send(announce(infoHash, id));
+    for (let i = 0; i < 5; i++) await a.next(isReply);
+    expect((await a.next(isFailure))['failure reason']).toBe('too many messages: slow down');
+    expect(await a.closed).toEqual({ code: 1008, reason: 'too many messages: slow down' });
+    expect(a.frames.filter(isFailure)).toHaveLength(0);
+  });
+
+  it('caps connections per IP and in total, closing with a reason', async () => {
+    await start({ maxConnectionsPerIp: 2, maxConnections: 3, trustProxy: true });
+    const ip = { headers: { 'X-Forwarded-For': '192.0.2.7' } };
+    await client(ip);
+    await client(ip);
+    const third = await client(ip);
+    expect(await third.closed).toEqual({ code: 1013, reason: 'too many connections from this address' });
+    await client({ headers: { 'X-Forwarded-For': '192.0.2.8' } });
+    const over = await client({ headers: { 'X-Forwarded-For': '192.0.2.9' } });
+    expect(await over.closed).toEqual({ code: 1013, reason: 'tracker is at its connection limit' });
+    expect(tracker!.stats().rejections).toMatchObject({ 'too-many-connections-from-ip': 1, 'too-many-connections': 1 });
+  });
+
+  it('accepts only allowed page origins', async () => {
+    await start({ allowOrigins: ['https://video.example', 'http://127.0.0.1:8080/'] });
+    const ok = await client({ origin: 'https://video.example' });
+    ok.send(announce(randomId(), randomId()));
+    await ok.next(isReply);
+    const ok2 = await client({ origin: 'http://127.0.0.1:8080' });
+    ok2.send(announce(randomId(), randomId()));
+    await ok2.next(isReply);
+    const evil = await client({ origin: 'https://evil.example' });
+    expect(await evil.closed).toEqual({ code: 1008, reason: 'origin not allowed' });
+    const none = await client();
+    expect(await none.closed).toEqual({ code: 1008, reason: 'origin not allowed' });
+  });
+
+  it('accepts only allowed swarms when a swarm allow-list is set', async () => {
+    const allowed = randomId();
+    await start({ allowSwarms: [hex(allowed).toUpperCase()] });
+    const a = await client();
+    a.send(announce(randomId(), randomId()));
+    expect(await a.next()).toMatchObject({ action: 'announce', 'failure reason': 'swarm not allowed on this tracker' });
+    a.send(announce(allowed, randomId()));
+    expect(await a.next(isReply)).toMatchObject({ incomplete: 1 });
+  });
+
+  it('caps peers per swarm, swarms per instance and peers per connection', async () => {
+    await start({ maxPeersPerSwarm: 2, maxSwarms: 2, maxSwarmsPerConnection: 3 });
+    const [h1, h2, h3] = [randomId(), randomId(), randomId()];
+    const a = await client();
+    a.send(announce(h1, randomId()));
+    a.send(announce(h1, randomId()));
+    a.send(announce(h1, randomId()));
+    await a.next(isReply);
+    await a.next(isReply);
+    expect((await a.next())['failure reason']).toBe('swarm is full');
+    a.send(announce(h2, randomId()));
+    await a.next(isReply);
+    a.send(announce(h2, randomId()));
+    expect((await a.next())['failure reason']).toBe('too many swarms on one connection');
+    const b = await client();
+    b.send(announce(h3, randomId()));
+    expect((await b.next())['failure reason']).toBe('tracker is at its swarm limit');
+    expect(tracker!.stats().peers).toBe(3);
+  });
+
+  it('drops messages to a client that stops reading, then disconnects it, keeping memory bounded', async () => {
+    await start({ maxBufferedBytes: 64 * 1024, maxMessagesPerWindow: 100_000 });
+    const infoHash = randomId();
+    const slow = await client();
+    slow.send(announce(infoHash, randomId()));
+    await slow.next(isReply);
+    // Stop reading: the kernel buffers fill up, then the tracker's send queue for this socket grows.
+    const socket = (slow.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    socket.pause();
+    const flooder = await client();
+    const id = randomId();
+    const big = 'a=x'.repeat(10_000);
+    for (let i = 0; i < 2000 && !tracker!.stats().rejections['slow-consumer']; i++) {
+      flooder.send(announce(infoHash, id, { offers: offers(1, big) }));
+      await flooder.next(isReply);
+    }
+    expect(tracker!.stats().rejections['slow-consumer']).toBe(1);
+    await waitFor('slow peer removed', () => tracker!.stats().peers === 1);
+    expect(tracker!.stats().connections).toBe(1);
+    socket.resume();
+  });
+
+  it('ignores malformed offers and offers over the cap, relaying the valid ones', async () => {
+    await start({ maxOffersPerAnnounce: 3 });
+    const infoHash = randomId();
+    const peers: TestClient[] = [];
+    for (let i = 0; i < 4; i++) {
+      const c = await client();
+      c.send(announce(infoHash, randomId()));
+      await c.next(isReply);
+      peers.push(c);
+    }
+    const a = await client();
+    const good = offers(1);
+    a.send(announce(infoHash, randomId(), {
+      offers: [{ offer: 'nope', offer_id: randomId() }, { offer: { type: 'answer', sdp: 'x' }, offer_id: randomId() }, { offer: { sdp: 'x' } }, good[0], ...offers(4)],
+    }));
+    await a.next(isReply);
+    const received = await waitFor('three offers received', () => {
+      const got = peers.flatMap((c) => c.frames.filter(isOffer));
+      return got.length === 3 ? got : undefined;
+    });
+    expect(tracker!.stats().offersRelayed).toBe(3);
+    expect(received.map((f) => f.offer_id)).toContain(good[0]!.offer_id);
+    // Only {type, sdp} is relayed, whatever else the sender put in.
+    for (const f of received) expect(Object.keys(f.offer).sort()).toEqual(['sdp', 'type']);
+  });
+});

@@ -1,0 +1,161 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createJsonLogger, startTracker, type LogEntry, type RunningTracker, type TrackerOptions } from '../../src/tracker/index.js';
+import { parseReport } from '../../src/tracker/tracker-messages.js';
+import { announce, hex, isReply, offers, randomId, TestClient, waitFor } from './helpers.js';
+
+let tracker: RunningTracker | undefined;
+const clients: TestClient[] = [];
+
+async function start(options: TrackerOptions = {}): Promise<RunningTracker> {
+  tracker = await startTracker({ port: 0, ...options });
+  return tracker;
+}
+
+async function client(): Promise<TestClient> {
+  const c = await TestClient.open(tracker!.url);
+  clients.push(c);
+  return c;
+}
+
+async function statsJson(query = ''): Promise<{ status: number; cors: string | null; body: any }> {
+  const res = await fetch(`${tracker!.httpUrl}/stats.json${query}`);
+  return { status: res.status, cors: res.headers.get('access-control-allow-origin'), body: await res.json() };
+}
+
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+  await tracker?.close();
+  tracker = undefined;
+});
+
+describe('swarm-wide offload stats', () => {
+  it('aggregates the latest report of each live peer per swarm, and forgets peers that leave', async () => {
+    await start();
+    const [h1, h2] = [randomId(), randomId()];
+    const [a, b, c] = [await client(), await client(), await client()];
+    const [idA, idB] = [randomId(), randomId()];
+    a.send(announce(h1, idA, { peerfetch: { bytesFromPeers: 100, bytesFromOrigin: 900, bytesUploaded: 0 } }));
+    b.send(announce(h1, idB, { peerfetch: { bytesFromPeers: 500, bytesFromOrigin: 500, bytesUploaded: 100 } }));
+    c.send(announce(h2, randomId()));
+    await Promise.all([a.next(isReply), b.next(isReply), c.next(isReply)]);
+
+    let { status, cors, body } = await statsJson();
+    expect(status).toBe(200);
+    expect(cors).toBe('*');
+    const s1 = body.swarms.find((s: any) => s.infoHash === hex(h1));
+    expect(s1).toEqual({ infoHash: hex(h1), peers: 2, complete: 0, incomplete: 2, bytesFromPeers: 600, bytesFromOrigin: 1400, bytesUploaded: 100, offloadRatio: 0.3 });
+    expect(body.swarms.find((s: any) => s.infoHash === hex(h2))).toMatchObject({ peers: 1, bytesFromPeers: 0, bytesFromOrigin: 0, offloadRatio: 0 });
+    expect(body).toMatchObject({ connections: 3, peers: 3, swarmCount: 2, announcesTotal: 3, scope: 'instance' });
+
+    // A later report replaces the earlier one (counters are cumulative per peer, not increments).
+    a.send(announce(h1, idA, { event: 'update', peerfetch: { bytesFromPeers: 1500, bytesFromOrigin: 1000, bytesUploaded: 0 } }));
+    await a.next(isReply);
+    ({ body } = await statsJson(`?info_hash=${hex(h1)}`));
+    expect(body.swarms).toEqual([expect.objectContaining({ infoHash: hex(h1), bytesFromPeers: 2000, bytesFromOrigin: 1500 })]);
+    expect(body.swarms[0].offloadRatio).toBeCloseTo(2000 / 3500, 10);
+
+    await b.close();
+    await waitFor('B gone from the aggregate', async () => (await statsJson(`?info_hash=${hex(h1)}`)).body.swarms[0].bytesFromPeers === 1500);
+    expect((await statsJson('?info_hash=zz')).status).toBe(400);
+    // A swarm nobody is in: zeros, not an error.
+    expect((await statsJson(`?info_hash=${'00'.repeat(20)}`)).body.swarms[0]).toMatchObject({ peers: 0, offloadRatio: 0 });
+  });
+
+  it('ignores invalid counters and keeps the previous valid report', async () => {
+    await start();
+    const h = randomId();
+    const id = randomId();
+    const a = await client();
+    a.send(announce(h, id, { peerfetch: { bytesFromPeers: 10, bytesFromOrigin: 30, bytesUploaded: 1 } }));
+    await a.next(isReply);
+    const bad = [
+      { bytesFromPeers: -1, bytesFromOrigin: 0, bytesUploaded: 0 },
+      { bytesFromPeers: '5', bytesFromOrigin: 0, bytesUploaded: 0 },
+      { bytesFromPeers: 5, bytesFromOrigin: null, bytesUploaded: 0 },
+      { bytesFromPeers: 5, bytesFromOrigin: 1 },
+      [1, 2, 3],
+      'lots',
+    ];
+    for (const peerfetch of bad) {
+      a.send(announce(h, id, { event: 'update', peerfetch }));
+      await a.next(isReply);
+    }
+    // 1e999 parses as Infinity: not finite, ignored.
+    a.send(`{"action":"announce","info_hash":${JSON.stringify(h)},"peer_id":${JSON.stringify(id)},"peerfetch":{"bytesFromPeers":1e999,"bytesFromOrigin":0,"bytesUploaded":0}}`);
+    await a.next(isReply);
+    const { body } = await statsJson();
+    expect(body.swarms[0]).toMatchObject({ bytesFromPeers: 10, bytesFromOrigin: 30, bytesUploaded: 1, offloadRatio: 0.25 });
+    const metrics = await (await fetch(`${tracker!.httpUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^peerfetch_tracker_bad_reports_total 7$/m);
+  });
+
+  it('validates counters as finite, non-negative, safe integers-or-floats', () => {
+    expect(parseReport({ bytesFromPeers: 0, bytesFromOrigin: 0.5, bytesUploaded: 9 })).toEqual({ bytesFromPeers: 0, bytesFromOrigin: 0.5, bytesUploaded: 9 });
+    for (const v of [NaN, Infinity, -0.1, 2 ** 60, '1', undefined]) {
+      expect(parseReport({ bytesFromPeers: v, bytesFromOrigin: 0, bytesUploaded: 0 })).toBeUndefined();
+    }
+  });
+});
+
+describe('observability', () => {
+  it('serves /health, Prometheus /metrics with rejections by reason, and 404 elsewhere', async () => {
+    await start();
+    const health = await fetch(`${tracker!.httpUrl}/health`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ status: 'ok', connections: 0, peers: 0, swarms: 0 });
+
+    const h = randomId();
+    const [a, b] = [await client(), await client()];
+    a.send(announce(h, randomId()));
+    await a.next(isReply);
+    b.send(announce(h, randomId(), { offers: offers(2) }));
+    await b.next(isReply);
+    b.send('garbage');
+    await b.next();
+    await waitFor('offer delivered', () => a.frames.length > 0);
+
+    const res = await fetch(`${tracker!.httpUrl}/metrics`);
+    expect(res.headers.get('content-type')).toContain('text/plain; version=0.0.4');
+    const text = await res.text();
+    expect(text).toMatch(/^# TYPE peerfetch_tracker_announces_total counter$/m);
+    expect(text).toMatch(/^peerfetch_tracker_announces_total 2$/m);
+    expect(text).toMatch(/^peerfetch_tracker_peers 2$/m);
+    expect(text).toMatch(/^peerfetch_tracker_swarms 1$/m);
+    expect(text).toMatch(/^peerfetch_tracker_connections 2$/m);
+    expect(text).toMatch(/^peerfetch_tracker_offers_relayed_total 1$/m);
+    expect(text).toMatch(/^peerfetch_tracker_rejections_total\{reason="invalid-json"\} 1$/m);
+    expect(text).toMatch(/^peerfetch_tracker_resident_memory_bytes \d+$/m);
+    // Every sample line is `name{labels} number`, as Prometheus parses it.
+    for (const line of text.split('\n').filter((l) => l && !l.startsWith('#'))) expect(line).toMatch(/^[a-z_]+(\{[a-z]+="[a-z-]+"\})? \d+(\.\d+)?$/);
+
+    expect((await fetch(`${tracker!.httpUrl}/nope`)).status).toBe(404);
+    expect(tracker!.stats().announcesPerSecond).toBeGreaterThanOrEqual(0);
+  });
+
+  it('writes structured JSON log lines for lifecycle and rejections', async () => {
+    const lines: string[] = [];
+    const entries: LogEntry[] = [];
+    const json = createJsonLogger((line) => lines.push(line), 'debug');
+    await start({ logger: { log: (e) => (entries.push(e), json.log(e)) } });
+    const a = await client();
+    a.send('{');
+    await a.next();
+    await tracker!.close();
+    const parsed = lines.map((l) => JSON.parse(l));
+    expect(parsed.map((p) => p.event)).toEqual(expect.arrayContaining(['tracker:listening', 'frame:rejected', 'tracker:closing', 'tracker:closed']));
+    const rejected = parsed.find((p) => p.event === 'frame:rejected');
+    expect(rejected).toMatchObject({ level: 'warn', reason: 'invalid-json', ip: '127.0.0.1' });
+    expect(typeof rejected.time).toBe('string');
+    expect(lines.every((l) => l.endsWith('\n'))).toBe(true);
+  });
+
+  it('caps warning log lines per second under a flood', async () => {
+    const entries: LogEntry[] = [];
+    await start({ logger: { log: (e) => entries.push(e) }, maxMessagesPerWindow: 10_000 });
+    const a = await client();
+    for (let i = 0; i < 200; i++) a.send('{');
+    for (let i = 0; i < 200; i++) await a.next();
+    expect(tracker!.stats().rejections['invalid-json']).toBe(200);
+    expect(entries.filter((e) => e.event === 'frame:rejected').length).toBeLessThanOrEqual(40);
+  });
+});

@@ -1,0 +1,112 @@
+import { describe, expect, it } from 'vitest';
+import { localityPrefix } from '../../src/tracker/locality.js';
+import { resolveOptions } from '../../src/tracker/options.js';
+import { Swarm, type SwarmMember } from '../../src/tracker/swarm.js';
+import { encodeFailure, parseClientFrame } from '../../src/tracker/tracker-messages.js';
+import { randomId } from './helpers.js';
+
+describe('localityPrefix', () => {
+  it.each([
+    ['192.0.2.17', '4:192.0.2'],
+    ['::ffff:192.0.2.200', '4:192.0.2'],
+    ['2001:db8:1:2::5', '6:2001:db8:1'],
+    ['2001:0db8:0001:ffff::', '6:2001:db8:1'],
+    ['::1', '6:0:0:0'],
+    ['fe80::1%eth0', '6:fe80:0:0'],
+    ['not-an-ip', '?'],
+    ['', '?'],
+  ])('%s -> %s', (ip, prefix) => {
+    expect(localityPrefix(ip)).toBe(prefix);
+  });
+});
+
+describe('parseClientFrame', () => {
+  const h = randomId();
+  const p = randomId();
+  it.each([
+    ['{"action":"announce"', 'invalid-json'],
+    ['[]', 'invalid-json'],
+    ['null', 'invalid-json'],
+    ['{"action":"announce","info_hash":1}', 'invalid-info-hash'],
+    [JSON.stringify({ action: 'announce', info_hash: h, peer_id: 'x'.repeat(21) }), 'invalid-peer-id'],
+    [JSON.stringify({ action: 'announce', info_hash: h, peer_id: p, event: 5 }), 'invalid-event'],
+    [JSON.stringify({ action: 'announce', info_hash: h, peer_id: p, answer: { sdp: 'x' }, to_peer_id: randomId() }), 'invalid-answer'],
+    [JSON.stringify({ action: 'announce', info_hash: h, peer_id: p, answer: { type: 'offer', sdp: 'x' }, to_peer_id: randomId(), offer_id: 'o' }), 'invalid-answer'],
+    [JSON.stringify({ action: 'scrape' }), 'invalid-info-hash'],
+    [JSON.stringify({ action: 'scrape', info_hash: [] }), 'invalid-info-hash'],
+    [JSON.stringify({ action: 'stats' }), 'invalid-action'],
+  ])('rejects %s as %s', (text, reason) => {
+    const r = parseClientFrame(text, 10);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.reason).toBe(reason);
+  });
+
+  it('normalises an announce the way bittorrent-tracker does', () => {
+    const r = parseClientFrame(JSON.stringify({ action: 'announce', info_hash: h, peer_id: p, event: 'empty', left: 'abc', offers: [{ offer: { type: 'offer', sdp: 's', extra: 1 }, offer_id: 'o1' }] }), 10);
+    expect(r).toEqual({
+      ok: true,
+      message: { action: 'announce', infoHash: h, peerId: p, event: 'update', left: Infinity, offers: [{ offerId: 'o1', offer: { type: 'offer', sdp: 's' } }], badReport: false, droppedOffers: 0 },
+    });
+    const stopped = parseClientFrame(JSON.stringify({ action: 'announce', info_hash: h, peer_id: p, event: 'stopped', left: 0, offers: [{ offer: { type: 'offer', sdp: 's' }, offer_id: 'o1' }] }), 10);
+    expect(stopped.ok && stopped.message.action === 'announce' && stopped.message.offers).toEqual([]);
+    const scrape = parseClientFrame(JSON.stringify({ action: 'scrape', info_hash: h }), 10);
+    expect(scrape).toEqual({ ok: true, message: { action: 'scrape', infoHashes: [h] } });
+  });
+
+  it('encodes failures with the action and info_hash so stock clients keep their socket', () => {
+    expect(JSON.parse(encodeFailure('swarm-full', 'announce', h))).toEqual({ action: 'announce', 'failure reason': 'swarm is full', info_hash: h });
+    expect(JSON.parse(encodeFailure('invalid-json'))).toEqual({ 'failure reason': 'invalid JSON' });
+  });
+});
+
+describe('Swarm', () => {
+  const member = (prefix: string, complete = false): SwarmMember => ({ peerId: randomId(), prefix, complete, report: undefined, listIndex: -1, bucketIndex: -1 });
+
+  it('keeps counts and aggregates through add, complete, report and remove', () => {
+    const s = new Swarm<SwarmMember>('h');
+    const [a, b] = [member('x'), member('y', true)];
+    s.add(a);
+    s.add(b);
+    expect([s.size, s.complete, s.incomplete]).toEqual([2, 1, 1]);
+    s.setComplete(a, true);
+    expect([s.complete, s.incomplete]).toEqual([2, 0]);
+    s.setReport(a, { bytesFromPeers: 5, bytesFromOrigin: 5, bytesUploaded: 1 });
+    s.setReport(a, { bytesFromPeers: 7, bytesFromOrigin: 5, bytesUploaded: 1 });
+    expect(s.bytesFromPeers).toBe(7);
+    s.remove(a);
+    s.remove(a);
+    expect([s.size, s.complete, s.bytesFromPeers, s.bytesFromOrigin]).toEqual([1, 1, 0, 0]);
+  });
+
+  it('selects distinct peers, never self, same prefix first with one random slot', () => {
+    const s = new Swarm<SwarmMember>('h');
+    const near = Array.from({ length: 10 }, () => member('near'));
+    const far = Array.from({ length: 1000 }, () => member('far'));
+    for (const m of [...near, ...far]) s.add(m);
+    const self = near[0]!;
+    for (let round = 0; round < 50; round++) {
+      const chosen = s.select(5, self, 'near');
+      expect(chosen).toHaveLength(5);
+      expect(new Set(chosen).size).toBe(5);
+      expect(chosen).not.toContain(self);
+      expect(chosen.filter((m) => m.prefix === 'near').length).toBeGreaterThanOrEqual(4);
+    }
+    expect(s.select(5000, self, 'near')).toHaveLength(1009);
+    // Removing from the middle keeps selection consistent (swap-remove bookkeeping).
+    for (const m of far.slice(0, 990)) s.remove(m);
+    const rest = s.select(100, undefined, 'other');
+    expect(new Set(rest).size).toBe(20);
+  });
+});
+
+describe('resolveOptions', () => {
+  it('derives timeouts from the interval and rejects nonsense', () => {
+    const o = resolveOptions({ announceIntervalSec: 60 });
+    expect(o.peerTimeoutMs).toBe(150_000);
+    expect(o.idleTimeoutMs).toBe(150_000);
+    expect(o.port).toBe(8000);
+    expect(o.host).toBe('127.0.0.1');
+    expect(() => resolveOptions({ maxFrameBytes: -1 })).toThrow(RangeError);
+    expect(() => resolveOptions({ port: 70000 })).toThrow(RangeError);
+  });
+});

@@ -23,6 +23,8 @@ export const TRACKER_USAGE = `Usage: peerfetch tracker [options]
   --max-connections-per-ip N   (default 64)
   --max-messages-per-window N  messages per connection per rate window (default 100)
   --rate-window-ms MS          (default 10000)
+  --redis-heartbeat-ms MS      how often this instance marks itself alive in Redis (default 2000)
+  --redis-instance-ttl-ms MS   an instance silent this long is dead, its peers leave (default 10000)
   --log-level LEVEL            debug | info | warn | error (default info; JSON lines on stderr)
 `;
 
@@ -38,6 +40,8 @@ const NUMERIC_FLAGS = {
   'max-connections-per-ip': 'maxConnectionsPerIp',
   'max-messages-per-window': 'maxMessagesPerWindow',
   'rate-window-ms': 'rateWindowMs',
+  'redis-heartbeat-ms': 'redisHeartbeatMs',
+  'redis-instance-ttl-ms': 'redisInstanceTtlMs',
 } as const satisfies Record<string, keyof TrackerOptions>;
 
 /** Parses `peerfetch tracker` arguments into tracker options (throws PeerfetchError 'option-invalid'). */

@@ -13,6 +13,13 @@ export interface TrackerOptions {
   redisUrl?: string;
   /** Prefix of every Redis key and channel, so several trackers can share one Redis. Default 'peerfetch:'. */
   redisKeyPrefix?: string;
+  /** How often an instance marks itself alive in Redis, in ms. Default 2000. */
+  redisHeartbeatMs?: number;
+  /**
+   * An instance without a heartbeat for this long is dead and its peers leave the shared state, in
+   * ms. Default 10 000: five missed heartbeats, so a GC pause or a slow Redis never kills a live one.
+   */
+  redisInstanceTtlMs?: number;
   /**
    * Allowed values of the WebSocket `Origin` header (for example `https://video.example`). When set,
    * a connection from any other origin, or without one, is closed with code 1008. Default: any.
@@ -101,6 +108,8 @@ export function resolveOptions(options: TrackerOptions = {}): ResolvedTrackerOpt
     host: options.host ?? '127.0.0.1',
     redisUrl: options.redisUrl,
     redisKeyPrefix: options.redisKeyPrefix ?? 'peerfetch:',
+    redisHeartbeatMs: positive('redisHeartbeatMs', options.redisHeartbeatMs, 2000),
+    redisInstanceTtlMs: positive('redisInstanceTtlMs', options.redisInstanceTtlMs, 10_000),
     allowOrigins: options.allowOrigins?.length ? new Set(options.allowOrigins.map(normaliseOrigin)) : undefined,
     allowSwarms: options.allowSwarms?.length ? new Set(options.allowSwarms.map((s) => s.toLowerCase())) : undefined,
     trustProxy: options.trustProxy ?? false,

@@ -1,0 +1,149 @@
+// Scale-out: two tracker instances sharing a real redis-server. Instance A runs in this process,
+// instance B in a child process (so the test can kill it hard, as a crashed machine would die).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startTracker, type RunningTracker } from '../../src/tracker/index.js';
+import { bundleTrackerCli } from './bundle.js';
+import { announce, hex, isAnswer, isOffer, isReply, offers, randomId, TestClient, waitFor } from './helpers.js';
+import { startRedis, type RunningRedis } from './redis-server.js';
+
+/** Fast heartbeats so instance death is seen within about a second (defaults: 2 s and 10 s). */
+const HEARTBEAT_MS = 100;
+const INSTANCE_TTL_MS = 800;
+
+let redis: RunningRedis;
+let entry: string;
+let probe: Redis;
+const clients: TestClient[] = [];
+const trackers: RunningTracker[] = [];
+const children: ChildProcess[] = [];
+
+beforeAll(async () => {
+  [redis, entry] = await Promise.all([startRedis(), bundleTrackerCli()]);
+  probe = new Redis(redis.url);
+});
+
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+  await Promise.all(trackers.splice(0).map((t) => t.close()));
+  for (const c of children.splice(0)) c.kill('SIGKILL');
+  await probe.flushall();
+});
+
+afterAll(async () => {
+  probe?.disconnect();
+  await redis?.stop();
+  rmSync(entry, { force: true });
+});
+
+async function inProcess(): Promise<RunningTracker> {
+  const t = await startTracker({ port: 0, redisUrl: redis.url, redisHeartbeatMs: HEARTBEAT_MS, redisInstanceTtlMs: INSTANCE_TTL_MS });
+  trackers.push(t);
+  return t;
+}
+
+async function childTracker(): Promise<{ url: string; proc: ChildProcess; exited: Promise<number | null> }> {
+  const proc = spawn(process.execPath, [entry, '--port', '0', '--redis', redis.url, '--redis-heartbeat-ms', String(HEARTBEAT_MS), '--redis-instance-ttl-ms', String(INSTANCE_TTL_MS)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(proc);
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  const m = await waitFor('child tracker', () => /listening on (ws:\/\/[\d.:]+)/.exec(out), 15_000);
+  return { url: m[1]!, proc, exited };
+}
+
+async function open(url: string): Promise<TestClient> {
+  const c = await TestClient.open(url);
+  clients.push(c);
+  return c;
+}
+
+describe('Redis scale-out', () => {
+  it('relays an offer from a peer on B to a peer on A, and the answer back', async () => {
+    const a = await inProcess();
+    const b = await childTracker();
+    const infoHash = randomId();
+    const [idA, idB] = [randomId(), randomId()];
+    const onA = await open(a.url);
+    onA.send(announce(infoHash, idA));
+    expect(await onA.next(isReply)).toMatchObject({ incomplete: 1 });
+
+    const onB = await open(b.url);
+    const sent = offers(2);
+    onB.send(announce(infoHash, idB, { offers: sent }));
+    // Counts are swarm-wide: both instances' peers.
+    expect(await onB.next(isReply)).toMatchObject({ incomplete: 2 });
+
+    const offer = await onA.next(isOffer);
+    expect(offer.peer_id).toBe(idB);
+    expect(sent.map((o) => o.offer_id)).toContain(offer.offer_id);
+
+    onA.send({ action: 'announce', info_hash: infoHash, peer_id: idA, to_peer_id: idB, offer_id: offer.offer_id, answer: { type: 'answer', sdp: 'v=0 from A' } });
+    const answer = await onB.next(isAnswer);
+    expect(answer).toEqual({ action: 'announce', answer: { type: 'answer', sdp: 'v=0 from A' }, offer_id: offer.offer_id, peer_id: idA, info_hash: infoHash });
+
+    // Scrape on either instance counts both.
+    onA.send({ action: 'scrape', info_hash: infoHash });
+    expect((await onA.next((f) => f.action === 'scrape')).files[infoHash]).toMatchObject({ incomplete: 2 });
+    // /stats.json?info_hash sums the swarm over instances.
+    const stats = await (await fetch(`${a.httpUrl}/stats.json?info_hash=${hex(infoHash)}`)).json();
+    expect(stats.swarms[0]).toMatchObject({ peers: 2 });
+  });
+
+  it('removes the peers of a killed instance from the shared state', async () => {
+    const a = await inProcess();
+    const b = await childTracker();
+    const infoHash = randomId();
+    const onB = await open(b.url);
+    onB.send(announce(infoHash, randomId(), { peerfetch: { bytesFromPeers: 10, bytesFromOrigin: 10, bytesUploaded: 0 } }));
+    await onB.next(isReply);
+    const onA = await open(a.url);
+    onA.send(announce(infoHash, randomId()));
+    expect(await onA.next(isReply)).toMatchObject({ incomplete: 2 });
+    expect(await probe.hlen(`peerfetch:swarm:${hex(infoHash)}`)).toBe(2);
+
+    b.proc.kill('SIGKILL');
+    await b.exited;
+    await waitFor('dead instance purged from Redis', async () => (await probe.hlen(`peerfetch:swarm:${hex(infoHash)}`)) === 1, 10_000);
+    onA.send(announce(infoHash, randomId(), { offers: offers(3) }));
+    expect(await onA.next(isReply)).toMatchObject({ incomplete: 2 }); // A's two peers, none of B's
+    const stats = await (await fetch(`${a.httpUrl}/stats.json?info_hash=${hex(infoHash)}`)).json();
+    expect(stats.swarms[0]).toMatchObject({ peers: 2, bytesFromPeers: 0 });
+    expect(await probe.zcard('peerfetch:instances')).toBe(1);
+  });
+
+  it('flushes its peers from Redis on graceful shutdown (SIGTERM)', async () => {
+    const b = await childTracker();
+    const infoHash = randomId();
+    const onB = await open(b.url);
+    onB.send(announce(infoHash, randomId()));
+    await onB.next(isReply);
+    expect(await probe.hlen(`peerfetch:swarm:${hex(infoHash)}`)).toBe(1);
+    b.proc.kill('SIGTERM');
+    expect(await b.exited).toBe(0);
+    expect(await probe.hlen(`peerfetch:swarm:${hex(infoHash)}`)).toBe(0);
+    expect(await probe.exists(`peerfetch:totals:${hex(infoHash)}`)).toBe(0);
+    expect(await probe.zcard('peerfetch:instances')).toBe(0);
+  });
+
+  it('keeps serving its own peers when Redis goes away', async () => {
+    const own = await startRedis();
+    try {
+      const t = await startTracker({ port: 0, redisUrl: own.url, redisHeartbeatMs: HEARTBEAT_MS, redisInstanceTtlMs: INSTANCE_TTL_MS });
+      trackers.push(t);
+      const infoHash = randomId();
+      const x = await open(t.url);
+      x.send(announce(infoHash, randomId()));
+      await x.next(isReply);
+      await own.stop();
+      const y = await open(t.url);
+      y.send(announce(infoHash, randomId(), { offers: offers(1) }));
+      expect(await y.next(isReply, 15_000)).toMatchObject({ incomplete: 2 });
+      expect((await x.next(isOffer)).action).toBe('announce');
+    } finally {
+      await own.stop();
+    }
+  }, 30_000);
+});

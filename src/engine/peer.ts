@@ -10,6 +10,13 @@ import { Bitfield } from '../shared/bitfield.js';
  */
 const SEND_HIGH_WATER_BYTES = 1024 * 1024;
 const SEND_LOW_WATER_BYTES = 256 * 1024;
+/**
+ * Download rate (bytes/s) assumed for a peer before a piece from it was measured: the low end of
+ * what a data channel carries here (5–12 MB/s measured), so new peers are neither shunned nor preferred.
+ */
+const ASSUMED_THROUGHPUT_BPS = 2_000_000;
+/** Weight of the newest measurement in the throughput moving average. */
+const THROUGHPUT_SMOOTHING = 0.3;
 /** Requests from one peer queued at once; more is answered `busy`, so a greedy peer cannot hog us. */
 const MAX_QUEUED_UPLOADS = 16;
 
@@ -25,6 +32,7 @@ export interface PeerHandlers {
 }
 
 interface Download {
+  startedAt: number;
   asset: string;
   piece: number;
   buffer: Uint8Array | undefined;
@@ -54,9 +62,18 @@ export class Peer {
   /** Bytes received from / sent to this peer, for per-peer throughput. */
   bytesDownloaded = 0;
   bytesUploaded = 0;
+  /** Measured download rate in bytes per second (moving average over completed pieces). */
+  throughput = ASSUMED_THROUGHPUT_BPS;
+  /** Requests this peer failed (rejected, timed out, closed); lowers its rank. */
+  failures = 0;
   /** Requests in flight to this peer; the scheduler prefers less loaded peers. */
   get inFlight(): number {
     return this.#downloads.size;
+  }
+
+  /** Expected seconds until this peer delivers `bytes` more, queued requests included: lower is better. */
+  expectedDelay(bytes: number): number {
+    return ((this.inFlight + 1) * bytes) / this.throughput + this.failures * 0.5;
   }
 
   constructor(id: string, connection: RTCPeerConnection, channel: RTCDataChannel, handlers: PeerHandlers) {
@@ -100,13 +117,18 @@ export class Peer {
       signal.addEventListener('abort', onAbort, { once: true });
       const settle = () => signal.removeEventListener('abort', onAbort);
       this.#downloads.set(id, {
+        startedAt: performance.now(),
         asset,
         piece,
         buffer: undefined,
         received: 0,
         expectedBytes,
         resolve: (data) => (settle(), resolve(data)),
-        reject: (error) => (settle(), reject(error)),
+        reject: (error) => {
+          settle();
+          if (error.code !== 'aborted') this.failures++;
+          reject(error);
+        },
       });
       this.#send({ type: 'request', id, asset, piece });
     });
@@ -204,6 +226,9 @@ export class Peer {
     this.bytesDownloaded += chunk.data.length;
     if (download.received >= download.expectedBytes) {
       this.#downloads.delete(chunk.id);
+      const seconds = Math.max((performance.now() - download.startedAt) / 1000, 0.001);
+      const rate = download.expectedBytes / seconds;
+      this.throughput = this.throughput * (1 - THROUGHPUT_SMOOTHING) + rate * THROUGHPUT_SMOOTHING;
       download.resolve(download.buffer);
     }
   }

@@ -8,6 +8,7 @@ import { MemoryPieceStore, type PieceStore } from '../store/piece-store.js';
 import { resolveOptions, type PeerfetchOptions, type ResolvedOptions } from './options.js';
 import { StatsCounters, type PeerfetchStats } from './stats.js';
 import { SwLink } from './sw-link.js';
+import { Scheduler } from './scheduler.js';
 import { Swarm } from './swarm.js';
 import { TrackerClient } from './tracker-client.js';
 
@@ -42,6 +43,9 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
   readonly #link: SwLink;
   #store: PieceStore | undefined;
   #swarm: Swarm | undefined;
+  #scheduler: Scheduler | undefined;
+  /** Our id in the swarm (the WebTorrent peer_id), fixed for the life of the instance. */
+  readonly #peerId = randomPeerId((length) => crypto.getRandomValues(new Uint8Array(length)));
   #trackers: TrackerClient[] = [];
   #statsTimer: ReturnType<typeof setInterval> | undefined;
   #destroyed = false;
@@ -73,6 +77,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     clearInterval(this.#statsTimer);
     for (const tracker of this.#trackers) tracker.destroy();
     this.#trackers = [];
+    this.#scheduler?.stop();
     this.#swarm?.destroy();
     this.#link.deactivate();
     this.#store?.close();
@@ -92,6 +97,13 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     await swarm.loadHave();
     if (this.#destroyed) return;
     this.#swarm = swarm;
+    this.#scheduler = new Scheduler({
+      manifest,
+      swarm,
+      // Before joining a swarm (or with P2P off) this page is its own swarm of one.
+      selfId: () => this.#peerId,
+      prefetchFromOrigin: (asset, piece) => this.#link.prefetch(asset.id, piece),
+    });
     this.#link.activate();
     this.#statsTimer = setInterval(() => this.emit('stats', this.getStats()), STATS_INTERVAL_MS);
     if (options.p2p) await this.#joinSwarm(swarm);
@@ -114,7 +126,11 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
 
   #createSwarm(manifest: Manifest, store: PieceStore): Swarm {
     return new Swarm(manifest, store, {
-      onPeerConnect: (peer) => this.emit('peer:connect', { peerId: peer.id }),
+      onPeerConnect: (peer) => {
+        this.emit('peer:connect', { peerId: peer.id });
+        this.#scheduler?.reschedule();
+      },
+      onPeerHave: () => this.#scheduler?.reschedule(),
       onPeerDisconnect: (peer, reason) => {
         this.emit('peer:disconnect', { peerId: peer.id, reason });
         for (const tracker of this.#trackers) tracker.wantMorePeers();
@@ -130,7 +146,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
 
   async #joinSwarm(swarm: Swarm): Promise<void> {
     const infoHash = await swarmInfoHash(this.options.swarm);
-    const peerId = randomPeerId((length) => crypto.getRandomValues(new Uint8Array(length)));
+    const peerId = this.#peerId;
     const rtcConfig: RTCConfiguration = { iceServers: this.options.iceServers.map((urls) => ({ urls })) };
     if (this.#destroyed) return;
     this.#trackers = this.options.trackers.map(
@@ -158,14 +174,16 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     signal: AbortSignal,
   ): Promise<PieceAnswer> {
     const swarm = this.#swarm;
-    if (!swarm || this.#destroyed) return { type: 'piece-miss', reason: 'not-ready' };
-    const result = await swarm.fetchPiece(request.asset, request.piece, request.deadlineMs, signal);
+    const scheduler = this.#scheduler;
+    const asset = swarm?.asset(request.asset);
+    if (!swarm || !scheduler || this.#destroyed) return { type: 'piece-miss', reason: 'not-ready' };
+    if (!asset) return { type: 'piece-miss', reason: 'unknown-asset' };
+    const result = await scheduler.answer(asset, request.piece, request.deadlineMs, request.first, signal);
     if (result.ok) {
       const data = result.data.buffer.slice(result.data.byteOffset, result.data.byteOffset + result.data.byteLength) as ArrayBuffer;
       return { type: 'piece', data };
     }
-    const asset = swarm.asset(request.asset);
-    if (asset) this.emit('asset:fallback', { url: asset.href, piece: request.piece, reason: result.reason });
+    this.emit('asset:fallback', { url: asset.href, piece: request.piece, reason: result.reason });
     return { type: 'piece-miss', reason: result.reason };
   }
 
@@ -173,8 +191,10 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     if (this.#destroyed) return;
     if (notice.type === 'bytes-served') return this.#stats.add('bytesServed', notice.bytes);
     if (notice.type !== 'piece-delivered') return;
-    this.#stats.add(notice.source === 'origin' ? 'bytesFromOrigin' : 'bytesFromStore', notice.bytes);
+    const counter = { origin: 'bytesFromOrigin', store: 'bytesFromStore', peers: 'bytesFromPeers' } as const;
+    this.#stats.add(counter[notice.source], notice.bytes);
     if (notice.stored) this.#swarm?.markHave(notice.asset, notice.piece);
+    if (notice.source === 'origin') this.#scheduler?.onStored(notice.asset, notice.piece);
   }
 
   #fail(error: unknown): void {

@@ -78,6 +78,11 @@ export class SwLink {
     navigator.serviceWorker.removeEventListener('controllerchange', this.#announce);
   }
 
+  /** Asks the SW to fetch a piece from the origin into the store, for the swarm. */
+  prefetch(asset: string, piece: number): void {
+    this.#post({ type: 'prefetch', asset, piece });
+  }
+
   readonly #announce = () => this.#post({ type: 'engine-ready', version: BRIDGE_VERSION });
 
   #post(message: PageToWorker): void {

@@ -4,10 +4,17 @@ import { verifyPiece } from '../shared/integrity.js';
 import type { Manifest, ManifestAsset } from '../shared/manifest.js';
 import { pieceCount, pieceSpan } from '../shared/piece-math.js';
 import type { PieceStore } from '../store/piece-store.js';
+import { SharedTasks } from '../shared/shared-tasks.js';
 import { Peer } from './peer.js';
 
 /** Connected peers we aim for: enough sources for parallel pieces, few enough for a phone's radio. */
 export const MAX_PEERS = 8;
+
+/**
+ * Longest time (ms) one peer gets for one piece before the next peer is tried: a 256 KiB piece
+ * takes ~50 ms at the 5 MB/s a channel carries here, so 3 s only trips on a stalled peer.
+ */
+const PEER_ATTEMPT_TIMEOUT_MS = 3000;
 
 /** What the swarm reports upwards (the orchestrator turns these into stats and public events). */
 export interface SwarmCallbacks {
@@ -16,6 +23,8 @@ export interface SwarmCallbacks {
   onPieceVerified(asset: ManifestAsset, piece: number, peer: Peer, bytes: number): void;
   onPieceRejected(asset: ManifestAsset, piece: number, peer: Peer): void;
   onUploaded(peer: Peer, bytes: number): void;
+  /** A peer announced new pieces (the scheduler may have new work). */
+  onPeerHave(peer: Peer): void;
 }
 
 export type PieceResult =
@@ -36,6 +45,10 @@ export class Swarm {
   readonly #callbacks: SwarmCallbacks;
   /** What we hold, per asset id: sent in hellos, kept current by `markHave`. */
   readonly #have = new Map<string, Bitfield>();
+  /** Peer downloads in progress, one per piece, shared by every caller that wants that piece. */
+  readonly #downloads = new SharedTasks<PieceResult, AbortSignal>();
+  /** Callers waiting for some peer to announce a piece. */
+  readonly #haveWaiters = new Set<{ asset: string; piece: number; resolve(): void }>();
 
   constructor(manifest: Manifest, store: PieceStore, callbacks: SwarmCallbacks) {
     this.#manifest = manifest;
@@ -88,7 +101,10 @@ export class Swarm {
         return asset && pieceCount(asset.size, asset.pieceSize);
       },
       readPiece: (id, piece) => (this.holds(id, piece) ? this.#store.get(id, piece) : Promise.resolve(undefined)),
-      onHave: () => {},
+      onHave: (from) => {
+        for (const waiter of this.#haveWaiters) if (from.has(waiter.asset, waiter.piece)) waiter.resolve();
+        this.#callbacks.onPeerHave(from);
+      },
       onUploaded: (from, bytes) => this.#callbacks.onUploaded(from, bytes),
       onClose: (closed, reason) => {
         if (this.peers.get(closed.id) !== closed) return;
@@ -101,27 +117,68 @@ export class Swarm {
     this.#callbacks.onPeerConnect(peer);
   }
 
+  /** Connected peers that hold `piece`. */
+  availability(assetId: string, piece: number): number {
+    let count = 0;
+    for (const peer of this.peers.values()) if (!peer.closed && peer.has(assetId, piece)) count++;
+    return count;
+  }
+
+  /** Whether a peer download of `piece` is in progress. */
+  downloading(assetId: string, piece: number): boolean {
+    return this.#downloads.has(`${assetId}/${piece}`);
+  }
+
+  /** Resolves true as soon as a connected peer holds `piece`, false after `timeoutMs` or an abort. */
+  waitForHave(assetId: string, piece: number, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
+    if (this.availability(assetId, piece) > 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const finish = (found: boolean) => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        this.#haveWaiters.delete(waiter);
+        resolve(found);
+      };
+      const waiter = { asset: assetId, piece, resolve: () => finish(true) };
+      const onAbort = () => finish(false);
+      const timer = setTimeout(() => finish(false), timeoutMs);
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#haveWaiters.add(waiter);
+    });
+  }
+
   /**
-   * A verified piece from peers, trying those that hold it (least loaded first) until one
-   * delivers good bytes or `deadlineMs` passes. Never rejects.
+   * A verified piece from peers, trying those that hold it (fastest expected first) until one
+   * delivers good bytes or `deadlineMs` passes. Callers wanting the same piece share one
+   * transfer; the transfer is cancelled at the peer when every caller has gone. Never rejects.
    */
   async fetchPiece(assetId: string, piece: number, deadlineMs: number, signal: AbortSignal): Promise<PieceResult> {
     const asset = this.#assets.get(assetId);
     if (!asset || piece >= asset.pieces.length) return { ok: false, reason: 'unknown-asset' };
     const deadline = AbortSignal.any([signal, AbortSignal.timeout(deadlineMs)]);
+    try {
+      return await this.#downloads.run(`${assetId}/${piece}`, (shared) => this.#download(asset, piece, shared), deadline);
+    } catch {
+      return { ok: false, reason: 'timeout' };
+    }
+  }
+
+  async #download(asset: ManifestAsset, piece: number, signal: AbortSignal): Promise<PieceResult> {
     const span = pieceSpan(piece, asset.size, asset.pieceSize);
+    const bytes = span.end - span.start;
     const tried = new Set<string>();
     let rejected = false;
-    while (!deadline.aborted) {
+    while (!signal.aborted) {
       const candidates = [...this.peers.values()]
-        .filter((peer) => !tried.has(peer.id) && !peer.closed && peer.has(assetId, piece))
-        .sort((a, b) => a.inFlight - b.inFlight);
+        .filter((peer) => !tried.has(peer.id) && !peer.closed && peer.has(asset.id, piece))
+        .sort((a, b) => a.expectedDelay(bytes) - b.expectedDelay(bytes));
       const peer = candidates[0];
       if (!peer) break;
       tried.add(peer.id);
       let data: Uint8Array;
       try {
-        data = await peer.request(assetId, piece, span.end - span.start, deadline);
+        const attempt = AbortSignal.any([signal, AbortSignal.timeout(PEER_ATTEMPT_TIMEOUT_MS)]);
+        data = await peer.request(asset.id, piece, bytes, attempt);
       } catch (error) {
         if (error instanceof PeerfetchError && error.code === 'codec-invalid') this.#ban(peer, asset, piece);
         continue;
@@ -131,12 +188,12 @@ export class Swarm {
         this.#ban(peer, asset, piece);
         continue;
       }
-      await this.#store.put({ asset: assetId, piece, data }).catch(() => {});
+      await this.#store.put({ asset: asset.id, piece, data }).catch(() => {});
       this.#callbacks.onPieceVerified(asset, piece, peer, data.length);
-      this.markHave(assetId, piece);
+      this.markHave(asset.id, piece);
       return { ok: true, data };
     }
-    if (deadline.aborted) return { ok: false, reason: 'timeout' };
+    if (signal.aborted) return { ok: false, reason: 'timeout' };
     return { ok: false, reason: rejected ? 'rejected' : tried.size === 0 ? 'no-peer' : 'timeout' };
   }
 

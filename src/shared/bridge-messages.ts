@@ -10,16 +10,39 @@ export type PageToWorker =
   /** This page's engine can answer piece requests (sent at start and whenever the SW asks). */
   | { type: 'engine-ready'; version: number }
   /** This page's engine stopped; send it no more requests. */
-  | { type: 'engine-gone' };
+  | { type: 'engine-gone' }
+  /**
+   * Fetch this piece from the local store or the origin ahead of need (the engine decided this
+   * page is the one to fetch it for the swarm). Answered with `piece-delivered` like any piece.
+   */
+  | { type: 'prefetch'; asset: string; piece: number };
 
 /** SW -> page, posted to a window client. */
 export type WorkerToPage =
   /** The SW (re)started and lost its list of ready engines: engines answer `engine-ready`. */
   | { type: 'worker-hello'; version: number }
   /** Ask for one piece from peers; the answer comes back on the transferred port. */
-  | { type: 'piece-request'; version: number; asset: string; piece: number; deadlineMs: number }
-  /** Bytes the SW moved for this page, for its stats; `stored` pieces may now be seeded. */
-  | { type: 'piece-delivered'; asset: string; piece: number; source: 'origin' | 'store'; bytes: number; stored: boolean }
+  | {
+      type: 'piece-request';
+      version: number;
+      asset: string;
+      piece: number;
+      deadlineMs: number;
+      /** The first piece of a response (playback start or a seek): the player is waiting for it now. */
+      first: boolean;
+    }
+  /**
+   * Bytes the SW moved for this page, for its stats; `stored` pieces may now be seeded.
+   * `peers`: another tab's engine fetched it from peers for this page.
+   */
+  | {
+      type: 'piece-delivered';
+      asset: string;
+      piece: number;
+      source: 'origin' | 'store' | 'peers';
+      bytes: number;
+      stored: boolean;
+    }
   /** Bytes of an asset the SW handed to one of this page's requests. */
   | { type: 'bytes-served'; bytes: number };
 
@@ -51,8 +74,12 @@ export function asWorkerToPage(data: unknown): WorkerToPage | undefined {
 
 /** Narrows a message event's data to a PageToWorker message (or undefined). */
 export function asPageToWorker(data: unknown): PageToWorker | undefined {
-  if (!isRecord(data) || (data.type !== 'engine-ready' && data.type !== 'engine-gone')) return undefined;
-  return data as PageToWorker;
+  if (!isRecord(data)) return undefined;
+  if (data.type === 'engine-ready' || data.type === 'engine-gone') return data as PageToWorker;
+  if (data.type === 'prefetch' && typeof data.asset === 'string' && typeof data.piece === 'number') {
+    return data as PageToWorker;
+  }
+  return undefined;
 }
 
 /** Narrows a port message to a PieceAnswer (or undefined). */

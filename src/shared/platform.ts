@@ -15,7 +15,18 @@ interface Utf8Decoder {
 interface UrlLike {
   readonly href: string;
 }
+/** The part of AbortSignal shared code uses; the real AbortSignal of every runtime satisfies it. */
+export interface AbortSignalLike {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+interface AbortControllerLike {
+  readonly signal: AbortSignalLike;
+  abort(): void;
+}
 interface PlatformGlobals {
+  AbortController: new () => AbortControllerLike;
   crypto: { subtle: SubtleDigest };
   URL: new (url: string, base?: string) => UrlLike;
   queueMicrotask(callback: () => void): void;
@@ -33,3 +44,6 @@ export const utf8Decoder: Utf8Decoder = new platform.TextDecoder('utf-8', { fata
 export const PlatformURL = platform.URL;
 /** Runs `callback` after the current task; used to rethrow listener errors without breaking emitters. */
 export const queueTask = (callback: () => void): void => platform.queueMicrotask(callback);
+
+/** A new AbortController of the running platform. */
+export const newAbortController = (): AbortControllerLike => new platform.AbortController();

@@ -2,8 +2,11 @@ import { pieceSpan, piecesCovering } from '../shared/piece-math.js';
 import { contentRange, parseRange, type ByteRange } from '../shared/range.js';
 import type { ManifestAsset } from '../shared/manifest.js';
 
-/** Fetches the verified bytes of one whole piece; rejects when no source can deliver it. */
-export type PieceLoader = (piece: number, signal: AbortSignal) => Promise<Uint8Array>;
+/**
+ * Fetches the bytes of one whole piece; rejects when no source can deliver it. `first` marks
+ * the first piece of a response: the player is waiting for it now.
+ */
+export type PieceLoader = (piece: number, signal: AbortSignal, first: boolean) => Promise<Uint8Array>;
 
 /**
  * Pieces requested ahead of the one being read (count). Two keep the next piece's round trip
@@ -59,7 +62,7 @@ export function pieceStream(
 
   const fill = () => {
     while (nextToLoad < pieces.length && pending.length < LOOKAHEAD_PIECES + 1) {
-      const loading = loadPiece(pieces[nextToLoad]!, abort.signal);
+      const loading = loadPiece(pieces[nextToLoad]!, abort.signal, nextToLoad === 0);
       // A lookahead piece may be abandoned by a cancel; its rejection is then nobody's business.
       loading.catch(() => {});
       pending.push(loading);

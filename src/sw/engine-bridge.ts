@@ -5,6 +5,7 @@ import {
   type PieceAnswer,
   type WorkerToPage,
 } from '../shared/bridge-messages.js';
+import type { PeerDelivery } from './piece-loader.js';
 
 /**
  * Margin (ms) the SW waits beyond the deadline it gives the engine: the engine answers
@@ -25,14 +26,18 @@ export class EngineBridge {
     this.#scope = scope;
   }
 
-  /** Handles page -> SW messages; returns true when the message was a bridge message. */
-  onMessage(event: ExtendableMessageEvent): boolean {
+  /**
+   * Handles page -> SW messages: keeps the list of ready engines, and returns a `prefetch`
+   * request (with the asking page's id) for the caller to carry out.
+   */
+  onMessage(event: ExtendableMessageEvent): { asset: string; piece: number; clientId: string } | undefined {
     const message = asPageToWorker(event.data);
     const source = event.source;
-    if (!message || !(source instanceof Client)) return false;
+    if (!message || !(source instanceof Client)) return undefined;
     if (message.type === 'engine-ready') this.#ready.add(source.id);
-    else this.#ready.delete(source.id);
-    return true;
+    else if (message.type === 'engine-gone') this.#ready.delete(source.id);
+    else return { asset: message.asset, piece: message.piece, clientId: source.id };
+    return undefined;
   }
 
   /** After a SW restart the ready list is empty: ask every page to announce its engine again. */
@@ -64,9 +69,8 @@ export class EngineBridge {
     clientId: string,
     asset: string,
     piece: number,
-    deadlineMs: number,
-    signal: AbortSignal,
-  ): Promise<Uint8Array | undefined> {
+    { deadlineMs, first, signal }: { deadlineMs: number; first: boolean; signal: AbortSignal },
+  ): Promise<PeerDelivery | undefined> {
     const engine = await this.#pickEngine(clientId);
     if (!engine || signal.aborted) return undefined;
     const channel = new MessageChannel();
@@ -79,13 +83,14 @@ export class EngineBridge {
       channel.port1.onmessage = (event) => resolve(asPieceAnswer(event.data));
       channel.port1.onmessageerror = () => resolve(undefined);
     });
-    const request: WorkerToPage = { type: 'piece-request', version: BRIDGE_VERSION, asset, piece, deadlineMs };
+    const request: WorkerToPage = { type: 'piece-request', version: BRIDGE_VERSION, asset, piece, deadlineMs, first };
     engine.postMessage(request, [channel.port2]);
     const result = await answer;
     clearTimeout(timer);
     signal.removeEventListener('abort', onAbort);
     if (!result || result.type !== 'piece') channel.port1.postMessage({ type: 'cancel' });
     channel.port1.close();
-    return result?.type === 'piece' ? new Uint8Array(result.data) : undefined;
+    if (result?.type !== 'piece') return undefined;
+    return { data: new Uint8Array(result.data), byOtherPage: engine.id !== clientId };
   }
 }

@@ -9,7 +9,7 @@ import { assetResponse } from './asset-response.js';
 import { EngineBridge } from './engine-bridge.js';
 import { ManifestSource } from './manifest-source.js';
 import { fetchPieceFromOrigin, originAllowsFetch } from './origin-fetch.js';
-import { createPieceLoader, PEER_DEADLINE_MS } from './piece-loader.js';
+import { PieceSources } from './piece-loader.js';
 
 declare const self: ServiceWorkerGlobalScope;
 
@@ -17,6 +17,7 @@ const params = new URL(self.location.href).searchParams;
 const manifests = new ManifestSource(new URL(params.get('manifest') ?? '/peerfetch-manifest.json', self.location.href).href);
 const bridge = new EngineBridge(self);
 let storeOpening: Promise<PieceStore | undefined> | undefined;
+let sources: Promise<PieceSources> | undefined;
 /** Per asset id, whether the SW may fetch it itself (CORS); decided once so every request is answered alike. */
 const fetchable = new Map<string, Promise<boolean>>();
 
@@ -28,6 +29,20 @@ function openStore(): Promise<PieceStore | undefined> {
   return storeOpening;
 }
 
+function pieceSources(): Promise<PieceSources> {
+  sources ??= openStore().then(
+    (store) =>
+      new PieceSources({
+        store,
+        fromPeers: (clientId, asset, piece, options) => bridge.requestPiece(clientId, asset.id, piece, options),
+        fromOrigin: fetchPieceFromOrigin,
+        notify: (clientId, message) => void bridge.notify(clientId, message),
+        onStaleManifest: () => manifests.invalidate(),
+      }),
+  );
+  return sources;
+}
+
 self.addEventListener('install', (event) => {
   event.waitUntil(Promise.all([self.skipWaiting(), manifests.load()]));
 });
@@ -37,7 +52,11 @@ self.addEventListener('activate', (event) => {
 });
 
 self.addEventListener('message', (event) => {
-  bridge.onMessage(event);
+  const prefetch = bridge.onMessage(event);
+  if (!prefetch) return;
+  const asset = manifests.current()?.assets.find((candidate) => candidate.id === prefetch.asset);
+  if (!asset || prefetch.piece >= asset.pieces.length) return;
+  event.waitUntil(pieceSources().then((loaded) => loaded.prefetch(asset, prefetch.piece, prefetch.clientId)));
 });
 
 // A restarted SW has lost its list of ready engines: ask the pages again.
@@ -70,14 +89,7 @@ async function respond(event: FetchEvent, asset: ManifestAsset): Promise<Respons
     let allowed = fetchable.get(asset.id);
     if (!allowed) fetchable.set(asset.id, (allowed = originAllowsFetch(asset, self.location.origin)));
     if (!(await allowed)) return fetch(request);
-    const store = await openStore();
-    const loadPiece = createPieceLoader(asset, {
-      store,
-      fromPeers: (wanted, piece, signal) => bridge.requestPiece(clientId, wanted.id, piece, PEER_DEADLINE_MS, signal),
-      fromOrigin: fetchPieceFromOrigin,
-      notify: (message) => void bridge.notify(clientId, message),
-      onStaleManifest: () => manifests.invalidate(),
-    });
+    const loadPiece = (await pieceSources()).loaderFor(asset, clientId);
     return assetResponse(asset, request.headers.get('range'), loadPiece, (bytes) => {
       void bridge.notify(clientId, { type: 'bytes-served', bytes });
     });

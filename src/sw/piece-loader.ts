@@ -1,63 +1,125 @@
 import type { ManifestAsset } from '../shared/manifest.js';
 import { verifyPiece } from '../shared/integrity.js';
+import { SharedTasks } from '../shared/shared-tasks.js';
 import type { WorkerToPage } from '../shared/bridge-messages.js';
 import type { PieceStore } from '../store/piece-store.js';
 import type { PieceLoader } from './asset-response.js';
 
 /**
  * Time (ms) the page engine gets to deliver a piece from peers before the SW goes to the origin.
- * The engine answers at once when no peer has the piece, so this only bounds a slow peer; 4 s
- * is about two pieces of 1.2 Mbit/s video, which a player's buffer covers once playing.
+ * The engine answers at once when no peer can help, so this only bounds a slow or waiting peer;
+ * 4 s is about two pieces of 1.2 Mbit/s video, which a playing player has buffered.
  */
 export const PEER_DEADLINE_MS = 4000;
+/**
+ * Deadline (ms) for the first piece of a response: the player is waiting for it right now
+ * (startup or seek), so a peer only gets it if it can answer about as fast as the origin.
+ */
+export const FIRST_PIECE_DEADLINE_MS = 1000;
 
-/** What the loader needs from its surroundings (injected, so it runs in tests without a SW). */
-export interface PieceLoaderComponents {
+/** A page engine's answer: verified bytes from peers and whether the asking page's own engine got them. */
+export interface PeerDelivery {
+  data: Uint8Array;
+  byOtherPage: boolean;
+}
+
+/** What the sources need from their surroundings (injected, so they run in tests without a SW). */
+export interface PieceSourcesComponents {
   /** The local store, or undefined when IndexedDB is unavailable. */
   store: PieceStore | undefined;
-  /** Asks a page engine for the piece from peers (already verified there); undefined = no. */
-  fromPeers(asset: ManifestAsset, piece: number, signal: AbortSignal): Promise<Uint8Array | undefined>;
+  /** Asks a page engine for the piece from peers (verified there); undefined = no. */
+  fromPeers(
+    clientId: string,
+    asset: ManifestAsset,
+    piece: number,
+    options: { deadlineMs: number; first: boolean; signal: AbortSignal },
+  ): Promise<PeerDelivery | undefined>;
   fromOrigin(asset: ManifestAsset, piece: number, signal: AbortSignal): Promise<Uint8Array>;
-  /** Stats and "stored" notices for the requesting page. */
-  notify(message: WorkerToPage): void;
+  /** Stats and "stored" notices for a page. */
+  notify(clientId: string, message: WorkerToPage): void;
   /** Origin bytes did not match the manifest: it is probably stale. */
   onStaleManifest(asset: ManifestAsset, piece: number): void;
 }
 
 /**
- * The source order for one piece: local store, then peers (through a page engine), then origin.
+ * Where a piece's bytes come from, in order: local store, peers (through a page engine), origin.
  * Store and peer failures fall through to the next source; only an origin failure rejects.
+ * Origin transfers are shared: a stream and a prefetch wanting the same piece share one fetch.
  */
-export function createPieceLoader(asset: ManifestAsset, components: PieceLoaderComponents): PieceLoader {
-  const { store } = components;
-  return async (piece, signal) => {
-    const stored = await store?.get(asset.id, piece).catch(() => undefined);
-    if (stored) {
-      components.notify({ type: 'piece-delivered', asset: asset.id, piece, source: 'store', bytes: stored.length, stored: true });
-      return stored;
-    }
-    const fromPeers = await components.fromPeers(asset, piece, signal).catch(() => undefined);
-    if (fromPeers) return fromPeers;
-    const fromOrigin = await components.fromOrigin(asset, piece, signal);
-    // The origin is the authority: its bytes go to the player either way; only verified bytes
-    // are stored and so shared with peers.
-    const verified = await verifyPiece(fromOrigin, asset.pieces[piece]!);
-    let storedLocally = false;
-    if (verified && store) {
-      storedLocally = await store.put({ asset: asset.id, piece, data: fromOrigin }).then(
-        () => true,
-        () => false,
-      );
-    }
-    if (!verified) components.onStaleManifest(asset, piece);
-    components.notify({
+export class PieceSources {
+  readonly #components: PieceSourcesComponents;
+  readonly #originFetches = new SharedTasks<{ data: Uint8Array; stored: boolean }, AbortSignal>();
+
+  constructor(components: PieceSourcesComponents) {
+    this.#components = components;
+  }
+
+  /** The loader of one response to the page `clientId`. */
+  loaderFor(asset: ManifestAsset, clientId: string): PieceLoader {
+    return async (piece, signal, first) => {
+      const { notify } = this.#components;
+      const stored = await this.#fromStore(asset, piece);
+      if (stored) {
+        notify(clientId, { type: 'piece-delivered', asset: asset.id, piece, source: 'store', bytes: stored.length, stored: true });
+        return stored;
+      }
+      const deadlineMs = first ? FIRST_PIECE_DEADLINE_MS : PEER_DEADLINE_MS;
+      const delivery = await this.#components
+        .fromPeers(clientId, asset, piece, { deadlineMs, first, signal })
+        .catch(() => undefined);
+      if (delivery) {
+        // The engine that fetched it counted it; tell the asking page when that was another tab.
+        if (delivery.byOtherPage) {
+          notify(clientId, { type: 'piece-delivered', asset: asset.id, piece, source: 'peers', bytes: delivery.data.length, stored: true });
+        }
+        return delivery.data;
+      }
+      return this.#fromOrigin(asset, piece, clientId, signal);
+    };
+  }
+
+  /** Fetches a piece into the store ahead of need (store, else origin); never rejects. */
+  async prefetch(asset: ManifestAsset, piece: number, clientId: string): Promise<void> {
+    if (await this.#fromStore(asset, piece)) return;
+    await this.#fromOrigin(asset, piece, clientId).catch(() => {});
+  }
+
+  async #fromStore(asset: ManifestAsset, piece: number): Promise<Uint8Array | undefined> {
+    return this.#components.store?.get(asset.id, piece).catch(() => undefined);
+  }
+
+  async #fromOrigin(asset: ManifestAsset, piece: number, clientId: string, signal?: AbortSignal): Promise<Uint8Array> {
+    const { data, stored } = await this.#originFetches.run(
+      `${asset.id}/${piece}`,
+      (shared) => this.#fetchAndStore(asset, piece, shared),
+      signal,
+    );
+    this.#components.notify(clientId, {
       type: 'piece-delivered',
       asset: asset.id,
       piece,
       source: 'origin',
-      bytes: fromOrigin.length,
-      stored: storedLocally,
+      bytes: data.length,
+      stored,
     });
-    return fromOrigin;
-  };
+    return data;
+  }
+
+  async #fetchAndStore(asset: ManifestAsset, piece: number, signal: AbortSignal): Promise<{ data: Uint8Array; stored: boolean }> {
+    const { store } = this.#components;
+    const data = await this.#components.fromOrigin(asset, piece, signal);
+    // The origin is the authority: its bytes go to the player either way; only verified bytes
+    // are stored and so shared with peers.
+    if (!(await verifyPiece(data, asset.pieces[piece]!))) {
+      this.#components.onStaleManifest(asset, piece);
+      return { data, stored: false };
+    }
+    const stored = store
+      ? await store.put({ asset: asset.id, piece, data }).then(
+          () => true,
+          () => false,
+        )
+      : false;
+    return { data, stored };
+  }
 }

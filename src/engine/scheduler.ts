@@ -1,0 +1,217 @@
+import type { Manifest, ManifestAsset } from '../shared/manifest.js';
+import type { PieceResult, Swarm } from './swarm.js';
+
+/**
+ * Pieces prefetched ahead of a stream's head (count). 8 pieces of 256 KiB are ~14 s of
+ * 1.2 Mbit/s video: enough for peers to deliver well before the player needs them, little
+ * enough that a viewer who stops early has not cost the swarm much.
+ */
+const PREFETCH_WINDOW_PIECES = 8;
+/** Peer prefetches in flight at once: several peers in parallel without starving the player's own requests. */
+const MAX_PEER_PREFETCHES = 4;
+/** Origin prefetches in flight at once (through the SW), per page. */
+const MAX_ORIGIN_PREFETCHES = 2;
+/** Timeout (ms) of one peer prefetch; prefetches have no player waiting, only a bound. */
+const PEER_PREFETCH_TIMEOUT_MS = 10_000;
+/**
+ * Longest wait (ms) for the swarm member assigned to fetch a piece from the origin to announce it
+ * when the player asks for it. Bounded well under the SW's peer deadline, so the origin still
+ * rescues the piece in time when that member is slow or gone.
+ */
+const OWNER_WAIT_MS = 2000;
+/** An origin prefetch not reported back within this time (ms) is given up, freeing its slot. */
+const ORIGIN_PREFETCH_TIMEOUT_MS = 20_000;
+/** A stream whose head has not moved for this long (ms) is over (paused long, closed or seeked away). */
+const STREAM_IDLE_MS = 30_000;
+
+interface StreamHead {
+  asset: ManifestAsset;
+  piece: number;
+  updatedAt: number;
+}
+
+export interface SchedulerComponents {
+  manifest: Manifest;
+  swarm: Swarm;
+  selfId: () => string | undefined;
+  /** Has the SW fetch a piece from the origin into the store (it announces it when stored). */
+  prefetchFromOrigin(asset: ManifestAsset, piece: number): void;
+  now?: () => number;
+}
+
+/** FNV-1a: a cheap, stable string hash, so every member computes the same owner for a piece. */
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash;
+}
+
+/**
+ * Decides where each piece comes from, ahead of the player and at its deadline:
+ * - ahead of each stream's head, pieces that peers hold are prefetched from peers (rarest first,
+ *   several peers in parallel); pieces nobody holds are fetched from the origin by exactly one
+ *   member of the swarm (a stable hash of the piece picks it), then spread through the swarm, so a
+ *   flash crowd fetches each piece from the origin once instead of once per viewer;
+ * - at the deadline (the SW asking for a piece the player reads next), a peer that can deliver
+ *   is used, the assigned member is waited for briefly, and otherwise the SW goes to the origin.
+ */
+export class Scheduler {
+  readonly #components: SchedulerComponents;
+  readonly #heads = new Map<string, StreamHead>();
+  readonly #assetOrder: Map<string, number>;
+  /** Origin prefetches asked of the SW and not yet reported back, with the time they were asked. */
+  readonly #originRequested = new Map<string, number>();
+  #peerPrefetches = 0;
+  #scheduled = false;
+  #stopped = false;
+
+  constructor(components: SchedulerComponents) {
+    this.#components = components;
+    this.#assetOrder = new Map(components.manifest.assets.map((asset, index) => [asset.id, index]));
+  }
+
+  /** The swarm member that fetches `piece` from the origin when no peer holds it. */
+  ownerOf(assetId: string, piece: number): string | undefined {
+    const self = this.#components.selfId();
+    if (!self) return undefined;
+    const members = [self, ...this.#components.swarm.peers.keys()].sort();
+    return members[fnv1a(`${assetId}/${piece}`) % members.length];
+  }
+
+  /** Answers the SW's request for a piece the player will read next. */
+  async answer(asset: ManifestAsset, piece: number, deadlineMs: number, first: boolean, signal: AbortSignal): Promise<PieceResult> {
+    const { swarm } = this.#components;
+    this.#noteHead(asset, piece);
+    const started = this.#now();
+    const canWait =
+      !first &&
+      swarm.availability(asset.id, piece) === 0 &&
+      !swarm.downloading(asset.id, piece) &&
+      this.ownerOf(asset.id, piece) !== this.#components.selfId();
+    if (canWait) {
+      // Another member is assigned this piece and is probably fetching it from the origin now.
+      const waitMs = Math.min(OWNER_WAIT_MS, deadlineMs / 2);
+      if (!(await swarm.waitForHave(asset.id, piece, waitMs, signal))) return { ok: false, reason: 'no-peer' };
+    }
+    if (swarm.availability(asset.id, piece) === 0 && !swarm.downloading(asset.id, piece)) {
+      return { ok: false, reason: 'no-peer' };
+    }
+    const remaining = Math.max(0, deadlineMs - (this.#now() - started));
+    return swarm.fetchPiece(asset.id, piece, remaining, signal);
+  }
+
+  /** Something changed (a have, a new peer, a stored piece): plan again, once per task. */
+  reschedule(): void {
+    if (this.#scheduled || this.#stopped) return;
+    this.#scheduled = true;
+    queueMicrotask(() => {
+      this.#scheduled = false;
+      this.#plan();
+    });
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#heads.clear();
+  }
+
+  #now(): number {
+    return (this.#components.now ?? Date.now)();
+  }
+
+  #noteHead(asset: ManifestAsset, piece: number): void {
+    const key = this.#streamKey(asset);
+    const current = this.#heads.get(key);
+    // A stream reads forward; an earlier piece means a seek back, a later one the stream moving on.
+    if (!current || current.asset !== asset || current.piece !== piece) {
+      this.#heads.set(key, { asset, piece, updatedAt: this.#now() });
+    } else {
+      current.updatedAt = this.#now();
+    }
+    this.reschedule();
+  }
+
+  /** Assets played one after another (HLS segments: same folder, same type) share one stream. */
+  #streamKey(asset: ManifestAsset): string {
+    return `${asset.href.slice(0, asset.href.lastIndexOf('/') + 1)}|${asset.contentType}`;
+  }
+
+  /** The next pieces after a head, continuing into the following assets of the same stream. */
+  *#window(head: StreamHead): Generator<[ManifestAsset, number]> {
+    const { assets } = this.#components.manifest;
+    let index = this.#assetOrder.get(head.asset.id) ?? assets.length;
+    let piece = head.piece + 1;
+    let yielded = 0;
+    const key = this.#streamKey(head.asset);
+    while (yielded < PREFETCH_WINDOW_PIECES && index < assets.length) {
+      const asset = assets[index]!;
+      if (this.#streamKey(asset) !== key) return;
+      if (piece < asset.pieces.length) {
+        yield [asset, piece];
+        yielded++;
+        piece++;
+      } else {
+        index++;
+        piece = 0;
+      }
+    }
+  }
+
+  #plan(): void {
+    if (this.#stopped) return;
+    const { swarm } = this.#components;
+    const now = this.#now();
+    const self = this.#components.selfId();
+    const fromPeers: { asset: ManifestAsset; piece: number; availability: number; order: number }[] = [];
+    let order = 0;
+    for (const [key, head] of this.#heads) {
+      if (now - head.updatedAt > STREAM_IDLE_MS) {
+        this.#heads.delete(key);
+        continue;
+      }
+      for (const [asset, piece] of this.#window(head)) {
+        order++;
+        if (swarm.holds(asset.id, piece) || swarm.downloading(asset.id, piece)) continue;
+        const availability = swarm.availability(asset.id, piece);
+        if (availability > 0) {
+          fromPeers.push({ asset, piece, availability, order });
+        } else if (self && swarm.peers.size > 0 && this.ownerOf(asset.id, piece) === self) {
+          // Alone, the player's own stream fetches what it needs; splitting only pays with company.
+          this.#requestFromOrigin(asset, piece);
+        }
+      }
+    }
+    // Rarest first spreads pieces through the swarm fastest; ties go to the earliest needed.
+    fromPeers.sort((a, b) => a.availability - b.availability || a.order - b.order);
+    for (const { asset, piece } of fromPeers) {
+      if (this.#peerPrefetches >= MAX_PEER_PREFETCHES) break;
+      this.#peerPrefetches++;
+      void swarm
+        .fetchPiece(asset.id, piece, PEER_PREFETCH_TIMEOUT_MS, new AbortController().signal)
+        .finally(() => {
+          this.#peerPrefetches--;
+          this.reschedule();
+        });
+    }
+  }
+
+  #requestFromOrigin(asset: ManifestAsset, piece: number): void {
+    const key = `${asset.id}/${piece}`;
+    const now = this.#now();
+    for (const [pending, askedAt] of this.#originRequested) {
+      if (now - askedAt > ORIGIN_PREFETCH_TIMEOUT_MS) this.#originRequested.delete(pending);
+    }
+    if (this.#originRequested.has(key) || this.#originRequested.size >= MAX_ORIGIN_PREFETCHES) return;
+    this.#originRequested.set(key, now);
+    this.#components.prefetchFromOrigin(asset, piece);
+  }
+
+  /** The SW stored a piece (or reported one): an origin prefetch slot is free again. */
+  onStored(assetId: string, piece: number): void {
+    this.#originRequested.delete(`${assetId}/${piece}`);
+    this.reschedule();
+  }
+}

@@ -1,0 +1,139 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Generated media lives here (gitignored), reused across runs. */
+export const MEDIA_CACHE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '.cache');
+
+/** Parameters of a generated test video. */
+export interface TestVideoOptions {
+  /** Duration in seconds. Default 20. */
+  seconds?: number;
+  /** Target video bitrate in kbit/s. Default 3000 (≈ 7 MB for 20 s, the size TESTING.md measured). */
+  kbps?: number;
+  /** File name prefix, to keep different tests' files apart. Default `video`. */
+  name?: string;
+  /** Frame size `WxH`. Default `640x480`. */
+  size?: string;
+  /** Frames per second. Default 25 (with `-g 50`: a keyframe every 2 s, which HLS segments rely on). */
+  fps?: number;
+}
+
+/** Keyframe interval in frames: 2 s at 25 fps, so seeks and 2 s HLS segments start on a keyframe. */
+const GOP_FRAMES = 50;
+
+function resolved(options: TestVideoOptions): Required<TestVideoOptions> {
+  const seconds = options.seconds ?? 20;
+  const kbps = options.kbps ?? 3000;
+  const name = options.name ?? 'video';
+  const size = options.size ?? '640x480';
+  const fps = options.fps ?? 25;
+  if (!/^[\w-]+$/.test(name)) throw new Error(`media name must be [A-Za-z0-9_-], got ${JSON.stringify(name)}`);
+  if (!/^\d+x\d+$/.test(size)) throw new Error(`media size must be WxH, got ${JSON.stringify(size)}`);
+  if (!(seconds > 0) || !(kbps > 0) || !(fps > 0)) throw new Error('media seconds, kbps and fps must be positive');
+  return { seconds, kbps, name, size, fps };
+}
+
+/** The cache key: every parameter that changes the bytes. */
+export function testMediaBaseName(options: TestVideoOptions = {}): string {
+  const o = resolved(options);
+  return `${o.name}-${o.seconds}s-${o.kbps}k-${o.size}-${o.fps}fps`;
+}
+
+/** Constant-ish bitrate H.264 encoder arguments shared by the MP4 and the HLS outputs. */
+function encoderArgs(o: Required<TestVideoOptions>): string[] {
+  return [
+    '-nostdin', '-hide_banner', '-loglevel', 'error', '-y',
+    '-f', 'lavfi', '-i', `testsrc2=duration=${o.seconds}:size=${o.size}:rate=${o.fps}`,
+    '-c:v', 'libx264', '-pix_fmt', 'yuv420p',
+    // maxrate = bitrate and a third-of-a-second buffer keep every second close to the target,
+    // so byte offsets map evenly to time (what TESTING.md's command does).
+    '-b:v', `${o.kbps}k`, '-maxrate', `${o.kbps}k`, '-bufsize', `${Math.max(1, Math.round(o.kbps / 3))}k`,
+    '-g', String(GOP_FRAMES), '-keyint_min', String(GOP_FRAMES), '-sc_threshold', '0',
+    // One encoder thread makes the output byte-identical across runs and machines of this kind.
+    '-threads', '1',
+    '-an',
+  ];
+}
+
+function ffmpeg(args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.env.PEERFETCH_FFMPEG ?? 'ffmpeg', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.once('error', (error) => reject(new Error(`ffmpeg could not start (apt-get install -y ffmpeg): ${error.message}`)));
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`ffmpeg exited with ${code}: ${stderr.trim()}`))));
+  });
+}
+
+/** Same-process callers asking for the same file share one ffmpeg run. */
+const pending = new Map<string, Promise<string>>();
+
+/** Builds `target` through a temporary sibling and a rename, so a crash or a parallel worker never sees half a file. */
+function cached(target: string, build: (tmp: string) => Promise<void>): Promise<string> {
+  const existing = pending.get(target);
+  if (existing) return existing;
+  const job = (async () => {
+    if (existsSync(target)) return target;
+    await mkdir(dirname(target), { recursive: true });
+    const tmp = `${target}.tmp-${process.pid}-${Date.now()}`;
+    try {
+      await build(tmp);
+      await rename(tmp, target).catch(async (error: NodeJS.ErrnoException) => {
+        // Another worker finished the same file first (rename onto a non-empty folder fails).
+        if (!existsSync(target)) throw error;
+        await rm(tmp, { recursive: true, force: true });
+      });
+    } catch (error) {
+      await rm(tmp, { recursive: true, force: true });
+      throw error;
+    }
+    return target;
+  })();
+  pending.set(target, job);
+  job.catch(() => pending.delete(target));
+  return job;
+}
+
+/**
+ * Returns the path of an H.264 MP4 (testsrc2 pattern, yuv420p, `-movflags +faststart`,
+ * keyframe every 2 s, constant-ish bitrate), generating it with ffmpeg into test/.cache/
+ * on first use and reusing it afterwards.
+ *
+ * @example
+ * const video = await ensureTestVideo({ seconds: 20, kbps: 3000 }); // ≈ 7 MB
+ */
+export function ensureTestVideo(options: TestVideoOptions = {}): Promise<string> {
+  const o = resolved(options);
+  const target = join(MEDIA_CACHE_DIR, `${testMediaBaseName(o)}.mp4`);
+  return cached(target, (tmp) => ffmpeg([...encoderArgs(o), '-movflags', '+faststart', '-f', 'mp4', tmp]));
+}
+
+/** HLS segment length in seconds: 2 s, matching the 2 s keyframe interval. */
+export const HLS_SEGMENT_SECONDS = 2;
+
+/**
+ * Returns the folder of a VOD HLS rendition (`index.m3u8` plus `seg-000.ts`, ... of 2 s
+ * each) of the same test pattern, generated into test/.cache/ on first use.
+ *
+ * @example
+ * const dir = await ensureTestHls({ seconds: 20, kbps: 1500 });
+ * const playlist = join(dir, 'index.m3u8');
+ */
+export function ensureTestHls(options: TestVideoOptions = {}): Promise<string> {
+  const o = resolved(options);
+  const target = join(MEDIA_CACHE_DIR, `${testMediaBaseName(o)}-hls`);
+  return cached(target, async (tmp) => {
+    await mkdir(tmp, { recursive: true });
+    await ffmpeg([
+      ...encoderArgs(o),
+      '-f', 'hls',
+      '-hls_time', String(HLS_SEGMENT_SECONDS),
+      '-hls_playlist_type', 'vod',
+      '-hls_segment_filename', join(tmp, 'seg-%03d.ts'),
+      join(tmp, 'index.m3u8'),
+    ]);
+  });
+}

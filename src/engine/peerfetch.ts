@@ -6,7 +6,7 @@ import { TypedEventTarget } from '../shared/typed-events.js';
 import { IdbPieceStore } from '../store/idb-piece-store.js';
 import { MemoryPieceStore, type PieceStore } from '../store/piece-store.js';
 import { resolveOptions, type PeerfetchOptions, type ResolvedOptions } from './options.js';
-import { StatsCounters, type PeerfetchStats } from './stats.js';
+import { PieceSources, StatsCounters, type PeerfetchStats } from './stats.js';
 import { SwLink } from './sw-link.js';
 import { Scheduler } from './scheduler.js';
 import { Swarm } from './swarm.js';
@@ -40,6 +40,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
   readonly ready: Promise<void>;
   readonly options: ResolvedOptions;
   readonly #stats = new StatsCounters();
+  readonly #sources = new PieceSources();
   readonly #link: SwLink;
   #store: PieceStore | undefined;
   #swarm: Swarm | undefined;
@@ -49,6 +50,9 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
   #trackers: TrackerClient[] = [];
   #statsTimer: ReturnType<typeof setInterval> | undefined;
   #destroyed = false;
+  /** Aborted by destroy(): cancels a pending leadership request. */
+  readonly #lifetime = new AbortController();
+  #releaseLeadership: (() => void) | undefined;
   #finalStats: PeerfetchStats | undefined;
 
   constructor(options: PeerfetchOptions = {}) {
@@ -66,7 +70,14 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
 
   /** Counters so far: zeros before `ready`, the last values after `destroy()`. */
   getStats(): PeerfetchStats {
-    return this.#finalStats ?? this.#stats.snapshot(this.#swarm?.peers.size ?? 0);
+    if (this.#finalStats) return this.#finalStats;
+    const peers = [...(this.#swarm?.peers.values() ?? [])].map(({ id, bytesDownloaded, bytesUploaded, throughput }) => ({
+      id,
+      bytesDownloaded,
+      bytesUploaded,
+      throughput: Math.round(throughput),
+    }));
+    return this.#stats.snapshot(peers, this.#sources.snapshot());
   }
 
   /** Leaves the swarm, closes every connection and stops all events. Idempotent. */
@@ -80,6 +91,8 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     this.#scheduler?.stop();
     this.#swarm?.destroy();
     this.#link.deactivate();
+    this.#lifetime.abort();
+    this.#releaseLeadership?.();
     this.#store?.close();
     this.removeAllListeners();
   }
@@ -96,6 +109,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     const swarm = this.#createSwarm(manifest, store);
     await swarm.loadHave();
     if (this.#destroyed) return;
+    for (const asset of manifest.assets) this.#sources.track(asset.id, asset.href, asset.pieces.length, swarm.held(asset.id));
     this.#swarm = swarm;
     this.#scheduler = new Scheduler({
       manifest,
@@ -104,9 +118,30 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       selfId: () => this.#peerId,
       prefetchFromOrigin: (asset, piece) => this.#link.prefetch(asset.id, piece),
     });
-    this.#link.activate();
+    this.#link.listen();
     this.#statsTimer = setInterval(() => this.emit('stats', this.getStats()), STATS_INTERVAL_MS);
-    if (options.p2p) await this.#joinSwarm(swarm);
+    if (options.p2p) this.#leadWhenFirst(swarm);
+  }
+
+  /**
+   * Tabs of one site showing the same swarm share one presence in it: the tab holding the Web
+   * Lock for the swarm leads (holds the peers and answers every tab's piece requests through
+   * the SW); the others wait for the lock and take over when the leader closes.
+   */
+  #leadWhenFirst(swarm: Swarm): void {
+    const lead = async () => {
+      if (this.#destroyed) return;
+      this.#link.activate();
+      await this.#joinSwarm(swarm);
+      // Hold the lock until destroy() (or the tab's end, when the browser releases it).
+      await new Promise<void>((release) => (this.#releaseLeadership = release));
+    };
+    if (!navigator.locks) return void lead();
+    navigator.locks
+      .request(`peerfetch:${this.options.swarm}`, { signal: this.#lifetime.signal }, lead)
+      .catch(() => {
+        // Aborted by destroy() while waiting: nothing to do.
+      });
   }
 
   async #loadManifest(): Promise<Manifest> {
@@ -137,6 +172,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       },
       onPieceVerified: (asset, piece, peer, bytes) => {
         this.#stats.add('bytesFromPeers', bytes);
+        this.#sources.mark(asset.id, piece, 'p');
         this.emit('piece:verified', { url: asset.href, piece, peerId: peer.id, bytes });
       },
       onPieceRejected: (asset, piece, peer) => this.emit('piece:rejected', { url: asset.href, piece, peerId: peer.id }),
@@ -193,6 +229,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     if (notice.type !== 'piece-delivered') return;
     const counter = { origin: 'bytesFromOrigin', store: 'bytesFromStore', peers: 'bytesFromPeers' } as const;
     this.#stats.add(counter[notice.source], notice.bytes);
+    if (notice.source !== 'store') this.#sources.mark(notice.asset, notice.piece, notice.source === 'origin' ? 'o' : 'p');
     if (notice.stored) this.#swarm?.markHave(notice.asset, notice.piece);
     if (notice.source === 'origin') this.#scheduler?.onStored(notice.asset, notice.piece);
   }

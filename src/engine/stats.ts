@@ -14,6 +14,28 @@ export interface PeerfetchStats {
   offloadRatio: number;
   /** Connected peers. */
   peers: number;
+  /** Per connected peer: bytes each way and the measured download rate (bytes/s). */
+  peerList: PeerStats[];
+  /** Per manifest asset: how many of its pieces this page holds, and where each came from. */
+  assets: AssetStats[];
+}
+
+export interface PeerStats {
+  id: string;
+  bytesDownloaded: number;
+  bytesUploaded: number;
+  throughput: number;
+}
+
+/** Where a piece came from, one letter per piece: `.` not held, `o` origin, `p` peers, `s` held before (local store). */
+export type PieceSourceCode = '.' | 'o' | 'p' | 's';
+
+export interface AssetStats {
+  url: string;
+  pieces: number;
+  held: number;
+  /** One {@link PieceSourceCode} per piece, e.g. `ooppp..` */
+  sources: string;
 }
 
 export type ByteCounter = 'bytesFromPeers' | 'bytesFromOrigin' | 'bytesFromStore' | 'bytesServed' | 'bytesUploaded';
@@ -32,9 +54,41 @@ export class StatsCounters {
     this.#bytes[counter] += bytes;
   }
 
-  snapshot(peers: number): PeerfetchStats {
+  snapshot(peerList: PeerStats[] = [], assets: AssetStats[] = []): PeerfetchStats {
     const { bytesFromPeers, bytesFromOrigin } = this.#bytes;
     const received = bytesFromPeers + bytesFromOrigin;
-    return { ...this.#bytes, offloadRatio: received === 0 ? 0 : bytesFromPeers / received, peers };
+    return {
+      ...this.#bytes,
+      offloadRatio: received === 0 ? 0 : bytesFromPeers / received,
+      peers: peerList.length,
+      peerList,
+      assets,
+    };
+  }
+}
+
+/** Per asset, where each piece this page holds came from (for progress bars and piece maps). */
+export class PieceSources {
+  readonly #codes = new Map<string, { url: string; codes: PieceSourceCode[] }>();
+
+  track(assetId: string, url: string, pieces: number, held: Iterable<number>): void {
+    const codes = Array.from({ length: pieces }, (): PieceSourceCode => '.');
+    for (const piece of held) if (piece < pieces) codes[piece] = 's';
+    this.#codes.set(assetId, { url, codes });
+  }
+
+  /** Records a piece's source; the first source of a piece wins (later store reads change nothing). */
+  mark(assetId: string, piece: number, code: Exclude<PieceSourceCode, '.'>): void {
+    const entry = this.#codes.get(assetId);
+    if (entry && entry.codes[piece] === '.') entry.codes[piece] = code;
+  }
+
+  snapshot(): AssetStats[] {
+    return [...this.#codes.values()].map(({ url, codes }) => ({
+      url,
+      pieces: codes.length,
+      held: codes.filter((code) => code !== '.').length,
+      sources: codes.join(''),
+    }));
   }
 }

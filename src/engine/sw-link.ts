@@ -26,6 +26,7 @@ export class SwLink {
   readonly #onNotice: (message: WorkerToPage) => void;
   readonly #listener = (event: MessageEvent) => this.#onMessage(event);
   #active = false;
+  #listening = false;
 
   constructor(onRequest: PieceRequestHandler, onNotice: (message: WorkerToPage) => void) {
     this.#onRequest = onRequest;
@@ -59,21 +60,32 @@ export class SwLink {
     }
   }
 
-  /** Starts answering the SW; re-announces the engine whenever the controller changes. */
-  activate(): void {
-    if (this.#active) return;
-    this.#active = true;
+  /** Starts receiving the SW's notices (stats of this page's requests). */
+  listen(): void {
+    if (this.#listening) return;
+    this.#listening = true;
     navigator.serviceWorker.addEventListener('message', this.#listener);
-    navigator.serviceWorker.addEventListener('controllerchange', this.#announce);
     // Messages from the SW are queued until startMessages() when listening with addEventListener.
     navigator.serviceWorker.startMessages();
+  }
+
+  /**
+   * Offers this page's engine to the SW for piece requests (of every tab of the site); re-offers
+   * it whenever the controller changes. Only the tab that leads the swarm does this.
+   */
+  activate(): void {
+    this.listen();
+    if (this.#active) return;
+    this.#active = true;
+    navigator.serviceWorker.addEventListener('controllerchange', this.#announce);
     this.#announce();
   }
 
+  /** Stops everything: no more requests, no more notices. */
   deactivate(): void {
-    if (!this.#active) return;
+    if (this.#active) this.#post({ type: 'engine-gone' });
     this.#active = false;
-    this.#post({ type: 'engine-gone' });
+    this.#listening = false;
     navigator.serviceWorker.removeEventListener('message', this.#listener);
     navigator.serviceWorker.removeEventListener('controllerchange', this.#announce);
   }
@@ -92,10 +104,11 @@ export class SwLink {
   #onMessage(event: MessageEvent): void {
     const message = asWorkerToPage(event.data);
     if (!message) return;
-    if (message.type === 'worker-hello') return this.#announce();
+    if (message.type === 'worker-hello') return this.#active ? this.#announce() : undefined;
     if (message.type !== 'piece-request') return this.#onNotice(message);
     const port = event.ports[0];
     if (!port) return;
+    if (!this.#active) return port.postMessage({ type: 'piece-miss', reason: 'not-ready' } satisfies PieceAnswer);
     const abort = new AbortController();
     port.onmessage = (cancel) => {
       if ((cancel.data as { type?: unknown })?.type === 'cancel') abort.abort();

@@ -86,6 +86,12 @@ export class Swarm {
     for (const peer of this.peers.values()) peer.announceHave(assetId, piece);
   }
 
+  /** Piece indexes held of `assetId`. */
+  *held(assetId: string): Generator<number> {
+    const bits = this.#have.get(assetId);
+    if (bits) for (let piece = 0; piece < bits.length; piece++) if (bits.has(piece)) yield piece;
+  }
+
   holds(assetId: string, piece: number): boolean {
     return this.#have.get(assetId)?.has(piece) ?? false;
   }

@@ -1,0 +1,143 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assertNoPageErrors, useChromium, waitFor } from '../harness/browser.js';
+import { ensureTestVideo } from '../harness/media.js';
+import type { RunningProcess } from '../harness/processes.js';
+import {
+  createTestSite,
+  fetchInPage,
+  openPage,
+  originBytesFor,
+  startOrigin,
+  startTracker,
+  stats,
+  type TestSite,
+} from './test-site.js';
+
+// How the engine decides where pieces come from: prefetching ahead from peers, splitting the
+// origin's work in a flash crowd, seeding again after a reload, and several tabs sharing one
+// presence in the swarm. Real Chromium, real WebRTC in the private namespace, real processes.
+
+const chromium = useChromium({ webrtc: true });
+const VIDEO_URL = '/media/video.mp4';
+const PIECE_SIZE = '64KiB';
+const PIECE_BYTES = 64 * 1024;
+
+let site: TestSite;
+let origin: RunningProcess;
+let originUrl: string;
+let tracker: RunningProcess;
+let trackerUrl: string;
+
+beforeAll(async () => {
+  const video = await ensureTestVideo({ name: 'scheduling', seconds: 12, kbps: 1500 });
+  site = await createTestSite(video, PIECE_SIZE);
+  // A CDN-edge-like cap per connection (KB/s): the origin is slower than peers, as in the field.
+  ({ origin, originUrl } = await startOrigin(site.dir, ['--rate', '600']));
+  ({ tracker, trackerUrl } = await startTracker());
+});
+
+afterAll(async () => {
+  await Promise.allSettled([origin?.stop(), tracker?.stop()]);
+});
+
+/** A viewer that already holds the whole video and seeds it. */
+async function seeder(name: string) {
+  const context = await chromium.viewer(name);
+  const page = await context.newPage();
+  await openPage(page, originUrl, { tracker: trackerUrl });
+  expect((await fetchInPage(page, VIDEO_URL)).sha256).toBe(site.videoSha256);
+  return { context, page };
+}
+
+describe('scheduling', () => {
+  it('prefetches the pieces after the stream head from peers before the page asks for them', async () => {
+    await seeder('pre-seeder');
+    const viewer = await chromium.viewer('pre-viewer');
+    const page = await viewer.newPage();
+    await openPage(page, originUrl, { tracker: trackerUrl });
+    await waitFor(async () => (await stats(page)).peers >= 1, { what: 'a peer connection' });
+
+    // The page asks for the first bytes only: one piece.
+    const head = await fetchInPage(page, VIDEO_URL, 'bytes=0-999');
+    expect(head).toMatchObject({ status: 206, length: 1000 });
+    // The engine fetches the next pieces from the peer on its own.
+    const sources = await waitFor(
+      async () => {
+        const asset = (await stats(page)).assets.find((entry) => entry.url.endsWith(VIDEO_URL));
+        return asset && /^.p{8}/.test(asset.sources) ? asset.sources : undefined;
+      },
+      { what: 'pieces 1..8 prefetched from the peer' },
+    );
+    expect(sources.slice(1, 9)).toBe('pppppppp');
+    assertNoPageErrors(viewer);
+  });
+
+  it('a flash crowd fetches each piece from the origin about once for the whole swarm', async () => {
+    const names = ['flash-1', 'flash-2', 'flash-3'];
+    const pages = [];
+    for (const name of names) {
+      const context = await chromium.viewer(name);
+      const page = await context.newPage();
+      await openPage(page, originUrl, { tracker: trackerUrl });
+      pages.push(page);
+    }
+    // The crowd knows itself before the video starts (a live event's waiting room).
+    for (const page of pages) {
+      await waitFor(async () => (await stats(page)).peers >= names.length - 1, { what: 'a full mesh of three viewers' });
+    }
+    const results = await Promise.all(pages.map((page) => fetchInPage(page, VIDEO_URL)));
+    for (const result of results) expect(result.sha256).toBe(site.videoSha256);
+
+    const size = site.videoBytes.length;
+    const perViewer = await Promise.all(names.map((name) => originBytesFor(originUrl, name)));
+    const total = perViewer.reduce((sum, bytes) => sum + bytes, 0);
+    console.info(`flash crowd of 3: origin sent ${total} B for a ${size} B video (${(total / size).toFixed(2)} copies), per viewer ${perViewer.join(', ')}`);
+    // Without splitting every viewer would fetch the whole file: 3 copies.
+    expect(total).toBeLessThan(1.6 * size);
+    for (const page of pages) expect((await stats(page)).bytesFromPeers).toBeGreaterThan(size / 4);
+  });
+
+  it('pieces stored in an earlier visit are announced and seeded again after a reload', async () => {
+    const first = await seeder('reload-seeder');
+    await first.page.reload();
+    await first.page.waitForFunction(() => 'peerfetch' in window);
+    await first.page.evaluate(() => window.peerfetch!.ready);
+
+    const viewer = await chromium.viewer('reload-viewer');
+    const page = await viewer.newPage();
+    await openPage(page, originUrl, { tracker: trackerUrl });
+    await waitFor(async () => (await stats(page)).peers >= 1, { what: 'a connection to the reloaded seeder' });
+    expect((await fetchInPage(page, VIDEO_URL)).sha256).toBe(site.videoSha256);
+
+    const size = site.videoBytes.length;
+    expect((await stats(page)).bytesFromPeers).toBeGreaterThan(size / 2);
+    const reloaded = await stats(first.page);
+    expect(reloaded.bytesFromOrigin).toBe(0);
+    expect(reloaded.bytesUploaded).toBeGreaterThan(size / 2);
+    expect(reloaded.assets[0]?.held).toBe(Math.ceil(size / PIECE_BYTES));
+  });
+
+  it('tabs of one visitor share one swarm presence, and the next tab takes over when the leader closes', async () => {
+    const source = await seeder('tabs-seeder');
+    const visitor = await chromium.viewer('tabs-visitor');
+    const leader = await visitor.newPage();
+    await openPage(leader, originUrl, { tracker: trackerUrl });
+    await waitFor(async () => (await stats(leader)).peers >= 1, { what: 'the leader tab to connect' });
+    const follower = await visitor.newPage();
+    await openPage(follower, originUrl, { tracker: trackerUrl });
+
+    // The follower's request is served through the leader's peers; the follower holds none itself.
+    expect((await fetchInPage(follower, VIDEO_URL, 'bytes=0-299999')).status).toBe(206);
+    const followerStats = await stats(follower);
+    expect(followerStats.peers).toBe(0);
+    expect(followerStats.bytesFromPeers).toBeGreaterThan(0);
+    expect((await stats(source.page)).peers).toBe(1);
+
+    await leader.close();
+    await waitFor(async () => (await stats(follower)).peers >= 1, { what: 'the follower to take over the swarm presence' });
+    expect((await fetchInPage(follower, VIDEO_URL)).sha256).toBe(site.videoSha256);
+    // One copy at most came from the origin for this visitor, across both tabs.
+    expect(await originBytesFor(originUrl, 'tabs-visitor')).toBeLessThan(site.videoBytes.length / 2);
+    assertNoPageErrors(visitor);
+  });
+});

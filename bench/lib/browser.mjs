@@ -1,0 +1,41 @@
+// Chromium for the benchmark, with the launch flags TESTING.md measured (the same list as
+// test/harness/browser.ts, which imports vitest hooks and so cannot be loaded outside vitest).
+import { chromium } from 'playwright-core';
+
+/** Debian's Chromium: `npx playwright install` cannot download browsers on these machines. */
+export const CHROMIUM_PATH = process.env.PEERFETCH_CHROMIUM ?? '/usr/bin/chromium';
+
+/**
+ * Background networking off (no refused-connection floods on the closed network), mDNS
+ * hiding off (ICE candidates stay readable 10.77.0.x addresses), autoplay without a gesture.
+ */
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
+/** Token appended to each viewer's User-Agent; the origin attributes bytes per viewer by it. */
+export const VIEWER_UA_TOKEN = 'peerfetch-viewer/';
+
+export function launchChromium() {
+  return chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: [...CHROMIUM_ARGS] });
+}
+
+/** Chromium's own User-Agent, read once from a throwaway context. */
+export async function defaultUserAgent(browser) {
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    return await page.evaluate(() => navigator.userAgent);
+  } finally {
+    await context.close();
+  }
+}

@@ -1,0 +1,133 @@
+// Injected into every benchmark page before its own scripts (Playwright addInitScript).
+// Records what a viewer experienced, the same way for every system:
+// - playback: time of the first `playing` (ms since navigation start), stalls (`waiting` after
+//   the first `playing`, until the next `playing`), `ended`, media errors;
+// - WebRTC: every RTCPeerConnection the page's libraries create, sampled every 2 s for the
+//   selected ICE candidate pair and its bytes, so a run in which P2P never worked is visible.
+(() => {
+  if (window.__bench) return;
+  /** Sampling period of the peer connections, in ms: short enough to see connections that live a few seconds. */
+  const RTC_SAMPLE_MS = 2000;
+  const state = {
+    firstPlaying: null,
+    stalls: 0,
+    stallMs: 0,
+    stallOpenAt: null,
+    stallLog: [],
+    videoAt: null,
+    ended: false,
+    endedAt: null,
+    currentTime: 0,
+    duration: 0,
+    errors: [],
+    pairs: {},
+    extra: {},
+  };
+  const connections = [];
+  const NativePC = window.RTCPeerConnection;
+  if (NativePC) {
+    // A Proxy keeps `instanceof RTCPeerConnection` and static methods working for the libraries.
+    window.RTCPeerConnection = new Proxy(NativePC, {
+      construct(target, args, newTarget) {
+        const pc = Reflect.construct(target, args, newTarget);
+        connections.push(pc);
+        return pc;
+      },
+    });
+  }
+  async function sampleConnections() {
+    for (let i = 0; i < connections.length; i++) {
+      const pc = connections[i];
+      if (pc.connectionState === 'closed') continue;
+      let report;
+      try {
+        report = await pc.getStats();
+      } catch {
+        continue;
+      }
+      let selectedId = null;
+      report.forEach((entry) => {
+        if (entry.type === 'transport' && entry.selectedCandidatePairId) selectedId = entry.selectedCandidatePairId;
+      });
+      if (!selectedId) {
+        report.forEach((entry) => {
+          if (entry.type === 'candidate-pair' && entry.nominated && entry.state === 'succeeded') selectedId = entry.id;
+        });
+      }
+      const pair = selectedId && report.get(selectedId);
+      if (!pair) continue;
+      const local = report.get(pair.localCandidateId);
+      const remote = report.get(pair.remoteCandidateId);
+      state.pairs[i] = {
+        local: local ? `${local.candidateType} ${local.address}:${local.port}/${local.protocol}` : '?',
+        remote: remote ? `${remote.candidateType} ${remote.address}:${remote.port}/${remote.protocol}` : '?',
+        bytesReceived: pair.bytesReceived ?? 0,
+        bytesSent: pair.bytesSent ?? 0,
+      };
+    }
+  }
+  setInterval(() => void sampleConnections(), RTC_SAMPLE_MS);
+
+  function attach(video) {
+    state.videoAt = performance.now();
+    video.addEventListener('playing', () => {
+      if (state.firstPlaying === null) state.firstPlaying = performance.now();
+      if (state.stallOpenAt !== null) {
+        const ms = performance.now() - state.stallOpenAt;
+        state.stallMs += ms;
+        state.stallOpenAt = null;
+        const last = state.stallLog[state.stallLog.length - 1];
+        if (last) last.ms = Math.round(ms);
+      }
+    });
+    video.addEventListener('waiting', () => {
+      if (state.firstPlaying === null || state.ended || state.stallOpenAt !== null) return;
+      state.stalls += 1;
+      state.stallOpenAt = performance.now();
+      if (state.stallLog.length < 50) state.stallLog.push({ at: Number(video.currentTime.toFixed(2)), ms: null });
+    });
+    video.addEventListener('ended', () => {
+      state.ended = true;
+      state.endedAt = performance.now();
+      if (state.stallOpenAt !== null) {
+        state.stallMs += performance.now() - state.stallOpenAt;
+        state.stallOpenAt = null;
+      }
+    });
+    video.addEventListener('error', () => state.errors.push(`media error ${video.error?.code}: ${video.error?.message ?? ''}`));
+    const sample = () => {
+      state.currentTime = video.currentTime;
+      state.duration = Number.isFinite(video.duration) ? video.duration : 0;
+    };
+    video.addEventListener('timeupdate', sample);
+    video.addEventListener('durationchange', sample);
+    video.addEventListener('ended', sample);
+  }
+
+  window.__bench = {
+    attach,
+    error(message) {
+      state.errors.push(String(message));
+    },
+    set(key, value) {
+      state.extra[key] = value;
+    },
+    async snapshot() {
+      await sampleConnections();
+      const openStall = state.stallOpenAt !== null ? performance.now() - state.stallOpenAt : 0;
+      let stats = null;
+      try {
+        stats = window.peerfetch?.getStats?.() ?? null;
+      } catch {}
+      return {
+        ...state,
+        stallMs: state.stallMs + openStall,
+        connections: connections.length,
+        connected: connections.filter((pc) => pc.connectionState === 'connected').length,
+        peerfetch: stats,
+      };
+    },
+  };
+  window.addEventListener('error', (event) => state.errors.push(`page error: ${event.message}`));
+  window.addEventListener('unhandledrejection', (event) => state.errors.push(`unhandled rejection: ${event.reason?.message ?? event.reason}`));
+})();

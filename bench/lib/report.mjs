@@ -1,0 +1,154 @@
+// Turns run results into the Delivery table, checks the goals of issue 4 item 8, and writes the
+// "Delivery" section of BENCHMARKS.md (other sections are kept as they are).
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { SCENARIOS, SYSTEMS } from './runs.mjs';
+
+const MB = 1e6;
+
+function median(values) {
+  const sorted = values.filter((v) => v != null).sort((a, b) => a - b);
+  if (sorted.length === 0) return null;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** Aggregates one run: offload over all viewers, median startup, total stalls, the worst piece copy count. */
+export function summarize(run, viewerCount) {
+  const v = run.viewers;
+  const origin = v.reduce((sum, x) => sum + x.originBytes, 0);
+  const consumed = v.reduce((sum, x) => sum + x.consumedBytes, 0);
+  const ideal = (viewerCount - 1) / viewerCount;
+  const offload = consumed > 0 ? 1 - origin / consumed : null;
+  const pairs = [...new Set(v.flatMap((x) => x.icePairs))];
+  return {
+    system: run.system,
+    scenario: run.scenario,
+    viewers: v.length,
+    originBytes: origin,
+    consumedBytes: consumed,
+    offload,
+    ideal,
+    ofIdeal: offload != null ? offload / ideal : null,
+    startupMedianMs: median(v.map((x) => x.startupMs)),
+    startupMaxMs: v.reduce((max, x) => Math.max(max, x.startupMs ?? Infinity), 0),
+    stalls: v.reduce((sum, x) => sum + x.stalls, 0),
+    stallMs: v.reduce((sum, x) => sum + x.stallMs, 0),
+    playedToEnd: v.filter((x) => x.playedToEnd).length,
+    complete: v.length === viewerCount && v.every((x) => x.playedToEnd) && !run.timedOut,
+    maxOriginCopies: v.reduce((max, x) => Math.max(max, x.maxOriginCopies), 0),
+    p2pBytes: v.reduce((sum, x) => sum + x.p2pBytesReceived, 0),
+    connectedPairs: v.reduce((sum, x) => sum + x.connectedPairs, 0),
+    icePairs: pairs,
+    problems: run.problems,
+  };
+}
+
+const pct = (x) => (x == null ? 'n/a' : `${(x * 100).toFixed(1)}%`);
+const secs = (ms) => (ms == null || !Number.isFinite(ms) ? 'n/a' : `${(ms / 1000).toFixed(2)} s`);
+
+function iceCell(s) {
+  if (!SYSTEMS[s.system].p2p) return '—';
+  if (s.connectedPairs === 0) return '**none** (no P2P)';
+  const kinds = [...new Set(s.icePairs.map((p) => p.replace(/\d+\.\d+\.\d+\.\d+/g, '').replace(/\s+/g, ' ').trim()))];
+  return `${s.connectedPairs} pairs, ${kinds.join('; ')}, ${(s.p2pBytes / MB).toFixed(1)} MB rx`;
+}
+
+/** The Markdown table, one row per run. */
+export function table(summaries) {
+  const head = [
+    'system', 'scenario', 'offload', 'of ideal', 'origin MB / consumed MB', 'startup median (max)',
+    'rebuffers (time)', 'played to end', 'max origin copies of a piece per viewer', 'P2P: selected ICE pairs',
+  ];
+  const rows = summaries.map((s) => [
+    SYSTEMS[s.system].label,
+    SCENARIOS[s.scenario].label,
+    pct(s.offload),
+    pct(s.ofIdeal),
+    `${(s.originBytes / MB).toFixed(1)} / ${(s.consumedBytes / MB).toFixed(1)}`,
+    `${secs(s.startupMedianMs)} (${secs(s.startupMaxMs)})`,
+    `${s.stalls} (${secs(s.stallMs)})`,
+    `${s.playedToEnd}/${s.viewers}${s.complete ? '' : ' ⚠'}`,
+    s.maxOriginCopies.toFixed(2),
+    iceCell(s),
+  ]);
+  return [head, head.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+}
+
+/** Per-viewer detail lines (for the log and the collapsed section). */
+export function viewerLines(run) {
+  return run.viewers.map((x) =>
+    `${x.name}: joined ${x.joinedAtS.toFixed(1)} s, origin ${(x.originBytes / MB).toFixed(2)} MB of ${(x.consumedBytes / MB).toFixed(2)} MB ` +
+    `(offload ${pct(x.offload)}), startup ${secs(x.startupMs)} (<video> at ${secs(x.videoCreatedMs)}), ${x.stalls} rebuffers (${secs(x.stallMs)})` +
+    `${x.stallLog.length ? ` [${x.stallLog.map((l) => `@${l.at}s ${l.ms ?? '?'}ms`).join(' ')}]` : ''}, ` +
+    `${x.playedToEnd ? 'played to the end' : `stopped at ${x.position.toFixed(1)}/${x.duration.toFixed(1)} s`}, ` +
+    `max origin copies ${x.maxOriginCopies.toFixed(2)}${x.maxOriginCopiesAt ? ` (${x.maxOriginCopiesAt})` : ''}, ` +
+    `peer connections ${x.connectedPairs}/${x.peerConnections}${x.icePairs.length ? ` [${x.icePairs.join(', ')}]` : ''}` +
+    `${x.errors.length ? `, errors: ${x.errors.join(' | ')}` : ''}`,
+  );
+}
+
+/**
+ * The goals of issue 4 item 8, each with the measured figure and met / not met / not measured.
+ * Only complete runs (every viewer played to the end) count.
+ */
+export function goals(summaries) {
+  const get = (system, scenario) => summaries.find((s) => s.system === system && s.scenario === scenario && s.complete);
+  const ran = (system, scenario) => summaries.some((s) => s.system === system && s.scenario === scenario);
+  const out = [];
+  const add = (goal, status, figure) => out.push({ goal, status, figure });
+  const scenarios = ['staggered', 'flash'];
+  for (const pf of ['peerfetch-mp4', 'peerfetch-hls']) {
+    const label = SYSTEMS[pf].label;
+    const base = pf === 'peerfetch-mp4' ? 'origin-mp4' : 'origin-hls';
+    const rival = pf === 'peerfetch-mp4' ? 'webtorrent' : 'p2pml';
+    for (const scenario of scenarios) {
+      if (!ran(pf, scenario)) continue;
+      const s = get(pf, scenario);
+      const sc = SCENARIOS[scenario].label;
+      const need = scenario === 'staggered' ? 0.9 : 0.85;
+      if (!s) {
+        add(`${label}, ${sc}: offload ≥ ${need * 100}% of ideal`, 'not measured', 'not every viewer played to the end');
+        continue;
+      }
+      add(`${label}, ${sc}: offload ≥ ${need * 100}% of ideal`, s.ofIdeal >= need ? 'met' : 'not met', `${pct(s.offload)} = ${pct(s.ofIdeal)} of ideal ${pct(s.ideal)}`);
+      const b = get(base, scenario);
+      if (b) {
+        const ratio = s.startupMedianMs / b.startupMedianMs;
+        add(`${label}, ${sc}: median startup ≤ 1.15× origin-only`, ratio <= 1.15 ? 'met' : 'not met', `${secs(s.startupMedianMs)} vs ${secs(b.startupMedianMs)} (${ratio.toFixed(2)}×)`);
+        add(`${label}, ${sc}: rebuffers ≤ origin-only`, s.stalls <= b.stalls ? 'met' : 'not met', `${s.stalls} (${secs(s.stallMs)}) vs ${b.stalls} (${secs(b.stallMs)})`);
+      } else if (ran(base, scenario)) {
+        add(`${label}, ${sc}: startup and rebuffers vs origin-only`, 'not measured', `${SYSTEMS[base].label} did not complete`);
+      }
+      const r = get(rival, scenario);
+      if (r) {
+        add(`${label}, ${sc}: offload above ${SYSTEMS[rival].label}`, s.offload > r.offload ? 'met' : 'not met', `${pct(s.offload)} vs ${pct(r.offload)}`);
+      } else if (ran(rival, scenario)) {
+        add(`${label}, ${sc}: offload above ${SYSTEMS[rival].label}`, 'not measured', `${SYSTEMS[rival].label} did not complete (its figures are in the table)`);
+      }
+      add(`${label}, ${sc}: origin serves ≤ 1 copy of a piece per viewer`, s.maxOriginCopies <= 1.0001 ? 'met' : 'not met', `max ${s.maxOriginCopies.toFixed(2)} copies`);
+    }
+  }
+  return out;
+}
+
+export function goalsTable(list) {
+  const rows = list.map((g) => `| ${g.goal} | ${g.status === 'met' ? '✅ met' : g.status === 'not met' ? '❌ not met' : '— not measured'} | ${g.figure} |`);
+  return ['| goal (issue 4 item 8) | status | measured |', '| --- | --- | --- |', ...rows].join('\n');
+}
+
+/** Replaces (or appends) the `## Delivery` section of BENCHMARKS.md, leaving the other sections alone. */
+export async function writeDeliverySection(file, body) {
+  const section = `## Delivery\n\n${body.trim()}\n`;
+  let text = existsSync(file) ? await readFile(file, 'utf8') : '# Benchmarks\n';
+  const start = text.search(/^## Delivery\s*$/m);
+  if (start === -1) {
+    text = `${text.trimEnd()}\n\n${section}`;
+  } else {
+    const rest = text.slice(start + 1);
+    const next = rest.search(/^## /m);
+    const end = next === -1 ? text.length : start + 1 + next;
+    text = `${text.slice(0, start)}${section}${end < text.length ? `\n${text.slice(end)}` : ''}`;
+  }
+  await writeFile(file, text.endsWith('\n') ? text : `${text}\n`);
+}

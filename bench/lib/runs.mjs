@@ -1,0 +1,230 @@
+// One benchmark run = one system × one scenario: a fresh tracker, a fresh throttled origin and a
+// fresh Chromium, N viewers (each its own browser context: own storage, own service worker, its
+// own User-Agent token), every viewer playing the video to its end at 1x, muted. Everything the
+// run started is stopped in `finally`, whatever happened.
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { defaultUserAgent, launchChromium, VIEWER_UA_TOKEN } from './browser.mjs';
+import { startProcess } from './processes.mjs';
+import { PIECE_SIZE, writeTorrent } from './site.mjs';
+
+/** The systems, by the id used on the command line. */
+export const SYSTEMS = {
+  'origin-mp4': { label: 'origin only, MP4 (<video>)', page: 'origin-mp4.html', format: 'mp4', p2p: false },
+  'origin-hls': { label: 'origin only, HLS (hls.js)', page: 'origin-hls.html', format: 'hls', p2p: false },
+  'peerfetch-mp4': { label: 'peerfetch, MP4 (<video>)', page: 'peerfetch-mp4.html', format: 'mp4', p2p: true },
+  'peerfetch-hls': { label: 'peerfetch, HLS (hls.js)', page: 'peerfetch-hls.html', format: 'hls', p2p: true },
+  p2pml: { label: 'p2p-media-loader, HLS (hls.js)', page: 'p2pml.html', format: 'hls', p2p: true },
+  webtorrent: { label: 'WebTorrent, MP4 (its SW)', page: 'webtorrent.html', format: 'mp4', p2p: true, torrent: true },
+};
+/** Command-line shorthands. */
+export const SYSTEM_ALIASES = { origin: ['origin-mp4', 'origin-hls'], peerfetch: ['peerfetch-mp4', 'peerfetch-hls'], 'p2p-media-loader': ['p2pml'] };
+
+export const SCENARIOS = {
+  staggered: { label: 'staggered', description: 'viewers join 8 s apart' },
+  flash: { label: 'flash crowd', description: 'all viewers join together' },
+};
+export const SCENARIO_ALIASES = { 'flash-crowd': ['flash'] };
+
+/** Gap between joins in the staggered scenario, in ms (issue 4 item 8: 8 s apart). */
+const STAGGER_MS = 8_000;
+/** How often the runner samples the viewers, in ms: fine enough for a 60 s play, cheap for 4 pages. */
+const POLL_MS = 1_000;
+/**
+ * Time a viewer may need beyond the video's duration, in ms: startup (a second or two), stalls,
+ * and the end of the stream. A viewer still playing after this has not played to the end.
+ */
+const VIEWER_SLACK_MS = 60_000;
+/** Time to start servers and the browser and to collect results, in ms, on top of the viewers' time. */
+const RUN_OVERHEAD_MS = 30_000;
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The upper bound of one run, in ms (also used to bound the whole benchmark). */
+export function runTimeoutMs({ scenario, viewers, seconds }) {
+  const joins = scenario === 'staggered' ? (viewers - 1) * STAGGER_MS : 0;
+  return joins + seconds * 1000 + VIEWER_SLACK_MS + RUN_OVERHEAD_MS;
+}
+
+/**
+ * Runs one system in one scenario and returns per-viewer measurements.
+ * @param {{ root: string, site: { dir: string, mapped: Record<string,string> }, runDir: string, system: string,
+ *   scenario: string, viewers: number, seconds: number, rateBytesPerSecond: number, media: { mp4Bytes: number, hlsBytes: number, fileSizes: Record<string, number> },
+ *   log: (line: string) => void }} options
+ */
+export async function runOne(options) {
+  const { root, site, system, scenario, viewers, seconds, log } = options;
+  const spec = SYSTEMS[system];
+  const runDir = join(options.runDir, `${system}-${scenario}`);
+  await mkdir(runDir, { recursive: true });
+  const torrentFile = join(runDir, 'video.torrent');
+  const stoppers = [];
+  const result = {
+    system,
+    scenario,
+    viewers: [],
+    startedAt: new Date().toISOString(),
+    timedOut: false,
+    problems: [],
+  };
+  const deadline = Date.now() + runTimeoutMs({ scenario, viewers, seconds });
+  try {
+    const tracker = await startProcess(process.execPath, [join(root, 'bin', 'peerfetch.js'), 'tracker', '--port', '0'], {
+      readyPattern: /ws:\/\/127\.0\.0\.1:\d+/,
+      name: 'peerfetch tracker',
+      cwd: root,
+    });
+    stoppers.push(() => tracker.stop());
+    const trackerUrl = tracker.ready[0];
+    const maps = Object.entries({ ...site.mapped, '/wt/video.torrent': torrentFile }).flatMap(([url, file]) => ['--map', `${url}=${file}`]);
+    const origin = await startProcess(
+      process.execPath,
+      [join(root, 'bench', 'lib', 'origin-server.mjs'), '--root', site.dir, '--rate', String(options.rateBytesPerSecond), '--piece-size', String(PIECE_SIZE), ...maps],
+      { readyPattern: /http:\/\/127\.0\.0\.1:\d+/, name: 'bench origin', cwd: root },
+    );
+    stoppers.push(() => origin.stop());
+    const originUrl = origin.ready[0];
+    if (spec.torrent) {
+      await writeTorrent({ file: join(site.dir, 'media', 'video.mp4'), out: torrentFile, trackerUrl, webSeedUrl: `${originUrl}/media/video.mp4` });
+    }
+
+    const browser = await launchChromium();
+    stoppers.push(() => browser.close());
+    result.chromium = browser.version();
+    const baseUa = await defaultUserAgent(browser);
+    const pageUrl = `${originUrl}/${spec.page}?${new URLSearchParams({ tracker: trackerUrl })}`;
+    const runStart = Date.now();
+    const joined = [];
+
+    const joinViewer = async (index) => {
+      const name = `${system}-${scenario}-v${index}`;
+      const context = await browser.newContext({ userAgent: `${baseUa} ${VIEWER_UA_TOKEN}${name}` });
+      await context.addInitScript({ path: join(root, 'bench', 'lib', 'probe.js') });
+      const page = await context.newPage();
+      page.on('crash', () => result.problems.push(`${name}: page crashed`));
+      const viewer = { index, name, context, page, joinedAtMs: Date.now() - runStart, last: null };
+      joined.push(viewer);
+      await page.goto(pageUrl, { waitUntil: 'domcontentloaded' });
+      return viewer;
+    };
+    const sample = async (viewer) => {
+      try {
+        viewer.last = await viewer.page.evaluate(() => window.__bench.snapshot());
+        viewer.sampleError = null;
+      } catch (error) {
+        // The page navigated or crashed: keep the last good sample and say so.
+        viewer.sampleError = error.message.split('\n')[0];
+      }
+    };
+    const viewerDeadline = (viewer) => runStart + viewer.joinedAtMs + seconds * 1000 + VIEWER_SLACK_MS;
+    const finished = (viewer) => viewer.last?.ended || Date.now() > viewerDeadline(viewer);
+
+    const joins = [];
+    for (let index = 0; index < viewers; index++) {
+      if (scenario === 'staggered' && index > 0) {
+        const at = runStart + index * STAGGER_MS;
+        while (Date.now() < at) {
+          await Promise.all(joined.map(sample));
+          await sleep(Math.min(POLL_MS, Math.max(0, at - Date.now())));
+        }
+      }
+      joins.push(joinViewer(index));
+    }
+    await Promise.all(joins);
+    log(`  all ${viewers} viewers joined (${(Date.now() - runStart) / 1000} s)`);
+    let lastLog = Date.now();
+    for (;;) {
+      await Promise.all(joined.map(sample));
+      if (joined.every(finished)) break;
+      if (Date.now() > deadline) {
+        result.timedOut = true;
+        break;
+      }
+      if (Date.now() - lastLog > 15_000) {
+        lastLog = Date.now();
+        log(`  t=${Math.round((Date.now() - runStart) / 1000)} s: ${joined.map((v) => `${v.index}@${(v.last?.currentTime ?? 0).toFixed(0)}s${v.last?.ended ? ' ended' : ''}`).join(', ')}`);
+      }
+      await sleep(POLL_MS);
+    }
+    const originStats = await (await fetch(`${originUrl}/__bench/stats`)).json();
+    for (const viewer of joined) {
+      result.viewers.push(measureViewer({ viewer, spec, originStats, media: options.media }));
+    }
+    result.anonymousOriginBytes = mediaBytes(originStats.byViewer.anonymous ?? {});
+  } catch (error) {
+    result.problems.push(`run failed: ${error.stack ?? error}`);
+  } finally {
+    // Browser first (its pages hold connections to the servers), then the servers.
+    for (const stop of stoppers.reverse()) {
+      await Promise.race([Promise.resolve().then(stop).catch(() => {}), sleep(10_000)]);
+    }
+  }
+  return result;
+}
+
+/** True for URL paths of the video (what "bytes consumed" and "origin bytes" count): the MP4, HLS playlists and segments. */
+function isMediaPath(path) {
+  return path.startsWith('/media/') || path.startsWith('/hls/');
+}
+
+function mediaBytes(byPath) {
+  let total = 0;
+  for (const [path, bytes] of Object.entries(byPath)) if (isMediaPath(path)) total += bytes;
+  return total;
+}
+
+/** Max over the viewer's pieces of (bytes of that piece the origin sent it) / (piece length). */
+function maxCopies(piecesByPath, fileSizes) {
+  let max = 0;
+  let where = null;
+  for (const [path, perPiece] of Object.entries(piecesByPath ?? {})) {
+    if (!isMediaPath(path)) continue;
+    const size = fileSizes[path];
+    if (!size) continue;
+    perPiece.forEach((bytes, index) => {
+      if (!bytes) return;
+      const length = Math.min(PIECE_SIZE, size - index * PIECE_SIZE);
+      const copies = bytes / length;
+      if (copies > max) {
+        max = copies;
+        where = `${path}#${index}`;
+      }
+    });
+  }
+  return { max, where };
+}
+
+function measureViewer({ viewer, spec, originStats, media }) {
+  const s = viewer.last ?? {};
+  const consumed = spec.format === 'mp4' ? media.mp4Bytes : media.hlsBytes;
+  const originBytes = mediaBytes(originStats.byViewer[viewer.name] ?? {});
+  const copies = maxCopies(originStats.pieces[viewer.name], media.fileSizes);
+  const pairs = Object.values(s.pairs ?? {});
+  const endpoints = [...new Set(pairs.map((p) => `${p.local.split(':')[0]} <-> ${p.remote.split(':')[0]}`))];
+  const playedToEnd = Boolean(s.ended) && s.duration > 0 && s.currentTime >= s.duration - 0.5;
+  return {
+    name: viewer.name,
+    joinedAtS: viewer.joinedAtMs / 1000,
+    originBytes,
+    consumedBytes: consumed,
+    offload: 1 - originBytes / consumed,
+    startupMs: s.firstPlaying ?? null,
+    videoCreatedMs: s.videoAt ?? null,
+    stallLog: s.stallLog ?? [],
+    stalls: s.stalls ?? 0,
+    stallMs: s.stallMs ?? 0,
+    playedToEnd,
+    endedAtS: s.endedAt != null ? s.endedAt / 1000 : null,
+    position: s.currentTime ?? 0,
+    duration: s.duration ?? 0,
+    maxOriginCopies: copies.max,
+    maxOriginCopiesAt: copies.where,
+    peerConnections: s.connections ?? 0,
+    connectedPairs: pairs.length,
+    icePairs: endpoints,
+    p2pBytesReceived: pairs.reduce((sum, p) => sum + (p.bytesReceived ?? 0), 0),
+    engineStats: s.peerfetch ?? s.extra?.p2pml ?? s.extra?.webtorrent ?? null,
+    errors: (s.errors ?? []).slice(0, 5),
+    sampleError: viewer.sampleError ?? null,
+  };
+}

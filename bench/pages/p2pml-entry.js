@@ -1,0 +1,33 @@
+// p2p-media-loader v2 with hls.js, bundled by esbuild with the `p2pml:core-as-bundle` export
+// condition. Default settings except the two that would leave the machine: the announce
+// trackers (default: public trackers) are our local tracker, and no STUN servers (default:
+// public STUN); host candidates are all a private network needs.
+import Hls from 'hls.js';
+import { HlsJsP2PEngine } from 'p2p-media-loader-hlsjs';
+
+const tracker = new URLSearchParams(location.search).get('tracker');
+const video = document.createElement('video');
+video.muted = true;
+video.autoplay = true;
+window.__bench.attach(video);
+document.body.append(video);
+
+const HlsWithP2P = HlsJsP2PEngine.injectMixin(Hls);
+const hls = new HlsWithP2P({
+  p2p: {
+    core: { announceTrackers: [tracker], rtcConfig: { iceServers: [] } },
+    onHlsJsCreated(instance) {
+      const bySource = { http: 0, p2p: 0 };
+      window.__bench.set('p2pml', bySource);
+      instance.p2pEngine.addEventListener('onChunkDownloaded', (bytes, source) => {
+        bySource[source] = (bySource[source] ?? 0) + bytes;
+      });
+    },
+  },
+});
+hls.on(Hls.Events.ERROR, (_event, data) => {
+  if (data.fatal) window.__bench.error(`hls.js fatal ${data.type}: ${data.details}`);
+});
+hls.loadSource('/hls/index.m3u8');
+hls.attachMedia(video);
+video.play().catch((error) => window.__bench.error(`play(): ${error.message}`));

@@ -1,0 +1,242 @@
+#!/usr/bin/env node
+// `npm run bench` (after the build): the delivery benchmark of issue 4 item 8.
+//
+// Side by side in one run: origin only (MP4 and HLS), peerfetch (MP4 and HLS),
+// p2p-media-loader v2 (HLS) and WebTorrent 3.0.21 (MP4), each with N viewers in a staggered and a
+// flash-crowd scenario, against a throttled origin that counts what it sends to each viewer.
+//
+//   node bench/run.mjs [--systems a,b] [--scenarios staggered,flash] [--viewers 4] [--seconds 60]
+//                      [--rate-kbps 3000] [--write | --no-write]
+//
+// Systems: origin-mp4, origin-hls, peerfetch-mp4, peerfetch-hls, p2pml, webtorrent
+// (shorthands: origin, peerfetch). The Delivery section of BENCHMARKS.md is rewritten after a
+// default (complete) run, or with --write; results of every run go to bench/.cache/results/.
+//
+// WebRTC needs a private network (TESTING.md): as root on Linux the script re-executes itself
+// under `unshare --net` with lo up, a veth pair 10.77.0.1/24 - 10.77.0.2/24 and a default route
+// via 10.77.0.2; servers listen on 127.0.0.1 inside it. Nothing can leave the machine.
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = fileURLToPath(import.meta.url);
+const root = join(dirname(here), '..');
+const argv = process.argv.slice(2);
+
+const VETH_A = 'pfb0';
+const VETH_B = 'pfb1';
+const ADDR_A = '10.77.0.1/24';
+const ADDR_B = '10.77.0.2/24';
+const GATEWAY = '10.77.0.2';
+const PRIVATE_PREFIX = '10.77.0.';
+/** Slack of the whole benchmark beyond the sum of its run bounds, in ms: closing browsers and servers between runs. */
+const BENCH_MARGIN_MS = 120_000;
+
+function log(line) {
+  process.stderr.write(`[bench] ${line}\n`);
+}
+
+function must(command, args) {
+  const result = spawnSync(command, args, { encoding: 'utf8' });
+  if (result.status !== 0) {
+    log(`network namespace setup failed: ${command} ${args.join(' ')}: ${result.error?.message ?? result.stderr.trim()}`);
+    process.exit(2);
+  }
+}
+
+function canUnshare() {
+  if (process.platform !== 'linux' || process.getuid?.() !== 0) return false;
+  return spawnSync('unshare', ['--net', 'true'], { stdio: 'ignore' }).status === 0;
+}
+
+function onlyPrivateAddresses() {
+  const addresses = Object.values(networkInterfaces()).flat().filter((a) => a && !a.internal).map((a) => a.address);
+  return addresses.length > 0 && addresses.every((a) => a.startsWith(PRIVATE_PREFIX) || a.startsWith('fe80:'));
+}
+
+function reexecInNamespace() {
+  return new Promise((resolve) => {
+    const child = spawn('unshare', ['--net', '--', process.execPath, here, ...argv], {
+      stdio: 'inherit',
+      env: { ...process.env, PEERFETCH_NETNS_SETUP: '1' },
+    });
+    const forward = (signal) => child.kill(signal);
+    process.on('SIGINT', forward);
+    process.on('SIGTERM', forward);
+    child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
+}
+
+function parseArgs(args, runs) {
+  const options = { systems: null, scenarios: null, viewers: 4, seconds: 60, rateKbps: 3000, write: null };
+  for (let i = 0; i < args.length; i++) {
+    const flag = args[i];
+    const next = () => {
+      const value = args[++i];
+      if (value === undefined) throw new Error(`${flag} needs a value`);
+      return value;
+    };
+    if (flag === '--systems') options.systems = next().split(',').filter(Boolean);
+    else if (flag === '--scenarios') options.scenarios = next().split(',').filter(Boolean);
+    else if (flag === '--viewers') options.viewers = Number(next());
+    else if (flag === '--seconds') options.seconds = Number(next());
+    else if (flag === '--rate-kbps') options.rateKbps = Number(next());
+    else if (flag === '--write') options.write = true;
+    else if (flag === '--no-write') options.write = false;
+    else throw new Error(`unknown option ${flag} (see the header of bench/run.mjs)`);
+  }
+  const expand = (list, all, aliases, what) =>
+    list === null
+      ? Object.keys(all)
+      : [...new Set(list.flatMap((id) => aliases[id] ?? [id]))].map((id) => {
+          if (!all[id]) throw new Error(`unknown ${what} ${id}; known: ${Object.keys(all).join(', ')}`);
+          return id;
+        });
+  const isDefault = options.systems === null && options.scenarios === null && options.viewers === 4 && options.seconds === 60 && options.rateKbps === 3000;
+  options.systems = expand(options.systems, runs.SYSTEMS, runs.SYSTEM_ALIASES, 'system');
+  options.scenarios = expand(options.scenarios, runs.SCENARIOS, runs.SCENARIO_ALIASES, 'scenario');
+  if (!(options.viewers >= 2 && options.viewers <= 8)) throw new Error('--viewers must be 2..8 (a 2-core machine plays at most ~8 videos at once)');
+  if (!(options.seconds >= 10 && options.seconds <= 600)) throw new Error('--seconds must be 10..600');
+  options.write ??= isDefault;
+  return options;
+}
+
+function packageVersion(name) {
+  return JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')).version;
+}
+
+function gitCommit() {
+  const head = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).stdout.trim();
+  const dirty = spawnSync('git', ['status', '--porcelain', '--', 'src'], { cwd: root, encoding: 'utf8' }).stdout.trim();
+  return dirty ? `${head} + uncommitted changes in src/` : head;
+}
+
+async function benchmark() {
+  const runs = await import('./lib/runs.mjs');
+  const report = await import('./lib/report.mjs');
+  const { ensureMedia, folderBytes } = await import('./lib/media.mjs');
+  const { buildSite } = await import('./lib/site.mjs');
+  const options = parseArgs(argv, runs);
+  const cacheDir = join(root, 'bench', '.cache');
+  const started = new Date();
+  log(`systems ${options.systems.join(', ')}; scenarios ${options.scenarios.join(', ')}; ${options.viewers} viewers; ${options.seconds} s video; origin cap ${options.rateKbps} kbit/s per connection`);
+
+  /** Video bitrate in kbit/s (issue 4 item 8: about 1.2 Mbit/s). */
+  const VIDEO_KBPS = 1200;
+  const media = await ensureMedia(cacheDir, { seconds: options.seconds, kbps: VIDEO_KBPS });
+  const site = await buildSite({ root, cacheDir, media });
+  const fileSizes = {};
+  fileSizes['/media/video.mp4'] = (await stat(media.mp4)).size;
+  for (const name of await readdir(media.hlsDir)) fileSizes[`/hls/${name}`] = (await stat(join(media.hlsDir, name))).size;
+  const mediaInfo = { mp4Bytes: fileSizes['/media/video.mp4'], hlsBytes: await folderBytes(media.hlsDir), fileSizes };
+
+  const runDir = join(cacheDir, 'runs');
+  const plan = options.scenarios.flatMap((scenario) => options.systems.map((system) => ({ system, scenario })));
+  // Every run bounds itself; this bounds the whole benchmark if one of them hangs anyway
+  // (the exit hooks then kill the servers and Playwright kills Chromium).
+  const totalMs = plan.reduce((sum, p) => sum + runs.runTimeoutMs({ scenario: p.scenario, viewers: options.viewers, seconds: options.seconds }), 0) + BENCH_MARGIN_MS;
+  setTimeout(() => {
+    log(`the benchmark exceeded its bound of ${Math.round(totalMs / 1000)} s: stopping`);
+    process.exit(3);
+  }, totalMs).unref();
+  const results = [];
+  for (const [i, { system, scenario }] of plan.entries()) {
+    log(`run ${i + 1}/${plan.length}: ${system}, ${scenario} (at most ${Math.round(runs.runTimeoutMs({ scenario, viewers: options.viewers, seconds: options.seconds }) / 1000)} s)`);
+    const result = await runs.runOne({
+      root, site, runDir, system, scenario, viewers: options.viewers, seconds: options.seconds,
+      rateBytesPerSecond: Math.round((options.rateKbps * 1000) / 8), media: mediaInfo, log,
+    });
+    results.push(result);
+    for (const line of report.viewerLines(result)) log(`  ${line}`);
+    for (const problem of result.problems) log(`  problem: ${problem}`);
+    const s = report.summarize(result, options.viewers);
+    log(`  => offload ${(s.offload * 100).toFixed(1)}% (ideal ${(s.ideal * 100).toFixed(1)}%), median startup ${s.startupMedianMs?.toFixed(0)} ms, ${s.stalls} rebuffers, ${s.playedToEnd}/${options.viewers} played to the end`);
+  }
+
+  const summaries = results.map((r) => report.summarize(r, options.viewers));
+  const chromium = results.find((r) => r.chromium)?.chromium ?? 'unknown';
+  const versions = {
+    chromium,
+    node: process.version,
+    'hls.js': packageVersion('hls.js'),
+    'p2p-media-loader': `core ${packageVersion('p2p-media-loader-core')}, hlsjs ${packageVersion('p2p-media-loader-hlsjs')}`,
+    webtorrent: packageVersion('webtorrent'),
+    peerfetch: gitCommit(),
+  };
+  const command = process.env.PEERFETCH_BENCH_COMMAND ?? `node bench/run.mjs ${argv.join(' ')}`.trim();
+  const goalList = report.goals(summaries);
+  const tableText = report.table(summaries);
+  const goalsText = report.goalsTable(goalList);
+  const minutes = ((Date.now() - started.getTime()) / 60000).toFixed(1);
+  process.stdout.write(`\n${tableText}\n\n${goalsText}\n\n`);
+
+  await mkdir(join(cacheDir, 'results'), { recursive: true });
+  const resultsFile = join(cacheDir, 'results', `${started.toISOString().replace(/[:.]/g, '-')}.json`);
+  await writeFile(resultsFile, JSON.stringify({ options, versions, media: mediaInfo, results, summaries, goals: goalList }, null, 2));
+  log(`raw results: ${resultsFile}`);
+
+  if (options.write) {
+    const body = [
+      `Command: \`${command}\` — ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC, ${minutes} min for ${plan.length} runs.`,
+      '',
+      `Versions: Chromium ${versions.chromium}, Node ${versions.node}, hls.js ${versions['hls.js']}, p2p-media-loader ${versions['p2p-media-loader']}, WebTorrent ${versions.webtorrent}, peerfetch ${versions.peerfetch}.`,
+      '',
+      `Setup: ${options.viewers} viewers, each its own Chromium browser context (own storage and service worker), muted autoplay at 1x to the end; ` +
+        `a ${options.seconds} s H.264 test video at ${VIDEO_KBPS} kbit/s as MP4 (faststart, ${(mediaInfo.mp4Bytes / 1e6).toFixed(2)} MB) and as HLS with 2 s segments (${(mediaInfo.hlsBytes / 1e6).toFixed(2)} MB with the playlist); ` +
+        `origin capped at ${options.rateKbps} kbit/s per TCP connection; staggered = joins 8 s apart, flash crowd = all join together; ` +
+        'a fresh tracker (`peerfetch tracker`, used by every P2P system), origin and Chromium per run, inside a private network namespace. ' +
+        'Viewers stay on the page after their video ends until the last viewer finishes.',
+      '',
+      'Offload = 1 − origin bytes / bytes consumed, over all viewers of a run; origin bytes are the media bytes (MP4, playlists, segments) the origin itself counted per viewer (User-Agent token); ' +
+        `bytes consumed = the media size per viewer (a full play); ideal = (N−1)/N = ${(((options.viewers - 1) / options.viewers) * 100).toFixed(1)}%. ` +
+        'Startup = first `playing` event, from navigation start (it includes loading each system\'s scripts and service worker). Rebuffers = `waiting` events after the first `playing`, time until playback resumed. ' +
+        'Max origin copies = the most bytes of any one 256 KiB piece the origin sent one viewer, divided by the piece length. ' +
+        'P2P column: the selected ICE candidate pairs seen on the pages\' RTCPeerConnections (none = the run had no P2P) and the bytes received over them.',
+      '',
+      tableText,
+      '',
+      goalsText,
+      '',
+      '<details><summary>Per viewer</summary>',
+      '',
+      ...results.flatMap((r) => ['```', `${r.system}, ${r.scenario}`, ...report.viewerLines(r), ...r.problems.map((p) => `problem: ${p.split('\n')[0]}`), '```']),
+      '',
+      '</details>',
+    ].join('\n');
+    await report.writeDeliverySection(join(root, 'BENCHMARKS.md'), body);
+    log('wrote the Delivery section of BENCHMARKS.md');
+  }
+  return summaries.every((s) => s.complete) ? 0 : 1;
+}
+
+async function main() {
+  if (process.env.PEERFETCH_NETNS_SETUP === '1') {
+    must('ip', ['link', 'set', 'lo', 'up']);
+    must('ip', ['link', 'add', VETH_A, 'type', 'veth', 'peer', 'name', VETH_B]);
+    must('ip', ['addr', 'add', ADDR_A, 'dev', VETH_A]);
+    must('ip', ['addr', 'add', ADDR_B, 'dev', VETH_B]);
+    must('ip', ['link', 'set', VETH_A, 'up']);
+    must('ip', ['link', 'set', VETH_B, 'up']);
+    must('ip', ['route', 'add', 'default', 'via', GATEWAY]);
+    delete process.env.PEERFETCH_NETNS_SETUP;
+    process.env.PEERFETCH_NETNS = '1';
+    log(`inside a private network namespace (${ADDR_A}, ${ADDR_B}, default via ${GATEWAY})`);
+  } else if (process.env.PEERFETCH_NETNS !== '1' && canUnshare()) {
+    return reexecInNamespace();
+  }
+  if (!(process.env.PEERFETCH_NETNS === '1' && onlyPrivateAddresses()) && process.env.PEERFETCH_ALLOW_HOST_WEBRTC !== '1') {
+    log('refusing to run: the benchmark opens WebRTC connections and needs the private network namespace (root + unshare on Linux), or PEERFETCH_ALLOW_HOST_WEBRTC=1 on a developer machine');
+    return 2;
+  }
+  return benchmark();
+}
+
+process.exitCode = await main().catch((error) => {
+  log(`failed: ${error.stack ?? error}`);
+  return 1;
+});
+// Anything still holding the event loop (a stuck page, a socket) must not keep the benchmark alive.
+setTimeout(() => process.exit(process.exitCode), 5_000).unref();

@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { countResults } from '../harness/count-results.mjs';
 import { ensureTestHls, ensureTestVideo, testMediaBaseName } from '../harness/media.js';
 import { privateNetworkStatus, requirePrivateNetwork } from '../harness/network.js';
 import { startProcess } from '../harness/processes.js';
@@ -120,4 +121,25 @@ describe.skipIf(process.env.PEERFETCH_HARNESS_NESTED === '1')('test runner', () 
     expect(none.status).toBe(1);
     expect(none.stderr).toContain('vitest exited with code 1');
   }, 60_000);
+});
+
+describe('countResults (the CI summary line)', () => {
+  const file = (status: string, cases: string[], message = '') => ({
+    name: '/x.test.ts',
+    status,
+    message,
+    assertionResults: cases.map((c) => ({ status: c })),
+  });
+  const table: Array<[string, unknown, number, { passed: number; failed: number }]> = [
+    ['all green', { testResults: [file('passed', ['passed', 'passed']), file('passed', ['passed', 'skipped'])] }, 0, { passed: 3, failed: 0 }],
+    ['failed cases', { testResults: [file('failed', ['passed', 'failed', 'failed'])] }, 1, { passed: 1, failed: 2 }],
+    ['a file that failed to load counts once', { testResults: [file('failed', [], 'SyntaxError'), file('passed', ['passed'])] }, 1, { passed: 1, failed: 1 }],
+    ['a failing beforeAll (tests skipped) counts once', { testResults: [file('failed', ['skipped', 'skipped'])] }, 1, { passed: 0, failed: 1 }],
+    ['no report at all', null, 1, { passed: 0, failed: 1 }],
+    ['non-zero exit with nothing failed', { testResults: [file('passed', ['passed'])] }, 1, { passed: 1, failed: 1 }],
+  ];
+  it.each(table)('%s', (_name, report, exitCode, expected) => {
+    const { passed, failed } = countResults(report, exitCode);
+    expect({ passed, failed }).toEqual(expected);
+  });
 });

@@ -1,0 +1,128 @@
+// Load generator for the tracker benchmark, in its own process (loopback only, bounded in count and
+// time): `node bench/tracker-load.mjs '<json config>'`. Talks to its parent over IPC.
+//   1. opens `peers` WebSockets, each one peer announcing `started` in one of `swarms` swarms;
+//   2. reports {type:'connected'} and waits for {type:'go'} (the parent measures server memory);
+//   3. for `durationMs`, keeps `concurrency` announces in flight, each with `offers` offers, each
+//      sent when the previous reply on that socket arrived; records every reply's latency;
+//   4. reports {type:'result', ...} and exits.
+import { randomBytes } from 'node:crypto';
+import WebSocket from 'ws';
+
+const config = JSON.parse(process.argv[2]);
+const { url, peers, swarms, concurrency, offers, sdpBytes, durationMs, connectBatch } = config;
+
+const bin = (n) => randomBytes(n).toString('latin1');
+const swarmIds = Array.from({ length: swarms }, () => bin(20));
+const sdp = `v=0\r\n${'a=candidate:1 1 udp 2122260223 10.77.0.1 50000 typ host\r\n'.repeat(Math.ceil(sdpBytes / 60))}`.slice(0, sdpBytes);
+
+const sockets = [];
+const waiting = []; // per socket: resolve function of the pending reply, or null
+
+function open(i) {
+  return new Promise((resolve, reject) => {
+    // skipUTF8Validation: the generator must stay cheaper than the servers it measures.
+    const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true });
+    const peer = { ws, infoHash: swarmIds[i % swarms], peerId: bin(20) };
+    ws.on('message', (data) => {
+      // Replies carry "interval"; relayed offers do not, and are only counted.
+      const text = data.toString();
+      if (text.includes('"interval"')) {
+        const w = waiting[i];
+        waiting[i] = null;
+        w?.();
+      } else stats.relayed++;
+    });
+    ws.on('error', (e) => {
+      stats.errors++;
+      reject(e);
+    });
+    ws.on('close', () => {
+      const w = waiting[i];
+      waiting[i] = null;
+      w?.(new Error('closed'));
+    });
+    ws.on('open', () => {
+      sockets[i] = peer;
+      resolve(peer);
+    });
+  });
+}
+
+const stats = { relayed: 0, errors: 0 };
+/** A reply slower than this (ms) counts as an error: far above any latency seen at saturation. */
+const REPLY_TIMEOUT_MS = 10_000;
+
+function announce(i, withOffers) {
+  const p = sockets[i];
+  const frame = {
+    action: 'announce', info_hash: p.infoHash, peer_id: p.peerId, numwant: withOffers ? offers : 0,
+    uploaded: 0, downloaded: 0, left: 1000, event: withOffers ? 'update' : 'started',
+  };
+  if (withOffers) frame.offers = Array.from({ length: offers }, () => ({ offer: { type: 'offer', sdp }, offer_id: bin(20) }));
+  const text = JSON.stringify(frame);
+  return new Promise((resolve, reject) => {
+    // Bounded: a reply that never comes fails this lane after REPLY_TIMEOUT_MS instead of hanging the run.
+    const timer = setTimeout(() => {
+      waiting[i] = null;
+      reject(new Error('reply timeout'));
+    }, REPLY_TIMEOUT_MS);
+    waiting[i] = (err) => {
+      clearTimeout(timer);
+      if (err) reject(err);
+      else resolve();
+    };
+    p.ws.send(text);
+  });
+}
+
+const connectStart = performance.now();
+for (let i = 0; i < peers; i += connectBatch) {
+  const batch = [];
+  for (let j = i; j < Math.min(i + connectBatch, peers); j++) batch.push(open(j).then(() => announce(j, false)));
+  await Promise.all(batch);
+}
+const connectMs = performance.now() - connectStart;
+process.send({ type: 'connected', connectMs });
+await new Promise((resolve) => process.once('message', resolve));
+
+const latencies = new Float64Array(50_000_000 / 8); // bounded: up to ~6M samples
+let count = 0;
+let stop = false;
+const deadline = performance.now() + durationMs;
+setTimeout(() => (stop = true), durationMs);
+async function lane(first) {
+  // Each lane walks its own stride of sockets, so every socket has at most one announce in flight.
+  let i = first;
+  while (!stop) {
+    const t0 = performance.now();
+    try {
+      await announce(i, true);
+    } catch {
+      stats.errors++;
+      return;
+    }
+    if (count < latencies.length) latencies[count] = performance.now() - t0;
+    count++;
+    i += concurrency;
+    if (i >= peers) i = first;
+  }
+}
+const measureStart = performance.now();
+await Promise.all(Array.from({ length: Math.min(concurrency, peers) }, (_, k) => lane(k)));
+const elapsedMs = performance.now() - measureStart;
+const sorted = latencies.subarray(0, Math.min(count, latencies.length)).sort();
+const pct = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+process.send({
+  type: 'result',
+  connectMs,
+  announces: count,
+  elapsedMs,
+  announcesPerSec: count / (elapsedMs / 1000),
+  p50Ms: pct(0.5),
+  p99Ms: pct(0.99),
+  relayed: stats.relayed,
+  errors: stats.errors,
+  overrunMs: Math.max(0, performance.now() - deadline),
+});
+for (const p of sockets) p?.ws.terminate();
+process.exit(0);

@@ -1,0 +1,36 @@
+// One tracker under test, in its own process: `node --expose-gc bench/tracker-server.mjs <system> <module>`.
+// Prints {"port":N} once listening; answers IPC {type:'memory'} with its memory after a full GC.
+const [system, modulePath] = process.argv.slice(2);
+
+async function start() {
+  if (system === 'bittorrent-tracker') {
+    const { default: Server } = await import('bittorrent-tracker/server');
+    const server = new Server({ udp: false, http: false, ws: true, stats: false });
+    server.on('warning', () => {});
+    server.on('error', () => {});
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return server.ws.address().port;
+  }
+  const { startTracker } = await import(modulePath);
+  // Limits raised so the load generator (one IP, thousands of sockets, hundreds of announces per
+  // second per socket) is measured, not throttled; every check still runs on every frame.
+  const tracker = await startTracker({
+    port: 0,
+    maxConnectionsPerIp: 1_000_000,
+    maxConnections: 1_000_000,
+    maxMessagesPerWindow: 1_000_000_000,
+    maxPeersPerSwarm: 1_000_000,
+  });
+  return tracker.port;
+}
+
+const port = await start();
+process.on('message', (message) => {
+  if (message?.type !== 'memory') return;
+  globalThis.gc?.();
+  const m = process.memoryUsage();
+  const cpu = process.cpuUsage();
+  process.send({ type: 'memory', rss: m.rss, heapUsed: m.heapUsed, external: m.external, cpuMicros: cpu.user + cpu.system });
+});
+process.on('disconnect', () => process.exit(0));
+process.stdout.write(`${JSON.stringify({ port })}\n`);

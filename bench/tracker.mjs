@@ -1,0 +1,165 @@
+#!/usr/bin/env node
+// `npm run bench:tracker`: the peerfetch tracker and bittorrent-tracker's server under the same load,
+// in one run. Each server runs alone in its own process; the load generator runs in another
+// (bench/tracker-load.mjs), over loopback only, bounded in peers, time and per-reply timeouts.
+// Measures announces/s at saturation, p50/p99 reply latency, and resident memory per connected peer;
+// writes the figures into the "Tracker" section of BENCHMARKS.md.
+//
+// Options (env): BENCH_PEERS (default 2000), BENCH_SWARMS (20), BENCH_CONCURRENCY (200),
+// BENCH_OFFERS (5), BENCH_SECONDS (8), BENCH_ROUNDS (2), BENCH_NO_WRITE=1 (do not edit BENCHMARKS.md).
+import { fork, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import os from 'node:os';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
+
+const config = {
+  peers: Number(process.env.BENCH_PEERS ?? 2000),
+  swarms: Number(process.env.BENCH_SWARMS ?? 20),
+  concurrency: Number(process.env.BENCH_CONCURRENCY ?? 200),
+  offers: Number(process.env.BENCH_OFFERS ?? 5),
+  // A trickle-less browser offer with a few host candidates is 400–1000 bytes.
+  sdpBytes: 600,
+  durationMs: Number(process.env.BENCH_SECONDS ?? 8) * 1000,
+  connectBatch: 100,
+};
+const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
+/** Hard bound on one system's run (connect + measure + teardown), in ms. */
+const RUN_TIMEOUT_MS = 120_000;
+
+async function trackerModule() {
+  // Always the current sources, bundled the way rollup builds dist/node/tracker.mjs (esbuild,
+  // ws/ioredis external), so a stale or half-built dist/ never skews the figures.
+  const { build } = await import('esbuild');
+  const outfile = join(here, '.cache', 'tracker.mjs');
+  mkdirSync(dirname(outfile), { recursive: true });
+  await build({ entryPoints: [join(root, 'src', 'tracker', 'index.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', external: ['ws', 'ioredis'], outfile, logLevel: 'silent' });
+  return pathToFileURL(outfile).href;
+}
+
+function memoryOf(server) {
+  return new Promise((resolve) => {
+    server.once('message', resolve);
+    server.send({ type: 'memory' });
+  });
+}
+
+async function runSystem(system, modulePath) {
+  const server = spawn(process.execPath, ['--expose-gc', ...(process.env.BENCH_SERVER_ARGS ?? '').split(' ').filter(Boolean), join(here, 'tracker-server.mjs'), system, modulePath], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], cwd: root });
+  const killTimer = setTimeout(() => server.kill('SIGKILL'), RUN_TIMEOUT_MS);
+  try {
+    const port = await new Promise((resolve, reject) => {
+      let out = '';
+      server.stdout.on('data', (d) => {
+        out += d;
+        const m = /\{"port":(\d+)\}/.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
+      server.once('exit', () => reject(new Error(`${system} server exited early`)));
+    });
+    const idle = await memoryOf(server);
+    const load = fork(join(here, 'tracker-load.mjs'), [JSON.stringify({ ...config, url: `ws://127.0.0.1:${port}` })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const loadTimer = setTimeout(() => load.kill('SIGKILL'), RUN_TIMEOUT_MS);
+    const connected = await new Promise((resolve, reject) => {
+      load.once('message', resolve);
+      load.once('exit', () => reject(new Error('load generator exited early')));
+    });
+    const loaded = await memoryOf(server);
+    const result = await new Promise((resolve, reject) => {
+      load.on('message', (m) => m.type === 'result' && resolve(m));
+      load.once('exit', (code) => code !== 0 && reject(new Error(`load generator exited with ${code}`)));
+      load.send({ type: 'go' });
+    });
+    // Server CPU time per announce (user + system, the GC that memoryOf forces included equally for
+    // both): what a core can sustain, robust to other load on the machine that steals wall time.
+    const after = await memoryOf(server);
+    const cpuMicrosPerAnnounce = (after.cpuMicros - loaded.cpuMicros) / result.announces;
+    clearTimeout(loadTimer);
+    return {
+      system,
+      ...result,
+      connectMs: connected.connectMs,
+      cpuMicrosPerAnnounce,
+      rssPerPeer: (loaded.rss - idle.rss) / config.peers,
+      heapPerPeer: (loaded.heapUsed - idle.heapUsed) / config.peers,
+    };
+  } finally {
+    clearTimeout(killTimer);
+    // Disconnecting IPC makes the server exit by itself (so profilers can write); then make sure.
+    const exited = new Promise((resolve) => server.once('exit', resolve));
+    if (server.connected) server.disconnect();
+    const forced = setTimeout(() => server.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(forced);
+  }
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+const modulePath = await trackerModule();
+const onlySystem = process.env.BENCH_ONLY;
+const runs = { 'bittorrent-tracker': [], peerfetch: [] };
+for (let r = 0; r < rounds; r++) {
+  // Alternate the order so neither system always runs on a warmer machine.
+  const order = r % 2 === 0 ? ['bittorrent-tracker', 'peerfetch'] : ['peerfetch', 'bittorrent-tracker'];
+  for (const system of order) {
+    if (onlySystem && system !== onlySystem) continue;
+    const res = await runSystem(system, modulePath);
+    runs[system].push(res);
+    console.log(`${system.padEnd(18)} round ${r + 1}: ${res.announcesPerSec.toFixed(0)} announces/s, p50 ${res.p50Ms.toFixed(2)} ms, p99 ${res.p99Ms.toFixed(2)} ms, ` +
+      `CPU ${res.cpuMicrosPerAnnounce.toFixed(0)} µs/announce, RSS/peer ${(res.rssPerPeer / 1024).toFixed(1)} KiB, heap/peer ${(res.heapPerPeer / 1024).toFixed(2)} KiB, relayed ${res.relayed}, errors ${res.errors}`);
+  }
+}
+
+const summary = Object.fromEntries(Object.entries(runs).map(([system, rs]) => [system, {
+  announcesPerSec: median(rs.map((r) => r.announcesPerSec)),
+  p50Ms: median(rs.map((r) => r.p50Ms)),
+  p99Ms: median(rs.map((r) => r.p99Ms)),
+  rssPerPeer: median(rs.map((r) => r.rssPerPeer)),
+  heapPerPeer: median(rs.map((r) => r.heapPerPeer)),
+  errors: rs.reduce((n, r) => n + r.errors, 0),
+}]));
+const ours = summary.peerfetch;
+const theirs = summary['bittorrent-tracker'];
+const throughputRatio = ours.announcesPerSec / theirs.announcesPerSec;
+const memoryRatio = ours.rssPerPeer / theirs.rssPerPeer;
+console.log(`\nthroughput ${throughputRatio.toFixed(2)}x bittorrent-tracker (goal >= 2x); RSS per peer ${(memoryRatio * 100).toFixed(0)}% of it (goal <= 50%)`);
+
+const kib = (b) => (b / 1024).toFixed(1);
+const row = (name, s) => `| ${name} | ${s.announcesPerSec.toFixed(0)} | ${s.p50Ms.toFixed(2)} | ${s.p99Ms.toFixed(2)} | ${kib(s.rssPerPeer)} | ${kib(s.heapPerPeer)} | ${s.errors} |`;
+const section = `## Tracker
+
+Command: \`npm run bench:tracker\` (bench/tracker.mjs). Date: ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC.
+Machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}, loopback only.
+
+Load: ${config.peers} peers (one WebSocket each) in ${config.swarms} swarms; ${config.concurrency} announces in flight,
+each with ${config.offers} offers of ${config.sdpBytes}-byte SDP (so each announce also relays up to ${config.offers} offers),
+for ${config.durationMs / 1000} s per run; median of ${rounds} rounds, systems alternated. Server and load generator are
+separate processes. Memory per peer = (RSS after all peers connected and announced − idle RSS) / peers, after a full GC.
+bittorrent-tracker 11.2.3 runs \`new Server({ udp: false, http: false, ws: true })\`; peerfetch runs \`startTracker\`
+with its per-IP, per-connection rate and per-swarm limits raised (the load comes from one address), all checks active.
+
+| server | announces/s | p50 ms | p99 ms | RSS KiB/peer | heap KiB/peer | errors |
+|---|---|---|---|---|---|---|
+${row('bittorrent-tracker', theirs)}
+${row('peerfetch', ours)}
+
+Throughput: **${throughputRatio.toFixed(2)}×** bittorrent-tracker (goal ≥ 2×). Memory per connected peer:
+**${(memoryRatio * 100).toFixed(0)}%** of bittorrent-tracker's (goal ≤ 50%).
+`;
+
+if (process.env.BENCH_NO_WRITE !== '1') {
+  const file = join(root, 'BENCHMARKS.md');
+  let text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
+  const start = text.indexOf('\n## Tracker\n');
+  if (start === -1) text = `${text.trimEnd()}\n\n${section}`;
+  else {
+    const next = text.indexOf('\n## ', start + 1);
+    text = text.slice(0, start + 1) + section + (next === -1 ? '' : text.slice(next));
+  }
+  writeFileSync(file, `${text.trimEnd()}\n`);
+  console.log(`wrote the Tracker section of ${file}`);
+}

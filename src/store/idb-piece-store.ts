@@ -24,6 +24,20 @@ interface PieceDb extends DBSchema {
   };
 }
 
+/**
+ * The default cap: DEFAULT_STORE_CAP_BYTES, or half of what the browser grants this origin when
+ * that is less (navigator.storage.estimate(); the site's own data needs the other half).
+ */
+async function defaultCap(): Promise<number> {
+  try {
+    const { quota } = await navigator.storage.estimate();
+    if (quota) return Math.min(DEFAULT_STORE_CAP_BYTES, Math.floor(quota / 2));
+  } catch {
+    // No StorageManager (older browsers, some private modes): keep the fixed default.
+  }
+  return DEFAULT_STORE_CAP_BYTES;
+}
+
 function isQuotaError(error: unknown): boolean {
   return error instanceof DOMException && error.name === 'QuotaExceededError';
 }
@@ -58,7 +72,7 @@ export class IdbPieceStore implements PieceStore {
         db.close();
       },
     });
-    return new IdbPieceStore(db, options.capBytes ?? DEFAULT_STORE_CAP_BYTES, options.now ?? Date.now);
+    return new IdbPieceStore(db, options.capBytes ?? (await defaultCap()), options.now ?? Date.now);
   }
 
   async get(asset: string, piece: number): Promise<Uint8Array | undefined> {

@@ -1,0 +1,199 @@
+/**
+ * `peerfetch <command>`: a thin shell over library calls. Each command parses its own flags with
+ * node:util parseArgs. Usage errors exit 2, the command's own failures exit 1 with one clear line
+ * on stderr, never a stack trace.
+ */
+import { existsSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { PeerfetchError } from '../shared/errors.js';
+import { MANIFEST_FILE_NAME, buildManifest, parseSize } from './build-manifest.js';
+import {
+  EXIT_FAILURE,
+  EXIT_USAGE,
+  formatBytes,
+  isUsageError,
+  packageVersion,
+  parsePort,
+  parseRate,
+  peerfetchScriptFiles,
+  untilSignal,
+} from './cli-support.js';
+import { startOriginServer } from './origin-server.js';
+
+export const USAGE = `Usage: peerfetch <command> [options]
+
+Commands:
+  manifest <dir> [--out FILE] [--piece-size 256KiB] [--base-url URL]
+      Hash the assets of <dir> (the site root) into peerfetch-manifest.json.
+      --out FILE        where to write it (default <dir>/peerfetch-manifest.json)
+      --piece-size N    piece size: bytes or B, KB, KiB, MB, MiB (default 256KiB, 16KiB-16MiB)
+      --base-url URL    where <dir> is served from, when not the site root: an absolute
+                        URL (a CDN folder) or a path such as /static/
+  tracker [--port 8000] [--host 127.0.0.1] ...
+      Run the signaling tracker (peerfetch tracker --help for all options).
+  demo [--port 8080] [--host 127.0.0.1] [--tracker-port 8000] [--rate KBPS]
+      Serve the demo site with its tracker; prints the URLs to open.
+  origin <dir> [--port 0] [--host 127.0.0.1] [--rate KBPS] [--file /URL=FILE ...]
+      Serve <dir> as a static origin with Range support and byte counters
+      (GET /__peerfetch/origin-stats). /peerfetch.js and /peerfetch-sw.js come from
+      this package's dist/ unless <dir> has its own. --rate caps each connection,
+      in kilobytes per second.
+
+  peerfetch --help | --version
+`;
+
+type Print = (text: string) => void;
+const out: Print = (text) => process.stdout.write(text);
+const err: Print = (text) => process.stderr.write(text);
+
+/** `peerfetch manifest <dir> ...` */
+async function manifestCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      out: { type: 'string', short: 'o' },
+      'piece-size': { type: 'string' },
+      'base-url': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    out(USAGE);
+    return 0;
+  }
+  if (positionals.length !== 1) {
+    throw new PeerfetchError('option-invalid', 'peerfetch manifest needs exactly one folder: peerfetch manifest <dir>');
+  }
+  const dir = positionals[0]!;
+  const outFile = path.resolve(values.out ?? path.join(dir, MANIFEST_FILE_NAME));
+  const pieceSize = values['piece-size'] === undefined ? undefined : parseSize(values['piece-size']);
+  const { manifest, warnings } = await buildManifest(dir, { pieceSize, baseUrl: values['base-url'], outFile });
+  for (const warning of warnings) err(`peerfetch manifest: warning: ${warning}\n`);
+  // Write beside the target and rename, so a server never serves a half-written manifest.
+  const temporary = `${outFile}.${process.pid}.tmp`;
+  try {
+    await writeFile(temporary, `${JSON.stringify(manifest, null, 2)}\n`);
+    await rename(temporary, outFile);
+  } catch (error) {
+    throw new Error(`cannot write ${outFile} (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
+  const bytes = manifest.assets.reduce((sum, asset) => sum + asset.size, 0);
+  const pieces = manifest.assets.reduce((sum, asset) => sum + asset.pieces.length, 0);
+  const size = manifest.assets[0]?.pieceSize ?? pieceSize ?? 0;
+  err(
+    `peerfetch manifest: ${manifest.assets.length} asset${manifest.assets.length === 1 ? '' : 's'}, ` +
+      `${formatBytes(bytes)} in ${pieces} piece${pieces === 1 ? '' : 's'} of ${formatBytes(size)} -> ${outFile}\n`,
+  );
+  return 0;
+}
+
+/** `peerfetch origin <dir> ...`: serves until SIGTERM/SIGINT. */
+async function originCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      rate: { type: 'string' },
+      file: { type: 'string', multiple: true },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    out(USAGE);
+    return 0;
+  }
+  if (positionals.length !== 1) {
+    throw new PeerfetchError('option-invalid', 'peerfetch origin needs exactly one folder: peerfetch origin <dir>');
+  }
+  const root = positionals[0]!;
+  const files: Record<string, string> = {};
+  // The site's own copies of the scripts win over the package's.
+  for (const [urlPath, file] of Object.entries(peerfetchScriptFiles())) {
+    if (!existsSync(path.join(root, urlPath))) files[urlPath] = file;
+  }
+  for (const mapping of values.file ?? []) {
+    const equals = mapping.indexOf('=');
+    if (!mapping.startsWith('/') || equals < 2 || equals === mapping.length - 1) {
+      throw new PeerfetchError('option-invalid', `--file must look like /URL/PATH=FILE, not "${mapping}"`);
+    }
+    files[mapping.slice(0, equals)] = path.resolve(mapping.slice(equals + 1));
+  }
+  let origin;
+  try {
+    origin = await startOriginServer({
+      root,
+      port: parsePort(values.port, 0, '--port'),
+      host: values.host ?? '127.0.0.1',
+      bytesPerSecond: parseRate(values.rate),
+      files,
+    });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new Error(`${root} is not a folder`);
+    if (code === 'EADDRINUSE') throw new Error(`port ${values.port} is already in use`);
+    throw error;
+  }
+  out(`peerfetch origin listening on ${origin.url}\n`);
+  await untilSignal();
+  await origin.close();
+  return 0;
+}
+
+async function trackerCommand(argv: string[]): Promise<number> {
+  // Loaded on demand: `peerfetch manifest` should not load the WebSocket server.
+  const { runTrackerCommand } = await import('../tracker/cli.js');
+  await runTrackerCommand(argv);
+  return typeof process.exitCode === 'number' ? process.exitCode : 0;
+}
+
+async function demoCommand(argv: string[]): Promise<number> {
+  const { runDemoCommand } = await import('./demo.js');
+  return runDemoCommand(argv);
+}
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  manifest: manifestCommand,
+  tracker: trackerCommand,
+  demo: demoCommand,
+  origin: originCommand,
+};
+
+/**
+ * Runs `peerfetch` with `argv` (without `node` and the script) and resolves with the exit code.
+ * Long-running commands (tracker, demo, origin) resolve after SIGTERM or SIGINT.
+ *
+ * @example
+ * process.exitCode = await runCli(process.argv.slice(2));
+ */
+export async function runCli(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    (command === undefined ? err : out)(USAGE);
+    return command === undefined ? EXIT_USAGE : 0;
+  }
+  if (command === '--version' || command === '-v') {
+    out(`${packageVersion()}\n`);
+    return 0;
+  }
+  const run = COMMANDS[command];
+  if (!run) {
+    err(`peerfetch: unknown command "${command}"\n\n${USAGE}`);
+    return EXIT_USAGE;
+  }
+  try {
+    return await run(rest);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (isUsageError(error)) {
+      err(`peerfetch ${command}: ${message}\nRun peerfetch --help for usage.\n`);
+      return EXIT_USAGE;
+    }
+    err(`peerfetch ${command}: ${message}\n`);
+    return EXIT_FAILURE;
+  }
+}

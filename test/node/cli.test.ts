@@ -1,0 +1,223 @@
+/**
+ * The `peerfetch` command as a user runs it: the built bin/peerfetch.js in a real process
+ * (`npm test` builds first; alone, run `npm run build` before this file).
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseManifest, type ManifestJson } from '../../src/shared/manifest.js';
+import { startProcess } from '../harness/processes.js';
+import { rawRequest } from './http-client.js';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const BIN = path.join(ROOT, 'bin', 'peerfetch.js');
+const VERSION = (JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `peerfetch ...args` to completion (bounded: 30 s, far above the < 1 s these take). */
+function peerfetch(...args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { cwd: ROOT, timeout: 30_000 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+let site: string;
+const film = Buffer.alloc(300_000, 7);
+
+beforeAll(async () => {
+  if (!existsSync(path.join(ROOT, 'dist', 'node', 'cli.mjs'))) throw new Error('dist/node/cli.mjs is missing: run npm run build');
+  site = await mkdtemp(path.join(tmpdir(), 'peerfetch-cli-'));
+  await mkdir(path.join(site, 'media'));
+  await writeFile(path.join(site, 'media', 'film.mp4'), film);
+  await writeFile(path.join(site, 'media', 'empty.webm'), '');
+  await writeFile(path.join(site, 'index.html'), '<!doctype html>');
+});
+
+afterAll(async () => {
+  await rm(site, { recursive: true, force: true });
+});
+
+describe('peerfetch', () => {
+  it.each([
+    { args: ['--version'], code: 0, stdout: `${VERSION}\n` },
+    { args: ['-v'], code: 0, stdout: `${VERSION}\n` },
+  ])('$args prints the version', async ({ args, code, stdout }) => {
+    const run = await peerfetch(...args);
+    expect([run.code, run.stdout]).toEqual([code, stdout]);
+  });
+
+  it('--help prints the usage of every command', async () => {
+    const run = await peerfetch('--help');
+    expect(run.code).toBe(0);
+    for (const command of ['manifest <dir>', 'tracker', 'demo', 'origin <dir>']) expect(run.stdout).toContain(command);
+  });
+
+  it.each([[[]], [['frobnicate']]])('%j is a usage error (exit 2)', async (args) => {
+    const run = await peerfetch(...args);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('Usage: peerfetch');
+  });
+});
+
+describe('peerfetch manifest', () => {
+  it('writes <dir>/peerfetch-manifest.json, with a summary and warnings on stderr', async () => {
+    const run = await peerfetch('manifest', site);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain('warning: skipped media/empty.webm: empty file');
+    expect(run.stderr).toContain('1 asset, 293 KiB in 2 pieces of 256 KiB');
+    const raw = JSON.parse(await readFile(path.join(site, 'peerfetch-manifest.json'), 'utf8')) as ManifestJson;
+    const manifest = await parseManifest(raw, 'http://127.0.0.1:1/peerfetch-manifest.json');
+    expect(manifest.assets.map((asset) => [asset.href, asset.size])).toEqual([['http://127.0.0.1:1/media/film.mp4', film.length]]);
+    expect(manifest.assets[0]!.pieces[0]).toBe(createHash('sha256').update(film.subarray(0, 256 * 1024)).digest('hex'));
+    // Run again: the manifest it wrote is not an asset of the next run.
+    const again = await peerfetch('manifest', site);
+    expect(again.stderr).toContain('1 asset,');
+  });
+
+  it('honours --out, --piece-size and --base-url', async () => {
+    const out = path.join(site, 'custom.bin');
+    const run = await peerfetch('manifest', site, '--out', out, '--piece-size', '64KiB', '--base-url', 'https://cdn.example/v1');
+    expect(run.code).toBe(0);
+    const raw = JSON.parse(await readFile(out, 'utf8')) as ManifestJson;
+    expect(raw.assets.map((asset) => [asset.url, asset.pieceSize, asset.pieces.length])).toEqual([
+      ['https://cdn.example/v1/media/film.mp4', 65_536, 5],
+    ]);
+  });
+
+  it.each([
+    { args: ['manifest'], code: 2, message: 'exactly one folder' },
+    { args: ['manifest', 'a', 'b'], code: 2, message: 'exactly one folder' },
+    { args: ['manifest', '.', '--piece-size', '1KiB'], code: 2, message: 'out of range' },
+    { args: ['manifest', '.', '--piece-size', 'big'], code: 2, message: 'invalid size' },
+    { args: ['manifest', '.', '--base-url', 'ftp://x/'], code: 2, message: 'invalid base URL' },
+    { args: ['manifest', '.', '--bogus'], code: 2, message: "'--bogus'" },
+    { args: ['manifest', '/nonexistent/peerfetch'], code: 1, message: 'is not a readable folder' },
+  ])('$args exits $code', async ({ args, code, message }) => {
+    const run = await peerfetch(...args);
+    expect(run.code).toBe(code);
+    expect(run.stderr).toContain(message);
+    expect(run.stderr).not.toMatch(/\n\s+at /); // one clear line, no stack trace
+  });
+
+  it('exits 1 when the manifest cannot be written', async () => {
+    const run = await peerfetch('manifest', site, '--out', path.join(site, 'no-such-folder', 'm.json'));
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('cannot write');
+  });
+});
+
+describe('peerfetch origin', () => {
+  it('serves a folder with ranges, the peerfetch scripts and --file mappings, and stops on SIGTERM', async () => {
+    const extra = path.join(site, 'extra.txt');
+    await writeFile(extra, 'extra');
+    const origin = await startProcess(process.execPath, [BIN, 'origin', site, '--port', '0', '--rate', '5000', '--file', `/x/extra.txt=${extra}`], {
+      readyPattern: /peerfetch origin listening on (http:\/\/127\.0\.0\.1:\d+)/,
+      name: 'peerfetch origin',
+    });
+    try {
+      const url = origin.ready![1]!;
+      const ranged = await rawRequest(url, '/media/film.mp4', { headers: { Range: 'bytes=10-19', 'User-Agent': 'peerfetch-viewer/one' } });
+      expect([ranged.status, ranged.headers['content-range'], ranged.body.length]).toEqual([206, `bytes 10-19/${film.length}`, 10]);
+      const script = await rawRequest(url, '/peerfetch.js', { method: 'HEAD' });
+      expect([script.status, script.headers['content-type']]).toEqual([200, 'text/javascript; charset=utf-8']);
+      expect((await rawRequest(url, '/peerfetch-sw.js', { method: 'HEAD' })).status).toBe(200);
+      expect((await rawRequest(url, '/x/extra.txt')).body.toString()).toBe('extra');
+      const stats = JSON.parse((await rawRequest(url, '/__peerfetch/origin-stats')).body.toString()) as { byViewer: Record<string, number> };
+      expect(stats.byViewer.one).toBe(10);
+    } finally {
+      expect(await origin.stop()).toBe(0);
+    }
+  });
+
+  it.each([
+    { args: ['origin'], code: 2 },
+    { args: ['origin', '.', '--rate', 'fast'], code: 2 },
+    { args: ['origin', '.', '--port', '99999'], code: 2 },
+    { args: ['origin', '.', '--file', 'nope'], code: 2 },
+    { args: ['origin', '/nonexistent/peerfetch'], code: 1 },
+  ])('$args exits $code', async ({ args, code }) => {
+    const run = await peerfetch(...args);
+    expect(run.code).toBe(code);
+  });
+});
+
+describe('peerfetch tracker', () => {
+  it('runs the tracker: prints its URL, serves /health and exits 0 on SIGTERM', async () => {
+    const tracker = await startProcess(process.execPath, [BIN, 'tracker', '--port', '0'], {
+      readyPattern: /peerfetch tracker listening on ws:\/\/127\.0\.0\.1:(\d+)/,
+      name: 'peerfetch tracker',
+    });
+    try {
+      const health = await rawRequest(`http://127.0.0.1:${tracker.ready![1]}`, '/health');
+      expect(health.status).toBe(200);
+    } finally {
+      expect(await tracker.stop()).toBe(0);
+    }
+  });
+
+  it('passes usage errors through as exit 2', async () => {
+    const run = await peerfetch('tracker', '--port', 'nope');
+    expect(run.code).toBe(2);
+  });
+});
+
+describe('peerfetch demo', () => {
+  it('serves the page with its tracker, the scripts, a fresh manifest and the media with Range', async () => {
+    const demo = await startProcess(process.execPath, [BIN, 'demo', '--port', '0', '--tracker-port', '0'], {
+      readyPattern: /Press Ctrl\+C to stop/,
+      name: 'peerfetch demo',
+    });
+    try {
+      const printed = demo.stdout();
+      const url = /peerfetch demo listening on (http:\/\/127\.0\.0\.1:\d+)\//.exec(printed)?.[1];
+      const trackerUrl = /tracker\s+(ws:\/\/127\.0\.0\.1:\d+)/.exec(printed)?.[1];
+      expect(url).toBeDefined();
+      expect(trackerUrl).toBeDefined();
+      const port = new URL(url!).port;
+      expect(printed).toContain(`http://127.0.0.2:${port}/`);
+
+      // The page, with the demo's own tracker filled in, from both viewer addresses.
+      for (const base of [url!, `http://127.0.0.2:${port}`]) {
+        const page = await rawRequest(base, '/');
+        expect(page.status).toBe(200);
+        expect(page.body.toString()).toContain(`<script src="/peerfetch.js" data-tracker="${trackerUrl}" defer></script>`);
+      }
+      // The tracker it printed is up.
+      expect((await rawRequest(trackerUrl!.replace('ws:', 'http:'), '/health')).status).toBe(200);
+      for (const script of ['/peerfetch.js', '/peerfetch-sw.js', '/demo.js']) {
+        const response = await rawRequest(url!, script);
+        expect([script, response.status, response.headers['content-type']]).toEqual([script, 200, 'text/javascript; charset=utf-8']);
+      }
+
+      // The manifest lists the committed video, and its hashes match the bytes the origin serves.
+      const manifestResponse = await rawRequest(url!, '/peerfetch-manifest.json');
+      expect(manifestResponse.headers['cache-control']).toBe('no-cache');
+      const manifest = await parseManifest(JSON.parse(manifestResponse.body.toString()), `${url}/peerfetch-manifest.json`);
+      const video = manifest.assets.find((asset) => asset.url === '/media/film.mp4');
+      expect(video?.contentType).toBe('video/mp4');
+      const full = await rawRequest(url!, '/media/film.mp4');
+      expect(full.body.length).toBe(video!.size);
+      expect(video!.pieces.at(-1)).toBe(
+        createHash('sha256').update(full.body.subarray((video!.pieces.length - 1) * video!.pieceSize)).digest('hex'),
+      );
+      const tail = await rawRequest(url!, '/media/film.mp4', { headers: { Range: 'bytes=1000-' } });
+      expect([tail.status, tail.headers['content-range']]).toEqual([206, `bytes 1000-${video!.size - 1}/${video!.size}`]);
+      expect(tail.body.equals(full.body.subarray(1000))).toBe(true);
+    } finally {
+      expect(await demo.stop()).toBe(0);
+    }
+  });
+});

@@ -1,0 +1,163 @@
+import { describe, expect, it } from 'vitest';
+import { assetResponse } from '../../src/sw/asset-response.js';
+import { PieceSources } from '../../src/sw/piece-loader.js';
+import { parseManifest, type ManifestAsset } from '../../src/shared/manifest.js';
+import { sha256Hex } from '../../src/shared/integrity.js';
+import { MemoryPieceStore } from '../../src/store/piece-store.js';
+import { SharedTasks } from '../../src/shared/shared-tasks.js';
+import type { WorkerToPage } from '../../src/shared/bridge-messages.js';
+
+// The service worker's response logic in Node (which has Response and ReadableStream):
+// status, headers and bodies for every kind of Range, and the source order store -> peers -> origin.
+
+const PIECE = 16 * 1024;
+const bytes = Uint8Array.from({ length: PIECE * 3 + 100 }, (_, i) => (i * 31) % 251);
+
+async function makeAsset(): Promise<ManifestAsset> {
+  const pieces: string[] = [];
+  for (let start = 0; start < bytes.length; start += PIECE) pieces.push(await sha256Hex(bytes.subarray(start, start + PIECE)));
+  const manifest = await parseManifest(
+    { version: 1, assets: [{ url: '/v.mp4', size: bytes.length, contentType: 'video/mp4', pieceSize: PIECE, pieces }] },
+    'https://site.example/peerfetch-manifest.json',
+  );
+  return manifest.assets[0]!;
+}
+
+const fromBytes = (piece: number) => bytes.slice(piece * PIECE, (piece + 1) * PIECE);
+
+describe('assetResponse', () => {
+  it.each([
+    [null, 200, 0, bytes.length - 1, null],
+    ['bytes=0-', 206, 0, bytes.length - 1, `bytes 0-${bytes.length - 1}/${bytes.length}`],
+    ['bytes=20000-', 206, 20000, bytes.length - 1, `bytes 20000-${bytes.length - 1}/${bytes.length}`],
+    ['bytes=100-200', 206, 100, 200, `bytes 100-200/${bytes.length}`],
+    ['bytes=-50', 206, bytes.length - 50, bytes.length - 1, `bytes ${bytes.length - 50}-${bytes.length - 1}/${bytes.length}`],
+    ['bytes=16383-16384', 206, 16383, 16384, `bytes 16383-16384/${bytes.length}`],
+  ])('Range %s -> %i with the exact bytes', async (range, status, start, end, contentRange) => {
+    const asset = await makeAsset();
+    const asked: number[] = [];
+    const response = assetResponse(asset, range, async (piece) => (asked.push(piece), fromBytes(piece)));
+    expect(response.status).toBe(status);
+    expect(response.headers.get('content-range')).toBe(contentRange);
+    expect(response.headers.get('content-length')).toBe(String(end - start + 1));
+    expect(response.headers.get('content-type')).toBe('video/mp4');
+    expect(response.headers.get('accept-ranges')).toBe('bytes');
+    expect(new Uint8Array(await response.arrayBuffer())).toEqual(bytes.subarray(start, end + 1));
+    // Only the pieces covering the range were loaded, in order.
+    expect(asked).toEqual([...new Set(asked)].sort((a, b) => a - b));
+    expect(asked[0]).toBe(Math.floor(start / PIECE));
+  });
+
+  it('answers 416 with the size past the end', async () => {
+    const asset = await makeAsset();
+    const response = assetResponse(asset, `bytes=${bytes.length}-`, async () => new Uint8Array());
+    expect(response.status).toBe(416);
+    expect(response.headers.get('content-range')).toBe(`bytes */${bytes.length}`);
+  });
+
+  it('errors the body when a piece cannot be loaded, and stops loading', async () => {
+    const asset = await makeAsset();
+    const response = assetResponse(asset, null, async (piece) => {
+      if (piece === 1) throw new Error('origin down');
+      return fromBytes(piece);
+    });
+    await expect(response.arrayBuffer()).rejects.toThrow();
+  });
+
+  it('cancelling the body aborts the pieces still loading', async () => {
+    const asset = await makeAsset();
+    const aborted: number[] = [];
+    const response = assetResponse(asset, null, (piece, signal) =>
+      piece === 0
+        ? Promise.resolve(fromBytes(0))
+        : new Promise((_, reject) => signal.addEventListener('abort', () => (aborted.push(piece), reject(new Error('aborted'))))),
+    );
+    const reader = response.body!.getReader();
+    await reader.read();
+    await reader.cancel();
+    expect(aborted.length).toBeGreaterThan(0);
+  });
+});
+
+describe('PieceSources', () => {
+  async function setup(options: { peers?: (piece: number) => Uint8Array | undefined; origin?: (piece: number) => Uint8Array } = {}) {
+    const asset = await makeAsset();
+    const store = new MemoryPieceStore();
+    const notices: WorkerToPage[] = [];
+    const calls = { peers: 0, origin: 0, stale: 0 };
+    const sources = new PieceSources({
+      store,
+      fromPeers: async (_client, _asset, piece) => {
+        calls.peers++;
+        const data = options.peers?.(piece);
+        return data && { data, byOtherPage: false };
+      },
+      fromOrigin: async (_asset, piece) => {
+        calls.origin++;
+        return (options.origin ?? fromBytes)(piece);
+      },
+      notify: (_client, message) => notices.push(message),
+      onStaleManifest: () => calls.stale++,
+    });
+    return { asset, store, notices, calls, load: sources.loaderFor(asset, 'page-1'), sources };
+  }
+  const signal = () => new AbortController().signal;
+
+  it('takes the store first, then peers, then the origin, and stores verified origin bytes', async () => {
+    const { load, calls, store, asset, notices } = await setup({ peers: (piece) => (piece === 1 ? fromBytes(1) : undefined) });
+    await store.put({ asset: asset.id, piece: 0, data: fromBytes(0) });
+    expect(await load(0, signal(), true)).toEqual(fromBytes(0));
+    expect(calls).toMatchObject({ peers: 0, origin: 0 });
+    expect(await load(1, signal(), false)).toEqual(fromBytes(1));
+    expect(calls).toMatchObject({ peers: 1, origin: 0 });
+    expect(await load(2, signal(), false)).toEqual(fromBytes(2));
+    expect(calls).toMatchObject({ peers: 2, origin: 1 });
+    expect(await store.list(asset.id)).toEqual([0, 2]);
+    expect(notices.map((notice) => notice.type === 'piece-delivered' && notice.source)).toEqual(['store', 'origin']);
+  });
+
+  it('passes origin bytes that fail the hash to the player but never stores them', async () => {
+    const bad = new Uint8Array(PIECE).fill(1);
+    const { load, calls, store, asset, notices } = await setup({ origin: () => bad });
+    expect(await load(0, signal(), true)).toEqual(bad);
+    expect(await store.list(asset.id)).toEqual([]);
+    expect(calls.stale).toBe(1);
+    expect(notices[0]).toMatchObject({ type: 'piece-delivered', source: 'origin', stored: false });
+  });
+
+  it('shares one origin fetch between a stream and a prefetch of the same piece', async () => {
+    const { load, calls, sources, asset } = await setup();
+    await Promise.all([load(1, signal(), false), sources.prefetch(asset, 1, 'page-1'), load(1, signal(), false)]);
+    expect(calls.origin).toBe(1);
+  });
+});
+
+describe('SharedTasks', () => {
+  it('runs one task per key; the last waiter to leave aborts it', async () => {
+    const tasks = new SharedTasks<string>();
+    let started = 0;
+    let abortedTask = false;
+    const start = (taskSignal: { aborted: boolean; addEventListener(t: 'abort', l: () => void): void }) => {
+      started++;
+      return new Promise<string>((_, reject) => taskSignal.addEventListener('abort', () => ((abortedTask = true), reject(new Error('x')))));
+    };
+    const a = new AbortController();
+    const b = new AbortController();
+    const first = tasks.run('k', start, a.signal);
+    const second = tasks.run('k', start, b.signal);
+    expect(started).toBe(1);
+    a.abort();
+    await expect(first).rejects.toMatchObject({ code: 'aborted' });
+    expect(abortedTask).toBe(false);
+    b.abort();
+    await expect(second).rejects.toMatchObject({ code: 'aborted' });
+    expect(abortedTask).toBe(true);
+    expect(tasks.has('k')).toBe(false);
+  });
+
+  it('gives every waiter the same result', async () => {
+    const tasks = new SharedTasks<number>();
+    const results = await Promise.all([tasks.run('k', async () => 42), tasks.run('k', async () => 7)]);
+    expect(results).toEqual([42, 42]);
+  });
+});

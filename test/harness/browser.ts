@@ -77,6 +77,30 @@ export async function newViewer(browser: Browser, name: string, options: Browser
   if (!/^[\w.-]+$/.test(name)) throw new Error(`viewer name must be a User-Agent token ([A-Za-z0-9_.-]), got ${JSON.stringify(name)}`);
   const userAgent = `${await defaultUserAgent(browser)} ${VIEWER_UA_TOKEN}${name}`;
   const context = await browser.newContext({ ...options, userAgent });
+  recordProblems(context);
+  return context;
+}
+
+/** One recorded problem of a page or worker. */
+export interface PageProblem {
+  /** `pageerror`: an uncaught exception or unhandled rejection; `console`: console.error; `crash`: the renderer died. */
+  kind: 'pageerror' | 'console' | 'crash';
+  /** The error text (with stack when there is one). */
+  text: string;
+  /** The page or worker URL, when known. */
+  url: string;
+}
+
+const contextProblems = new WeakMap<BrowserContext, PageProblem[]>();
+
+/**
+ * Starts recording uncaught errors, console errors (pages and workers) and renderer crashes
+ * of every page in `context`; returns the live list. Idempotent. {@link newViewer} calls it;
+ * call it yourself for contexts made otherwise (e.g. `launchPersistentContext`).
+ */
+export function recordProblems(context: BrowserContext): PageProblem[] {
+  const existing = contextProblems.get(context);
+  if (existing) return existing;
   const problems: PageProblem[] = [];
   contextProblems.set(context, problems);
   context.on('weberror', (error) => {
@@ -96,25 +120,13 @@ export async function newViewer(browser: Browser, name: string, options: Browser
   for (const page of context.pages()) {
     page.on('crash', () => problems.push({ kind: 'crash', text: 'page crashed', url: page.url() }));
   }
-  return context;
+  return problems;
 }
-
-/** One recorded problem of a page or worker. */
-export interface PageProblem {
-  /** `pageerror`: an uncaught exception or unhandled rejection; `console`: console.error; `crash`: the renderer died. */
-  kind: 'pageerror' | 'console' | 'crash';
-  /** The error text (with stack when there is one). */
-  text: string;
-  /** The page or worker URL, when known. */
-  url: string;
-}
-
-const contextProblems = new WeakMap<BrowserContext, PageProblem[]>();
 
 /** The problems recorded so far in a context created by {@link newViewer} (live array). */
 export function viewerProblems(context: BrowserContext): PageProblem[] {
   const problems = contextProblems.get(context);
-  if (!problems) throw new Error('viewerProblems: this context was not created by newViewer()');
+  if (!problems) throw new Error('viewerProblems: this context was not created by newViewer() nor passed to recordProblems()');
   return problems;
 }
 

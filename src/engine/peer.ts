@@ -256,7 +256,11 @@ export class Peer {
     for (let offset = 0; offset < data.length && !this.#closed; offset += CHUNK_SIZE) {
       // A cancel that arrived while we were sending stops the rest of the piece.
       if (upload.cancelled) break;
-      if (this.#channel.bufferedAmount > SEND_HIGH_WATER_BYTES) await this.#bufferLow();
+      if (this.#channel.bufferedAmount > SEND_HIGH_WATER_BYTES) {
+        await this.#bufferLow();
+        // The wait is where a cancel can arrive: check again before sending more.
+        if (upload.cancelled) break;
+      }
       const chunk = data.subarray(offset, offset + CHUNK_SIZE);
       this.#send({ type: 'chunk', id, offset, total: data.length, data: chunk });
       this.bytesUploaded += chunk.length;

@@ -16,7 +16,7 @@
 // under `unshare --net` with lo up, a veth pair 10.77.0.1/24 - 10.77.0.2/24 and a default route
 // via 10.77.0.2; servers listen on 127.0.0.1 inside it. Nothing can leave the machine.
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -153,7 +153,7 @@ async function benchmark() {
     for (const line of report.viewerLines(result)) log(`  ${line}`);
     for (const problem of result.problems) log(`  problem: ${problem}`);
     const s = report.summarize(result, options.viewers);
-    log(`  => offload ${(s.offload * 100).toFixed(1)}% (ideal ${(s.ideal * 100).toFixed(1)}%), median startup ${s.startupMedianMs?.toFixed(0)} ms, ${s.stalls} rebuffers, ${s.playedToEnd}/${options.viewers} played to the end`);
+    log(`  => offload ${(s.offload * 100).toFixed(1)}% (ideal ${(s.ideal * 100).toFixed(1)}%), median startup ${s.startupMedianMs?.toFixed(0)} ms, ${s.stalls} rebuffers, ${s.playedToEnd}/${options.viewers} played to the end, load ${s.load.map((x) => x.toFixed(1)).join(' -> ')}`);
   }
 
   const summaries = results.map((r) => report.summarize(r, options.viewers));
@@ -179,6 +179,9 @@ async function benchmark() {
   log(`raw results: ${resultsFile}`);
 
   if (options.write) {
+    // Hand-written reading of the figures (what limits them), kept beside the code so a rerun keeps it.
+    const notesFile = join(root, 'bench', 'delivery-notes.md');
+    const notes = existsSync(notesFile) ? readFileSync(notesFile, 'utf8') : '';
     const body = [
       `Command: \`${command}\` — ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC, ${minutes} min for ${plan.length} runs.`,
       '',
@@ -200,6 +203,7 @@ async function benchmark() {
       '',
       goalsText,
       '',
+      ...(notes ? [notes.trim(), ''] : []),
       '<details><summary>Per viewer</summary>',
       '',
       ...results.flatMap((r) => ['```', `${r.system}, ${r.scenario}`, ...report.viewerLines(r), ...r.problems.map((p) => `problem: ${p.split('\n')[0]}`), '```']),

@@ -5,6 +5,11 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { SCENARIOS, SYSTEMS } from './runs.mjs';
 
 const MB = 1e6;
+/**
+ * Stalls at least this long, in ms, are shown apart: Chromium also fires `waiting` for gaps of a
+ * few ms that no viewer notices; 250 ms is about where a stall becomes visible.
+ */
+const LONG_STALL_MS = 250;
 
 function median(values) {
   const sorted = values.filter((v) => v != null).sort((a, b) => a - b);
@@ -34,6 +39,8 @@ export function summarize(run, viewerCount) {
     startupMaxMs: v.reduce((max, x) => Math.max(max, x.startupMs ?? Infinity), 0),
     stalls: v.reduce((sum, x) => sum + x.stalls, 0),
     stallMs: v.reduce((sum, x) => sum + x.stallMs, 0),
+    longStalls: v.reduce((sum, x) => sum + x.stallLog.filter((l) => (l.ms ?? Infinity) >= LONG_STALL_MS).length, 0),
+    load: [run.loadBefore, run.loadAfter].filter((x) => x != null),
     playedToEnd: v.filter((x) => x.playedToEnd).length,
     complete: v.length === viewerCount && v.every((x) => x.playedToEnd) && !run.timedOut,
     maxOriginCopies: v.reduce((max, x) => Math.max(max, x.maxOriginCopies), 0),
@@ -58,7 +65,7 @@ function iceCell(s) {
 export function table(summaries) {
   const head = [
     'system', 'scenario', 'offload', 'of ideal', 'origin MB / consumed MB', 'startup median (max)',
-    'rebuffers (time)', 'played to end', 'max origin copies of a piece per viewer', 'P2P: selected ICE pairs',
+    'rebuffers (time; long ones)', 'played to end', 'max origin copies of a piece per viewer', 'P2P: selected ICE pairs', 'machine load (1 min avg) before → after',
   ];
   const rows = summaries.map((s) => [
     SYSTEMS[s.system].label,
@@ -67,12 +74,22 @@ export function table(summaries) {
     pct(s.ofIdeal),
     `${(s.originBytes / MB).toFixed(1)} / ${(s.consumedBytes / MB).toFixed(1)}`,
     `${secs(s.startupMedianMs)} (${secs(s.startupMaxMs)})`,
-    `${s.stalls} (${secs(s.stallMs)})`,
+    `${s.stalls} (${secs(s.stallMs)}; ${s.longStalls} ≥ ${LONG_STALL_MS / 1000} s)`,
     `${s.playedToEnd}/${s.viewers}${s.complete ? '' : ' ⚠'}`,
     s.maxOriginCopies.toFixed(2),
     iceCell(s),
+    s.load.map((x) => x.toFixed(1)).join(' → '),
   ]);
   return [head, head.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+}
+
+/** What the system itself says it fetched, as a cross-check of the origin's counter. */
+function engineCell(stats) {
+  if (!stats) return '';
+  if ('bytesFromPeers' in stats) return `; engine: ${(stats.bytesFromPeers / MB).toFixed(2)} MB from peers, ${(stats.bytesFromOrigin / MB).toFixed(2)} MB from origin, ${(stats.bytesUploaded / MB).toFixed(2)} MB uploaded`;
+  if ('http' in stats) return `; engine: ${(stats.p2p / MB).toFixed(2)} MB from peers, ${(stats.http / MB).toFixed(2)} MB over HTTP`;
+  if ('downloaded' in stats) return `; engine: ${(stats.downloaded / MB).toFixed(2)} MB downloaded, ${(stats.uploaded / MB).toFixed(2)} MB uploaded`;
+  return '';
 }
 
 /** Per-viewer detail lines (for the log and the collapsed section). */
@@ -84,6 +101,7 @@ export function viewerLines(run) {
     `${x.playedToEnd ? 'played to the end' : `stopped at ${x.position.toFixed(1)}/${x.duration.toFixed(1)} s`}, ` +
     `max origin copies ${x.maxOriginCopies.toFixed(2)}${x.maxOriginCopiesAt ? ` (${x.maxOriginCopiesAt})` : ''}, ` +
     `peer connections ${x.connectedPairs}/${x.peerConnections}${x.icePairs.length ? ` [${x.icePairs.join(', ')}]` : ''}` +
+    `${engineCell(x.engineStats)}` +
     `${x.errors.length ? `, errors: ${x.errors.join(' | ')}` : ''}`,
   );
 }

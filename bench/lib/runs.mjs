@@ -3,6 +3,7 @@
 // own User-Agent token), every viewer playing the video to its end at 1x, muted. Everything the
 // run started is stopped in `finally`, whatever happened.
 import { mkdir } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { defaultUserAgent, launchChromium, VIEWER_UA_TOKEN } from './browser.mjs';
 import { startProcess } from './processes.mjs';
@@ -68,6 +69,8 @@ export async function runOne(options) {
     problems: [],
   };
   const deadline = Date.now() + runTimeoutMs({ scenario, viewers, seconds });
+  // The machine's 1-minute load average before and after: on a shared 2-core machine it explains startup figures.
+  result.loadBefore = loadavg()[0];
   try {
     const tracker = await startProcess(process.execPath, [join(root, 'bin', 'peerfetch.js'), 'tracker', '--port', '0'], {
       readyPattern: /ws:\/\/127\.0\.0\.1:\d+/,
@@ -151,6 +154,7 @@ export async function runOne(options) {
       result.viewers.push(measureViewer({ viewer, spec, originStats, media: options.media }));
     }
     result.anonymousOriginBytes = mediaBytes(originStats.byViewer.anonymous ?? {});
+    result.loadAfter = loadavg()[0];
   } catch (error) {
     result.problems.push(`run failed: ${error.stack ?? error}`);
   } finally {
@@ -173,12 +177,15 @@ function mediaBytes(byPath) {
   return total;
 }
 
-/** Max over the viewer's pieces of (bytes of that piece the origin sent it) / (piece length). */
+/**
+ * Max over the viewer's pieces of (bytes of that piece the origin sent it) / (piece length).
+ * Playlists are not pieces (players may re-read them; no P2P system shares them), so they are left out.
+ */
 function maxCopies(piecesByPath, fileSizes) {
   let max = 0;
   let where = null;
   for (const [path, perPiece] of Object.entries(piecesByPath ?? {})) {
-    if (!isMediaPath(path)) continue;
+    if (!isMediaPath(path) || path.endsWith('.m3u8')) continue;
     const size = fileSizes[path];
     if (!size) continue;
     perPiece.forEach((bytes, index) => {

@@ -1,6 +1,12 @@
 import { defineConfig } from 'vitest/config';
 
 /**
+ * Test files that drive Chromium: everything under test/browser/ and any `browser-*.test.ts`
+ * elsewhere (e.g. test/tracker/browser-interop.test.ts).
+ */
+const BROWSER_TESTS = ['test/browser/**/*.test.ts', 'test/**/browser-*.test.ts'];
+
+/**
  * Two projects: unit tests (pure Node, parallel) and browser tests (real Chromium, one file
  * at a time). The machine has 2 cores and each browser test runs one or more Chromium
  * processes plus servers, so browser files in parallel would only make each other slow and flaky.
@@ -11,8 +17,8 @@ import { defineConfig } from 'vitest/config';
 
 /** Per-test and per-hook timeout for browser tests, in ms: a cold Chromium start, SW install and a 20 s video played through peers fit in well under 2 minutes here. */
 const BROWSER_TIMEOUT_MS = 120_000;
-/** Per-test timeout for unit tests, in ms: they are pure or use loopback servers, 20 s is only hit by a hang. */
-const UNIT_TIMEOUT_MS = 20_000;
+/** Per-test and per-hook timeout for unit tests, in ms: they are pure or use loopback servers and child processes; 60 s is only hit by a hang, even with both cores busy. */
+const UNIT_TIMEOUT_MS = 60_000;
 
 export default defineConfig({
   test: {
@@ -23,7 +29,7 @@ export default defineConfig({
           name: 'unit',
           environment: 'node',
           include: ['test/**/*.test.ts'],
-          exclude: ['test/browser/**', 'test/.cache/**', '**/node_modules/**'],
+          exclude: [...BROWSER_TESTS, 'test/.cache/**', '**/node_modules/**'],
           testTimeout: UNIT_TIMEOUT_MS,
           hookTimeout: UNIT_TIMEOUT_MS,
           sequence: { groupOrder: 0 },
@@ -33,7 +39,7 @@ export default defineConfig({
         test: {
           name: 'browser',
           environment: 'node',
-          include: ['test/browser/**/*.test.ts'],
+          include: BROWSER_TESTS,
           fileParallelism: false,
           testTimeout: BROWSER_TIMEOUT_MS,
           hookTimeout: BROWSER_TIMEOUT_MS,

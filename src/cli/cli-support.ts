@@ -54,14 +54,14 @@ export function parsePort(text: string | undefined, fallback: number, flag: stri
   return port;
 }
 
-/** `--rate KBPS`: kilobytes (1000 B) per second, > 0, into bytes per second. */
+/** `--rate KBPS`: kilobytes (1000 B) per second into bytes per second; 0 means no cap (undefined). */
 export function parseRate(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const rate = Number(text);
-  if (text.trim() === '' || !Number.isFinite(rate) || rate <= 0) {
-    throw usageError(`--rate must be a positive number of kilobytes per second, not "${text}"`, { flag: '--rate' });
+  if (text.trim() === '' || !Number.isFinite(rate) || rate < 0) {
+    throw usageError(`--rate must be a number of kilobytes per second (0: no cap), not "${text}"`, { flag: '--rate' });
   }
-  return Math.round(rate * 1000);
+  return rate === 0 ? undefined : Math.round(rate * 1000);
 }
 
 /** True for the errors that mean "the command line is wrong" (exit 2). */

@@ -145,6 +145,7 @@ describe('peerfetch origin', () => {
   it.each([
     { args: ['origin'], code: 2 },
     { args: ['origin', '.', '--rate', 'fast'], code: 2 },
+    { args: ['origin', '.', '--rate', '-1'], code: 2 },
     { args: ['origin', '.', '--port', '99999'], code: 2 },
     { args: ['origin', '.', '--file', 'nope'], code: 2 },
     { args: ['origin', '/nonexistent/peerfetch'], code: 1 },
@@ -176,7 +177,7 @@ describe('peerfetch tracker', () => {
 
 describe('peerfetch demo', () => {
   it('serves the page with its tracker, the scripts, a fresh manifest and the media with Range', async () => {
-    const demo = await startProcess(process.execPath, [BIN, 'demo', '--port', '0', '--tracker-port', '0'], {
+    const demo = await startProcess(process.execPath, [BIN, 'demo', '--port', '0', '--tracker-port', '0', '--rate', '0'], {
       readyPattern: /Press Ctrl\+C to stop/,
       name: 'peerfetch demo',
     });
@@ -188,12 +189,13 @@ describe('peerfetch demo', () => {
       expect(trackerUrl).toBeDefined();
       const port = new URL(url!).port;
       expect(printed).toContain(`http://127.0.0.2:${port}/`);
+      expect(printed).toContain('no bandwidth cap');
 
       // The page, with the demo's own tracker filled in, from both viewer addresses.
       for (const base of [url!, `http://127.0.0.2:${port}`]) {
         const page = await rawRequest(base, '/');
         expect(page.status).toBe(200);
-        expect(page.body.toString()).toContain(`<script src="/peerfetch.js" data-tracker="${trackerUrl}" defer></script>`);
+        expect(page.body.toString()).toContain(`<script src="/peerfetch.js" data-tracker="${trackerUrl}" data-swarm="peerfetch-demo" defer></script>`);
       }
       // The tracker it printed is up.
       expect((await rawRequest(trackerUrl!.replace('ws:', 'http:'), '/health')).status).toBe(200);

@@ -70,6 +70,8 @@ const THROTTLED_READ_CHUNK = 16 * 1024;
 const BURST_SECONDS = 0.05;
 const MIN_BURST = 4 * 1024;
 const MAX_BURST = 64 * 1024;
+/** Tries at a port free on every host when listening on several with port 0 (a clash needs bad luck twice). */
+const LISTEN_ATTEMPTS = 5;
 
 function emptyStats(): OriginStats {
   return { totalBytes: 0, byViewer: {}, byPath: {}, requests: 0 };
@@ -83,6 +85,8 @@ function viewerOf(request: IncomingMessage): string {
 function setCommonHeaders(response: ServerResponse): void {
   response.setHeader('Access-Control-Allow-Origin', '*');
   response.setHeader('Access-Control-Expose-Headers', 'Content-Range, Content-Length, Accept-Ranges, ETag');
+  // A page with Cross-Origin-Embedder-Policy may still embed our media as a no-cors <video>.
+  response.setHeader('Cross-Origin-Resource-Policy', 'cross-origin');
   // Lets /peerfetch-sw.js control the whole site even when it is served from a mapped path.
   response.setHeader('Service-Worker-Allowed', '/');
 }
@@ -330,33 +334,26 @@ export async function startOriginServer(options: OriginServerOptions): Promise<O
     }
   }
 
-  const servers: Server[] = [];
+  const onRequest = (request: IncomingMessage, response: ServerResponse): void => {
+    // Errors on a response whose client is gone are expected; the server must live on.
+    response.on('error', () => {});
+    handle(request, response).catch((error: unknown) => {
+      if (!response.headersSent) sendError(response, 500, 'internal error', () => {}, false);
+      else response.destroy(error as Error);
+    });
+  };
+  let servers: Server[] = [];
   let port = options.port ?? 0;
-  try {
-    for (const host of hosts) {
-      const server = createServer((request, response) => {
-        // Errors on a response whose client is gone are expected; the server must live on.
-        response.on('error', () => {});
-        handle(request, response).catch((error: unknown) => {
-          if (!response.headersSent) sendError(response, 500, 'internal error', () => {}, false);
-          else response.destroy(error as Error);
-        });
-      });
-      server.on('clientError', (_error, socket) => socket.destroy());
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
-      servers.push(server);
-      const address = server.address();
-      if (address && typeof address === 'object') port = address.port;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      servers = await listenAll(onRequest, hosts, options.port ?? 0);
+      port = (servers[0]!.address() as { port: number }).port;
+      break;
+    } catch (error) {
+      // With port 0 the first host picks a free port that may be taken on the next host: pick again.
+      const retry = (options.port ?? 0) === 0 && (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
+      if (!retry || attempt >= LISTEN_ATTEMPTS) throw error;
     }
-  } catch (error) {
-    await Promise.all(servers.map((server) => closeServer(server)));
-    throw error;
   }
 
   const first = hosts[0]!;
@@ -374,6 +371,34 @@ export async function startOriginServer(options: OriginServerOptions): Promise<O
       return closing;
     },
   };
+}
+
+/** Listens on every host with one port (the first host's when `port` is 0); all or nothing. */
+async function listenAll(
+  onRequest: (request: IncomingMessage, response: ServerResponse) => void,
+  hosts: string[],
+  port: number,
+): Promise<Server[]> {
+  const servers: Server[] = [];
+  try {
+    for (const host of hosts) {
+      const server = createServer(onRequest);
+      server.on('clientError', (_error, socket) => socket.destroy());
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      servers.push(server);
+      port = (server.address() as { port: number }).port;
+    }
+    return servers;
+  } catch (error) {
+    await Promise.all(servers.map((server) => closeServer(server)));
+    throw error;
+  }
 }
 
 function closeServer(server: Server): Promise<void> {

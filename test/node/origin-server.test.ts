@@ -108,6 +108,7 @@ describe('headers and methods', () => {
     expect(headers['access-control-expose-headers']).toContain('Content-Length');
     expect(headers['access-control-expose-headers']).toContain('Accept-Ranges');
     expect(headers['service-worker-allowed']).toBe('/');
+    expect(headers['cross-origin-resource-policy']).toBe('cross-origin');
     expect(headers['cache-control']).toBeUndefined();
   });
 
@@ -178,6 +179,24 @@ describe('headers and methods', () => {
     const response = await rawRequest(origin.url, urlPath);
     expect(response.status).toBe(404);
     expect(response.body.toString()).not.toContain('secret');
+  });
+});
+
+describe('listening', () => {
+  it('serves several loopback addresses on one port, with shared counters', async () => {
+    const server = await startOriginServer({ root: site, host: ['127.0.0.1', '127.0.0.2'] });
+    try {
+      expect(server.url).toBe(`http://127.0.0.1:${server.port}`);
+      const second = await rawRequest(`http://127.0.0.2:${server.port}`, '/media/a%20b.mp4', { headers: { 'User-Agent': 'peerfetch-viewer/two' } });
+      expect(second.body.toString()).toBe('spaced');
+      await waitFor(() => (server.stats().byViewer.two === 6 ? true : undefined), 'the second address counted');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('fails with EADDRINUSE on a port that is taken', async () => {
+    await expect(startOriginServer({ root: site, port: origin.port })).rejects.toMatchObject({ code: 'EADDRINUSE' });
   });
 });
 

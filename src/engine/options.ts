@@ -12,8 +12,10 @@ export interface PeerfetchOptions {
   iceServers?: string[];
   /** `false` turns peer-to-peer off: the SW still answers from the local store and the origin. Default `true`. */
   p2p?: boolean;
-  /** Cap on stored piece bytes (LRU eviction above it). Default 512 MiB. */
+  /** Cap on stored piece bytes (LRU eviction above it). Default 512 MiB, or half the origin's quota if less. */
   storeCapBytes?: number;
+  /** Cap on upload to all peers together, bytes per second. Default none. */
+  uploadLimit?: number;
 }
 
 export interface ResolvedOptions {
@@ -54,5 +56,6 @@ export function optionsFromScript(script: HTMLOrSVGScriptElement | null): Peerfe
   if (data.swarm) options.swarm = data.swarm;
   if (data.iceServers) options.iceServers = list(data.iceServers);
   if (data.p2p === 'off') options.p2p = false;
+  if (data.uploadLimit && Number(data.uploadLimit) > 0) options.uploadLimit = Number(data.uploadLimit);
   return options;
 }

@@ -28,6 +28,8 @@ export interface PeerHandlers {
   readPiece(asset: string, piece: number): Promise<Uint8Array | undefined>;
   onHave(peer: Peer): void;
   onUploaded(peer: Peer, bytes: number): void;
+  /** Resolves when `bytes` more may be uploaded (the page's upload cap). */
+  beforeUpload(bytes: number): Promise<void>;
   onClose(peer: Peer, reason: string): void;
 }
 
@@ -262,6 +264,8 @@ export class Peer {
         if (upload.cancelled) break;
       }
       const chunk = data.subarray(offset, offset + CHUNK_SIZE);
+      await this.#handlers.beforeUpload(chunk.length);
+      if (upload.cancelled || this.#closed) break;
       this.#send({ type: 'chunk', id, offset, total: data.length, data: chunk });
       this.bytesUploaded += chunk.length;
       this.#handlers.onUploaded(this, chunk.length);

@@ -50,14 +50,21 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
   #trackers: TrackerClient[] = [];
   #statsTimer: ReturnType<typeof setInterval> | undefined;
   #destroyed = false;
+  #p2p: boolean;
+  #uploadLimit: number | undefined;
+  #manifest: Manifest | undefined;
   /** Aborted by destroy(): cancels a pending leadership request. */
   readonly #lifetime = new AbortController();
   #releaseLeadership: (() => void) | undefined;
+  /** Aborted when P2P is turned off while waiting to lead. */
+  #leadership: AbortController | undefined;
   #finalStats: PeerfetchStats | undefined;
 
   constructor(options: PeerfetchOptions = {}) {
     super();
     this.options = resolveOptions(options, location);
+    this.#p2p = this.options.p2p;
+    this.#uploadLimit = options.uploadLimit;
     this.#link = new SwLink(
       (request, signal) => this.#answerPieceRequest(request, signal),
       (notice) => this.#onNotice(notice),
@@ -78,6 +85,37 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       throughput: Math.round(throughput),
     }));
     return this.#stats.snapshot(peers, this.#sources.snapshot());
+  }
+
+  /**
+   * Turns peer-to-peer on or off at run time. Off: leaves the swarm and closes every peer; the
+   * SW keeps answering from the local store and the origin.
+   */
+  setP2P(enabled: boolean): void {
+    if (this.#destroyed || enabled === this.#p2p) return;
+    this.#p2p = enabled;
+    if (!this.#swarm) return; // start() picks the setting up
+    if (enabled) return this.#leadWhenFirst(this.#swarm);
+    this.#leaveSwarm();
+  }
+
+  /** Whether this instance takes part in the swarm (see setP2P). */
+  get p2p(): boolean {
+    return this.#p2p;
+  }
+
+  /** Caps what this page uploads to all peers together, in bytes per second; undefined removes the cap. */
+  setUploadLimit(bytesPerSecond: number | undefined): void {
+    this.#uploadLimit = bytesPerSecond;
+    if (this.#swarm) this.#swarm.uploads.bytesPerSecond = bytesPerSecond;
+  }
+
+  /** Deletes every piece this site stored on this device (they are fetched again when needed). */
+  async clearStorage(): Promise<void> {
+    await this.#store?.delete();
+    this.#swarm?.forgetAll();
+    const manifest = this.#manifest;
+    if (manifest) for (const asset of manifest.assets) this.#sources.track(asset.id, asset.href, asset.pieces.length, []);
   }
 
   /** Leaves the swarm, closes every connection and stops all events. Idempotent. */
@@ -119,8 +157,10 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       prefetchFromOrigin: (asset, piece) => this.#link.prefetch(asset.id, piece),
     });
     this.#link.listen();
+    this.#manifest = manifest;
+    swarm.uploads.bytesPerSecond = this.#uploadLimit;
     this.#statsTimer = setInterval(() => this.emit('stats', this.getStats()), STATS_INTERVAL_MS);
-    if (options.p2p) this.#leadWhenFirst(swarm);
+    if (this.#p2p) this.#leadWhenFirst(swarm);
   }
 
   /**
@@ -130,15 +170,16 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
    */
   #leadWhenFirst(swarm: Swarm): void {
     const lead = async () => {
-      if (this.#destroyed) return;
+      if (this.#destroyed || !this.#p2p) return;
       this.#link.activate();
       await this.#joinSwarm(swarm);
       // Hold the lock until destroy() (or the tab's end, when the browser releases it).
       await new Promise<void>((release) => (this.#releaseLeadership = release));
     };
     if (!navigator.locks) return void lead();
+    this.#leadership = new AbortController();
     navigator.locks
-      .request(`peerfetch:${this.options.swarm}`, { signal: this.#lifetime.signal }, lead)
+      .request(`peerfetch:${this.options.swarm}`, { signal: AbortSignal.any([this.#lifetime.signal, this.#leadership.signal]) }, lead)
       .catch(() => {
         // Aborted by destroy() while waiting: nothing to do.
       });
@@ -178,6 +219,17 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       onPieceRejected: (asset, piece, peer) => this.emit('piece:rejected', { url: asset.href, piece, peerId: peer.id }),
       onUploaded: (_peer, bytes) => this.#stats.add('bytesUploaded', bytes),
     });
+  }
+
+  /** Leaves the swarm (P2P off): trackers, peers, leadership; the engine stops answering the SW. */
+  #leaveSwarm(): void {
+    for (const tracker of this.#trackers) tracker.destroy();
+    this.#trackers = [];
+    for (const peer of [...(this.#swarm?.peers.values() ?? [])]) peer.close('peer-to-peer turned off');
+    this.#link.retire();
+    this.#leadership?.abort();
+    this.#releaseLeadership?.();
+    this.#releaseLeadership = undefined;
   }
 
   async #joinSwarm(swarm: Swarm): Promise<void> {

@@ -81,6 +81,14 @@ export class SwLink {
     this.#announce();
   }
 
+  /** Withdraws this page's engine (P2P turned off, or leadership given up) but keeps receiving notices. */
+  retire(): void {
+    if (!this.#active) return;
+    this.#post({ type: 'engine-gone' });
+    this.#active = false;
+    navigator.serviceWorker.removeEventListener('controllerchange', this.#announce);
+  }
+
   /** Stops everything: no more requests, no more notices. */
   deactivate(): void {
     if (this.#active) this.#post({ type: 'engine-gone' });

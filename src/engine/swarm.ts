@@ -6,6 +6,7 @@ import { pieceCount, pieceSpan } from '../shared/piece-math.js';
 import type { PieceStore } from '../store/piece-store.js';
 import { SharedTasks } from '../shared/shared-tasks.js';
 import { Peer } from './peer.js';
+import { UploadLimiter } from './upload-limiter.js';
 
 /** Connected peers we aim for: enough sources for parallel pieces, few enough for a phone's radio. */
 export const MAX_PEERS = 8;
@@ -38,6 +39,8 @@ export type PieceResult =
  */
 export class Swarm {
   readonly peers = new Map<string, Peer>();
+  /** The cap on what this page uploads to all peers together. */
+  readonly uploads = new UploadLimiter();
   readonly #banned = new Set<string>();
   readonly #manifest: Manifest;
   readonly #assets: Map<string, ManifestAsset>;
@@ -92,6 +95,11 @@ export class Swarm {
     if (bits) for (let piece = 0; piece < bits.length; piece++) if (bits.has(piece)) yield piece;
   }
 
+  /** Forgets every held piece (the store was cleared); peers asking for them are told `not-found`. */
+  forgetAll(): void {
+    for (const [id, bits] of this.#have) this.#have.set(id, new Bitfield(bits.length));
+  }
+
   holds(assetId: string, piece: number): boolean {
     return this.#have.get(assetId)?.has(piece) ?? false;
   }
@@ -112,6 +120,7 @@ export class Swarm {
         this.#callbacks.onPeerHave(from);
       },
       onUploaded: (from, bytes) => this.#callbacks.onUploaded(from, bytes),
+      beforeUpload: (bytes) => this.uploads.take(bytes),
       onClose: (closed, reason) => {
         if (this.peers.get(closed.id) !== closed) return;
         this.peers.delete(closed.id);

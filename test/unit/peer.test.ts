@@ -53,6 +53,7 @@ function handlers(stored: Map<string, Uint8Array>, overrides: Partial<PeerHandle
     readPiece: async (asset, piece) => stored.get(`${asset}/${piece}`),
     onHave: () => {},
     onUploaded: () => {},
+    beforeUpload: async () => {},
     onClose: () => {},
     ...overrides,
   };

@@ -154,6 +154,8 @@ export async function runOne(options) {
       result.viewers.push(measureViewer({ viewer, spec, originStats, media: options.media }));
     }
     result.anonymousOriginBytes = mediaBytes(originStats.byViewer.anonymous ?? {});
+    // Every request of a viewer carries its token; media bytes without one would escape the per-viewer figures.
+    if (result.anonymousOriginBytes > 0) result.problems.push(`${result.anonymousOriginBytes} media bytes went to requests without a viewer token`);
     result.loadAfter = loadavg()[0];
   } catch (error) {
     result.problems.push(`run failed: ${error.stack ?? error}`);

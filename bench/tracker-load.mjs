@@ -15,13 +15,22 @@ const bin = (n) => randomBytes(n).toString('latin1');
 const swarmIds = Array.from({ length: swarms }, () => bin(20));
 const sdp = `v=0\r\n${'a=candidate:1 1 udp 2122260223 10.77.0.1 50000 typ host\r\n'.repeat(Math.ceil(sdpBytes / 60))}`.slice(0, sdpBytes);
 
+/** The other headers Chromium 140 sends with a WebSocket upgrade: servers see them on every real connection. */
+const BROWSER_HEADERS = {
+  'User-Agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0.0.0 Safari/537.36',
+  Pragma: 'no-cache',
+  'Cache-Control': 'no-cache',
+  'Accept-Encoding': 'gzip, deflate, br, zstd',
+  'Accept-Language': 'en-US,en;q=0.9',
+};
+
 const sockets = [];
 const waiting = []; // per socket: resolve function of the pending reply, or null
 
 function open(i) {
   return new Promise((resolve, reject) => {
     // skipUTF8Validation: the generator must stay cheaper than the servers it measures.
-    const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true });
+    const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true, origin: 'https://video.example', headers: BROWSER_HEADERS });
     const peer = { ws, infoHash: swarmIds[i % swarms], peerId: bin(20) };
     ws.on('message', (data) => {
       // Replies carry "interval"; relayed offers do not, and are only counted.

@@ -237,6 +237,16 @@ export function encodeOffer(infoHash: string, fromPeerId: string, offer: RelayOf
   return JSON.stringify({ action: 'announce', offer: offer.offer, offer_id: offer.offerId, peer_id: fromPeerId, info_hash: infoHash });
 }
 
+/**
+ * The relayed offers of one announce, byte-identical to {@link encodeOffer}: the part shared by all
+ * of them (sender and swarm ids, JSON-escaped once) is built once per announce, since offer relay
+ * is the tracker's hottest path.
+ */
+export function encodeOffers(infoHash: string, fromPeerId: string, offers: RelayOffer[]): string[] {
+  const tail = `,"peer_id":${JSON.stringify(fromPeerId)},"info_hash":${JSON.stringify(infoHash)}}`;
+  return offers.map((o) => `{"action":"announce","offer":{"type":"offer","sdp":${JSON.stringify(o.offer.sdp)}},"offer_id":${JSON.stringify(o.offerId)}${tail}`);
+}
+
 /** A relayed answer, as the peer that made the offer sees it. */
 export function encodeAnswer(infoHash: string, fromPeerId: string, offerId: string, answer: SessionDescription): string {
   return JSON.stringify({ action: 'announce', answer, offer_id: offerId, peer_id: fromPeerId, info_hash: infoHash });

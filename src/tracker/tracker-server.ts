@@ -12,7 +12,7 @@ import {
   encodeAnnounceReply,
   encodeAnswer,
   encodeFailure,
-  encodeOffer,
+  encodeOffers,
   encodeScrapeReply,
   FAILURE_TEXT,
   parseClientFrame,
@@ -309,7 +309,8 @@ export class TrackerServer {
       this.fail(conn, 'binary-frame');
       return;
     }
-    const text = Array.isArray(data) ? Buffer.concat(data).toString() : Buffer.from(data as ArrayBuffer).toString();
+    // ws hands text frames over as one Buffer (binaryType 'nodebuffer'); decode it without copying.
+    const text = Buffer.isBuffer(data) ? data.toString() : Array.isArray(data) ? Buffer.concat(data).toString() : Buffer.from(data).toString();
     const parsed = parseClientFrame(text, this.options.maxOffersPerAnnounce);
     if (!parsed.ok) {
       this.fail(conn, parsed.reason, parsed.action, parsed.infoHash);
@@ -435,11 +436,11 @@ export class TrackerServer {
   }
 
   private relayOffers(msg: AnnounceMessage, targets: Target[]): void {
+    const frames = encodeOffers(msg.infoHash, msg.peerId, msg.offers.slice(0, targets.length));
     for (let i = 0; i < targets.length; i++) {
-      const offer = msg.offers[i];
+      const frame = frames[i];
       const target = targets[i];
-      if (!offer || !target) break;
-      const frame = encodeOffer(msg.infoHash, msg.peerId, offer);
+      if (frame === undefined || !target) break;
       if (target.local) {
         if (this.send(target.local.conn, frame)) this.metrics.offersRelayed++;
       } else if (target.remote && this.cluster) {

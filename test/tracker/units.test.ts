@@ -110,3 +110,16 @@ describe('resolveOptions', () => {
     expect(() => resolveOptions({ port: 70000 })).toThrow(RangeError);
   });
 });
+
+describe('encodeOffers', () => {
+  it('is byte-identical to encodeOffer for every offer', async () => {
+    const { encodeOffer, encodeOffers } = await import('../../src/tracker/tracker-messages.js');
+    const h = randomId();
+    const p = randomId();
+    const list = [
+      { offerId: randomId(), offer: { type: 'offer' as const, sdp: 'v=0\r\n"quoted" \\ \u0001 é' } },
+      { offerId: 'abc', offer: { type: 'offer' as const, sdp: '' } },
+    ];
+    expect(encodeOffers(h, p, list)).toEqual(list.map((o) => encodeOffer(h, p, o)));
+  });
+});

@@ -80,6 +80,8 @@ async function runVitest(env) {
 async function main() {
   if (process.env.PEERFETCH_NETNS_SETUP === '1') {
     // We are the re-executed runner, alone in a fresh network namespace.
+    // `ip` lives in /usr/sbin, which a non-login shell may not have on its PATH.
+    process.env.PATH = `${process.env.PATH ?? ''}:/usr/sbin:/sbin`;
     must('ip', ['link', 'set', 'lo', 'up']);
     must('ip', ['link', 'add', VETH_A, 'type', 'veth', 'peer', 'name', VETH_B]);
     must('ip', ['addr', 'add', ADDR_A, 'dev', VETH_A]);

@@ -2,6 +2,7 @@ import { PeerfetchError } from '../shared/errors.js';
 import { decodePeerMessage, encodePeerMessage } from '../shared/peer-codec.js';
 import { CHUNK_SIZE, PEER_PROTOCOL_VERSION, type PeerMessage } from '../shared/peer-messages.js';
 import { Bitfield } from '../shared/bitfield.js';
+import { takeEarlyMessages } from './rtc.js';
 
 /**
  * Bytes queued in the data channel above which uploads wait for `bufferedamountlow`. Chromium
@@ -85,7 +86,10 @@ export class Peer {
     this.#handlers = handlers;
     channel.binaryType = 'arraybuffer';
     channel.bufferedAmountLowThreshold = SEND_LOW_WATER_BYTES;
+    const early = takeEarlyMessages(channel);
     channel.onmessage = (event) => this.#onFrame(event.data);
+    // Replayed after the constructor, so the swarm has registered this peer before its hello is handled.
+    if (early.length > 0) queueMicrotask(() => early.forEach((data) => this.#onFrame(data)));
     channel.onclose = () => this.close('channel closed');
     channel.onerror = () => this.close('channel error');
     connection.onconnectionstatechange = () => {

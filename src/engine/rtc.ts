@@ -8,6 +8,32 @@ const ICE_GATHERING_TIMEOUT_MS = 5000;
 /** Data channel label; peers of any label are accepted, this one only names ours in browser tools. */
 export const CHANNEL_LABEL = 'peerfetch';
 
+/**
+ * Messages that arrive before a Peer takes over a channel. The answering side gets its channel
+ * from the `datachannel` event and the other side may send its hello the moment the channel
+ * opens; an RTCDataChannel drops messages that arrive while no listener is attached, so each
+ * channel is listened to from its first moment and the Peer replays what came early.
+ */
+const earlyMessages = new WeakMap<RTCDataChannel, { messages: unknown[]; listener: (event: MessageEvent) => void }>();
+
+function captureEarlyMessages(channel: RTCDataChannel): RTCDataChannel {
+  channel.binaryType = 'arraybuffer';
+  const messages: unknown[] = [];
+  const listener = (event: MessageEvent) => messages.push(event.data);
+  channel.addEventListener('message', listener);
+  earlyMessages.set(channel, { messages, listener });
+  return channel;
+}
+
+/** Stops buffering `channel` and returns what arrived so far, oldest first. */
+export function takeEarlyMessages(channel: RTCDataChannel): unknown[] {
+  const early = earlyMessages.get(channel);
+  if (!early) return [];
+  channel.removeEventListener('message', early.listener);
+  earlyMessages.delete(channel);
+  return early.messages;
+}
+
 function gatheringComplete(connection: RTCPeerConnection): Promise<void> {
   if (connection.iceGatheringState === 'complete') return Promise.resolve();
   return new Promise((resolve) => {
@@ -34,7 +60,7 @@ export interface PendingOffer {
 export async function createOffer(config: RTCConfiguration): Promise<PendingOffer> {
   const connection = new RTCPeerConnection(config);
   try {
-    const channel = connection.createDataChannel(CHANNEL_LABEL, { ordered: true });
+    const channel = captureEarlyMessages(connection.createDataChannel(CHANNEL_LABEL, { ordered: true }));
     await connection.setLocalDescription(await connection.createOffer());
     await gatheringComplete(connection);
     const { type, sdp } = connection.localDescription!;
@@ -52,7 +78,7 @@ export async function acceptOffer(
 ): Promise<{ connection: RTCPeerConnection; answer: RTCSessionDescriptionInit; channel: Promise<RTCDataChannel> }> {
   const connection = new RTCPeerConnection(config);
   const channel = new Promise<RTCDataChannel>((resolve) => {
-    connection.addEventListener('datachannel', (event) => resolve(event.channel), { once: true });
+    connection.addEventListener('datachannel', (event) => resolve(captureEarlyMessages(event.channel)), { once: true });
   });
   try {
     await connection.setRemoteDescription(offer);

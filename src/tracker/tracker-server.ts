@@ -92,6 +92,8 @@ interface Connection {
   lastMessageAt: number;
   windowStart: number;
   windowCount: number;
+  /** Set once the tracker started closing this connection (sweeps skip it; ws terminates it after 30 s). */
+  closing: boolean;
   /** Messages dropped because this client did not read (see DROPS_BEFORE_DISCONNECT). */
   dropped: number;
   /** Set on each pong; a connection that did not answer the previous ping is dead. */
@@ -242,6 +244,7 @@ export class TrackerServer {
       lastMessageAt: now,
       windowStart: now,
       windowCount: 0,
+      closing: false,
       dropped: 0,
       alive: true,
     };
@@ -302,7 +305,10 @@ export class TrackerServer {
       // that keeps going at twice the limit is disconnected.
       if (conn.windowCount === max + 1) this.fail(conn, 'rate-limited');
       else this.metrics.reject('rate-limited');
-      if (conn.windowCount > 2 * max) conn.ws.close(CLOSE_POLICY, FAILURE_TEXT['rate-limited']);
+      if (conn.windowCount > 2 * max && !conn.closing) {
+        conn.closing = true;
+        conn.ws.close(CLOSE_POLICY, FAILURE_TEXT['rate-limited']);
+      }
       return;
     }
     if (isBinary) {
@@ -397,6 +403,9 @@ export class TrackerServer {
     const result = this.applyAnnounce(conn, msg);
     if (typeof result === 'string') {
       this.fail(conn, result, 'announce', msg.infoHash);
+      // A peer that cannot join a full swarm may still answer an offer it got: the offerer asked
+      // for it. Never for a peer id held by someone else (that answer would be forged).
+      if (msg.answer && result !== 'peer-id-in-use') this.relayAnswer(msg, this.swarms.get(msg.infoHash));
       return;
     }
     const member = result;
@@ -506,8 +515,10 @@ export class TrackerServer {
       for (const member of [...conn.joined.values()]) {
         if (member.expiresAt <= now) this.leave(member);
       }
+      if (conn.closing) continue;
       if (now - conn.lastMessageAt >= this.options.idleTimeoutMs) {
         this.metrics.reject('idle-timeout');
+        conn.closing = true;
         conn.ws.close(CLOSE_NORMAL, FAILURE_TEXT['idle-timeout']);
         continue;
       }

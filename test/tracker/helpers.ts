@@ -10,8 +10,11 @@ export function hex(binary: string): string {
   return Buffer.from(binary, 'latin1').toString('hex');
 }
 
-/** Default bound for waiting on a condition, in ms: loopback round trips take < 5 ms, so 5 s only trips on a bug. */
-export const WAIT_MS = 5000;
+/**
+ * Default bound for waiting on a condition, in ms: loopback round trips take < 5 ms, so 15 s only
+ * trips on a bug, even when CI runs browser tests on the same two cores.
+ */
+export const WAIT_MS = 15_000;
 
 /** Polls `condition` until it returns a truthy value or `timeoutMs` passes (then throws with `what`). */
 export async function waitFor<T>(what: string, condition: () => T | Promise<T>, timeoutMs = WAIT_MS): Promise<NonNullable<T>> {

@@ -108,7 +108,8 @@ describe('tracker abuse limits', () => {
     await start({ maxPeersPerSwarm: 2, maxSwarms: 2, maxSwarmsPerConnection: 3 });
     const [h1, h2, h3] = [randomId(), randomId(), randomId()];
     const a = await client();
-    a.send(announce(h1, randomId()));
+    const firstId = randomId();
+    a.send(announce(h1, firstId));
     a.send(announce(h1, randomId()));
     a.send(announce(h1, randomId()));
     await a.next(isReply);
@@ -122,6 +123,12 @@ describe('tracker abuse limits', () => {
     b.send(announce(h3, randomId()));
     expect((await b.next())['failure reason']).toBe('tracker is at its swarm limit');
     expect(tracker!.stats().peers).toBe(3);
+
+    // A peer refused by the full swarm can still answer an offer made to it.
+    const c = await client();
+    c.send(announce(h1, randomId(), { answer: { type: 'answer', sdp: 'late' }, to_peer_id: firstId, offer_id: 'o' }));
+    expect((await c.next())['failure reason']).toBe('swarm is full');
+    expect(await a.next((f) => f.answer !== undefined)).toMatchObject({ answer: { type: 'answer', sdp: 'late' }, offer_id: 'o' });
   });
 
   it('drops messages to a client that stops reading, then disconnects it, keeping memory bounded', async () => {

@@ -1,8 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { assertNoPageErrors, useChromium, waitFor } from '../harness/browser.js';
-import { ensureTestVideo } from '../harness/media.js';
-import type { RunningProcess } from '../harness/processes.js';
-import { createTestSite, fetchInPage, openPage, startOrigin, startTracker, stats, type TestSite } from './test-site.js';
+import { fetchInPage, openPage, stats, useTestSite } from './test-site.js';
 
 // The run-time controls a site (and the demo) offers its viewers: peer-to-peer off and on,
 // and clearing what this device stored.
@@ -10,31 +8,17 @@ import { createTestSite, fetchInPage, openPage, startOrigin, startTracker, stats
 const chromium = useChromium({ webrtc: true });
 const VIDEO_URL = '/media/video.mp4';
 
-let site: TestSite;
-let origin: RunningProcess;
-let originUrl: string;
-let tracker: RunningProcess;
-let trackerUrl: string;
-
-beforeAll(async () => {
-  site = await createTestSite(await ensureTestVideo({ name: 'controls', seconds: 6, kbps: 1000 }), '64KiB');
-  ({ origin, originUrl } = await startOrigin(site.dir));
-  ({ tracker, trackerUrl } = await startTracker());
-});
-
-afterAll(async () => {
-  await Promise.allSettled([origin?.stop(), tracker?.stop()]);
-});
+const fixture = useTestSite({ video: { name: 'controls', seconds: 6, kbps: 1000 }, pieceSize: '64KiB' });
 
 describe('controls', () => {
   it('P2P off leaves the swarm and takes nothing from peers; on joins again', async () => {
     const seeder = await (await chromium.viewer('ctl-seeder')).newPage();
-    await openPage(seeder, originUrl, { tracker: trackerUrl });
-    expect((await fetchInPage(seeder, VIDEO_URL)).sha256).toBe(site.videoSha256);
+    await openPage(seeder, fixture.originUrl, { tracker: fixture.trackerUrl });
+    expect((await fetchInPage(seeder, VIDEO_URL)).sha256).toBe(fixture.site.videoSha256);
 
     const context = await chromium.viewer('ctl-viewer');
     const page = await context.newPage();
-    await openPage(page, originUrl, { tracker: trackerUrl });
+    await openPage(page, fixture.originUrl, { tracker: fixture.trackerUrl });
     await waitFor(async () => (await stats(page)).peers >= 1, { what: 'a connection to the seeder' });
 
     await page.evaluate(() => window.peerfetch!.setP2P(false));
@@ -44,7 +28,7 @@ describe('controls', () => {
 
     await page.evaluate(() => window.peerfetch!.setP2P(true));
     await waitFor(async () => (await stats(page)).peers >= 1, { what: 'the viewer to join the swarm again' });
-    expect((await fetchInPage(page, VIDEO_URL)).sha256).toBe(site.videoSha256);
+    expect((await fetchInPage(page, VIDEO_URL)).sha256).toBe(fixture.site.videoSha256);
     expect((await stats(page)).bytesFromPeers).toBeGreaterThan(0);
     assertNoPageErrors(context);
   });
@@ -52,7 +36,7 @@ describe('controls', () => {
   it('clearing storage deletes the stored pieces, and the next play fetches them again', async () => {
     const context = await chromium.viewer('ctl-clear');
     const page = await context.newPage();
-    await openPage(page, originUrl, { tracker: trackerUrl });
+    await openPage(page, fixture.originUrl, { tracker: fixture.trackerUrl });
     await fetchInPage(page, VIDEO_URL);
     const before = await stats(page);
     expect(before.assets[0]?.held).toBeGreaterThan(0);
@@ -60,11 +44,11 @@ describe('controls', () => {
     await page.evaluate(() => window.peerfetch!.clearStorage());
     expect((await stats(page)).assets[0]?.held).toBe(0);
     const fromStoreBefore = (await stats(page)).bytesFromStore;
-    expect((await fetchInPage(page, VIDEO_URL)).sha256).toBe(site.videoSha256);
+    expect((await fetchInPage(page, VIDEO_URL)).sha256).toBe(fixture.site.videoSha256);
     const after = await stats(page);
     // Nothing came from the store: it was empty.
     expect(after.bytesFromStore).toBe(fromStoreBefore);
-    expect(after.bytesFromOrigin).toBeGreaterThanOrEqual(before.bytesFromOrigin + site.videoBytes.length);
+    expect(after.bytesFromOrigin).toBeGreaterThanOrEqual(before.bytesFromOrigin + fixture.site.videoBytes.length);
     assertNoPageErrors(context);
   });
 });

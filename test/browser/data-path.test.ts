@@ -1,19 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { assertNoPageErrors, useChromium, waitFor } from '../harness/browser.js';
-import { ensureTestVideo } from '../harness/media.js';
-import type { RunningProcess } from '../harness/processes.js';
-import {
-  createTestSite,
-  fetchInPage,
-  openPage,
-  originBytesFor,
-  playInPage,
-  sha256,
-  startOrigin,
-  startTracker,
-  stats,
-  type TestSite,
-} from './test-site.js';
+import { fetchInPage, openPage, originBytesFor, playInPage, sha256, startTracker, stats, useTestSite } from './test-site.js';
 
 // The whole data path, end to end, with real parts: Chromium, its service worker and
 // IndexedDB, WebRTC between visitors inside the private network namespace, the peerfetch
@@ -24,42 +11,27 @@ const VIDEO_URL = '/media/video.mp4';
 /** 64 KiB pieces: the 12 s test video has ~35 of them, so streams and seeks span many pieces. */
 const PIECE_SIZE = '64KiB';
 
-let site: TestSite;
-let origin: RunningProcess;
-let originUrl: string;
-let tracker: RunningProcess;
-let trackerUrl: string;
-
-beforeAll(async () => {
-  const video = await ensureTestVideo({ name: 'data-path', seconds: 12, kbps: 1500 });
-  site = await createTestSite(video, PIECE_SIZE);
-  ({ origin, originUrl } = await startOrigin(site.dir));
-  ({ tracker, trackerUrl } = await startTracker());
-});
-
-afterAll(async () => {
-  await Promise.allSettled([origin?.stop(), tracker?.stop()]);
-});
+const fixture = useTestSite({ video: { name: 'data-path', seconds: 12, kbps: 1500 }, pieceSize: PIECE_SIZE });
 
 describe('data path', () => {
   it('a: one visitor plays through the service worker; full and ranged responses are byte-exact', async () => {
     const alice = await chromium.viewer('a-alice');
     const page = await alice.newPage();
-    await openPage(page, originUrl, { tracker: trackerUrl });
+    await openPage(page, fixture.originUrl, { tracker: fixture.trackerUrl });
 
-    const size = site.videoBytes.length;
+    const size = fixture.site.videoBytes.length;
     const full = await fetchInPage(page, VIDEO_URL);
-    expect(full).toMatchObject({ status: 200, length: size, sha256: site.videoSha256, contentLength: String(size) });
+    expect(full).toMatchObject({ status: 200, length: size, sha256: fixture.site.videoSha256, contentLength: String(size) });
 
     const start = 100_000;
     const open = await fetchInPage(page, VIDEO_URL, `bytes=${start}-`);
     expect(open).toMatchObject({
       status: 206,
       contentRange: `bytes ${start}-${size - 1}/${size}`,
-      sha256: sha256(site.videoBytes.subarray(start)),
+      sha256: sha256(fixture.site.videoBytes.subarray(start)),
     });
     const closed = await fetchInPage(page, VIDEO_URL, 'bytes=70000-200000');
-    expect(closed).toMatchObject({ status: 206, length: 130_001, sha256: sha256(site.videoBytes.subarray(70_000, 200_001)) });
+    expect(closed).toMatchObject({ status: 206, length: 130_001, sha256: sha256(fixture.site.videoBytes.subarray(70_000, 200_001)) });
     const past = await fetchInPage(page, VIDEO_URL, `bytes=${size}-`);
     expect(past).toMatchObject({ status: 416, contentRange: `bytes */${size}` });
 
@@ -78,22 +50,22 @@ describe('data path', () => {
   it('b: a second visitor gets at least half of the video from the first one over WebRTC', async () => {
     const seeder = await chromium.viewer('b-seeder');
     const seederPage = await seeder.newPage();
-    await openPage(seederPage, originUrl, { tracker: trackerUrl });
-    expect((await fetchInPage(seederPage, VIDEO_URL)).sha256).toBe(site.videoSha256);
+    await openPage(seederPage, fixture.originUrl, { tracker: fixture.trackerUrl });
+    expect((await fetchInPage(seederPage, VIDEO_URL)).sha256).toBe(fixture.site.videoSha256);
 
     const viewer = await chromium.viewer('b-viewer');
     const page = await viewer.newPage();
-    await openPage(page, originUrl, { tracker: trackerUrl });
+    await openPage(page, fixture.originUrl, { tracker: fixture.trackerUrl });
     await waitFor(async () => (await stats(page)).peers >= 1, { what: 'the second visitor to connect to the first' });
 
     await playInPage(page, VIDEO_URL, { rate: 2 });
-    const size = site.videoBytes.length;
+    const size = fixture.site.videoBytes.length;
     const viewerStats = await stats(page);
     console.info(`second visitor: offload ratio ${viewerStats.offloadRatio.toFixed(3)}, ${viewerStats.bytesFromPeers} B from peers of ${size} B`);
     expect(viewerStats.bytesFromPeers).toBeGreaterThanOrEqual(size / 2);
     expect(viewerStats.offloadRatio).toBeGreaterThanOrEqual(0.5);
     // The origin's own counter agrees: it sent this visitor less than half of the video.
-    expect(await originBytesFor(originUrl, 'b-viewer')).toBeLessThan(size / 2);
+    expect(await originBytesFor(fixture.originUrl, 'b-viewer')).toBeLessThan(size / 2);
     expect((await stats(seederPage)).bytesUploaded).toBeGreaterThanOrEqual(viewerStats.bytesFromPeers);
     assertNoPageErrors(seeder);
     assertNoPageErrors(viewer);
@@ -102,8 +74,8 @@ describe('data path', () => {
   it('c: bytes of a corrupted piece never reach the page, the peer is dropped, playback completes', async () => {
     const seeder = await chromium.viewer('c-seeder');
     const seederPage = await seeder.newPage();
-    await openPage(seederPage, originUrl, { tracker: trackerUrl });
-    expect((await fetchInPage(seederPage, VIDEO_URL)).sha256).toBe(site.videoSha256);
+    await openPage(seederPage, fixture.originUrl, { tracker: fixture.trackerUrl });
+    expect((await fetchInPage(seederPage, VIDEO_URL)).sha256).toBe(fixture.site.videoSha256);
     // Flip one byte in every piece the seeder stored, as a faulty or hostile peer would serve them.
     const corrupted = await seederPage.evaluate(
       () =>
@@ -135,7 +107,7 @@ describe('data path', () => {
     await page.addInitScript(() => {
       (window as unknown as { rejected: unknown[] }).rejected = [];
     });
-    await openPage(page, originUrl, { tracker: trackerUrl });
+    await openPage(page, fixture.originUrl, { tracker: fixture.trackerUrl });
     await page.evaluate(() => {
       const log = (window as unknown as { rejected: unknown[] }).rejected;
       window.peerfetch!.addEventListener('piece:rejected', (event) => log.push(event.detail));
@@ -143,13 +115,13 @@ describe('data path', () => {
     await waitFor(async () => (await stats(page)).peers >= 1, { what: 'the visitor to connect to the corrupt seeder' });
 
     // What reaches the page is exactly the file, although the only peer serves bad bytes.
-    expect((await fetchInPage(page, VIDEO_URL)).sha256).toBe(site.videoSha256);
+    expect((await fetchInPage(page, VIDEO_URL)).sha256).toBe(fixture.site.videoSha256);
     const rejected = await page.evaluate(() => (window as unknown as { rejected: unknown[] }).rejected);
     expect(rejected.length).toBeGreaterThanOrEqual(1);
     const after = await stats(page);
     expect(after.peers).toBe(0);
     expect(after.bytesFromPeers).toBe(0);
-    expect(after.bytesFromOrigin).toBe(site.videoBytes.length);
+    expect(after.bytesFromOrigin).toBe(fixture.site.videoBytes.length);
     await playInPage(page, VIDEO_URL, { rate: 2 });
     assertNoPageErrors(viewer);
   });
@@ -160,13 +132,13 @@ describe('data path', () => {
     // A tracker that was running and is gone: the engine retries in the background, quietly.
     const gone = await startTracker();
     await gone.tracker.stop();
-    await openPage(page, originUrl, { tracker: gone.trackerUrl });
+    await openPage(page, fixture.originUrl, { tracker: gone.trackerUrl });
     await playInPage(page, VIDEO_URL, { rate: 2 });
     const after = await stats(page);
     expect(after.bytesFromPeers).toBe(0);
-    expect(after.bytesFromOrigin).toBeGreaterThanOrEqual(site.videoBytes.length);
+    expect(after.bytesFromOrigin).toBeGreaterThanOrEqual(fixture.site.videoBytes.length);
     expect(after.offloadRatio).toBe(0);
-    expect(await originBytesFor(originUrl, 'd-lonely')).toBeGreaterThanOrEqual(site.videoBytes.length);
+    expect(await originBytesFor(fixture.originUrl, 'd-lonely')).toBeGreaterThanOrEqual(fixture.site.videoBytes.length);
     // Chromium itself logs each refused WebSocket connection; nothing else may appear.
     assertNoPageErrors(lonely, [/WebSocket connection to .* failed/]);
   });

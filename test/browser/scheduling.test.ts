@@ -1,17 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { assertNoPageErrors, useChromium, waitFor } from '../harness/browser.js';
-import { ensureTestVideo } from '../harness/media.js';
-import type { RunningProcess } from '../harness/processes.js';
-import {
-  createTestSite,
-  fetchInPage,
-  openPage,
-  originBytesFor,
-  startOrigin,
-  startTracker,
-  stats,
-  type TestSite,
-} from './test-site.js';
+import { fetchInPage, openPage, originBytesFor, stats, useTestSite } from './test-site.js';
 
 // How the engine decides where pieces come from: prefetching ahead from peers, splitting the
 // origin's work in a flash crowd, seeding again after a reload, and several tabs sharing one
@@ -22,30 +11,14 @@ const VIDEO_URL = '/media/video.mp4';
 const PIECE_SIZE = '64KiB';
 const PIECE_BYTES = 64 * 1024;
 
-let site: TestSite;
-let origin: RunningProcess;
-let originUrl: string;
-let tracker: RunningProcess;
-let trackerUrl: string;
-
-beforeAll(async () => {
-  const video = await ensureTestVideo({ name: 'scheduling', seconds: 12, kbps: 1500 });
-  site = await createTestSite(video, PIECE_SIZE);
-  // A CDN-edge-like cap per connection (KB/s): the origin is slower than peers, as in the field.
-  ({ origin, originUrl } = await startOrigin(site.dir, ['--rate', '600']));
-  ({ tracker, trackerUrl } = await startTracker());
-});
-
-afterAll(async () => {
-  await Promise.allSettled([origin?.stop(), tracker?.stop()]);
-});
+const fixture = useTestSite({ video: { name: 'scheduling', seconds: 12, kbps: 1500 }, pieceSize: PIECE_SIZE, originArgs: ['--rate', '600'] });
 
 /** A viewer that already holds the whole video and seeds it. */
 async function seeder(name: string) {
   const context = await chromium.viewer(name);
   const page = await context.newPage();
-  await openPage(page, originUrl, { tracker: trackerUrl });
-  expect((await fetchInPage(page, VIDEO_URL)).sha256).toBe(site.videoSha256);
+  await openPage(page, fixture.originUrl, { tracker: fixture.trackerUrl });
+  expect((await fetchInPage(page, VIDEO_URL)).sha256).toBe(fixture.site.videoSha256);
   return { context, page };
 }
 
@@ -54,7 +27,7 @@ describe('scheduling', () => {
     await seeder('pre-seeder');
     const viewer = await chromium.viewer('pre-viewer');
     const page = await viewer.newPage();
-    await openPage(page, originUrl, { tracker: trackerUrl });
+    await openPage(page, fixture.originUrl, { tracker: fixture.trackerUrl });
     await waitFor(async () => (await stats(page)).peers >= 1, { what: 'a peer connection' });
 
     // The page asks for the first bytes only: one piece.
@@ -78,7 +51,7 @@ describe('scheduling', () => {
     for (const name of names) {
       const context = await chromium.viewer(name);
       const page = await context.newPage();
-      await openPage(page, originUrl, { tracker: trackerUrl });
+      await openPage(page, fixture.originUrl, { tracker: fixture.trackerUrl });
       pages.push(page);
     }
     // The crowd knows itself before the video starts (a live event's waiting room).
@@ -86,10 +59,10 @@ describe('scheduling', () => {
       await waitFor(async () => (await stats(page)).peers >= names.length - 1, { what: 'a full mesh of three viewers' });
     }
     const results = await Promise.all(pages.map((page) => fetchInPage(page, VIDEO_URL)));
-    for (const result of results) expect(result.sha256).toBe(site.videoSha256);
+    for (const result of results) expect(result.sha256).toBe(fixture.site.videoSha256);
 
-    const size = site.videoBytes.length;
-    const perViewer = await Promise.all(names.map((name) => originBytesFor(originUrl, name)));
+    const size = fixture.site.videoBytes.length;
+    const perViewer = await Promise.all(names.map((name) => originBytesFor(fixture.originUrl, name)));
     const total = perViewer.reduce((sum, bytes) => sum + bytes, 0);
     console.info(`flash crowd of 3: origin sent ${total} B for a ${size} B video (${(total / size).toFixed(2)} copies), per viewer ${perViewer.join(', ')}`);
     // Without splitting every viewer would fetch the whole file: 3 copies.
@@ -105,11 +78,11 @@ describe('scheduling', () => {
 
     const viewer = await chromium.viewer('reload-viewer');
     const page = await viewer.newPage();
-    await openPage(page, originUrl, { tracker: trackerUrl });
+    await openPage(page, fixture.originUrl, { tracker: fixture.trackerUrl });
     await waitFor(async () => (await stats(page)).peers >= 1, { what: 'a connection to the reloaded seeder' });
-    expect((await fetchInPage(page, VIDEO_URL)).sha256).toBe(site.videoSha256);
+    expect((await fetchInPage(page, VIDEO_URL)).sha256).toBe(fixture.site.videoSha256);
 
-    const size = site.videoBytes.length;
+    const size = fixture.site.videoBytes.length;
     expect((await stats(page)).bytesFromPeers).toBeGreaterThan(size / 2);
     const reloaded = await stats(first.page);
     expect(reloaded.bytesFromOrigin).toBe(0);
@@ -121,10 +94,10 @@ describe('scheduling', () => {
     const source = await seeder('tabs-seeder');
     const visitor = await chromium.viewer('tabs-visitor');
     const leader = await visitor.newPage();
-    await openPage(leader, originUrl, { tracker: trackerUrl });
+    await openPage(leader, fixture.originUrl, { tracker: fixture.trackerUrl });
     await waitFor(async () => (await stats(leader)).peers >= 1, { what: 'the leader tab to connect' });
     const follower = await visitor.newPage();
-    await openPage(follower, originUrl, { tracker: trackerUrl });
+    await openPage(follower, fixture.originUrl, { tracker: fixture.trackerUrl });
 
     // The follower's request is served through the leader's peers; the follower holds none itself.
     expect((await fetchInPage(follower, VIDEO_URL, 'bytes=0-299999')).status).toBe(206);
@@ -135,9 +108,9 @@ describe('scheduling', () => {
 
     await leader.close();
     await waitFor(async () => (await stats(follower)).peers >= 1, { what: 'the follower to take over the swarm presence' });
-    expect((await fetchInPage(follower, VIDEO_URL)).sha256).toBe(site.videoSha256);
+    expect((await fetchInPage(follower, VIDEO_URL)).sha256).toBe(fixture.site.videoSha256);
     // One copy at most came from the origin for this visitor, across both tabs.
-    expect(await originBytesFor(originUrl, 'tabs-visitor')).toBeLessThan(site.videoBytes.length / 2);
+    expect(await originBytesFor(fixture.originUrl, 'tabs-visitor')).toBeLessThan(fixture.site.videoBytes.length / 2);
     assertNoPageErrors(visitor);
   });
 });

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { ensureTestVideo, type TestVideoOptions } from '../harness/media.js';
 import type { Page } from 'playwright-core';
 import { startProcess, type RunningProcess } from '../harness/processes.js';
 import type { PeerfetchStats } from '../../src/engine/stats.js';
@@ -139,4 +140,44 @@ export function playInPage(page: Page, url: string, options: { rate?: number; se
 
 export function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** A test site served by a real origin process, with a real tracker process, for one test file. */
+export interface SiteFixture {
+  readonly site: TestSite;
+  readonly originUrl: string;
+  readonly trackerUrl: string;
+}
+
+/**
+ * Registers beforeAll/afterAll hooks that build a test site around a generated video, serve it
+ * with `peerfetch origin` (plus `originArgs`, e.g. a bandwidth cap) and run `peerfetch tracker`.
+ */
+export function useTestSite(options: { video: TestVideoOptions; pieceSize: string; originArgs?: string[] }): SiteFixture {
+  let site: TestSite | undefined;
+  let origin: { origin: RunningProcess; originUrl: string } | undefined;
+  let tracker: { tracker: RunningProcess; trackerUrl: string } | undefined;
+  beforeAll(async () => {
+    site = await createTestSite(await ensureTestVideo(options.video), options.pieceSize);
+    origin = await startOrigin(site.dir, options.originArgs);
+    tracker = await startTracker();
+  });
+  afterAll(async () => {
+    await Promise.allSettled([origin?.origin.stop(), tracker?.tracker.stop()]);
+  });
+  const ready = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('useTestSite: available only inside tests, after beforeAll');
+    return value;
+  };
+  return {
+    get site() {
+      return ready(site);
+    },
+    get originUrl() {
+      return ready(origin).originUrl;
+    },
+    get trackerUrl() {
+      return ready(tracker).trackerUrl;
+    },
+  };
 }

@@ -1,5 +1,7 @@
 // One tracker under test, in its own process: `node --expose-gc bench/tracker-server.mjs <system> <module>`.
 // Prints {"port":N} once listening; answers IPC {type:'memory'} with its memory after a full GC.
+import { readFileSync } from 'node:fs';
+
 const [system, modulePath] = process.argv.slice(2);
 
 async function start() {
@@ -30,7 +32,12 @@ process.on('message', (message) => {
   globalThis.gc?.();
   const m = process.memoryUsage();
   const cpu = process.cpuUsage();
-  process.send({ type: 'memory', rss: m.rss, heapUsed: m.heapUsed, external: m.external, cpuMicros: cpu.user + cpu.system });
+  // Write syscalls so far (Linux /proc/self/io): one per frame sent unless writes are coalesced.
+  let writes = NaN;
+  try {
+    writes = Number(/^syscw: (\d+)$/m.exec(readFileSync('/proc/self/io', 'utf8'))?.[1]);
+  } catch {}
+  process.send({ type: 'memory', rss: m.rss, heapUsed: m.heapUsed, external: m.external, cpuMicros: cpu.user + cpu.system, writes });
 });
 process.on('disconnect', () => process.exit(0));
 process.stdout.write(`${JSON.stringify({ port })}\n`);

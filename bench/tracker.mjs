@@ -6,7 +6,7 @@
 // writes the figures into the "Tracker" section of BENCHMARKS.md.
 //
 // Options (env): BENCH_PEERS (default 2000), BENCH_SWARMS (20), BENCH_CONCURRENCY (200),
-// BENCH_OFFERS (5), BENCH_SECONDS (8), BENCH_ROUNDS (2), BENCH_NO_WRITE=1 (print, do not edit BENCHMARKS.md),
+// BENCH_OFFERS (5), BENCH_SECONDS (5), BENCH_ROUNDS (5), BENCH_NO_WRITE=1 (print, do not edit BENCHMARKS.md),
 // BENCH_ONLY=peerfetch|bittorrent-tracker (one system), BENCH_SERVER_ARGS (extra node flags for the servers, e.g. --cpu-prof).
 import { fork, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -24,10 +24,10 @@ const config = {
   offers: Number(process.env.BENCH_OFFERS ?? 5),
   // A trickle-less browser offer with a few host candidates is 400–1000 bytes.
   sdpBytes: 600,
-  durationMs: Number(process.env.BENCH_SECONDS ?? 8) * 1000,
+  durationMs: Number(process.env.BENCH_SECONDS ?? 5) * 1000,
   connectBatch: 100,
 };
-const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
 /** Hard bound on one system's run (connect + measure + teardown), in ms. */
 const RUN_TIMEOUT_MS = 120_000;
 
@@ -78,12 +78,14 @@ async function runSystem(system, modulePath) {
     // both): what a core can sustain, robust to other load on the machine that steals wall time.
     const after = await memoryOf(server);
     const cpuMicrosPerAnnounce = (after.cpuMicros - loaded.cpuMicros) / result.announces;
+    const writesPerAnnounce = (after.writes - loaded.writes) / result.announces;
     clearTimeout(loadTimer);
     return {
       system,
       ...result,
       connectMs: connected.connectMs,
       cpuMicrosPerAnnounce,
+      writesPerAnnounce,
       rssPerPeer: (loaded.rss - idle.rss) / config.peers,
       heapPerPeer: (loaded.heapUsed - idle.heapUsed) / config.peers,
     };
@@ -124,24 +126,31 @@ for (const scenario of scenarios) {
       const res = await runSystem(system, modulePath);
       runs[system].push(res);
       console.log(`[${scenario.name}] ${system.padEnd(18)} round ${r + 1}: ${res.announcesPerSec.toFixed(0)} announces/s, p50 ${res.p50Ms.toFixed(2)} ms, p99 ${res.p99Ms.toFixed(2)} ms, ` +
-        `CPU ${res.cpuMicrosPerAnnounce.toFixed(0)} µs/announce, RSS/peer ${(res.rssPerPeer / 1024).toFixed(1)} KiB, heap/peer ${(res.heapPerPeer / 1024).toFixed(2)} KiB, relayed ${res.relayed}, errors ${res.errors}`);
+        `CPU ${res.cpuMicrosPerAnnounce.toFixed(0)} µs/announce, ${res.writesPerAnnounce.toFixed(2)} write syscalls/announce, RSS/peer ${(res.rssPerPeer / 1024).toFixed(1)} KiB, heap/peer ${(res.heapPerPeer / 1024).toFixed(2)} KiB, relayed ${res.relayed}, errors ${res.errors}`);
     }
   }
-  const summary = Object.fromEntries(Object.entries(runs).filter(([, rs]) => rs.length > 0).map(([system, rs]) => [system, {
-    announcesPerSec: median(rs.map((r) => r.announcesPerSec)),
-    cpuMicros: median(rs.map((r) => r.cpuMicrosPerAnnounce)),
-    p50Ms: median(rs.map((r) => r.p50Ms)),
-    p99Ms: median(rs.map((r) => r.p99Ms)),
-    rssPerPeer: median(rs.map((r) => r.rssPerPeer)),
-    heapPerPeer: median(rs.map((r) => r.heapPerPeer)),
-    errors: rs.reduce((n, r) => n + r.errors, 0),
-  }]));
+  // Other work on the machine only ever adds time, so each system's best run (least server CPU per
+  // announce) is the estimate of what it can do; memory is the median (load barely moves it).
+  const summary = Object.fromEntries(Object.entries(runs).filter(([, rs]) => rs.length > 0).map(([system, rs]) => {
+    const best = rs.reduce((a, b) => (b.cpuMicrosPerAnnounce < a.cpuMicrosPerAnnounce ? b : a));
+    return [system, {
+      announcesPerSec: Math.max(...rs.map((r) => r.announcesPerSec)),
+      medianAnnouncesPerSec: median(rs.map((r) => r.announcesPerSec)),
+      cpuMicros: best.cpuMicrosPerAnnounce,
+      writes: best.writesPerAnnounce,
+      p50Ms: best.p50Ms,
+      p99Ms: best.p99Ms,
+      rssPerPeer: median(rs.map((r) => r.rssPerPeer)),
+      heapPerPeer: median(rs.map((r) => r.heapPerPeer)),
+      errors: rs.reduce((n, r) => n + r.errors, 0),
+    }];
+  }));
   results.push({ scenario, summary });
 }
 const loadAfter = os.loadavg()[0];
 
 const kib = (b) => (b / 1024).toFixed(1);
-const row = (name, s) => `| ${name} | ${s.announcesPerSec.toFixed(0)} | ${s.cpuMicros.toFixed(0)} | ${(1e6 / s.cpuMicros).toFixed(0)} | ${s.p50Ms.toFixed(1)} | ${s.p99Ms.toFixed(1)} | ${kib(s.rssPerPeer)} | ${kib(s.heapPerPeer)} | ${s.errors} |`;
+const row = (name, s) => `| ${name} | ${s.announcesPerSec.toFixed(0)} (median ${s.medianAnnouncesPerSec.toFixed(0)}) | ${s.cpuMicros.toFixed(0)} | ${(1e6 / s.cpuMicros).toFixed(0)} | ${s.writes.toFixed(2)} | ${s.p50Ms.toFixed(1)} | ${s.p99Ms.toFixed(1)} | ${kib(s.rssPerPeer)} | ${kib(s.heapPerPeer)} | ${s.errors} |`;
 let tables = '';
 for (const { scenario, summary } of results) {
   const ours = summary.peerfetch;
@@ -155,8 +164,8 @@ for (const { scenario, summary } of results) {
   tables += `
 ### ${scenario.name}
 
-| server | announces/s (wall) | server CPU µs/announce | announces/s per core (= 10⁶/CPU µs) | p50 ms | p99 ms | RSS KiB/peer | heap KiB/peer | errors |
-|---|---|---|---|---|---|---|---|---|
+| server | announces/s (wall, best run) | server CPU µs/announce (best run) | announces/s per core (= 10⁶/CPU µs) | write syscalls/announce | p50 ms | p99 ms | RSS KiB/peer (median) | heap KiB/peer (median) | errors |
+|---|---|---|---|---|---|---|---|---|---|
 ${row('bittorrent-tracker 11.2.3', theirs)}
 ${row('peerfetch', ours)}
 
@@ -175,7 +184,8 @@ announce is the steadier figure of what one core sustains.
 
 Load: ${config.peers} peers, one WebSocket each with a browser's upgrade headers; ${config.concurrency} announces in flight,
 each with ${config.offers} offers of ${config.sdpBytes}-byte SDP (so each announce also relays up to ${config.offers} offers to other peers),
-${config.durationMs / 1000} s per run; median of ${rounds} rounds per system, order alternated. Server and load generator are separate
+${config.durationMs / 1000} s per run, ${rounds} rounds per system, order alternated; throughput, CPU and latency from each system's best run
+(least server CPU per announce: interference from other processes only ever adds time), memory as the median of the rounds. Server and load generator are separate
 processes. Memory per peer = (server RSS or JS heap after all peers connected and announced − idle) / peers, after a full GC.
 bittorrent-tracker runs \`new Server({ udp: false, http: false, ws: true })\`; peerfetch runs \`startTracker\` with its per-IP,
 per-connection-rate and per-swarm limits raised (the load comes from one address), every check still active.

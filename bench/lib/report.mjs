@@ -99,7 +99,8 @@ export function viewerLines(run) {
     `(offload ${pct(x.offload)}), startup ${secs(x.startupMs)} (<video> at ${secs(x.videoCreatedMs)}), ${x.stalls} rebuffers (${secs(x.stallMs)})` +
     `${x.stallLog.length ? ` [${x.stallLog.map((l) => `@${l.at}s ${l.ms ?? '?'}ms`).join(' ')}]` : ''}, ` +
     `${x.playedToEnd ? 'played to the end' : `stopped at ${x.position.toFixed(1)}/${x.duration.toFixed(1)} s`}, ` +
-    `max origin copies ${x.maxOriginCopies.toFixed(2)}${x.maxOriginCopiesAt ? ` (${x.maxOriginCopiesAt})` : ''}, ` +
+    `max origin copies ${x.maxOriginCopies.toFixed(2)}${x.maxOriginCopiesAt ? ` (${x.maxOriginCopiesAt})` : ''}` +
+    `${x.worstPieceRequests?.length ? ` [requests covering it: ${x.worstPieceRequests.join('; ')}]` : ''}, ` +
     `peer connections ${x.connectedPairs}/${x.peerConnections}${x.icePairs.length ? ` [${x.icePairs.join(', ')}]` : ''}` +
     `${engineCell(x.engineStats)}` +
     `${x.errors.length ? `, errors: ${x.errors.join(' | ')}` : ''}`,

@@ -151,7 +151,7 @@ export async function runOne(options) {
     }
     const originStats = await (await fetch(`${originUrl}/__bench/stats`)).json();
     for (const viewer of joined) {
-      result.viewers.push(measureViewer({ viewer, spec, originStats, media: options.media }));
+      result.viewers.push(measureViewer({ viewer, spec, originStats, media: options.media, runStartEpoch: runStart }));
     }
     result.anonymousOriginBytes = mediaBytes(originStats.byViewer.anonymous ?? {});
     // Every request of a viewer carries its token; media bytes without one would escape the per-viewer figures.
@@ -203,11 +203,28 @@ function maxCopies(piecesByPath, fileSizes) {
   return { max, where };
 }
 
-function measureViewer({ viewer, spec, originStats, media }) {
+function measureViewer({ viewer, spec, originStats, media, runStartEpoch }) {
   const s = viewer.last ?? {};
   const consumed = spec.format === 'mp4' ? media.mp4Bytes : media.hlsBytes;
   const originBytes = mediaBytes(originStats.byViewer[viewer.name] ?? {});
   const copies = maxCopies(originStats.pieces[viewer.name], media.fileSizes);
+  // When a piece went out more than once, list the viewer's requests that covered it: which
+  // requests overlapped tells whether it was a rescue, a retry or two streams.
+  let worstPieceRequests = [];
+  if (copies.max > 1.0001 && copies.where) {
+    const [path, index] = copies.where.split('#');
+    const pieceStart = Number(index) * PIECE_SIZE;
+    const pieceEnd = pieceStart + PIECE_SIZE - 1;
+    worstPieceRequests = originStats.requests
+      .filter((r) => r.viewer === viewer.name && r.path === path)
+      .filter((r) => {
+        const m = /^bytes=(\d*)-(\d*)$/.exec(r.range ?? 'bytes=0-');
+        const start = m?.[1] === '' ? 0 : Number(m?.[1] ?? 0);
+        const end = m?.[2] === '' || !m ? Infinity : Number(m[2]);
+        return start <= pieceEnd && end >= pieceStart;
+      })
+      .map((r) => `${r.range ?? 'no range'} at +${((r.at - runStartEpoch) / 1000).toFixed(1)} s`);
+  }
   const pairs = Object.values(s.pairs ?? {});
   const endpoints = [...new Set(pairs.map((p) => `${p.local.split(':')[0]} <-> ${p.remote.split(':')[0]}`))];
   const playedToEnd = Boolean(s.ended) && s.duration > 0 && s.currentTime >= s.duration - 0.5;
@@ -228,6 +245,7 @@ function measureViewer({ viewer, spec, originStats, media }) {
     duration: s.duration ?? 0,
     maxOriginCopies: copies.max,
     maxOriginCopiesAt: copies.where,
+    worstPieceRequests,
     peerConnections: s.connections ?? 0,
     connectedPairs: pairs.length,
     icePairs: endpoints,

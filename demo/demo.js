@@ -1,8 +1,17 @@
-// The demo page's code: a video that starts once peerfetch is ready, and a panel of its stats.
-// Plain browser JavaScript, no build step: this file is served as it is.
+// The demo page's code: what a site writes around peerfetch. Plain browser JavaScript, served as
+// it is (no build step). peerfetch itself needs none of this: the script tag in index.html is
+// enough for an ordinary <video src>. This file adds the player choice (MP4 or HLS), the controls
+// and the live panel (drawn by panel.js).
+import { createPanel } from './panel.js';
 
-/** The demo video; its pieces are listed in /peerfetch-manifest.json, so peerfetch serves it. */
-const VIDEO_URL = '/media/film.mp4';
+/** The demo film, progressive MP4; its pieces are listed in /peerfetch-manifest.json. */
+const MP4_URL = '/media/film.mp4';
+/**
+ * The same film as HLS, 2 s segments, made with
+ * `ffmpeg -i film.mp4 -c copy -f hls -hls_time 2 -hls_playlist_type vod -hls_segment_filename hls/seg-%03d.ts hls/index.m3u8`.
+ * The manifest lists the segments (never the playlist), so hls.js's segment requests go through peerfetch.
+ */
+const HLS_URL = '/media/hls/index.m3u8';
 /**
  * How long to wait for `peerfetch.ready` before playing without it, in ms. The first visit
  * installs the service worker (well under a second here); a site never waits long for P2P.
@@ -10,14 +19,10 @@ const VIDEO_URL = '/media/film.mp4';
 const READY_TIMEOUT_MS = 4000;
 
 const peerfetch = window.peerfetch; // set by /peerfetch.js (undefined if it failed to load)
-const mode = document.getElementById('mode');
+const $ = (selector) => document.querySelector(selector);
 
-// 127.0.0.1 and 127.0.0.2 are distinct origins on one machine: point the link at the other one.
-const other = location.hostname === '127.0.0.2' ? '127.0.0.1' : '127.0.0.2';
-document.getElementById('second-viewer').href = `${location.protocol}//${other}:${location.port}/`;
-
-// Create the <video> only once peerfetch is ready, i.e. once its service worker controls the page:
-// requests made before that go straight to the origin. If ready never comes, play anyway.
+// 1. Wait for peerfetch before creating the player: `ready` means its service worker controls the
+//    page, and requests made before that would go straight to the origin. If ready never comes, play anyway.
 function whenReady() {
   if (!peerfetch) return Promise.resolve('peerfetch did not load: plain playback');
   const timeout = new Promise((resolve) =>
@@ -29,32 +34,107 @@ function whenReady() {
   return Promise.race([ready, timeout]);
 }
 
-whenReady().then((status) => {
-  mode.textContent = status;
+// 2. The player: an ordinary <video>. For MP4 its src is the file; for HLS, hls.js (served by the
+//    demo from node_modules) fetches the segments. Nothing here is specific to peerfetch.
+let hls; // the running hls.js instance, if any
+
+function play(format) {
+  hls?.destroy();
+  hls = undefined;
   const video = document.createElement('video');
-  video.src = VIDEO_URL;
   video.controls = true;
   video.muted = true; // muted videos may autoplay (Chromium's autoplay policy)
   video.autoplay = true;
   video.playsInline = true;
-  document.getElementById('player').append(video);
+  $('#player').replaceChildren(video);
+  if (format === 'hls' && window.Hls?.isSupported()) {
+    hls = new window.Hls();
+    hls.loadSource(HLS_URL);
+    hls.attachMedia(video);
+  } else if (format === 'hls') {
+    video.src = HLS_URL; // browsers with native HLS
+  } else {
+    video.src = MP4_URL;
+  }
+  panel.showVideo(format === 'hls' ? (path) => path.startsWith('/media/hls/') : (path) => path === MP4_URL);
+}
+
+/** Loads hls.js on first use: a page that plays MP4 never downloads it. */
+function loadHls() {
+  if (window.Hls) return Promise.resolve();
+  return new Promise((resolve) => {
+    const script = document.createElement('script');
+    script.src = '/vendor/hls.js';
+    script.onload = script.onerror = resolve; // without hls.js, play() falls back to native HLS
+    document.head.append(script);
+  });
+}
+
+let format = location.hash === '#hls' ? 'hls' : 'mp4';
+
+async function choose(next) {
+  format = next;
+  history.replaceState(null, '', next === 'hls' ? '#hls' : location.pathname);
+  for (const tab of document.querySelectorAll('[data-format]')) tab.setAttribute('aria-selected', String(tab.dataset.format === next));
+  if (next === 'hls') await loadHls();
+  if (format === next) play(next);
+}
+
+// 3. The live panel: redrawn on every `stats` event (once a second) from the engine's figures,
+//    plus the swarm's figures, which the tracker aggregates from every viewer's reports.
+const panel = createPanel(peerfetch);
+
+whenReady().then((status) => {
+  $('#mode').textContent = status;
+  $('#mode').classList.toggle('ok', status.startsWith('peerfetch ready'));
+  for (const tab of document.querySelectorAll('[data-format]')) tab.addEventListener('click', () => choose(tab.dataset.format));
+  void choose(format);
 });
 
-// The stats panel: redraw on every `stats` event from getStats().
-const formatBytes = (bytes) =>
-  bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1024 / 1024).toFixed(2)} MiB`;
-
-function drawStats() {
-  const stats = peerfetch.getStats();
-  for (const cell of document.querySelectorAll('[data-stat]')) {
-    const name = cell.dataset.stat;
-    const value = stats[name] ?? 0;
-    cell.textContent =
-      name === 'offloadRatio' ? `${(value * 100).toFixed(1)} %` : name === 'peers' ? String(value) : formatBytes(value);
-  }
-}
-
+// 4. Controls, each one call on the running instance.
 if (peerfetch) {
-  peerfetch.addEventListener('stats', drawStats);
-  drawStats();
+  const note = (text) => ($('#control-note').textContent = text);
+  $('#p2p').checked = peerfetch.p2p;
+  $('#p2p').addEventListener('change', (event) => {
+    peerfetch.setP2P(event.target.checked); // off: leave the swarm; the store and the origin still serve
+    note(event.target.checked ? 'Back in the swarm.' : 'Left the swarm: pieces come from the local store and the origin.');
+  });
+  $('#upload-limit').addEventListener('change', (event) => {
+    const value = event.target.value;
+    peerfetch.setUploadLimit(value ? Number(value) : undefined); // bytes per second, for all peers together
+    note(value ? `Uploads capped at ${Number(value) / 1000} kB/s.` : 'Uploads uncapped.');
+  });
+  $('#clear-storage').addEventListener('click', async () => {
+    await peerfetch.clearStorage(); // this origin's pieces on this device; other viewers keep theirs
+    note('Stored pieces cleared: the next play fetches them again.');
+  });
+} else {
+  for (const control of document.querySelectorAll('.controls input, .controls select, .controls button')) control.disabled = true;
 }
+
+// 5. More viewers: the demo listens on several loopback addresses (127.0.0.1, 127.0.0.2, ...).
+//    Each is another origin, so another service worker, store and swarm member, in the same browser.
+fetch('/demo-config.json')
+  .then((response) => response.json())
+  .then(({ viewers, headlessViewers }) => {
+    const here = viewers.findIndex((url) => new URL(url).host === location.host);
+    $('#viewer-name').textContent = `viewer ${here + 1}`;
+    $('#viewer-origin').textContent = location.host;
+    $('#viewer-links').replaceChildren(
+      ...viewers.map((url, index) => {
+        const link = Object.assign(document.createElement('a'), { href: url, target: `peerfetch-viewer-${index + 1}`, textContent: String(index + 1) });
+        link.title = `viewer ${index + 1}: ${new URL(url).host}`;
+        if (index === here) link.setAttribute('aria-current', 'page');
+        return link;
+      }),
+    );
+    if (headlessViewers > 0) $('#viewer-name').title = `${headlessViewers} headless viewers run in the demo's Chromium`;
+    let next = here;
+    $('#add-viewer').disabled = viewers.length < 2;
+    $('#add-viewer').addEventListener('click', () => {
+      next = (next + 1) % viewers.length;
+      if (next === here) next = (next + 1) % viewers.length;
+      window.open(viewers[next] + location.hash, `peerfetch-viewer-${next + 1}`);
+    });
+  })
+  .catch(() => ($('#add-viewer').disabled = true));

@@ -5,11 +5,14 @@
 import { existsSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createJsonLogger, startTracker } from '../tracker/index.js';
 import { MANIFEST_FILE_NAME, buildManifest } from './build-manifest.js';
+import { PeerfetchError } from '../shared/errors.js';
 import { packageRoot, parsePort, parseRate, peerfetchScriptFiles, untilSignal } from './cli-support.js';
+import { MAX_HEADLESS_VIEWERS, findChromium, launchHeadlessViewers, type HeadlessViewers } from './demo-viewers.js';
 import { ORIGIN_STATS_PATH, startOriginServer, type OriginServer } from './origin-server.js';
 
 /** Options of {@link startDemo}. */
@@ -24,6 +27,12 @@ export interface DemoOptions {
   bytesPerSecond?: number;
   /** The demo site folder. Default: demo/ of this package. */
   dir?: string;
+  /**
+   * Headless viewers to start (0–{@link MAX_HEADLESS_VIEWERS}), each its own browser context in a
+   * headless Chromium (PEERFETCH_CHROMIUM or /usr/bin/chromium). Default 0. They open WebRTC
+   * connections like any viewer: on a shared machine, run them inside a private network.
+   */
+  viewers?: number;
 }
 
 /** A running demo. */
@@ -32,20 +41,47 @@ export interface RunningDemo {
   url: string;
   /** The same page on another loopback address: another origin, so its own storage and SW. */
   secondViewerUrl?: string;
+  /** Every address the page is served on, the first one first: one viewer each (own origin, own storage). */
+  viewerUrls: string[];
   trackerUrl: string;
   origin: OriginServer;
+  /** The headless viewers started with `viewers`, if any. */
+  headless?: HeadlessViewers;
   /** Things the person starting the demo should know (missing build, skipped files). */
   warnings: string[];
   close(): Promise<void>;
 }
 
-/** Loopback address of the second viewer: a distinct origin with its own SW and IndexedDB (TESTING.md). */
-const SECOND_VIEWER_HOST = '127.0.0.2';
+/**
+ * Loopback addresses the demo listens on besides 127.0.0.1, one viewer each: distinct origins,
+ * so each has its own SW and IndexedDB (TESTING.md). Linux routes all of 127/8 to loopback; 8
+ * viewers are as many as a person arranges on one screen.
+ */
+const EXTRA_VIEWER_HOSTS = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6', '127.0.0.7', '127.0.0.8'];
 const TRACKER_ATTRIBUTE = /data-tracker="[^"]*"/;
+/**
+ * Piece size of the demo manifest, in bytes: 64 KiB instead of the 256 KiB default, so the
+ * 1.5 MB film has 24 pieces (a piece map worth looking at) and each ~110 KB HLS segment two;
+ * small pieces also let a new viewer take more of the film from peers before its player needs it.
+ */
+const DEMO_PIECE_SIZE = 64 * 1024;
+/** URL path of hls.js on the demo site; the file comes from node_modules (a development dependency). */
+const HLS_SCRIPT_PATH = '/vendor/hls.js';
+/** URL path of the page's settings: viewer addresses and headless viewers. */
+const DEMO_CONFIG_PATH = '/demo-config.json';
+
+/** hls.js's light build (no subtitles, alternate audio or DRM: the demo film has none), if installed. */
+function hlsScriptFile(): string | undefined {
+  try {
+    return createRequire(path.join(packageRoot(), 'package.json')).resolve('hls.js/dist/hls.light.min.js');
+  } catch {
+    return undefined;
+  }
+}
 
 /** Writes the manifest only when it changed, through a rename, so a running page never reads half a file. */
 async function refreshManifest(dir: string, warnings: string[]): Promise<void> {
-  const { manifest, warnings: skipped } = await buildManifest(path.join(dir, 'media'), { baseUrl: '/media/' });
+  const { manifest, warnings: skipped } = await buildManifest(path.join(dir, 'media'), { baseUrl: '/media/', pieceSize: DEMO_PIECE_SIZE });
   warnings.push(...skipped.map((warning) => `demo/media: ${warning}`));
   const file = path.join(dir, MANIFEST_FILE_NAME);
   const text = `${JSON.stringify(manifest, null, 2)}\n`;
@@ -71,11 +107,18 @@ function isWildcard(host: string): boolean {
 export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo> {
   const dir = options.dir ?? path.join(packageRoot(), 'demo');
   const host = options.host ?? '127.0.0.1';
-  const warnings: string[] = [];
-  const scripts = peerfetchScriptFiles();
-  for (const script of ['/peerfetch.js', '/peerfetch-sw.js']) {
-    if (!existsSync(scripts[script]!)) warnings.push(`${scripts[script]} is missing: run npm run build (the page plays without peerfetch meanwhile)`);
+  const viewers = options.viewers ?? 0;
+  if (!Number.isInteger(viewers) || viewers < 0 || viewers > MAX_HEADLESS_VIEWERS) {
+    throw new PeerfetchError('option-invalid', `viewers must be an integer from 0 to ${MAX_HEADLESS_VIEWERS}, not ${viewers}`);
   }
+  const warnings: string[] = [];
+  const files: Record<string, string> = peerfetchScriptFiles();
+  for (const script of ['/peerfetch.js', '/peerfetch-sw.js']) {
+    if (!existsSync(files[script]!)) warnings.push(`${files[script]} is missing: run npm run build (the page plays without peerfetch meanwhile)`);
+  }
+  const hls = hlsScriptFile();
+  if (hls) files[HLS_SCRIPT_PATH] = hls;
+  else warnings.push('hls.js is not installed (npm install): the page offers the MP4 only');
   await refreshManifest(dir, warnings);
 
   const tracker = await startTracker({
@@ -84,35 +127,42 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     logger: createJsonLogger((line) => process.stderr.write(line), 'warn'),
   });
   const pageTemplate = await readFile(path.join(dir, 'index.html'), 'utf8');
+  /** The hostname the browser used to reach us (the page's tracker and links follow it behind a wildcard address). */
+  const requestHostname = (request: IncomingMessage) => new URL(`http://${request.headers.host ?? '127.0.0.1'}`).hostname;
   // The page names the tracker; behind a wildcard address, the one the browser used to reach us.
   const page = (request: IncomingMessage) => {
-    let trackerUrl = tracker.url;
-    if (isWildcard(host)) {
-      const hostname = new URL(`http://${request.headers.host ?? '127.0.0.1'}`).hostname;
-      trackerUrl = `ws://${hostname}:${tracker.port}`;
-    }
+    const trackerUrl = isWildcard(host) ? `ws://${requestHostname(request)}:${tracker.port}` : tracker.url;
     return {
       body: pageTemplate.replace(TRACKER_ATTRIBUTE, `data-tracker="${trackerUrl}"`),
       contentType: 'text/html; charset=utf-8',
     };
   };
+  let viewerUrls: string[] = [];
+  let headless: HeadlessViewers | undefined;
+  const config = (request: IncomingMessage) => ({
+    body: JSON.stringify({
+      viewers: isWildcard(host) ? [`http://${requestHostname(request)}:${origin.port}/`] : viewerUrls,
+      headlessViewers: headless?.count ?? 0,
+    }),
+    contentType: 'application/json; charset=utf-8',
+  });
 
   const originOptions = {
     root: dir,
     port: options.port ?? 8080,
     bytesPerSecond: options.bytesPerSecond,
-    files: scripts,
-    pages: { '/': page, '/index.html': page },
+    files,
+    pages: { '/': page, '/index.html': page, [DEMO_CONFIG_PATH]: config },
   };
   let origin: OriginServer;
-  let secondViewerUrl: string | undefined;
+  let hosts = [host];
   try {
     if (host === '127.0.0.1') {
       try {
-        origin = await startOriginServer({ ...originOptions, host: [host, SECOND_VIEWER_HOST] });
-        secondViewerUrl = `http://${SECOND_VIEWER_HOST}:${origin.port}/`;
+        origin = await startOriginServer({ ...originOptions, host: [host, ...EXTRA_VIEWER_HOSTS] });
+        hosts = [host, ...EXTRA_VIEWER_HOSTS];
       } catch (error) {
-        // Some systems only configure 127.0.0.1 on loopback: run without the second address.
+        // Some systems (macOS) only configure 127.0.0.1 on loopback: run without the other addresses.
         if ((error as NodeJS.ErrnoException).code !== 'EADDRNOTAVAIL') throw error;
         origin = await startOriginServer({ ...originOptions, host });
       }
@@ -123,18 +173,44 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     await tracker.close();
     throw error;
   }
+  viewerUrls = isWildcard(host) ? [`${origin.url}/`] : hosts.map((name) => `http://${name}:${origin.port}/`);
 
   let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      // Viewers first, so they leave the swarm while the tracker still answers.
+      await headless?.close();
+      await Promise.all([origin.close(), tracker.close()]);
+    })();
+    return closing;
+  };
+  if (viewers > 0) {
+    const chromium = findChromium();
+    if (!chromium) {
+      warnings.push('no Chromium found (set PEERFETCH_CHROMIUM or install chromium): no headless viewers started');
+    } else {
+      try {
+        headless = await launchHeadlessViewers(chromium);
+        for (let index = 0; index < viewers; index++) {
+          // Spread over the addresses after the first, the one a person opens first.
+          await headless.add(viewerUrls[(index + 1) % viewerUrls.length]!);
+        }
+      } catch (error) {
+        await close();
+        throw error;
+      }
+    }
+  }
+
   return {
     url: `${origin.url}/`,
-    secondViewerUrl,
+    secondViewerUrl: viewerUrls[1],
+    viewerUrls,
     trackerUrl: tracker.url,
     origin,
+    headless,
     warnings,
-    close: () => {
-      closing ??= Promise.all([origin.close(), tracker.close()]).then(() => undefined);
-      return closing;
-    },
+    close,
   };
 }
 
@@ -147,9 +223,11 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
  */
 export const DEFAULT_DEMO_RATE_KBPS = 150;
 
-const DEMO_USAGE = `Usage: peerfetch demo [--port 8080] [--host 127.0.0.1] [--tracker-port 8000] [--rate KBPS]
+const DEMO_USAGE = `Usage: peerfetch demo [--port 8080] [--host 127.0.0.1] [--tracker-port 8000] [--rate KBPS] [--viewers N]
   --rate KBPS   cap each origin connection at KBPS kilobytes per second, like a CDN edge
                 (default ${DEFAULT_DEMO_RATE_KBPS}; 0: no cap)
+  --viewers N   also start N headless viewers (at most ${MAX_HEADLESS_VIEWERS}), each its own browser context,
+                in Chromium (PEERFETCH_CHROMIUM or /usr/bin/chromium); they stop with the demo
 `;
 
 /** `peerfetch demo ...`: starts the demo, prints where to look, stops on SIGTERM/SIGINT. */
@@ -161,6 +239,7 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
       host: { type: 'string' },
       'tracker-port': { type: 'string' },
       rate: { type: 'string' },
+      viewers: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -168,11 +247,16 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
     process.stdout.write(DEMO_USAGE);
     return 0;
   }
+  const viewers = values.viewers === undefined ? 0 : Number(values.viewers);
+  if (!/^\d+$/.test(values.viewers ?? '0') || viewers > MAX_HEADLESS_VIEWERS) {
+    throw new PeerfetchError('option-invalid', `--viewers must be a number from 0 to ${MAX_HEADLESS_VIEWERS}, not "${values.viewers}"`);
+  }
   const options: DemoOptions = {
     port: parsePort(values.port, 8080, '--port'),
     host: values.host ?? '127.0.0.1',
     trackerPort: parsePort(values['tracker-port'], 8000, '--tracker-port'),
     bytesPerSecond: parseRate(values.rate ?? String(DEFAULT_DEMO_RATE_KBPS)),
+    viewers,
   };
   let demo: RunningDemo;
   try {
@@ -186,19 +270,25 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
   }
   for (const warning of demo.warnings) process.stderr.write(`peerfetch demo: warning: ${warning}\n`);
   const cap = options.bytesPerSecond ? `capped at ${options.bytesPerSecond / 1000} kB/s per connection (--rate)` : 'no bandwidth cap';
+  const [, second, ...more] = demo.viewerUrls;
   process.stdout.write(
     [
       `peerfetch demo listening on ${demo.url}`,
       '',
       `  open         ${demo.url}`,
-      demo.secondViewerUrl ? `  2nd viewer   ${demo.secondViewerUrl}  (another origin: its own storage, a separate peer)` : '',
+      second ? `  2nd viewer   ${second}  (another origin: its own storage, a separate peer)` : undefined,
+      more.length > 0 ? `  more         ${more[0]} ... ${more.at(-1)}  (or the page's "Open another viewer" button)` : undefined,
+      demo.headless ? `  headless     ${demo.headless.count} viewer${demo.headless.count === 1 ? '' : 's'} in Chromium (--viewers)` : undefined,
       `  tracker      ${demo.trackerUrl}`,
       `  origin       ${cap}, byte counts at ${demo.origin.url}${ORIGIN_STATS_PATH}`,
+      '',
+      'Play the film in one viewer, then open the next: its offload ratio rises as it takes pieces from',
+      `the first. peerfetch demo --viewers N adds N headless viewers (at most ${MAX_HEADLESS_VIEWERS}).`,
       '',
       'Press Ctrl+C to stop.',
       '',
     ]
-      .filter((line, index, lines) => line !== '' || lines[index - 1] !== '')
+      .filter((line) => line !== undefined)
       .join('\n'),
   );
   await untilSignal();

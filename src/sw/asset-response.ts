@@ -1,12 +1,13 @@
 import { pieceSpan, piecesCovering } from '../shared/piece-math.js';
 import { contentRange, parseRange, type ByteRange } from '../shared/range.js';
 import type { ManifestAsset } from '../shared/manifest.js';
+import { GrowingPiece } from './growing-piece.js';
 
 /**
  * Fetches the bytes of one whole piece; rejects when no source can deliver it. `first` marks
  * the first piece of a response: the player is waiting for it now.
  */
-export type PieceLoader = (piece: number, signal: AbortSignal, first: boolean) => Promise<Uint8Array>;
+export type PieceLoader = (piece: number, signal: AbortSignal, first: boolean) => Promise<Uint8Array | GrowingPiece>;
 
 /**
  * Pieces requested ahead of the one being read (count). Two keep the next piece's round trip
@@ -57,7 +58,7 @@ export function pieceStream(
 ): ReadableStream<Uint8Array> {
   const pieces = piecesCovering(range.start, range.end + 1, asset.pieceSize);
   const abort = new AbortController();
-  const pending: Promise<Uint8Array>[] = [];
+  const pending: Promise<Uint8Array | GrowingPiece>[] = [];
   let nextToLoad = 0;
 
   const fill = () => {
@@ -76,19 +77,21 @@ export function pieceStream(
       const loading = pending.shift();
       if (!loading) return controller.close();
       const index = pieces[nextToLoad - pending.length - 1]!;
-      let data: Uint8Array;
+      const span = pieceSpan(index, asset.size, asset.pieceSize);
+      const from = Math.max(range.start, span.start) - span.start;
+      const to = Math.min(range.end + 1, span.end) - span.start;
       try {
-        data = await loading;
+        const data = await loading;
+        // A piece still arriving from the origin flows to the player part by part.
+        const parts = data instanceof GrowingPiece ? data.read(from, to) : [data.subarray(from, to)];
+        for await (const part of parts) {
+          controller.enqueue(part);
+          onBytes(part.length);
+        }
       } catch (error) {
         abort.abort();
         throw error;
       }
-      const span = pieceSpan(index, asset.size, asset.pieceSize);
-      const from = Math.max(range.start, span.start) - span.start;
-      const to = Math.min(range.end + 1, span.end) - span.start;
-      const slice = data.subarray(from, to);
-      controller.enqueue(slice);
-      onBytes(slice.length);
       if (nextToLoad === pieces.length && pending.length === 0) controller.close();
     },
     cancel() {

@@ -1,31 +1,58 @@
 import { PeerfetchError } from '../shared/errors.js';
 import { pieceSpan } from '../shared/piece-math.js';
 import type { ManifestAsset } from '../shared/manifest.js';
+import { GrowingPiece } from './growing-piece.js';
 
 /**
- * Fetches one piece of `asset` from its origin with an HTTP Range request. Accepts a 206 for
- * exactly that range, or a 200 with the whole file (a server that ignores Range) and slices it.
- * Throws `origin-failed` for anything else.
+ * Fetches one piece of `asset` from its origin with an HTTP Range request and returns it as soon
+ * as the response headers are in: its bytes keep arriving into the returned GrowingPiece.
+ * Accepts a 206 for exactly that range, or a 200 with the whole file (a server that ignores
+ * Range), which is sliced. Throws `origin-failed` for anything else.
  */
-export async function fetchPieceFromOrigin(
-  asset: ManifestAsset,
-  piece: number,
-  signal: AbortSignal,
-): Promise<Uint8Array> {
+export async function fetchPieceFromOrigin(asset: ManifestAsset, piece: number, signal: AbortSignal): Promise<GrowingPiece> {
   const span = pieceSpan(piece, asset.size, asset.pieceSize);
+  const length = span.end - span.start;
   const response = await fetch(asset.href, {
     headers: { Range: `bytes=${span.start}-${span.end - 1}` },
     mode: 'cors',
     credentials: 'same-origin',
     signal,
   });
-  const bytes = new Uint8Array(await response.arrayBuffer());
-  if (response.status === 206 && bytes.length === span.end - span.start) return bytes;
-  if (response.status === 200 && bytes.length === asset.size) return bytes.slice(span.start, span.end);
+  const contentRange = response.headers.get('content-range');
+  const rangeMatches = contentRange === null || contentRange.startsWith(`bytes ${span.start}-${span.end - 1}/`);
+  if (response.status === 206 && response.body && rangeMatches) {
+    const growing = new GrowingPiece(length);
+    void pump(response.body.getReader(), growing);
+    return growing;
+  }
+  if (response.status === 200) {
+    const whole = new Uint8Array(await response.arrayBuffer());
+    if (whole.length === asset.size) {
+      const growing = new GrowingPiece(length);
+      growing.append(whole.subarray(span.start, span.end));
+      return growing;
+    }
+  }
+  await response.body?.cancel().catch(() => {});
   throw new PeerfetchError('origin-failed', `origin answered ${response.status} for piece ${piece} of ${asset.href}`, {
     status: response.status,
-    bytes: bytes.length,
   });
+}
+
+/** Moves a response body into a GrowingPiece; a short or failed body fails the piece. */
+async function pump(reader: ReadableStreamDefaultReader<Uint8Array>, growing: GrowingPiece): Promise<void> {
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      growing.append(value);
+    }
+    if (growing.received !== growing.data.length) {
+      growing.fail(new PeerfetchError('origin-failed', 'the origin response ended before the piece did'));
+    }
+  } catch (error) {
+    growing.fail(new PeerfetchError('origin-failed', 'the origin response broke off', { cause: String(error) }));
+  }
 }
 
 /**

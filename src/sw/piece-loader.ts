@@ -4,6 +4,7 @@ import { SharedTasks } from '../shared/shared-tasks.js';
 import type { WorkerToPage } from '../shared/bridge-messages.js';
 import type { PieceStore } from '../store/piece-store.js';
 import type { PieceLoader } from './asset-response.js';
+import type { GrowingPiece } from './growing-piece.js';
 
 /**
  * Time (ms) the page engine gets to deliver a piece from peers before the SW goes to the origin.
@@ -34,7 +35,8 @@ export interface PieceSourcesComponents {
     piece: number,
     options: { deadlineMs: number; first: boolean; signal: AbortSignal },
   ): Promise<PeerDelivery | undefined>;
-  fromOrigin(asset: ManifestAsset, piece: number, signal: AbortSignal): Promise<Uint8Array>;
+  /** Starts an origin fetch; resolves once its bytes start arriving. */
+  fromOrigin(asset: ManifestAsset, piece: number, signal: AbortSignal): Promise<GrowingPiece>;
   /** Stats and "stored" notices for a page. */
   notify(clientId: string, message: WorkerToPage): void;
   /** Origin bytes did not match the manifest: it is probably stale. */
@@ -44,11 +46,15 @@ export interface PieceSourcesComponents {
 /**
  * Where a piece's bytes come from, in order: local store, peers (through a page engine), origin.
  * Store and peer failures fall through to the next source; only an origin failure rejects.
- * Origin transfers are shared: a stream and a prefetch wanting the same piece share one fetch.
+ * Origin transfers are shared: a stream and a prefetch wanting the same piece share one fetch,
+ * and its bytes flow to every reader as they arrive.
  */
 export class PieceSources {
   readonly #components: PieceSourcesComponents;
-  readonly #originFetches = new SharedTasks<{ data: Uint8Array; stored: boolean }, AbortSignal>();
+  /** Origin fetches waiting for their response headers. */
+  readonly #originFetches = new SharedTasks<GrowingPiece, AbortSignal>();
+  /** Origin pieces whose bytes are arriving, until they are complete (and stored). */
+  readonly #arriving = new Map<string, GrowingPiece>();
 
   constructor(components: PieceSourcesComponents) {
     this.#components = components;
@@ -81,45 +87,52 @@ export class PieceSources {
   /** Fetches a piece into the store ahead of need (store, else origin); never rejects. */
   async prefetch(asset: ManifestAsset, piece: number, clientId: string): Promise<void> {
     if (await this.#fromStore(asset, piece)) return;
-    await this.#fromOrigin(asset, piece, clientId).catch(() => {});
+    const arriving = await this.#fromOrigin(asset, piece, clientId).catch(() => undefined);
+    await arriving?.done.catch(() => {});
   }
 
   async #fromStore(asset: ManifestAsset, piece: number): Promise<Uint8Array | undefined> {
     return this.#components.store?.get(asset.id, piece).catch(() => undefined);
   }
 
-  async #fromOrigin(asset: ManifestAsset, piece: number, clientId: string, signal?: AbortSignal): Promise<Uint8Array> {
-    const { data, stored } = await this.#originFetches.run(
-      `${asset.id}/${piece}`,
-      (shared) => this.#fetchAndStore(asset, piece, shared),
+  /**
+   * The piece from the origin, joining a transfer already under way. The page that started the
+   * transfer is told once it is complete (its stats count the bytes once), and verified bytes
+   * are stored.
+   */
+  async #fromOrigin(asset: ManifestAsset, piece: number, clientId: string, signal?: AbortSignal): Promise<GrowingPiece> {
+    const key = `${asset.id}/${piece}`;
+    const arriving = this.#arriving.get(key);
+    if (arriving) return arriving;
+    return this.#originFetches.run(
+      key,
+      async (shared) => {
+        const growing = await this.#components.fromOrigin(asset, piece, shared);
+        this.#arriving.set(key, growing);
+        void growing.done
+          .then(async (data) => {
+            const stored = await this.#verifyAndStore(asset, piece, data);
+            this.#components.notify(clientId, { type: 'piece-delivered', asset: asset.id, piece, source: 'origin', bytes: data.length, stored });
+          })
+          .catch(() => {})
+          .finally(() => this.#arriving.delete(key));
+        return growing;
+      },
       signal,
     );
-    this.#components.notify(clientId, {
-      type: 'piece-delivered',
-      asset: asset.id,
-      piece,
-      source: 'origin',
-      bytes: data.length,
-      stored,
-    });
-    return data;
   }
 
-  async #fetchAndStore(asset: ManifestAsset, piece: number, signal: AbortSignal): Promise<{ data: Uint8Array; stored: boolean }> {
-    const { store } = this.#components;
-    const data = await this.#components.fromOrigin(asset, piece, signal);
-    // The origin is the authority: its bytes go to the player either way; only verified bytes
-    // are stored and so shared with peers.
+  /** The origin is the authority: its bytes reach the player either way; only verified bytes are stored and shared. */
+  async #verifyAndStore(asset: ManifestAsset, piece: number, data: Uint8Array): Promise<boolean> {
     if (!(await verifyPiece(data, asset.pieces[piece]!))) {
       this.#components.onStaleManifest(asset, piece);
-      return { data, stored: false };
+      return false;
     }
-    const stored = store
-      ? await store.put({ asset: asset.id, piece, data }).then(
-          () => true,
-          () => false,
-        )
-      : false;
-    return { data, stored };
+    const { store } = this.#components;
+    if (!store) return false;
+    return store.put({ asset: asset.id, piece, data }).then(
+      () => true,
+      () => false,
+    );
   }
 }

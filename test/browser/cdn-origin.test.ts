@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertNoPageErrors, useChromium, waitFor } from '../harness/browser.js';
 import { ensureTestVideo } from '../harness/media.js';
 import { startProcess, type RunningProcess } from '../harness/processes.js';
-import { createTestSite, openPage, originBytesFor, playInPage, startOrigin, startTracker, stats, type TestSite } from './test-site.js';
+import { createTestSite, openPage, originBytesFor, playInPage, startOrigin, startTracker, stats, type TestSite, waitUntilHeld } from './test-site.js';
 
 // Video usually lives on a CDN, another origin than the page. The manifest lists it by absolute
 // URL (`--base-url`), the SW answers the cross-origin <video> requests with its own responses
@@ -44,6 +44,7 @@ describe('assets on a CDN origin', () => {
     const firstPage = await first.newPage();
     await openPage(firstPage, pageUrl, { tracker: trackerUrl });
     await playInPage(firstPage, videoUrl, { rate: 4 });
+    await waitUntilHeld(firstPage, videoUrl);
     const firstStats = await stats(firstPage);
     // The SW answered: it counted what it served and fetched from the CDN itself.
     expect(firstStats.bytesServed).toBeGreaterThanOrEqual(size);

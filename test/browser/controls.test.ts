@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { assertNoPageErrors, useChromium, waitFor } from '../harness/browser.js';
-import { fetchInPage, openPage, stats, useTestSite } from './test-site.js';
+import { fetchInPage, openPage, stats, useTestSite, waitUntilHeld } from './test-site.js';
 
 // The run-time controls a site (and the demo) offers its viewers: peer-to-peer off and on,
 // and clearing what this device stored.
@@ -15,6 +15,7 @@ describe('controls', () => {
     const seeder = await (await chromium.viewer('ctl-seeder')).newPage();
     await openPage(seeder, fixture.originUrl, { tracker: fixture.trackerUrl });
     expect((await fetchInPage(seeder, VIDEO_URL)).sha256).toBe(fixture.site.videoSha256);
+    await waitUntilHeld(seeder, VIDEO_URL);
 
     const context = await chromium.viewer('ctl-viewer');
     const page = await context.newPage();
@@ -38,17 +39,21 @@ describe('controls', () => {
     const page = await context.newPage();
     await openPage(page, fixture.originUrl, { tracker: fixture.trackerUrl });
     await fetchInPage(page, VIDEO_URL);
-    const before = await stats(page);
-    expect(before.assets[0]?.held).toBeGreaterThan(0);
+    const before = await waitFor(async () => {
+      const current = await stats(page);
+      return current.assets[0] && current.assets[0].held === current.assets[0].pieces ? current : undefined;
+    }, { what: 'every piece to be stored' });
 
     await page.evaluate(() => window.peerfetch!.clearStorage());
     expect((await stats(page)).assets[0]?.held).toBe(0);
     const fromStoreBefore = (await stats(page)).bytesFromStore;
     expect((await fetchInPage(page, VIDEO_URL)).sha256).toBe(fixture.site.videoSha256);
-    const after = await stats(page);
+    const after = await waitFor(async () => {
+      const current = await stats(page);
+      return current.bytesFromOrigin >= before.bytesFromOrigin + fixture.site.videoBytes.length ? current : undefined;
+    }, { what: 'every piece to be fetched from the origin again' });
     // Nothing came from the store: it was empty.
     expect(after.bytesFromStore).toBe(fromStoreBefore);
-    expect(after.bytesFromOrigin).toBeGreaterThanOrEqual(before.bytesFromOrigin + fixture.site.videoBytes.length);
     assertNoPageErrors(context);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { assertNoPageErrors, useChromium, waitFor } from '../harness/browser.js';
-import { fetchInPage, openPage, originBytesFor, playInPage, sha256, startTracker, stats, useTestSite } from './test-site.js';
+import { fetchInPage, openPage, originBytesFor, playInPage, sha256, startTracker, stats, useTestSite, waitUntilHeld } from './test-site.js';
 
 // The whole data path, end to end, with real parts: Chromium, its service worker and
 // IndexedDB, WebRTC between visitors inside the private network namespace, the peerfetch
@@ -52,6 +52,7 @@ describe('data path', () => {
     const seederPage = await seeder.newPage();
     await openPage(seederPage, fixture.originUrl, { tracker: fixture.trackerUrl });
     expect((await fetchInPage(seederPage, VIDEO_URL)).sha256).toBe(fixture.site.videoSha256);
+    await waitUntilHeld(seederPage, VIDEO_URL);
 
     const viewer = await chromium.viewer('b-viewer');
     const page = await viewer.newPage();
@@ -76,6 +77,7 @@ describe('data path', () => {
     const seederPage = await seeder.newPage();
     await openPage(seederPage, fixture.originUrl, { tracker: fixture.trackerUrl });
     expect((await fetchInPage(seederPage, VIDEO_URL)).sha256).toBe(fixture.site.videoSha256);
+    await waitUntilHeld(seederPage, VIDEO_URL);
     // Flip one byte in every piece the seeder stored, as a faulty or hostile peer would serve them.
     const corrupted = await seederPage.evaluate(
       () =>
@@ -118,7 +120,11 @@ describe('data path', () => {
     expect((await fetchInPage(page, VIDEO_URL)).sha256).toBe(fixture.site.videoSha256);
     const rejected = await page.evaluate(() => (window as unknown as { rejected: unknown[] }).rejected);
     expect(rejected.length).toBeGreaterThanOrEqual(1);
-    const after = await stats(page);
+    // The SW reports each origin piece once it is complete and stored, just after its bytes went out.
+    const after = await waitFor(async () => {
+      const current = await stats(page);
+      return current.bytesFromOrigin >= fixture.site.videoBytes.length ? current : undefined;
+    }, { what: 'the origin bytes to be counted' });
     expect(after.peers).toBe(0);
     expect(after.bytesFromPeers).toBe(0);
     expect(after.bytesFromOrigin).toBe(fixture.site.videoBytes.length);

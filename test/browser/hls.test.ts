@@ -5,7 +5,7 @@ import type { Page } from 'playwright-core';
 import { assertNoPageErrors, useChromium, waitFor } from '../harness/browser.js';
 import { ensureTestHls, ensureTestVideo } from '../harness/media.js';
 import { startProcess, type RunningProcess } from '../harness/processes.js';
-import { fetchInPage, openPage, startOrigin, startTracker, stats, createTestSite, type TestSite } from './test-site.js';
+import { fetchInPage, openPage, startOrigin, startTracker, stats, createTestSite, type TestSite, waitUntilHeld } from './test-site.js';
 
 // HLS through the same path: hls.js fetches segments, each segment is a manifest asset served
 // by the SW; the playlist is never touched; segments ahead of the playhead come from peers.
@@ -74,6 +74,7 @@ describe('HLS', () => {
     const seederPage = await seeder.newPage();
     await openPage(seederPage, originUrl, { tracker: trackerUrl });
     for (const name of segments) expect((await fetchInPage(seederPage, `/hls/${name}`)).status).toBe(200);
+    for (const name of segments) await waitUntilHeld(seederPage, `/hls/${name}`);
 
     const viewer = await chromium.viewer('hls-viewer');
     const page = await viewer.newPage();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { assertNoPageErrors, useChromium, waitFor } from '../harness/browser.js';
-import { fetchInPage, openPage, originBytesFor, stats, useTestSite } from './test-site.js';
+import { fetchInPage, openPage, originBytesFor, stats, useTestSite, waitUntilHeld } from './test-site.js';
 
 // How the engine decides where pieces come from: prefetching ahead from peers, splitting the
 // origin's work in a flash crowd, seeding again after a reload, and several tabs sharing one
@@ -19,6 +19,7 @@ async function seeder(name: string) {
   const page = await context.newPage();
   await openPage(page, fixture.originUrl, { tracker: fixture.trackerUrl });
   expect((await fetchInPage(page, VIDEO_URL)).sha256).toBe(fixture.site.videoSha256);
+  await waitUntilHeld(page, VIDEO_URL);
   return { context, page };
 }
 

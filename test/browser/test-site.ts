@@ -87,6 +87,21 @@ export async function openPage(page: Page, originUrl: string, attributes: Record
   await page.evaluate(() => window.peerfetch!.ready);
 }
 
+/**
+ * Waits until the page holds every piece of the asset at `url` (stored and announced to peers).
+ * The SW reports a piece once it is complete and stored, just after its bytes reached the page,
+ * so a seeder is only complete a moment after its fetch or playback finished.
+ */
+export async function waitUntilHeld(page: Page, url: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const asset = (await stats(page)).assets.find((entry) => entry.url.endsWith(url));
+    if (asset && asset.held === asset.pieces) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for every piece of ${url} to be stored (${asset?.sources})`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 export function stats(page: Page): Promise<PeerfetchStats> {
   return page.evaluate(() => window.peerfetch!.getStats());
 }

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { assetResponse } from '../../src/sw/asset-response.js';
 import { PieceSources } from '../../src/sw/piece-loader.js';
 import { parseManifest, type ManifestAsset } from '../../src/shared/manifest.js';
@@ -6,6 +6,7 @@ import { sha256Hex } from '../../src/shared/integrity.js';
 import { MemoryPieceStore } from '../../src/store/piece-store.js';
 import { SharedTasks } from '../../src/shared/shared-tasks.js';
 import type { WorkerToPage } from '../../src/shared/bridge-messages.js';
+import { GrowingPiece } from '../../src/sw/growing-piece.js';
 
 // The service worker's response logic in Node (which has Response and ReadableStream):
 // status, headers and bodies for every kind of Range, and the source order store -> peers -> origin.
@@ -94,7 +95,12 @@ describe('PieceSources', () => {
       },
       fromOrigin: async (_asset, piece) => {
         calls.origin++;
-        return (options.origin ?? fromBytes)(piece);
+        const data = (options.origin ?? fromBytes)(piece);
+        const growing = new GrowingPiece(data.length);
+        // Bytes arrive in two parts, as from a network.
+        growing.append(data.subarray(0, 100));
+        setTimeout(() => growing.append(data.subarray(100)), 1);
+        return growing;
       },
       notify: (_client, message) => notices.push(message),
       onStaleManifest: () => calls.stale++,
@@ -102,6 +108,7 @@ describe('PieceSources', () => {
     return { asset, store, notices, calls, load: sources.loaderFor(asset, 'page-1'), sources };
   }
   const signal = () => new AbortController().signal;
+  const bytesOf = async (loaded: Uint8Array | GrowingPiece) => (loaded instanceof GrowingPiece ? loaded.done : loaded);
 
   it('takes the store first, then peers, then the origin, and stores verified origin bytes', async () => {
     const { load, calls, store, asset, notices } = await setup({ peers: (piece) => (piece === 1 ? fromBytes(1) : undefined) });
@@ -110,25 +117,52 @@ describe('PieceSources', () => {
     expect(calls).toMatchObject({ peers: 0, origin: 0 });
     expect(await load(1, signal(), false)).toEqual(fromBytes(1));
     expect(calls).toMatchObject({ peers: 1, origin: 0 });
-    expect(await load(2, signal(), false)).toEqual(fromBytes(2));
+    expect(await bytesOf(await load(2, signal(), false))).toEqual(fromBytes(2));
     expect(calls).toMatchObject({ peers: 2, origin: 1 });
-    expect(await store.list(asset.id)).toEqual([0, 2]);
-    expect(notices.map((notice) => notice.type === 'piece-delivered' && notice.source)).toEqual(['store', 'origin']);
+    await vi.waitFor(async () => expect(await store.list(asset.id)).toEqual([0, 2]));
+    await vi.waitFor(() => expect(notices.map((notice) => notice.type === 'piece-delivered' && notice.source)).toEqual(['store', 'origin']));
   });
 
   it('passes origin bytes that fail the hash to the player but never stores them', async () => {
     const bad = new Uint8Array(PIECE).fill(1);
     const { load, calls, store, asset, notices } = await setup({ origin: () => bad });
-    expect(await load(0, signal(), true)).toEqual(bad);
+    expect(await bytesOf(await load(0, signal(), true))).toEqual(bad);
+    await vi.waitFor(() => expect(notices[0]).toMatchObject({ type: 'piece-delivered', source: 'origin', stored: false }));
     expect(await store.list(asset.id)).toEqual([]);
     expect(calls.stale).toBe(1);
-    expect(notices[0]).toMatchObject({ type: 'piece-delivered', source: 'origin', stored: false });
   });
 
-  it('shares one origin fetch between a stream and a prefetch of the same piece', async () => {
-    const { load, calls, sources, asset } = await setup();
-    await Promise.all([load(1, signal(), false), sources.prefetch(asset, 1, 'page-1'), load(1, signal(), false)]);
+  it('shares one origin fetch between a stream and a prefetch of the same piece, and counts it once', async () => {
+    const { load, calls, sources, asset, notices, store } = await setup();
+    const [first, , second] = await Promise.all([load(1, signal(), false), sources.prefetch(asset, 1, 'page-1'), load(1, signal(), false)]);
     expect(calls.origin).toBe(1);
+    expect(await bytesOf(first)).toEqual(fromBytes(1));
+    expect(await bytesOf(second)).toEqual(fromBytes(1));
+    await vi.waitFor(async () => expect(await store.list(asset.id)).toEqual([1]));
+    await vi.waitFor(() => expect(notices.filter((notice) => notice.type === 'piece-delivered')).toHaveLength(1));
+  });
+
+  it('a response streams origin bytes before the piece is complete', async () => {
+    const asset = await makeAsset();
+    const growing = new GrowingPiece(PIECE);
+    const response = assetResponse(asset, 'bytes=0-99', async () => growing);
+    const reader = response.body!.getReader();
+    growing.append(fromBytes(0).subarray(0, 50));
+    const firstPart = await reader.read();
+    expect(firstPart.value).toEqual(fromBytes(0).subarray(0, 50));
+    growing.append(fromBytes(0).subarray(50));
+    const secondPart = await reader.read();
+    expect(secondPart.value).toEqual(fromBytes(0).subarray(50, 100));
+    expect((await reader.read()).done).toBe(true);
+  });
+
+  it('an origin body that breaks off errors the response', async () => {
+    const asset = await makeAsset();
+    const growing = new GrowingPiece(PIECE);
+    const response = assetResponse(asset, null, async () => growing);
+    growing.append(new Uint8Array(10));
+    growing.fail(new Error('connection reset'));
+    await expect(response.arrayBuffer()).rejects.toThrow();
   });
 });
 

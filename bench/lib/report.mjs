@@ -37,6 +37,7 @@ export function summarize(run, viewerCount) {
     ofIdeal: offload != null ? offload / ideal : null,
     startupMedianMs: median(v.map((x) => x.startupMs)),
     startupMaxMs: v.reduce((max, x) => Math.max(max, x.startupMs ?? Infinity), 0),
+    videoCreatedMedianMs: median(v.map((x) => x.videoCreatedMs)),
     stalls: v.reduce((sum, x) => sum + x.stalls, 0),
     stallMs: v.reduce((sum, x) => sum + x.stallMs, 0),
     longStalls: v.reduce((sum, x) => sum + x.stallLog.filter((l) => (l.ms ?? Infinity) >= LONG_STALL_MS).length, 0),
@@ -64,7 +65,7 @@ function iceCell(s) {
 /** The Markdown table, one row per run. */
 export function table(summaries) {
   const head = [
-    'system', 'scenario', 'offload', 'of ideal', 'origin MB / consumed MB', 'startup median (max)',
+    'system', 'scenario', 'offload', 'of ideal', 'origin MB / consumed MB', 'startup median (max); median time the page created its <video>',
     'rebuffers (time; long ones)', 'played to end', 'max origin copies of a piece per viewer', 'P2P: selected ICE pairs', 'machine load (1 min avg) before → after',
   ];
   const rows = summaries.map((s) => [
@@ -73,7 +74,7 @@ export function table(summaries) {
     pct(s.offload),
     pct(s.ofIdeal),
     `${(s.originBytes / MB).toFixed(1)} / ${(s.consumedBytes / MB).toFixed(1)}`,
-    `${secs(s.startupMedianMs)} (${secs(s.startupMaxMs)})`,
+    `${secs(s.startupMedianMs)} (${secs(s.startupMaxMs)}); <video> at ${secs(s.videoCreatedMedianMs)}`,
     `${s.stalls} (${secs(s.stallMs)}; ${s.longStalls} ≥ ${LONG_STALL_MS / 1000} s)`,
     `${s.playedToEnd}/${s.viewers}${s.complete ? '' : ' ⚠'}`,
     s.maxOriginCopies.toFixed(2),
@@ -103,6 +104,7 @@ export function viewerLines(run) {
     `${x.worstPieceRequests?.length ? ` [requests covering it: ${x.worstPieceRequests.join('; ')}]` : ''}, ` +
     `peer connections ${x.connectedPairs}/${x.peerConnections}${x.icePairs.length ? ` [${x.icePairs.join(', ')}]` : ''}` +
     `${engineCell(x.engineStats)}` +
+    `${x.hlsMilestones ? `; hls.js at ${Object.entries(x.hlsMilestones).map(([k, t]) => `${k} ${(t / 1000).toFixed(2)} s`).join(', ')}` : ''}` +
     `${x.errors.length ? `, errors: ${x.errors.join(' | ')}` : ''}`,
   );
 }

@@ -251,6 +251,7 @@ function measureViewer({ viewer, spec, originStats, media, runStartEpoch }) {
     icePairs: endpoints,
     p2pBytesReceived: pairs.reduce((sum, p) => sum + (p.bytesReceived ?? 0), 0),
     engineStats: s.peerfetch ?? s.extra?.p2pml ?? s.extra?.webtorrent ?? null,
+    hlsMilestones: s.extra?.hls ?? null,
     errors: (s.errors ?? []).slice(0, 5),
     sampleError: viewer.sampleError ?? null,
   };

@@ -115,6 +115,13 @@ function gitCommit() {
 }
 
 async function benchmark() {
+  // Ctrl-C or a SIGTERM: exit through process.exit so the exit hooks kill our servers (and Playwright its browser).
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.once(signal, () => {
+      log(`${signal}: stopping`);
+      process.exit(130);
+    });
+  }
   const runs = await import('./lib/runs.mjs');
   const report = await import('./lib/report.mjs');
   const { ensureMedia, folderBytes } = await import('./lib/media.mjs');

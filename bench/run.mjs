@@ -12,6 +12,8 @@
 // (shorthands: origin, peerfetch). The Delivery section of BENCHMARKS.md is rewritten after a
 // default (complete) run, or with --write; results of every run go to bench/.cache/results/.
 //
+// The harness's own tests (origin counters, goal checks, BENCHMARKS.md writer): node --test bench/test/
+//
 // WebRTC needs a private network (TESTING.md): as root on Linux the script re-executes itself
 // under `unshare --net` with lo up, a veth pair 10.77.0.1/24 - 10.77.0.2/24 and a default route
 // via 10.77.0.2; servers listen on 127.0.0.1 inside it. Nothing can leave the machine.

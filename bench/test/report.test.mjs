@@ -1,0 +1,57 @@
+// The goal checks and the BENCHMARKS.md writer. Run: node --test bench/test/
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { goals, summarize, writeDeliverySection } from '../lib/report.mjs';
+
+const SIZE = 1_000_000;
+function viewer(name, originBytes, { startupMs = 1000, stalls = 0, copies = 1, ended = true } = {}) {
+  return {
+    name, joinedAtS: 0, originBytes, consumedBytes: SIZE, offload: 1 - originBytes / SIZE, startupMs, videoCreatedMs: 100,
+    stallLog: [], stalls, stallMs: 0, playedToEnd: ended, position: 60, duration: 60, maxOriginCopies: copies,
+    maxOriginCopiesAt: null, worstPieceRequests: [], peerConnections: 3, connectedPairs: 3, icePairs: ['host 10.77.0.1 <-> host 10.77.0.2'],
+    p2pBytesReceived: 0, engineStats: null, errors: [], sampleError: null,
+  };
+}
+const run = (system, scenario, viewers) => ({ system, scenario, viewers, problems: [], timedOut: false, loadBefore: 1, loadAfter: 1 });
+
+test('offload is over all viewers, and the goals compare with the right baselines', () => {
+  const results = [
+    run('origin-mp4', 'staggered', [viewer('a', SIZE), viewer('b', SIZE), viewer('c', SIZE), viewer('d', SIZE)]),
+    run('webtorrent', 'staggered', [viewer('a', SIZE), viewer('b', SIZE), viewer('c', SIZE), viewer('d', SIZE / 2)]),
+    run('peerfetch-mp4', 'staggered', [
+      viewer('a', SIZE, { startupMs: 1100 }),
+      viewer('b', 0, { startupMs: 1100 }),
+      viewer('c', SIZE / 10, { startupMs: 1200, stalls: 1 }),
+      viewer('d', 0, { startupMs: 1100, copies: 2 }),
+    ]),
+  ];
+  const summaries = results.map((r) => summarize(r, 4));
+  const pf = summaries[2];
+  assert.equal(pf.offload, 1 - 1.1 / 4);
+  assert.equal(pf.ideal, 0.75);
+  assert.equal(pf.startupMedianMs, 1100);
+  const byGoal = Object.fromEntries(goals(summaries).map((g) => [g.goal.split(': ')[1], g.status]));
+  assert.equal(byGoal['offload ≥ 90% of ideal'], 'met');
+  assert.equal(byGoal['median startup ≤ 1.15× origin-only'], 'met');
+  assert.equal(byGoal['rebuffers ≤ origin-only'], 'not met');
+  assert.equal(byGoal['offload above WebTorrent, MP4 (its SW)'], 'met');
+  assert.equal(byGoal['origin serves ≤ 1 copy of a piece per viewer'], 'not met');
+});
+
+test('a run where a viewer did not play to the end is not measured against the goals', () => {
+  const s = summarize(run('peerfetch-hls', 'flash', [viewer('a', 0), viewer('b', 0, { ended: false }), viewer('c', 0), viewer('d', 0)]), 4);
+  assert.equal(s.complete, false);
+  assert.deepEqual(goals([s]).map((g) => g.status), ['not measured']);
+});
+
+test('the Delivery section is replaced in place and the other sections are kept', async () => {
+  const file = join(await mkdtemp(join(tmpdir(), 'bench-md-')), 'BENCHMARKS.md');
+  await writeFile(file, '# Benchmarks\n\n## Tracker\n\ntracker figures\n');
+  await writeDeliverySection(file, 'first');
+  await writeFile(file, `${await readFile(file, 'utf8')}\n## Later\n\nlater figures\n`);
+  await writeDeliverySection(file, 'second');
+  assert.equal(await readFile(file, 'utf8'), '# Benchmarks\n\n## Tracker\n\ntracker figures\n\n## Delivery\n\nsecond\n\n## Later\n\nlater figures\n');
+});

@@ -23,6 +23,7 @@ export const TRACKER_USAGE = `Usage: peerfetch tracker [options]
   --max-connections-per-ip N   (default 64)
   --max-messages-per-window N  messages per connection per rate window (default 100)
   --rate-window-ms MS          (default 10000)
+  --heartbeat-ms MS            WebSocket ping interval; unanswered ping = dead (default 30000)
   --redis-heartbeat-ms MS      how often this instance marks itself alive in Redis (default 2000)
   --redis-instance-ttl-ms MS   an instance silent this long is dead, its peers leave (default 10000)
   --log-level LEVEL            debug | info | warn | error (default info; JSON lines on stderr)
@@ -40,6 +41,7 @@ const NUMERIC_FLAGS = {
   'max-connections-per-ip': 'maxConnectionsPerIp',
   'max-messages-per-window': 'maxMessagesPerWindow',
   'rate-window-ms': 'rateWindowMs',
+  'heartbeat-ms': 'heartbeatIntervalMs',
   'redis-heartbeat-ms': 'redisHeartbeatMs',
   'redis-instance-ttl-ms': 'redisInstanceTtlMs',
 } as const satisfies Record<string, keyof TrackerOptions>;
@@ -119,28 +121,29 @@ export async function runTrackerCommand(argv: string[]): Promise<void> {
     return;
   }
   const logger = createJsonLogger((line) => process.stderr.write(line), logLevel);
+  // Signal handlers go in before anything is printed: whoever reads the listening line may send
+  // SIGTERM at once, and a signal during start-up must still mean a graceful stop.
+  let onSignal: (signal: NodeJS.Signals) => void = () => {};
+  const signalled = new Promise<NodeJS.Signals>((resolve) => (onSignal = resolve));
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  const removeHandlers = (): void => {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  };
   let tracker;
   try {
     tracker = await startTracker({ ...options, logger });
   } catch (error) {
+    removeHandlers();
     if (error instanceof RangeError) throw new PeerfetchError('option-invalid', error.message);
     throw error;
   }
   process.stdout.write(`peerfetch tracker listening on ${tracker.url}\n`);
-  const running = tracker;
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals): void => {
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-      logger.log({ level: 'info', event: 'tracker:signal', signal });
-      running.close().then(resolve, (error: unknown) => {
-        logger.log({ level: 'error', event: 'tracker:close-failed', message: String(error) });
-        resolve();
-      });
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  });
+  const signal = await signalled;
+  removeHandlers();
+  logger.log({ level: 'info', event: 'tracker:signal', signal });
+  await tracker.close().catch((error: unknown) => logger.log({ level: 'error', event: 'tracker:close-failed', message: String(error) }));
   process.exitCode = 0;
   // Everything is closed; should a library keep a handle open, do not hang the shutdown on it.
   setTimeout(() => process.exit(0), 1000).unref();

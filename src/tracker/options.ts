@@ -41,6 +41,12 @@ export interface TrackerOptions {
   /** How often expiry, idle and heartbeat checks run, in ms. Default 10 000 (cost: one pass over connections). */
   sweepIntervalMs?: number;
   /**
+   * WebSocket ping interval, in ms; a connection that has not answered the previous ping is closed
+   * as dead. Default 30 000: under the 60 s idle timeout of common proxies (nginx
+   * proxy_read_timeout), which would otherwise cut connections between two 120 s announces.
+   */
+  heartbeatIntervalMs?: number;
+  /**
    * Largest accepted WebSocket frame, in bytes. Default 64 KiB: an announce with ten complete
    * (non-trickle) SDP offers and the peerfetch counters measures 10–30 KiB.
    */
@@ -117,6 +123,7 @@ export function resolveOptions(options: TrackerOptions = {}): ResolvedTrackerOpt
     peerTimeoutMs,
     idleTimeoutMs: positive('idleTimeoutMs', options.idleTimeoutMs, peerTimeoutMs),
     sweepIntervalMs: positive('sweepIntervalMs', options.sweepIntervalMs, 10_000),
+    heartbeatIntervalMs: positive('heartbeatIntervalMs', options.heartbeatIntervalMs, 30_000),
     maxFrameBytes: positive('maxFrameBytes', options.maxFrameBytes, 64 * 1024),
     maxOffersPerAnnounce: positive('maxOffersPerAnnounce', options.maxOffersPerAnnounce, 10),
     maxPeersPerSwarm: positive('maxPeersPerSwarm', options.maxPeersPerSwarm, 5000),

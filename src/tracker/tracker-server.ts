@@ -94,8 +94,10 @@ interface Connection {
   windowCount: number;
   /** Set once the tracker started closing this connection (sweeps skip it; ws terminates it after 30 s). */
   closing: boolean;
-  /** Messages dropped because this client did not read (see DROPS_BEFORE_DISCONNECT). */
+  /** Messages dropped in a row because this client did not read (see DROPS_BEFORE_DISCONNECT). */
   dropped: number;
+  /** When the last ping was sent (ms). */
+  lastPingAt: number;
   /** Set on each pong; a connection that did not answer the previous ping is dead. */
   alive: boolean;
 }
@@ -245,6 +247,7 @@ export class TrackerServer {
       windowStart: now,
       windowCount: 0,
       closing: false,
+      lastPingAt: now,
       dropped: 0,
       alive: true,
     };
@@ -281,6 +284,7 @@ export class TrackerServer {
       }
       return false;
     }
+    conn.dropped = 0; // it reads again: only drops in a row count
     ws.send(frame);
     return true;
   }
@@ -522,12 +526,14 @@ export class TrackerServer {
         conn.ws.close(CLOSE_NORMAL, FAILURE_TEXT['idle-timeout']);
         continue;
       }
+      if (now - conn.lastPingAt < this.options.heartbeatIntervalMs) continue;
       if (!conn.alive) {
-        // No pong since the previous sweep: the TCP connection is dead (a laptop lid closed).
+        // No pong since the previous ping: the TCP connection is dead (a laptop lid closed).
         conn.ws.terminate();
         continue;
       }
       conn.alive = false;
+      conn.lastPingAt = now;
       conn.ws.ping();
     }
   }

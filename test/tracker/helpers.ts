@@ -58,9 +58,9 @@ export class TestClient {
     ws.on('error', () => {});
   }
 
-  static open(url: string, options: { headers?: Record<string, string>; origin?: string } = {}): Promise<TestClient> {
+  static open(url: string, options: { headers?: Record<string, string>; origin?: string; autoPong?: boolean } = {}): Promise<TestClient> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, { headers: options.headers, origin: options.origin });
+      const ws = new WebSocket(url, { headers: options.headers, origin: options.origin, autoPong: options.autoPong ?? true });
       const client = new TestClient(ws);
       ws.once('open', () => resolve(client));
       ws.once('error', reject);

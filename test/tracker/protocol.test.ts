@@ -109,6 +109,21 @@ describe('tracker protocol (WebTorrent WebSocket tracker)', () => {
     expect(tracker!.stats().rejections['idle-timeout']).toBe(1);
   });
 
+  it('pings connections and drops the ones that stop answering (dead TCP), keeping live ones', async () => {
+    await start({ heartbeatIntervalMs: 100, sweepIntervalMs: 20 });
+    const infoHash = randomId();
+    const live = await client();
+    const dead = await TestClient.open(tracker!.url, { autoPong: false });
+    clients.push(dead);
+    live.send(announce(infoHash, randomId()));
+    dead.send(announce(infoHash, randomId()));
+    await Promise.all([live.next(isReply), dead.next(isReply)]);
+    // Terminated without a close frame: the client sees 1006.
+    expect((await dead.closed).code).toBe(1006);
+    await waitFor('dead peer removed', () => tracker!.stats().peers === 1);
+    expect(live.closeInfo).toBeUndefined();
+  });
+
   it('relays at most maxOffersPerAnnounce offers and returns at most that many peers', async () => {
     await start({ maxOffersPerAnnounce: 2 });
     const infoHash = randomId();

@@ -109,6 +109,20 @@ describe('tracker protocol (WebTorrent WebSocket tracker)', () => {
     expect(tracker!.stats().rejections['idle-timeout']).toBe(1);
   });
 
+  it('shuts down gracefully: sockets closed with 1001 and a reason, close() idempotent, nothing accepted after', async () => {
+    await start();
+    const a = await client();
+    a.send(announce(randomId(), randomId()));
+    await a.next(isReply);
+    const url = tracker!.url;
+    const [first, second] = [tracker!.close(), tracker!.close()];
+    expect(await a.closed).toEqual({ code: 1001, reason: 'tracker is shutting down' });
+    await Promise.all([first, second]);
+    await tracker!.close();
+    await expect(TestClient.open(url)).rejects.toThrow();
+    tracker = undefined;
+  });
+
   it('pings connections and drops the ones that stop answering (dead TCP), keeping live ones', async () => {
     await start({ heartbeatIntervalMs: 100, sweepIntervalMs: 20 });
     const infoHash = randomId();

@@ -118,7 +118,7 @@ fetch('/demo-config.json')
   .then((response) => response.json())
   .then(({ viewers, headlessViewers }) => {
     const here = viewers.findIndex((url) => new URL(url).host === location.host);
-    $('#viewer-name').textContent = `viewer ${here + 1}`;
+    $('#viewer-name').textContent = here >= 0 ? `viewer ${here + 1}` : 'a viewer'; // e.g. opened as localhost
     $('#viewer-origin').textContent = location.host;
     $('#viewer-links').replaceChildren(
       ...viewers.map((url, index) => {
@@ -128,7 +128,7 @@ fetch('/demo-config.json')
         return link;
       }),
     );
-    if (headlessViewers > 0) $('#viewer-name').title = `${headlessViewers} headless viewers run in the demo's Chromium`;
+    if (headlessViewers > 0) $('#headless').textContent = `+ ${headlessViewers} headless`;
     let next = here;
     $('#add-viewer').disabled = viewers.length < 2;
     $('#add-viewer').addEventListener('click', () => {

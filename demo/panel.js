@@ -152,6 +152,7 @@ export function createPanel(peerfetch) {
         swarmRatio = swarm.offloadRatio;
         setFigure($('[data-swarm-stat="offloadRatio"]'), swarm.offloadRatio, formatRatio);
         setFigure($('[data-swarm-stat="peers"]'), swarm.peers, String);
+        setFigure($('[data-swarm-stat="bytesFromPeers"]'), swarm.bytesFromPeers, formatBytes);
       }
     } catch {
       // Tracker down: the swarm figures stay as they were; this viewer's own figures go on.

@@ -40,6 +40,8 @@ export function findChromium(): string | undefined {
 export interface HeadlessViewers {
   /** Viewers started so far (their pages may still be loading). */
   readonly count: number;
+  /** False once the browser is gone (closed, or it died). */
+  readonly running: boolean;
   /** Starts one more viewer on `url`; refuses beyond {@link MAX_HEADLESS_VIEWERS}. */
   add(url: string): Promise<void>;
   /** Closes every viewer and the browser. Idempotent. */
@@ -71,6 +73,9 @@ export async function launchHeadlessViewers(executablePath: string): Promise<Hea
   return {
     get count() {
       return contexts.length;
+    },
+    get running() {
+      return browser.isConnected();
     },
     async add(url) {
       if (closing) throw new Error('the headless viewers are closed');

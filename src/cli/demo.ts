@@ -283,7 +283,7 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
       `  origin       ${cap}, byte counts at ${demo.origin.url}${ORIGIN_STATS_PATH}`,
       '',
       'Play the film in one viewer, then open the next: its offload ratio rises as it takes pieces from',
-      `the first. peerfetch demo --viewers N adds N headless viewers (at most ${MAX_HEADLESS_VIEWERS}).`,
+      `the first. Headless viewers too: npm start -- --viewers N (at most ${MAX_HEADLESS_VIEWERS}, needs Chromium).`,
       '',
       'Press Ctrl+C to stop.',
       '',

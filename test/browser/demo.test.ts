@@ -128,6 +128,45 @@ describe('demo page', () => {
     assertNoPageErrors(viewer);
   });
 
+  it('controls: P2P off and on, the upload cap, clearing the stored pieces', async () => {
+    const viewer = await chromium.viewer('demo-controls');
+    const page = await viewer.newPage();
+    await page.goto(demo.url);
+    await playedFor(page, 1);
+    // The whole film stored (≈ 10 s at the origin's cap), so the player asks for nothing more once it is cleared.
+    await waitFor(async () => (await engineStats(page)).assets.some((asset) => asset.held > 0 && asset.held === asset.pieces), {
+      timeoutMs: 60_000,
+      what: 'the whole film stored',
+    });
+
+    await page.click('.switch'); // the toggle's label: the checkbox itself is visually hidden
+    expect(await page.evaluate(() => window.peerfetch!.p2p)).toBe(false);
+    await page.click('.switch');
+    expect(await page.evaluate(() => window.peerfetch!.p2p)).toBe(true);
+
+    // The cap goes to the engine in bytes per second (the engine has no getter: record the calls).
+    await page.evaluate(() => {
+      const peerfetch = window.peerfetch! as unknown as { setUploadLimit(limit?: number): void; limits: (number | undefined)[] };
+      const original = peerfetch.setUploadLimit.bind(peerfetch);
+      peerfetch.limits = [];
+      peerfetch.setUploadLimit = (limit) => {
+        peerfetch.limits.push(limit);
+        original(limit);
+      };
+    });
+    await page.selectOption('#upload-limit', '100000');
+    await page.selectOption('#upload-limit', '');
+    expect(await page.evaluate(() => (window.peerfetch as unknown as { limits: unknown[] }).limits)).toEqual([100_000, undefined]);
+
+    await page.click('#clear-storage');
+    await page.waitForFunction(() => document.querySelector('#control-note')?.textContent?.includes('cleared'));
+    const cleared = await engineStats(page);
+    expect(cleared.assets.every((asset) => asset.held === 0)).toBe(true);
+    const { pieceMap } = await readPanelAtNextStats(page);
+    expect(pieceMap).toMatch(/^\.+$/);
+    assertNoPageErrors(viewer);
+  });
+
   it('switches to HLS: hls.js plays the segments through peerfetch and the piece map follows', async () => {
     const viewer = await chromium.viewer('demo-hls');
     const page = await viewer.newPage();
@@ -184,6 +223,8 @@ describe('demo page', () => {
     await playedFor(third, 2); // a frame of the film on the picture, not a black box
     await expectPanelMatchesEngine(third);
     await third.screenshot({ path: path.join(ARTIFACTS, 'demo-three-viewers.png'), fullPage: true });
+    // The first viewer, which served the others: its uploads and peers.
+    await pages[0]!.screenshot({ path: path.join(ARTIFACTS, 'demo-first-viewer.png'), fullPage: true });
     for (const viewer of viewers) assertNoPageErrors(viewer);
   });
 

@@ -18,6 +18,11 @@ export class TrackerMetrics {
   /** peerfetch counters that were present but invalid (ignored). */
   badReports = 0;
   connectionsOpened = 0;
+  /** Frames sent to, and received from, other instances through Redis. */
+  clusterRelaysOut = 0;
+  clusterRelaysIn = 0;
+  /** Shared-state operations that failed (the instance then serves its own peers only). */
+  clusterErrors = 0;
   readonly rejections = new Map<RejectReason, number>();
   /** Announces per second over the last RATE_WINDOW_SEC seconds: a ring of one-second buckets. */
   private readonly ring = new Array<number>(RATE_WINDOW_SEC).fill(0);
@@ -84,6 +89,8 @@ export function renderPrometheus(m: TrackerMetrics, g: Gauges): string {
     line('peerfetch_tracker_messages_dropped_total', 'Messages dropped for clients that do not read.', 'counter', [['', m.messagesDropped]]),
     line('peerfetch_tracker_bad_reports_total', 'Invalid peerfetch byte counters ignored.', 'counter', [['', m.badReports]]),
     line('peerfetch_tracker_connections_opened_total', 'WebSocket connections accepted.', 'counter', [['', m.connectionsOpened]]),
+    line('peerfetch_tracker_cluster_relays_total', 'Frames relayed through Redis, by direction.', 'counter', [['{direction="out"}', m.clusterRelaysOut], ['{direction="in"}', m.clusterRelaysIn]]),
+    line('peerfetch_tracker_cluster_errors_total', 'Failed shared-state (Redis) operations.', 'counter', [['', m.clusterErrors]]),
     line('peerfetch_tracker_rejections_total', 'Frames, announces and connections refused, by reason.', 'counter', rejections),
     line('peerfetch_tracker_resident_memory_bytes', 'Resident set size of the process.', 'gauge', [['', g.rssBytes]]),
     line('peerfetch_tracker_uptime_seconds', 'Seconds since the tracker started.', 'gauge', [['', g.uptimeSec]]),

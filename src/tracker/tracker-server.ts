@@ -440,6 +440,7 @@ export class TrackerServer {
         },
         (error: unknown) => {
           // Shared state unreachable: serve this instance's own swarm rather than nothing.
+          this.metrics.clusterErrors++;
           this.log.log({ level: 'error', event: 'cluster:error', message: String(error) });
           if (!msg.answer) this.send(conn, encodeAnnounceReply(msg.infoHash, swarm?.complete ?? 0, swarm?.incomplete ?? 0, this.options.announceIntervalSec));
           if (wanted > 0) this.relayOffers(msg, local.map((t) => ({ local: t })));
@@ -459,6 +460,7 @@ export class TrackerServer {
       } else if (target.remote && this.cluster) {
         this.cluster.relay(target.remote.instanceId, msg.infoHash, target.remote.peerId, frame);
         this.metrics.offersRelayed++;
+        this.metrics.clusterRelaysOut++;
       }
     }
   }
@@ -485,13 +487,18 @@ export class TrackerServer {
         }
         cluster.relay(instanceId, msg.infoHash, answer.toPeerId, frame);
         this.metrics.answersRelayed++;
+        this.metrics.clusterRelaysOut++;
       },
-      () => this.metrics.answersUnroutable++,
+      () => {
+        this.metrics.clusterErrors++;
+        this.metrics.answersUnroutable++;
+      },
     );
   }
 
   /** A frame relayed from another instance to one of this instance's peers. */
   deliver(infoHash: string, toPeerId: string, frame: string): void {
+    this.metrics.clusterRelaysIn++;
     const target = this.swarms.get(infoHash)?.get(toPeerId);
     if (target) this.send(target.conn, frame);
   }

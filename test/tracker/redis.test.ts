@@ -90,6 +90,10 @@ describe('Redis scale-out', () => {
     // Scrape on either instance counts both.
     onA.send({ action: 'scrape', info_hash: infoHash });
     expect((await onA.next((f) => f.action === 'scrape')).files[infoHash]).toMatchObject({ incomplete: 2 });
+    // Cross-instance traffic is visible in /metrics: A sent the answer out, and got the offer in.
+    const metrics = await (await fetch(`${a.httpUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^peerfetch_tracker_cluster_relays_total\{direction="out"\} 1$/m);
+    expect(metrics).toMatch(/^peerfetch_tracker_cluster_relays_total\{direction="in"\} 1$/m);
     // /stats.json?info_hash sums the swarm over instances.
     const stats = await (await fetch(`${a.httpUrl}/stats.json?info_hash=${hex(infoHash)}`)).json();
     expect(stats.swarms[0]).toMatchObject({ peers: 2 });

@@ -137,11 +137,21 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
 
   async #start(): Promise<void> {
     const { options } = this;
-    await this.#link.register(options.sw, options.manifest);
-    const manifest = await this.#loadManifest();
-    const store = await IdbPieceStore.open(
+    // The SW's first install is the slowest step of a first visit: the manifest, the store and
+    // the swarm (tracker, WebRTC handshakes) get ready meanwhile, so peers are there sooner.
+    const registering = this.#link.register(options.sw, options.manifest);
+    registering.catch(() => {}); // awaited below; a failure must not surface before that
+    const storeOpening = IdbPieceStore.open(
       options.storeCapBytes === undefined ? {} : { capBytes: options.storeCapBytes },
     ).catch(() => new MemoryPieceStore(options.storeCapBytes));
+    let manifest: Manifest;
+    try {
+      manifest = await this.#loadManifest();
+    } catch (error) {
+      void storeOpening.then((store) => store.close());
+      throw error;
+    }
+    const store = await storeOpening;
     if (this.#destroyed) return store.close();
     this.#store = store;
     const swarm = this.#createSwarm(manifest, store);
@@ -161,6 +171,13 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     swarm.uploads.bytesPerSecond = this.#uploadLimit;
     this.#statsTimer = setInterval(() => this.emit('stats', this.getStats()), STATS_INTERVAL_MS);
     if (this.#p2p) this.#leadWhenFirst(swarm);
+    try {
+      await registering;
+    } catch (error) {
+      // Without the SW nothing reaches the player through peerfetch: do not stay in the swarm.
+      this.#leaveSwarm();
+      throw error;
+    }
   }
 
   /**
@@ -252,6 +269,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
             return { bytesFromPeers, bytesFromOrigin, bytesUploaded };
           },
           onWarning: () => {},
+          onSwarmSize: (peers) => this.#scheduler?.onSwarmSize(peers),
         }),
     );
     for (const tracker of this.#trackers) tracker.start();

@@ -21,6 +21,12 @@ const PEER_PREFETCH_TIMEOUT_MS = 10_000;
 const OWNER_WAIT_MS = 2000;
 /** An origin prefetch not reported back within this time (ms) is given up, freeing its slot. */
 const ORIGIN_PREFETCH_TIMEOUT_MS = 20_000;
+/**
+ * How long (ms) after the tracker reported other peers in the swarm a piece may wait for the
+ * first connection to one of them (a WebRTC handshake takes well under a second here). Only
+ * pieces after a stream's first wait: the player is already busy with the first one.
+ */
+const JOIN_GRACE_MS = 2500;
 /** A stream whose head has not moved for this long (ms) is over (paused long, closed or seeked away). */
 const STREAM_IDLE_MS = 30_000;
 
@@ -37,6 +43,12 @@ export interface SchedulerComponents {
   /** Has the SW fetch a piece from the origin into the store (it announces it when stored). */
   prefetchFromOrigin(asset: ManifestAsset, piece: number): void;
   now?: () => number;
+}
+
+/** What the tracker last said about the swarm's size, and when. */
+interface SwarmSize {
+  peers: number;
+  at: number;
 }
 
 /** FNV-1a: a cheap, stable string hash, so every member computes the same owner for a piece. */
@@ -67,6 +79,7 @@ export class Scheduler {
   #peerPrefetches = 0;
   #scheduled = false;
   #stopped = false;
+  #swarmSize: SwarmSize | undefined;
 
   constructor(components: SchedulerComponents) {
     this.#components = components;
@@ -81,11 +94,27 @@ export class Scheduler {
     return members[fnv1a(`${assetId}/${piece}`) % members.length];
   }
 
+  /** The tracker reported `peers` peers in the swarm (us included). */
+  onSwarmSize(peers: number): void {
+    this.#swarmSize = { peers, at: this.#now() };
+  }
+
+  /** Time (ms) left to wait for a first peer: the tracker said others are there and none is connected yet. */
+  #joinGraceLeft(): number {
+    const size = this.#swarmSize;
+    if (!size || size.peers <= 1 || this.#components.swarm.peers.size > 0) return 0;
+    return Math.max(0, JOIN_GRACE_MS - (this.#now() - size.at));
+  }
+
   /** Answers the SW's request for a piece the player will read next. */
   async answer(asset: ManifestAsset, piece: number, deadlineMs: number, first: boolean, signal: AbortSignal): Promise<PieceResult> {
     const { swarm } = this.#components;
     this.#noteHead(asset, piece);
     const started = this.#now();
+    const grace = first ? 0 : Math.min(this.#joinGraceLeft(), deadlineMs / 2);
+    // Joining a swarm whose peers are not connected yet: a piece the player does not need this
+    // instant waits for them instead of going to the origin (the flash crowd and late joiners).
+    if (grace > 0) await swarm.waitForPeer(grace, signal);
     const canWait =
       !first &&
       swarm.availability(asset.id, piece) === 0 &&

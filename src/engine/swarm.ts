@@ -116,7 +116,7 @@ export class Swarm {
       },
       readPiece: (id, piece) => (this.holds(id, piece) ? this.#store.get(id, piece) : Promise.resolve(undefined)),
       onHave: (from) => {
-        for (const waiter of this.#haveWaiters) if (from.has(waiter.asset, waiter.piece)) waiter.resolve();
+        for (const waiter of this.#haveWaiters) if (waiter.piece < 0 || from.has(waiter.asset, waiter.piece)) waiter.resolve();
         this.#callbacks.onPeerHave(from);
       },
       onUploaded: (from, bytes) => this.#callbacks.onUploaded(from, bytes),
@@ -144,9 +144,18 @@ export class Swarm {
     return this.#downloads.has(`${assetId}/${piece}`);
   }
 
-  /** Resolves true as soon as a connected peer holds `piece`, false after `timeoutMs` or an abort. */
+  /** Resolves true once some peer is connected and has said what it holds, false after `timeoutMs` or an abort. */
+  waitForPeer(timeoutMs: number, signal: AbortSignal): Promise<boolean> {
+    if (this.peers.size > 0) return Promise.resolve(true);
+    return this.waitForHave('', -1, timeoutMs, signal);
+  }
+
+  /**
+   * Resolves true as soon as a connected peer holds `piece` (any peer's hello when `piece` is -1),
+   * false after `timeoutMs` or an abort.
+   */
   waitForHave(assetId: string, piece: number, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
-    if (this.availability(assetId, piece) > 0) return Promise.resolve(true);
+    if (piece >= 0 && this.availability(assetId, piece) > 0) return Promise.resolve(true);
     return new Promise((resolve) => {
       const finish = (found: boolean) => {
         clearTimeout(timer);

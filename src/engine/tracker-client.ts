@@ -35,6 +35,8 @@ export interface TrackerClientOptions {
   onPeer(peerId: string, connection: RTCPeerConnection, channel: RTCDataChannel): void;
   report(): SwarmReport;
   onWarning(message: string): void;
+  /** The tracker said how many peers the swarm has (us included), from its announce response. */
+  onSwarmSize?(peers: number): void;
   /** Injected for tests; defaults to the page's WebSocket. */
   WebSocket?: typeof WebSocket;
 }
@@ -188,6 +190,10 @@ export class TrackerClient {
     }
     if (typeof message.interval === 'number' && Number.isFinite(message.interval)) {
       this.#intervalS = Math.max(MIN_INTERVAL_S, message.interval);
+    }
+    const { complete, incomplete } = message;
+    if (typeof complete === 'number' && typeof incomplete === 'number' && Number.isFinite(complete + incomplete)) {
+      this.#options.onSwarmSize?.(complete + incomplete);
     }
     const fromPeer = typeof message.peer_id === 'string' ? message.peer_id : undefined;
     const offerId = typeof message.offer_id === 'string' ? message.offer_id : undefined;

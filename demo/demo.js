@@ -116,7 +116,7 @@ if (peerfetch) {
 //    Each is another origin, so another service worker, store and swarm member, in the same browser.
 fetch('/demo-config.json')
   .then((response) => response.json())
-  .then(({ viewers, headlessViewers }) => {
+  .then(({ viewers, headlessViewers, headless }) => {
     const here = viewers.findIndex((url) => new URL(url).host === location.host);
     $('#viewer-name').textContent = here >= 0 ? `viewer ${here + 1}` : 'a viewer'; // e.g. opened as localhost
     $('#viewer-origin').textContent = location.host;
@@ -128,7 +128,8 @@ fetch('/demo-config.json')
         return link;
       }),
     );
-    if (headlessViewers > 0) $('#headless').textContent = `+ ${headlessViewers} headless`;
+    const showHeadless = (count) => ($('#headless').textContent = count > 0 ? `+ ${count} headless` : '');
+    showHeadless(headlessViewers);
     let next = here;
     $('#add-viewer').disabled = viewers.length < 2;
     $('#add-viewer').addEventListener('click', () => {
@@ -136,5 +137,19 @@ fetch('/demo-config.json')
       if (next === here) next = (next + 1) % viewers.length;
       window.open(viewers[next] + location.hash, `peerfetch-viewer-${next + 1}`);
     });
+    // With Chromium on the machine, the demo server can start headless viewers too (each its own
+    // browser context): a viewer without a window, for a person alone with one screen.
+    if (headless) {
+      const button = $('#add-headless');
+      button.hidden = false;
+      button.disabled = headlessViewers >= headless.max;
+      button.addEventListener('click', async () => {
+        button.disabled = true;
+        const answer = await fetch(headless.url, { method: 'POST' }).then((response) => response.json(), () => ({}));
+        if (answer.headlessViewers !== undefined) showHeadless(answer.headlessViewers);
+        button.disabled = (answer.headlessViewers ?? 0) >= headless.max || answer.error !== undefined;
+        if (answer.error) button.title = answer.error;
+      });
+    }
   })
   .catch(() => ($('#add-viewer').disabled = true));

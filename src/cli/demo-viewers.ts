@@ -4,6 +4,7 @@
  * playing the demo page. A person alone on one machine can watch the swarm's offload rise.
  */
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:http';
 import type { Browser, BrowserContext } from 'playwright-core';
 
 /** At most this many headless viewers: each is a renderer of ~100 MB and a share of the CPU. */
@@ -109,4 +110,75 @@ async function defaultUserAgent(browser: Browser): Promise<string> {
   } finally {
     await context.close();
   }
+}
+
+/** Options of {@link serveViewerControl}. */
+export interface ViewerControlOptions {
+  /** Address to listen on (port 0: a free one). */
+  host: string;
+  /** Origins of the demo pages (e.g. `http://127.0.0.2:8080`): the only pages allowed to add viewers. */
+  allowedOrigins: () => string[];
+  /** Starts one more headless viewer; resolves with the number running. */
+  add: () => Promise<number>;
+}
+
+/** A running control endpoint. */
+export interface ViewerControl {
+  /** `http://HOST:PORT/viewers`: POST adds a headless viewer. */
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The demo page's "add a headless viewer" button talks to this endpoint: `POST /viewers`.
+ * It is a POST from an allowed Origin only, so no other site open in the person's browser can
+ * start browsers on their machine (a cross-site POST carries its Origin; a GET would not).
+ *
+ * @example
+ * const control = await serveViewerControl({ host: '127.0.0.1', allowedOrigins: () => [page], add });
+ */
+export async function serveViewerControl(options: ViewerControlOptions): Promise<ViewerControl> {
+  const server = createServer((request, response) => {
+    const origin = request.headers.origin;
+    const allowed = origin !== undefined && options.allowedOrigins().includes(origin);
+    const reply = (status: number, body: unknown): void => {
+      response.statusCode = status;
+      response.setHeader('Content-Type', 'application/json; charset=utf-8');
+      response.setHeader('Cache-Control', 'no-store');
+      if (allowed) response.setHeader('Access-Control-Allow-Origin', origin);
+      response.setHeader('Vary', 'Origin');
+      response.end(JSON.stringify(body));
+    };
+    const path = new URL(request.url ?? '/', 'http://control.invalid').pathname;
+    if (path !== '/viewers') return reply(404, { error: 'not found' });
+    if (request.method !== 'POST') {
+      response.setHeader('Allow', 'POST');
+      return reply(405, { error: 'POST adds a headless viewer' });
+    }
+    if (!allowed) return reply(403, { error: 'only the demo pages may add viewers' });
+    options.add().then(
+      (headlessViewers) => reply(200, { headlessViewers }),
+      (error: unknown) => reply(409, { error: error instanceof Error ? error.message : String(error) }),
+    );
+  });
+  server.on('clientError', (_error, socket) => socket.destroy());
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as { port: number };
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${options.host}:${port}/viewers`,
+    close: () => {
+      closing ??= new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
 }

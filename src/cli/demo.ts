@@ -12,7 +12,14 @@ import { createJsonLogger, startTracker } from '../tracker/index.js';
 import { MANIFEST_FILE_NAME, buildManifest } from './build-manifest.js';
 import { PeerfetchError } from '../shared/errors.js';
 import { packageRoot, parsePort, parseRate, peerfetchScriptFiles, untilSignal } from './cli-support.js';
-import { MAX_HEADLESS_VIEWERS, findChromium, launchHeadlessViewers, type HeadlessViewers } from './demo-viewers.js';
+import {
+  MAX_HEADLESS_VIEWERS,
+  findChromium,
+  launchHeadlessViewers,
+  serveViewerControl,
+  type HeadlessViewers,
+  type ViewerControl,
+} from './demo-viewers.js';
 import { ORIGIN_STATS_PATH, startOriginServer, type OriginServer } from './origin-server.js';
 
 /** Options of {@link startDemo}. */
@@ -45,8 +52,10 @@ export interface RunningDemo {
   viewerUrls: string[];
   trackerUrl: string;
   origin: OriginServer;
-  /** The headless viewers started with `viewers`, if any. */
-  headless?: HeadlessViewers;
+  /** The headless viewers, once any was started (with `viewers` or the page's button). */
+  readonly headless: HeadlessViewers | undefined;
+  /** URL of the endpoint the page's "headless viewer" button POSTs to; undefined without Chromium. */
+  viewerControlUrl?: string;
   /** Things the person starting the demo should know (missing build, skipped files). */
   warnings: string[];
   close(): Promise<void>;
@@ -139,10 +148,12 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   };
   let viewerUrls: string[] = [];
   let headless: HeadlessViewers | undefined;
+  let control: ViewerControl | undefined;
   const config = (request: IncomingMessage) => ({
     body: JSON.stringify({
       viewers: isWildcard(host) ? [`http://${requestHostname(request)}:${origin.port}/`] : viewerUrls,
       headlessViewers: headless?.count ?? 0,
+      headless: control ? { url: control.url, max: MAX_HEADLESS_VIEWERS } : undefined,
     }),
     contentType: 'application/json; charset=utf-8',
   });
@@ -175,31 +186,44 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   }
   viewerUrls = isWildcard(host) ? [`${origin.url}/`] : hosts.map((name) => `http://${name}:${origin.port}/`);
 
+  const chromium = findChromium();
+  let launching: Promise<HeadlessViewers> | undefined;
+  let adding: Promise<unknown> = Promise.resolve();
+  /** Starts one more headless viewer (Chromium is launched on first use); one at a time, so the maximum holds. */
+  const addHeadless = (): Promise<number> => {
+    const next = adding.then(async () => {
+      launching ??= launchHeadlessViewers(chromium!);
+      headless = await launching;
+      // Spread over the addresses after the first, the one a person opens first.
+      await headless.add(viewerUrls[(headless.count + 1) % viewerUrls.length]!);
+      return headless.count;
+    });
+    adding = next.catch(() => {});
+    return next;
+  };
+
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
+      await control?.close();
       // Viewers first, so they leave the swarm while the tracker still answers.
-      await headless?.close();
+      await launching?.then((viewers) => viewers.close(), () => {});
       await Promise.all([origin.close(), tracker.close()]);
     })();
     return closing;
   };
-  if (viewers > 0) {
-    const chromium = findChromium();
-    if (!chromium) {
-      warnings.push('no Chromium found (set PEERFETCH_CHROMIUM or install chromium): no headless viewers started');
-    } else {
-      try {
-        headless = await launchHeadlessViewers(chromium);
-        for (let index = 0; index < viewers; index++) {
-          // Spread over the addresses after the first, the one a person opens first.
-          await headless.add(viewerUrls[(index + 1) % viewerUrls.length]!);
-        }
-      } catch (error) {
-        await close();
-        throw error;
-      }
+  try {
+    if (chromium && !isWildcard(host)) {
+      const origins = viewerUrls.map((url) => new URL(url).origin);
+      control = await serveViewerControl({ host, allowedOrigins: () => origins, add: addHeadless });
     }
+    if (viewers > 0 && !chromium) {
+      warnings.push('no Chromium found (set PEERFETCH_CHROMIUM or install chromium): no headless viewers started');
+    }
+    for (let index = 0; chromium && index < viewers; index++) await addHeadless();
+  } catch (error) {
+    await close();
+    throw error;
   }
 
   return {
@@ -208,7 +232,10 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     viewerUrls,
     trackerUrl: tracker.url,
     origin,
-    headless,
+    get headless() {
+      return headless;
+    },
+    viewerControlUrl: control?.url,
     warnings,
     close,
   };

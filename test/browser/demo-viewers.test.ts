@@ -3,11 +3,11 @@
  * that join the swarm, play the film and share it; they stop with the demo. In the private
  * network namespace: the viewers open WebRTC connections to each other.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_DEMO_RATE_KBPS, startDemo, type RunningDemo } from '../../src/cli/demo.js';
 import { MAX_HEADLESS_VIEWERS } from '../../src/cli/demo-viewers.js';
-import { waitFor } from '../harness/browser.js';
-import { requirePrivateNetwork } from '../harness/network.js';
+import { assertNoPageErrors, useChromium, waitFor } from '../harness/browser.js';
+import { rawRequest } from '../node/http-client.js';
 
 interface SwarmFigures {
   peers: number;
@@ -15,11 +15,12 @@ interface SwarmFigures {
   offloadRatio: number;
 }
 
+const chromium = useChromium({ webrtc: true });
 let demo: RunningDemo | undefined;
 
-beforeAll(() => requirePrivateNetwork());
-afterAll(async () => {
+afterEach(async () => {
   await demo?.close();
+  demo = undefined;
 });
 
 async function swarm(trackerUrl: string): Promise<SwarmFigures | undefined> {
@@ -61,5 +62,28 @@ describe('peerfetch demo --viewers', () => {
     await demo.close();
     expect(headless.running).toBe(false);
     await expect(headless.add(demo.url)).rejects.toThrow(/closed/);
+  });
+
+  it('the page\'s button adds a headless viewer through the demo server; other sites cannot', async () => {
+    demo = await startDemo({ port: 0, trackerPort: 0 });
+    expect(demo.headless).toBeUndefined(); // Chromium starts only when a viewer is asked for
+    const control = demo.viewerControlUrl!;
+    expect(control).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/viewers$/);
+    const { host, pathname } = new URL(control);
+    // A page of another site (its Origin) may not start browsers here, nor may a GET.
+    const foreign = await rawRequest(`http://${host}`, pathname, { method: 'POST', headers: { Origin: 'http://example.com' } });
+    expect(foreign.status).toBe(403);
+    expect((await rawRequest(`http://${host}`, pathname, { headers: { Origin: new URL(demo.url).origin } })).status).toBe(405);
+    expect(demo.headless).toBeUndefined();
+
+    const person = await chromium.viewer('demo-person');
+    const page = await person.newPage();
+    await page.goto(demo.viewerUrls[1]!); // from another viewer address: a cross-origin POST the server allows
+    await page.click('#add-headless');
+    await page.waitForFunction(() => document.querySelector('#headless')?.textContent === '+ 1 headless', undefined, { timeout: 60_000 });
+    expect(demo.headless?.count).toBe(1);
+    // The page and the headless viewer are two members of one swarm.
+    await waitFor(async () => (await swarm(demo!.trackerUrl))?.peers === 2, { timeoutMs: 30_000, what: 'the page and the headless viewer in one swarm' });
+    assertNoPageErrors(person);
   });
 });

@@ -27,7 +27,8 @@ function sizeReport() {
 }
 
 const browserPlugins = (minify) => [nodeResolve({ browser: true }), esbuild({ target: 'es2022', minify }), sizeReport()];
-const nodeExternal = [...builtinModules, ...builtinModules.map((m) => `node:${m}`), 'ws', 'ioredis'];
+// Runtime dependencies stay imports; playwright-core is optional (the demo's headless viewers).
+const nodeExternal = [...builtinModules, ...builtinModules.map((m) => `node:${m}`), 'ws', 'ioredis', 'playwright-core'];
 const nodePlugins = () => [nodeResolve({ preferBuiltins: true }), esbuild({ target: 'node20' })];
 
 export default () => [

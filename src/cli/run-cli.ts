@@ -33,7 +33,7 @@ Commands:
                         URL (a CDN folder) or a path such as /static/
   tracker [--port 8000] [--host 127.0.0.1] ...
       Run the signaling tracker (peerfetch tracker --help for all options).
-  demo [--port 8080] [--host 127.0.0.1] [--tracker-port 8000] [--rate KBPS]
+  demo [--port 8080] [--host 127.0.0.1] [--tracker-port 8000] [--rate KBPS] [--viewers N]
       Serve the demo site with its tracker; prints the URLs to open.
   origin <dir> [--port 0] [--host 127.0.0.1] [--rate KBPS] [--file /URL=FILE ...]
       Serve <dir> as a static origin with Range support and byte counters

@@ -187,6 +187,8 @@ memory per connected peer **${(mem * 100).toFixed(0)}%** (RSS), **${(heap * 100)
 `;
 }
 
+const rawRss = Number(/raw handshaken socket\s+RSS (-?[\d.]+)/.exec(floor)?.[1] ?? NaN);
+const halfTheirs = results.map(({ summary }) => (summary['bittorrent-tracker']?.rssPerPeer ?? NaN) / 2 / 1024);
 const section = `## Tracker
 
 Command: \`npm run bench:tracker\` (bench/tracker.mjs). Date: ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC.
@@ -215,10 +217,11 @@ per-announce hex conversions or deferred callbacks. Memory per peer is bounded b
 ${floor}
 \`\`\`
 
-A bare handshaken socket with no WebSocket library costs about as much RSS as a whole \`ws\` connection: half of
-bittorrent-tracker's RSS per peer is below what Node needs for the socket alone, so the ≤ 50 % memory goal needs a
-different network stack (a native WebSocket server), not a leaner tracker. peerfetch's own per-peer state is the
-difference between its heap per peer and the \`ws\` connection's heap above.
+A bare handshaken socket with no WebSocket library and no tracker state still costs ${rawRss.toFixed(1)} KiB of RSS, while
+half of bittorrent-tracker's RSS per peer is ${halfTheirs.map((x) => x.toFixed(1)).join(' and ')} KiB in the two shapes above: the
+≤ 50 % memory goal is below what Node needs for the socket alone, so it needs a different network stack (a native
+WebSocket server), not a leaner tracker. peerfetch's own per-peer state is the difference between its heap per peer and
+the \`ws\` connection's heap above.
 `;
 
 if (process.env.BENCH_NO_WRITE !== '1') {

@@ -56,4 +56,32 @@ describe('controls', () => {
     expect(after.bytesFromStore).toBe(fromStoreBefore);
     assertNoPageErrors(context);
   });
+
+  it('destroy() leaves the swarm, keeps the last figures and fires no more events', async () => {
+    const seeder = await (await chromium.viewer('ctl-destroy-seeder')).newPage();
+    await openPage(seeder, fixture.originUrl, { tracker: fixture.trackerUrl });
+    const context = await chromium.viewer('ctl-destroy');
+    const page = await context.newPage();
+    await openPage(page, fixture.originUrl, { tracker: fixture.trackerUrl });
+    await waitFor(async () => (await stats(page)).peers >= 1 && (await stats(seeder)).peers >= 1, { what: 'a connection' });
+    await fetchInPage(page, VIDEO_URL, 'bytes=0-99999');
+
+    const { before, after, eventsAfter } = await page.evaluate(async () => {
+      const peerfetch = window.peerfetch!;
+      let events = 0;
+      peerfetch.addEventListener('stats', () => events++);
+      const before = peerfetch.getStats();
+      peerfetch.destroy();
+      peerfetch.destroy(); // idempotent
+      events = 0;
+      // Two stats intervals: a live instance would have fired twice.
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      return { before, after: peerfetch.getStats(), eventsAfter: events };
+    });
+    expect(eventsAfter).toBe(0);
+    expect(after.bytesServed).toBe(before.bytesServed);
+    expect(after.bytesFromOrigin).toBe(before.bytesFromOrigin);
+    await waitFor(async () => (await stats(seeder)).peers === 0, { what: 'the seeder to see the peer leave' });
+    assertNoPageErrors(context);
+  });
 });

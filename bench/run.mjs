@@ -198,7 +198,7 @@ async function benchmark() {
       '',
       `Setup: ${options.viewers} viewers, each its own Chromium browser context (own storage and service worker), muted autoplay at 1x to the end; ` +
         `a ${options.seconds} s H.264 test video at ${VIDEO_KBPS} kbit/s as MP4 (faststart, ${(mediaInfo.mp4Bytes / 1e6).toFixed(2)} MB) and as HLS with 2 s segments (${(mediaInfo.hlsBytes / 1e6).toFixed(2)} MB with the playlist); ` +
-        `origin capped at ${options.rateKbps} kbit/s per TCP connection; staggered = joins 8 s apart, flash crowd = all join together; ` +
+        `origin capped at ${options.rateKbps} kbit/s per TCP connection for the video (MP4, playlists, segments; pages and player scripts are not capped, as if served by a separate page host); staggered = joins 8 s apart, flash crowd = all join together; ` +
         'a fresh tracker (`peerfetch tracker`, used by every P2P system), origin and Chromium per run, inside a private network namespace. ' +
         'Viewers stay on the page after their video ends until the last viewer finishes.',
       '',

@@ -82,7 +82,7 @@ export async function runOne(options) {
     const maps = Object.entries({ ...site.mapped, '/wt/video.torrent': torrentFile }).flatMap(([url, file]) => ['--map', `${url}=${file}`]);
     const origin = await startProcess(
       process.execPath,
-      [join(root, 'bench', 'lib', 'origin-server.mjs'), '--root', site.dir, '--rate', String(options.rateBytesPerSecond), '--piece-size', String(PIECE_SIZE), ...maps],
+      [join(root, 'bench', 'lib', 'origin-server.mjs'), '--root', site.dir, '--rate', String(options.rateBytesPerSecond), '--piece-size', String(PIECE_SIZE), '--throttle', '/media/', '--throttle', '/hls/', ...maps],
       { readyPattern: /http:\/\/127\.0\.0\.1:\d+/, name: 'bench origin', cwd: root },
     );
     stoppers.push(() => origin.stop());

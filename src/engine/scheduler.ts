@@ -1,4 +1,4 @@
-import type { Manifest, ManifestAsset } from '../shared/manifest.js';
+import { streamKey, type Manifest, type ManifestAsset } from '../shared/manifest.js';
 import type { PieceResult, Swarm } from './swarm.js';
 
 /**
@@ -152,7 +152,7 @@ export class Scheduler {
   }
 
   #noteHead(asset: ManifestAsset, piece: number): void {
-    const key = this.#streamKey(asset);
+    const key = streamKey(asset);
     const current = this.#heads.get(key);
     // A stream reads forward; an earlier piece means a seek back, a later one the stream moving on.
     if (!current || current.asset !== asset || current.piece !== piece) {
@@ -163,10 +163,6 @@ export class Scheduler {
     this.reschedule();
   }
 
-  /** Assets played one after another (HLS segments: same folder, same type) share one stream. */
-  #streamKey(asset: ManifestAsset): string {
-    return `${asset.href.slice(0, asset.href.lastIndexOf('/') + 1)}|${asset.contentType}`;
-  }
 
   /** The next pieces after a head, continuing into the following assets of the same stream. */
   *#window(head: StreamHead): Generator<[ManifestAsset, number]> {
@@ -174,10 +170,10 @@ export class Scheduler {
     let index = this.#assetOrder.get(head.asset.id) ?? assets.length;
     let piece = head.piece + 1;
     let yielded = 0;
-    const key = this.#streamKey(head.asset);
+    const key = streamKey(head.asset);
     while (yielded < PREFETCH_WINDOW_PIECES && index < assets.length) {
       const asset = assets[index]!;
-      if (this.#streamKey(asset) !== key) return;
+      if (streamKey(asset) !== key) return;
       if (piece < asset.pieces.length) {
         yield [asset, piece];
         yielded++;

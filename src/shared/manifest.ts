@@ -34,6 +34,8 @@ export interface ManifestAsset extends ManifestAssetJson {
   href: string;
   /** 16 hex chars derived from the piece hashes: equal ids mean equal bytes, across deploys. */
   id: string;
+  /** Position in the manifest (which lists files in name order, so HLS segments are in play order). */
+  index: number;
 }
 
 export interface Manifest {
@@ -108,7 +110,7 @@ export async function parseManifest(raw: unknown, manifestUrl: string): Promise<
     }
     if (seen.has(href)) throw invalid(`asset ${asset.url} is listed twice`, { url: asset.url });
     seen.add(href);
-    assets.push({ ...asset, href, id: await assetId(asset) });
+    assets.push({ ...asset, href, id: await assetId(asset), index: assets.length });
   }
   return { version: MANIFEST_VERSION, assets };
 }
@@ -117,4 +119,13 @@ export async function parseManifest(raw: unknown, manifestUrl: string): Promise<
 export function findAsset(manifest: Manifest, href: string): ManifestAsset | undefined {
   const withoutFragment = href.split('#', 1)[0];
   return manifest.assets.find((asset) => asset.href === withoutFragment);
+}
+
+/**
+ * Assets played one after another share a stream: HLS segments of one rendition are files of one
+ * folder and one type. The scheduler prefetches across them, and a request for the next segment
+ * continues a stream rather than starting one.
+ */
+export function streamKey(asset: Pick<ManifestAsset, 'href' | 'contentType'>): string {
+  return `${asset.href.slice(0, asset.href.lastIndexOf('/') + 1)}|${asset.contentType}`;
 }

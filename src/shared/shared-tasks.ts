@@ -5,6 +5,8 @@ interface Task<T> {
   promise: Promise<T>;
   controller: { abort(): void };
   waiters: number;
+  /** The task's promise has settled: leaving waiters no longer abort it (what it started may still be running on purpose, e.g. a response body being read). */
+  settled: boolean;
 }
 
 /**
@@ -34,9 +36,10 @@ export class SharedTasks<T, Signal extends AbortSignalLike = AbortSignalLike> {
       const controller = newAbortController();
       // The platform's own AbortController: its signal is the runtime's real AbortSignal.
       const promise = start(controller.signal as Signal).finally(() => {
+        created.settled = true;
         if (this.#tasks.get(key) === created) this.#tasks.delete(key);
       });
-      const created: Task<T> = { promise, controller, waiters: 0 };
+      const created: Task<T> = { promise, controller, waiters: 0, settled: false };
       this.#tasks.set(key, (task = created));
     }
     const joined = task;
@@ -45,7 +48,7 @@ export class SharedTasks<T, Signal extends AbortSignalLike = AbortSignalLike> {
     return new Promise<T>((resolve, reject) => {
       const onAbort = () => {
         reject(new PeerfetchError('aborted', 'the caller no longer needs this'));
-        if (--joined.waiters === 0) {
+        if (--joined.waiters === 0 && !joined.settled) {
           joined.controller.abort();
           if (this.#tasks.get(key) === joined) this.#tasks.delete(key);
         }

@@ -1,4 +1,5 @@
-import type { ManifestAsset } from '../shared/manifest.js';
+import { streamKey, type ManifestAsset } from '../shared/manifest.js';
+import { PeerfetchError } from '../shared/errors.js';
 import { verifyPiece } from '../shared/integrity.js';
 import { SharedTasks } from '../shared/shared-tasks.js';
 import type { WorkerToPage } from '../shared/bridge-messages.js';
@@ -17,6 +18,8 @@ export const PEER_DEADLINE_MS = 4000;
  * (startup or seek), so a peer only gets it if it can answer about as fast as the origin.
  */
 export const FIRST_PIECE_DEADLINE_MS = 1000;
+/** A request continues a page's stream when it asks for what follows that stream's last piece within this time (ms). */
+const STREAM_CONTINUATION_MS = 30_000;
 
 /** A page engine's answer: verified bytes from peers and whether the asking page's own engine got them. */
 export interface PeerDelivery {
@@ -55,6 +58,8 @@ export class PieceSources {
   readonly #originFetches = new SharedTasks<GrowingPiece, AbortSignal>();
   /** Origin pieces whose bytes are arriving, until they are complete (and stored). */
   readonly #arriving = new Map<string, GrowingPiece>();
+  /** Per page and stream, the last piece asked for: tells a new segment of a playing stream from a real start. */
+  readonly #streamHeads = new Map<string, { index: number; piece: number; at: number }>();
 
   constructor(components: PieceSourcesComponents) {
     this.#components = components;
@@ -62,8 +67,10 @@ export class PieceSources {
 
   /** The loader of one response to the page `clientId`. */
   loaderFor(asset: ManifestAsset, clientId: string): PieceLoader {
-    return async (piece, signal, first) => {
+    return async (piece, signal, firstOfResponse) => {
       const { notify } = this.#components;
+      const continues = this.#continues(clientId, asset, piece);
+      const first = firstOfResponse && !continues;
       const stored = await this.#fromStore(asset, piece);
       if (stored) {
         notify(clientId, { type: 'piece-delivered', asset: asset.id, piece, source: 'store', bytes: stored.length, stored: true });
@@ -80,8 +87,24 @@ export class PieceSources {
         }
         return delivery.data;
       }
-      return this.#fromOrigin(asset, piece, clientId, signal);
+      if (signal.aborted) throw new PeerfetchError('aborted', 'the response was cancelled');
+      return this.#fromOrigin(asset, piece, clientId);
     };
+  }
+
+  /**
+   * Whether `piece` of `asset` follows the last piece this page's stream asked for: hls.js asks
+   * for each segment in its own request, but only the stream's first segment is a start the
+   * player waits on; the next ones are read ahead and may wait for peers like any later piece.
+   */
+  #continues(clientId: string, asset: ManifestAsset, piece: number): boolean {
+    const key = `${clientId}|${streamKey(asset)}`;
+    const last = this.#streamHeads.get(key);
+    const now = Date.now();
+    this.#streamHeads.set(key, { index: asset.index, piece, at: now });
+    if (this.#streamHeads.size > 256) this.#streamHeads.delete(this.#streamHeads.keys().next().value!);
+    if (!last || now - last.at > STREAM_CONTINUATION_MS) return false;
+    return piece === 0 ? last.index === asset.index - 1 : last.index === asset.index && last.piece === piece - 1;
   }
 
   /** Fetches a piece into the store ahead of need (store, else origin); never rejects. */
@@ -99,8 +122,14 @@ export class PieceSources {
    * The piece from the origin, joining a transfer already under way. The page that started the
    * transfer is told once it is complete (its stats count the bytes once), and verified bytes
    * are stored.
+   *
+   * An origin transfer is never cancelled when the player drops the response that asked for it
+   * (a seek, hls.js aborting a fragment): the origin has usually written most of a piece into
+   * the socket already, so cancelling saves little and the player's next request for the piece
+   * would fetch it a second time (measured in the flash-crowd benchmark: two origin copies of one
+   * piece for one viewer). The completed piece is stored and shared instead.
    */
-  async #fromOrigin(asset: ManifestAsset, piece: number, clientId: string, signal?: AbortSignal): Promise<GrowingPiece> {
+  async #fromOrigin(asset: ManifestAsset, piece: number, clientId: string): Promise<GrowingPiece> {
     const key = `${asset.id}/${piece}`;
     const arriving = this.#arriving.get(key);
     if (arriving) return arriving;
@@ -118,7 +147,6 @@ export class PieceSources {
           .finally(() => this.#arriving.delete(key));
         return growing;
       },
-      signal,
     );
   }
 

@@ -166,6 +166,30 @@ describe('PieceSources', () => {
   });
 });
 
+describe('PieceSources and HLS segments', () => {
+  it('the next segment of a playing stream is not a start; the first segment and a jump are', async () => {
+    const pieces = [await sha256Hex(fromBytes(0))];
+    const segment = (name: string) => ({ url: `/hls/${name}`, size: PIECE, contentType: 'video/mp2t', pieceSize: PIECE, pieces });
+    const manifest = await parseManifest(
+      { version: 1, assets: [segment('seg-000.ts'), segment('seg-001.ts'), segment('seg-002.ts'), segment('seg-003.ts')] },
+      'https://site.example/peerfetch-manifest.json',
+    );
+    const firsts: boolean[] = [];
+    const sources = new PieceSources({
+      store: undefined,
+      fromPeers: async (_client, _asset, _piece, options) => (firsts.push(options.first), { data: fromBytes(0), byOtherPage: false }),
+      fromOrigin: async () => new GrowingPiece(0),
+      notify: () => {},
+      onStaleManifest: () => {},
+    });
+    const play = (index: number) => sources.loaderFor(manifest.assets[index]!, 'page-1')(0, new AbortController().signal, true);
+    await play(0);
+    await play(1);
+    await play(3);
+    expect(firsts).toEqual([true, false, true]);
+  });
+});
+
 describe('SharedTasks', () => {
   it('runs one task per key; the last waiter to leave aborts it', async () => {
     const tasks = new SharedTasks<string>();
@@ -187,6 +211,19 @@ describe('SharedTasks', () => {
     await expect(second).rejects.toMatchObject({ code: 'aborted' });
     expect(abortedTask).toBe(true);
     expect(tasks.has('k')).toBe(false);
+  });
+
+  it('a waiter leaving after the task settled aborts nothing (an origin body keeps arriving)', async () => {
+    const tasks = new SharedTasks<string>();
+    let aborted = false;
+    const caller = new AbortController();
+    const result = await tasks.run('k', async (signal) => {
+      signal.addEventListener('abort', () => (aborted = true));
+      return 'headers';
+    }, caller.signal);
+    caller.abort();
+    expect(result).toBe('headers');
+    expect(aborted).toBe(false);
   });
 
   it('gives every waiter the same result', async () => {

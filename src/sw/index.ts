@@ -43,8 +43,10 @@ function pieceSources(): Promise<PieceSources> {
   return sources;
 }
 
+// Activation is on a first visit's startup path: it waits for nothing but skipWaiting. The
+// manifest loads in the meantime (below), and requests that come before it wait for it.
 self.addEventListener('install', (event) => {
-  event.waitUntil(Promise.all([self.skipWaiting(), manifests.load()]));
+  event.waitUntil(self.skipWaiting());
 });
 
 self.addEventListener('activate', (event) => {

@@ -131,6 +131,8 @@ async function benchmark() {
   const options = parseArgs(argv, runs);
   const cacheDir = join(root, 'bench', '.cache');
   const started = new Date();
+  // The checkout the build came from, read now: other commits may land while the runs go on.
+  const peerfetchCommit = gitCommit();
   log(`systems ${options.systems.join(', ')}; scenarios ${options.scenarios.join(', ')}; ${options.viewers} viewers; ${options.seconds} s video; origin cap ${options.rateKbps} kbit/s per connection`);
 
   /** Video bitrate in kbit/s (issue 4 item 8: about 1.2 Mbit/s). */
@@ -173,7 +175,7 @@ async function benchmark() {
     'hls.js': packageVersion('hls.js'),
     'p2p-media-loader': `core ${packageVersion('p2p-media-loader-core')}, hlsjs ${packageVersion('p2p-media-loader-hlsjs')}`,
     webtorrent: packageVersion('webtorrent'),
-    peerfetch: gitCommit(),
+    peerfetch: peerfetchCommit,
   };
   const command = process.env.PEERFETCH_BENCH_COMMAND ?? `node bench/run.mjs ${argv.join(' ')}`.trim();
   const goalList = report.goals(summaries);

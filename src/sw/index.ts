@@ -21,6 +21,14 @@ let sources: Promise<PieceSources> | undefined;
 /** Per asset id, whether the SW may fetch it itself (CORS); decided once so every request is answered alike. */
 const fetchable = new Map<string, Promise<boolean>>();
 
+/**
+ * Longest wait (ms) of a request for the manifest when the SW has none yet: a manifest that
+ * does not come must not hold the page's media back; the request then goes to the network.
+ */
+const MANIFEST_WAIT_MS = 3000;
+/** URLs answered by the network because no manifest was there in time. */
+const passedThrough = new Set<string>();
+
 /** Request destinations that are never media assets: decided without waiting for the manifest. */
 const NEVER_ASSETS = new Set(['document', 'iframe', 'frame', 'script', 'style', 'font', 'worker', 'sharedworker', 'serviceworker', 'manifest', 'report', 'xslt']);
 
@@ -70,16 +78,21 @@ self.addEventListener('fetch', (event) => {
   if (request.method !== 'GET' || request.mode === 'navigate' || NEVER_ASSETS.has(request.destination)) return;
   if (request.url === manifests.url) return;
   const manifest = manifests.current();
-  if (manifest) {
+  if (manifest && !passedThrough.has(request.url)) {
     const asset = findAsset(manifest, request.url);
     if (asset) event.respondWith(respond(event, asset));
     return;
   }
-  // No manifest yet (the SW just started): wait for it, then answer or pass through.
+  // No manifest yet (the SW just started): wait for it, briefly, then answer or pass through.
+  // A URL passed through once stays passed through, so one media resource is never assembled
+  // from responses of both kinds.
+  if (passedThrough.has(request.url)) return;
   event.respondWith(
-    manifests.load().then((loaded) => {
+    Promise.race([manifests.load(), new Promise<undefined>((resolve) => setTimeout(resolve, MANIFEST_WAIT_MS))]).then((loaded) => {
       const asset = loaded && findAsset(loaded, request.url);
-      return asset ? respond(event, asset) : fetch(request);
+      if (asset) return respond(event, asset);
+      if (!loaded) passedThrough.add(request.url);
+      return fetch(request);
     }),
   );
 });

@@ -5,6 +5,8 @@ import { parseManifest, type Manifest } from '../shared/manifest.js';
  * mismatches on every piece, and one reload per 10 s is enough to pick up a redeploy.
  */
 const RELOAD_INTERVAL_MS = 10_000;
+/** Longest time (ms) one manifest fetch may take before it counts as failed. */
+const MANIFEST_FETCH_TIMEOUT_MS = 10_000;
 
 /**
  * The manifest as the SW knows it: loaded once (it is the trust anchor, fetched from the site's
@@ -40,7 +42,12 @@ export class ManifestSource {
   async #fetch(): Promise<Manifest | undefined> {
     this.#loadedAt = Date.now();
     try {
-      const response = await fetch(this.url, { cache: 'no-cache', credentials: 'same-origin' });
+      const response = await fetch(this.url, {
+        cache: 'no-cache',
+        credentials: 'same-origin',
+        // A hanging manifest request must not block every later attempt.
+        signal: AbortSignal.timeout(MANIFEST_FETCH_TIMEOUT_MS),
+      });
       if (!response.ok) return this.#current;
       this.#current = await parseManifest(await response.json(), response.url || this.url);
     } catch {

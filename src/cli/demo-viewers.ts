@@ -15,7 +15,7 @@ export const MAX_HEADLESS_VIEWERS = 8;
  * switches stop Chromium calling home, WebRtcHideLocalIpsWithMdns keeps ICE candidates as plain
  * addresses (no multicast), and the autoplay policy lets the muted film start by itself.
  */
-const CHROMIUM_ARGS: readonly string[] = [
+export const CHROMIUM_ARGS: readonly string[] = [
   '--headless',
   '--no-sandbox',
   '--disable-gpu',

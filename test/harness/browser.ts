@@ -6,22 +6,13 @@ import { requirePrivateNetwork } from './network.js';
 export const CHROMIUM_PATH = process.env.PEERFETCH_CHROMIUM ?? '/usr/bin/chromium';
 
 /**
- * Launch flags measured to work here (TESTING.md). The background-networking flags stop
- * Chromium flooding the closed network with refused connections; disabling
- * WebRtcHideLocalIpsWithMdns keeps ICE candidates as plain 10.77.0.x addresses and multicast off.
+ * Launch flags measured to work here (TESTING.md), one list for the demo's headless viewers and
+ * the tests: the background-networking flags stop Chromium flooding the closed network with
+ * refused connections; disabling WebRtcHideLocalIpsWithMdns keeps ICE candidates as plain
+ * 10.77.0.x addresses and multicast off.
  */
-export const CHROMIUM_ARGS: readonly string[] = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-  '--autoplay-policy=no-user-gesture-required',
-];
+export { CHROMIUM_ARGS } from '../../src/cli/demo-viewers.js';
+import { CHROMIUM_ARGS } from '../../src/cli/demo-viewers.js';
 
 /** Token appended to each viewer's User-Agent; the origin server attributes bytes per viewer by it. */
 export const VIEWER_UA_TOKEN = 'peerfetch-viewer/';

@@ -80,17 +80,21 @@ export function pieceStream(
       const span = pieceSpan(index, asset.size, asset.pieceSize);
       const from = Math.max(range.start, span.start) - span.start;
       const to = Math.min(range.end + 1, span.end) - span.start;
+      // Counted once per piece, not per network chunk: each count is a message to the page.
+      let delivered = 0;
       try {
         const data = await loading;
         // A piece still arriving from the origin flows to the player part by part.
         const parts = data instanceof GrowingPiece ? data.read(from, to) : [data.subarray(from, to)];
         for await (const part of parts) {
           controller.enqueue(part);
-          onBytes(part.length);
+          delivered += part.length;
         }
       } catch (error) {
         abort.abort();
         throw error;
+      } finally {
+        if (delivered > 0) onBytes(delivered);
       }
       if (nextToLoad === pieces.length && pending.length === 0) controller.close();
     },

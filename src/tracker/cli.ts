@@ -26,6 +26,8 @@ export const TRACKER_USAGE = `Usage: peerfetch tracker [options]
   --heartbeat-ms MS            WebSocket ping interval; unanswered ping = dead (default 30000)
   --redis-heartbeat-ms MS      how often this instance marks itself alive in Redis (default 2000)
   --redis-instance-ttl-ms MS   an instance silent this long is dead, its peers leave (default 10000)
+  --transport KIND             auto | native (uWebSockets.js) | node (ws) (default auto:
+                               native when @trufflesuite/uws-js-unofficial is installed)
   --log-level LEVEL            debug | info | warn | error (default info; JSON lines on stderr)
 `;
 
@@ -62,6 +64,7 @@ export function parseTrackerArgs(argv: string[]): { options: TrackerOptions; log
         'allow-swarm': { type: 'string', multiple: true },
         'trust-proxy': { type: 'boolean' },
         'log-level': { type: 'string' },
+        transport: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         ...Object.fromEntries(Object.keys(NUMERIC_FLAGS).map((k) => [k, { type: 'string' as const }])),
       },
@@ -98,6 +101,13 @@ export function parseTrackerArgs(argv: string[]): { options: TrackerOptions; log
   for (const [flag, key] of Object.entries(NUMERIC_FLAGS)) {
     const n = number(flag, (values as Record<string, unknown>)[flag]);
     if (n !== undefined) (options as Record<string, unknown>)[key] = n;
+  }
+  const transport = values.transport;
+  if (transport !== undefined) {
+    if (transport !== 'auto' && transport !== 'native' && transport !== 'node') {
+      throw new PeerfetchError('option-invalid', `--transport must be auto, native or node, got ${String(transport)}`, { flag: 'transport' });
+    }
+    options.transport = transport;
   }
   const level = values['log-level'] ?? 'info';
   if (level !== 'debug' && level !== 'info' && level !== 'warn' && level !== 'error') {

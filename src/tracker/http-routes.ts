@@ -1,18 +1,20 @@
-import type http from 'node:http';
 import { renderPrometheus } from './metrics.js';
 import { fromHex } from './tracker-messages.js';
 import type { TrackerServer } from './tracker-server.js';
+import type { HttpReply } from './transport.js';
 
 const HEX_40 = /^[0-9a-f]{40}$/i;
 
-function json(res: http.ServerResponse, status: number, body: unknown, cors: boolean): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'Content-Type': 'application/json; charset=utf-8',
-    'Cache-Control': 'no-store',
-    ...(cors ? { 'Access-Control-Allow-Origin': '*' } : {}),
-  });
-  res.end(text);
+function json(status: number, body: unknown, cors: boolean): HttpReply {
+  return {
+    status,
+    headers: {
+      'Content-Type': 'application/json; charset=utf-8',
+      'Cache-Control': 'no-store',
+      ...(cors ? { 'Access-Control-Allow-Origin': '*' } : {}),
+    },
+    body: JSON.stringify(body),
+  };
 }
 
 /**
@@ -21,38 +23,26 @@ function json(res: http.ServerResponse, status: number, body: unknown, cors: boo
  * narrows it to one swarm, summed over all instances when Redis is used) and `/metrics`
  * (Prometheus text format). Anything else is 404; the tracker itself lives on WebSocket upgrades.
  */
-export function handleHttpRequest(server: TrackerServer, req: http.IncomingMessage, res: http.ServerResponse): void {
-  const url = new URL(req.url ?? '/', 'http://tracker.invalid');
-  if (req.method !== 'GET' && req.method !== 'HEAD') {
-    if (req.method === 'OPTIONS' && url.pathname === '/stats.json') {
-      res.writeHead(204, { 'Access-Control-Allow-Origin': '*', 'Access-Control-Allow-Methods': 'GET' });
-      res.end();
-      return;
+export function routeHttpRequest(server: TrackerServer, method: string, rawUrl: string): HttpReply | Promise<HttpReply> {
+  const url = new URL(rawUrl, 'http://tracker.invalid');
+  if (method !== 'GET' && method !== 'HEAD') {
+    if (method === 'OPTIONS' && url.pathname === '/stats.json') {
+      return { status: 204, headers: { 'Access-Control-Allow-Origin': '*', 'Access-Control-Allow-Methods': 'GET' }, body: '' };
     }
-    res.writeHead(405, { Allow: 'GET, HEAD' });
-    res.end();
-    return;
+    return { status: 405, headers: { Allow: 'GET, HEAD' }, body: '' };
   }
   switch (url.pathname) {
     case '/health':
-      if (server.isClosing) json(res, 503, { status: 'closing' }, false);
-      else json(res, 200, { status: 'ok', ...server.gauges() }, false);
-      return;
+      if (server.isClosing) return json(503, { status: 'closing' }, false);
+      return json(200, { status: 'ok', transport: server.transport.name, ...server.gauges() }, false);
     case '/stats.json': {
       const hash = url.searchParams.get('info_hash');
-      if (hash === null) {
-        json(res, 200, server.stats(), true);
-        return;
-      }
-      if (!HEX_40.test(hash)) {
-        json(res, 400, { error: 'info_hash must be 40 hex characters' }, true);
-        return;
-      }
-      server.swarmStats(fromHex(hash.toLowerCase())).then(
-        (swarm) => json(res, 200, { ...server.stats(), swarms: [swarm] }, true),
-        () => json(res, 500, { error: 'stats unavailable' }, true),
+      if (hash === null) return json(200, server.stats(), true);
+      if (!HEX_40.test(hash)) return json(400, { error: 'info_hash must be 40 hex characters' }, true);
+      return server.swarmStats(fromHex(hash.toLowerCase())).then(
+        (swarm) => json(200, { ...server.stats(), swarms: [swarm] }, true),
+        () => json(500, { error: 'stats unavailable' }, true),
       );
-      return;
     }
     case '/metrics': {
       const body = renderPrometheus(server.metrics, {
@@ -60,12 +50,9 @@ export function handleHttpRequest(server: TrackerServer, req: http.IncomingMessa
         rssBytes: process.memoryUsage.rss(),
         uptimeSec: server.uptimeSec(),
       });
-      res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Cache-Control': 'no-store' });
-      res.end(body);
-      return;
+      return { status: 200, headers: { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Cache-Control': 'no-store' }, body };
     }
     default:
-      res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
-      res.end('not found: this is a peerfetch tracker (WebSocket); see /health, /stats.json, /metrics\n');
+      return { status: 404, headers: { 'Content-Type': 'text/plain; charset=utf-8' }, body: 'not found: this is a peerfetch tracker (WebSocket); see /health, /stats.json, /metrics\n' };
   }
 }

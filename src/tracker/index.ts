@@ -32,11 +32,12 @@ export async function startTracker(options: TrackerOptions = {}): Promise<Runnin
     throw error;
   }
   const host = server.options.host.includes(':') ? `[${server.options.host}]` : server.options.host;
-  server.options.logger.log({ level: 'info', event: 'tracker:listening', url: `ws://${host}:${port}`, instanceId: server.instanceId });
+  server.options.logger.log({ level: 'info', event: 'tracker:listening', url: `ws://${host}:${port}`, instanceId: server.instanceId, transport: server.transport.name });
   return {
     url: `ws://${host}:${port}`,
     httpUrl: `http://${host}:${port}`,
     port,
+    transport: server.transport.name,
     close: () => server.close(),
     stats: () => server.stats(),
   };

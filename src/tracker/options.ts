@@ -77,6 +77,13 @@ export interface TrackerOptions {
   maxBufferedBytes?: number;
   /** Time given to clients to receive the close frame on shutdown, in ms. Default 2000. */
   shutdownGraceMs?: number;
+  /**
+   * The network layer. 'native' = uWebSockets.js (install `@trufflesuite/uws-js-unofficial`):
+   * about 1.3 KiB per connection and twice the announces per CPU second; 'node' = `ws` on Node's
+   * sockets (about 9 KiB per connection), runs wherever Node runs. Default 'auto': native when its
+   * binary loads on this platform and Node version, else node (with a warning in the log).
+   */
+  transport?: 'auto' | 'native' | 'node';
   /** Structured log sink. Default: silent. The CLI logs JSON lines to stderr. */
   logger?: TrackerLogger;
   /** Clock in ms (tests inject one). Default Date.now. */
@@ -95,6 +102,12 @@ const silentLogger: TrackerLogger = { log: () => {} };
 function positive(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isFinite(value) || value <= 0) throw new RangeError(`tracker option ${name} must be a positive number`);
+  return value;
+}
+
+function transportOption(value: TrackerOptions['transport']): 'auto' | 'native' | 'node' {
+  if (value === undefined) return 'auto';
+  if (value !== 'auto' && value !== 'native' && value !== 'node') throw new RangeError(`tracker option transport must be auto, native or node, got ${String(value)}`);
   return value;
 }
 
@@ -135,6 +148,7 @@ export function resolveOptions(options: TrackerOptions = {}): ResolvedTrackerOpt
     rateWindowMs: positive('rateWindowMs', options.rateWindowMs, 10_000),
     maxBufferedBytes: positive('maxBufferedBytes', options.maxBufferedBytes, 1024 * 1024),
     shutdownGraceMs: positive('shutdownGraceMs', options.shutdownGraceMs, 2000),
+    transport: transportOption(options.transport),
     logger: options.logger ?? silentLogger,
     now: options.now ?? Date.now,
   };

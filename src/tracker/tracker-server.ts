@@ -1,11 +1,10 @@
-import http from 'node:http';
-import type { Duplex } from 'node:stream';
-import { WebSocketServer, WebSocket, type RawData } from 'ws';
 import type { Cluster, ClusterPeer, SwarmTotals } from './cluster.js';
-import { handleHttpRequest } from './http-routes.js';
+import { routeHttpRequest } from './http-routes.js';
 import { localityPrefix } from './locality.js';
 import { rateLimitLogger } from './logger.js';
 import { TrackerMetrics } from './metrics.js';
+import { createNativeTransport, loadNativeServer, NATIVE_PACKAGE } from './native-transport.js';
+import { createNodeTransport } from './node-transport.js';
 import { normaliseOrigin, resolveOptions, type ResolvedTrackerOptions, type TrackerOptions } from './options.js';
 import { Swarm, type SwarmMember } from './swarm.js';
 import {
@@ -21,6 +20,7 @@ import {
   type RejectReason,
   type ScrapeMessage,
 } from './tracker-messages.js';
+import type { ClientInfo, ClientSocket, Transport, TransportHandler, TransportName } from './transport.js';
 
 /** One swarm's line in /stats.json. */
 export interface SwarmStats {
@@ -40,6 +40,8 @@ export interface SwarmStats {
 /** The data behind /stats.json. */
 export interface TrackerStats {
   instanceId: string;
+  /** The network layer in use: 'native' (uWebSockets.js) or 'node' (`ws`). */
+  transport: TransportName;
   /** 'instance' when swarm figures are this instance's only; 'cluster' when they are summed over Redis. */
   scope: 'instance' | 'cluster';
   uptimeSec: number;
@@ -62,6 +64,8 @@ export interface RunningTracker {
   /** Base URL of /health, /stats.json and /metrics, e.g. `http://127.0.0.1:8000`. */
   readonly httpUrl: string;
   readonly port: number;
+  /** The network layer in use (see TrackerOptions.transport). */
+  readonly transport: TransportName;
   /** Stops accepting, closes every socket with a reason, flushes shared state. Idempotent. */
   close(): Promise<void>;
   /** Instance-local figures (the data behind /stats.json without a cluster). */
@@ -76,6 +80,7 @@ const CLOSE_GOING_AWAY = 1001;
 const CLOSE_POLICY = 1008;
 const CLOSE_TRY_AGAIN_LATER = 1013;
 const CLOSE_NORMAL = 1000;
+const CLOSE_MESSAGE_TOO_BIG = 1009;
 
 /**
  * Messages dropped for a client whose send queue is over maxBufferedBytes before it is disconnected:
@@ -84,7 +89,7 @@ const CLOSE_NORMAL = 1000;
 const DROPS_BEFORE_DISCONNECT = 32;
 
 interface Connection {
-  readonly ws: WebSocket;
+  readonly socket: ClientSocket;
   readonly ip: string;
   readonly prefix: string;
   /** This connection's peers: info_hash + peer_id → member. */
@@ -92,7 +97,7 @@ interface Connection {
   lastMessageAt: number;
   windowStart: number;
   windowCount: number;
-  /** Set once the tracker started closing this connection (sweeps skip it; ws terminates it after 30 s). */
+  /** Set once the tracker started closing this connection (sweeps skip it). */
   closing: boolean;
   /** Messages dropped in a row because this client did not read (see DROPS_BEFORE_DISCONNECT). */
   dropped: number;
@@ -139,23 +144,26 @@ function totalsOf(swarm: Swarm<Member> | undefined): SwarmTotals {
 }
 
 /**
- * The tracker server: one HTTP server whose upgrades become WebTorrent tracker WebSockets and whose
- * plain requests are /health, /stats.json and /metrics. The cluster (Redis) is optional and given
- * in from outside, so this class never imports a Redis client.
+ * The tracker: WebTorrent tracker WebSockets and /health, /stats.json and /metrics on one port,
+ * over a transport (transport.ts). The cluster (Redis) is optional and given in from outside, so
+ * this class never imports a Redis client.
  */
-export class TrackerServer {
+export class TrackerServer implements TransportHandler<Connection> {
   readonly options: ResolvedTrackerOptions;
   readonly metrics: TrackerMetrics;
-  private readonly http: http.Server;
-  private readonly wss: WebSocketServer;
+  readonly transport: Transport;
   private readonly swarms = new Map<string, Swarm<Member>>();
   private readonly connections = new Set<Connection>();
   private readonly perIp = new Map<string, number>();
   private readonly startedAt: number;
   private readonly log: ResolvedTrackerOptions['logger'];
+  /** Why the native transport is not in use, when 'auto' fell back to the Node transport. */
+  private readonly nativeUnavailable: string | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   private peerCount = 0;
+  /** Set during shutdown: called when the last connection closed. */
+  private onAllClosed: (() => void) | undefined;
   cluster: Cluster | undefined;
   instanceId = 'local';
 
@@ -165,81 +173,66 @@ export class TrackerServer {
     this.metrics = new TrackerMetrics(this.options.now);
     // Warnings caused by clients are capped at 20 lines per second per event (see rateLimitLogger).
     this.log = rateLimitLogger(this.options.logger, 20, this.options.now);
-    this.wss = new WebSocketServer({
-      noServer: true,
-      maxPayload: this.options.maxFrameBytes,
-      // Compression costs ~300 KB of zlib state per socket and CPU per frame; SDP is small.
-      perMessageDeflate: false,
-      clientTracking: false,
-    });
-    this.http = http.createServer((req, res) => handleHttpRequest(this, req, res));
-    // Slowloris bounds for the plain HTTP side (ms): headers must arrive within 10 s.
-    this.http.headersTimeout = 10_000;
-    this.http.requestTimeout = 30_000;
-    this.http.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
-    this.http.on('clientError', (_err, socket) => socket.destroy());
+    const limits = { maxFrameBytes: this.options.maxFrameBytes, maxBufferedBytes: this.options.maxBufferedBytes };
+    const native = this.options.transport === 'node' ? undefined : loadNativeServer();
+    if (native instanceof Error && this.options.transport === 'native') {
+      throw new Error(`the native transport is not available (${native.message}); install ${NATIVE_PACKAGE} or use transport 'node'`);
+    }
+    if (native instanceof Error) this.nativeUnavailable = native.message;
+    this.transport = native === undefined || native instanceof Error ? createNodeTransport(this, limits) : createNativeTransport(native, this, limits);
   }
 
   async listen(): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      this.http.once('error', reject);
-      this.http.listen(this.options.port, this.options.host, () => {
-        this.http.off('error', reject);
-        resolve();
-      });
-    });
-    this.http.on('error', (error) => this.log.log({ level: 'error', event: 'server:error', message: String(error) }));
+    const port = await this.transport.listen(this.options.host, this.options.port);
+    if (this.nativeUnavailable) {
+      this.log.log({ level: 'warn', event: 'tracker:node-transport', message: `${this.nativeUnavailable}; install ${NATIVE_PACKAGE} for about a seventh of the memory per connection` });
+    }
     this.sweepTimer = setInterval(() => this.sweep(), this.options.sweepIntervalMs);
     this.sweepTimer.unref();
-    const address = this.http.address();
-    return typeof address === 'object' && address ? address.port : this.options.port;
+    return port;
   }
 
-  // ---------------------------------------------------------------- connections
+  // ---------------------------------------------------------------- transport events
 
-  private clientIp(req: http.IncomingMessage): string {
+  http(method: string, url: string): ReturnType<typeof routeHttpRequest> {
+    return routeHttpRequest(this, method, url);
+  }
+
+  serverError(message: string): void {
+    this.log.log({ level: 'error', event: 'server:error', message });
+  }
+
+  private clientIp(info: ClientInfo): string {
     if (this.options.trustProxy) {
-      const forwarded = req.headers['x-forwarded-for'];
-      const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
+      const first = info.forwardedFor?.split(',')[0]?.trim();
       if (first) return first;
     }
-    const ip = req.socket.remoteAddress ?? '?';
-    return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
+    return info.remoteAddress;
   }
 
-  private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on('error', () => socket.destroy());
+  open(socket: ClientSocket, info: ClientInfo): Connection | undefined {
     if (this.closing) {
-      socket.destroy();
-      return;
+      socket.terminate();
+      return undefined;
     }
-    const ip = this.clientIp(req);
+    const ip = this.clientIp(info);
     let refusal: RejectReason | undefined;
     if (this.connections.size >= this.options.maxConnections) refusal = 'too-many-connections';
     else if ((this.perIp.get(ip) ?? 0) >= this.options.maxConnectionsPerIp) refusal = 'too-many-connections-from-ip';
     else if (this.options.allowOrigins) {
-      const origin = req.headers.origin;
-      if (!origin || !this.options.allowOrigins.has(normaliseOrigin(origin))) refusal = 'origin-not-allowed';
+      if (!info.origin || !this.options.allowOrigins.has(normaliseOrigin(info.origin))) refusal = 'origin-not-allowed';
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
-      if (refusal) {
-        // Completing the handshake and closing with a reason is the only way a browser learns why
-        // (a refused HTTP upgrade reaches page code as a bare code 1006).
-        this.metrics.reject(refusal);
-        this.log.log({ level: 'warn', event: 'connection:refused', reason: refusal, ip });
-        ws.on('error', () => {});
-        const code = refusal === 'origin-not-allowed' ? CLOSE_POLICY : CLOSE_TRY_AGAIN_LATER;
-        ws.close(code, FAILURE_TEXT[refusal]);
-        return;
-      }
-      this.onConnection(ws, ip);
-    });
-  }
-
-  private onConnection(ws: WebSocket, ip: string): void {
+    if (refusal) {
+      // Completing the handshake and closing with a reason is the only way a browser learns why
+      // (a refused HTTP upgrade reaches page code as a bare code 1006).
+      this.metrics.reject(refusal);
+      this.log.log({ level: 'warn', event: 'connection:refused', reason: refusal, ip });
+      socket.close(refusal === 'origin-not-allowed' ? CLOSE_POLICY : CLOSE_TRY_AGAIN_LATER, FAILURE_TEXT[refusal]);
+      return undefined;
+    }
     const now = this.options.now();
     const conn: Connection = {
-      ws,
+      socket,
       ip,
       prefix: localityPrefix(ip),
       joined: new Map(),
@@ -254,38 +247,43 @@ export class TrackerServer {
     this.connections.add(conn);
     this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
     this.metrics.connectionsOpened++;
-    ws.on('message', (data, isBinary) => this.onMessage(conn, data, isBinary));
-    ws.on('pong', () => (conn.alive = true));
-    ws.on('error', (error: Error & { code?: string }) => {
-      // ws reports an oversized frame as an error and closes the socket with 1009 itself.
-      if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.metrics.reject('frame-too-large');
-      this.log.log({ level: 'warn', event: 'connection:error', ip, code: error.code, message: error.message });
-    });
-    ws.on('close', () => this.onClose(conn));
+    return conn;
   }
 
-  private onClose(conn: Connection): void {
+  pong(conn: Connection): void {
+    conn.alive = true;
+  }
+
+  frameTooLarge(conn: Connection): void {
+    this.metrics.reject('frame-too-large');
+    this.log.log({ level: 'warn', event: 'frame:rejected', reason: 'frame-too-large', ip: conn.ip });
+    conn.closing = true;
+    conn.socket.close(CLOSE_MESSAGE_TOO_BIG, FAILURE_TEXT['frame-too-large']);
+  }
+
+  closed(conn: Connection): void {
     if (!this.connections.delete(conn)) return;
     const left = (this.perIp.get(conn.ip) ?? 1) - 1;
     if (left <= 0) this.perIp.delete(conn.ip);
     else this.perIp.set(conn.ip, left);
     for (const member of [...conn.joined.values()]) this.leave(member);
+    if (this.connections.size === 0) this.onAllClosed?.();
   }
 
   private send(conn: Connection, frame: string): boolean {
-    const ws = conn.ws;
-    if (ws.readyState !== WebSocket.OPEN) return false;
-    if (ws.bufferedAmount > this.options.maxBufferedBytes) {
+    const socket = conn.socket;
+    if (!socket.isOpen) return false;
+    if (socket.bufferedAmount() > this.options.maxBufferedBytes) {
       this.metrics.messagesDropped++;
       // A client that keeps not reading is gone or hostile: free its buffers.
       if (++conn.dropped >= DROPS_BEFORE_DISCONNECT) {
         this.metrics.reject('slow-consumer');
-        ws.terminate();
+        socket.terminate();
       }
       return false;
     }
     conn.dropped = 0; // it reads again: only drops in a row count
-    ws.send(frame);
+    socket.send(frame);
     return true;
   }
 
@@ -295,7 +293,7 @@ export class TrackerServer {
     this.send(conn, encodeFailure(reason, action, infoHash));
   }
 
-  private onMessage(conn: Connection, data: RawData, isBinary: boolean): void {
+  message(conn: Connection, text: string | undefined): void {
     const now = this.options.now();
     conn.lastMessageAt = now;
     if (now - conn.windowStart >= this.options.rateWindowMs) {
@@ -311,16 +309,14 @@ export class TrackerServer {
       else this.metrics.reject('rate-limited');
       if (conn.windowCount > 2 * max && !conn.closing) {
         conn.closing = true;
-        conn.ws.close(CLOSE_POLICY, FAILURE_TEXT['rate-limited']);
+        conn.socket.close(CLOSE_POLICY, FAILURE_TEXT['rate-limited']);
       }
       return;
     }
-    if (isBinary) {
+    if (text === undefined) {
       this.fail(conn, 'binary-frame');
       return;
     }
-    // ws hands text frames over as one Buffer (binaryType 'nodebuffer'); decode it without copying.
-    const text = Buffer.isBuffer(data) ? data.toString() : Array.isArray(data) ? Buffer.concat(data).toString() : Buffer.from(data).toString();
     const parsed = parseClientFrame(text, this.options.maxOffersPerAnnounce);
     if (!parsed.ok) {
       this.fail(conn, parsed.reason, parsed.action, parsed.infoHash);
@@ -530,18 +526,18 @@ export class TrackerServer {
       if (now - conn.lastMessageAt >= this.options.idleTimeoutMs) {
         this.metrics.reject('idle-timeout');
         conn.closing = true;
-        conn.ws.close(CLOSE_NORMAL, FAILURE_TEXT['idle-timeout']);
+        conn.socket.close(CLOSE_NORMAL, FAILURE_TEXT['idle-timeout']);
         continue;
       }
       if (now - conn.lastPingAt < this.options.heartbeatIntervalMs) continue;
       if (!conn.alive) {
         // No pong since the previous ping: the TCP connection is dead (a laptop lid closed).
-        conn.ws.terminate();
+        conn.socket.terminate();
         continue;
       }
       conn.alive = false;
       conn.lastPingAt = now;
-      conn.ws.ping();
+      conn.socket.ping();
     }
   }
 
@@ -552,6 +548,7 @@ export class TrackerServer {
       .map((s) => swarmStats(s.infoHash, totalsOf(s)));
     return {
       instanceId: this.instanceId,
+      transport: this.transport.name,
       scope: 'instance',
       uptimeSec: this.uptimeSec(),
       connections: this.connections.size,
@@ -595,23 +592,19 @@ export class TrackerServer {
   private async shutdown(): Promise<void> {
     this.log.log({ level: 'info', event: 'tracker:closing', connections: this.connections.size });
     if (this.sweepTimer) clearInterval(this.sweepTimer);
-    const httpClosed = new Promise<void>((resolve) => this.http.close(() => resolve()));
-    this.http.closeIdleConnections();
-    const open = [...this.connections];
-    const allClosed = Promise.all(open.map((c) => new Promise<void>((resolve) => {
-      if (c.ws.readyState === WebSocket.CLOSED) resolve();
-      else c.ws.once('close', () => resolve());
-    })));
-    for (const conn of open) conn.ws.close(CLOSE_GOING_AWAY, FAILURE_TEXT['shutting-down']);
+    this.transport.stopAccepting();
+    const allClosed = new Promise<void>((resolve) => (this.onAllClosed = resolve));
+    if (this.connections.size === 0) this.onAllClosed?.();
+    for (const conn of [...this.connections]) conn.socket.close(CLOSE_GOING_AWAY, FAILURE_TEXT['shutting-down']);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([allClosed, new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.shutdownGraceMs)))]);
     clearTimeout(timer);
-    for (const conn of this.connections) conn.ws.terminate();
+    // Clients that did not answer the close frame in time; terminate() reports each close at once
+    // on the native transport and soon after on the Node one.
+    for (const conn of [...this.connections]) conn.socket.terminate();
     // Removes this instance's peers from the shared state before other instances time them out.
     if (this.cluster) await this.cluster.close().catch((error: unknown) => this.log.log({ level: 'error', event: 'cluster:error', message: String(error) }));
-    this.http.closeAllConnections();
-    await httpClosed;
-    this.wss.close();
+    await this.transport.dispose();
     this.log.log({ level: 'info', event: 'tracker:closed' });
   }
 }

@@ -90,15 +90,15 @@ describe('peerfetch tracker command', () => {
       '--port', '9000', '--host', '0.0.0.0', '--redis', 'redis://127.0.0.1:6390',
       '--allow-origin', 'https://a.example', '--allow-origin', 'https://b.example',
       '--allow-swarm', 'ab'.repeat(20), '--trust-proxy', '--interval', '60', '--max-frame-bytes', '1000',
-      '--max-offers', '3', '--max-connections-per-ip', '5', '--log-level', 'warn',
+      '--max-offers', '3', '--max-connections-per-ip', '5', '--log-level', 'warn', '--transport', 'node',
     ]);
     expect(options).toEqual({
       port: 9000, host: '0.0.0.0', redisUrl: 'redis://127.0.0.1:6390',
       allowOrigins: ['https://a.example', 'https://b.example'], allowSwarms: ['ab'.repeat(20)], trustProxy: true,
-      announceIntervalSec: 60, maxFrameBytes: 1000, maxOffersPerAnnounce: 3, maxConnectionsPerIp: 5,
+      announceIntervalSec: 60, maxFrameBytes: 1000, maxOffersPerAnnounce: 3, maxConnectionsPerIp: 5, transport: 'node',
     });
     expect(logLevel).toBe('warn');
-    for (const bad of [['--redis', 'localhost:6379'], ['--allow-swarm', 'xyz'], ['--unknown'], ['--log-level', 'loud']]) {
+    for (const bad of [['--redis', 'localhost:6379'], ['--allow-swarm', 'xyz'], ['--unknown'], ['--log-level', 'loud'], ['--transport', 'uws']]) {
       let error: unknown;
       try {
         parseTrackerArgs(bad);

@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleTrackerCli } from './bundle.js';
-import { TestClient, waitFor } from './helpers.js';
+import { TestClient, TRANSPORTS, waitFor, type TransportKind } from './helpers.js';
 
 /** Connections in the run, frames per connection: 60 × 40 = 2400 frames, a few seconds here. */
 const CONNECTIONS = 60;
@@ -37,18 +37,18 @@ let httpUrl: string;
 
 beforeAll(async () => {
   entry = await bundleTrackerCli();
-  child = spawn(process.execPath, [entry, '--port', '0', '--max-frame-bytes', String(MAX_FRAME_BYTES), '--max-swarms', '500', '--max-peers-per-swarm', '50', '--log-level', 'error'], { stdio: ['ignore', 'pipe', 'pipe'] });
+});
+
+afterAll(() => rmSync(entry, { force: true }));
+
+async function startTrackerProcess(transport: TransportKind): Promise<void> {
+  child = spawn(process.execPath, [entry, '--port', '0', '--transport', transport, '--max-frame-bytes', String(MAX_FRAME_BYTES), '--max-swarms', '500', '--max-peers-per-swarm', '50', '--log-level', 'error'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   const m = await waitFor('tracker process', () => /listening on (ws:\/\/[\d.:]+)/.exec(out), 15_000);
   url = m[1]!;
   httpUrl = url.replace('ws://', 'http://');
-});
-
-afterAll(() => {
-  child?.kill('SIGKILL');
-  rmSync(entry, { force: true });
-});
+}
 
 async function rss(): Promise<number> {
   const text = await (await fetch(`${httpUrl}/metrics`)).text();
@@ -105,7 +105,12 @@ function makeFrames(rand: () => number): Array<string | Buffer> {
   return frames;
 }
 
-describe('tracker fuzz', () => {
+describe.each(TRANSPORTS)('tracker fuzz, %s transport', (transport) => {
+  beforeAll(() => startTrackerProcess(transport));
+  afterAll(() => {
+    child?.kill('SIGKILL');
+  });
+
   it(`survives random and malformed frames (seed ${seed})`, { timeout: 120_000 }, async () => {
     const rand = prng(seed);
     const sentinelHash = Buffer.alloc(20, 7).toString('latin1');

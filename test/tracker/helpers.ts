@@ -1,6 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 
+/**
+ * The network layers the tracker suites run on: native (uWebSockets.js) and node (`ws`). Each
+ * suite runs whole on both, so the tracker's behaviour cannot depend on which one an operator has.
+ */
+export const TRANSPORTS = ['native', 'node'] as const;
+export type TransportKind = (typeof TRANSPORTS)[number];
+
 /** A 20-byte id in the protocol's wire form (one char per byte). */
 export function randomId(): string {
   return randomBytes(20).toString('latin1');

@@ -1,12 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startTracker, type RunningTracker, type TrackerOptions } from '../../src/tracker/index.js';
-import { announce, hex, isFailure, isOffer, isReply, offers, randomId, TestClient, waitFor } from './helpers.js';
+import { announce, hex, isFailure, isOffer, isReply, offers, randomId, TestClient, waitFor, TRANSPORTS, type TransportKind } from './helpers.js';
 
 let tracker: RunningTracker | undefined;
+let transport: TransportKind = 'native';
 const clients: TestClient[] = [];
 
 async function start(options: TrackerOptions = {}): Promise<RunningTracker> {
-  tracker = await startTracker({ port: 0, ...options });
+  tracker = await startTracker({ port: 0, transport, ...options });
   return tracker;
 }
 
@@ -22,7 +23,11 @@ afterEach(async () => {
   tracker = undefined;
 });
 
-describe('tracker abuse limits', () => {
+describe.each(TRANSPORTS)('tracker abuse limits, %s transport', (kind) => {
+  beforeAll(() => {
+    transport = kind;
+  });
+
   it('answers invalid JSON, binary frames and bad fields with a failure reason and keeps the socket', async () => {
     await start();
     const a = await client();
@@ -47,12 +52,18 @@ describe('tracker abuse limits', () => {
     expect(tracker!.stats().rejections).toMatchObject({ 'invalid-json': 1, 'binary-frame': 1, 'invalid-info-hash': 3 });
   });
 
-  it('closes a connection that sends a frame over maxFrameBytes with 1009', async () => {
+  it('closes a connection that sends a frame over maxFrameBytes: 1009 with a reason, or at once when far over', async () => {
     await start({ maxFrameBytes: 1024 });
     const a = await client();
-    a.send(announce(randomId(), randomId(), { offers: offers(1, 'x'.repeat(2000)) }));
-    expect((await a.closed).code).toBe(1009);
+    a.send(announce(randomId(), randomId(), { offers: offers(1, 'x'.repeat(1200)) }));
+    expect(await a.closed).toMatchObject({ code: 1009 });
     await waitFor('rejection counted', () => tracker!.stats().rejections['frame-too-large'] === 1);
+    // Far over the limit the native transport drops the TCP connection without reading the frame.
+    const b = await client();
+    b.send('x'.repeat(64 * 1024));
+    await b.closed;
+    await waitFor('second rejection counted', () => tracker!.stats().rejections['frame-too-large'] === 2);
+    expect(tracker!.stats().connections).toBe(0);
   });
 
   it('rate-limits messages per connection: one failure, then a close at twice the limit', async () => {

@@ -1,12 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startTracker, type RunningTracker, type TrackerOptions } from '../../src/tracker/index.js';
-import { announce, hex, isAnswer, isOffer, isReply, offers, randomId, TestClient, waitFor } from './helpers.js';
+import { announce, hex, isAnswer, isOffer, isReply, offers, randomId, TestClient, waitFor, TRANSPORTS, type TransportKind } from './helpers.js';
 
 let tracker: RunningTracker | undefined;
+let transport: TransportKind = 'native';
 const clients: TestClient[] = [];
 
 async function start(options: TrackerOptions = {}): Promise<RunningTracker> {
-  tracker = await startTracker({ port: 0, ...options });
+  tracker = await startTracker({ port: 0, transport, ...options });
   return tracker;
 }
 
@@ -22,7 +23,11 @@ afterEach(async () => {
   tracker = undefined;
 });
 
-describe('tracker protocol (WebTorrent WebSocket tracker)', () => {
+describe.each(TRANSPORTS)('tracker protocol (WebTorrent WebSocket tracker), %s transport', (kind) => {
+  beforeAll(() => {
+    transport = kind;
+  });
+
   it('answers an announce with interval, counts and the info_hash', async () => {
     await start({ announceIntervalSec: 77 });
     expect(tracker!.url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/);

@@ -1,13 +1,14 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createJsonLogger, startTracker, type LogEntry, type RunningTracker, type TrackerOptions } from '../../src/tracker/index.js';
 import { parseReport } from '../../src/tracker/tracker-messages.js';
-import { announce, hex, isReply, offers, randomId, TestClient, waitFor } from './helpers.js';
+import { announce, hex, isReply, offers, randomId, TestClient, waitFor, TRANSPORTS, type TransportKind } from './helpers.js';
 
 let tracker: RunningTracker | undefined;
+let transport: TransportKind = 'native';
 const clients: TestClient[] = [];
 
 async function start(options: TrackerOptions = {}): Promise<RunningTracker> {
-  tracker = await startTracker({ port: 0, ...options });
+  tracker = await startTracker({ port: 0, transport, ...options });
   return tracker;
 }
 
@@ -28,7 +29,11 @@ afterEach(async () => {
   tracker = undefined;
 });
 
-describe('swarm-wide offload stats', () => {
+describe.each(TRANSPORTS)('swarm-wide offload stats, %s transport', (kind) => {
+  beforeAll(() => {
+    transport = kind;
+  });
+
   it('aggregates the latest report of each live peer per swarm, and forgets peers that leave', async () => {
     await start();
     const [h1, h2] = [randomId(), randomId()];
@@ -97,12 +102,16 @@ describe('swarm-wide offload stats', () => {
   });
 });
 
-describe('observability', () => {
+describe.each(TRANSPORTS)('observability, %s transport', (kind) => {
+  beforeAll(() => {
+    transport = kind;
+  });
+
   it('serves /health, Prometheus /metrics with rejections by reason, and 404 elsewhere', async () => {
     await start();
     const health = await fetch(`${tracker!.httpUrl}/health`);
     expect(health.status).toBe(200);
-    expect(await health.json()).toEqual({ status: 'ok', connections: 0, peers: 0, swarms: 0 });
+    expect(await health.json()).toEqual({ status: 'ok', transport, connections: 0, peers: 0, swarms: 0 });
 
     const h = randomId();
     const [a, b] = [await client(), await client()];

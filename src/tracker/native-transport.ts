@@ -1,0 +1,181 @@
+import { createRequire } from 'node:module';
+import type * as Uws from '@trufflesuite/uws-js-unofficial';
+import { plainAddress, STATUS_TEXT, type ClientInfo, type ClientSocket, type HttpReply, type Transport, type TransportHandler, type TransportLimits } from './transport.js';
+
+/**
+ * uWebSockets.js, a WebSocket and HTTP server written in C++, published to npm as this package
+ * with prebuilt binaries (Linux, macOS and Windows; Node 16, 18 and 20). An optional peer
+ * dependency: a site that only uses the browser library does not download its 100 MB of binaries.
+ */
+export const NATIVE_PACKAGE = '@trufflesuite/uws-js-unofficial';
+
+/** How uWS reports a frame over its maxPayloadLength: it drops the TCP connection (code 1006). */
+const UWS_TOO_BIG = 'Received too big message';
+
+/**
+ * Loads the binary for this platform and Node ABI directly, not through the package's entry point:
+ * that one silently swaps in a JavaScript emulation when no binary fits, which would hide from the
+ * operator that the tracker runs on the Node transport.
+ */
+export function loadNativeServer(): typeof Uws | Error {
+  const require = createRequire(import.meta.url);
+  const binary = `${NATIVE_PACKAGE}/binaries/uws_${process.platform}_${process.arch}_${process.versions.modules}.node`;
+  try {
+    return require(binary) as typeof Uws;
+  } catch (error) {
+    return new Error(`cannot load ${binary}: ${(error as Error).message.split('\n')[0]}`);
+  }
+}
+
+/**
+ * uWS's per-socket user data. uWS copies the own properties of the object given at the upgrade
+ * onto its WebSocket object (and getUserData() returns that), so methods cannot live on it: it
+ * carries a reference to the tracker's handle instead.
+ */
+interface UserData<C> {
+  socket: NativeClientSocket<C>;
+}
+
+/** The tracker's handle on one connection. */
+class NativeClientSocket<C> implements ClientSocket {
+  ws: Uws.WebSocket<UserData<C>> | undefined;
+  conn: C | undefined;
+  info: ClientInfo | undefined;
+  /** Set when the tracker closed this socket: only a close uWS started itself can be its too-big frame report. */
+  closedByServer = false;
+
+  constructor(info: ClientInfo) {
+    this.info = info;
+  }
+
+  get isOpen(): boolean {
+    return this.ws !== undefined;
+  }
+
+  send(frame: string): void {
+    // 0 = queued under backpressure, 2 = dropped over maxBackpressure: the tracker checks
+    // bufferedAmount() before sending and handles slow clients itself.
+    this.ws?.send(frame, false);
+  }
+
+  bufferedAmount(): number {
+    return this.ws?.getBufferedAmount() ?? 0;
+  }
+
+  close(code: number, reason: string): void {
+    this.closedByServer = true;
+    this.ws?.end(code, reason);
+  }
+
+  terminate(): void {
+    this.closedByServer = true;
+    this.ws?.close();
+  }
+
+  ping(): void {
+    this.ws?.ping();
+  }
+}
+
+/** The native transport: about 1.3 KiB of memory per connection, against 9 KiB with `ws` on Node's sockets. */
+export function createNativeTransport<C>(uws: typeof Uws, handler: TransportHandler<C>, limits: TransportLimits): Transport {
+  let listenSocket: Uws.us_listen_socket | undefined;
+  const app = uws.App();
+
+  app.ws<UserData<C>>('/*', {
+    // uWS drops a connection without a close frame when a frame passes maxPayloadLength. Frames up
+    // to twice the tracker's limit are taken in and refused here with 1009 and a reason, so a client
+    // that is only a little over (many large offers) learns why; bigger ones are cut off at once.
+    maxPayloadLength: 2 * limits.maxFrameBytes,
+    // The tracker stops sending to a client over maxBufferedBytes; uWS's own cap is only a backstop.
+    maxBackpressure: 2 * limits.maxBufferedBytes,
+    // Idle connections and heartbeats are the tracker's (its sweep), the same on both transports.
+    idleTimeout: 0,
+    sendPingsAutomatically: false,
+    compression: uws.DISABLED,
+    upgrade: (res, req, context) => {
+      // Headers can only be read here, synchronously, before the handshake completes.
+      const info: ClientInfo = {
+        remoteAddress: plainAddress(Buffer.from(res.getRemoteAddressAsText()).toString()),
+        origin: req.getHeader('origin') || undefined,
+        forwardedFor: req.getHeader('x-forwarded-for') || undefined,
+      };
+      // Like `ws`, accept the first subprotocol a client offers (WebTorrent clients offer none).
+      const protocol = req.getHeader('sec-websocket-protocol').split(',')[0]?.trim() ?? '';
+      const userData: UserData<C> = { socket: new NativeClientSocket<C>(info) };
+      res.upgrade(userData, req.getHeader('sec-websocket-key'), protocol, req.getHeader('sec-websocket-extensions'), context);
+    },
+    open: (ws) => {
+      const socket = ws.getUserData().socket;
+      socket.ws = ws;
+      const info = socket.info!;
+      socket.info = undefined; // headers are not needed after the handshake
+      socket.conn = handler.open(socket, info);
+    },
+    message: (ws, message, isBinary) => {
+      const socket = ws.getUserData().socket;
+      if (socket.conn === undefined) return;
+      if (message.byteLength > limits.maxFrameBytes) handler.frameTooLarge(socket.conn);
+      // The ArrayBuffer is only valid during this call: decode it now (the parse is synchronous).
+      else handler.message(socket.conn, isBinary ? undefined : Buffer.from(message).toString());
+    },
+    pong: (ws) => {
+      const socket = ws.getUserData().socket;
+      if (socket.conn !== undefined) handler.pong(socket.conn);
+    },
+    close: (ws, _code, message) => {
+      const socket = ws.getUserData().socket;
+      socket.ws = undefined; // uWS throws on any use of a closed socket
+      const conn = socket.conn;
+      if (conn === undefined) return;
+      if (!socket.closedByServer && Buffer.from(message).toString() === UWS_TOO_BIG) handler.frameTooLarge(conn);
+      handler.closed(conn);
+    },
+  });
+
+  app.any('/*', (res, req) => {
+    const method = req.getMethod().toUpperCase();
+    const query = req.getQuery();
+    const url = query ? `${req.getUrl()}?${query}` : req.getUrl();
+    let aborted = false;
+    res.onAborted(() => (aborted = true));
+    const write = (reply: HttpReply): void => {
+      if (aborted) return;
+      res.cork(() => {
+        res.writeStatus(`${reply.status} ${STATUS_TEXT[reply.status] ?? ''}`);
+        for (const [name, value] of Object.entries(reply.headers)) res.writeHeader(name, value);
+        if (method === 'HEAD') res.endWithoutBody(Buffer.byteLength(reply.body));
+        else res.end(reply.body);
+      });
+    };
+    const failed = (): void => write({ status: 500, headers: {}, body: '' });
+    try {
+      const reply = handler.http(method, url);
+      if (reply instanceof Promise) reply.then(write, failed);
+      else write(reply);
+    } catch {
+      failed();
+    }
+  });
+
+  return {
+    name: 'native',
+    listen: (host, port) =>
+      new Promise<number>((resolve, reject) => {
+        app.listen(host, port, (socket) => {
+          if (!socket) {
+            reject(new Error(`cannot listen on ${host}:${port}: the address is in use or not available`));
+            return;
+          }
+          listenSocket = socket;
+          resolve(uws.us_socket_local_port(socket as unknown as Uws.us_socket));
+        });
+      }),
+    stopAccepting: () => {
+      if (listenSocket) uws.us_listen_socket_close(listenSocket);
+      listenSocket = undefined;
+    },
+    // Idle HTTP keep-alive sockets close on uWS's own 10 s HTTP timeout; nothing else is held.
+    dispose: async () => {},
+  };
+}

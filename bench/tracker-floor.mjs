@@ -1,13 +1,15 @@
 #!/usr/bin/env node
-// The memory floor under any Node WebSocket tracker: `node bench/tracker-floor.mjs`.
+// The memory floor under a WebSocket tracker in Node: `node bench/tracker-floor.mjs`.
 // Measures, per connected and handshaken client, the server's RSS and JS heap (after a full GC) for
-// (a) a bare `ws` server that answers one frame and keeps nothing else, and (b) a raw TCP socket
-// that completed the WebSocket handshake by hand and keeps no WebSocket object at all.
-// Both trackers in bench/tracker.mjs sit on (a); (b) is what is left without any WebSocket library.
+// (a) a bare `ws` server that answers one frame and keeps nothing else, (b) a raw Node TCP socket
+// that completed the WebSocket handshake by hand and keeps no WebSocket object at all, and (c) a
+// bare uWebSockets.js server. bittorrent-tracker and peerfetch's node transport sit on (a),
+// peerfetch's native transport on (c); (b) is what Node's own sockets cost without any library.
 // Loopback only; bounded (CONNECTIONS clients, then everything is closed).
 import { fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import WebSocket, { WebSocketServer } from 'ws';
 
@@ -17,8 +19,21 @@ const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 if (process.argv[2] === 'server') {
   const kind = process.argv[3];
   const kept = new Set();
+  if (kind === 'native') {
+    const require = createRequire(import.meta.url);
+    const uws = require(`@trufflesuite/uws-js-unofficial/binaries/uws_${process.platform}_${process.arch}_${process.versions.modules}.node`);
+    uws.App().ws('/*', {
+      compression: uws.DISABLED,
+      idleTimeout: 0,
+      open: (ws) => kept.add(ws),
+      message: (ws) => ws.send('{"ok":1}'),
+      close: (ws) => kept.delete(ws),
+    }).listen('127.0.0.1', 0, (socket) => process.send({ port: uws.us_socket_local_port(socket) }));
+  }
   const server = http.createServer();
-  if (kind === 'ws') {
+  if (kind === 'native') {
+    // served above
+  } else if (kind === 'ws') {
     const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false });
     server.on('upgrade', (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => {
       kept.add(ws);
@@ -35,7 +50,7 @@ if (process.argv[2] === 'server') {
       socket.on('data', () => socket.write(Buffer.concat([Buffer.from([0x81, 8]), Buffer.from('{"ok":1}')])));
     });
   }
-  server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }));
+  if (kind !== 'native') server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }));
   process.on('message', () => {
     globalThis.gc();
     const m = process.memoryUsage();
@@ -43,7 +58,7 @@ if (process.argv[2] === 'server') {
   });
   process.on('disconnect', () => process.exit(0));
 } else {
-  for (const kind of ['ws', 'raw']) {
+  for (const kind of ['ws', 'raw', 'native']) {
     const child = fork(fileURLToPath(import.meta.url), ['server', kind], { execArgv: ['--expose-gc'] });
     const { port } = await new Promise((resolve) => child.once('message', resolve));
     const memory = () => new Promise((resolve) => {
@@ -62,8 +77,8 @@ if (process.argv[2] === 'server') {
       })));
     }
     const loaded = await memory();
-    const label = kind === 'ws' ? 'ws connection' : 'raw handshaken socket';
-    console.log(`${label.padEnd(22)} RSS ${((loaded.rss - idle.rss) / CONNECTIONS / 1024).toFixed(2)} KiB/connection, JS heap ${((loaded.heap - idle.heap) / CONNECTIONS / 1024).toFixed(2)} KiB/connection (${loaded.kept} kept)`);
+    const label = { ws: 'ws connection', raw: 'raw handshaken socket', native: 'uWebSockets.js connection' }[kind];
+    console.log(`${label.padEnd(26)} RSS ${((loaded.rss - idle.rss) / CONNECTIONS / 1024).toFixed(2)} KiB/connection, JS heap ${((loaded.heap - idle.heap) / CONNECTIONS / 1024).toFixed(2)} KiB/connection (${loaded.kept} kept)`);
     for (const ws of clients) ws.terminate();
     child.disconnect();
   }

@@ -1,4 +1,5 @@
-// One tracker under test, in its own process: `node --expose-gc bench/tracker-server.mjs <system> <module>`.
+// One tracker under test, in its own process: `node --expose-gc bench/tracker-server.mjs <system> <module>`,
+// system = bittorrent-tracker | peerfetch (native transport) | peerfetch-node (node transport).
 // Prints {"port":N} once listening; answers IPC {type:'memory'} with its memory after a full GC.
 import { readFileSync } from 'node:fs';
 
@@ -18,6 +19,7 @@ async function start() {
   // second per socket) is measured, not throttled; every check still runs on every frame.
   const tracker = await startTracker({
     port: 0,
+    transport: system === 'peerfetch-node' ? 'node' : 'native',
     maxConnectionsPerIp: 1_000_000,
     maxConnections: 1_000_000,
     maxMessagesPerWindow: 1_000_000_000,

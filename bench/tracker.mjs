@@ -8,7 +8,7 @@
 // Options (env): BENCH_PEERS (default 2000), BENCH_SWARMS (20), BENCH_CONCURRENCY (200),
 // BENCH_OFFERS (5), BENCH_SECONDS (5), BENCH_ROUNDS (5), BENCH_NO_WRITE=1 (print, do not edit BENCHMARKS.md),
 // BENCH_ONLY=peerfetch|peerfetch-node|bittorrent-tracker (one system), BENCH_SERVER_ARGS (extra node flags for the servers, e.g. --cpu-prof).
-import { fork, spawn } from 'node:child_process';
+import { fork, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -48,8 +48,23 @@ function memoryOf(server) {
   });
 }
 
+/**
+ * With two or more cores and taskset(1), the server runs on the last core and the load generator on
+ * the others, the same for every system: no process migrates between cores mid-run, and the
+ * generator never takes CPU time from the server it measures.
+ */
+const cores = os.cpus().length;
+const pinned = cores >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+/** Pins every thread of a running process to `cpuList`. */
+const pin = (child, cpuList) => {
+  if (pinned) spawnSync('taskset', ['-a', '-p', '-c', cpuList, String(child.pid)], { stdio: 'ignore' });
+};
+const SERVER_CPUS = String(cores - 1);
+const LOAD_CPUS = cores > 2 ? `0-${cores - 2}` : '0';
+
 async function runSystem(system, modulePath) {
   const server = spawn(process.execPath, ['--expose-gc', ...(process.env.BENCH_SERVER_ARGS ?? '').split(' ').filter(Boolean), join(here, 'tracker-server.mjs'), system, modulePath], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], cwd: root });
+  pin(server, SERVER_CPUS);
   const killTimer = setTimeout(() => server.kill('SIGKILL'), RUN_TIMEOUT_MS);
   try {
     const port = await new Promise((resolve, reject) => {
@@ -63,6 +78,7 @@ async function runSystem(system, modulePath) {
     });
     const idle = await memoryOf(server);
     const load = fork(join(here, 'tracker-load.mjs'), [JSON.stringify({ ...config, url: `ws://127.0.0.1:${port}` })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    pin(load, LOAD_CPUS);
     const loadTimer = setTimeout(() => load.kill('SIGKILL'), RUN_TIMEOUT_MS);
     const connected = await new Promise((resolve, reject) => {
       load.once('message', resolve);
@@ -171,7 +187,7 @@ console.log(floor);
 
 const kib = (b) => (b / 1024).toFixed(1);
 // uWebSockets.js writes with send(2), which /proc/self/io does not count as a write syscall.
-const writes = (s) => (s.writes > 0 ? s.writes.toFixed(2) : 'n/a (send)');
+const writes = (s) => (s.writes >= 0.5 ? s.writes.toFixed(2) : 'n/a (send)');
 const row = (name, s) => `| ${name} | ${s.announcesPerSec.toFixed(0)} (median ${s.medianAnnouncesPerSec.toFixed(0)}) | ${s.cpuMicros.toFixed(0)} | ${(1e6 / s.cpuMicros).toFixed(0)} | ${writes(s)} | ${s.p50Ms.toFixed(1)} | ${s.p99Ms.toFixed(1)} | ${kib(s.rssPerPeer)} | ${kib(s.heapPerPeer)} | ${s.errors} |`;
 let tables = '';
 for (const { scenario, summary } of results) {
@@ -206,9 +222,11 @@ const section = `## Tracker
 
 Command: \`npm run bench:tracker\` (bench/tracker.mjs). Date: ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC.
 Machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}, loopback only.
-Machine load average (1 min) before/after the run: ${loadBefore.toFixed(1)} / ${loadAfter.toFixed(1)}: other work on the same
-2 cores steals wall-clock time, so "announces/s (wall)" and latencies are only comparable within one run; server CPU time per
-announce is the steadier figure of what one core sustains.
+Machine load average (1 min) before/after the run: ${loadBefore.toFixed(1)} / ${loadAfter.toFixed(1)}. ${pinned ? `Each server runs alone on CPU ${SERVER_CPUS} and the load
+generator on CPU ${LOAD_CPUS} (taskset), so a saturated server has a whole core` : 'Server and load generator share the cores (no taskset)'}. "announces/s (wall)" is what the
+server sustained under the generator's load; "announces/s per core" (10⁶ / server CPU µs per announce, user + system) is
+what one fully busy core sustains, the figure for saturation when the generator (one Node process, which handles as many
+frames per announce as the server) cannot load the faster server to 100 %.
 
 Load: ${config.peers} peers, one WebSocket each with a browser's upgrade headers; ${config.concurrency} announces in flight,
 each with ${config.offers} offers of ${config.sdpBytes}-byte SDP (so each announce also relays up to ${config.offers} offers to other peers),

@@ -238,11 +238,13 @@ per-connection-rate and per-swarm limits raised (the load comes from one address
 ${tables}
 ### Where the cost is
 
-Every server sends the same frames per announce: one reply and up to ${config.offers} relayed offers, each a separate TCP send
-to a different socket. That kernel time is the same for all three and the largest item in every CPU profile (about two
-thirds of the native transport's busy time); peerfetch's gain is the work around it: peer selection in O(offers) instead
-of O(swarm size) (so one big swarm costs no more than many small ones), one JSON escaping of the ids per announce, no
-per-announce hex conversions or deferred callbacks, and on the native transport, WebSocket framing in C++.
+Every server sends the same frames per announce: one reply and up to ${config.offers} relayed offers, each a TCP send to a
+different socket, and reads one. That kernel time (system calls and the loopback TCP path: about half of the native
+transport's CPU time in \`perf\` profiles) is the same for all three servers and sets a floor under the CPU per announce;
+peerfetch's gain is everything around it: peer selection in O(offers) instead of O(swarm size) (one big swarm costs no more
+than many small ones, while bittorrent-tracker slows down with swarm size), ids escaped once per announce, frames for one
+client in one event-loop turn sent together, and on the native transport WebSocket framing and HTTP parsing in C++.
+In many small swarms, where bittorrent-tracker's per-announce peer selection is cheap, the floor leaves less to gain.
 
 Memory per peer is mostly the connection (\`node bench/tracker-floor.mjs\`, same run, server after a full GC):
 

@@ -78,10 +78,11 @@ export interface TrackerOptions {
   /** Time given to clients to receive the close frame on shutdown, in ms. Default 2000. */
   shutdownGraceMs?: number;
   /**
-   * The network layer. 'native' = uWebSockets.js (install `@trufflesuite/uws-js-unofficial`):
-   * about 1.3 KiB per connection and twice the announces per CPU second; 'node' = `ws` on Node's
+   * The network layer. 'native' = uWebSockets.js (install `@trufflesuite/uws-js-unofficial`): under
+   * 1 KiB per connection and a third fewer CPU microseconds per announce; 'node' = `ws` on Node's
    * sockets (about 9 KiB per connection), runs wherever Node runs. Default 'auto': native when its
    * binary loads on this platform and Node version, else node (with a warning in the log).
+   * BENCHMARKS.md ("Tracker") has the measurements.
    */
   transport?: 'auto' | 'native' | 'node';
   /** Structured log sink. Default: silent. The CLI logs JSON lines to stderr. */

@@ -185,7 +185,7 @@ export class TrackerServer implements TransportHandler<Connection> {
   async listen(): Promise<number> {
     const port = await this.transport.listen(this.options.host, this.options.port);
     if (this.nativeUnavailable) {
-      this.log.log({ level: 'warn', event: 'tracker:node-transport', message: `${this.nativeUnavailable}; install ${NATIVE_PACKAGE} for about a seventh of the memory per connection` });
+      this.log.log({ level: 'warn', event: 'tracker:node-transport', message: `${this.nativeUnavailable}; install ${NATIVE_PACKAGE} for a tenth of the memory per connection` });
     }
     this.sweepTimer = setInterval(() => this.sweep(), this.options.sweepIntervalMs);
     this.sweepTimer.unref();

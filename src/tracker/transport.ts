@@ -1,7 +1,7 @@
 /**
  * The network layer under the tracker: WebSocket connections and plain HTTP requests on one port.
  * The tracker's logic (tracker-server.ts) only sees this interface, so the same code runs on the
- * native transport (uWebSockets.js: about a seventh of the memory per connection of a Node socket)
+ * native transport (uWebSockets.js: a tenth of the memory per connection of `ws` on a Node socket)
  * and on the Node transport (`ws` over `node:http`), which works wherever Node does.
  */
 

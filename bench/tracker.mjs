@@ -217,6 +217,7 @@ memory per connected peer **${((node.rssPerPeer / theirs.rssPerPeer) * 100).toFi
 const floorOf = (label) => Number(new RegExp(`${label}\\s+RSS (-?[\\d.]+)`).exec(floor)?.[1] ?? NaN);
 const wsRss = floorOf('ws connection');
 const rawRss = floorOf('raw handshaken socket');
+const nativeRss = floorOf('uWebSockets.js connection');
 const halfTheirs = results.map(({ summary }) => (summary['bittorrent-tracker']?.rssPerPeer ?? NaN) / 2 / 1024);
 const section = `## Tracker
 
@@ -246,17 +247,18 @@ than many small ones, while bittorrent-tracker slows down with swarm size), ids 
 client in one event-loop turn sent together, and on the native transport WebSocket framing and HTTP parsing in C++.
 In many small swarms, where bittorrent-tracker's per-announce peer selection is cheap, the floor leaves less to gain.
 
-Memory per peer is mostly the connection (\`node bench/tracker-floor.mjs\`, same run, server after a full GC):
+Memory per peer is mostly the connection (\`node bench/tracker-floor.mjs\`, same run: a server that keeps only the
+connections, its growth over a second batch of 3000 after a full GC):
 
 \`\`\`
 ${floor}
 \`\`\`
 
-On Node's own sockets a connection costs ${wsRss.toFixed(1)} KiB with \`ws\` and ${rawRss.toFixed(1)} KiB bare, before any tracker state: more
-than half of bittorrent-tracker's whole ${halfTheirs.map((x) => (2 * x).toFixed(1)).join(' and ')} KiB per peer. The native transport
-(uWebSockets.js) holds a connection in a fraction of a KiB, which is what brings peerfetch under half. The node transport is
-the fallback for platforms without a uWebSockets.js binary: the same behaviour (every tracker test runs on both), at
-bittorrent-tracker's memory per peer and a higher throughput per core.
+A connection alone costs ${wsRss.toFixed(1)} KiB with \`ws\` (the library under bittorrent-tracker and the node transport),
+${rawRss.toFixed(1)} KiB as a bare Node socket with no WebSocket library, and ${nativeRss.toFixed(1)} KiB in uWebSockets.js; bittorrent-tracker's
+whole cost per peer is ${halfTheirs.map((x) => (2 * x).toFixed(1)).join(' and ')} KiB in the two shapes above. The native transport is what brings
+peerfetch under half; the node transport, the fallback for platforms without a uWebSockets.js binary, behaves the same
+(every tracker test runs on both) at about bittorrent-tracker's memory per peer and a higher throughput per core.
 `;
 
 if (process.env.BENCH_NO_WRITE !== '1') {

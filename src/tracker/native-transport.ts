@@ -27,6 +27,21 @@ export function loadNativeServer(): typeof Uws | Error {
   }
 }
 
+/** What to run on: the native server, or the Node transport and why (when the native one was wanted). */
+export type TransportChoice = { kind: 'native'; uws: typeof Uws } | { kind: 'node'; nativeUnavailable?: string };
+
+/**
+ * Picks the transport for the `transport` option: 'node' never loads the binary; 'auto' falls back
+ * to the Node transport with the reason; 'native' without a loadable binary is a start-up error.
+ */
+export function chooseTransport(requested: 'auto' | 'native' | 'node', load: () => typeof Uws | Error = loadNativeServer): TransportChoice {
+  if (requested === 'node') return { kind: 'node' };
+  const uws = load();
+  if (!(uws instanceof Error)) return { kind: 'native', uws };
+  if (requested === 'native') throw new Error(`the native transport is not available (${uws.message}); install ${NATIVE_PACKAGE} or use transport 'node'`);
+  return { kind: 'node', nativeUnavailable: uws.message };
+}
+
 /**
  * uWS's per-socket user data. uWS copies the own properties of the object given at the upgrade
  * onto its WebSocket object (and getUserData() returns that), so methods cannot live on it: it

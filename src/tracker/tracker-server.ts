@@ -3,7 +3,7 @@ import { routeHttpRequest } from './http-routes.js';
 import { localityPrefix } from './locality.js';
 import { rateLimitLogger } from './logger.js';
 import { TrackerMetrics } from './metrics.js';
-import { createNativeTransport, loadNativeServer, NATIVE_PACKAGE } from './native-transport.js';
+import { chooseTransport, createNativeTransport, NATIVE_PACKAGE } from './native-transport.js';
 import { createNodeTransport } from './node-transport.js';
 import { normaliseOrigin, resolveOptions, type ResolvedTrackerOptions, type TrackerOptions } from './options.js';
 import { Swarm, type SwarmMember } from './swarm.js';
@@ -174,12 +174,9 @@ export class TrackerServer implements TransportHandler<Connection> {
     // Warnings caused by clients are capped at 20 lines per second per event (see rateLimitLogger).
     this.log = rateLimitLogger(this.options.logger, 20, this.options.now);
     const limits = { maxFrameBytes: this.options.maxFrameBytes, maxBufferedBytes: this.options.maxBufferedBytes };
-    const native = this.options.transport === 'node' ? undefined : loadNativeServer();
-    if (native instanceof Error && this.options.transport === 'native') {
-      throw new Error(`the native transport is not available (${native.message}); install ${NATIVE_PACKAGE} or use transport 'node'`);
-    }
-    if (native instanceof Error) this.nativeUnavailable = native.message;
-    this.transport = native === undefined || native instanceof Error ? createNodeTransport(this, limits) : createNativeTransport(native, this, limits);
+    const choice = chooseTransport(this.options.transport);
+    this.transport = choice.kind === 'native' ? createNativeTransport(choice.uws, this, limits) : createNodeTransport(this, limits);
+    if (choice.kind === 'node') this.nativeUnavailable = choice.nativeUnavailable;
   }
 
   async listen(): Promise<number> {

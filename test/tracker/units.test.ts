@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { localityPrefix } from '../../src/tracker/locality.js';
+import { chooseTransport, loadNativeServer } from '../../src/tracker/native-transport.js';
 import { resolveOptions } from '../../src/tracker/options.js';
 import { Swarm, type SwarmMember } from '../../src/tracker/swarm.js';
 import { encodeFailure, parseClientFrame } from '../../src/tracker/tracker-messages.js';
@@ -121,5 +122,24 @@ describe('encodeOffers', () => {
       { offerId: 'abc', offer: { type: 'offer' as const, sdp: '' } },
     ];
     expect(encodeOffers(h, p, list)).toEqual(list.map((o) => encodeOffer(h, p, o)));
+  });
+});
+
+describe('chooseTransport', () => {
+  const missing = () => new Error('cannot load uws_linux_x64_999.node: not found');
+
+  it('falls back to the node transport with the reason under auto, refuses to start under native', () => {
+    expect(chooseTransport('auto', missing)).toEqual({ kind: 'node', nativeUnavailable: 'cannot load uws_linux_x64_999.node: not found' });
+    expect(() => chooseTransport('native', missing)).toThrow(/native transport is not available \(cannot load uws_linux_x64_999.node: not found\); install @trufflesuite\/uws-js-unofficial/);
+    let loaded = false;
+    expect(chooseTransport('node', () => ((loaded = true), missing()))).toEqual({ kind: 'node' });
+    expect(loaded).toBe(false);
+  });
+
+  it('loads the real binary on this machine (installed as a dev dependency)', () => {
+    const uws = loadNativeServer();
+    if (uws instanceof Error) throw uws;
+    expect(chooseTransport('auto')).toMatchObject({ kind: 'native' });
+    expect(typeof uws.App).toBe('function');
   });
 });

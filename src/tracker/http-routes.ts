@@ -24,10 +24,17 @@ function json(status: number, body: unknown, cors: boolean): HttpReply {
  * (Prometheus text format). Anything else is 404; the tracker itself lives on WebSocket upgrades.
  */
 export function routeHttpRequest(server: TrackerServer, method: string, rawUrl: string): HttpReply | Promise<HttpReply> {
-  const url = new URL(rawUrl, 'http://tracker.invalid');
+  let url: URL;
+  try {
+    url = new URL(rawUrl, 'http://tracker.invalid');
+  } catch {
+    return { status: 400, headers: { 'Content-Type': 'text/plain; charset=utf-8' }, body: 'bad request target\n' };
+  }
   if (method !== 'GET' && method !== 'HEAD') {
     if (method === 'OPTIONS' && url.pathname === '/stats.json') {
-      return { status: 204, headers: { 'Access-Control-Allow-Origin': '*', 'Access-Control-Allow-Methods': 'GET' }, body: '' };
+      // 200 with an empty body rather than 204: a 204 may carry no Content-Length at all, which
+      // uWebSockets.js 20.30 cannot send.
+      return { status: 200, headers: { 'Access-Control-Allow-Origin': '*', 'Access-Control-Allow-Methods': 'GET' }, body: '' };
     }
     return { status: 405, headers: { Allow: 'GET, HEAD' }, body: '' };
   }

@@ -11,6 +11,13 @@ export const NATIVE_PACKAGE = '@trufflesuite/uws-js-unofficial';
 
 /** How uWS reports a frame over its maxPayloadLength: it drops the TCP connection (code 1006). */
 const UWS_TOO_BIG = 'Received too big message';
+const CLOSE_ABNORMAL = 1006;
+/**
+ * How far over maxFrameBytes a frame may be and still be read, to be refused with 1009 and a reason
+ * (a client a little over, with many large offers, learns why); anything bigger is cut off by uWS
+ * at once. uWS may buffer up to maxFrameBytes + this per connection for an incomplete frame.
+ */
+const OVERSIZE_MARGIN_BYTES = 16 * 1024;
 
 /**
  * Loads the binary for this platform and Node ABI directly, not through the package's entry point:
@@ -19,11 +26,16 @@ const UWS_TOO_BIG = 'Received too big message';
  */
 export function loadNativeServer(): typeof Uws | Error {
   const require = createRequire(import.meta.url);
+  try {
+    require.resolve(`${NATIVE_PACKAGE}/package.json`);
+  } catch {
+    return new Error(`${NATIVE_PACKAGE} is not installed`);
+  }
   const binary = `${NATIVE_PACKAGE}/binaries/uws_${process.platform}_${process.arch}_${process.versions.modules}.node`;
   try {
     return require(binary) as typeof Uws;
   } catch (error) {
-    return new Error(`cannot load ${binary}: ${(error as Error).message.split('\n')[0]}`);
+    return new Error(`${NATIVE_PACKAGE} has no working binary for Node ${process.version} on ${process.platform}-${process.arch} (${(error as Error).message.split('\n')[0]})`);
   }
 }
 
@@ -38,7 +50,7 @@ export function chooseTransport(requested: 'auto' | 'native' | 'node', load: () 
   if (requested === 'node') return { kind: 'node' };
   const uws = load();
   if (!(uws instanceof Error)) return { kind: 'native', uws };
-  if (requested === 'native') throw new Error(`the native transport is not available (${uws.message}); install ${NATIVE_PACKAGE} or use transport 'node'`);
+  if (requested === 'native') throw new Error(`the native transport is not available: ${uws.message}; use transport 'node' or 'auto'`);
   return { kind: 'node', nativeUnavailable: uws.message };
 }
 
@@ -143,16 +155,15 @@ class NativeClientSocket<C> implements ClientSocket {
 /** The native transport: under 1 KiB of memory per connection, against about 9 KiB with `ws` on Node's sockets. */
 export function createNativeTransport<C>(uws: typeof Uws, handler: TransportHandler<C>, limits: TransportLimits): Transport {
   let listenSocket: Uws.us_listen_socket | undefined;
+  let accepting = true;
   const outbox = new Outbox();
   const app = uws.App();
 
   app.ws<UserData<C>>('/*', {
-    // uWS drops a connection without a close frame when a frame passes maxPayloadLength. Frames up
-    // to twice the tracker's limit are taken in and refused here with 1009 and a reason, so a client
-    // that is only a little over (many large offers) learns why; bigger ones are cut off at once.
-    maxPayloadLength: 2 * limits.maxFrameBytes,
-    // The tracker stops sending to a client over maxBufferedBytes; uWS's own cap is only a backstop.
-    maxBackpressure: 2 * limits.maxBufferedBytes,
+    maxPayloadLength: limits.maxFrameBytes + OVERSIZE_MARGIN_BYTES,
+    // The tracker stops sending to a client over maxBufferedBytes, so at most one more turn of
+    // frames (each no bigger than the frame it relays) is queued beyond it; uWS's cap is a backstop.
+    maxBackpressure: limits.maxBufferedBytes + 4 * (limits.maxFrameBytes + OVERSIZE_MARGIN_BYTES),
     // Idle connections and heartbeats are the tracker's (its sweep), the same on both transports.
     idleTimeout: 0,
     sendPingsAutomatically: false,
@@ -187,13 +198,19 @@ export function createNativeTransport<C>(uws: typeof Uws, handler: TransportHand
       const socket = ws.getUserData().socket;
       if (socket.conn !== undefined) handler.pong(socket.conn);
     },
-    close: (ws, _code, message) => {
+    close: (ws, code, message) => {
       const socket = ws.getUserData().socket;
       socket.ws = undefined; // uWS throws on any use of a closed socket
       const conn = socket.conn;
       if (conn === undefined) return;
-      if (!socket.closedByServer && Buffer.from(message).toString() === UWS_TOO_BIG) handler.frameTooLarge(conn);
-      handler.closed(conn);
+      // 1006 is never sent by a client (it means "no close frame"), so the text is uWS's own.
+      const tooBig = !socket.closedByServer && code === CLOSE_ABNORMAL && Buffer.from(message).toString() === UWS_TOO_BIG;
+      // uWS calls this from inside end() and close() too; like `ws`, report the close after the
+      // tracker's current call, so that code never sees its own connection vanish halfway.
+      queueMicrotask(() => {
+        if (tooBig) handler.frameTooLarge(conn);
+        handler.closed(conn);
+      });
     },
   });
 
@@ -205,11 +222,14 @@ export function createNativeTransport<C>(uws: typeof Uws, handler: TransportHand
     res.onAborted(() => (aborted = true));
     const write = (reply: HttpReply): void => {
       if (aborted) return;
+      // While shutting down, each connection closes after its response (no keep-alive).
+      const closeConnection = !accepting;
       res.cork(() => {
         res.writeStatus(`${reply.status} ${STATUS_TEXT[reply.status] ?? ''}`);
         for (const [name, value] of Object.entries(reply.headers)) res.writeHeader(name, value);
-        if (method === 'HEAD') res.endWithoutBody(Buffer.byteLength(reply.body));
-        else res.end(reply.body);
+        // HEAD gets the length of the GET body (the routes answer no 204, see http-routes.ts).
+        if (method === 'HEAD') res.endWithoutBody(Buffer.byteLength(reply.body), closeConnection);
+        else res.end(reply.body, closeConnection);
       });
     };
     const failed = (): void => write({ status: 500, headers: {}, body: '' });
@@ -236,10 +256,14 @@ export function createNativeTransport<C>(uws: typeof Uws, handler: TransportHand
         });
       }),
     stopAccepting: () => {
+      accepting = false;
       if (listenSocket) uws.us_listen_socket_close(listenSocket);
       listenSocket = undefined;
     },
-    // Idle HTTP keep-alive sockets close on uWS's own 10 s HTTP timeout; nothing else is held.
-    dispose: async () => {},
+    // Closes what is left, idle HTTP keep-alive connections included (close() is in uWS 20.30's
+    // binary but not in its type declarations).
+    dispose: async () => {
+      (app as unknown as { close(): void }).close();
+    },
   };
 }

@@ -59,7 +59,11 @@ export interface TrackerOptions {
   maxSwarms?: number;
   /** Peers (swarm memberships) one connection may hold: webtorrent shares one socket between all torrents of a page. Default 64. */
   maxSwarmsPerConnection?: number;
-  /** Open WebSocket connections on one instance. Default 50 000 (≈ 1 GB with Node's socket buffers). */
+  /**
+   * Open WebSocket connections on one instance. Default 50 000: about 150 MB of tracker memory on
+   * the native transport and 600 MB on the node one (per-peer figures in BENCHMARKS.md), plus up to
+   * maxFrameBytes for each client in the middle of sending a frame.
+   */
   maxConnections?: number;
   /** Open connections from one IP address. Default 64: a whole office behind one NAT still fits. */
   maxConnectionsPerIp?: number;

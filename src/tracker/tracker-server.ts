@@ -182,7 +182,7 @@ export class TrackerServer implements TransportHandler<Connection> {
   async listen(): Promise<number> {
     const port = await this.transport.listen(this.options.host, this.options.port);
     if (this.nativeUnavailable) {
-      this.log.log({ level: 'warn', event: 'tracker:node-transport', message: `${this.nativeUnavailable}; install ${NATIVE_PACKAGE} for a tenth of the memory per connection` });
+      this.log.log({ level: 'warn', event: 'tracker:node-transport', message: `${this.nativeUnavailable}; the native transport needs about a tenth of the memory per connection` });
     }
     this.sweepTimer = setInterval(() => this.sweep(), this.options.sweepIntervalMs);
     this.sweepTimer.unref();
@@ -249,6 +249,10 @@ export class TrackerServer implements TransportHandler<Connection> {
 
   pong(conn: Connection): void {
     conn.alive = true;
+  }
+
+  clientError(conn: Connection, message: string): void {
+    this.log.log({ level: 'warn', event: 'connection:error', ip: conn.ip, message });
   }
 
   frameTooLarge(conn: Connection): void {

@@ -1,7 +1,7 @@
 /**
  * The network layer under the tracker: WebSocket connections and plain HTTP requests on one port.
  * The tracker's logic (tracker-server.ts) only sees this interface, so the same code runs on the
- * native transport (uWebSockets.js: a tenth of the memory per connection of `ws` on a Node socket)
+ * native transport (uWebSockets.js: about a tenth of the memory per connection of `ws` on a Node socket)
  * and on the Node transport (`ws` over `node:http`), which works wherever Node does.
  */
 
@@ -46,6 +46,9 @@ export interface TransportHandler<C> {
   pong(conn: C): void;
   /** The client sent a frame over maxFrameBytes: the handler closes the connection (1009) if it is still open. */
   frameTooLarge(conn: C): void;
+  /** The client broke the WebSocket protocol (invalid UTF-8, a bad frame); the transport closes the connection. */
+  clientError(conn: C, message: string): void;
+  /** The connection is gone. Always called after the call that closed it (close(), terminate()) returned. */
   closed(conn: C): void;
   http(method: string, url: string): HttpReply | Promise<HttpReply>;
   /** A failure of the listening server itself (not of one client). */
@@ -55,7 +58,7 @@ export interface TransportHandler<C> {
 export interface TransportLimits {
   /** Largest accepted frame, in bytes. */
   maxFrameBytes: number;
-  /** Bytes a transport may queue to one client before it drops frames on its own. */
+  /** Bytes the tracker lets queue to one client before it drops frames (the native transport sizes its own cap from it). */
   maxBufferedBytes: number;
 }
 
@@ -75,7 +78,6 @@ export type TransportName = 'native' | 'node';
 /** Status lines for the codes the tracker's HTTP routes use. */
 export const STATUS_TEXT: Record<number, string> = {
   200: 'OK',
-  204: 'No Content',
   400: 'Bad Request',
   404: 'Not Found',
   405: 'Method Not Allowed',

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createJsonLogger, startTracker, type LogEntry, type RunningTracker, type TrackerOptions } from '../../src/tracker/index.js';
 import { parseReport } from '../../src/tracker/tracker-messages.js';
@@ -16,6 +17,15 @@ async function client(): Promise<TestClient> {
   const c = await TestClient.open(tracker!.url);
   clients.push(c);
   return c;
+}
+
+/** Sends raw bytes to the tracker's port and resolves with the first response bytes and the open socket. */
+function rawHttp(port: number, request: string): Promise<{ response: string; socket: net.Socket }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(request));
+    socket.once('data', (data) => resolve({ response: data.toString('latin1'), socket }));
+    socket.once('error', reject);
+  });
 }
 
 async function statsJson(query = ''): Promise<{ status: number; cors: string | null; body: any }> {
@@ -139,6 +149,25 @@ describe.each(TRANSPORTS)('observability, %s transport', (kind) => {
 
     expect((await fetch(`${tracker!.httpUrl}/nope`)).status).toBe(404);
     expect(tracker!.stats().announcesPerSecond).toBeGreaterThanOrEqual(0);
+  });
+
+  it('answers odd HTTP requests without falling over, and closes keep-alive connections on shutdown', async () => {
+    await start();
+    // A request target no URL parser accepts once got a route to throw: it must be a 400.
+    const bad = await rawHttp(tracker!.port, 'GET //:99999 HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(bad.response).toMatch(/^HTTP\/1\.1 400 /);
+    bad.socket.destroy();
+    const preflight = await fetch(`${tracker!.httpUrl}/stats.json`, { method: 'OPTIONS' });
+    expect([preflight.status, preflight.headers.get('access-control-allow-origin'), await preflight.text()]).toEqual([200, '*', '']);
+    expect((await fetch(`${tracker!.httpUrl}/health`, { method: 'POST' })).status).toBe(405);
+    const head = await fetch(`${tracker!.httpUrl}/health`, { method: 'HEAD' });
+    expect([head.status, await head.text()]).toEqual([200, '']);
+
+    const idle = await rawHttp(tracker!.port, 'GET /health HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n');
+    expect(idle.response).toMatch(/^HTTP\/1\.1 200 /);
+    const socketClosed = new Promise<void>((resolve) => idle.socket.once('close', () => resolve()));
+    await tracker!.close();
+    await socketClosed;
   });
 
   it('writes structured JSON log lines for lifecycle and rejections', async () => {

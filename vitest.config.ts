@@ -28,7 +28,8 @@ export default defineConfig({
         test: {
           name: 'unit',
           environment: 'node',
-          include: ['test/**/*.test.ts'],
+          // bench/test/ checks the benchmark's own counters and report writer.
+          include: ['test/**/*.test.ts', 'bench/test/**/*.test.mjs'],
           exclude: [...BROWSER_TESTS, 'test/.cache/**', '**/node_modules/**'],
           testTimeout: UNIT_TIMEOUT_MS,
           hookTimeout: UNIT_TIMEOUT_MS,

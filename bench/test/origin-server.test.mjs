@@ -1,10 +1,10 @@
 // The benchmark origin's counters are what the delivery table is made of: check them against
-// real requests. Run: node --test bench/test/
+// real requests. Part of npm test (vitest's unit project).
 import assert from 'node:assert/strict';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { afterAll as after, beforeAll as before, test } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { startProcess } from '../lib/processes.mjs';
 

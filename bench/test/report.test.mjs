@@ -1,9 +1,9 @@
-// The goal checks and the BENCHMARKS.md writer. Run: node --test bench/test/
+// The goal checks and the BENCHMARKS.md writer. Part of npm test (vitest's unit project).
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test } from 'vitest';
 import { goals, summarize, writeDeliverySection } from '../lib/report.mjs';
 
 const SIZE = 1_000_000;

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { afterEach, beforeAll } from 'vitest';
 import WebSocket from 'ws';
+import { startTracker, type RunningTracker, type TrackerOptions } from '../../src/tracker/index.js';
 
 /**
  * The network layers the tracker suites run on: native (uWebSockets.js) and node (`ws`). Each
@@ -115,4 +117,52 @@ export function announce(infoHash: string, peerId: string, extra: Record<string,
 
 export function offers(n: number, tag = 'x'): Array<{ offer: { type: string; sdp: string }; offer_id: string }> {
   return Array.from({ length: n }, (_, i) => ({ offer: { type: 'offer', sdp: `v=0 ${tag}-${i}` }, offer_id: randomId() }));
+}
+
+/**
+ * An in-process tracker per test and the test's clients, all closed after each test. Call
+ * `useTransport(kind)` inside a `describe.each(TRANSPORTS)` block to run its tests on that transport.
+ *
+ * @example
+ * const fx = useTrackerFixture();
+ * describe.each(TRANSPORTS)('limits, %s transport', (kind) => {
+ *   fx.useTransport(kind);
+ *   it('...', async () => { await fx.start({ maxFrameBytes: 1024 }); const a = await fx.client(); });
+ * });
+ */
+export function useTrackerFixture() {
+  let tracker: RunningTracker | undefined;
+  let transport: TransportKind = 'native';
+  const clients: TestClient[] = [];
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+    await tracker?.close();
+    tracker = undefined;
+  });
+  return {
+    /** The tracker the current test started. */
+    get tracker(): RunningTracker {
+      if (!tracker) throw new Error('no tracker: call start() first');
+      return tracker;
+    },
+    useTransport(kind: TransportKind): void {
+      beforeAll(() => {
+        transport = kind;
+      });
+    },
+    start: async (options: TrackerOptions = {}): Promise<RunningTracker> => {
+      tracker = await startTracker({ port: 0, transport, ...options });
+      return tracker;
+    },
+    client: async (options: { headers?: Record<string, string>; origin?: string } = {}): Promise<TestClient> => {
+      if (!tracker) throw new Error('no tracker: call start() first');
+      const c = await TestClient.open(tracker.url, options);
+      clients.push(c);
+      return c;
+    },
+    /** Closes a client the test opened itself after the test, too. */
+    track(client: TestClient): void {
+      clients.push(client);
+    },
+  };
 }

@@ -1,32 +1,11 @@
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startTracker, type RunningTracker, type TrackerOptions } from '../../src/tracker/index.js';
-import { announce, hex, isFailure, isOffer, isReply, offers, randomId, TestClient, waitFor, TRANSPORTS, type TransportKind } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { announce, hex, isFailure, isOffer, isReply, offers, randomId, TestClient, waitFor, TRANSPORTS, useTrackerFixture } from './helpers.js';
 
-let tracker: RunningTracker | undefined;
-let transport: TransportKind = 'native';
-const clients: TestClient[] = [];
-
-async function start(options: TrackerOptions = {}): Promise<RunningTracker> {
-  tracker = await startTracker({ port: 0, transport, ...options });
-  return tracker;
-}
-
-async function client(options: { headers?: Record<string, string>; origin?: string } = {}): Promise<TestClient> {
-  const c = await TestClient.open(tracker!.url, options);
-  clients.push(c);
-  return c;
-}
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-  await tracker?.close();
-  tracker = undefined;
-});
+const fx = useTrackerFixture();
+const { start, client } = fx;
 
 describe.each(TRANSPORTS)('tracker abuse limits, %s transport', (kind) => {
-  beforeAll(() => {
-    transport = kind;
-  });
+  fx.useTransport(kind);
 
   it('answers invalid JSON, binary frames and bad fields with a failure reason and keeps the socket', async () => {
     await start();
@@ -49,7 +28,7 @@ describe.each(TRANSPORTS)('tracker abuse limits, %s transport', (kind) => {
     // Still usable afterwards.
     a.send(announce(randomId(), randomId()));
     expect(await a.next(isReply)).toMatchObject({ incomplete: 1 });
-    expect(tracker!.stats().rejections).toMatchObject({ 'invalid-json': 1, 'binary-frame': 1, 'invalid-info-hash': 3 });
+    expect(fx.tracker.stats().rejections).toMatchObject({ 'invalid-json': 1, 'binary-frame': 1, 'invalid-info-hash': 3 });
   });
 
   it('closes a connection that sends a frame over maxFrameBytes: 1009 with a reason, or at once when far over', async () => {
@@ -57,13 +36,13 @@ describe.each(TRANSPORTS)('tracker abuse limits, %s transport', (kind) => {
     const a = await client();
     a.send(announce(randomId(), randomId(), { offers: offers(1, 'x'.repeat(1200)) }));
     expect(await a.closed).toMatchObject({ code: 1009 });
-    await waitFor('rejection counted', () => tracker!.stats().rejections['frame-too-large'] === 1);
+    await waitFor('rejection counted', () => fx.tracker.stats().rejections['frame-too-large'] === 1);
     // Far over the limit the native transport drops the TCP connection without reading the frame.
     const b = await client();
     b.send('x'.repeat(64 * 1024));
     await b.closed;
-    await waitFor('second rejection counted', () => tracker!.stats().rejections['frame-too-large'] === 2);
-    expect(tracker!.stats().connections).toBe(0);
+    await waitFor('second rejection counted', () => fx.tracker.stats().rejections['frame-too-large'] === 2);
+    expect(fx.tracker.stats().connections).toBe(0);
   });
 
   it('rate-limits messages per connection: one failure, then a close at twice the limit', async () => {
@@ -88,7 +67,7 @@ describe.each(TRANSPORTS)('tracker abuse limits, %s transport', (kind) => {
     await client({ headers: { 'X-Forwarded-For': '192.0.2.8' } });
     const over = await client({ headers: { 'X-Forwarded-For': '192.0.2.9' } });
     expect(await over.closed).toEqual({ code: 1013, reason: 'tracker is at its connection limit' });
-    expect(tracker!.stats().rejections).toMatchObject({ 'too-many-connections-from-ip': 1, 'too-many-connections': 1 });
+    expect(fx.tracker.stats().rejections).toMatchObject({ 'too-many-connections-from-ip': 1, 'too-many-connections': 1 });
   });
 
   it('accepts only allowed page origins', async () => {
@@ -133,7 +112,7 @@ describe.each(TRANSPORTS)('tracker abuse limits, %s transport', (kind) => {
     const b = await client();
     b.send(announce(h3, randomId()));
     expect((await b.next())['failure reason']).toBe('tracker is at its swarm limit');
-    expect(tracker!.stats().peers).toBe(3);
+    expect(fx.tracker.stats().peers).toBe(3);
 
     // A peer refused by the full swarm can still answer an offer made to it.
     const c = await client();
@@ -154,13 +133,13 @@ describe.each(TRANSPORTS)('tracker abuse limits, %s transport', (kind) => {
     const flooder = await client();
     const id = randomId();
     const big = 'a=x'.repeat(10_000);
-    for (let i = 0; i < 2000 && !tracker!.stats().rejections['slow-consumer']; i++) {
+    for (let i = 0; i < 2000 && !fx.tracker.stats().rejections['slow-consumer']; i++) {
       flooder.send(announce(infoHash, id, { offers: offers(1, big) }));
       await flooder.next(isReply);
     }
-    expect(tracker!.stats().rejections['slow-consumer']).toBe(1);
-    await waitFor('slow peer removed', () => tracker!.stats().peers === 1);
-    expect(tracker!.stats().connections).toBe(1);
+    expect(fx.tracker.stats().rejections['slow-consumer']).toBe(1);
+    await waitFor('slow peer removed', () => fx.tracker.stats().peers === 1);
+    expect(fx.tracker.stats().connections).toBe(1);
     socket.resume();
   });
 
@@ -184,7 +163,7 @@ describe.each(TRANSPORTS)('tracker abuse limits, %s transport', (kind) => {
       const got = peers.flatMap((c) => c.frames.filter(isOffer));
       return got.length === 3 ? got : undefined;
     });
-    expect(tracker!.stats().offersRelayed).toBe(3);
+    expect(fx.tracker.stats().offersRelayed).toBe(3);
     expect(received.map((f) => f.offer_id)).toContain(good[0]!.offer_id);
     // Only {type, sdp} is relayed, whatever else the sender put in.
     for (const f of received) expect(Object.keys(f.offer).sort()).toEqual(['sdp', 'type']);

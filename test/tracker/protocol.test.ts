@@ -1,37 +1,16 @@
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startTracker, type RunningTracker, type TrackerOptions } from '../../src/tracker/index.js';
-import { announce, hex, isAnswer, isOffer, isReply, offers, randomId, TestClient, waitFor, TRANSPORTS, type TransportKind } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { announce, hex, isAnswer, isOffer, isReply, offers, randomId, TestClient, waitFor, TRANSPORTS, useTrackerFixture } from './helpers.js';
 
-let tracker: RunningTracker | undefined;
-let transport: TransportKind = 'native';
-const clients: TestClient[] = [];
-
-async function start(options: TrackerOptions = {}): Promise<RunningTracker> {
-  tracker = await startTracker({ port: 0, transport, ...options });
-  return tracker;
-}
-
-async function client(url = tracker!.url): Promise<TestClient> {
-  const c = await TestClient.open(url);
-  clients.push(c);
-  return c;
-}
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-  await tracker?.close();
-  tracker = undefined;
-});
+const fx = useTrackerFixture();
+const { start, client } = fx;
 
 describe.each(TRANSPORTS)('tracker protocol (WebTorrent WebSocket tracker), %s transport', (kind) => {
-  beforeAll(() => {
-    transport = kind;
-  });
+  fx.useTransport(kind);
 
   it('answers an announce with interval, counts and the info_hash', async () => {
     await start({ announceIntervalSec: 77 });
-    expect(tracker!.url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/);
-    expect(tracker!.httpUrl).toBe(`http://127.0.0.1:${tracker!.port}`);
+    expect(fx.tracker.url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/);
+    expect(fx.tracker.httpUrl).toBe(`http://127.0.0.1:${fx.tracker.port}`);
     const a = await client();
     const infoHash = randomId();
     a.send(announce(infoHash, randomId(), { left: 0 }));
@@ -68,8 +47,8 @@ describe.each(TRANSPORTS)('tracker protocol (WebTorrent WebSocket tracker), %s t
     expect(next.action).toBe('scrape');
     // Only one other peer, so only one of B's three offers could be relayed; B never gets its own.
     expect(b.frames.filter(isOffer)).toHaveLength(0);
-    expect(tracker!.stats().offersRelayed).toBe(1);
-    expect(tracker!.stats().answersRelayed).toBe(1);
+    expect(fx.tracker.stats().offersRelayed).toBe(1);
+    expect(fx.tracker.stats().answersRelayed).toBe(1);
   });
 
   it('counts completed peers, removes stopped ones, and scrapes several swarms', async () => {
@@ -95,8 +74,8 @@ describe.each(TRANSPORTS)('tracker protocol (WebTorrent WebSocket tracker), %s t
     a.send(announce(h1, idA, { event: 'stopped', left: 0 }));
     expect(await a.next(isReply)).toMatchObject({ complete: 1, incomplete: 0 });
     await b.close();
-    await waitFor('closed peer to leave its swarm', () => tracker!.stats().swarms.find((s) => s.infoHash === hex(h1))?.complete === 0 || !tracker!.stats().swarms.some((s) => s.infoHash === hex(h1)));
-    expect(tracker!.stats().peers).toBe(1);
+    await waitFor('closed peer to leave its swarm', () => fx.tracker.stats().swarms.find((s) => s.infoHash === hex(h1))?.complete === 0 || !fx.tracker.stats().swarms.some((s) => s.infoHash === hex(h1)));
+    expect(fx.tracker.stats().peers).toBe(1);
   });
 
   it('expires a peer that stops announcing, and closes idle connections', async () => {
@@ -106,12 +85,12 @@ describe.each(TRANSPORTS)('tracker protocol (WebTorrent WebSocket tracker), %s t
     const a = await client();
     a.send(announce(infoHash, randomId()));
     await a.next(isReply);
-    expect(tracker!.stats().peers).toBe(1);
-    await waitFor('peer expiry', () => tracker!.stats().peers === 0);
+    expect(fx.tracker.stats().peers).toBe(1);
+    await waitFor('peer expiry', () => fx.tracker.stats().peers === 0);
     expect(a.closeInfo).toBeUndefined();
     const closed = await a.closed;
     expect(closed).toEqual({ code: 1000, reason: 'idle timeout' });
-    expect(tracker!.stats().rejections['idle-timeout']).toBe(1);
+    expect(fx.tracker.stats().rejections['idle-timeout']).toBe(1);
   });
 
   it('shuts down gracefully: sockets closed with 1001 and a reason, close() idempotent, nothing accepted after', async () => {
@@ -119,27 +98,26 @@ describe.each(TRANSPORTS)('tracker protocol (WebTorrent WebSocket tracker), %s t
     const a = await client();
     a.send(announce(randomId(), randomId()));
     await a.next(isReply);
-    const url = tracker!.url;
-    const [first, second] = [tracker!.close(), tracker!.close()];
+    const url = fx.tracker.url;
+    const [first, second] = [fx.tracker.close(), fx.tracker.close()];
     expect(await a.closed).toEqual({ code: 1001, reason: 'tracker is shutting down' });
     await Promise.all([first, second]);
-    await tracker!.close();
+    await fx.tracker.close();
     await expect(TestClient.open(url)).rejects.toThrow();
-    tracker = undefined;
   });
 
   it('pings connections and drops the ones that stop answering (dead TCP), keeping live ones', async () => {
     await start({ heartbeatIntervalMs: 100, sweepIntervalMs: 20 });
     const infoHash = randomId();
     const live = await client();
-    const dead = await TestClient.open(tracker!.url, { autoPong: false });
-    clients.push(dead);
+    const dead = await TestClient.open(fx.tracker.url, { autoPong: false });
+    fx.track(dead);
     live.send(announce(infoHash, randomId()));
     dead.send(announce(infoHash, randomId()));
     await Promise.all([live.next(isReply), dead.next(isReply)]);
     // Terminated without a close frame: the client sees 1006.
     expect((await dead.closed).code).toBe(1006);
-    await waitFor('dead peer removed', () => tracker!.stats().peers === 1);
+    await waitFor('dead peer removed', () => fx.tracker.stats().peers === 1);
     expect(live.closeInfo).toBeUndefined();
   });
 
@@ -157,7 +135,7 @@ describe.each(TRANSPORTS)('tracker protocol (WebTorrent WebSocket tracker), %s t
     a.send(announce(infoHash, randomId(), { offers: offers(5) }));
     await a.next(isReply);
     await waitFor('two offers relayed', () => others.reduce((n, c) => n + c.frames.filter(isOffer).length, 0) === 2);
-    expect(tracker!.stats().offersRelayed).toBe(2);
+    expect(fx.tracker.stats().offersRelayed).toBe(2);
   });
 
   it('never sends two offers of one announce to the same peer', async () => {
@@ -176,7 +154,7 @@ describe.each(TRANSPORTS)('tracker protocol (WebTorrent WebSocket tracker), %s t
     for (const c of others) await c.next(isOffer);
     a.send({ action: 'scrape', info_hash: infoHash });
     await a.next((f) => f.action === 'scrape');
-    expect(tracker!.stats().offersRelayed).toBe(3);
+    expect(fx.tracker.stats().offersRelayed).toBe(3);
     for (const c of others) expect(c.frames.filter(isOffer)).toHaveLength(0);
   });
 
@@ -193,9 +171,9 @@ describe.each(TRANSPORTS)('tracker protocol (WebTorrent WebSocket tracker), %s t
     b.send(announce(h2, randomId(), { offers: offers(1) }));
     const offer = await a.next(isOffer);
     expect(offer.info_hash).toBe(h2);
-    expect(tracker!.stats().swarmCount).toBe(2);
+    expect(fx.tracker.stats().swarmCount).toBe(2);
     await a.close();
-    await waitFor('both swarms of the closed socket to drop it', () => tracker!.stats().peers === 1);
+    await waitFor('both swarms of the closed socket to drop it', () => fx.tracker.stats().peers === 1);
   });
 
   it('prefers offer recipients in the announcing peer\'s /24 (locality)', async () => {
@@ -206,14 +184,14 @@ describe.each(TRANSPORTS)('tracker protocol (WebTorrent WebSocket tracker), %s t
     const far: TestClient[] = [];
     for (let i = 0; i < 24; i++) {
       const isNear = i < 6;
-      const c = await TestClient.open(tracker!.url, { headers: { 'X-Forwarded-For': isNear ? `198.51.100.${10 + i}` : `203.0.113.${10 + i}` } });
-      clients.push(c);
+      const c = await TestClient.open(fx.tracker.url, { headers: { 'X-Forwarded-For': isNear ? `198.51.100.${10 + i}` : `203.0.113.${10 + i}` } });
+      fx.track(c);
       c.send(announce(infoHash, randomId()));
       await c.next(isReply);
       (isNear ? near : far).push(c);
     }
-    const a = await TestClient.open(tracker!.url, { headers: { 'X-Forwarded-For': '198.51.100.200' } });
-    clients.push(a);
+    const a = await TestClient.open(fx.tracker.url, { headers: { 'X-Forwarded-For': '198.51.100.200' } });
+    fx.track(a);
     a.send(announce(infoHash, randomId(), { offers: offers(4) }));
     await a.next(isReply);
     await waitFor('four offers', () => [...near, ...far].reduce((n, c) => n + c.frames.filter(isOffer).length, 0) === 4);
@@ -226,16 +204,16 @@ describe.each(TRANSPORTS)('tracker protocol (WebTorrent WebSocket tracker), %s t
     await start({ trustProxy: true });
     const infoHash = randomId();
     const id = randomId();
-    const first = await TestClient.open(tracker!.url, { headers: { 'X-Forwarded-For': '192.0.2.1' } });
-    clients.push(first);
+    const first = await TestClient.open(fx.tracker.url, { headers: { 'X-Forwarded-For': '192.0.2.1' } });
+    fx.track(first);
     first.send(announce(infoHash, id));
     await first.next(isReply);
-    const thief = await TestClient.open(tracker!.url, { headers: { 'X-Forwarded-For': '192.0.2.99' } });
-    clients.push(thief);
+    const thief = await TestClient.open(fx.tracker.url, { headers: { 'X-Forwarded-For': '192.0.2.99' } });
+    fx.track(thief);
     thief.send(announce(infoHash, id));
     expect((await thief.next())['failure reason']).toBe('peer_id is in use by another connection');
-    const again = await TestClient.open(tracker!.url, { headers: { 'X-Forwarded-For': '192.0.2.1' } });
-    clients.push(again);
+    const again = await TestClient.open(fx.tracker.url, { headers: { 'X-Forwarded-For': '192.0.2.1' } });
+    fx.track(again);
     again.send(announce(infoHash, id));
     expect(await again.next(isReply)).toMatchObject({ incomplete: 1 });
     const other = await client();

@@ -1,23 +1,11 @@
 import net from 'node:net';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createJsonLogger, startTracker, type LogEntry, type RunningTracker, type TrackerOptions } from '../../src/tracker/index.js';
+import { describe, expect, it } from 'vitest';
+import { createJsonLogger, type LogEntry } from '../../src/tracker/index.js';
 import { parseReport } from '../../src/tracker/tracker-messages.js';
-import { announce, hex, isReply, offers, randomId, TestClient, waitFor, TRANSPORTS, type TransportKind } from './helpers.js';
+import { announce, hex, isReply, offers, randomId, TestClient, waitFor, TRANSPORTS, useTrackerFixture } from './helpers.js';
 
-let tracker: RunningTracker | undefined;
-let transport: TransportKind = 'native';
-const clients: TestClient[] = [];
-
-async function start(options: TrackerOptions = {}): Promise<RunningTracker> {
-  tracker = await startTracker({ port: 0, transport, ...options });
-  return tracker;
-}
-
-async function client(): Promise<TestClient> {
-  const c = await TestClient.open(tracker!.url);
-  clients.push(c);
-  return c;
-}
+const fx = useTrackerFixture();
+const { start, client } = fx;
 
 /** Sends raw bytes to the tracker's port and resolves with the first response bytes and the open socket. */
 function rawHttp(port: number, request: string): Promise<{ response: string; socket: net.Socket }> {
@@ -29,20 +17,12 @@ function rawHttp(port: number, request: string): Promise<{ response: string; soc
 }
 
 async function statsJson(query = ''): Promise<{ status: number; cors: string | null; body: any }> {
-  const res = await fetch(`${tracker!.httpUrl}/stats.json${query}`);
+  const res = await fetch(`${fx.tracker.httpUrl}/stats.json${query}`);
   return { status: res.status, cors: res.headers.get('access-control-allow-origin'), body: await res.json() };
 }
 
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-  await tracker?.close();
-  tracker = undefined;
-});
-
 describe.each(TRANSPORTS)('swarm-wide offload stats, %s transport', (kind) => {
-  beforeAll(() => {
-    transport = kind;
-  });
+  fx.useTransport(kind);
 
   it('aggregates the latest report of each live peer per swarm, and forgets peers that leave', async () => {
     await start();
@@ -100,7 +80,7 @@ describe.each(TRANSPORTS)('swarm-wide offload stats, %s transport', (kind) => {
     await a.next(isReply);
     const { body } = await statsJson();
     expect(body.swarms[0]).toMatchObject({ bytesFromPeers: 10, bytesFromOrigin: 30, bytesUploaded: 1, offloadRatio: 0.25 });
-    const metrics = await (await fetch(`${tracker!.httpUrl}/metrics`)).text();
+    const metrics = await (await fetch(`${fx.tracker.httpUrl}/metrics`)).text();
     expect(metrics).toMatch(/^peerfetch_tracker_bad_reports_total 7$/m);
   });
 
@@ -113,15 +93,13 @@ describe.each(TRANSPORTS)('swarm-wide offload stats, %s transport', (kind) => {
 });
 
 describe.each(TRANSPORTS)('observability, %s transport', (kind) => {
-  beforeAll(() => {
-    transport = kind;
-  });
+  fx.useTransport(kind);
 
   it('serves /health, Prometheus /metrics with rejections by reason, and 404 elsewhere', async () => {
     await start();
-    const health = await fetch(`${tracker!.httpUrl}/health`);
+    const health = await fetch(`${fx.tracker.httpUrl}/health`);
     expect(health.status).toBe(200);
-    expect(await health.json()).toEqual({ status: 'ok', transport, connections: 0, peers: 0, swarms: 0 });
+    expect(await health.json()).toEqual({ status: 'ok', transport: kind, connections: 0, peers: 0, swarms: 0 });
 
     const h = randomId();
     const [a, b] = [await client(), await client()];
@@ -133,7 +111,7 @@ describe.each(TRANSPORTS)('observability, %s transport', (kind) => {
     await b.next();
     await waitFor('offer delivered', () => a.frames.length > 0);
 
-    const res = await fetch(`${tracker!.httpUrl}/metrics`);
+    const res = await fetch(`${fx.tracker.httpUrl}/metrics`);
     expect(res.headers.get('content-type')).toContain('text/plain; version=0.0.4');
     const text = await res.text();
     expect(text).toMatch(/^# TYPE peerfetch_tracker_announces_total counter$/m);
@@ -147,26 +125,26 @@ describe.each(TRANSPORTS)('observability, %s transport', (kind) => {
     // Every sample line is `name{labels} number`, as Prometheus parses it.
     for (const line of text.split('\n').filter((l) => l && !l.startsWith('#'))) expect(line).toMatch(/^[a-z_]+(\{[a-z]+="[a-z-]+"\})? \d+(\.\d+)?$/);
 
-    expect((await fetch(`${tracker!.httpUrl}/nope`)).status).toBe(404);
-    expect(tracker!.stats().announcesPerSecond).toBeGreaterThanOrEqual(0);
+    expect((await fetch(`${fx.tracker.httpUrl}/nope`)).status).toBe(404);
+    expect(fx.tracker.stats().announcesPerSecond).toBeGreaterThanOrEqual(0);
   });
 
   it('answers odd HTTP requests without falling over, and closes keep-alive connections on shutdown', async () => {
     await start();
     // A request target no URL parser accepts once got a route to throw: it must be a 400.
-    const bad = await rawHttp(tracker!.port, 'GET //:99999 HTTP/1.1\r\nHost: x\r\n\r\n');
+    const bad = await rawHttp(fx.tracker.port, 'GET //:99999 HTTP/1.1\r\nHost: x\r\n\r\n');
     expect(bad.response).toMatch(/^HTTP\/1\.1 400 /);
     bad.socket.destroy();
-    const preflight = await fetch(`${tracker!.httpUrl}/stats.json`, { method: 'OPTIONS' });
+    const preflight = await fetch(`${fx.tracker.httpUrl}/stats.json`, { method: 'OPTIONS' });
     expect([preflight.status, preflight.headers.get('access-control-allow-origin'), await preflight.text()]).toEqual([200, '*', '']);
-    expect((await fetch(`${tracker!.httpUrl}/health`, { method: 'POST' })).status).toBe(405);
-    const head = await fetch(`${tracker!.httpUrl}/health`, { method: 'HEAD' });
+    expect((await fetch(`${fx.tracker.httpUrl}/health`, { method: 'POST' })).status).toBe(405);
+    const head = await fetch(`${fx.tracker.httpUrl}/health`, { method: 'HEAD' });
     expect([head.status, await head.text()]).toEqual([200, '']);
 
-    const idle = await rawHttp(tracker!.port, 'GET /health HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n');
+    const idle = await rawHttp(fx.tracker.port, 'GET /health HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n');
     expect(idle.response).toMatch(/^HTTP\/1\.1 200 /);
     const socketClosed = new Promise<void>((resolve) => idle.socket.once('close', () => resolve()));
-    await tracker!.close();
+    await fx.tracker.close();
     await socketClosed;
   });
 
@@ -178,7 +156,7 @@ describe.each(TRANSPORTS)('observability, %s transport', (kind) => {
     const a = await client();
     a.send('{');
     await a.next();
-    await tracker!.close();
+    await fx.tracker.close();
     const parsed = lines.map((l) => JSON.parse(l));
     expect(parsed.map((p) => p.event)).toEqual(expect.arrayContaining(['tracker:listening', 'frame:rejected', 'tracker:closing', 'tracker:closed']));
     const rejected = parsed.find((p) => p.event === 'frame:rejected');
@@ -193,7 +171,7 @@ describe.each(TRANSPORTS)('observability, %s transport', (kind) => {
     const a = await client();
     for (let i = 0; i < 200; i++) a.send('{');
     for (let i = 0; i < 200; i++) await a.next();
-    expect(tracker!.stats().rejections['invalid-json']).toBe(200);
+    expect(fx.tracker.stats().rejections['invalid-json']).toBe(200);
     expect(entries.filter((e) => e.event === 'frame:rejected').length).toBeLessThanOrEqual(40);
   });
 });

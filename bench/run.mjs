@@ -12,7 +12,7 @@
 // (shorthands: origin, peerfetch). The Delivery section of BENCHMARKS.md is rewritten after a
 // default (complete) run, or with --write; results of every run go to bench/.cache/results/.
 //
-// The harness's own tests (origin counters, goal checks, BENCHMARKS.md writer): node --test bench/test/
+// The harness's own tests (origin counters, goal checks, BENCHMARKS.md writer) are part of npm test.
 //
 // WebRTC needs a private network (TESTING.md): as root on Linux the script re-executes itself
 // under `unshare --net` with lo up, a veth pair 10.77.0.1/24 - 10.77.0.2/24 and a default route
@@ -23,35 +23,17 @@ import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { canUnshare, PRIVATE_PREFIX, setUpPrivateNetwork } from '../test/harness/netns.mjs';
 
 const here = fileURLToPath(import.meta.url);
 const root = join(dirname(here), '..');
 const argv = process.argv.slice(2);
 
-const VETH_A = 'pfb0';
-const VETH_B = 'pfb1';
-const ADDR_A = '10.77.0.1/24';
-const ADDR_B = '10.77.0.2/24';
-const GATEWAY = '10.77.0.2';
-const PRIVATE_PREFIX = '10.77.0.';
 /** Slack of the whole benchmark beyond the sum of its run bounds, in ms: closing browsers and servers between runs. */
 const BENCH_MARGIN_MS = 120_000;
 
 function log(line) {
   process.stderr.write(`[bench] ${line}\n`);
-}
-
-function must(command, args) {
-  const result = spawnSync(command, args, { encoding: 'utf8' });
-  if (result.status !== 0) {
-    log(`network namespace setup failed: ${command} ${args.join(' ')}: ${result.error?.message ?? result.stderr.trim()}`);
-    process.exit(2);
-  }
-}
-
-function canUnshare() {
-  if (process.platform !== 'linux' || process.getuid?.() !== 0) return false;
-  return spawnSync('unshare', ['--net', 'true'], { stdio: 'ignore' }).status === 0;
 }
 
 function onlyPrivateAddresses() {
@@ -229,16 +211,16 @@ async function benchmark() {
 
 async function main() {
   if (process.env.PEERFETCH_NETNS_SETUP === '1') {
-    must('ip', ['link', 'set', 'lo', 'up']);
-    must('ip', ['link', 'add', VETH_A, 'type', 'veth', 'peer', 'name', VETH_B]);
-    must('ip', ['addr', 'add', ADDR_A, 'dev', VETH_A]);
-    must('ip', ['addr', 'add', ADDR_B, 'dev', VETH_B]);
-    must('ip', ['link', 'set', VETH_A, 'up']);
-    must('ip', ['link', 'set', VETH_B, 'up']);
-    must('ip', ['route', 'add', 'default', 'via', GATEWAY]);
+    let network;
+    try {
+      network = setUpPrivateNetwork();
+    } catch (error) {
+      log(error.message);
+      process.exit(2);
+    }
     delete process.env.PEERFETCH_NETNS_SETUP;
     process.env.PEERFETCH_NETNS = '1';
-    log(`inside a private network namespace (${ADDR_A}, ${ADDR_B}, default via ${GATEWAY})`);
+    log(`inside a private network namespace (${network})`);
   } else if (process.env.PEERFETCH_NETNS !== '1' && canUnshare()) {
     return reexecInNamespace();
   }

@@ -13,40 +13,19 @@
 //   PEERFETCH_NO_NETNS=1           never create the namespace (WebRTC tests then refuse to run).
 //   PEERFETCH_ALLOW_HOST_WEBRTC=1  developer laptop: let WebRTC tests run on the host network.
 // Extra arguments go to `vitest run` unchanged, e.g. `npm test -- test/unit`.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { canUnshare, setUpPrivateNetwork } from './netns.mjs';
 
 const here = fileURLToPath(import.meta.url);
 const root = join(dirname(here), '..', '..');
 const args = process.argv.slice(2);
 
-/** The veth pair inside the namespace; names are local to the namespace, so fixed names cannot clash. */
-const VETH_A = 'pf0';
-const VETH_B = 'pf1';
-const ADDR_A = '10.77.0.1/24';
-const ADDR_B = '10.77.0.2/24';
-const GATEWAY = '10.77.0.2';
-
 function log(message) {
   process.stderr.write(`[peerfetch test] ${message}\n`);
-}
-
-/** Runs a command, exits the runner with a clear message when it fails. */
-function must(command, commandArgs) {
-  const result = spawnSync(command, commandArgs, { encoding: 'utf8' });
-  if (result.status !== 0) {
-    log(`network namespace setup failed: ${command} ${commandArgs.join(' ')}: ${result.error?.message ?? result.stderr.trim()}`);
-    process.exit(2);
-  }
-}
-
-function canUnshare() {
-  if (process.platform !== 'linux' || typeof process.getuid !== 'function' || process.getuid() !== 0) return false;
-  const probe = spawnSync('unshare', ['--net', 'true'], { stdio: 'ignore' });
-  return probe.status === 0;
 }
 
 /** Spawns a child with inherited stdio, forwards termination signals, resolves with its exit code. */
@@ -80,18 +59,16 @@ async function runVitest(env) {
 async function main() {
   if (process.env.PEERFETCH_NETNS_SETUP === '1') {
     // We are the re-executed runner, alone in a fresh network namespace.
-    // `ip` lives in /usr/sbin, which a non-login shell may not have on its PATH.
-    process.env.PATH = `${process.env.PATH ?? ''}:/usr/sbin:/sbin`;
-    must('ip', ['link', 'set', 'lo', 'up']);
-    must('ip', ['link', 'add', VETH_A, 'type', 'veth', 'peer', 'name', VETH_B]);
-    must('ip', ['addr', 'add', ADDR_A, 'dev', VETH_A]);
-    must('ip', ['addr', 'add', ADDR_B, 'dev', VETH_B]);
-    must('ip', ['link', 'set', VETH_A, 'up']);
-    must('ip', ['link', 'set', VETH_B, 'up']);
-    must('ip', ['route', 'add', 'default', 'via', GATEWAY]);
+    let network;
+    try {
+      network = setUpPrivateNetwork();
+    } catch (error) {
+      log(error.message);
+      return 2;
+    }
     const env = { ...process.env, PEERFETCH_NETNS: '1' };
     delete env.PEERFETCH_NETNS_SETUP;
-    log(`running inside a private network namespace (${ADDR_A}, ${ADDR_B}, default via ${GATEWAY})`);
+    log(`running inside a private network namespace (${network})`);
     return runVitest(env);
   }
   if (process.env.PEERFETCH_NETNS !== '1' && process.env.PEERFETCH_NO_NETNS !== '1' && canUnshare()) {

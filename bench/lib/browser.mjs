@@ -1,5 +1,6 @@
-// Chromium for the benchmark, with the launch flags TESTING.md measured (the same list as
-// test/harness/browser.ts, which imports vitest hooks and so cannot be loaded outside vitest).
+// Chromium for the benchmark, with the launch flags TESTING.md measured: the same list as
+// CHROMIUM_ARGS in src/cli/demo-viewers.ts (used by the demo and test/harness/browser.ts), which is
+// TypeScript and so cannot be imported by this plain-Node script; change both together.
 import { chromium } from 'playwright-core';
 
 /** Debian's Chromium: `npx playwright install` cannot download browsers on these machines. */

@@ -88,8 +88,6 @@ class NativeClientSocket<C> implements ClientSocket {
   ws: Uws.WebSocket<UserData<C>> | undefined;
   conn: C | undefined;
   info: ClientInfo | undefined;
-  /** Set when the tracker closed this socket: only a close uWS started itself can be its too-big frame report. */
-  closedByServer = false;
   /** Frames queued in this turn (see Outbox), and their length in UTF-16 units (≈ bytes). */
   private queued: string[] | undefined;
   private queuedLength = 0;
@@ -135,13 +133,11 @@ class NativeClientSocket<C> implements ClientSocket {
   }
 
   close(code: number, reason: string): void {
-    this.closedByServer = true;
     this.flush(); // a failure reason queued just before the close goes out first
     this.ws?.end(code, reason);
   }
 
   terminate(): void {
-    this.closedByServer = true;
     this.queued = undefined;
     this.queuedLength = 0;
     this.ws?.close();
@@ -203,8 +199,9 @@ export function createNativeTransport<C>(uws: typeof Uws, handler: TransportHand
       socket.ws = undefined; // uWS throws on any use of a closed socket
       const conn = socket.conn;
       if (conn === undefined) return;
-      // 1006 is never sent by a client (it means "no close frame"), so the text is uWS's own.
-      const tooBig = !socket.closedByServer && code === CLOSE_ABNORMAL && Buffer.from(message).toString() === UWS_TOO_BIG;
+      // 1006 is never sent by a client (it means "no close frame"), and the tracker's own closes come
+      // with its code (end()) or with no text (close()): this pair is uWS cutting off a too-big frame.
+      const tooBig = code === CLOSE_ABNORMAL && Buffer.from(message).toString() === UWS_TOO_BIG;
       // uWS calls this from inside end() and close() too; like `ws`, report the close after the
       // tracker's current call, so that code never sees its own connection vanish halfway.
       queueMicrotask(() => {

@@ -10,8 +10,8 @@
 import { fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { loadUws } from './lib/uws.mjs';
 import WebSocket, { WebSocketServer } from 'ws';
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 3000);
@@ -21,8 +21,7 @@ if (process.argv[2] === 'server') {
   const kind = process.argv[3];
   const kept = new Set();
   if (kind === 'native') {
-    const require = createRequire(import.meta.url);
-    const uws = require(`@trufflesuite/uws-js-unofficial/binaries/uws_${process.platform}_${process.arch}_${process.versions.modules}.node`);
+    const uws = loadUws();
     uws.App().ws('/*', {
       compression: uws.DISABLED,
       idleTimeout: 0,

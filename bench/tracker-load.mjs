@@ -5,15 +5,14 @@
 //   3. for `durationMs`, keeps `concurrency` announces in flight, each with `offers` offers, each
 //      sent when the previous reply on that socket arrived; records every reply's latency;
 //   4. reports {type:'result', ...} and exits.
-import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
+import { binaryId, sampleSdp } from './lib/tracker-frames.mjs';
 
 const config = JSON.parse(process.argv[2]);
 const { url, peers, swarms, concurrency, offers, sdpBytes, durationMs, connectBatch } = config;
 
-const bin = (n) => randomBytes(n).toString('latin1');
-const swarmIds = Array.from({ length: swarms }, () => bin(20));
-const sdp = `v=0\r\n${'a=candidate:1 1 udp 2122260223 10.77.0.1 50000 typ host\r\n'.repeat(Math.ceil(sdpBytes / 60))}`.slice(0, sdpBytes);
+const swarmIds = Array.from({ length: swarms }, binaryId);
+const sdp = sampleSdp(sdpBytes);
 
 /** The other headers Chromium 140 sends with a WebSocket upgrade: servers see them on every real connection. */
 const BROWSER_HEADERS = {
@@ -38,7 +37,7 @@ function open(i) {
       origin: 'https://video.example',
       headers: BROWSER_HEADERS,
     });
-    const peer = { ws, infoHash: swarmIds[i % swarms], peerId: bin(20) };
+    const peer = { ws, infoHash: swarmIds[i % swarms], peerId: binaryId() };
     ws.on('message', (data) => {
       // Replies carry "interval"; relayed offers do not, and are only counted. Searched in the
       // bytes: decoding every frame to a string would make the generator the bottleneck.
@@ -80,7 +79,7 @@ function announceFrame(p, withOffers) {
     action: 'announce', info_hash: p.infoHash, peer_id: p.peerId, numwant: withOffers ? offers : 0,
     uploaded: 0, downloaded: 0, left: 1000, event: withOffers ? 'update' : 'started',
   };
-  if (withOffers) frame.offers = Array.from({ length: offers }, () => ({ offer: { type: 'offer', sdp }, offer_id: bin(20) }));
+  if (withOffers) frame.offers = Array.from({ length: offers }, () => ({ offer: { type: 'offer', sdp }, offer_id: binaryId() }));
   return Buffer.from(JSON.stringify(frame));
 }
 

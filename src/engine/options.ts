@@ -1,3 +1,5 @@
+import { PeerfetchError } from '../shared/errors.js';
+
 /** Options of `start()`; the script tag's `data-` attributes map onto these one to one. */
 export interface PeerfetchOptions {
   /** WebSocket tracker URL(s) speaking the WebTorrent tracker protocol. Default: none (no P2P, store and origin only). */
@@ -8,8 +10,11 @@ export interface PeerfetchOptions {
   sw?: string;
   /** Swarm key: pages with the same key share pieces. Default: the page's origin + path. */
   swarm?: string;
-  /** STUN/TURN URLs for WebRTC. Default none: nothing is contacted that the site did not name. */
-  iceServers?: string[];
+  /**
+   * ICE servers for WebRTC: STUN URLs, or `{ urls, username, credential }` (TURN needs both).
+   * Default none: nothing is contacted that the site did not name.
+   */
+  iceServers?: Array<string | RTCIceServer>;
   /** `false` turns peer-to-peer off: the SW still answers from the local store and the origin. Default `true`. */
   p2p?: boolean;
   /** Cap on stored piece bytes (LRU eviction above it). Default 512 MiB, or half the origin's quota if less. */
@@ -23,9 +28,10 @@ export interface ResolvedOptions {
   manifest: string;
   sw: string;
   swarm: string;
-  iceServers: string[];
+  iceServers: RTCIceServer[];
   p2p: boolean;
   storeCapBytes: number | undefined;
+  uploadLimit: number | undefined;
 }
 
 const list = (value: string | string[] | undefined): string[] =>
@@ -33,20 +39,80 @@ const list = (value: string | string[] | undefined): string[] =>
     .map((item) => item.trim())
     .filter((item) => item.length > 0);
 
-/** Fills defaults and resolves URLs against the page. */
+const invalid = (message: string): PeerfetchError => new PeerfetchError('option-invalid', message);
+
+/** `name` is the option and its script-tag attribute, e.g. `storeCapBytes (data-store-cap-bytes)`. */
+function positiveInteger(name: string, value: number | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isSafeInteger(value) || value <= 0) throw invalid(`${name} must be a positive whole number, got ${String(value)}`);
+  return value;
+}
+
+function trackerUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw invalid(`tracker ${JSON.stringify(url)} is not a URL`);
+  }
+  if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') throw invalid(`tracker ${url} must be a ws: or wss: URL`);
+  return parsed.href;
+}
+
+/**
+ * One ICE server as RTCPeerConnection takes it. A TURN server without credentials would make
+ * every RTCPeerConnection constructor throw (so P2P silently never works): refused here instead.
+ */
+function iceServer(server: unknown): RTCIceServer {
+  const entry: unknown = typeof server === 'string' ? { urls: server } : server;
+  if (typeof entry !== 'object' || entry === null) throw invalid(`ICE server ${JSON.stringify(server)} must be a URL or { urls, username, credential }`);
+  const { urls, username, credential } = entry as Partial<RTCIceServer>;
+  const urlList: unknown = typeof urls === 'string' ? [urls] : urls;
+  if (!Array.isArray(urlList) || urlList.length === 0) throw invalid(`ICE server ${JSON.stringify(server)} has no urls`);
+  for (const url of urlList) {
+    const scheme = typeof url === 'string' ? /^(stuns?|turns?):/i.exec(url)?.[1]?.toLowerCase() : undefined;
+    if (!scheme) throw invalid(`ICE server URL ${JSON.stringify(url)} must start with stun:, stuns:, turn: or turns:`);
+    if (scheme.startsWith('turn') && (typeof username !== 'string' || typeof credential !== 'string')) {
+      throw invalid(`TURN server ${String(url)} needs a username and a credential: give it as { urls, username, credential }`);
+    }
+  }
+  return entry as RTCIceServer;
+}
+
+/** Fills defaults, resolves URLs against the page, and refuses invalid values with an `option-invalid` error. */
 export function resolveOptions(options: PeerfetchOptions, location: Location): ResolvedOptions {
   return {
-    trackers: list(options.tracker),
+    trackers: list(options.tracker).map(trackerUrl),
     manifest: new URL(options.manifest ?? '/peerfetch-manifest.json', location.href).href,
     sw: new URL(options.sw ?? '/peerfetch-sw.js', location.href).href,
     swarm: options.swarm ?? location.origin + location.pathname,
-    iceServers: list(options.iceServers),
+    iceServers: (options.iceServers ?? []).map(iceServer),
     p2p: options.p2p ?? true,
-    storeCapBytes: options.storeCapBytes,
+    storeCapBytes: positiveInteger('storeCapBytes (data-store-cap-bytes)', options.storeCapBytes),
+    uploadLimit: positiveInteger('uploadLimit (data-upload-limit)', options.uploadLimit),
   };
 }
 
-/** Reads the script tag's `data-` attributes. */
+/**
+ * `data-ice-servers`: a comma-separated list of STUN URLs, or a JSON array of URLs and
+ * `{ urls, username, credential }` objects (for TURN). Text that is not valid JSON stays one
+ * entry, which resolveOptions refuses by name.
+ */
+function parseIceServers(text: string): Array<string | RTCIceServer> {
+  if (!text.trim().startsWith('[')) return list(text);
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (Array.isArray(parsed)) return parsed as Array<string | RTCIceServer>;
+  } catch {
+    // falls through
+  }
+  return [text];
+}
+
+/**
+ * Reads the script tag's `data-` attributes. Never throws: values are passed on as written
+ * (a number that is not one becomes NaN) and resolveOptions refuses them with a clear error.
+ */
 export function optionsFromScript(script: HTMLOrSVGScriptElement | null): PeerfetchOptions {
   const data = script instanceof HTMLScriptElement ? script.dataset : {};
   const options: PeerfetchOptions = {};
@@ -54,8 +120,9 @@ export function optionsFromScript(script: HTMLOrSVGScriptElement | null): Peerfe
   if (data.manifest) options.manifest = data.manifest;
   if (data.sw) options.sw = data.sw;
   if (data.swarm) options.swarm = data.swarm;
-  if (data.iceServers) options.iceServers = list(data.iceServers);
+  if (data.iceServers) options.iceServers = parseIceServers(data.iceServers);
   if (data.p2p === 'off') options.p2p = false;
-  if (data.uploadLimit && Number(data.uploadLimit) > 0) options.uploadLimit = Number(data.uploadLimit);
+  if (data.storeCapBytes !== undefined) options.storeCapBytes = data.storeCapBytes.trim() === '' ? NaN : Number(data.storeCapBytes);
+  if (data.uploadLimit !== undefined) options.uploadLimit = data.uploadLimit.trim() === '' ? NaN : Number(data.uploadLimit);
   return options;
 }

@@ -62,14 +62,22 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
 
   constructor(options: PeerfetchOptions = {}) {
     super();
-    this.options = resolveOptions(options, location);
+    let invalidOptions: unknown;
+    try {
+      this.options = resolveOptions(options, location);
+    } catch (error) {
+      // Invalid options start nothing (no SW, no swarm): the page loads everything from the
+      // origin as it would without peerfetch, and `ready` and the `error` event say why.
+      invalidOptions = error;
+      this.options = resolveOptions({ p2p: false }, location);
+    }
     this.#p2p = this.options.p2p;
-    this.#uploadLimit = options.uploadLimit;
+    this.#uploadLimit = this.options.uploadLimit;
     this.#link = new SwLink(
       (request, signal) => this.#answerPieceRequest(request, signal),
       (notice) => this.#onNotice(notice),
     );
-    this.ready = this.#start();
+    this.ready = invalidOptions === undefined ? this.#start() : Promise.reject(invalidOptions);
     // `ready` rejecting is reported as an `error` event; an unobserved rejection must not
     // become an uncaught error on the site.
     this.ready.catch((error: unknown) => this.#fail(error));
@@ -139,7 +147,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     const { options } = this;
     // The SW's first install is the slowest step of a first visit: the manifest, the store and
     // the swarm (tracker, WebRTC handshakes) get ready meanwhile, so peers are there sooner.
-    const registering = this.#link.register(options.sw, options.manifest);
+    const registering = this.#link.register(options.sw, { manifest: options.manifest, storeCapBytes: options.storeCapBytes });
     registering.catch(() => {}); // awaited below; a failure must not surface before that
     const storeOpening = IdbPieceStore.open(
       options.storeCapBytes === undefined ? {} : { capBytes: options.storeCapBytes },
@@ -214,7 +222,14 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
         status: response.status,
       });
     }
-    return parseManifest(await response.json(), response.url || this.options.manifest);
+    let json: unknown;
+    try {
+      json = await response.json();
+    } catch {
+      // Typically a host that answers unknown paths with its index.html and 200.
+      throw new PeerfetchError('manifest-invalid', `${this.options.manifest} is not JSON (content-type ${response.headers.get('content-type') ?? 'none'}): was the manifest deployed at this URL?`);
+    }
+    return parseManifest(json, response.url || this.options.manifest);
   }
 
   #createSwarm(manifest: Manifest, store: PieceStore): Swarm {
@@ -252,7 +267,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
   async #joinSwarm(swarm: Swarm): Promise<void> {
     const infoHash = await swarmInfoHash(this.options.swarm);
     const peerId = this.#peerId;
-    const rtcConfig: RTCConfiguration = { iceServers: this.options.iceServers.map((urls) => ({ urls })) };
+    const rtcConfig: RTCConfiguration = { iceServers: this.options.iceServers };
     if (this.#destroyed) return;
     this.#trackers = this.options.trackers.map(
       (url) =>
@@ -268,7 +283,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
             const { bytesFromPeers, bytesFromOrigin, bytesUploaded } = this.getStats();
             return { bytesFromPeers, bytesFromOrigin, bytesUploaded };
           },
-          onWarning: () => {},
+          onProblem: (code, message) => this.#fail(new PeerfetchError(code, message, { tracker: url })),
           onSwarmSize: (peers) => this.#scheduler?.onSwarmSize(peers),
         }),
     );

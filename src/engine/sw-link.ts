@@ -33,13 +33,18 @@ export class SwLink {
     this.#onNotice = onNotice;
   }
 
-  /** Registers `swUrl` and resolves once it controls this page. */
-  async register(swUrl: string, manifestUrl: string): Promise<void> {
+  /**
+   * Registers `swUrl` and resolves once it controls this page. The SW reads its settings from
+   * its URL (it has no other way to get them before a page talks to it); changing one installs
+   * the SW again, with the new value.
+   */
+  async register(swUrl: string, settings: { manifest: string; storeCapBytes: number | undefined }): Promise<void> {
     if (!('serviceWorker' in navigator)) {
       throw new PeerfetchError('bridge-invalid', 'service workers are not available on this page');
     }
     const url = new URL(swUrl);
-    url.searchParams.set('manifest', manifestUrl);
+    url.searchParams.set('manifest', settings.manifest);
+    if (settings.storeCapBytes !== undefined) url.searchParams.set('store-cap-bytes', String(settings.storeCapBytes));
     const workbox = new Workbox(url.href);
     await workbox.register();
     if (!navigator.serviceWorker.controller) {

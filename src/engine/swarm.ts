@@ -100,6 +100,17 @@ export class Swarm {
     for (const [id, bits] of this.#have) this.#have.set(id, new Bitfield(bits.length));
   }
 
+  /**
+   * A held piece's bytes for upload. The SW evicts pieces from the shared store to stay under its
+   * cap without telling the page: a piece found gone is no longer held (stats and the hellos to
+   * new peers say so; the asking peer gets `not-found` and takes it elsewhere).
+   */
+  async #readHeld(assetId: string, piece: number): Promise<Uint8Array | undefined> {
+    const data = await this.#store.get(assetId, piece);
+    if (!data) this.#have.get(assetId)?.clear(piece);
+    return data;
+  }
+
   holds(assetId: string, piece: number): boolean {
     return this.#have.get(assetId)?.has(piece) ?? false;
   }
@@ -114,7 +125,7 @@ export class Swarm {
         const asset = this.#assets.get(id);
         return asset && pieceCount(asset.size, asset.pieceSize);
       },
-      readPiece: (id, piece) => (this.holds(id, piece) ? this.#store.get(id, piece) : Promise.resolve(undefined)),
+      readPiece: (id, piece) => (this.holds(id, piece) ? this.#readHeld(id, piece) : Promise.resolve(undefined)),
       onHave: (from) => {
         for (const waiter of this.#haveWaiters) if (waiter.piece < 0 || from.has(waiter.asset, waiter.piece)) waiter.resolve();
         this.#callbacks.onPeerHave(from);

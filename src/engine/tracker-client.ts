@@ -12,6 +12,8 @@ const MIN_INTERVAL_S = 15;
 /** Reconnect backoff (ms): starts small so a tracker restart is invisible, caps so a dead one costs nothing. */
 const RECONNECT_MIN_MS = 1000;
 const RECONNECT_MAX_MS = 60_000;
+/** WebSocket close codes by which a tracker refuses a client (RFC 6455: policy, too big, try again later). */
+const REFUSAL_CLOSE_CODES = new Set([1008, 1009, 1013]);
 /** How often (ms) byte counters are reported to the tracker for its swarm-wide offload figure. */
 export const STATS_REPORT_INTERVAL_MS = 10_000;
 
@@ -34,12 +36,18 @@ export interface TrackerClientOptions {
   /** A data channel to `peerId` opened. */
   onPeer(peerId: string, connection: RTCPeerConnection, channel: RTCDataChannel): void;
   report(): SwarmReport;
-  onWarning(message: string): void;
+  /**
+   * The tracker cannot be reached, or refuses us (a `failure reason`, or a close with a reason):
+   * called once per distinct problem until an announce succeeds again, not on every retry.
+   */
+  onProblem(code: TrackerProblemCode, message: string): void;
   /** The tracker said how many peers the swarm has (us included), from its announce response. */
   onSwarmSize?(peers: number): void;
   /** Injected for tests; defaults to the page's WebSocket. */
   WebSocket?: typeof WebSocket;
 }
+
+export type TrackerProblemCode = 'tracker-unreachable' | 'tracker-refused';
 
 type TrackerMessage = Record<string, unknown>;
 
@@ -60,6 +68,8 @@ export class TrackerClient {
   #intervalS = DEFAULT_INTERVAL_S;
   #started = false;
   #destroyed = false;
+  /** The last problem reported (see onProblem), cleared by a successful announce. */
+  #problem: string | undefined;
 
   constructor(options: TrackerClientOptions) {
     this.#options = options;
@@ -98,16 +108,22 @@ export class TrackerClient {
     try {
       socket = new WebSocketImpl(this.#options.url);
     } catch {
-      return this.#options.onWarning(`invalid tracker URL ${this.#options.url}`);
+      return this.#reportProblem('tracker-unreachable', `invalid tracker URL ${this.#options.url}`);
     }
     this.#socket = socket;
+    let opened = false;
     socket.onopen = () => {
+      opened = true;
       this.#reconnectDelay = RECONNECT_MIN_MS;
       this.#announce('started', true);
     };
     socket.onmessage = (event) => this.#onMessage(event.data);
-    socket.onclose = () => {
+    socket.onclose = (event) => {
       if (this.#socket !== socket || this.#destroyed) return;
+      if (!opened) this.#reportProblem('tracker-unreachable', `cannot connect to the tracker ${this.#options.url}`);
+      // Refusals, not restarts or idle closes: policy (origin not allowed, rate limit), frame too
+      // big, try again later (tracker full), and application codes.
+      else if (REFUSAL_CLOSE_CODES.has(event.code) || event.code >= 4000) this.#reportProblem('tracker-refused', `the tracker ${this.#options.url} closed the connection: ${event.reason || 'no reason given'} (${event.code})`);
       this.#socket = undefined;
       clearTimeout(this.#announceTimer);
       this.#reconnectTimer = setTimeout(() => this.#connect(), this.#reconnectDelay);
@@ -115,6 +131,12 @@ export class TrackerClient {
     };
     // An error is always followed by close; the close handler retries.
     socket.onerror = () => {};
+  }
+
+  #reportProblem(code: TrackerProblemCode, message: string): void {
+    if (message === this.#problem) return;
+    this.#problem = message;
+    this.#options.onProblem(code, message);
   }
 
   #send(message: TrackerMessage): void {
@@ -182,14 +204,15 @@ export class TrackerClient {
       if (typeof parsed !== 'object' || parsed === null) return;
       message = parsed as TrackerMessage;
     } catch {
-      return this.#options.onWarning('tracker sent invalid JSON');
+      return; // not a tracker message: ignored, as other clients do
     }
     if (message.info_hash !== undefined && message.info_hash !== this.#options.infoHash) return;
     if (typeof message['failure reason'] === 'string') {
-      return this.#options.onWarning(`tracker: ${message['failure reason']}`);
+      return this.#reportProblem('tracker-refused', `the tracker ${this.#options.url} refused: ${message['failure reason']}`);
     }
     if (typeof message.interval === 'number' && Number.isFinite(message.interval)) {
       this.#intervalS = Math.max(MIN_INTERVAL_S, message.interval);
+      this.#problem = undefined; // an announce reply: the tracker serves us again
     }
     const { complete, incomplete } = message;
     if (typeof complete === 'number' && typeof incomplete === 'number' && Number.isFinite(complete + incomplete)) {
@@ -208,7 +231,7 @@ export class TrackerClient {
     try {
       accepted = await acceptOffer(this.#options.rtcConfig, offer);
     } catch {
-      return this.#options.onWarning('could not answer a peer offer');
+      return; // an offer this browser cannot answer: that peer is skipped
     }
     this.#send({
       action: 'announce',
@@ -231,7 +254,7 @@ export class TrackerClient {
       await pending.connection.setRemoteDescription(answer);
     } catch {
       pending.connection.close();
-      return this.#options.onWarning('peer sent an unusable answer');
+      return; // an answer this browser cannot use: that peer is skipped
     }
     await this.#whenOpen(fromPeer, pending.connection, Promise.resolve(pending.channel));
   }

@@ -20,6 +20,11 @@ export class Bitfield {
     this.bytes[index >> 3] = (this.bytes[index >> 3] ?? 0) | (0x80 >> (index & 7));
   }
 
+  clear(index: number): void {
+    if (index < 0 || index >= this.length) return;
+    this.bytes[index >> 3] = (this.bytes[index >> 3] ?? 0) & ~(0x80 >> (index & 7));
+  }
+
   count(): number {
     let total = 0;
     for (let index = 0; index < this.length; index++) if (this.has(index)) total++;

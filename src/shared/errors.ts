@@ -11,6 +11,7 @@ export type PeerfetchErrorCode =
   | 'peer-timeout'
   | 'peer-closed'
   | 'tracker-unreachable'
+  | 'tracker-refused'
   | 'origin-failed'
   | 'store-failed'
   | 'aborted'

@@ -32,8 +32,11 @@ const passedThrough = new Set<string>();
 /** Request destinations that are never media assets: decided without waiting for the manifest. */
 const NEVER_ASSETS = new Set(['document', 'iframe', 'frame', 'script', 'style', 'font', 'worker', 'sharedworker', 'serviceworker', 'manifest', 'report', 'xslt']);
 
+/** The site's storeCapBytes, which the page passes in the SW's URL; absent: the store's default. */
+const storeCapBytes = Number(params.get('store-cap-bytes'));
+
 function openStore(): Promise<PieceStore | undefined> {
-  storeOpening ??= IdbPieceStore.open().catch(() => undefined);
+  storeOpening ??= IdbPieceStore.open(Number.isSafeInteger(storeCapBytes) && storeCapBytes > 0 ? { capBytes: storeCapBytes } : {}).catch(() => undefined);
   return storeOpening;
 }
 

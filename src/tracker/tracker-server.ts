@@ -182,7 +182,7 @@ export class TrackerServer implements TransportHandler<Connection> {
   async listen(): Promise<number> {
     const port = await this.transport.listen(this.options.host, this.options.port);
     if (this.nativeUnavailable) {
-      this.log.log({ level: 'warn', event: 'tracker:node-transport', message: `${this.nativeUnavailable}; the native transport needs about a tenth of the memory per connection` });
+      this.log.log({ level: 'warn', event: 'tracker:node-transport', message: `${this.nativeUnavailable}; the native transport holds a peer in about a quarter of the memory and serves more announces per core (see BENCHMARKS.md)` });
     }
     this.sweepTimer = setInterval(() => this.sweep(), this.options.sweepIntervalMs);
     this.sweepTimer.unref();

@@ -45,6 +45,16 @@ describe('Bitfield', () => {
     expect(bits.toHex()).toBe('8040');
   });
 
+  it('clears one bit and leaves its neighbours', () => {
+    const bits = Bitfield.fromHex('ffc0', 10)!;
+    bits.clear(8);
+    bits.clear(42);
+    expect(bits.has(8)).toBe(false);
+    expect(bits.has(7)).toBe(true);
+    expect(bits.has(9)).toBe(true);
+    expect(bits.count()).toBe(9);
+  });
+
   it('round-trips through hex and refuses hex of the wrong length', () => {
     const bits = Bitfield.fromHex('8040', 10);
     expect(bits?.has(9)).toBe(true);

@@ -18,6 +18,16 @@ const SEND_LOW_WATER_BYTES = 256 * 1024;
 const ASSUMED_THROUGHPUT_BPS = 2_000_000;
 /** Weight of the newest measurement in the throughput moving average. */
 const THROUGHPUT_SMOOTHING = 0.3;
+/**
+ * A request given up after this long (ms) measures the peer: what it delivered meanwhile is its
+ * rate right now. Shorter waits say too little (a piece may just be starting).
+ */
+const STALL_MIN_ELAPSED_MS = 500;
+/**
+ * How long (ms) a stall measurement overrides the moving average: the peer is not waited for
+ * again meanwhile, then gets another chance (its uplink may have recovered).
+ */
+const STALL_MEMORY_MS = 15_000;
 /** Requests from one peer queued at once; more is answered `busy`, so a greedy peer cannot hog us. */
 const MAX_QUEUED_UPLOADS = 16;
 
@@ -69,6 +79,8 @@ export class Peer {
   throughput = ASSUMED_THROUGHPUT_BPS;
   /** Requests this peer failed (rejected, timed out, closed); lowers its rank. */
   failures = 0;
+  /** The rate (bytes/s) of the last request given up on while this peer was serving it, and when. */
+  #stall: { rate: number; at: number } | undefined;
   /** Requests in flight to this peer; the scheduler prefers less loaded peers. */
   get inFlight(): number {
     return this.#downloads.size;
@@ -76,7 +88,26 @@ export class Peer {
 
   /** Expected seconds until this peer delivers `bytes` more, queued requests included: lower is better. */
   expectedDelay(bytes: number): number {
-    return ((this.inFlight + 1) * bytes) / this.throughput + this.failures * 0.5;
+    return ((this.inFlight + 1) * bytes) / Math.max(this.#currentThroughput(), 1) + this.failures * 0.5;
+  }
+
+  /** The moving average, or a recent stall's rate when lower (a congested uplink shows there first). */
+  #currentThroughput(): number {
+    const stall = this.#stall;
+    if (!stall || performance.now() - stall.at > STALL_MEMORY_MS) return this.throughput;
+    return Math.min(this.throughput, stall.rate);
+  }
+
+  /**
+   * A request is given up on (a deadline, a cancel): when the peer was serving it (the oldest
+   * outstanding one; uploads are served in order) for long enough, what arrived meanwhile is
+   * the peer's rate now.
+   */
+  #noteGivenUp(id: number, download: Download): void {
+    const elapsedMs = performance.now() - download.startedAt;
+    const oldest = this.#downloads.keys().next().value;
+    if (oldest !== id || elapsedMs < STALL_MIN_ELAPSED_MS) return;
+    this.#stall = { rate: (download.received * 1000) / elapsedMs, at: performance.now() };
   }
 
   constructor(id: string, connection: RTCPeerConnection, channel: RTCDataChannel, handlers: PeerHandlers) {
@@ -116,7 +147,10 @@ export class Peer {
     const id = this.#nextRequestId++;
     return new Promise<Uint8Array>((resolve, reject) => {
       const onAbort = () => {
-        if (!this.#downloads.delete(id)) return;
+        const download = this.#downloads.get(id);
+        if (!download) return;
+        this.#noteGivenUp(id, download);
+        this.#downloads.delete(id);
         this.#send({ type: 'cancel', id });
         reject(new PeerfetchError('aborted', 'request cancelled', { peer: this.id }));
       };

@@ -201,7 +201,8 @@ export class Scheduler {
         order++;
         if (swarm.holds(asset.id, piece) || swarm.downloading(asset.id, piece)) continue;
         const availability = swarm.availability(asset.id, piece);
-        if (availability > 0) {
+        // Held only by peers measured too slow: as if nobody held it (fetchPiece would refuse it).
+        if (availability > 0 && swarm.canDeliverWithin(asset.id, piece, PEER_PREFETCH_TIMEOUT_MS)) {
           fromPeers.push({ asset, piece, availability, order });
         } else if (self && swarm.peers.size > 0 && this.ownerOf(asset.id, piece) === self) {
           // Alone, the player's own stream fetches what it needs; splitting only pays with company.

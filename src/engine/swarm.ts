@@ -30,7 +30,7 @@ export interface SwarmCallbacks {
 
 export type PieceResult =
   | { ok: true; data: Uint8Array }
-  | { ok: false; reason: 'no-peer' | 'timeout' | 'rejected' | 'unknown-asset' };
+  | { ok: false; reason: 'no-peer' | 'slow-peers' | 'timeout' | 'rejected' | 'unknown-asset' };
 
 /**
  * The peers of this page's swarm, what each holds, and fetching verified pieces from them.
@@ -150,6 +150,14 @@ export class Swarm {
     return count;
   }
 
+  /** Whether a peer holding `piece` is expected to deliver it within `ms` (see Peer.expectedDelay). */
+  canDeliverWithin(assetId: string, piece: number, ms: number): boolean {
+    const asset = this.#assets.get(assetId);
+    if (!asset) return false;
+    const span = pieceSpan(piece, asset.size, asset.pieceSize);
+    return this.#holders(assetId, piece, new Set()).some((peer) => peer.expectedDelay(span.end - span.start) * 1000 <= ms);
+  }
+
   /** Whether a peer download of `piece` is in progress. */
   downloading(assetId: string, piece: number): boolean {
     return this.#downloads.has(`${assetId}/${piece}`);
@@ -186,10 +194,13 @@ export class Swarm {
    * A verified piece from peers, trying those that hold it (fastest expected first) until one
    * delivers good bytes or `deadlineMs` passes. Callers wanting the same piece share one
    * transfer; the transfer is cancelled at the peer when every caller has gone. Never rejects.
+   * When no peer holding the piece is expected to deliver it within `deadlineMs` (all measured
+   * too slow), answers `slow-peers` at once instead of waiting the deadline out.
    */
   async fetchPiece(assetId: string, piece: number, deadlineMs: number, signal: AbortSignal): Promise<PieceResult> {
     const asset = this.#assets.get(assetId);
     if (!asset || piece >= asset.pieces.length) return { ok: false, reason: 'unknown-asset' };
+    if (this.availability(assetId, piece) > 0 && !this.canDeliverWithin(assetId, piece, deadlineMs)) return { ok: false, reason: 'slow-peers' };
     const deadline = AbortSignal.any([signal, AbortSignal.timeout(deadlineMs)]);
     try {
       return await this.#downloads.run(`${assetId}/${piece}`, (shared) => this.#download(asset, piece, shared), deadline);
@@ -204,9 +215,7 @@ export class Swarm {
     const tried = new Set<string>();
     let rejected = false;
     while (!signal.aborted) {
-      const candidates = [...this.peers.values()]
-        .filter((peer) => !tried.has(peer.id) && !peer.closed && peer.has(asset.id, piece))
-        .sort((a, b) => a.expectedDelay(bytes) - b.expectedDelay(bytes));
+      const candidates = this.#holders(asset.id, piece, tried).sort((a, b) => a.expectedDelay(bytes) - b.expectedDelay(bytes));
       const peer = candidates[0];
       if (!peer) break;
       tried.add(peer.id);
@@ -230,6 +239,11 @@ export class Swarm {
     }
     if (signal.aborted) return { ok: false, reason: 'timeout' };
     return { ok: false, reason: rejected ? 'rejected' : tried.size === 0 ? 'no-peer' : 'timeout' };
+  }
+
+  /** Open peers that hold `piece` of `assetId`, other than those in `except`. */
+  #holders(assetId: string, piece: number, except: ReadonlySet<string>): Peer[] {
+    return [...this.peers.values()].filter((peer) => !except.has(peer.id) && !peer.closed && peer.has(assetId, piece));
   }
 
   #ban(peer: Peer, asset: ManifestAsset, piece: number): void {

@@ -49,7 +49,7 @@ export type WorkerToPage =
 /** Page -> SW on a piece request's port. `data` is transferred, not copied. */
 export type PieceAnswer =
   | { type: 'piece'; data: ArrayBuffer }
-  | { type: 'piece-miss'; reason: 'no-peer' | 'timeout' | 'rejected' | 'not-ready' | 'unknown-asset' };
+  | { type: 'piece-miss'; reason: 'no-peer' | 'slow-peers' | 'timeout' | 'rejected' | 'not-ready' | 'unknown-asset' };
 
 /** SW -> page on a piece request's port: the stream that wanted the piece is gone. */
 export type PieceCancel = { type: 'cancel' };

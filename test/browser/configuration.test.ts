@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { assertNoPageErrors, useChromium, waitFor } from '../harness/browser.js';
 import { startProcess, type RunningProcess } from '../harness/processes.js';
-import { fetchInPage, stats, useTestSite } from './test-site.js';
+import { fetchInPage, recordedEvents, recordEvents, stats, useTestSite } from './test-site.js';
 
 // What a site operator can get wrong — an option, the manifest URL, the tracker — is reported
 // with a clear error code, and the page keeps loading its media from the origin.
@@ -32,32 +32,14 @@ interface SeenError {
   message: string;
 }
 
-/**
- * Opens the test page with these script-tag attributes, recording every `error` event of the
- * instance from its creation (the script tag creates it; a listener added later could miss some).
- */
+/** Opens the test page with these script-tag attributes, recording the instance's `error` events. */
 async function openRecording(page: Page, attributes: Record<string, string>): Promise<void> {
-  await page.addInitScript(() => {
-    const seen: Array<{ code: string; message: string }> = [];
-    let instance: unknown;
-    Object.defineProperty(window, 'peerfetchErrors', { value: seen });
-    Object.defineProperty(window, 'peerfetch', {
-      configurable: true,
-      get: () => instance,
-      set: (value: EventTarget) => {
-        instance = value;
-        value.addEventListener('error', (event) => {
-          const { error } = (event as CustomEvent<{ error: { code: string; message: string } }>).detail;
-          seen.push({ code: error.code, message: error.message });
-        });
-      },
-    });
-  });
+  await recordEvents(page, ['error']);
   await page.goto(`${fixture.originUrl}/?${new URLSearchParams(attributes)}`);
   await page.waitForFunction(() => window.peerfetch !== undefined);
 }
 
-const errorsOf = (page: Page): Promise<SeenError[]> => page.evaluate(() => (window as unknown as { peerfetchErrors: SeenError[] }).peerfetchErrors);
+const errorsOf = async (page: Page): Promise<SeenError[]> => (await recordedEvents(page, 'error')).map((event) => event.detail as unknown as SeenError);
 
 /** How `ready` ended: undefined when it resolved, else the error's code and message. */
 const readyOutcome = (page: Page): Promise<SeenError | undefined> =>

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { assertNoPageErrors, useChromium, waitFor } from '../harness/browser.js';
-import { fetchInPage, openPage, originBytesFor, playInPage, sha256, startTracker, stats, useTestSite, waitUntilHeld } from './test-site.js';
+import { fetchInPage, openPage, originBytesFor, playInPage, recordedEvents, recordEvents, sha256, startTracker, stats, useTestSite, waitUntilHeld } from './test-site.js';
 
 // The whole data path, end to end, with real parts: Chromium, its service worker and
 // IndexedDB, WebRTC between visitors inside the private network namespace, the peerfetch
@@ -129,6 +129,44 @@ describe('data path', () => {
     expect(after.bytesFromPeers).toBe(0);
     expect(after.bytesFromOrigin).toBe(fixture.site.videoBytes.length);
     await playInPage(page, VIDEO_URL, { rate: 2 });
+    assertNoPageErrors(viewer);
+  });
+
+  it('e: a peer that delivers too slowly is not waited for: the pieces come from the origin in time', async () => {
+    const seeder = await chromium.viewer('e-seeder');
+    const seederPage = await seeder.newPage();
+    await openPage(seederPage, fixture.originUrl, { tracker: fixture.trackerUrl });
+    expect((await fetchInPage(seederPage, VIDEO_URL)).sha256).toBe(fixture.site.videoSha256);
+    await waitUntilHeld(seederPage, VIDEO_URL);
+    // A peer that holds everything but uploads a trickle (a congested uplink): 4 KB/s, a 64 KiB
+    // piece every 16 s, far behind any deadline.
+    await seederPage.evaluate(() => window.peerfetch!.setUploadLimit(4000));
+
+    const viewer = await chromium.viewer('e-viewer');
+    const page = await viewer.newPage();
+    await recordEvents(page, ['peer:connect', 'asset:fallback', 'piece:verified']);
+    await openPage(page, fixture.originUrl, { tracker: fixture.trackerUrl });
+    await waitFor(async () => (await stats(page)).peers >= 1, { what: 'the visitor to connect to the slow seeder' });
+
+    expect((await fetchInPage(page, VIDEO_URL)).sha256).toBe(fixture.site.videoSha256);
+    const fallbacks = await recordedEvents(page, 'asset:fallback');
+    expect(fallbacks.length).toBeGreaterThanOrEqual(1);
+    expect(fallbacks[0]?.detail).toMatchObject({ url: expect.stringContaining(VIDEO_URL) as unknown, reason: expect.any(String) as unknown });
+    const reasons = fallbacks.map((event) => event.detail.reason as string);
+    console.info(`slow peer: fallbacks by reason ${JSON.stringify(reasons)}`);
+    // Once a request to it had stalled, the peer was known to be slow: later pieces went to the
+    // origin at once ('slow-peers') instead of after waiting out their deadline ('timeout').
+    expect(reasons).toContain('slow-peers');
+    expect(reasons.filter((reason) => reason === 'timeout').length).toBeLessThan(reasons.length / 2);
+    expect(await recordedEvents(page, 'peer:connect')).toHaveLength(1);
+    const after = await waitFor(async () => {
+      const current = await stats(page);
+      return current.bytesFromOrigin + current.bytesFromPeers >= fixture.site.videoBytes.length ? current : undefined;
+    }, { what: 'every piece to be counted' });
+    // Most of the video came from the origin; what the slow peer did deliver was verified first.
+    expect(after.bytesFromOrigin).toBeGreaterThan(fixture.site.videoBytes.length / 2);
+    expect((await recordedEvents(page, 'piece:verified')).length * 64 * 1024).toBeGreaterThanOrEqual(after.bytesFromPeers);
+    assertNoPageErrors(seeder);
     assertNoPageErrors(viewer);
   });
 

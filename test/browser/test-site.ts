@@ -80,6 +80,45 @@ export async function originBytesFor(originUrl: string, viewer: string): Promise
   return stats.byViewer[viewer] ?? 0;
 }
 
+/** One event of the page's peerfetch instance, as recorded by {@link recordEvents}. */
+export interface RecordedEvent {
+  type: string;
+  detail: Record<string, unknown>;
+}
+
+/**
+ * Records every event of these types that the page's peerfetch instance fires, from its creation
+ * on (the script tag creates it, so a listener added after load could miss the first ones). Call
+ * before the page loads; read them with {@link recordedEvents}. An `error` event's detail is the
+ * error's code and message.
+ */
+export async function recordEvents(page: Page, types: string[]): Promise<void> {
+  await page.addInitScript((types: string[]) => {
+    const seen: Array<{ type: string; detail: unknown }> = [];
+    let instance: EventTarget | undefined;
+    Object.defineProperty(window, 'peerfetchEvents', { value: seen });
+    Object.defineProperty(window, 'peerfetch', {
+      configurable: true,
+      get: () => instance,
+      set: (value: EventTarget) => {
+        instance = value;
+        for (const type of types) {
+          value.addEventListener(type, (event) => {
+            const detail = (event as CustomEvent).detail as { error?: { code: string; message: string } };
+            seen.push({ type, detail: detail.error ? { code: detail.error.code, message: detail.error.message } : detail });
+          });
+        }
+      },
+    });
+  }, types);
+}
+
+/** The events recorded so far (see {@link recordEvents}), optionally of one type only. */
+export async function recordedEvents(page: Page, type?: string): Promise<RecordedEvent[]> {
+  const all = await page.evaluate(() => (window as unknown as { peerfetchEvents: RecordedEvent[] }).peerfetchEvents);
+  return type === undefined ? all : all.filter((event) => event.type === type);
+}
+
 /** Opens the test page with the given script-tag attributes and waits for `peerfetch.ready`. */
 export async function openPage(page: Page, originUrl: string, attributes: Record<string, string>): Promise<void> {
   await page.goto(`${originUrl}/?${new URLSearchParams(attributes)}`);

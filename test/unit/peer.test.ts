@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Peer, type PeerHandlers } from '../../src/engine/peer.js';
 import { decodePeerMessage } from '../../src/shared/peer-codec.js';
 import { CHUNK_SIZE, type PeerMessage } from '../../src/shared/peer-messages.js';
@@ -111,6 +111,58 @@ describe('Peer protocol', () => {
     seederEnd.dispatchEvent(new Event('bufferedamountlow'));
     await new Promise((resolve) => setTimeout(resolve, 5));
     expect(seederEnd.sent.filter((m) => m.type === 'chunk')).toHaveLength(0);
+  });
+
+  describe('a request given up on measures the peer', () => {
+    afterEach(() => {
+      vi.restoreAllMocks();
+    });
+
+    /** A seeder whose channel is congested after its first chunk, and a clock the test moves. */
+    async function stalledDownload() {
+      let now = 1000;
+      vi.spyOn(performance, 'now').mockImplementation(() => now);
+      const { leecher, seederEnd } = connect(new Map([[`${ASSET}/2`, piece]]));
+      /** Expected delay of a piece from this peer before anything was measured, nothing in flight. */
+      const fresh = leecher.expectedDelay(PIECE_BYTES);
+      // Congested once its first chunk is out: the seeder then waits for `bufferedamountlow`.
+      const send = seederEnd.send.bind(seederEnd);
+      seederEnd.send = (frame) => {
+        send(frame);
+        if (seederEnd.sent.at(-1)?.type === 'chunk') seederEnd.bufferedAmount = 2 * 1024 * 1024;
+      };
+      const abort = new AbortController();
+      const download = leecher.request(ASSET, 2, PIECE_BYTES, abort.signal).catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 5)); // the first chunk arrives
+      expect(leecher.bytesDownloaded).toBe(CHUNK_SIZE);
+      return {
+        leecher,
+        fresh,
+        advance: (ms: number) => (now += ms),
+        giveUp: async () => {
+          abort.abort();
+          await download;
+        },
+      };
+    }
+
+    it('one chunk in 2 s: the peer is expected to be that slow, then gets another chance', async () => {
+      const { leecher, fresh, advance, giveUp } = await stalledDownload();
+      advance(2000);
+      await giveUp();
+      // The rate seen: CHUNK_SIZE bytes in 2 s; the next piece is expected to take that long.
+      expect(leecher.expectedDelay(PIECE_BYTES)).toBeCloseTo((PIECE_BYTES * 2) / CHUNK_SIZE, 5);
+      expect(leecher.expectedDelay(PIECE_BYTES)).toBeGreaterThan(100 * fresh);
+      advance(15_001);
+      expect(leecher.expectedDelay(PIECE_BYTES)).toBe(fresh);
+    });
+
+    it('a request given up on at once says nothing about the peer', async () => {
+      const { leecher, fresh, advance, giveUp } = await stalledDownload();
+      advance(100);
+      await giveUp();
+      expect(leecher.expectedDelay(PIECE_BYTES)).toBe(fresh);
+    });
   });
 
   it('a piece of the wrong size fails the request and closes nothing silently', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { assertNoPageErrors, useChromium, waitFor } from '../harness/browser.js';
-import { fetchInPage, openPage, stats, useTestSite, waitUntilHeld } from './test-site.js';
+import { openSeeder, fetchInPage, openPage, stats, useTestSite } from './test-site.js';
 
 // The run-time controls a site (and the demo) offers its viewers: peer-to-peer off and on,
 // and clearing what this device stored.
@@ -12,10 +12,7 @@ const fixture = useTestSite({ video: { name: 'controls', seconds: 6, kbps: 1000 
 
 describe('controls', () => {
   it('P2P off leaves the swarm and takes nothing from peers; on joins again', async () => {
-    const seeder = await (await chromium.viewer('ctl-seeder')).newPage();
-    await openPage(seeder, fixture.originUrl, { tracker: fixture.trackerUrl });
-    expect((await fetchInPage(seeder, VIDEO_URL)).sha256).toBe(fixture.site.videoSha256);
-    await waitUntilHeld(seeder, VIDEO_URL);
+    const { page: seeder } = await openSeeder(chromium, fixture, 'ctl-seeder');
 
     const context = await chromium.viewer('ctl-viewer');
     const page = await context.newPage();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { assertNoPageErrors, useChromium, waitFor } from '../harness/browser.js';
-import { fetchInPage, openPage, originBytesFor, playInPage, recordedEvents, recordEvents, sha256, startTracker, stats, useTestSite, waitUntilHeld } from './test-site.js';
+import { openSeeder, fetchInPage, openPage, originBytesFor, playInPage, recordedEvents, recordEvents, sha256, startTracker, stats, useTestSite } from './test-site.js';
 
 // The whole data path, end to end, with real parts: Chromium, its service worker and
 // IndexedDB, WebRTC between visitors inside the private network namespace, the peerfetch
@@ -48,11 +48,7 @@ describe('data path', () => {
   });
 
   it('b: a second visitor gets at least half of the video from the first one over WebRTC', async () => {
-    const seeder = await chromium.viewer('b-seeder');
-    const seederPage = await seeder.newPage();
-    await openPage(seederPage, fixture.originUrl, { tracker: fixture.trackerUrl });
-    expect((await fetchInPage(seederPage, VIDEO_URL)).sha256).toBe(fixture.site.videoSha256);
-    await waitUntilHeld(seederPage, VIDEO_URL);
+    const { context: seeder, page: seederPage } = await openSeeder(chromium, fixture, 'b-seeder');
 
     const viewer = await chromium.viewer('b-viewer');
     const page = await viewer.newPage();
@@ -73,11 +69,7 @@ describe('data path', () => {
   });
 
   it('c: bytes of a corrupted piece never reach the page, the peer is dropped, playback completes', async () => {
-    const seeder = await chromium.viewer('c-seeder');
-    const seederPage = await seeder.newPage();
-    await openPage(seederPage, fixture.originUrl, { tracker: fixture.trackerUrl });
-    expect((await fetchInPage(seederPage, VIDEO_URL)).sha256).toBe(fixture.site.videoSha256);
-    await waitUntilHeld(seederPage, VIDEO_URL);
+    const { context: seeder, page: seederPage } = await openSeeder(chromium, fixture, 'c-seeder');
     // Flip one byte in every piece the seeder stored, as a faulty or hostile peer would serve them.
     const corrupted = await seederPage.evaluate(
       () =>
@@ -133,11 +125,7 @@ describe('data path', () => {
   });
 
   it('e: a peer that delivers too slowly is not waited for: the pieces come from the origin in time', async () => {
-    const seeder = await chromium.viewer('e-seeder');
-    const seederPage = await seeder.newPage();
-    await openPage(seederPage, fixture.originUrl, { tracker: fixture.trackerUrl });
-    expect((await fetchInPage(seederPage, VIDEO_URL)).sha256).toBe(fixture.site.videoSha256);
-    await waitUntilHeld(seederPage, VIDEO_URL);
+    const { context: seeder, page: seederPage } = await openSeeder(chromium, fixture, 'e-seeder');
     // A peer that holds everything but uploads a trickle (a congested uplink): 4 KB/s, a 64 KiB
     // piece every 16 s, far behind any deadline.
     await seederPage.evaluate(() => window.peerfetch!.setUploadLimit(4000));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { assertNoPageErrors, useChromium, waitFor } from '../harness/browser.js';
-import { fetchInPage, openPage, originBytesFor, stats, useTestSite, waitUntilHeld } from './test-site.js';
+import { openSeeder, fetchInPage, openPage, originBytesFor, stats, useTestSite } from './test-site.js';
 
 // How the engine decides where pieces come from: prefetching ahead from peers, splitting the
 // origin's work in a flash crowd, seeding again after a reload, and several tabs sharing one
@@ -14,14 +14,7 @@ const PIECE_BYTES = 64 * 1024;
 const fixture = useTestSite({ video: { name: 'scheduling', seconds: 12, kbps: 1500 }, pieceSize: PIECE_SIZE, originArgs: ['--rate', '600'] });
 
 /** A viewer that already holds the whole video and seeds it. */
-async function seeder(name: string) {
-  const context = await chromium.viewer(name);
-  const page = await context.newPage();
-  await openPage(page, fixture.originUrl, { tracker: fixture.trackerUrl });
-  expect((await fetchInPage(page, VIDEO_URL)).sha256).toBe(fixture.site.videoSha256);
-  await waitUntilHeld(page, VIDEO_URL);
-  return { context, page };
-}
+const seeder = (name: string) => openSeeder(chromium, fixture, name);
 
 describe('scheduling', () => {
   it('prefetches the pieces after the stream head from peers before the page asks for them', async () => {

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { ensureTestVideo, type TestVideoOptions } from '../harness/media.js';
-import type { Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import type { ChromiumFixture } from '../harness/browser.js';
 import { startProcess, type RunningProcess } from '../harness/processes.js';
 import type { PeerfetchStats } from '../../src/engine/stats.js';
 
@@ -139,6 +140,19 @@ export async function waitUntilHeld(page: Page, url: string): Promise<void> {
     if (Date.now() > deadline) throw new Error(`timed out waiting for every piece of ${url} to be stored (${asset?.sources})`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/**
+ * A visitor that already holds the whole video at `/media/video.mp4` and seeds it: a new viewer
+ * of `chromium` named `name`, on the fixture's test page with its tracker.
+ */
+export async function openSeeder(chromium: ChromiumFixture, fixture: SiteFixture, name: string): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await chromium.viewer(name);
+  const page = await context.newPage();
+  await openPage(page, fixture.originUrl, { tracker: fixture.trackerUrl });
+  expect((await fetchInPage(page, '/media/video.mp4')).sha256).toBe(fixture.site.videoSha256);
+  await waitUntilHeld(page, '/media/video.mp4');
+  return { context, page };
 }
 
 export function stats(page: Page): Promise<PeerfetchStats> {

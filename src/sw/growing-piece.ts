@@ -9,6 +9,11 @@ import { PeerfetchError } from '../shared/errors.js';
 export class GrowingPiece {
   readonly data: Uint8Array;
   readonly done: Promise<Uint8Array>;
+  /**
+   * The whole asset, when the origin ignored the Range request and sent all of it: the loader
+   * keeps every piece of it, instead of downloading the whole file again for each next piece.
+   */
+  wholeAsset: Uint8Array | undefined;
   #received = 0;
   #failure: unknown;
   #wake: (() => void)[] = [];

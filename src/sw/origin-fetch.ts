@@ -7,7 +7,8 @@ import { GrowingPiece } from './growing-piece.js';
  * Fetches one piece of `asset` from its origin with an HTTP Range request and returns it as soon
  * as the response headers are in: its bytes keep arriving into the returned GrowingPiece.
  * Accepts a 206 for exactly that range, or a 200 with the whole file (a server that ignores
- * Range), which is sliced. Throws `origin-failed` for anything else.
+ * Range), which is sliced and also handed over whole (`wholeAsset`). Throws `origin-failed` for
+ * anything else.
  */
 export async function fetchPieceFromOrigin(asset: ManifestAsset, piece: number, signal: AbortSignal): Promise<GrowingPiece> {
   const span = pieceSpan(piece, asset.size, asset.pieceSize);
@@ -29,6 +30,7 @@ export async function fetchPieceFromOrigin(asset: ManifestAsset, piece: number, 
     const whole = new Uint8Array(await response.arrayBuffer());
     if (whole.length === asset.size) {
       const growing = new GrowingPiece(length);
+      growing.wholeAsset = whole;
       growing.append(whole.subarray(span.start, span.end));
       return growing;
     }

@@ -1,11 +1,12 @@
 import { streamKey, type ManifestAsset } from '../shared/manifest.js';
 import { PeerfetchError } from '../shared/errors.js';
 import { verifyPiece } from '../shared/integrity.js';
+import { pieceSpan } from '../shared/piece-math.js';
 import { SharedTasks } from '../shared/shared-tasks.js';
 import type { WorkerToPage } from '../shared/bridge-messages.js';
+import { GrowingPiece } from './growing-piece.js';
 import type { PieceStore } from '../store/piece-store.js';
 import type { PieceLoader } from './asset-response.js';
-import type { GrowingPiece } from './growing-piece.js';
 
 /**
  * Time (ms) the page engine gets to deliver a piece from peers before the SW goes to the origin.
@@ -58,6 +59,10 @@ export class PieceSources {
   readonly #originFetches = new SharedTasks<GrowingPiece, AbortSignal>();
   /** Origin pieces whose bytes are arriving, until they are complete (and stored). */
   readonly #arriving = new Map<string, GrowingPiece>();
+  /** Per asset, settled once its first origin response is in (see #fromOrigin). */
+  readonly #firstOriginResponse = new Map<string, Promise<void>>();
+  /** Whole assets from an origin that ignores Range, held while their pieces are being stored. */
+  readonly #wholeAssets = new Map<string, Uint8Array>();
   /** Per page and stream, the last piece asked for: tells a new segment of a playing stream from a real start. */
   readonly #streamHeads = new Map<string, { index: number; piece: number; at: number }>();
 
@@ -131,23 +136,74 @@ export class PieceSources {
    */
   async #fromOrigin(asset: ManifestAsset, piece: number, clientId: string): Promise<GrowingPiece> {
     const key = `${asset.id}/${piece}`;
+    // Until the asset's first origin response is in, it is unknown whether its origin honours
+    // Range: other pieces wait for it (one round trip) rather than each risking a whole download.
+    const first = this.#firstOriginResponse.get(asset.id);
+    if (first && !this.#originFetches.has(key)) await first;
     const arriving = this.#arriving.get(key);
     if (arriving) return arriving;
-    return this.#originFetches.run(
+    const whole = this.#wholeAssets.get(asset.id);
+    if (whole) {
+      // Being stored piece by piece (see #keepWholeAsset): already here, no second download.
+      const span = pieceSpan(piece, asset.size, asset.pieceSize);
+      const growing = new GrowingPiece(span.end - span.start);
+      growing.append(whole.subarray(span.start, span.end));
+      return growing;
+    }
+    const fetching = this.#originFetches.run(
       key,
       async (shared) => {
         const growing = await this.#components.fromOrigin(asset, piece, shared);
         this.#arriving.set(key, growing);
+        // Every next piece is in this body already: none may start another whole download.
+        if (growing.wholeAsset && !this.#wholeAssets.has(asset.id)) this.#wholeAssets.set(asset.id, growing.wholeAsset);
         void growing.done
           .then(async (data) => {
             const stored = await this.#verifyAndStore(asset, piece, data);
             this.#components.notify(clientId, { type: 'piece-delivered', asset: asset.id, piece, source: 'origin', bytes: data.length, stored });
+            if (growing.wholeAsset) await this.#keepWholeAsset(asset, piece, growing.wholeAsset, clientId);
           })
           .catch(() => {})
           .finally(() => this.#arriving.delete(key));
         return growing;
       },
     );
+    if (!first) {
+      this.#firstOriginResponse.set(
+        asset.id,
+        fetching.then(
+          () => {},
+          () => {},
+        ),
+      );
+    }
+    return fetching;
+  }
+
+  /**
+   * The origin ignored Range and sent the whole asset for one piece: stores every other piece of
+   * it (verified), so the next pieces come from the store instead of another whole download each.
+   * The pieces needed next are stored last, so that the store's LRU eviction (an asset larger than
+   * its cap) drops the far ones first.
+   */
+  async #keepWholeAsset(asset: ManifestAsset, fetched: number, whole: Uint8Array, clientId: string): Promise<void> {
+    if (this.#wholeAssets.get(asset.id) !== whole) return; // another request's copy is being stored
+    try {
+      await this.#storeWholeAsset(asset, fetched, whole, clientId);
+    } finally {
+      this.#wholeAssets.delete(asset.id);
+    }
+  }
+
+  async #storeWholeAsset(asset: ManifestAsset, fetched: number, whole: Uint8Array, clientId: string): Promise<void> {
+    const count = asset.pieces.length;
+    const order = [...Array.from({ length: fetched }, (_, i) => fetched - 1 - i), ...Array.from({ length: count - fetched - 1 }, (_, i) => count - 1 - i)];
+    for (const piece of order) {
+      const span = pieceSpan(piece, asset.size, asset.pieceSize);
+      const data = whole.slice(span.start, span.end);
+      const stored = await this.#verifyAndStore(asset, piece, data);
+      this.#components.notify(clientId, { type: 'piece-delivered', asset: asset.id, piece, source: 'origin', bytes: data.length, stored });
+    }
   }
 
   /** The origin is the authority: its bytes reach the player either way; only verified bytes are stored and shared. */

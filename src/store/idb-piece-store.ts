@@ -52,6 +52,8 @@ export class IdbPieceStore implements PieceStore {
   readonly #db: IDBPDatabase<PieceDb>;
   readonly #capBytes: number;
   readonly #now: () => number;
+  /** The last put queued (see put). */
+  #puts: Promise<void> = Promise.resolve();
 
   private constructor(db: IDBPDatabase<PieceDb>, capBytes: number, now: () => number) {
     this.#db = db;
@@ -83,7 +85,17 @@ export class IdbPieceStore implements PieceStore {
     return new Uint8Array(data);
   }
 
-  async put(piece: StoredPiece): Promise<void> {
+  /**
+   * Puts run one after another: each evicts down to the cap and then writes, so two at once
+   * could both find room for themselves and leave the store over its cap.
+   */
+  put(piece: StoredPiece): Promise<void> {
+    const putting = this.#puts.then(() => this.#put(piece));
+    this.#puts = putting.catch(() => {});
+    return putting;
+  }
+
+  async #put(piece: StoredPiece): Promise<void> {
     if (piece.data.length > this.#capBytes) return;
     const data = piece.data.slice().buffer as ArrayBuffer;
     await this.#evict(this.#capBytes - data.byteLength);

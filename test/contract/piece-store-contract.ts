@@ -41,6 +41,18 @@ export const pieceStoreContract: Record<string, (open: StoreFactory) => Promise<
     return failures;
   },
 
+  async 'stays under its cap when pieces are put at the same time'(open) {
+    let clock = 0;
+    const store = await open(4 * KIB, () => ++clock);
+    const failures: string[] = [];
+    // Stores put pieces as they arrive, several at once (the SW reads pieces ahead).
+    await Promise.all(Array.from({ length: 8 }, (_, index) => store.put({ asset: 'a', piece: index, data: piece(index) })));
+    if ((await store.size()) > 4 * KIB) failures.push(`size ${await store.size()} over the cap of ${4 * KIB}`);
+    if ((await store.list('a')).length !== 4) failures.push(`held ${JSON.stringify(await store.list('a'))}, expected 4 pieces`);
+    store.close();
+    return failures;
+  },
+
   async 'ignores a piece larger than the whole cap instead of failing'(open) {
     const store = await open(4 * KIB, () => 1);
     await store.put({ asset: 'a', piece: 0, data: piece(1, 5 * KIB) });

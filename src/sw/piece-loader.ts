@@ -182,27 +182,25 @@ export class PieceSources {
 
   /**
    * The origin ignored Range and sent the whole asset for one piece: stores every other piece of
-   * it (verified), so the next pieces come from the store instead of another whole download each.
-   * The pieces needed next are stored last, so that the store's LRU eviction (an asset larger than
-   * its cap) drops the far ones first.
+   * it (verified), so the next pieces come from the store instead of another whole download each,
+   * and serves them from memory until then (see #fromOrigin).
    */
   async #keepWholeAsset(asset: ManifestAsset, fetched: number, whole: Uint8Array, clientId: string): Promise<void> {
     if (this.#wholeAssets.get(asset.id) !== whole) return; // another request's copy is being stored
+    // Farthest from the fetched piece first, the next ones last: when the asset is larger than the
+    // store's cap, its LRU eviction drops the far pieces, not the ones the player reads next.
+    const order: number[] = [];
+    for (let piece = fetched - 1; piece >= 0; piece--) order.push(piece);
+    for (let piece = asset.pieces.length - 1; piece > fetched; piece--) order.push(piece);
     try {
-      await this.#storeWholeAsset(asset, fetched, whole, clientId);
+      for (const piece of order) {
+        const span = pieceSpan(piece, asset.size, asset.pieceSize);
+        const data = whole.slice(span.start, span.end);
+        const stored = await this.#verifyAndStore(asset, piece, data);
+        this.#components.notify(clientId, { type: 'piece-delivered', asset: asset.id, piece, source: 'origin', bytes: data.length, stored });
+      }
     } finally {
       this.#wholeAssets.delete(asset.id);
-    }
-  }
-
-  async #storeWholeAsset(asset: ManifestAsset, fetched: number, whole: Uint8Array, clientId: string): Promise<void> {
-    const count = asset.pieces.length;
-    const order = [...Array.from({ length: fetched }, (_, i) => fetched - 1 - i), ...Array.from({ length: count - fetched - 1 }, (_, i) => count - 1 - i)];
-    for (const piece of order) {
-      const span = pieceSpan(piece, asset.size, asset.pieceSize);
-      const data = whole.slice(span.start, span.end);
-      const stored = await this.#verifyAndStore(asset, piece, data);
-      this.#components.notify(clientId, { type: 'piece-delivered', asset: asset.id, piece, source: 'origin', bytes: data.length, stored });
     }
   }
 

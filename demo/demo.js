@@ -108,6 +108,9 @@ if (peerfetch) {
     await peerfetch.clearStorage(); // this origin's pieces on this device; other viewers keep theirs
     note('Stored pieces cleared: the next play fetches them again.');
   });
+  // Problems peerfetch reports while it runs, such as a tracker that refuses this site or cannot
+  // be reached (`detail.error.code`): playback goes on from the store and the origin. A site would log them.
+  peerfetch.addEventListener('error', ({ detail }) => note(`peerfetch: ${detail.error.message}`));
 } else {
   for (const control of document.querySelectorAll('.controls input, .controls select, .controls button')) control.disabled = true;
 }

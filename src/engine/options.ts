@@ -109,6 +109,9 @@ function parseIceServers(text: string): Array<string | RTCIceServer> {
   return [text];
 }
 
+/** A number attribute as written; an empty one is NaN (Number('') would make it 0). */
+const attributeNumber = (text: string): number => (text.trim() === '' ? NaN : Number(text));
+
 /**
  * Reads the script tag's `data-` attributes. Never throws: values are passed on as written
  * (a number that is not one becomes NaN) and resolveOptions refuses them with a clear error.
@@ -122,7 +125,7 @@ export function optionsFromScript(script: HTMLOrSVGScriptElement | null): Peerfe
   if (data.swarm) options.swarm = data.swarm;
   if (data.iceServers) options.iceServers = parseIceServers(data.iceServers);
   if (data.p2p === 'off') options.p2p = false;
-  if (data.storeCapBytes !== undefined) options.storeCapBytes = data.storeCapBytes.trim() === '' ? NaN : Number(data.storeCapBytes);
-  if (data.uploadLimit !== undefined) options.uploadLimit = data.uploadLimit.trim() === '' ? NaN : Number(data.uploadLimit);
+  if (data.storeCapBytes !== undefined) options.storeCapBytes = attributeNumber(data.storeCapBytes);
+  if (data.uploadLimit !== undefined) options.uploadLimit = attributeNumber(data.uploadLimit);
   return options;
 }

@@ -149,9 +149,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     // the swarm (tracker, WebRTC handshakes) get ready meanwhile, so peers are there sooner.
     const registering = this.#link.register(options.sw, { manifest: options.manifest, storeCapBytes: options.storeCapBytes });
     registering.catch(() => {}); // awaited below; a failure must not surface before that
-    const storeOpening = IdbPieceStore.open(
-      options.storeCapBytes === undefined ? {} : { capBytes: options.storeCapBytes },
-    ).catch(() => new MemoryPieceStore(options.storeCapBytes));
+    const storeOpening = IdbPieceStore.open({ capBytes: options.storeCapBytes }).catch(() => new MemoryPieceStore(options.storeCapBytes));
     let manifest: Manifest;
     try {
       manifest = await this.#loadManifest();

@@ -33,10 +33,11 @@ const passedThrough = new Set<string>();
 const NEVER_ASSETS = new Set(['document', 'iframe', 'frame', 'script', 'style', 'font', 'worker', 'sharedworker', 'serviceworker', 'manifest', 'report', 'xslt']);
 
 /** The site's storeCapBytes, which the page passes in the SW's URL; absent: the store's default. */
-const storeCapBytes = Number(params.get('store-cap-bytes'));
+const capParam = Number(params.get('store-cap-bytes'));
+const storeCapBytes = Number.isSafeInteger(capParam) && capParam > 0 ? capParam : undefined;
 
 function openStore(): Promise<PieceStore | undefined> {
-  storeOpening ??= IdbPieceStore.open(Number.isSafeInteger(storeCapBytes) && storeCapBytes > 0 ? { capBytes: storeCapBytes } : {}).catch(() => undefined);
+  storeOpening ??= IdbPieceStore.open({ capBytes: storeCapBytes }).catch(() => undefined);
   return storeOpening;
 }
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { assertNoPageErrors, useChromium, waitFor } from '../harness/browser.js';
 import { startProcess, type RunningProcess } from '../harness/processes.js';
-import { fetchInPage, recordedEvents, recordEvents, stats, useTestSite } from './test-site.js';
+import { fetchInPage, readyOutcome, recordedEvents, recordEvents, stats, useTestSite } from './test-site.js';
 
 // What a site operator can get wrong — an option, the manifest URL, the tracker — is reported
 // with a clear error code, and the page keeps loading its media from the origin.
@@ -40,15 +40,6 @@ async function openRecording(page: Page, attributes: Record<string, string>): Pr
 }
 
 const errorsOf = async (page: Page): Promise<SeenError[]> => (await recordedEvents(page, 'error')).map((event) => event.detail as unknown as SeenError);
-
-/** How `ready` ended: undefined when it resolved, else the error's code and message. */
-const readyOutcome = (page: Page): Promise<SeenError | undefined> =>
-  page.evaluate(() =>
-    window.peerfetch!.ready.then(
-      () => undefined,
-      (error: { code: string; message: string }) => ({ code: error.code, message: error.message }),
-    ),
-  );
 
 describe('invalid options', () => {
   it.each([

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Page, Response } from 'playwright-core';
 import { assertNoPageErrors, useChromium } from '../harness/browser.js';
-import { openPage, sha256, useTestSite } from './test-site.js';
+import { openPage, readyOutcome, sha256, useTestSite } from './test-site.js';
 
 // What the service worker must leave alone (README, "What peerfetch guarantees the site"):
 // requests that are not GET, navigations and URLs not in the manifest go to the network exactly
@@ -71,13 +71,7 @@ describe('requests the service worker leaves alone', () => {
     const page = await context.newPage();
     await page.goto(`${fixture.originUrl}/?${new URLSearchParams({ manifest: '/missing-manifest.json' })}`);
     await page.waitForFunction(() => window.peerfetch !== undefined);
-    const outcome = await page.evaluate(() =>
-      window.peerfetch!.ready.then(
-        () => undefined,
-        (error: { code: string; message: string }) => ({ code: error.code, message: error.message }),
-      ),
-    );
-    expect(outcome).toEqual({ code: 'manifest-fetch-failed', message: `${fixture.originUrl}/missing-manifest.json answered 404` });
+    expect(await readyOutcome(page)).toEqual({ code: 'manifest-fetch-failed', message: `${fixture.originUrl}/missing-manifest.json answered 404` });
     // The SW was registered alongside (it installs while the manifest loads) and must not hold
     // the media back: it hands the request to the network and returns the origin's own response
     // (with the origin's ETag, which responses the SW assembles from pieces never carry).

@@ -120,6 +120,16 @@ export async function recordedEvents(page: Page, type?: string): Promise<Recorde
   return type === undefined ? all : all.filter((event) => event.type === type);
 }
 
+/** How the page's `peerfetch.ready` ended: undefined when it resolved, else the error's code and message. */
+export function readyOutcome(page: Page): Promise<{ code: string; message: string } | undefined> {
+  return page.evaluate(() =>
+    window.peerfetch!.ready.then(
+      () => undefined,
+      (error: { code: string; message: string }) => ({ code: error.code, message: error.message }),
+    ),
+  );
+}
+
 /** Opens the test page with the given script-tag attributes and waits for `peerfetch.ready`. */
 export async function openPage(page: Page, originUrl: string, attributes: Record<string, string>): Promise<void> {
   await page.goto(`${originUrl}/?${new URLSearchParams(attributes)}`);

@@ -14,7 +14,7 @@
 //
 // The harness's own tests (origin counters, goal checks, BENCHMARKS.md writer) are part of npm test.
 //
-// WebRTC needs a private network (TESTING.md): as root on Linux the script re-executes itself
+// WebRTC needs a private network (docs/contributing.md): as root on Linux the script re-executes itself
 // under `unshare --net` with lo up, a veth pair 10.77.0.1/24 - 10.77.0.2/24 and a default route
 // via 10.77.0.2; servers listen on 127.0.0.1 inside it. Nothing can leave the machine.
 import { spawn, spawnSync } from 'node:child_process';

@@ -1,4 +1,4 @@
-// Chromium for the benchmark, with the launch flags TESTING.md measured: the same list as
+// Chromium for the benchmark, with the launch flags docs/contributing.md describes: the same list as
 // CHROMIUM_ARGS in src/cli/demo-viewers.ts (used by the demo and test/harness/browser.ts), which is
 // TypeScript and so cannot be imported by this plain-Node script; change both together.
 import { chromium } from 'playwright-core';

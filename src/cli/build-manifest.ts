@@ -1,7 +1,7 @@
 /**
  * The library behind `peerfetch manifest`: walks a site folder and hashes every asset into the
  * pieces that peers will exchange. Returns data and warnings; writing the file and printing are
- * the CLI's job (STYLE.md: the CLI is a thin shell over a library call).
+ * the CLI's job (docs/contributing.md: the CLI is a thin shell over library calls).
  */
 import { lstat, open, readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';

@@ -11,7 +11,7 @@ import type { Browser, BrowserContext } from 'playwright-core';
 export const MAX_HEADLESS_VIEWERS = 8;
 
 /**
- * Chromium switches measured to work for headless viewers (TESTING.md): the background-networking
+ * Chromium switches measured to work for headless viewers (docs/contributing.md, "Chromium"): the background-networking
  * switches stop Chromium calling home, WebRtcHideLocalIpsWithMdns keeps ICE candidates as plain
  * addresses (no multicast), and the autoplay policy lets the muted film start by itself.
  */

@@ -63,7 +63,7 @@ export interface RunningDemo {
 
 /**
  * Loopback addresses the demo listens on besides 127.0.0.1, one viewer each: distinct origins,
- * so each has its own SW and IndexedDB (TESTING.md). Linux routes all of 127/8 to loopback; 8
+ * so each has its own SW and IndexedDB (docs/contributing.md, "Chromium"). Linux routes all of 127/8 to loopback; 8
  * viewers are as many as a person arranges on one screen.
  */
 const EXTRA_VIEWER_HOSTS = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6', '127.0.0.7', '127.0.0.8'];

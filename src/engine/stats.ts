@@ -1,4 +1,4 @@
-/** What `getStats()` returns; see DESIGN.md "Public surface". */
+/** What `getStats()` returns; see docs/architecture.md "Public surface" and the README. */
 export interface PeerfetchStats {
   /** Verified bytes received from peers. */
   bytesFromPeers: number;

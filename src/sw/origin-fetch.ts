@@ -61,7 +61,7 @@ async function pump(reader: ReadableStreamDefaultReader<Uint8Array>, growing: Gr
  * Whether the SW can fetch `asset` itself. Same-origin assets always can; a cross-origin (CDN)
  * asset needs CORS on that CDN. Without it the SW must leave every request for that URL
  * untouched, because Chromium refuses a media resource assembled from responses of different
- * origins (measured, DESIGN.md).
+ * origins (measured, docs/architecture.md "Decisions").
  */
 export async function originAllowsFetch(asset: ManifestAsset, scopeOrigin: string): Promise<boolean> {
   if (new URL(asset.href).origin === scopeOrigin) return true;

@@ -2,11 +2,11 @@ import { afterAll, afterEach, beforeAll } from 'vitest';
 import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page } from 'playwright-core';
 import { requirePrivateNetwork } from './network.js';
 
-/** Debian's Chromium: `npx playwright install` cannot download browsers on these machines (TESTING.md). */
+/** Debian's Chromium: `npx playwright install` cannot download browsers on these machines (docs/contributing.md, "Chromium"). */
 export const CHROMIUM_PATH = process.env.PEERFETCH_CHROMIUM ?? '/usr/bin/chromium';
 
 /**
- * Launch flags measured to work here (TESTING.md), one list for the demo's headless viewers and
+ * Launch flags measured to work here (docs/contributing.md, "Chromium"), one list for the demo's headless viewers and
  * the tests: the background-networking flags stop Chromium flooding the closed network with
  * refused connections; disabling WebRtcHideLocalIpsWithMdns keeps ICE candidates as plain
  * 10.77.0.x addresses and multicast off.
@@ -18,7 +18,7 @@ import { CHROMIUM_ARGS } from '../../src/cli/demo-viewers.js';
 export const VIEWER_UA_TOKEN = 'peerfetch-viewer/';
 
 /**
- * Launches Debian's Chromium with the flags of TESTING.md. Close it in afterAll
+ * Launches Debian's Chromium with the flags of docs/contributing.md ("Chromium"). Close it in afterAll
  * (or use {@link useChromium}, which does).
  *
  * @example

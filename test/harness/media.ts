@@ -11,7 +11,7 @@ export const MEDIA_CACHE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..
 export interface TestVideoOptions {
   /** Duration in seconds. Default 20. */
   seconds?: number;
-  /** Target video bitrate in kbit/s. Default 3000 (≈ 7 MB for 20 s, the size TESTING.md measured). */
+  /** Target video bitrate in kbit/s. Default 3000 (≈ 7 MB for 20 s, a size the tests were measured with). */
   kbps?: number;
   /** File name prefix, to keep different tests' files apart. Default `video`. */
   name?: string;
@@ -49,7 +49,7 @@ function encoderArgs(o: Required<TestVideoOptions>): string[] {
     '-f', 'lavfi', '-i', `testsrc2=duration=${o.seconds}:size=${o.size}:rate=${o.fps}`,
     '-c:v', 'libx264', '-pix_fmt', 'yuv420p',
     // maxrate = bitrate and a third-of-a-second buffer keep every second close to the target,
-    // so byte offsets map evenly to time (what TESTING.md's command does).
+    // so byte offsets map evenly to time (docs/contributing.md, "Chromium": generated test media).
     '-b:v', `${o.kbps}k`, '-maxrate', `${o.kbps}k`, '-bufsize', `${Math.max(1, Math.round(o.kbps / 3))}k`,
     '-g', String(GOP_FRAMES), '-keyint_min', String(GOP_FRAMES), '-sc_threshold', '0',
     // One encoder thread makes the output byte-identical across runs and machines of this kind.

@@ -1,4 +1,4 @@
-// The private network of TESTING.md, shared by the test runner (test/harness/run.mjs) and the
+// The private network of docs/contributing.md ("WebRTC needs a private network namespace"), shared by the test runner (test/harness/run.mjs) and the
 // delivery benchmark (bench/run.mjs): the caller re-executes itself under `unshare --net` (root on
 // Linux) and then sets up the new namespace with lo up and a veth pair 10.77.0.1/24 - 10.77.0.2/24
 // with a default route via 10.77.0.2, so WebRTC finds a non-loopback host candidate and nothing can

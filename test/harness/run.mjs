@@ -2,7 +2,7 @@
 // `npm test` after the build: runs vitest, inside a private network namespace when it can.
 //
 // WebRTC in Chromium never uses 127.0.0.1 and on the host network would use the machine's
-// outward interface (TESTING.md), so as root on Linux this script re-executes itself under
+// outward interface (docs/contributing.md), so as root on Linux this script re-executes itself under
 // `unshare --net` and builds a closed network there: lo up, a veth pair with both ends inside
 // (10.77.0.1/24, 10.77.0.2/24) and a default route via 10.77.0.2 (without a default route
 // Chromium gathers no ICE candidates at all). Everything the tests start (servers, Chromium)

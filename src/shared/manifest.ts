@@ -20,12 +20,48 @@ export interface ManifestAssetJson {
   pieceSize: number;
   /** Lower-case hex SHA-256 of every piece, in order. */
   pieces: string[];
+  /**
+   * Number of the asset within its stream (a live playlist's media sequence number): older assets
+   * of a live stream leave the manifest, so positions shift, and this keeps the play order.
+   * Absent: the asset's position in the manifest.
+   */
+  sequence?: number;
+}
+
+/**
+ * A live stream whose segments come and go while pages are open: the manifest lists the
+ * segments of its playlist window, and pages reload it as the stream moves.
+ */
+export interface ManifestLiveJson {
+  /**
+   * URL of the playlist players reload (HLS `.m3u8` or DASH `.mpd`), a path or an absolute URL
+   * like asset URLs. A request for it means the stream may have moved; its folder holds the
+   * stream's segments.
+   */
+  playlist: string;
+  /** Longest segment duration in ms (HLS EXT-X-TARGETDURATION): the stream moves this often, and the manifest with it. */
+  segmentMs: number;
+  /** Play time (ms) of the playlist window: segments older than it have left the manifest. */
+  windowMs: number;
+  /** The stream has ended (EXT-X-ENDLIST, or a static MPD): its segments stay, the manifest no longer changes. */
+  ended?: boolean;
 }
 
 /** `peerfetch-manifest.json` as written on disk. */
 export interface ManifestJson {
   version: number;
   assets: ManifestAssetJson[];
+  /** Live streams (absent in manifests of on-demand files only; older readers ignore it). */
+  live?: ManifestLiveJson[];
+}
+
+/** A live stream after parsing: URLs resolved against the manifest's own URL. */
+export interface ManifestLive extends ManifestLiveJson {
+  /** Absolute URL of the playlist. */
+  playlistHref: string;
+  /** Absolute URL of the playlist's folder (ends in `/`): the stream's segments are under it. */
+  folderHref: string;
+  ended: boolean;
 }
 
 /** An asset after parsing: its URL resolved against the manifest's own URL, plus a content id. */
@@ -34,16 +70,24 @@ export interface ManifestAsset extends ManifestAssetJson {
   href: string;
   /** 16 hex chars derived from the piece hashes: equal ids mean equal bytes, across deploys. */
   id: string;
-  /** Position in the manifest (which lists files in name order, so HLS segments are in play order). */
+  /**
+   * Play order within the asset's stream: its `sequence`, or else its position in the manifest
+   * (which lists files in name order, so HLS segments are in play order).
+   */
   index: number;
+  /** The live stream the asset is a segment of (it is under that stream's folder), if any. */
+  live: ManifestLive | undefined;
 }
 
 export interface Manifest {
   version: number;
   assets: ManifestAsset[];
+  live: ManifestLive[];
 }
 
 const HASH_PATTERN = /^[0-9a-f]{64}$/;
+/** Longest accepted live duration (ms), one day: a larger segment or window is a typo, not a stream. */
+const MAX_LIVE_DURATION_MS = 24 * 60 * 60 * 1000;
 
 function invalid(message: string, details: Record<string, unknown> = {}): PeerfetchError {
   return new PeerfetchError('manifest-invalid', `invalid manifest: ${message}`, details);
@@ -76,7 +120,35 @@ function checkAsset(raw: unknown, position: number): ManifestAssetJson {
   if (pieces.length !== pieceCount(size, pieceSize)) {
     throw invalid(`asset ${url} has ${pieces.length} pieces, expected ${pieceCount(size, pieceSize)}`, { url });
   }
-  return { url, size, contentType, pieceSize, pieces: pieces as string[] };
+  const { sequence } = raw;
+  if (sequence !== undefined && (typeof sequence !== 'number' || !Number.isSafeInteger(sequence) || sequence < 0)) {
+    throw invalid(`asset ${url} has an invalid sequence`, { url, sequence });
+  }
+  const checked: ManifestAssetJson = { url, size, contentType, pieceSize, pieces: pieces as string[] };
+  if (sequence !== undefined) checked.sequence = sequence;
+  return checked;
+}
+
+function isDuration(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && value > 0 && value <= MAX_LIVE_DURATION_MS;
+}
+
+/** Checks one live stream entry and resolves its URLs; throws `manifest-invalid`. */
+function checkLive(raw: unknown, position: number, manifestUrl: string): ManifestLive {
+  if (!isRecord(raw)) throw invalid(`live stream ${position} is not an object`, { position });
+  const { playlist, segmentMs, windowMs, ended } = raw;
+  if (typeof playlist !== 'string' || playlist.length === 0) throw invalid(`live stream ${position} has no playlist`, { position });
+  if (!isDuration(segmentMs)) throw invalid(`live stream ${playlist} has an invalid segmentMs`, { playlist, segmentMs });
+  if (!isDuration(windowMs)) throw invalid(`live stream ${playlist} has an invalid windowMs`, { playlist, windowMs });
+  if (ended !== undefined && typeof ended !== 'boolean') throw invalid(`live stream ${playlist} has an invalid ended`, { playlist });
+  let playlistHref: string;
+  try {
+    playlistHref = new PlatformURL(playlist, manifestUrl).href;
+  } catch {
+    throw invalid(`live playlist ${playlist} is not a URL`, { playlist });
+  }
+  const folderHref = playlistHref.split(/[?#]/, 1)[0]!.replace(/[^/]*$/, '');
+  return { playlist, segmentMs, windowMs, ended: ended ?? false, playlistHref, folderHref };
 }
 
 /** Content id of an asset: the first 16 hex chars of SHA-256 over its size and piece hashes. */
@@ -98,6 +170,10 @@ export async function parseManifest(raw: unknown, manifestUrl: string): Promise<
     throw invalid(`unsupported version ${String(raw.version)}`, { version: raw.version });
   }
   if (!Array.isArray(raw.assets)) throw invalid('assets is not an array');
+  if (raw.live !== undefined && !Array.isArray(raw.live)) throw invalid('live is not an array');
+  const live = (raw.live ?? []).map((entry: unknown, position: number) => checkLive(entry, position, manifestUrl));
+  // The longest folder first: a stream in /live/hd/ owns its segments even when another is in /live/.
+  const byFolder = [...live].sort((a, b) => b.folderHref.length - a.folderHref.length);
   const seen = new Set<string>();
   const assets: ManifestAsset[] = [];
   for (const [position, entry] of raw.assets.entries()) {
@@ -110,9 +186,24 @@ export async function parseManifest(raw: unknown, manifestUrl: string): Promise<
     }
     if (seen.has(href)) throw invalid(`asset ${asset.url} is listed twice`, { url: asset.url });
     seen.add(href);
-    assets.push({ ...asset, href, id: await assetId(asset), index: assets.length });
+    const stream = byFolder.find((candidate) => href.startsWith(candidate.folderHref));
+    assets.push({ ...asset, href, id: await assetId(asset), index: asset.sequence ?? assets.length, live: stream });
   }
-  return { version: MANIFEST_VERSION, assets };
+  return { version: MANIFEST_VERSION, assets, live };
+}
+
+/**
+ * The live stream a request at `href` belongs to: its playlist, or a URL under its folder (a
+ * segment the manifest may not list yet). Undefined for everything else.
+ */
+export function findLiveStream(manifest: Manifest, href: string): ManifestLive | undefined {
+  const withoutFragment = href.split('#', 1)[0]!;
+  let found: ManifestLive | undefined;
+  for (const stream of manifest.live) {
+    if (withoutFragment === stream.playlistHref) return stream;
+    if (withoutFragment.startsWith(stream.folderHref) && (!found || stream.folderHref.length > found.folderHref.length)) found = stream;
+  }
+  return found;
 }
 
 /** Finds the asset requested at `href` (query and fragment must match exactly; hash is ignored). */

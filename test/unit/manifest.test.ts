@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { findAsset, parseManifest, type ManifestJson } from '../../src/shared/manifest.js';
+import { findAsset, findLiveStream, parseManifest, type ManifestJson } from '../../src/shared/manifest.js';
 import { sha256Hex, verifyPiece } from '../../src/shared/integrity.js';
 import { isPeerfetchError } from '../../src/shared/errors.js';
 import { swarmInfoHash, binaryToHex, randomPeerId } from '../../src/shared/swarm-id.js';
@@ -53,6 +53,75 @@ describe('parseManifest', () => {
     ['a bad hash', broken((m) => (m.assets[0]!.pieces = ['xyz', HASH]))],
     ['too few pieces', broken((m) => (m.assets[0]!.pieces = [HASH]))],
     ['a duplicate asset', broken((m) => m.assets.push({ ...m.assets[0]! }))],
+  ])('rejects %s with manifest-invalid', async (_name, raw) => {
+    expect(await codeOf(raw)).toBe('manifest-invalid');
+  });
+});
+
+describe('parseManifest: live streams', () => {
+  const segment = (url: string, sequence?: number) => ({
+    url,
+    size: 100 * 1024,
+    contentType: 'video/mp2t',
+    pieceSize: 64 * 1024,
+    pieces: [HASH, HASH],
+    ...(sequence === undefined ? {} : { sequence }),
+  });
+  const liveManifest = (): ManifestJson => ({
+    version: 1,
+    live: [
+      { playlist: '/live/index.m3u8', segmentMs: 2000, windowMs: 12_000 },
+      { playlist: '/live/hd/index.m3u8', segmentMs: 4000, windowMs: 24_000, ended: true },
+    ],
+    assets: [segment('/media/film.mp4'), segment('/live/seg-00041.ts', 41), segment('/live/hd/seg-00007.ts', 7), segment('/live/seg-00042.ts', 42)],
+  });
+
+  it('resolves playlists and folders, and ties each segment to its stream by folder (the deepest wins)', async () => {
+    const manifest = await parseManifest(liveManifest(), 'https://site.example/peerfetch-manifest.json');
+    const [sd, hd] = manifest.live;
+    expect(sd).toMatchObject({ playlistHref: 'https://site.example/live/index.m3u8', folderHref: 'https://site.example/live/', ended: false });
+    expect(hd).toMatchObject({ folderHref: 'https://site.example/live/hd/', ended: true, segmentMs: 4000 });
+    expect(manifest.assets.map((asset) => asset.live)).toEqual([undefined, sd, hd, sd]);
+  });
+
+  it('orders assets by their sequence, and by position without one', async () => {
+    const manifest = await parseManifest(liveManifest(), 'https://site.example/');
+    expect(manifest.assets.map((asset) => asset.index)).toEqual([0, 41, 7, 42]);
+  });
+
+  it.each([
+    ['the playlist', 'https://site.example/live/index.m3u8', '/live/index.m3u8'],
+    ['a segment not listed yet', 'https://site.example/live/seg-00043.ts', '/live/index.m3u8'],
+    ['a segment of the deeper stream', 'https://site.example/live/hd/seg-00008.ts', '/live/hd/index.m3u8'],
+    ['a file elsewhere', 'https://site.example/media/film.mp4', undefined],
+    ['another origin', 'https://cdn.example/live/seg-00043.ts', undefined],
+  ])('findLiveStream finds the stream of %s', async (_name, href, playlist) => {
+    const manifest = await parseManifest(liveManifest(), 'https://site.example/');
+    expect(findLiveStream(manifest, href)?.playlist).toBe(playlist);
+  });
+
+  it('gives an on-demand manifest no live streams', async () => {
+    expect((await parseManifest(valid(), 'https://site.example/')).live).toEqual([]);
+  });
+
+  const brokenLive = (change: (manifest: ManifestJson) => void) => {
+    const manifest = liveManifest();
+    change(manifest);
+    return manifest;
+  };
+  const firstLive = (manifest: ManifestJson) => manifest.live![0] as unknown as Record<string, unknown>;
+
+  it.each([
+    ['live not an array', brokenLive((m) => ((m as unknown as Record<string, unknown>).live = { playlist: '/x.m3u8' }))],
+    ['a live entry that is not an object', brokenLive((m) => ((m.live as unknown[])[0] = 'x'))],
+    ['a live stream without playlist', brokenLive((m) => (firstLive(m).playlist = ''))],
+    ['a zero segmentMs', brokenLive((m) => (firstLive(m).segmentMs = 0))],
+    ['a segmentMs that is not a number', brokenLive((m) => (firstLive(m).segmentMs = '2000'))],
+    ['an endless windowMs', brokenLive((m) => (firstLive(m).windowMs = Infinity))],
+    ['a window over a day', brokenLive((m) => (firstLive(m).windowMs = 25 * 3600 * 1000))],
+    ['an ended that is not a boolean', brokenLive((m) => (firstLive(m).ended = 'yes'))],
+    ['a negative sequence', brokenLive((m) => (m.assets[1]!.sequence = -1))],
+    ['a fractional sequence', brokenLive((m) => (m.assets[1]!.sequence = 1.5))],
   ])('rejects %s with manifest-invalid', async (_name, raw) => {
     expect(await codeOf(raw)).toBe('manifest-invalid');
   });

@@ -8,6 +8,13 @@ export const TRACKER_USAGE = `Usage: peerfetch tracker [options]
 
   --port N                     TCP port (default 8000; 0 = any free port)
   --host ADDR                  address to bind (default 127.0.0.1)
+  --stun-port N                UDP port of the built-in STUN service, on --host (default 3478;
+                               with --port 0 any free port; 0 = off)
+  --turn-url URL               TURN server handed to pages, e.g. turn:turn.example:3478?transport=udp
+                               (repeatable; needs --turn-secret)
+  --turn-secret SECRET         the TURN server's static-auth-secret (coturn use-auth-secret); better
+                               given as env PEERFETCH_TURN_SECRET, which ps does not show
+  --turn-ttl SEC               lifetime of the TURN credentials pages get (default 21600)
   --redis redis://HOST:PORT    share swarms with other instances through Redis
   --allow-origin URL           allowed page origin (repeatable; default: any)
   --allow-swarm HEX            allowed info_hash, 40 hex chars (repeatable; default: any)
@@ -32,6 +39,8 @@ export const TRACKER_USAGE = `Usage: peerfetch tracker [options]
 `;
 
 const NUMERIC_FLAGS = {
+  'stun-port': 'stunPort',
+  'turn-ttl': 'turnTtlSec',
   interval: 'announceIntervalSec',
   'peer-timeout-ms': 'peerTimeoutMs',
   'idle-timeout-ms': 'idleTimeoutMs',
@@ -48,8 +57,11 @@ const NUMERIC_FLAGS = {
   'redis-instance-ttl-ms': 'redisInstanceTtlMs',
 } as const satisfies Record<string, keyof TrackerOptions>;
 
-/** Parses `peerfetch tracker` arguments into tracker options (throws PeerfetchError 'option-invalid'). */
-export function parseTrackerArgs(argv: string[]): { options: TrackerOptions; logLevel: LogLevel; help: boolean } {
+/**
+ * Parses `peerfetch tracker` arguments into tracker options (throws PeerfetchError 'option-invalid').
+ * `env` supplies PEERFETCH_TURN_SECRET when --turn-secret is not given.
+ */
+export function parseTrackerArgs(argv: string[], env: Record<string, string | undefined> = {}): { options: TrackerOptions; logLevel: LogLevel; help: boolean } {
   let values;
   try {
     ({ values } = parseArgs({
@@ -61,6 +73,8 @@ export function parseTrackerArgs(argv: string[]): { options: TrackerOptions; log
         host: { type: 'string' },
         redis: { type: 'string' },
         'allow-origin': { type: 'string', multiple: true },
+        'turn-url': { type: 'string', multiple: true },
+        'turn-secret': { type: 'string' },
         'allow-swarm': { type: 'string', multiple: true },
         'trust-proxy': { type: 'boolean' },
         'log-level': { type: 'string' },
@@ -98,6 +112,18 @@ export function parseTrackerArgs(argv: string[]): { options: TrackerOptions; log
     options.allowSwarms = list;
   }
   if (values['trust-proxy'] === true) options.trustProxy = true;
+  const turnUrls = values['turn-url'];
+  if (Array.isArray(turnUrls)) {
+    const list = turnUrls.filter((u): u is string => typeof u === 'string');
+    const bad = list.find((u) => !/^turns?:\S+$/i.test(u));
+    if (bad !== undefined) throw new PeerfetchError('option-invalid', `--turn-url must be a turn: or turns: URL, got ${bad}`, { flag: 'turn-url' });
+    options.turnUrls = list;
+  }
+  const turnSecret = typeof values['turn-secret'] === 'string' ? values['turn-secret'] : env.PEERFETCH_TURN_SECRET;
+  if (turnSecret) options.turnSecret = turnSecret;
+  if (options.turnUrls?.length && !options.turnSecret) {
+    throw new PeerfetchError('option-invalid', '--turn-url needs the TURN server\'s shared secret: --turn-secret or env PEERFETCH_TURN_SECRET', { flag: 'turn-secret' });
+  }
   for (const [flag, key] of Object.entries(NUMERIC_FLAGS)) {
     const n = number(flag, (values as Record<string, unknown>)[flag]);
     if (n !== undefined) (options as Record<string, unknown>)[key] = n;
@@ -125,7 +151,7 @@ export function parseTrackerArgs(argv: string[]): { options: TrackerOptions; log
  * await runTrackerCommand(['--port', '8000', '--redis', 'redis://127.0.0.1:6379']);
  */
 export async function runTrackerCommand(argv: string[]): Promise<void> {
-  const { options, logLevel, help } = parseTrackerArgs(argv);
+  const { options, logLevel, help } = parseTrackerArgs(argv, process.env);
   if (help) {
     process.stdout.write(TRACKER_USAGE);
     return;

@@ -32,11 +32,12 @@ export async function startTracker(options: TrackerOptions = {}): Promise<Runnin
     throw error;
   }
   const host = server.options.host.includes(':') ? `[${server.options.host}]` : server.options.host;
-  server.options.logger.log({ level: 'info', event: 'tracker:listening', url: `ws://${host}:${port}`, instanceId: server.instanceId, transport: server.transport.name });
+  server.options.logger.log({ level: 'info', event: 'tracker:listening', url: `ws://${host}:${port}`, stunPort: server.stun?.port, turn: server.options.turnUrls.length > 0, instanceId: server.instanceId, transport: server.transport.name });
   return {
     url: `ws://${host}:${port}`,
     httpUrl: `http://${host}:${port}`,
     port,
+    stunPort: server.stun?.port,
     transport: server.transport.name,
     close: () => server.close(),
     stats: () => server.stats(),

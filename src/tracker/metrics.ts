@@ -1,3 +1,4 @@
+import type { StunCounters } from './stun-server.js';
 import type { RejectReason } from './tracker-messages.js';
 
 /** Seconds over which the announce rate shown in /stats.json is averaged. */
@@ -24,6 +25,8 @@ export class TrackerMetrics {
   /** Shared-state operations that failed (the instance then serves its own peers only). */
   clusterErrors = 0;
   readonly rejections = new Map<RejectReason, number>();
+  /** STUN Binding requests answered and datagrams ignored on the STUN port. */
+  readonly stun: StunCounters = { answered: 0, ignored: { malformed: 0, 'not-binding-request': 0, 'rate-limited': 0 } };
   /** Announces per second over the last RATE_WINDOW_SEC seconds: a ring of one-second buckets. */
   private readonly ring = new Array<number>(RATE_WINDOW_SEC).fill(0);
   private ringSecond = 0;
@@ -91,6 +94,8 @@ export function renderPrometheus(m: TrackerMetrics, g: Gauges): string {
     line('peerfetch_tracker_connections_opened_total', 'WebSocket connections accepted.', 'counter', [['', m.connectionsOpened]]),
     line('peerfetch_tracker_cluster_relays_total', 'Frames relayed through Redis, by direction.', 'counter', [['{direction="out"}', m.clusterRelaysOut], ['{direction="in"}', m.clusterRelaysIn]]),
     line('peerfetch_tracker_cluster_errors_total', 'Failed shared-state (Redis) operations.', 'counter', [['', m.clusterErrors]]),
+    line('peerfetch_tracker_stun_answered_total', 'STUN Binding requests answered.', 'counter', [['', m.stun.answered]]),
+    line('peerfetch_tracker_stun_ignored_total', 'Datagrams on the STUN port not answered, by reason.', 'counter', Object.entries(m.stun.ignored).map(([reason, n]): [string, number] => [`{reason="${reason}"}`, n])),
     line('peerfetch_tracker_rejections_total', 'Frames, announces and connections refused, by reason.', 'counter', rejections),
     line('peerfetch_tracker_resident_memory_bytes', 'Resident set size of the process.', 'gauge', [['', g.rssBytes]]),
     line('peerfetch_tracker_uptime_seconds', 'Seconds since the tracker started.', 'gauge', [['', g.uptimeSec]]),

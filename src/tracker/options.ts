@@ -9,6 +9,26 @@ export interface TrackerOptions {
   port?: number;
   /** Address to bind. Default '127.0.0.1' (put a TLS-terminating proxy in front for the internet). */
   host?: string;
+  /**
+   * UDP port of the STUN service (RFC 8489 Binding), bound on `host`: pages learn their public
+   * address from it, so visitors behind ordinary NATs connect with no third-party STUN server.
+   * Default 3478 (the registered STUN port); when `port` is 0, any free port, so that several
+   * trackers can run on one machine. 0 turns STUN off.
+   */
+  stunPort?: number;
+  /**
+   * TURN server URLs handed to pages with short-lived credentials, e.g.
+   * `turn:turn.example:3478?transport=udp`. Needs `turnSecret`. Default: none (no TURN).
+   */
+  turnUrls?: string[];
+  /** The TURN server's shared secret (coturn `static-auth-secret`, with `use-auth-secret`). */
+  turnSecret?: string;
+  /**
+   * Lifetime of a TURN credential, in seconds. Default 21 600 (6 h): coturn checks it on every
+   * allocation refresh, so it must outlast a viewing session's connections, and a copied
+   * credential is worthless after it. Pages get fresh ones from the tracker long before it ends.
+   */
+  turnTtlSec?: number;
   /** `redis://HOST:PORT`: share swarms with other instances through Redis. Default: none (one instance). */
   redisUrl?: string;
   /** Prefix of every Redis key and channel, so several trackers can share one Redis. Default 'peerfetch:'. */
@@ -96,11 +116,17 @@ export interface TrackerOptions {
 }
 
 /** Options with every default applied. */
-export type ResolvedTrackerOptions = Required<Omit<TrackerOptions, 'redisUrl' | 'allowOrigins' | 'allowSwarms'>> & {
+export type ResolvedTrackerOptions = Required<Omit<TrackerOptions, 'redisUrl' | 'allowOrigins' | 'allowSwarms' | 'stunPort' | 'turnSecret'>> & {
+  /** UDP port to bind STUN on (0 = any free port), or undefined when STUN is off. */
+  stunPort: number | undefined;
+  turnSecret: string | undefined;
   redisUrl: string | undefined;
   allowOrigins: Set<string> | undefined;
   allowSwarms: Set<string> | undefined;
 };
+
+/** The registered STUN port (RFC 8489); a browser's `stun:host` URL without a port means it. */
+export const DEFAULT_STUN_PORT = 3478;
 
 const silentLogger: TrackerLogger = { log: () => {} };
 
@@ -127,9 +153,19 @@ export function resolveOptions(options: TrackerOptions = {}): ResolvedTrackerOpt
   const peerTimeoutMs = positive('peerTimeoutMs', options.peerTimeoutMs, 2 * announceIntervalSec * 1000 + 30_000);
   const port = options.port ?? 8000;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError('tracker option port must be 0-65535');
+  const stunPort = options.stunPort ?? (port === 0 ? 0 : DEFAULT_STUN_PORT);
+  if (!Number.isInteger(stunPort) || stunPort < 0 || stunPort > 65535) throw new RangeError('tracker option stunPort must be 0-65535');
+  const turnUrls = options.turnUrls ?? [];
+  const badTurnUrl = turnUrls.find((url) => !/^turns?:[^\s]+$/i.test(url));
+  if (badTurnUrl !== undefined) throw new RangeError(`tracker option turnUrls: ${JSON.stringify(badTurnUrl)} is not a turn: or turns: URL`);
+  if (turnUrls.length > 0 && !options.turnSecret) throw new RangeError('tracker option turnUrls needs turnSecret (the TURN server\'s static-auth-secret)');
   return {
     port,
     host: options.host ?? '127.0.0.1',
+    stunPort: options.stunPort === 0 ? undefined : stunPort,
+    turnUrls,
+    turnSecret: turnUrls.length > 0 ? options.turnSecret : undefined,
+    turnTtlSec: positive('turnTtlSec', options.turnTtlSec, 21_600),
     redisUrl: options.redisUrl,
     redisKeyPrefix: options.redisKeyPrefix ?? 'peerfetch:',
     redisHeartbeatMs: positive('redisHeartbeatMs', options.redisHeartbeatMs, 2000),

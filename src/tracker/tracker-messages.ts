@@ -228,8 +228,8 @@ export function parseClientFrame(text: string, maxOffers: number): ParseResult {
 }
 
 /** The reply to an announce (never sent for an answer-only announce, as bittorrent-tracker does). */
-export function encodeAnnounceReply(infoHash: string, complete: number, incomplete: number, intervalSec: number): string {
-  return JSON.stringify({ action: 'announce', interval: intervalSec, info_hash: infoHash, complete, incomplete });
+export function encodeAnnounceReply(infoHash: string, complete: number, incomplete: number, intervalSec: number, peerfetch?: object): string {
+  return JSON.stringify({ action: 'announce', interval: intervalSec, info_hash: infoHash, complete, incomplete, ...(peerfetch ? { peerfetch } : {}) });
 }
 
 /** A relayed offer, as the receiving peer sees it. */

@@ -1,11 +1,13 @@
 import type { Cluster, ClusterPeer, SwarmTotals } from './cluster.js';
 import { routeHttpRequest } from './http-routes.js';
+import { randomTurnId, turnCredential, type IceHandout, type TurnCredential } from './ice-servers.js';
 import { localityPrefix } from './locality.js';
 import { rateLimitLogger } from './logger.js';
 import { TrackerMetrics } from './metrics.js';
 import { chooseTransport, createNativeTransport, NATIVE_PACKAGE } from './native-transport.js';
 import { createNodeTransport } from './node-transport.js';
 import { normaliseOrigin, resolveOptions, type ResolvedTrackerOptions, type TrackerOptions } from './options.js';
+import { startStunServer, type RunningStunServer } from './stun-server.js';
 import { Swarm, type SwarmMember } from './swarm.js';
 import {
   encodeAnnounceReply,
@@ -64,6 +66,8 @@ export interface RunningTracker {
   /** Base URL of /health, /stats.json and /metrics, e.g. `http://127.0.0.1:8000`. */
   readonly httpUrl: string;
   readonly port: number;
+  /** UDP port of the STUN service, or undefined when it is off (see TrackerOptions.stunPort). */
+  readonly stunPort: number | undefined;
   /** The network layer in use (see TrackerOptions.transport). */
   readonly transport: TransportName;
   /** Stops accepting, closes every socket with a reason, flushes shared state. Idempotent. */
@@ -105,6 +109,8 @@ interface Connection {
   lastPingAt: number;
   /** Set on each pong; a connection that did not answer the previous ping is dead. */
   alive: boolean;
+  /** The ICE servers this client was last handed (see iceHandout); undefined before the first. */
+  ice: { turn: TurnCredential | undefined; turnId: string } | undefined;
 }
 
 interface Member extends SwarmMember {
@@ -160,6 +166,8 @@ export class TrackerServer implements TransportHandler<Connection> {
   /** Why the native transport is not in use, when 'auto' fell back to the Node transport. */
   private readonly nativeUnavailable: string | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** The STUN service, once listen() started it (undefined when TrackerOptions.stunPort is 0). */
+  stun: RunningStunServer | undefined;
   private closing: Promise<void> | undefined;
   private peerCount = 0;
   /** Set during shutdown: called when the last connection closed. */
@@ -180,7 +188,14 @@ export class TrackerServer implements TransportHandler<Connection> {
   }
 
   async listen(): Promise<number> {
-    const port = await this.transport.listen(this.options.host, this.options.port);
+    if (this.options.stunPort !== undefined) this.stun = await startStunServer(this.options.host, this.options.stunPort, this.metrics.stun);
+    let port: number;
+    try {
+      port = await this.transport.listen(this.options.host, this.options.port);
+    } catch (error) {
+      await this.stun?.close();
+      throw error;
+    }
     if (this.nativeUnavailable) {
       this.log.log({ level: 'warn', event: 'tracker:node-transport', message: `${this.nativeUnavailable}; the native transport holds a peer in about a quarter of the memory and serves more announces per core (see BENCHMARKS.md)` });
     }
@@ -240,6 +255,7 @@ export class TrackerServer implements TransportHandler<Connection> {
       lastPingAt: now,
       dropped: 0,
       alive: true,
+      ice: undefined,
     };
     this.connections.add(conn);
     this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
@@ -414,9 +430,7 @@ export class TrackerServer implements TransportHandler<Connection> {
     const wanted = member ? msg.offers.length : 0;
 
     if (!this.cluster || !member) {
-      if (!msg.answer) {
-        this.send(conn, encodeAnnounceReply(msg.infoHash, swarm?.complete ?? 0, swarm?.incomplete ?? 0, this.options.announceIntervalSec));
-      }
+      if (!msg.answer) this.send(conn, this.announceReply(conn, msg, swarm?.complete ?? 0, swarm?.incomplete ?? 0));
       if (member && swarm && wanted > 0) {
         const targets = swarm.select(wanted, member, conn.prefix);
         this.relayOffers(msg, targets.map((t) => ({ local: t })));
@@ -431,7 +445,7 @@ export class TrackerServer implements TransportHandler<Connection> {
       .announce({ infoHash: msg.infoHash, peerId: msg.peerId, prefix: conn.prefix, complete: member.complete, report: member.report, wanted, local: totalsOf(swarm) })
       .then(
         (shared) => {
-          if (!msg.answer) this.send(conn, encodeAnnounceReply(msg.infoHash, shared.complete, shared.incomplete, this.options.announceIntervalSec));
+          if (!msg.answer) this.send(conn, this.announceReply(conn, msg, shared.complete, shared.incomplete));
           if (wanted > 0) this.relayOffers(msg, mergeTargets(local, shared.candidates, cluster.instanceId, msg.peerId, conn.prefix, wanted));
           if (msg.answer) this.relayAnswer(msg, swarm);
         },
@@ -439,11 +453,40 @@ export class TrackerServer implements TransportHandler<Connection> {
           // Shared state unreachable: serve this instance's own swarm rather than nothing.
           this.metrics.clusterErrors++;
           this.log.log({ level: 'error', event: 'cluster:error', message: String(error) });
-          if (!msg.answer) this.send(conn, encodeAnnounceReply(msg.infoHash, swarm?.complete ?? 0, swarm?.incomplete ?? 0, this.options.announceIntervalSec));
+          if (!msg.answer) this.send(conn, this.announceReply(conn, msg, swarm?.complete ?? 0, swarm?.incomplete ?? 0));
           if (wanted > 0) this.relayOffers(msg, local.map((t) => ({ local: t })));
           if (msg.answer) this.relayAnswer(msg, swarm);
         },
       );
+  }
+
+  private announceReply(conn: Connection, msg: AnnounceMessage, complete: number, incomplete: number): string {
+    // Only peerfetch pages (their announces carry the `peerfetch` counters) are handed ICE
+    // servers: stock WebTorrent clients get byte-for-byte bittorrent-tracker replies.
+    const handout = msg.report || msg.badReport ? this.iceHandout(conn) : undefined;
+    return encodeAnnounceReply(msg.infoHash, complete, incomplete, this.options.announceIntervalSec, handout);
+  }
+
+  /**
+   * The ICE servers for this connection's page, when it is due some: on its first announce, and
+   * again with a new TURN credential once the last one is half used up (the page keeps using the
+   * newest for the connections it makes, so a page open for days never holds an expired one).
+   * Replies in between carry nothing: the page keeps what it has.
+   */
+  private iceHandout(conn: Connection): IceHandout | undefined {
+    const { stun } = this;
+    const { turnUrls, turnSecret, turnTtlSec } = this.options;
+    if (!stun && !turnSecret) return undefined;
+    const now = this.options.now();
+    const ice = conn.ice;
+    if (ice && (!ice.turn || now < ice.turn.expiresAtMs - (turnTtlSec * 1000) / 2)) return undefined;
+    const turnId = ice?.turnId ?? randomTurnId();
+    const turn = turnSecret ? turnCredential(turnSecret, turnTtlSec, now, turnId) : undefined;
+    conn.ice = { turn, turnId };
+    return {
+      ...(stun ? { stunPort: stun.port } : {}),
+      ...(turn ? { turn: { urls: turnUrls, username: turn.username, credential: turn.credential } } : {}),
+    };
   }
 
   private relayOffers(msg: AnnounceMessage, targets: Target[]): void {
@@ -605,6 +648,7 @@ export class TrackerServer implements TransportHandler<Connection> {
     for (const conn of [...this.connections]) conn.socket.terminate();
     // Removes this instance's peers from the shared state before other instances time them out.
     if (this.cluster) await this.cluster.close().catch((error: unknown) => this.log.log({ level: 'error', event: 'cluster:error', message: String(error) }));
+    await this.stun?.close();
     await this.transport.dispose();
     this.log.log({ level: 'info', event: 'tracker:closed' });
   }

@@ -1,0 +1,71 @@
+import { createSocket, type Socket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import { encodeBindingSuccess, parseBindingRequest, type StunIgnoredReason } from './stun-codec.js';
+
+/**
+ * Binding responses sent per second, at most. 20 000 × 44 bytes ≈ 0.9 MB/s: far above what the
+ * pages of a tracker's swarms ask (a page sends a few Binding requests per offer it makes, a
+ * handful of offers per announce), and a cap on what a flood of spoofed requests can make this
+ * port send to a victim.
+ */
+const MAX_RESPONSES_PER_SECOND = 20_000;
+
+/** Counters of the STUN service, shown in /metrics. */
+export interface StunCounters {
+  answered: number;
+  ignored: Record<StunIgnoredReason | 'rate-limited', number>;
+}
+
+export interface RunningStunServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * The tracker's STUN service: answers Binding requests on UDP `host`:`port` (0 = any free port) so
+ * that pages learn their public address (server-reflexive ICE candidates) from the operator's own
+ * tracker instead of a third-party STUN server; counts what it does in `counters`. Rejects if the
+ * port cannot be bound.
+ */
+export function startStunServer(host: string, port: number, counters: StunCounters): Promise<RunningStunServer> {
+  const socket: Socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4' });
+  let windowSecond = 0;
+  let sentThisSecond = 0;
+  socket.on('message', (datagram, remote) => {
+    const request = parseBindingRequest(datagram);
+    if (!request.ok) {
+      counters.ignored[request.reason]++;
+      return;
+    }
+    const second = Math.floor(Date.now() / 1000);
+    if (second !== windowSecond) {
+      windowSecond = second;
+      sentThisSecond = 0;
+    }
+    if (++sentThisSecond > MAX_RESPONSES_PER_SECOND) {
+      counters.ignored['rate-limited']++;
+      return;
+    }
+    const response = encodeBindingSuccess(request.transactionId, remote.address, remote.port);
+    if (!response) {
+      counters.ignored.malformed++;
+      return;
+    }
+    counters.answered++;
+    // A send error (an unreachable client, a full socket buffer) concerns one datagram only.
+    socket.send(response, remote.port, remote.address, () => {});
+  });
+  return new Promise((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(port, host, () => {
+      socket.off('error', reject);
+      // Errors after binding (ICMP port unreachable reported on some platforms) must not crash the tracker.
+      socket.on('error', () => {});
+      let closing: Promise<void> | undefined;
+      resolve({
+        port: socket.address().port,
+        close: () => (closing ??= new Promise((done) => socket.close(() => done()))),
+      });
+    });
+  });
+}

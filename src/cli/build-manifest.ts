@@ -71,7 +71,7 @@ export function parseSize(text: string): number {
   return bytes;
 }
 
-function checkPieceSize(pieceSize: number): void {
+export function checkPieceSize(pieceSize: number): void {
   if (!Number.isSafeInteger(pieceSize) || pieceSize < MIN_PIECE_SIZE || pieceSize > MAX_PIECE_SIZE) {
     throw new PeerfetchError(
       'option-invalid',
@@ -82,7 +82,7 @@ function checkPieceSize(pieceSize: number): void {
 }
 
 /** Turns `baseUrl` into a function from a relative, URL-encoded path to the asset URL. */
-function urlMaker(baseUrl: string | undefined): (encodedPath: string) => string {
+export function urlMaker(baseUrl: string | undefined): (encodedPath: string) => string {
   const base = baseUrl ?? '/';
   if (base.startsWith('/') && !base.startsWith('//')) {
     const folder = base.endsWith('/') ? base : `${base}/`;
@@ -121,7 +121,7 @@ function isNeverAsset(name: string): boolean {
 }
 
 /** A regular file found by the walk: where it is on disk and its path relative to the root. */
-interface FoundFile {
+export interface FoundFile {
   file: string;
   relative: string[];
 }
@@ -135,7 +135,7 @@ function isInside(root: string, candidate: string): boolean {
   return candidate === root || candidate.startsWith(root + path.sep);
 }
 
-function errorCode(error: unknown): string {
+export function errorCode(error: unknown): string {
   return (error as NodeJS.ErrnoException | undefined)?.code ?? String(error);
 }
 
@@ -202,7 +202,7 @@ async function walk(root: string, warnings: string[], outFile: string | undefine
  * the file's size. Returns undefined (with a warning) when the file is empty, unreadable or
  * changes size while it is read.
  */
-async function hashFile(
+export async function hashFile(
   found: FoundFile,
   pieceSize: number,
   warnings: string[],
@@ -317,3 +317,5 @@ export async function buildManifest(dir: string, options: BuildManifestOptions =
   if (assets.length === 0) warnings.push(`no assets found in ${dir}`);
   return { manifest: { version: MANIFEST_VERSION, assets }, warnings };
 }
+
+export { watchManifest, type ManifestWatcher, type WatchManifestOptions } from './live-manifest.js';

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { PeerfetchError } from '../shared/errors.js';
 import { MANIFEST_FILE_NAME, buildManifest, parseSize } from './build-manifest.js';
+import { watchManifest, type WatchManifestOptions } from './live-manifest.js';
 import {
   EXIT_FAILURE,
   EXIT_USAGE,
@@ -25,12 +26,16 @@ import { startOriginServer } from './origin-server.js';
 export const USAGE = `Usage: peerfetch <command> [options]
 
 Commands:
-  manifest <dir> [--out FILE] [--piece-size 256KiB] [--base-url URL]
+  manifest <dir> [--out FILE] [--piece-size 256KiB] [--base-url URL] [--watch]
       Hash the assets of <dir> (the site root) into peerfetch-manifest.json.
       --out FILE        where to write it (default <dir>/peerfetch-manifest.json)
       --piece-size N    piece size: bytes or B, KB, KiB, MB, MiB (default 256KiB, 16KiB-16MiB)
       --base-url URL    where <dir> is served from, when not the site root: an absolute
                         URL (a CDN folder) or a path such as /static/
+      --watch           keep running and keep the manifest current while a packager
+                        writes live streams: each hidden playlist .NAME.m3u8 (ffmpeg
+                        -f hls -hls_flags temp_file) is published as NAME.m3u8 once
+                        the manifest lists its segments
   tracker [--port 8000] [--host 127.0.0.1] ...
       Run the signaling tracker (peerfetch tracker --help for all options).
   demo [--port 8080] [--host 127.0.0.1] [--tracker-port 8000] [--rate KBPS] [--viewers N]
@@ -57,6 +62,7 @@ async function manifestCommand(argv: string[]): Promise<number> {
       out: { type: 'string', short: 'o' },
       'piece-size': { type: 'string' },
       'base-url': { type: 'string' },
+      watch: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -70,6 +76,7 @@ async function manifestCommand(argv: string[]): Promise<number> {
   const dir = positionals[0]!;
   const outFile = path.resolve(values.out ?? path.join(dir, MANIFEST_FILE_NAME));
   const pieceSize = values['piece-size'] === undefined ? undefined : parseSize(values['piece-size']);
+  if (values.watch) return watchCommand(dir, { pieceSize, baseUrl: values['base-url'], outFile });
   const { manifest, warnings } = await buildManifest(dir, { pieceSize, baseUrl: values['base-url'], outFile });
   for (const warning of warnings) err(`peerfetch manifest: warning: ${warning}\n`);
   // Write beside the target and rename, so a server never serves a half-written manifest.
@@ -87,6 +94,26 @@ async function manifestCommand(argv: string[]): Promise<number> {
     `peerfetch manifest: ${manifest.assets.length} asset${manifest.assets.length === 1 ? '' : 's'}, ` +
       `${formatBytes(bytes)} in ${pieces} piece${pieces === 1 ? '' : 's'} of ${formatBytes(size)} -> ${outFile}\n`,
   );
+  return 0;
+}
+
+/** `peerfetch manifest <dir> --watch`: keeps the manifest current until SIGTERM/SIGINT. */
+async function watchCommand(dir: string, options: WatchManifestOptions): Promise<number> {
+  let lastSummary = '';
+  const watcher = await watchManifest(dir, {
+    ...options,
+    onWarning: (warning) => err(`peerfetch manifest: warning: ${warning}\n`),
+    onUpdate: ({ manifest, published }) => {
+      const live = manifest.live?.length ?? 0;
+      const summary = `${manifest.assets.length} asset${manifest.assets.length === 1 ? '' : 's'}, ${live} live stream${live === 1 ? '' : 's'}`;
+      // One line per change worth reading: the asset count, and each playlist published after the manifest.
+      if (summary !== lastSummary || published.length > 0) err(`peerfetch manifest: ${summary}${published.length > 0 ? `, published ${published.join(', ')}` : ''}\n`);
+      lastSummary = summary;
+    },
+  });
+  out(`peerfetch manifest: watching ${dir} -> ${options.outFile}\n`);
+  await untilSignal();
+  await watcher.stop();
   return 0;
 }
 

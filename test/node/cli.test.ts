@@ -119,6 +119,30 @@ describe('peerfetch manifest', () => {
   });
 });
 
+describe('peerfetch manifest --watch', () => {
+  it('publishes a packager playlist after the manifest that lists its segments, and exits 0 on SIGTERM', async () => {
+    const live = await mkdtemp(path.join(tmpdir(), 'peerfetch-cli-live-'));
+    try {
+      await writeFile(path.join(live, 'seg-7.ts'), Buffer.alloc(40_000, 3));
+      await writeFile(path.join(live, '.index.m3u8'), '#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:7\n#EXTINF:2.0,\nseg-7.ts\n');
+      const watcher = await startProcess(process.execPath, [BIN, 'manifest', live, '--watch', '--piece-size', '16KiB'], {
+        readyPattern: /peerfetch manifest: watching/,
+        name: 'peerfetch manifest --watch',
+      });
+      try {
+        const manifest = JSON.parse(await readFile(path.join(live, 'peerfetch-manifest.json'), 'utf8')) as ManifestJson;
+        expect(manifest.assets.map((asset) => [asset.url, asset.sequence, asset.pieces.length])).toEqual([['/seg-7.ts', 7, 3]]);
+        expect(manifest.live).toEqual([{ playlist: '/index.m3u8', segmentMs: 2000, windowMs: 2000 }]);
+        expect(await readFile(path.join(live, 'index.m3u8'), 'utf8')).toContain('seg-7.ts');
+      } finally {
+        expect(await watcher.stop()).toBe(0);
+      }
+    } finally {
+      await rm(live, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('peerfetch origin', () => {
   it('serves a folder with ranges, the peerfetch scripts and --file mappings, and stops on SIGTERM', async () => {
     const extra = path.join(site, 'extra.txt');

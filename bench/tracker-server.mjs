@@ -27,6 +27,8 @@ async function start() {
     maxConnections: 1_000_000,
     maxMessagesPerWindow: 1_000_000_000,
     maxPeersPerSwarm: 1_000_000,
+    maxPeersPerSwarmPerIp: 1_000_000,
+    maxMessagesPerWindowPerIp: 1_000_000_000,
   });
   return tracker.port;
 }

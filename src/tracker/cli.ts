@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { PeerfetchError } from '../shared/errors.js';
+import { trustedProxyList } from './client-address.js';
 import { createJsonLogger, type LogLevel } from './logger.js';
 import type { TrackerOptions } from './options.js';
 import { startTracker } from './index.js';
@@ -18,7 +19,10 @@ export const TRACKER_USAGE = `Usage: peerfetch tracker [options]
   --redis redis://HOST:PORT    share swarms with other instances through Redis
   --allow-origin URL           allowed page origin (repeatable; default: any)
   --allow-swarm HEX            allowed info_hash, 40 hex chars (repeatable; default: any)
-  --trust-proxy                client IP from X-Forwarded-For (only behind your own proxy)
+  --trust-proxy                client IP from X-Forwarded-For: its right-most entry, the one
+                               your proxy appended (only behind your own proxy)
+  --trusted-proxy ADDR[/BITS]  a proxy address or subnet (repeatable); the client IP is then the
+                               right-most X-Forwarded-For entry not on the list
   --interval SEC               announce interval told to clients (default 120)
   --peer-timeout-ms MS         drop peers silent this long (default 2 x interval + 30 s)
   --idle-timeout-ms MS         close connections silent this long (default: peer timeout)
@@ -27,8 +31,11 @@ export const TRACKER_USAGE = `Usage: peerfetch tracker [options]
   --max-peers-per-swarm N      (default 5000)
   --max-swarms N               (default 100000)
   --max-connections N          (default 50000)
-  --max-connections-per-ip N   (default 64)
+  --max-connections-per-ip N   (default 64; an IPv6 /64 counts as one address)
+  --max-peers-per-swarm-per-connection N  peer ids one connection holds in a swarm (default 2)
+  --max-peers-per-swarm-per-ip N          peers one address holds in a swarm (default 32)
   --max-messages-per-window N  messages per connection per rate window (default 100)
+  --max-messages-per-window-per-ip N  per address, over reconnects (default 1000)
   --rate-window-ms MS          (default 10000)
   --heartbeat-ms MS            WebSocket ping interval; unanswered ping = dead (default 30000)
   --redis-heartbeat-ms MS      how often this instance marks itself alive in Redis (default 2000)
@@ -50,7 +57,10 @@ const NUMERIC_FLAGS = {
   'max-swarms': 'maxSwarms',
   'max-connections': 'maxConnections',
   'max-connections-per-ip': 'maxConnectionsPerIp',
+  'max-peers-per-swarm-per-connection': 'maxPeersPerSwarmPerConnection',
+  'max-peers-per-swarm-per-ip': 'maxPeersPerSwarmPerIp',
   'max-messages-per-window': 'maxMessagesPerWindow',
+  'max-messages-per-window-per-ip': 'maxMessagesPerWindowPerIp',
   'rate-window-ms': 'rateWindowMs',
   'heartbeat-ms': 'heartbeatIntervalMs',
   'redis-heartbeat-ms': 'redisHeartbeatMs',
@@ -77,6 +87,7 @@ export function parseTrackerArgs(argv: string[], env: Record<string, string | un
         'turn-secret': { type: 'string' },
         'allow-swarm': { type: 'string', multiple: true },
         'trust-proxy': { type: 'boolean' },
+        'trusted-proxy': { type: 'string', multiple: true },
         'log-level': { type: 'string' },
         transport: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -123,6 +134,15 @@ export function parseTrackerArgs(argv: string[], env: Record<string, string | un
   if (turnSecret) options.turnSecret = turnSecret;
   if (options.turnUrls?.length && !options.turnSecret) {
     throw new PeerfetchError('option-invalid', '--turn-url needs the TURN server\'s shared secret: --turn-secret or env PEERFETCH_TURN_SECRET', { flag: 'turn-secret' });
+  }
+  const proxies = values['trusted-proxy'];
+  if (Array.isArray(proxies)) {
+    options.trustedProxies = proxies.filter((p): p is string => typeof p === 'string');
+    try {
+      trustedProxyList(options.trustedProxies);
+    } catch (error) {
+      throw new PeerfetchError('option-invalid', `--trusted-proxy: ${(error as Error).message}`, { flag: 'trusted-proxy' });
+    }
   }
   for (const [flag, key] of Object.entries(NUMERIC_FLAGS)) {
     const n = number(flag, (values as Record<string, unknown>)[flag]);

@@ -1,3 +1,4 @@
+import { trustedProxyList, type TrustedProxies } from './client-address.js';
 import type { TrackerLogger } from './logger.js';
 
 /**
@@ -47,8 +48,19 @@ export interface TrackerOptions {
   allowOrigins?: string[];
   /** Allowed swarm ids (info_hash, 40 hex characters). When set, announces for others fail. Default: any. */
   allowSwarms?: string[];
-  /** Take the client IP from the first `X-Forwarded-For` entry (only behind your own proxy). Default false. */
+  /**
+   * Take the client IP from `X-Forwarded-For`, trusting the immediate peer as the one proxy in
+   * front: the right-most entry (the one that proxy appended) is the client. Entries to its left are
+   * the client's own words and are never used. Default false.
+   */
   trustProxy?: boolean;
+  /**
+   * Addresses and CIDR subnets of your proxies (`10.0.0.0/8`, `fd00::/8`). Implies trustProxy, but
+   * only for connections from these addresses; the client is the right-most `X-Forwarded-For` entry
+   * that is not on the list, so a chain of proxies (CDN, then load balancer) is walked back to the
+   * client. Default: none.
+   */
+  trustedProxies?: string[];
   /** Announce interval told to clients, in seconds. Default 120, the WebSocket interval of bittorrent-tracker. */
   announceIntervalSec?: number;
   /**
@@ -80,6 +92,19 @@ export interface TrackerOptions {
   /** Peers (swarm memberships) one connection may hold: webtorrent shares one socket between all torrents of a page. Default 64. */
   maxSwarmsPerConnection?: number;
   /**
+   * Peer ids one connection may hold in one swarm. Default 2: webtorrent shares one socket between
+   * the clients of a page, and a page rarely runs two clients of one torrent; more ids from one
+   * socket only serve to take a bigger share of the swarm's offers (an eclipse).
+   */
+  maxPeersPerSwarmPerConnection?: number;
+  /**
+   * Peers one address (an IPv4 address or an IPv6 /64) may hold in one swarm, over all its
+   * connections. Default 32: a household or an office behind one NAT watching the same page fits;
+   * one host cannot fill a swarm or take most of its offers (with 32 honest peers it gets at most
+   * half of the offers, and less as the swarm grows). Raise it for carrier-grade NATs.
+   */
+  maxPeersPerSwarmPerIp?: number;
+  /**
    * Open WebSocket connections on one instance. Default 50 000: about 150 MB of tracker memory on
    * the native transport and 600 MB on the node one (per-peer figures in BENCHMARKS.md), plus up to
    * maxFrameBytes for each client in the middle of sending a frame.
@@ -92,6 +117,12 @@ export interface TrackerOptions {
    * offers of a flash crowd answers about ten per new neighbour per interval, far below this.
    */
   maxMessagesPerWindow?: number;
+  /**
+   * Messages one address (IPv4 address or IPv6 /64) may send per rate window over all its
+   * connections, counted across reconnects: a client cannot reset its budget by reconnecting.
+   * Default 1000 per 10 s: ten busy browsers behind one NAT at their per-connection limit.
+   */
+  maxMessagesPerWindowPerIp?: number;
   /** Length of the rate window, in ms. Default 10 000. */
   rateWindowMs?: number;
   /**
@@ -116,11 +147,13 @@ export interface TrackerOptions {
 }
 
 /** Options with every default applied. */
-export type ResolvedTrackerOptions = Required<Omit<TrackerOptions, 'redisUrl' | 'allowOrigins' | 'allowSwarms' | 'stunPort' | 'turnSecret'>> & {
+export type ResolvedTrackerOptions = Required<Omit<TrackerOptions, 'redisUrl' | 'allowOrigins' | 'allowSwarms' | 'stunPort' | 'turnSecret' | 'trustedProxies'>> & {
   /** UDP port to bind STUN on (0 = any free port), or undefined when STUN is off. */
   stunPort: number | undefined;
   turnSecret: string | undefined;
   redisUrl: string | undefined;
+  /** Who may set the client address through X-Forwarded-For (see clientAddress). */
+  trustedProxies: TrustedProxies;
   allowOrigins: Set<string> | undefined;
   allowSwarms: Set<string> | undefined;
 };
@@ -173,6 +206,7 @@ export function resolveOptions(options: TrackerOptions = {}): ResolvedTrackerOpt
     allowOrigins: options.allowOrigins?.length ? new Set(options.allowOrigins.map(normaliseOrigin)) : undefined,
     allowSwarms: options.allowSwarms?.length ? new Set(options.allowSwarms.map((s) => s.toLowerCase())) : undefined,
     trustProxy: options.trustProxy ?? false,
+    trustedProxies: options.trustedProxies?.length ? trustedProxyList(options.trustedProxies) : options.trustProxy ? 'any' : undefined,
     announceIntervalSec,
     peerTimeoutMs,
     idleTimeoutMs: positive('idleTimeoutMs', options.idleTimeoutMs, peerTimeoutMs),
@@ -183,9 +217,12 @@ export function resolveOptions(options: TrackerOptions = {}): ResolvedTrackerOpt
     maxPeersPerSwarm: positive('maxPeersPerSwarm', options.maxPeersPerSwarm, 5000),
     maxSwarms: positive('maxSwarms', options.maxSwarms, 100_000),
     maxSwarmsPerConnection: positive('maxSwarmsPerConnection', options.maxSwarmsPerConnection, 64),
+    maxPeersPerSwarmPerConnection: positive('maxPeersPerSwarmPerConnection', options.maxPeersPerSwarmPerConnection, 2),
+    maxPeersPerSwarmPerIp: positive('maxPeersPerSwarmPerIp', options.maxPeersPerSwarmPerIp, 32),
     maxConnections: positive('maxConnections', options.maxConnections, 50_000),
     maxConnectionsPerIp: positive('maxConnectionsPerIp', options.maxConnectionsPerIp, 64),
     maxMessagesPerWindow: positive('maxMessagesPerWindow', options.maxMessagesPerWindow, 100),
+    maxMessagesPerWindowPerIp: positive('maxMessagesPerWindowPerIp', options.maxMessagesPerWindowPerIp, 1000),
     rateWindowMs: positive('rateWindowMs', options.rateWindowMs, 10_000),
     maxBufferedBytes: positive('maxBufferedBytes', options.maxBufferedBytes, 1024 * 1024),
     shutdownGraceMs: positive('shutdownGraceMs', options.shutdownGraceMs, 2000),

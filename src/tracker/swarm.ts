@@ -5,6 +5,8 @@ export interface SwarmMember {
   readonly peerId: string;
   /** Locality key of the member's IP (see localityPrefix). */
   readonly prefix: string;
+  /** The member's address key (see addressKey): per-address limits count under it. */
+  readonly address: string;
   complete: boolean;
   report: PeerReport | undefined;
   /** Slot in the swarm's member array (swap-remove keeps removal O(1)). */
@@ -29,6 +31,8 @@ export class Swarm<M extends SwarmMember> {
   readonly members = new Map<string, M>();
   private readonly list: M[] = [];
   private readonly buckets = new Map<string, M[]>();
+  /** Members per address key, for the per-address cap. */
+  private readonly perAddress = new Map<string, number>();
   complete = 0;
   incomplete = 0;
   bytesFromPeers = 0;
@@ -45,12 +49,18 @@ export class Swarm<M extends SwarmMember> {
     return this.members.get(peerId);
   }
 
+  /** Members whose address key is `address`. */
+  membersFrom(address: string): number {
+    return this.perAddress.get(address) ?? 0;
+  }
+
   add(member: M): void {
     this.members.set(member.peerId, member);
     member.listIndex = this.list.push(member) - 1;
     let bucket = this.buckets.get(member.prefix);
     if (!bucket) this.buckets.set(member.prefix, (bucket = []));
     member.bucketIndex = bucket.push(member) - 1;
+    this.perAddress.set(member.address, this.membersFrom(member.address) + 1);
     if (member.complete) this.complete++;
     else this.incomplete++;
     this.addReport(member.report, 1);
@@ -65,6 +75,9 @@ export class Swarm<M extends SwarmMember> {
       swapRemove(bucket, member.bucketIndex, (m, i) => (m.bucketIndex = i));
       if (bucket.length === 0) this.buckets.delete(member.prefix);
     }
+    const fromAddress = this.membersFrom(member.address) - 1;
+    if (fromAddress > 0) this.perAddress.set(member.address, fromAddress);
+    else this.perAddress.delete(member.address);
     if (member.complete) this.complete--;
     else this.incomplete--;
     this.addReport(member.report, -1);

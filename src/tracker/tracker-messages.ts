@@ -70,6 +70,8 @@ export type RejectReason =
   | 'too-many-connections-from-ip'
   | 'too-many-swarms'
   | 'too-many-swarms-per-connection'
+  | 'too-many-peers-per-connection'
+  | 'too-many-peers-from-ip'
   | 'swarm-full'
   | 'peer-id-in-use'
   | 'idle-timeout'
@@ -93,6 +95,8 @@ export const FAILURE_TEXT: Record<RejectReason, string> = {
   'too-many-connections-from-ip': 'too many connections from this address',
   'too-many-swarms': 'tracker is at its swarm limit',
   'too-many-swarms-per-connection': 'too many swarms on one connection',
+  'too-many-peers-per-connection': 'too many peer ids on one connection in this swarm',
+  'too-many-peers-from-ip': 'too many peers from this address in this swarm',
   'swarm-full': 'swarm is full',
   'peer-id-in-use': 'peer_id is in use by another connection',
   'idle-timeout': 'idle timeout',

@@ -1,3 +1,4 @@
+import { addressKey, clientAddress } from './client-address.js';
 import type { Cluster, ClusterPeer, SwarmTotals } from './cluster.js';
 import { routeHttpRequest } from './http-routes.js';
 import { randomTurnId, turnCredential, type IceHandout, type TurnCredential } from './ice-servers.js';
@@ -92,10 +93,23 @@ const CLOSE_MESSAGE_TOO_BIG = 1009;
  */
 const DROPS_BEFORE_DISCONNECT = 32;
 
+/**
+ * What the tracker keeps per client address (an IPv4 address or an IPv6 /64, see addressKey): its
+ * open connections and its message budget. It outlives the connections for the rest of a rate
+ * window, so reconnecting does not reset the budget.
+ */
+interface AddressState {
+  readonly key: string;
+  connections: number;
+  windowStart: number;
+  windowCount: number;
+}
+
 interface Connection {
   readonly socket: ClientSocket;
   readonly ip: string;
   readonly prefix: string;
+  readonly address: AddressState;
   /** This connection's peers: info_hash + peer_id → member. */
   readonly joined: Map<string, Member>;
   lastMessageAt: number;
@@ -103,6 +117,8 @@ interface Connection {
   windowCount: number;
   /** Set once the tracker started closing this connection (sweeps skip it). */
   closing: boolean;
+  /** Set when this connection was told it is over a message budget, until a message is accepted again. */
+  toldRateLimited: boolean;
   /** Messages dropped in a row because this client did not read (see DROPS_BEFORE_DISCONNECT). */
   dropped: number;
   /** When the last ping was sent (ms). */
@@ -160,7 +176,7 @@ export class TrackerServer implements TransportHandler<Connection> {
   readonly transport: Transport;
   private readonly swarms = new Map<string, Swarm<Member>>();
   private readonly connections = new Set<Connection>();
-  private readonly perIp = new Map<string, number>();
+  private readonly addresses = new Map<string, AddressState>();
   private readonly startedAt: number;
   private readonly log: ResolvedTrackerOptions['logger'];
   /** Why the native transport is not in use, when 'auto' fell back to the Node transport. */
@@ -215,11 +231,7 @@ export class TrackerServer implements TransportHandler<Connection> {
   }
 
   private clientIp(info: ClientInfo): string {
-    if (this.options.trustProxy) {
-      const first = info.forwardedFor?.split(',')[0]?.trim();
-      if (first) return first;
-    }
-    return info.remoteAddress;
+    return clientAddress(info.remoteAddress, info.forwardedFor, this.options.trustedProxies);
   }
 
   open(socket: ClientSocket, info: ClientInfo): Connection | undefined {
@@ -228,9 +240,10 @@ export class TrackerServer implements TransportHandler<Connection> {
       return undefined;
     }
     const ip = this.clientIp(info);
+    const key = addressKey(ip);
     let refusal: RejectReason | undefined;
     if (this.connections.size >= this.options.maxConnections) refusal = 'too-many-connections';
-    else if ((this.perIp.get(ip) ?? 0) >= this.options.maxConnectionsPerIp) refusal = 'too-many-connections-from-ip';
+    else if ((this.addresses.get(key)?.connections ?? 0) >= this.options.maxConnectionsPerIp) refusal = 'too-many-connections-from-ip';
     else if (this.options.allowOrigins) {
       if (!info.origin || !this.options.allowOrigins.has(normaliseOrigin(info.origin))) refusal = 'origin-not-allowed';
     }
@@ -243,22 +256,26 @@ export class TrackerServer implements TransportHandler<Connection> {
       return undefined;
     }
     const now = this.options.now();
+    let address = this.addresses.get(key);
+    if (!address) this.addresses.set(key, (address = { key, connections: 0, windowStart: now, windowCount: 0 }));
+    address.connections++;
     const conn: Connection = {
       socket,
       ip,
       prefix: localityPrefix(ip),
+      address,
       joined: new Map(),
       lastMessageAt: now,
       windowStart: now,
       windowCount: 0,
       closing: false,
+      toldRateLimited: false,
       lastPingAt: now,
       dropped: 0,
       alive: true,
       ice: undefined,
     };
     this.connections.add(conn);
-    this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
     this.metrics.connectionsOpened++;
     return conn;
   }
@@ -280,9 +297,9 @@ export class TrackerServer implements TransportHandler<Connection> {
 
   closed(conn: Connection): void {
     if (!this.connections.delete(conn)) return;
-    const left = (this.perIp.get(conn.ip) ?? 1) - 1;
-    if (left <= 0) this.perIp.delete(conn.ip);
-    else this.perIp.set(conn.ip, left);
+    // The address's state stays until its rate window is over (see sweep): reconnecting must not
+    // hand a client a fresh budget.
+    conn.address.connections--;
     for (const member of [...conn.joined.values()]) this.leave(member);
     if (this.connections.size === 0) this.onAllClosed?.();
   }
@@ -313,23 +330,33 @@ export class TrackerServer implements TransportHandler<Connection> {
   message(conn: Connection, text: string | undefined): void {
     const now = this.options.now();
     conn.lastMessageAt = now;
+    const address = conn.address;
     if (now - conn.windowStart >= this.options.rateWindowMs) {
       conn.windowStart = now;
       conn.windowCount = 0;
     }
+    if (now - address.windowStart >= this.options.rateWindowMs) {
+      address.windowStart = now;
+      address.windowCount = 0;
+    }
     conn.windowCount++;
+    address.windowCount++;
     const max = this.options.maxMessagesPerWindow;
-    if (conn.windowCount > max) {
-      // One failure per window tells the client; the rest are dropped unanswered, and a client
-      // that keeps going at twice the limit is disconnected.
-      if (conn.windowCount === max + 1) this.fail(conn, 'rate-limited');
-      else this.metrics.reject('rate-limited');
-      if (conn.windowCount > 2 * max && !conn.closing) {
+    const maxPerIp = this.options.maxMessagesPerWindowPerIp;
+    if (conn.windowCount > max || address.windowCount > maxPerIp) {
+      // One failure per connection and window tells the client; the rest are dropped unanswered,
+      // and a connection that keeps going at twice a limit is disconnected.
+      if (!conn.toldRateLimited) {
+        conn.toldRateLimited = true;
+        this.fail(conn, 'rate-limited');
+      } else this.metrics.reject('rate-limited');
+      if ((conn.windowCount > 2 * max || address.windowCount > 2 * maxPerIp) && !conn.closing) {
         conn.closing = true;
         conn.socket.close(CLOSE_POLICY, FAILURE_TEXT['rate-limited']);
       }
       return;
     }
+    conn.toldRateLimited = false;
     if (text === undefined) {
       this.fail(conn, 'binary-frame');
       return;
@@ -374,7 +401,7 @@ export class TrackerServer implements TransportHandler<Connection> {
       if (holder) {
         // A peer id is not a secret (every offer carries it): only a reconnect from the same
         // address may take it over, so nobody can hijack another visitor's offers and answers.
-        if (holder.conn.ip !== conn.ip) return 'peer-id-in-use';
+        if (holder.conn.address !== conn.address) return 'peer-id-in-use';
         this.leave(holder);
         swarm = this.swarms.get(msg.infoHash); // leaving may have removed an emptied swarm
       }
@@ -387,9 +414,15 @@ export class TrackerServer implements TransportHandler<Connection> {
         this.swarms.set(msg.infoHash, swarm);
       }
       if (swarm.size >= this.options.maxPeersPerSwarm) return 'swarm-full';
+      // Many peer ids from one place would fill the swarm or take most of its offers (eclipse).
+      if (swarm.membersFrom(conn.address.key) >= this.options.maxPeersPerSwarmPerIp) return 'too-many-peers-from-ip';
+      let onThisConnection = 0;
+      for (const joined of conn.joined.values()) if (joined.infoHash === msg.infoHash) onThisConnection++;
+      if (onThisConnection >= this.options.maxPeersPerSwarmPerConnection) return 'too-many-peers-per-connection';
       member = {
         peerId: msg.peerId,
         prefix: conn.prefix,
+        address: conn.address.key,
         complete: msg.left === 0 || msg.event === 'completed',
         report: undefined,
         listIndex: -1,
@@ -562,6 +595,9 @@ export class TrackerServer implements TransportHandler<Connection> {
   /** Expires peers that stopped announcing, closes idle and dead connections, pings the rest. */
   private sweep(): void {
     const now = this.options.now();
+    for (const [key, address] of this.addresses) {
+      if (address.connections <= 0 && now - address.windowStart >= this.options.rateWindowMs) this.addresses.delete(key);
+    }
     for (const conn of this.connections) {
       for (const member of [...conn.joined.values()]) {
         if (member.expiresAt <= now) this.leave(member);

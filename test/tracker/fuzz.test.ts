@@ -42,7 +42,7 @@ beforeAll(async () => {
 afterAll(() => rmSync(entry, { force: true }));
 
 async function startTrackerProcess(transport: TransportKind): Promise<void> {
-  child = spawn(process.execPath, [entry, '--port', '0', '--transport', transport, '--max-frame-bytes', String(MAX_FRAME_BYTES), '--max-swarms', '500', '--max-peers-per-swarm', '50', '--log-level', 'error'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child = spawn(process.execPath, [entry, '--port', '0', '--transport', transport, '--max-frame-bytes', String(MAX_FRAME_BYTES), '--max-swarms', '500', '--max-peers-per-swarm', '50', '--max-messages-per-window-per-ip', '1000000', '--log-level', 'error'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   const m = await waitFor('tracker process', () => /listening on (ws:\/\/[\d.:]+)/.exec(out), 15_000);

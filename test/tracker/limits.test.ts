@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { LogEntry } from '../../src/tracker/index.js';
 import { announce, hex, isFailure, isOffer, isReply, offers, randomId, TestClient, waitFor, TRANSPORTS, useTrackerFixture } from './helpers.js';
 
 const fx = useTrackerFixture();
@@ -70,6 +71,88 @@ describe.each(TRANSPORTS)('tracker abuse limits, %s transport', (kind) => {
     expect(fx.tracker.stats().rejections).toMatchObject({ 'too-many-connections-from-ip': 1, 'too-many-connections': 1 });
   });
 
+  it('takes the client address from the right-most untrusted X-Forwarded-For entry, never a client-written one', async () => {
+    const refused: LogEntry[] = [];
+    await start({ maxConnectionsPerIp: 1, trustProxy: true, logger: { log: (e) => e.event === 'connection:refused' && refused.push(e) } });
+    // One proxy in front: whatever the client wrote left of the proxy's entry is ignored.
+    await client({ headers: { 'X-Forwarded-For': '203.0.113.5, 192.0.2.7' } });
+    const second = await client({ headers: { 'X-Forwarded-For': '198.51.100.9, 192.0.2.7' } });
+    expect(await second.closed).toEqual({ code: 1013, reason: 'too many connections from this address' });
+    expect(refused.map((e) => e.ip)).toEqual(['192.0.2.7']);
+    await fx.tracker.close();
+
+    // A chain of trusted proxies is walked back to the first address none of them wrote.
+    refused.length = 0;
+    await start({ maxConnectionsPerIp: 1, trustedProxies: ['127.0.0.1', '10.0.0.0/8'], logger: { log: (e) => e.event === 'connection:refused' && refused.push(e) } });
+    await client({ headers: { 'X-Forwarded-For': '198.51.100.1, 192.0.2.9, 10.1.1.1' } });
+    const spoofed = await client({ headers: { 'X-Forwarded-For': '192.0.2.10, 192.0.2.9, 10.2.2.2' } });
+    expect(await spoofed.closed).toMatchObject({ code: 1013 });
+    const other = await client({ headers: { 'X-Forwarded-For': '192.0.2.9, 192.0.2.10' } });
+    other.send(announce(randomId(), randomId()));
+    await other.next(isReply);
+    expect(refused.map((e) => e.ip)).toEqual(['192.0.2.9']);
+    await fx.tracker.close();
+
+    // A connection that is not from a trusted proxy keeps its own address, whatever it claims.
+    refused.length = 0;
+    await start({ maxConnectionsPerIp: 1, trustedProxies: ['10.0.0.0/8'], logger: { log: (e) => e.event === 'connection:refused' && refused.push(e) } });
+    await client({ headers: { 'X-Forwarded-For': '192.0.2.1' } });
+    const direct = await client({ headers: { 'X-Forwarded-For': '192.0.2.2' } });
+    expect(await direct.closed).toMatchObject({ code: 1013 });
+    expect(refused.map((e) => e.ip)).toEqual(['127.0.0.1']);
+  });
+
+  it('counts an IPv6 /64 as one address', async () => {
+    await start({ maxConnectionsPerIp: 1, trustProxy: true });
+    await client({ headers: { 'X-Forwarded-For': '2001:db8:1:2::1' } });
+    const sameSubnet = await client({ headers: { 'X-Forwarded-For': '2001:db8:1:2:ffff:abcd::9' } });
+    expect(await sameSubnet.closed).toEqual({ code: 1013, reason: 'too many connections from this address' });
+    const otherSubnet = await client({ headers: { 'X-Forwarded-For': '2001:db8:1:3::1' } });
+    otherSubnet.send(announce(randomId(), randomId()));
+    await otherSubnet.next(isReply);
+  });
+
+  it('caps the peer ids one connection and one address hold in a swarm, so one host cannot fill or eclipse it', async () => {
+    await start({ trustProxy: true, maxPeersPerSwarmPerIp: 3 });
+    const h = randomId();
+    const home = { headers: { 'X-Forwarded-For': '192.0.2.1' } };
+    const a = await client(home);
+    a.send(announce(h, randomId()));
+    a.send(announce(h, randomId()));
+    a.send(announce(h, randomId()));
+    await a.next(isReply);
+    await a.next(isReply);
+    // Default: two peer ids per connection per swarm.
+    expect((await a.next())['failure reason']).toBe('too many peer ids on one connection in this swarm');
+    // Other swarms on the same connection are not affected.
+    a.send(announce(randomId(), randomId()));
+    await a.next(isReply);
+    const b = await client(home);
+    b.send(announce(h, randomId()));
+    await b.next(isReply);
+    b.send(announce(h, randomId()));
+    expect((await b.next())['failure reason']).toBe('too many peers from this address in this swarm');
+    const neighbour = await client({ headers: { 'X-Forwarded-For': '192.0.2.2' } });
+    neighbour.send(announce(h, randomId()));
+    expect(await neighbour.next(isReply)).toMatchObject({ incomplete: 4 });
+    expect(fx.tracker.stats().rejections).toMatchObject({ 'too-many-peers-per-connection': 1, 'too-many-peers-from-ip': 1 });
+  });
+
+  it('keeps the message budget per address across reconnects', async () => {
+    await start({ maxMessagesPerWindow: 100, maxMessagesPerWindowPerIp: 6, rateWindowMs: 60_000 });
+    const h = randomId();
+    const first = await client();
+    for (let i = 0; i < 4; i++) first.send(announce(h, randomId(), { event: 'stopped' }));
+    first.send({ action: 'scrape', info_hash: h });
+    await first.next((f) => f.action === 'scrape');
+    await first.close();
+    const again = await client();
+    for (let i = 0; i < 3; i++) again.send({ action: 'scrape', info_hash: h });
+    await again.next((f) => f.action === 'scrape');
+    expect((await again.next())['failure reason']).toBe('too many messages: slow down');
+    expect(again.frames.filter((f) => f.action === 'scrape')).toHaveLength(0);
+  });
+
   it('accepts only allowed page origins', async () => {
     await start({ allowOrigins: ['https://video.example', 'http://127.0.0.1:8080/'] });
     const ok = await client({ origin: 'https://video.example' });
@@ -95,7 +178,7 @@ describe.each(TRANSPORTS)('tracker abuse limits, %s transport', (kind) => {
   });
 
   it('caps peers per swarm, swarms per instance and peers per connection', async () => {
-    await start({ maxPeersPerSwarm: 2, maxSwarms: 2, maxSwarmsPerConnection: 3 });
+    await start({ maxPeersPerSwarm: 2, maxSwarms: 2, maxSwarmsPerConnection: 3, maxPeersPerSwarmPerConnection: 3 });
     const [h1, h2, h3] = [randomId(), randomId(), randomId()];
     const a = await client();
     const firstId = randomId();

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { addressKey, clientAddress, trustedProxyList } from '../../src/tracker/client-address.js';
 import { localityPrefix } from '../../src/tracker/locality.js';
 import { chooseTransport, loadNativeServer } from '../../src/tracker/native-transport.js';
 import { resolveOptions } from '../../src/tracker/options.js';
@@ -18,6 +19,42 @@ describe('localityPrefix', () => {
     ['', '?'],
   ])('%s -> %s', (ip, prefix) => {
     expect(localityPrefix(ip)).toBe(prefix);
+  });
+});
+
+describe('addressKey', () => {
+  it.each([
+    ['192.0.2.17', '192.0.2.17'],
+    ['::ffff:192.0.2.17', '192.0.2.17'],
+    ['2001:db8:1:2::5', '2001:db8:1:2::/64'],
+    ['2001:0db8:0001:0002:aaaa:bbbb:cccc:dddd', '2001:db8:1:2::/64'],
+    ['2001:db8::1', '2001:db8:0:0::/64'],
+    ['not-an-ip', 'not-an-ip'],
+  ])('%s -> %s', (ip, key) => {
+    expect(addressKey(ip)).toBe(key);
+  });
+});
+
+describe('clientAddress', () => {
+  const chain = trustedProxyList(['10.0.0.0/8', '192.0.2.1', 'fd00::/8']);
+  it.each([
+    // [TCP peer, X-Forwarded-For, trusted, client]
+    ['198.51.100.1', '203.0.113.9', undefined, '198.51.100.1'],
+    ['127.0.0.1', '203.0.113.9, 198.51.100.7', 'any', '198.51.100.7'],
+    ['127.0.0.1', ' 198.51.100.7 ', 'any', '198.51.100.7'],
+    ['127.0.0.1', undefined, 'any', '127.0.0.1'],
+    ['127.0.0.1', 'not-an-ip', 'any', '127.0.0.1'],
+    ['10.0.0.2', '203.0.113.9, 198.51.100.7, 10.9.9.9, 192.0.2.1', chain, '198.51.100.7'],
+    ['10.0.0.2', '10.1.1.1, 10.2.2.2', chain, '10.1.1.1'],
+    ['fd00::2', '2001:db8::1', chain, '2001:db8::1'],
+    ['198.51.100.1', '203.0.113.9', chain, '198.51.100.1'],
+    ['::ffff:10.0.0.2', '203.0.113.9', chain, '203.0.113.9'],
+  ] as const)('peer %s, X-Forwarded-For %s -> %s', (peer, header, trusted, expected) => {
+    expect(clientAddress(peer, header, trusted === 'any' || trusted === undefined ? trusted : chain)).toBe(expected);
+  });
+
+  it('refuses a trusted proxy that is neither an address nor a subnet', () => {
+    for (const bad of ['10.0.0.0/33', 'proxy.example', '10.0.0.0/', '::1/200', '1.2.3.4/8/9']) expect(() => trustedProxyList([bad])).toThrow(RangeError);
   });
 });
 
@@ -61,7 +98,7 @@ describe('parseClientFrame', () => {
 });
 
 describe('Swarm', () => {
-  const member = (prefix: string, complete = false): SwarmMember => ({ peerId: randomId(), prefix, complete, report: undefined, listIndex: -1, bucketIndex: -1 });
+  const member = (prefix: string, complete = false): SwarmMember => ({ peerId: randomId(), prefix, address: prefix, complete, report: undefined, listIndex: -1, bucketIndex: -1 });
 
   it('keeps counts and aggregates through add, complete, report and remove', () => {
     const s = new Swarm<SwarmMember>('h');

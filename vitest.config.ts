@@ -5,6 +5,8 @@ import { defineConfig } from 'vitest/config';
  * elsewhere (e.g. test/tracker/browser-interop.test.ts).
  */
 const BROWSER_TESTS = ['test/browser/**/*.test.ts', 'test/**/browser-*.test.ts'];
+/** The packed npm tarball installed into a scratch project (its own project: it builds the package once more). */
+const PACKAGE_TESTS = ['test/package/**/*.test.ts'];
 
 /**
  * Two projects: unit tests (pure Node, parallel) and browser tests (real Chromium, one file
@@ -19,6 +21,8 @@ const BROWSER_TESTS = ['test/browser/**/*.test.ts', 'test/**/browser-*.test.ts']
 const BROWSER_TIMEOUT_MS = 120_000;
 /** Per-test and per-hook timeout for unit tests, in ms: they are pure or use loopback servers and child processes; 60 s is only hit by a hang, even with both cores busy. */
 const UNIT_TIMEOUT_MS = 60_000;
+/** Timeout (ms) of the package test's setup: a whole build (about 20 s of CPU, a minute on a busy machine) and an install. */
+const PACKAGE_HOOK_TIMEOUT_MS = 300_000;
 
 export default defineConfig({
   test: {
@@ -30,9 +34,19 @@ export default defineConfig({
           environment: 'node',
           // bench/test/ checks the benchmark's own counters and report writer.
           include: ['test/**/*.test.ts', 'bench/test/**/*.test.mjs'],
-          exclude: [...BROWSER_TESTS, 'test/.cache/**', '**/node_modules/**'],
+          exclude: [...BROWSER_TESTS, ...PACKAGE_TESTS, 'test/.cache/**', '**/node_modules/**'],
           testTimeout: UNIT_TIMEOUT_MS,
           hookTimeout: UNIT_TIMEOUT_MS,
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        test: {
+          name: 'package',
+          environment: 'node',
+          include: PACKAGE_TESTS,
+          testTimeout: UNIT_TIMEOUT_MS,
+          hookTimeout: PACKAGE_HOOK_TIMEOUT_MS,
           sequence: { groupOrder: 0 },
         },
       },

@@ -14,6 +14,7 @@ import {
   EXIT_FAILURE,
   EXIT_USAGE,
   formatBytes,
+  packageRoot,
   isUsageError,
   packageVersion,
   parsePort,
@@ -23,7 +24,7 @@ import {
 } from './cli-support.js';
 import { startOriginServer } from './origin-server.js';
 
-export const USAGE = `Usage: peerfetch <command> [options]
+const USAGE_HEAD = `Usage: peerfetch <command> [options]
 
 Commands:
   manifest <dir> [--out FILE] [--piece-size 256KiB] [--base-url URL] [--watch]
@@ -38,9 +39,14 @@ Commands:
                         the manifest lists its segments
   tracker [--port 8000] [--host 127.0.0.1] ...
       Run the signaling tracker (peerfetch tracker --help for all options).
-  demo [--port 8080] [--host 127.0.0.1] [--tracker-port 8000] [--rate KBPS] [--viewers N]
+`;
+
+/** Only in a clone of the repository: the npm package leaves out the demo's page and media (3 MB). */
+const USAGE_DEMO = `  demo [--port 8080] [--host 127.0.0.1] [--tracker-port 8000] [--rate KBPS] [--viewers N]
       Serve the demo site with its tracker; prints the URLs to open.
-  origin <dir> [--port 0] [--host 127.0.0.1] [--rate KBPS] [--file /URL=FILE ...]
+`;
+
+const USAGE_TAIL = `  origin <dir> [--port 0] [--host 127.0.0.1] [--rate KBPS] [--file /URL=FILE ...]
       Serve <dir> as a static origin with Range support and byte counters
       (GET /__peerfetch/origin-stats). /peerfetch.js and /peerfetch-sw.js come from
       this package's dist/ unless <dir> has its own. --rate caps each connection,
@@ -48,6 +54,16 @@ Commands:
 
   peerfetch --help | --version
 `;
+
+/** Whether the demo's page and media are there (a clone of the repository, not the npm package). */
+export function demoAvailable(): boolean {
+  return existsSync(path.join(packageRoot(), 'demo', 'index.html'));
+}
+
+/** `peerfetch --help`: the demo is listed only where it can run. */
+export function usage(): string {
+  return USAGE_HEAD + (demoAvailable() ? USAGE_DEMO : '') + USAGE_TAIL;
+}
 
 type Print = (text: string) => void;
 const out: Print = (text) => process.stdout.write(text);
@@ -67,7 +83,7 @@ async function manifestCommand(argv: string[]): Promise<number> {
     },
   });
   if (values.help) {
-    out(USAGE);
+    out(usage());
     return 0;
   }
   if (positionals.length !== 1) {
@@ -131,7 +147,7 @@ async function originCommand(argv: string[]): Promise<number> {
     },
   });
   if (values.help) {
-    out(USAGE);
+    out(usage());
     return 0;
   }
   if (positionals.length !== 1) {
@@ -200,16 +216,20 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
 export async function runCli(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
-    (command === undefined ? err : out)(USAGE);
+    (command === undefined ? err : out)(usage());
     return command === undefined ? EXIT_USAGE : 0;
   }
   if (command === '--version' || command === '-v') {
     out(`${packageVersion()}\n`);
     return 0;
   }
+  if (command === 'demo' && !demoAvailable()) {
+    err('peerfetch demo: the demo (its page and media) comes with a clone of the peerfetch repository, not with the npm package: run `npm install && npm start` in a clone\n');
+    return EXIT_USAGE;
+  }
   const run = COMMANDS[command];
   if (!run) {
-    err(`peerfetch: unknown command "${command}"\n\n${USAGE}`);
+    err(`peerfetch: unknown command "${command}"\n\n${usage()}`);
     return EXIT_USAGE;
   }
   try {

@@ -6,6 +6,17 @@ export type { PeerfetchOptions } from './options.js';
 export type { PeerfetchStats } from './stats.js';
 export { PeerfetchError, type PeerfetchErrorCode } from '../shared/errors.js';
 
+declare global {
+  interface Window {
+    /**
+     * The instance the script tag (`dist/peerfetch.js`) started; undefined before it ran or
+     * without the script tag. TypeScript sites get this type from any import of 'peerfetch'
+     * (`import type {} from 'peerfetch'`) or `/// <reference types="peerfetch" />`.
+     */
+    peerfetch?: Peerfetch;
+  }
+}
+
 /**
  * Starts peerfetch on this page: registers the service worker, loads the manifest and joins
  * the page's swarm.

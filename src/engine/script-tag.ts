@@ -2,13 +2,6 @@
 // peerfetch from its own data- attributes and exposes the instance as `window.peerfetch`.
 import { optionsFromScript } from './options.js';
 import { start } from './index.js';
-import type { Peerfetch } from './peerfetch.js';
-
-declare global {
-  interface Window {
-    peerfetch?: Peerfetch;
-  }
-}
 
 // currentScript is only set while this script runs synchronously, also when inserted by script.
 const script = document.currentScript;

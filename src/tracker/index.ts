@@ -19,7 +19,13 @@ export async function startTracker(options: TrackerOptions = {}): Promise<Runnin
   const server = new TrackerServer(options);
   if (server.options.redisUrl) {
     // Loaded only when asked for, so a single-instance tracker never loads the Redis client.
-    const { connectRedisCluster } = await import('./redis-cluster.js');
+    const { connectRedisCluster } = await import('./redis-cluster.js').catch((error: NodeJS.ErrnoException) => {
+      // ioredis is an optional peer dependency: only scaled-out trackers install it.
+      if (error.code === 'ERR_MODULE_NOT_FOUND' && /ioredis/.test(error.message)) {
+        throw new Error('scale-out on Redis needs the ioredis package, which is not installed: npm install ioredis');
+      }
+      throw error;
+    });
     const cluster = await connectRedisCluster(server.options, (infoHash, toPeerId, frame) => server.deliver(infoHash, toPeerId, frame));
     server.cluster = cluster;
     server.instanceId = cluster.instanceId;

@@ -1,12 +1,29 @@
 import http from 'node:http';
-import { WebSocketServer, WebSocket, type RawData } from 'ws';
+import { createRequire } from 'node:module';
+import type { WebSocket, RawData } from 'ws';
 import { plainAddress, type ClientSocket, type HttpReply, type Transport, type TransportHandler, type TransportLimits } from './transport.js';
+
+/** The package the Node transport runs on: an optional peer dependency, so sites that only use the browser files do not install it. */
+export const WS_PACKAGE = 'ws';
+
+/**
+ * Loads `ws` when the Node transport is created (not when the tracker module is imported: a tracker
+ * on the native transport does not need it). Throws an Error that says what to install.
+ */
+export function loadWs(): typeof import('ws') {
+  try {
+    return createRequire(import.meta.url)(WS_PACKAGE) as typeof import('ws');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw error;
+    throw new Error(`the node transport needs the ${WS_PACKAGE} package, which is not installed: npm install ${WS_PACKAGE}`);
+  }
+}
 
 class NodeClientSocket implements ClientSocket {
   constructor(private readonly ws: WebSocket) {}
 
   get isOpen(): boolean {
-    return this.ws.readyState === WebSocket.OPEN;
+    return this.ws.readyState === this.ws.OPEN;
   }
 
   send(frame: string): void {
@@ -41,6 +58,7 @@ function textOf(data: RawData): string {
  * 7–9 KiB of memory here (Node's socket and stream objects), over ten times the native transport's.
  */
 export function createNodeTransport<C>(handler: TransportHandler<C>, limits: TransportLimits): Transport {
+  const { WebSocketServer } = loadWs();
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: limits.maxFrameBytes,

@@ -199,8 +199,18 @@ export class TrackerServer implements TransportHandler<Connection> {
     this.log = rateLimitLogger(this.options.logger, 20, this.options.now);
     const limits = { maxFrameBytes: this.options.maxFrameBytes, maxBufferedBytes: this.options.maxBufferedBytes };
     const choice = chooseTransport(this.options.transport);
-    this.transport = choice.kind === 'native' ? createNativeTransport(choice.uws, this, limits) : createNodeTransport(this, limits);
-    if (choice.kind === 'node') this.nativeUnavailable = choice.nativeUnavailable;
+    if (choice.kind === 'native') {
+      this.transport = createNativeTransport(choice.uws, this, limits);
+    } else {
+      try {
+        this.transport = createNodeTransport(this, limits);
+      } catch (error) {
+        // Neither transport can run: say what is missing for each.
+        const native = choice.nativeUnavailable ? `; the native transport is not available either: ${choice.nativeUnavailable}` : '';
+        throw new Error(`${(error as Error).message}${native}`);
+      }
+      this.nativeUnavailable = choice.nativeUnavailable;
+    }
   }
 
   async listen(): Promise<number> {

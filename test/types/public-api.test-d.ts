@@ -20,3 +20,4 @@ instance.addEventListener('error', (event) => expectTypeOf(event.detail.error).t
 instance.addEventListener('peer:unknown', () => {});
 // @ts-expect-error: tracker must be a string or a list of strings
 start({ tracker: 42 });
+expectTypeOf(window.peerfetch).toEqualTypeOf<Peerfetch | undefined>();

@@ -1,0 +1,244 @@
+/**
+ * The npm package as a user gets it: the repository's tracked files copied without dist/ (a fresh
+ * clone), `npm pack` there (its prepack builds dist/), the tarball installed into a scratch project
+ * with the registry out of reach (`npm install --offline`: the package has no install-time
+ * dependencies), and every entry point used from there.
+ */
+import { execFile, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import vm from 'node:vm';
+import { build } from 'esbuild';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const NODE_MODULES = path.join(ROOT, 'node_modules');
+/** Bound (ms) for one npm or node command: a pack builds everything (about 20 s of CPU here). */
+const COMMAND_TIMEOUT_MS = 180_000;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(command, args, { cwd, timeout: COMMAND_TIMEOUT_MS, env: { ...process.env, ...env }, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** npm of the Node running this test (so a Node 24 run also packs and installs with Node 24). */
+function npm(args: string[], cwd: string): Promise<Run> {
+  const npmCli = path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js');
+  return existsSync(npmCli) ? run(process.execPath, [npmCli, ...args], cwd) : run('npm', args, cwd);
+}
+
+/** Runs an ES module in the scratch project, where `peerfetch` resolves to the installed tarball. */
+function node(scratch: string, source: string): Promise<Run> {
+  return run(process.execPath, ['--input-type=module', '-e', source], scratch);
+}
+
+let work: string;
+let scratch: string;
+let tarballFiles: string[];
+let installed: string;
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'peerfetch-package-'));
+  const clone = path.join(work, 'clone');
+  const tracked = spawnSync('git', ['ls-files', '-z'], { cwd: ROOT, encoding: 'utf8' });
+  if (tracked.status !== 0) throw new Error(`git ls-files failed: ${tracked.stderr}`);
+  for (const file of tracked.stdout.split('\0').filter(Boolean)) {
+    if (!existsSync(path.join(ROOT, file))) continue; // deleted in the working tree
+    await mkdir(path.dirname(path.join(clone, file)), { recursive: true });
+    await cp(path.join(ROOT, file), path.join(clone, file));
+  }
+  // The clone's dependencies are the repository's (npm ci already ran there); dist/ is not copied.
+  await symlink(NODE_MODULES, path.join(clone, 'node_modules'), 'dir');
+  const pack = await npm(['pack', '--json', '--pack-destination', work], clone);
+  if (pack.code !== 0) throw new Error(`npm pack failed (${pack.code}): ${pack.stderr.slice(-2000)}`);
+  const [packed] = JSON.parse(pack.stdout.slice(pack.stdout.indexOf('['))) as { filename: string; files: { path: string }[] }[];
+  tarballFiles = packed!.files.map((file) => file.path).sort();
+  const tarball = path.join(work, packed!.filename);
+
+  scratch = path.join(work, 'site');
+  await mkdir(scratch);
+  await writeFile(path.join(scratch, 'package.json'), JSON.stringify({ name: 'scratch-site', private: true, type: 'module' }));
+  const install = await npm(['install', '--offline', '--no-audit', '--no-fund', '--ignore-scripts', tarball], scratch);
+  if (install.code !== 0) throw new Error(`npm install of the tarball failed (${install.code}): ${install.stderr.slice(-2000)}`);
+  installed = path.join(scratch, 'node_modules', 'peerfetch');
+}, COMMAND_TIMEOUT_MS * 2);
+
+afterAll(async () => {
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+/** Makes an optional peer dependency available to the scratch project (the repository's copy). */
+async function provide(name: string): Promise<void> {
+  const target = path.join(scratch, 'node_modules', name);
+  if (existsSync(target)) return;
+  await mkdir(path.dirname(target), { recursive: true });
+  await symlink(path.join(NODE_MODULES, name), target, 'dir');
+}
+
+describe('the packed tarball', () => {
+  it('holds the built files, the bin and the docs, and no sources, tests or demo', () => {
+    for (const file of [
+      'package.json',
+      'README.md',
+      'LICENSE',
+      'bin/peerfetch.js',
+      'dist/peerfetch.js',
+      'dist/peerfetch-sw.js',
+      'dist/peerfetch.mjs',
+      'dist/node/cli.mjs',
+      'dist/node/tracker.mjs',
+      'dist/node/manifest.mjs',
+      'dist/types/engine/index.d.ts',
+      'dist/types/tracker/index.d.ts',
+      'dist/types/cli/build-manifest.d.ts',
+    ]) {
+      expect(tarballFiles, file).toContain(file);
+    }
+    expect(tarballFiles.filter((file) => /^(src|test|bench|demo|deploy)\//.test(file))).toEqual([]);
+  });
+
+  it('installs without any other package: the browser libraries are bundled, the tracker packages are optional peers', async () => {
+    const manifest = JSON.parse(await readFile(path.join(installed, 'package.json'), 'utf8')) as Record<string, unknown>;
+    expect(manifest.dependencies ?? {}).toEqual({});
+    expect(Object.keys(manifest.peerDependencies as object).sort()).toEqual(['@trufflesuite/uws-js-unofficial', 'ioredis', 'ws']);
+    expect(Object.values(manifest.peerDependenciesMeta as Record<string, { optional: boolean }>).every((meta) => meta.optional)).toBe(true);
+    expect(manifest).toMatchObject({ sideEffects: expect.arrayContaining(['./dist/peerfetch.js', './dist/peerfetch-sw.js']), keywords: expect.arrayContaining(['p2p', 'webrtc']) });
+    expect((await readdir(path.join(scratch, 'node_modules'))).filter((name) => !name.startsWith('.'))).toEqual(['peerfetch']);
+  });
+});
+
+describe('entry points of the installed package', () => {
+  it("'peerfetch' bundles for the browser with idb and workbox-window inside", async () => {
+    await writeFile(path.join(scratch, 'main.js'), "import { start, PeerfetchError } from 'peerfetch';\nglobalThis.peerfetchEntry = { start, PeerfetchError };\n");
+    const result = await build({
+      entryPoints: [path.join(scratch, 'main.js')],
+      absWorkingDir: scratch,
+      bundle: true,
+      format: 'esm',
+      platform: 'browser',
+      write: false,
+      metafile: true,
+      logLevel: 'silent',
+    });
+    const inputs = Object.keys(result.metafile.inputs);
+    expect(inputs).toContain('node_modules/peerfetch/dist/peerfetch.mjs');
+    // Nothing else was pulled in from the site's node_modules: the ESM build carries its dependencies.
+    expect(inputs.filter((input) => input.startsWith('node_modules/') && !input.startsWith('node_modules/peerfetch/'))).toEqual([]);
+    const code = result.outputFiles[0]!.text;
+    expect(code).not.toMatch(/\bfrom\s*["'](idb|workbox-window)["']/);
+    expect(code).toContain('function start(');
+  });
+
+  it.each([
+    ['peerfetch/script', 'dist/peerfetch.js'],
+    ['peerfetch/sw', 'dist/peerfetch-sw.js'],
+  ])('%s resolves to %s, a self-contained classic script', async (specifier, file) => {
+    const resolved = await node(scratch, `process.stdout.write(import.meta.resolve(${JSON.stringify(specifier)}))`);
+    expect(resolved.stdout).toBe(`file://${path.join(installed, file)}`);
+    const source = await readFile(path.join(installed, file), 'utf8');
+    // A classic script compiles as a Script (an ES module's import/export would not), and loads nothing else.
+    expect(() => new vm.Script(source, { filename: file })).not.toThrow();
+    expect(source).not.toMatch(/\bimportScripts\(|\bimport\(/);
+  });
+
+  it('types window.peerfetch, start() and the tracker for TypeScript users', async () => {
+    await writeFile(
+      path.join(scratch, 'site.ts'),
+      [
+        "import type {} from 'peerfetch';",
+        "import { startTracker } from 'peerfetch/tracker';",
+        "import { buildManifest } from 'peerfetch/manifest';",
+        'const ratio: number | undefined = window.peerfetch?.getStats().offloadRatio;',
+        "window.peerfetch?.addEventListener('peer:connect', (event) => event.detail.peerId.toUpperCase());",
+        '// @ts-expect-error: not a peerfetch event',
+        "window.peerfetch?.addEventListener('peer:unknown', () => {});",
+        'const tracker: Promise<{ url: string; transport: string }> = startTracker({ port: 0 });',
+        "const built: Promise<{ warnings: string[] }> = buildManifest('public');",
+        'export { ratio, tracker, built };',
+        '',
+      ].join('\n'),
+    );
+    await writeFile(
+      path.join(scratch, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          target: 'es2022',
+          module: 'esnext',
+          moduleResolution: 'bundler',
+          strict: true,
+          noEmit: true,
+          lib: ['es2022', 'dom'],
+          types: ['node'],
+          typeRoots: [path.join(NODE_MODULES, '@types')],
+        },
+        files: ['site.ts'],
+      }),
+    );
+    const tsc = await run(process.execPath, [path.join(NODE_MODULES, 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], scratch);
+    expect(tsc.stdout + tsc.stderr).toBe('');
+    expect(tsc.code).toBe(0);
+  });
+
+  it("'peerfetch/manifest' hashes a folder", async () => {
+    await mkdir(path.join(scratch, 'public', 'media'), { recursive: true });
+    await writeFile(path.join(scratch, 'public', 'media', 'film.mp4'), Buffer.alloc(300_000, 3));
+    const result = await node(
+      scratch,
+      "import { buildManifest } from 'peerfetch/manifest';\n" +
+        "const { manifest } = await buildManifest('public');\n" +
+        'process.stdout.write(JSON.stringify(manifest.assets.map((a) => [a.url, a.size, a.pieces.length])));',
+    );
+    expect(result.stderr).toBe('');
+    expect(JSON.parse(result.stdout)).toEqual([['/media/film.mp4', 300_000, 2]]);
+  });
+
+  it("'peerfetch/tracker' names the package to install while neither transport is there, then serves /health", async () => {
+    const start = "import { startTracker } from 'peerfetch/tracker';\n";
+    const missing = await node(scratch, `${start}await startTracker({ port: 0, host: '127.0.0.1', transport: 'node' });`);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toContain('npm install ws');
+
+    await provide('ws');
+    const health = await node(
+      scratch,
+      `${start}const tracker = await startTracker({ port: 0, host: '127.0.0.1', transport: 'node', logger: { log() {} } });\n` +
+        'const health = await (await fetch(`${tracker.httpUrl}/health`)).json();\n' +
+        'await tracker.close();\nprocess.stdout.write(JSON.stringify([tracker.transport, health.transport]));',
+    );
+    expect(health.stderr).toBe('');
+    expect(JSON.parse(health.stdout)).toEqual(['node', 'node']);
+
+    const redis = await node(scratch, `${start}await startTracker({ port: 0, host: '127.0.0.1', transport: 'node', redisUrl: 'redis://127.0.0.1:9', logger: { log() {} } });`);
+    expect(redis.code).not.toBe(0);
+    expect(redis.stderr).toContain('npm install ioredis');
+  });
+
+  it('the CLI runs through npx: its help, a manifest, and the demo is not offered', async () => {
+    const help = await run('npx', ['--offline', 'peerfetch', '--help'], scratch);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('manifest <dir>');
+    expect(help.stdout).toContain('tracker');
+    expect(help.stdout).not.toMatch(/^\s+demo\b/m);
+
+    const demo = await run('npx', ['--offline', 'peerfetch', 'demo'], scratch);
+    expect(demo.code).toBe(2);
+    expect(demo.stderr).toContain('clone of the peerfetch repository');
+
+    const manifest = await run('npx', ['--offline', 'peerfetch', 'manifest', 'public'], scratch);
+    expect(manifest.code).toBe(0);
+    const written = JSON.parse(await readFile(path.join(scratch, 'public', 'peerfetch-manifest.json'), 'utf8')) as { assets: { url: string }[] };
+    expect(written.assets.map((asset) => asset.url)).toEqual(['/media/film.mp4']);
+  });
+});

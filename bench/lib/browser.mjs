@@ -26,8 +26,12 @@ export const CHROMIUM_ARGS = [
 /** Token appended to each viewer's User-Agent; the origin attributes bytes per viewer by it. */
 export const VIEWER_UA_TOKEN = 'peerfetch-viewer/';
 
-export function launchChromium() {
-  return chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: [...CHROMIUM_ARGS] });
+/**
+ * @param {{ executablePath?: string, extraArgs?: string[] }} [options] another executable (a topology
+ *   visitor's Chromium inside its network namespace) and flags appended to the list above
+ */
+export function launchChromium({ executablePath = CHROMIUM_PATH, extraArgs = [] } = {}) {
+  return chromium.launch({ executablePath, headless: true, args: [...CHROMIUM_ARGS, ...extraArgs] });
 }
 
 /** Chromium's own User-Agent, read once from a throwaway context. */

@@ -58,17 +58,19 @@ export interface Servers {
   trackerUrl: string;
 }
 
-export async function startOrigin(dir: string, extra: string[] = []): Promise<{ origin: RunningProcess; originUrl: string }> {
-  const origin = await startProcess('node', ['bin/peerfetch.js', 'origin', dir, '--port', '0', ...extra], {
-    readyPattern: /http:\/\/127\.0\.0\.1:\d+/,
+/** Starts `peerfetch origin` on `host` (default 127.0.0.1; a topology's internet address for NAT tests). */
+export async function startOrigin(dir: string, extra: string[] = [], host = '127.0.0.1'): Promise<{ origin: RunningProcess; originUrl: string }> {
+  const origin = await startProcess('node', ['bin/peerfetch.js', 'origin', dir, '--port', '0', '--host', host, ...extra], {
+    readyPattern: /http:\/\/[\d.]+:\d+/,
     name: 'peerfetch origin',
   });
   return { origin, originUrl: origin.ready![0] };
 }
 
-export async function startTracker(): Promise<{ tracker: RunningProcess; trackerUrl: string }> {
-  const tracker = await startProcess('node', ['bin/peerfetch.js', 'tracker', '--port', '0'], {
-    readyPattern: /ws:\/\/127\.0\.0\.1:\d+/,
+/** Starts `peerfetch tracker` on `host` (default 127.0.0.1) with `extra` arguments (e.g. TURN settings). */
+export async function startTracker(host = '127.0.0.1', extra: string[] = []): Promise<{ tracker: RunningProcess; trackerUrl: string }> {
+  const tracker = await startProcess('node', ['bin/peerfetch.js', 'tracker', '--port', '0', '--host', host, ...extra], {
+    readyPattern: /ws:\/\/[\d.]+:\d+/,
     name: 'peerfetch tracker',
   });
   return { tracker, trackerUrl: tracker.ready![0] };
@@ -154,12 +156,18 @@ export async function waitUntilHeld(page: Page, url: string): Promise<void> {
 
 /**
  * A visitor that already holds the whole video at `/media/video.mp4` and seeds it: a new viewer
- * of `chromium` named `name`, on the fixture's test page with its tracker.
+ * of `chromium` named `name`, on the fixture's test page with its tracker (and further script-tag
+ * `attributes`, e.g. a swarm).
  */
-export async function openSeeder(chromium: ChromiumFixture, fixture: SiteFixture, name: string): Promise<{ context: BrowserContext; page: Page }> {
+export async function openSeeder(
+  chromium: Pick<ChromiumFixture, 'viewer'>,
+  fixture: Pick<SiteFixture, 'site' | 'originUrl' | 'trackerUrl'>,
+  name: string,
+  attributes: Record<string, string> = {},
+): Promise<{ context: BrowserContext; page: Page }> {
   const context = await chromium.viewer(name);
   const page = await context.newPage();
-  await openPage(page, fixture.originUrl, { tracker: fixture.trackerUrl });
+  await openPage(page, fixture.originUrl, { tracker: fixture.trackerUrl, ...attributes });
   expect((await fetchInPage(page, '/media/video.mp4')).sha256).toBe(fixture.site.videoSha256);
   await waitUntilHeld(page, '/media/video.mp4');
   return { context, page };

@@ -17,6 +17,14 @@ import { CHROMIUM_ARGS } from '../../src/cli/demo-viewers.js';
 /** Token appended to each viewer's User-Agent; the origin server attributes bytes per viewer by it. */
 export const VIEWER_UA_TOKEN = 'peerfetch-viewer/';
 
+/** Options of {@link launchChromium}. */
+export interface LaunchChromiumOptions {
+  /** Another executable, e.g. a topology visitor's `executablePath` (Chromium inside its network namespace). Default {@link CHROMIUM_PATH}. */
+  executablePath?: string;
+  /** Flags appended to the TESTING.md list (e.g. `secureOriginArgs(...)` of test/harness/topology.mjs). */
+  extraArgs?: readonly string[];
+}
+
 /**
  * Launches Debian's Chromium with the flags of docs/contributing.md ("Chromium"). Close it in afterAll
  * (or use {@link useChromium}, which does).
@@ -25,12 +33,12 @@ export const VIEWER_UA_TOKEN = 'peerfetch-viewer/';
  * const browser = await launchChromium();
  * afterAll(() => browser.close());
  */
-export async function launchChromium(): Promise<Browser> {
+export async function launchChromium(options: LaunchChromiumOptions = {}): Promise<Browser> {
   return chromium.launch({
-    executablePath: CHROMIUM_PATH,
+    executablePath: options.executablePath ?? CHROMIUM_PATH,
     headless: true,
     // Appended after Playwright's own switches, so our --disable-features is the one Chromium reads.
-    args: [...CHROMIUM_ARGS],
+    args: [...CHROMIUM_ARGS, ...(options.extraArgs ?? [])],
   });
 }
 

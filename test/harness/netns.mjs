@@ -2,7 +2,8 @@
 // delivery benchmark (bench/run.mjs): the caller re-executes itself under `unshare --net` (root on
 // Linux) and then sets up the new namespace with lo up and a veth pair 10.77.0.1/24 - 10.77.0.2/24
 // with a default route via 10.77.0.2, so WebRTC finds a non-loopback host candidate and nothing can
-// leave the machine. Names are local to the namespace, so fixed ones cannot clash.
+// leave the machine. Names are local to the namespace, so fixed ones cannot clash. NAT topologies
+// (homes behind routers, shaped lines) are built inside this namespace by ./topology.mjs.
 import { spawnSync } from 'node:child_process';
 
 const VETH_A = 'pf0';

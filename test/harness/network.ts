@@ -2,6 +2,11 @@ import { networkInterfaces } from 'node:os';
 
 /** Subnet of the veth pair that test/harness/run.mjs creates inside the private network namespace. */
 export const PRIVATE_SUBNET_PREFIX = '10.77.0.';
+/**
+ * The "internet" of test/harness/topology.mjs (198.18.0.0/15, RFC 2544's benchmark range, never
+ * routed on the real internet): its bridge adds such addresses to the namespace while a topology exists.
+ */
+const TOPOLOGY_INTERNET = /^198\.1[89]\./;
 
 /** What the harness knows about the network this test process sees. */
 export interface PrivateNetworkStatus {
@@ -23,7 +28,7 @@ export function privateNetworkStatus(): PrivateNetworkStatus {
   }
   // Trust the env flag only when the interfaces agree: a namespace with a real outward
   // address would let Chromium's ICE leave the machine.
-  const onlyPrivate = addresses.length > 0 && addresses.every((a) => a.startsWith(PRIVATE_SUBNET_PREFIX) || a.startsWith('fe80:'));
+  const onlyPrivate = addresses.length > 0 && addresses.every((a) => a.startsWith(PRIVATE_SUBNET_PREFIX) || TOPOLOGY_INTERNET.test(a) || a.startsWith('fe80:'));
   return {
     insideNamespace: process.env.PEERFETCH_NETNS === '1' && onlyPrivate,
     hostAllowed: process.env.PEERFETCH_ALLOW_HOST_WEBRTC === '1',

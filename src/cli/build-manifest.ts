@@ -3,7 +3,7 @@
  * pieces that peers will exchange. Returns data and warnings; writing the file and printing are
  * the CLI's job (docs/contributing.md: the CLI is a thin shell over library calls).
  */
-import { lstat, open, readdir, realpath, stat } from 'node:fs/promises';
+import { lstat, open, readFile, readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { PeerfetchError } from '../shared/errors.js';
 import { sha256Hex } from '../shared/integrity.js';
@@ -126,8 +126,35 @@ export interface FoundFile {
   relative: string[];
 }
 
-/** Plain code-unit order, so the output does not depend on the machine's locale. */
-function byName(a: string, b: string): number {
+const DIGIT_RUNS = /(\d+)/;
+
+/**
+ * Natural order: runs of digits compare as numbers, so ffmpeg's `seg2.ts` comes before
+ * `seg10.ts` (plain string order puts seg10 first and the engine would read ahead the wrong
+ * segments); everything else compares by code unit, so the output does not depend on the
+ * machine's locale. Names equal as numbers (`seg01`, `seg1`) fall back to code-unit order.
+ *
+ * @example
+ * ['seg10.ts', 'seg2.ts'].sort(naturalOrder) // ['seg2.ts', 'seg10.ts']
+ */
+export function naturalOrder(a: string, b: string): number {
+  const left = a.split(DIGIT_RUNS);
+  const right = b.split(DIGIT_RUNS);
+  // split() with a capture group alternates text, digits, text, ...: odd indexes are digit runs.
+  for (let i = 0; i < Math.min(left.length, right.length); i++) {
+    const x = left[i]!;
+    const y = right[i]!;
+    if (x === y) continue;
+    if (i % 2 === 1) {
+      const xDigits = x.replace(/^0+(?=\d)/, '');
+      const yDigits = y.replace(/^0+(?=\d)/, '');
+      if (xDigits.length !== yDigits.length) return xDigits.length - yDigits.length;
+      if (xDigits !== yDigits) return xDigits < yDigits ? -1 : 1;
+      continue;
+    }
+    return x < y ? -1 : 1;
+  }
+  if (left.length !== right.length) return left.length - right.length;
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
@@ -143,14 +170,19 @@ export function errorCode(error: unknown): string {
  * Depth-first walk in sorted order. Symlinks are followed when they stay inside the root
  * (each real folder visited once, so link cycles end); anything else is a warning.
  */
-async function walk(root: string, warnings: string[], outFile: string | undefined): Promise<FoundFile[]> {
+async function walk(
+  root: string,
+  warnings: string[],
+  outFile: string | undefined,
+): Promise<{ found: FoundFile[]; playlists: FoundFile[] }> {
   const found: FoundFile[] = [];
+  const playlists: FoundFile[] = [];
   const visitedFolders = new Set<string>([root]);
 
   async function visit(folder: string, relative: string[]): Promise<void> {
     let names: string[];
     try {
-      names = (await readdir(folder)).sort(byName);
+      names = (await readdir(folder)).sort(naturalOrder);
     } catch (error) {
       if (relative.length === 0) throw error;
       warnings.push(`skipped ${relative.join('/')}/: unreadable folder (${errorCode(error)})`);
@@ -188,13 +220,71 @@ async function walk(root: string, warnings: string[], outFile: string | undefine
         continue;
       }
       if (outFile !== undefined && real === outFile) continue;
+      if (extensionOf(name) === 'm3u8') playlists.push({ file: real, relative: entryRelative });
       if (isNeverAsset(name)) continue;
       found.push({ file: real, relative: entryRelative });
     }
   }
 
   await visit(root, []);
-  return found;
+  return { found, playlists };
+}
+
+/** Largest playlist read for its segment order (bytes): a media playlist of hours of 2 s segments is well under it. */
+const MAX_PLAYLIST_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The files an HLS playlist names, in its order, as paths relative to the root (segments and
+ * `EXT-X-MAP` init sections; absolute URLs and paths outside the root are not files of this walk).
+ */
+async function playlistEntries(playlist: FoundFile, warnings: string[]): Promise<string[]> {
+  let text: string;
+  try {
+    if ((await stat(playlist.file)).size > MAX_PLAYLIST_BYTES) return [];
+    text = await readFile(playlist.file, 'utf8');
+  } catch (error) {
+    warnings.push(`${playlist.relative.join('/')}: unreadable playlist, its segments keep name order (${errorCode(error)})`);
+    return [];
+  }
+  const base = new URL(`file:///root/${playlist.relative.map(encodeURIComponent).join('/')}`);
+  const entries: string[] = [];
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    const uri = line.startsWith('#EXT-X-MAP:') ? /URI="([^"]*)"/.exec(line)?.[1] : line && !line.startsWith('#') ? line : undefined;
+    if (uri === undefined) continue;
+    let resolved: URL;
+    try {
+      resolved = new URL(uri, base);
+    } catch {
+      continue;
+    }
+    if (resolved.protocol !== 'file:' || !resolved.pathname.startsWith('/root/')) continue;
+    entries.push(resolved.pathname.slice('/root/'.length).split('/').map(decodeURIComponent).join('/'));
+  }
+  return entries;
+}
+
+/**
+ * Puts the segments that a playlist names in the playlist's order: the manifest's order is the
+ * play order the engine reads ahead in (ManifestAsset.index), and a packager may name segments
+ * in any way. Each file keeps the place of one of the playlist's files, so the rest of the order
+ * (natural name order) is untouched; a file named by several playlists follows the first.
+ */
+async function inPlaylistOrder(found: FoundFile[], playlists: FoundFile[], warnings: string[]): Promise<FoundFile[]> {
+  const ordered = [...found];
+  const position = new Map(found.map((entry, index) => [entry.relative.join('/'), index]));
+  const placed = new Set<string>();
+  for (const playlist of playlists) {
+    const named = (await playlistEntries(playlist, warnings)).filter((key, index, all) => {
+      return position.has(key) && !placed.has(key) && all.indexOf(key) === index;
+    });
+    const slots = named.map((key) => position.get(key)!).sort((a, b) => a - b);
+    named.forEach((key, index) => {
+      ordered[slots[index]!] = found[position.get(key)!]!;
+      placed.add(key);
+    });
+  }
+  return ordered;
 }
 
 /**
@@ -254,7 +344,8 @@ export async function hashFile(
 }
 
 /**
- * Builds the manifest of the assets in `dir`: every file, in sorted path order, except the
+ * Builds the manifest of the assets in `dir`: every file, in natural path order (`seg2` before
+ * `seg10`) with the segments an HLS playlist names in its order, except the
  * manifest itself, dotfiles, playlists (.m3u8, .mpd), page code and documents, and empty files.
  * Throws `PeerfetchError('manifest-dir-missing')` when `dir` is not a readable folder and
  * `PeerfetchError('option-invalid')` for a bad piece size or base URL; everything else that
@@ -286,9 +377,9 @@ export async function buildManifest(dir: string, options: BuildManifestOptions =
   }
 
   const warnings: string[] = [];
-  let files: FoundFile[];
+  let walked: { found: FoundFile[]; playlists: FoundFile[] };
   try {
-    files = await walk(root, warnings, outFile);
+    walked = await walk(root, warnings, outFile);
   } catch (error) {
     throw new PeerfetchError('manifest-dir-missing', `${dir} is not a readable folder (${errorCode(error)})`, {
       dir,
@@ -296,6 +387,7 @@ export async function buildManifest(dir: string, options: BuildManifestOptions =
     });
   }
 
+  const files = await inPlaylistOrder(walked.found, walked.playlists, warnings);
   const assets: ManifestAssetJson[] = [];
   for (const found of files) {
     const hashed = await hashFile(found, pieceSize, warnings);

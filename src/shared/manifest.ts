@@ -72,7 +72,8 @@ export interface ManifestAsset extends ManifestAssetJson {
   id: string;
   /**
    * Play order within the asset's stream: its `sequence`, or else its position in the manifest
-   * (which lists files in name order, so HLS segments are in play order).
+   * (`peerfetch manifest` writes HLS segments in their playlist's order, else in natural name
+   * order: seg2 before seg10).
    */
   index: number;
   /** The live stream the asset is a segment of (it is under that stream's folder), if any. */

@@ -243,3 +243,48 @@ describe('buildManifest', () => {
     await expectCode(buildManifest(dir()), 'manifest-dir-missing');
   });
 });
+
+describe('buildManifest: play order of segments', () => {
+  it('orders numbered names naturally (ffmpeg writes seg2 before seg10)', async () => {
+    const names = ['seg10.ts', 'seg9.ts', 'seg0.ts', 'seg1.ts', 'seg2.ts', 'seg11.ts', 'seg100.ts'];
+    const root = await makeTree(Object.fromEntries(names.map((name, i) => [`hls/${name}`, bytes(100, i + 1)])));
+    const { manifest } = await buildManifest(root);
+    expect(manifest.assets.map((asset) => asset.url)).toEqual(
+      ['seg0', 'seg1', 'seg2', 'seg9', 'seg10', 'seg11', 'seg100'].map((name) => `/hls/${name}.ts`),
+    );
+  });
+
+  it('follows the order a playlist names its segments in, whatever their names', async () => {
+    const root = await makeTree({
+      'hls/index.m3u8': [
+        '#EXTM3U',
+        '#EXT-X-MAP:URI="init.mp4"',
+        '#EXTINF:2,',
+        'zeta.m4s',
+        '#EXTINF:2,',
+        'alpha.m4s',
+        '#EXTINF:2,',
+        'sub/mid.m4s',
+        '#EXTINF:2,',
+        'https://cdn.example/elsewhere.m4s',
+        '#EXT-X-ENDLIST',
+      ].join('\n'),
+      'hls/alpha.m4s': bytes(100, 1),
+      'hls/init.mp4': bytes(100, 2),
+      'hls/sub/mid.m4s': bytes(100, 3),
+      'hls/zeta.m4s': bytes(100, 4),
+      'hls/unlisted.m4s': bytes(100, 5),
+      'poster.jpg': bytes(100, 6),
+    });
+    const { manifest } = await buildManifest(root);
+    // The playlist's files fill the places their names had; other files keep natural order.
+    expect(manifest.assets.map((asset) => asset.url)).toEqual([
+      '/hls/init.mp4',
+      '/hls/zeta.m4s',
+      '/hls/alpha.m4s',
+      '/hls/unlisted.m4s',
+      '/hls/sub/mid.m4s',
+      '/poster.jpg',
+    ]);
+  });
+});

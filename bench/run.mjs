@@ -5,12 +5,15 @@
 // p2p-media-loader v2 (HLS) and WebTorrent 3.0.21 (MP4), each with N viewers in a staggered and a
 // flash-crowd scenario, against a throttled origin that counts what it sends to each viewer.
 //
-//   node bench/run.mjs [--systems a,b] [--scenarios staggered,flash] [--viewers 4] [--seconds 60]
+//   node bench/run.mjs [--systems a,b] [--scenarios staggered,flash,wan] [--viewers 4] [--seconds 60]
 //                      [--rate-kbps 3000] [--write | --no-write]
 //
 // Systems: origin-mp4, origin-hls, peerfetch-mp4, peerfetch-hls, p2pml, webtorrent
-// (shorthands: origin, peerfetch). The Delivery section of BENCHMARKS.md is rewritten after a
-// default (complete) run, or with --write; results of every run go to bench/.cache/results/.
+// (shorthands: origin, peerfetch). Scenarios: staggered, flash (the default pair, on one LAN) and
+// wan (each viewer alone in a home behind a NAT on a shaped line, see WAN_HOME in bench/lib/runs.mjs;
+// `all` = the three). The Delivery section of BENCHMARKS.md is rewritten after a default (complete)
+// run, or with --write; with --write, a run of the wan scenario alone rewrites the WAN section
+// instead. Results of every run go to bench/.cache/results/.
 //
 // The harness's own tests (origin counters, goal checks, BENCHMARKS.md writer) are part of npm test.
 //
@@ -72,19 +75,21 @@ function parseArgs(args, runs) {
     else if (flag === '--no-write') options.write = false;
     else throw new Error(`unknown option ${flag} (see the header of bench/run.mjs)`);
   }
-  const expand = (list, all, aliases, what) =>
+  const expand = (list, all, aliases, what, defaults = Object.keys(all)) =>
     list === null
-      ? Object.keys(all)
+      ? defaults
       : [...new Set(list.flatMap((id) => aliases[id] ?? [id]))].map((id) => {
           if (!all[id]) throw new Error(`unknown ${what} ${id}; known: ${Object.keys(all).join(', ')}`);
           return id;
         });
   const isDefault = options.systems === null && options.scenarios === null && options.viewers === 4 && options.seconds === 60 && options.rateKbps === 3000;
   options.systems = expand(options.systems, runs.SYSTEMS, runs.SYSTEM_ALIASES, 'system');
-  options.scenarios = expand(options.scenarios, runs.SCENARIOS, runs.SCENARIO_ALIASES, 'scenario');
+  options.scenarios = expand(options.scenarios, runs.SCENARIOS, runs.SCENARIO_ALIASES, 'scenario', runs.DEFAULT_SCENARIOS);
   if (!(options.viewers >= 2 && options.viewers <= 8)) throw new Error('--viewers must be 2..8 (a 2-core machine plays at most ~8 videos at once)');
   if (!(options.seconds >= 10 && options.seconds <= 600)) throw new Error('--seconds must be 10..600');
   options.write ??= isDefault;
+  // WebTorrent picks its own (public) STUN servers and has no page setting here for the run's own.
+  if (options.scenarios.includes('wan') && options.systems.includes('webtorrent')) throw new Error('the wan scenario runs origin-*, peerfetch-* and p2pml; leave webtorrent out (--systems)');
   return options;
 }
 
@@ -171,9 +176,11 @@ async function benchmark() {
   await writeFile(resultsFile, JSON.stringify({ options, versions, media: mediaInfo, results, summaries, goals: goalList }, null, 2));
   log(`raw results: ${resultsFile}`);
 
+  // A run of the WAN scenario alone writes its own section; any other run writes Delivery.
+  const wanOnly = options.scenarios.length === 1 && options.scenarios[0] === 'wan';
   if (options.write) {
     // Hand-written reading of the figures (what limits them), kept beside the code so a rerun keeps it.
-    const notesFile = join(root, 'bench', 'delivery-notes.md');
+    const notesFile = join(root, 'bench', wanOnly ? 'wan-notes.md' : 'delivery-notes.md');
     const notes = existsSync(notesFile) ? readFileSync(notesFile, 'utf8') : '';
     const body = [
       `Command: \`${command}\` — ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC, ${minutes} min for ${plan.length} runs.`,
@@ -184,7 +191,12 @@ async function benchmark() {
         `a ${options.seconds} s H.264 test video at ${VIDEO_KBPS} kbit/s as MP4 (faststart, ${(mediaInfo.mp4Bytes / 1e6).toFixed(2)} MB) and as HLS with 2 s segments (${(mediaInfo.hlsBytes / 1e6).toFixed(2)} MB with the playlist); ` +
         `origin capped at ${options.rateKbps} kbit/s per TCP connection for the video (MP4, playlists, segments; pages and player scripts are not capped, as if served by a separate page host); staggered = joins 8 s apart, flash crowd = all join together; ` +
         'a fresh tracker (`peerfetch tracker`, used by every P2P system), origin and Chromium per run, inside a private network namespace. ' +
-        'Viewers stay on the page after their video ends until the last viewer finishes.',
+        'Viewers stay on the page after their video ends until the last viewer finishes.' +
+        (options.scenarios.includes('wan')
+          ? ` WAN = joins 8 s apart like staggered, but each viewer alone in its own home behind a NAT router (network namespaces, iptables MASQUERADE, unsolicited inbound dropped; test/harness/topology.mjs), its own Chromium process inside it, the servers on the "internet" (198.18.0.0/15); ` +
+            `each home's line capped at ${runs.WAN_HOME.uplinkKbit / 1000} Mbit/s up and ${runs.WAN_HOME.downlinkKbit / 1000} Mbit/s down (tc tbf, 400 ms queue) with ${runs.WAN_HOME.lossPercent}% random loss each way (iptables statistic); ` +
+            'no added delay (this kernel has no netem qdisc; round trips stay under a millisecond). Every P2P system is given the same STUN server (coturn, STUN only) and connects through server-reflexive candidates.'
+          : ''),
       '',
       'Offload = 1 − origin bytes / bytes consumed, over all viewers of a run; origin bytes are the media bytes (MP4, playlists, segments) the origin itself counted per viewer (User-Agent token); ' +
         `bytes consumed = the media size per viewer (a full play); ideal = (N−1)/N = ${(((options.viewers - 1) / options.viewers) * 100).toFixed(1)}%. ` +
@@ -203,8 +215,8 @@ async function benchmark() {
       '',
       '</details>',
     ].join('\n');
-    await report.writeDeliverySection(join(root, 'BENCHMARKS.md'), body);
-    log('wrote the Delivery section of BENCHMARKS.md');
+    await report.writeSection(join(root, 'BENCHMARKS.md'), wanOnly ? 'WAN' : 'Delivery', body);
+    log(`wrote the ${wanOnly ? 'WAN' : 'Delivery'} section of BENCHMARKS.md`);
   }
   return summaries.every((s) => s.complete) ? 0 : 1;
 }

@@ -2,6 +2,7 @@
 // The benchmark's origin: a static file server that behaves like one CDN edge for the runs.
 //
 //   node bench/lib/origin-server.mjs --root DIR --rate BYTES_PER_S [--throttle /prefix/ ...] [--map /url=file ...] [--piece-size BYTES]
+//                                    [--host 127.0.0.1]
 //
 // --throttle limits the cap to URL paths under the given prefixes (default: every path). The
 // benchmark caps only the video (/media/, /hls/): that is the CDN edge under test, while pages and
@@ -9,7 +10,8 @@
 // too would add the same seconds of script download to every HLS system's startup (hls.js alone
 // is 0.6 MB, 1.7 s at 3 Mbit/s) and hide the differences the benchmark is after.
 //
-// It prints `bench origin listening on http://127.0.0.1:PORT` once it listens. Why the benchmark
+// It prints `bench origin listening on http://HOST:PORT` once it listens (--host: 127.0.0.1 by
+// default, the topology's internet address in the WAN scenario). Why the benchmark
 // has its own instead of `peerfetch origin`: besides the per-viewer byte counters that both keep,
 // this one keeps a log of which bytes of which file it sent to whom, by piece, so the report can
 // say how many copies of any piece the origin served one viewer (issue 4 item 8: "the origin
@@ -43,7 +45,7 @@ const TYPES = {
 };
 
 function parseArgs(argv) {
-  const options = { root: '', rate: 0, map: new Map(), pieceSize: 256 * 1024, throttle: [] };
+  const options = { root: '', rate: 0, map: new Map(), pieceSize: 256 * 1024, throttle: [], host: '127.0.0.1' };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = argv[++i];
@@ -52,6 +54,7 @@ function parseArgs(argv) {
     else if (flag === '--rate') options.rate = Number(value);
     else if (flag === '--piece-size') options.pieceSize = Number(value);
     else if (flag === '--throttle') options.throttle.push(value);
+    else if (flag === '--host') options.host = value;
     else if (flag === '--map') {
       const at = value.indexOf('=');
       options.map.set(value.slice(0, at), path.resolve(value.slice(at + 1)));
@@ -220,8 +223,8 @@ const server = createServer((request, response) => {
   });
 });
 server.on('clientError', (_error, socket) => socket.destroy());
-server.listen(0, '127.0.0.1', () => {
-  process.stdout.write(`bench origin listening on http://127.0.0.1:${server.address().port}\n`);
+server.listen(0, options.host, () => {
+  process.stdout.write(`bench origin listening on http://${options.host}:${server.address().port}\n`);
 });
 const stop = () => {
   server.close(() => process.exit(0));

@@ -149,20 +149,60 @@ export function goals(summaries) {
       }
       add(`${label}, ${sc}: origin serves ≤ 1 copy of a piece per viewer`, s.maxOriginCopies <= 1.0001 ? 'met' : 'not met', `max ${s.maxOriginCopies.toFixed(2)} copies`);
     }
+    wanGoals(pf, get, ran, add);
   }
   return out;
 }
 
+/**
+ * The goals of issue 10 item 5 for the WAN scenario: offload ≥ 90% of ideal and within 5 points of
+ * the same system's LAN figure (the staggered scenario, which joins viewers the same way),
+ * rebuffers ≤ origin-only on the same WAN.
+ */
+function wanGoals(pf, get, ran, add) {
+  if (!ran(pf, 'wan')) return;
+  const label = `${SYSTEMS[pf].label}, ${SCENARIOS.wan.label}`;
+  const s = get(pf, 'wan');
+  if (!s) {
+    add(`${label}: offload ≥ 90% of ideal`, 'not measured', 'not every viewer played to the end');
+    return;
+  }
+  add(`${label}: offload ≥ 90% of ideal`, s.ofIdeal >= 0.9 ? 'met' : 'not met', `${pct(s.offload)} = ${pct(s.ofIdeal)} of ideal ${pct(s.ideal)}`);
+  const lan = get(pf, 'staggered');
+  if (lan) {
+    const points = (lan.offload - s.offload) * 100;
+    add(`${label}: offload within 5 points of the LAN`, points <= 5 + 1e-9 ? 'met' : 'not met', `${pct(s.offload)} vs ${pct(lan.offload)} on the LAN (staggered), ${points.toFixed(1)} points less`);
+  } else {
+    add(`${label}: offload within 5 points of the LAN`, 'not measured', 'no complete LAN (staggered) run of this system in this run');
+  }
+  const base = pf === 'peerfetch-mp4' ? 'origin-mp4' : 'origin-hls';
+  const b = get(base, 'wan');
+  if (b) {
+    add(`${label}: rebuffers ≤ origin-only`, s.stalls <= b.stalls ? 'met' : 'not met', `${s.stalls} (${secs(s.stallMs)}) vs ${b.stalls} (${secs(b.stallMs)})`);
+  } else {
+    add(`${label}: rebuffers ≤ origin-only`, 'not measured', `no complete ${SYSTEMS[base].label} run on the WAN in this run`);
+  }
+  const rival = pf === 'peerfetch-mp4' ? 'webtorrent' : 'p2pml';
+  const r = get(rival, 'wan');
+  if (r) add(`${label}: offload above ${SYSTEMS[rival].label}`, s.offload > r.offload ? 'met' : 'not met', `${pct(s.offload)} vs ${pct(r.offload)}`);
+}
+
 export function goalsTable(list) {
   const rows = list.map((g) => `| ${g.goal} | ${g.status === 'met' ? '✅ met' : g.status === 'not met' ? '❌ not met' : '— not measured'} | ${g.figure} |`);
-  return ['| goal (issue 4 item 8) | status | measured |', '| --- | --- | --- |', ...rows].join('\n');
+  return ['| goal (issue 4 item 8; WAN: issue 10 item 5) | status | measured |', '| --- | --- | --- |', ...rows].join('\n');
 }
 
 /** Replaces (or appends) the `## Delivery` section of BENCHMARKS.md, leaving the other sections alone. */
-export async function writeDeliverySection(file, body) {
-  const section = `## Delivery\n\n${body.trim()}\n`;
+export function writeDeliverySection(file, body) {
+  return writeSection(file, 'Delivery', body);
+}
+
+/** Replaces (or appends) the `## <heading>` section of BENCHMARKS.md, leaving the other sections alone. */
+export async function writeSection(file, heading, body) {
+  const section = `## ${heading}\n\n${body.trim()}\n`;
   let text = existsSync(file) ? await readFile(file, 'utf8') : '# Benchmarks\n';
-  const start = text.search(/^## Delivery\s*$/m);
+  const escaped = heading.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const start = text.search(new RegExp(`^## ${escaped}\\s*$`, 'm'));
   if (start === -1) {
     text = `${text.trimEnd()}\n\n${section}`;
   } else {

@@ -5,6 +5,8 @@
 import { mkdir } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
+import { COTURN_READY_PATTERN, coturnCommand } from '../../test/harness/coturn.mjs';
+import { buildTopology, INTERNET_ADDRESS, secureOriginArgs, TURN_ADDRESS } from '../../test/harness/topology.mjs';
 import { defaultUserAgent, launchChromium, VIEWER_UA_TOKEN } from './browser.mjs';
 import { startProcess } from './processes.mjs';
 import { PIECE_SIZE, writeTorrent } from './site.mjs';
@@ -22,10 +24,23 @@ export const SYSTEMS = {
 export const SYSTEM_ALIASES = { origin: ['origin-mp4', 'origin-hls'], peerfetch: ['peerfetch-mp4', 'peerfetch-hls'], 'p2p-media-loader': ['p2pml'] };
 
 export const SCENARIOS = {
-  staggered: { label: 'staggered', description: 'viewers join 8 s apart' },
+  staggered: { label: 'staggered', description: 'viewers join 8 s apart', staggered: true },
   flash: { label: 'flash crowd', description: 'all viewers join together' },
+  wan: { label: 'WAN: homes behind NATs', description: 'viewers join 8 s apart, each alone in a home behind a NAT on a shaped line', staggered: true, wan: true },
 };
-export const SCENARIO_ALIASES = { 'flash-crowd': ['flash'] };
+/** The default scenarios: the LAN ones. `--scenarios wan` (or `all`) adds the WAN scenario. */
+export const DEFAULT_SCENARIOS = ['staggered', 'flash'];
+export const SCENARIO_ALIASES = { 'flash-crowd': ['flash'], all: ['staggered', 'flash', 'wan'] };
+
+/**
+ * Each viewer's home in the WAN scenario (test/harness/topology.mjs): an ordinary (cone) NAT, a
+ * 2 Mbit/s uplink (1.7x the video's 1.2 Mbit/s: a home line that can just carry one viewer's
+ * stream to one peer), a 20 Mbit/s downlink and 1% random loss each way. No added delay: this
+ * kernel has no netem (see the topology harness).
+ */
+export const WAN_HOME = { nat: 'cone', uplinkKbit: 2000, downlinkKbit: 20_000, lossPercent: 1 };
+/** The STUN server both P2P systems are given in the WAN scenario: coturn, STUN only, on the internet. */
+const WAN_STUN_PORT = 3478;
 
 /** Gap between joins in the staggered scenario, in ms (issue 4 item 8: 8 s apart). */
 const STAGGER_MS = 8_000;
@@ -43,7 +58,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The upper bound of one run, in ms (also used to bound the whole benchmark). */
 export function runTimeoutMs({ scenario, viewers, seconds }) {
-  const joins = scenario === 'staggered' ? (viewers - 1) * STAGGER_MS : 0;
+  const joins = SCENARIOS[scenario].staggered ? (viewers - 1) * STAGGER_MS : 0;
   return joins + seconds * 1000 + VIEWER_SLACK_MS + RUN_OVERHEAD_MS;
 }
 
@@ -56,6 +71,7 @@ export function runTimeoutMs({ scenario, viewers, seconds }) {
 export async function runOne(options) {
   const { root, site, system, scenario, viewers, seconds, log } = options;
   const spec = SYSTEMS[system];
+  const wan = Boolean(SCENARIOS[scenario].wan);
   const runDir = join(options.runDir, `${system}-${scenario}`);
   await mkdir(runDir, { recursive: true });
   const torrentFile = join(runDir, 'video.torrent');
@@ -72,8 +88,20 @@ export async function runOne(options) {
   // The machine's 1-minute load average before and after: on a shared 2-core machine it explains startup figures.
   result.loadBefore = loadavg()[0];
   try {
-    const tracker = await startProcess(process.execPath, [join(root, 'bin', 'peerfetch.js'), 'tracker', '--port', '0'], {
-      readyPattern: /ws:\/\/127\.0\.0\.1:\d+/,
+    // WAN: every viewer alone in a home behind its own NAT router; the servers on the internet.
+    let topology = null;
+    let stunUrl = null;
+    if (wan) {
+      topology = buildTopology({ homes: Array.from({ length: viewers }, () => WAN_HOME) });
+      stoppers.push(() => topology.destroy());
+      const [command, args] = coturnCommand({ address: TURN_ADDRESS, port: WAN_STUN_PORT });
+      const stun = await startProcess(command, args, { readyPattern: COTURN_READY_PATTERN, name: 'coturn (STUN)', cwd: root });
+      stoppers.push(() => stun.stop());
+      stunUrl = `stun:${TURN_ADDRESS}:${WAN_STUN_PORT}`;
+    }
+    const host = wan ? INTERNET_ADDRESS : '127.0.0.1';
+    const tracker = await startProcess(process.execPath, [join(root, 'bin', 'peerfetch.js'), 'tracker', '--port', '0', '--host', host], {
+      readyPattern: /ws:\/\/[\d.]+:\d+/,
       name: 'peerfetch tracker',
       cwd: root,
     });
@@ -82,8 +110,8 @@ export async function runOne(options) {
     const maps = Object.entries({ ...site.mapped, '/wt/video.torrent': torrentFile }).flatMap(([url, file]) => ['--map', `${url}=${file}`]);
     const origin = await startProcess(
       process.execPath,
-      [join(root, 'bench', 'lib', 'origin-server.mjs'), '--root', site.dir, '--rate', String(options.rateBytesPerSecond), '--piece-size', String(PIECE_SIZE), '--throttle', '/media/', '--throttle', '/hls/', ...maps],
-      { readyPattern: /http:\/\/127\.0\.0\.1:\d+/, name: 'bench origin', cwd: root },
+      [join(root, 'bench', 'lib', 'origin-server.mjs'), '--root', site.dir, '--host', host, '--rate', String(options.rateBytesPerSecond), '--piece-size', String(PIECE_SIZE), '--throttle', '/media/', '--throttle', '/hls/', ...maps],
+      { readyPattern: /http:\/\/[\d.]+:\d+/, name: 'bench origin', cwd: root },
     );
     stoppers.push(() => origin.stop());
     const originUrl = origin.ready[0];
@@ -91,17 +119,30 @@ export async function runOne(options) {
       await writeTorrent({ file: join(site.dir, 'media', 'video.mp4'), out: torrentFile, trackerUrl, webSeedUrl: `${originUrl}/media/video.mp4` });
     }
 
-    const browser = await launchChromium();
-    stoppers.push(() => browser.close());
-    result.chromium = browser.version();
-    const baseUa = await defaultUserAgent(browser);
-    const pageUrl = `${originUrl}/${spec.page}?${new URLSearchParams({ tracker: trackerUrl })}`;
+    // LAN: one Chromium, a browser context per viewer. WAN: one Chromium process per viewer, inside its home.
+    const browsers = [];
+    const browserFor = async (index) => {
+      if (!wan) index = 0;
+      if (!browsers[index]) {
+        browsers[index] = launchChromium(wan ? { executablePath: topology.visitors[index].executablePath, extraArgs: secureOriginArgs([originUrl]) } : {});
+        stoppers.push(async () => (await browsers[index]).close());
+      }
+      return browsers[index];
+    };
+    // Every home's Chromium starts before the clock does, so no join waits for a browser launch.
+    if (wan) await Promise.all(topology.visitors.map((_, index) => browserFor(index)));
+    const firstBrowser = await browserFor(0);
+    result.chromium = firstBrowser.version();
+    const baseUa = await defaultUserAgent(firstBrowser);
+    if (topology) result.topology = { homes: WAN_HOME, stun: stunUrl };
+    // `ice`: the STUN server the pages give their P2P system (none on the LAN: host candidates suffice).
+    const pageUrl = `${originUrl}/${spec.page}?${new URLSearchParams({ tracker: trackerUrl, ...(stunUrl ? { ice: stunUrl } : {}) })}`;
     const runStart = Date.now();
     const joined = [];
 
     const joinViewer = async (index) => {
       const name = `${system}-${scenario}-v${index}`;
-      const context = await browser.newContext({ userAgent: `${baseUa} ${VIEWER_UA_TOKEN}${name}` });
+      const context = await (await browserFor(index)).newContext({ userAgent: `${baseUa} ${VIEWER_UA_TOKEN}${name}` });
       await context.addInitScript({ path: join(root, 'bench', 'lib', 'probe.js') });
       const page = await context.newPage();
       page.on('crash', () => result.problems.push(`${name}: page crashed`));
@@ -124,7 +165,7 @@ export async function runOne(options) {
 
     const joins = [];
     for (let index = 0; index < viewers; index++) {
-      if (scenario === 'staggered' && index > 0) {
+      if (SCENARIOS[scenario].staggered && index > 0) {
         // Only sleep here: sampling pages on a loaded machine can take seconds and would delay the joins.
         // (What happens meanwhile is recorded in the pages themselves.)
         await sleep(Math.max(0, runStart + index * STAGGER_MS - Date.now()));

@@ -1,11 +1,14 @@
 // p2p-media-loader v2 with hls.js, bundled by esbuild with the `p2pml:core-as-bundle` export
 // condition. Default settings except the two that would leave the machine: the announce
-// trackers (default: public trackers) are our local tracker, and no STUN servers (default:
-// public STUN); host candidates are all a private network needs.
+// trackers (default: public trackers) are our local tracker, and the STUN servers (default:
+// public STUN) are none on the LAN, where host candidates are all a private network needs, or the
+// run's own STUN server in the WAN scenario (`ice` in the query string), the one peerfetch gets too.
 import Hls from 'hls.js';
 import { HlsJsP2PEngine } from 'p2p-media-loader-hlsjs';
 
-const tracker = new URLSearchParams(location.search).get('tracker');
+const query = new URLSearchParams(location.search);
+const tracker = query.get('tracker');
+const iceServers = query.get('ice') ? [{ urls: query.get('ice') }] : [];
 const video = document.createElement('video');
 video.muted = true;
 video.autoplay = true;
@@ -15,7 +18,7 @@ document.body.append(video);
 const HlsWithP2P = HlsJsP2PEngine.injectMixin(Hls);
 const hls = new HlsWithP2P({
   p2p: {
-    core: { announceTrackers: [tracker], rtcConfig: { iceServers: [] } },
+    core: { announceTrackers: [tracker], rtcConfig: { iceServers } },
     onHlsJsCreated(instance) {
       const bySource = { http: 0, p2p: 0 };
       window.__bench.set('p2pml', bySource);

@@ -275,6 +275,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
           peerId,
           rtcConfig,
           wantedPeers: () => swarm.wantedPeers(),
+          reservePeerSlot: () => swarm.reservePeerSlot(),
           isConnected: (id) => swarm.isConnected(id),
           onPeer: (id, connection, channel) => swarm.addPeer(id, connection, channel),
           report: () => {

@@ -42,6 +42,8 @@ export class Swarm {
   /** The cap on what this page uploads to all peers together. */
   readonly uploads = new UploadLimiter();
   readonly #banned = new Set<string>();
+  /** Connections being made (see reservePeerSlot). */
+  #connecting = 0;
   readonly #manifest: Manifest;
   readonly #assets: Map<string, ManifestAsset>;
   readonly #store: PieceStore;
@@ -77,8 +79,26 @@ export class Swarm {
     return this.peers.has(peerId) || this.#banned.has(peerId);
   }
 
+  /** Peers still wanted: MAX_PEERS less the connected ones and those being connected. */
   wantedPeers(): number {
-    return Math.max(0, MAX_PEERS - this.peers.size);
+    return Math.max(0, MAX_PEERS - this.peers.size - this.#connecting);
+  }
+
+  /**
+   * Takes a slot for a connection being made (an offer out, an offer being answered), so that the
+   * page never holds more than MAX_PEERS connections, pending ones included: each
+   * RTCPeerConnection costs memory, sockets and ICE work, and offers arrive as fast as a tracker
+   * sends them. Returns the function that gives the slot back (once), or undefined when none is free.
+   */
+  reservePeerSlot(): (() => void) | undefined {
+    if (this.wantedPeers() === 0) return undefined;
+    this.#connecting++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#connecting--;
+    };
   }
 
   /** We now hold `piece` (from the origin via the SW, or from a peer): tell every peer. */
@@ -116,7 +136,7 @@ export class Swarm {
   }
 
   addPeer(peerId: string, connection: RTCPeerConnection, channel: RTCDataChannel): void {
-    if (this.isConnected(peerId)) {
+    if (this.isConnected(peerId) || this.peers.size >= MAX_PEERS) {
       connection.close();
       return;
     }

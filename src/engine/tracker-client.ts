@@ -6,9 +6,15 @@ const OFFERS_PER_ANNOUNCE = 5;
 const OFFER_TTL_MS = 50_000;
 /** Time (ms) a connected WebRTC pair gets to open its data channel. */
 const CHANNEL_OPEN_TIMEOUT_MS = 15_000;
-/** Announce interval (s) when the tracker names none, and the bounds we accept from a tracker. */
+/**
+ * Announce interval (s) when the tracker names none, and the bounds we accept from a tracker. Below
+ * 15 s a tracker would have every page announce (and make WebRTC offers) in a loop; above 10 min a
+ * page would meet no new peer for that long, and past 2^31 ms (24.8 days) browsers fire a timer at
+ * once (HTML timers clamp the delay to a signed 32-bit integer), so a huge interval is a loop too.
+ */
 const DEFAULT_INTERVAL_S = 120;
 const MIN_INTERVAL_S = 15;
+const MAX_INTERVAL_S = 600;
 /** Reconnect backoff (ms): starts small so a tracker restart is invisible, caps so a dead one costs nothing. */
 const RECONNECT_MIN_MS = 1000;
 const RECONNECT_MAX_MS = 60_000;
@@ -29,8 +35,14 @@ export interface TrackerClientOptions {
   infoHash: string;
   peerId: string;
   rtcConfig: RTCConfiguration;
-  /** How many more peers we want now (0 = announce without offers). */
+  /** How many more peers we want now, connections in progress counted (0 = announce without offers). */
   wantedPeers(): number;
+  /**
+   * Takes one of the page's peer-connection slots for a connection about to be made (an offer, or
+   * an answer to one), so that the connections in progress count against the cap too. Returns the
+   * function that gives it back, or undefined when every slot is taken (the offer is not made).
+   */
+  reservePeerSlot(): (() => void) | undefined;
   /** Whether we already hold a connection to `peerId` (so its offers are ignored). */
   isConnected(peerId: string): boolean;
   /** A data channel to `peerId` opened. */
@@ -59,7 +71,7 @@ type TrackerMessage = Record<string, unknown>;
  */
 export class TrackerClient {
   readonly #options: TrackerClientOptions;
-  readonly #offers = new Map<string, PendingOffer & { timer: ReturnType<typeof setTimeout> }>();
+  readonly #offers = new Map<string, OfferInFlight>();
   #socket: WebSocket | undefined;
   #announceTimer: ReturnType<typeof setTimeout> | undefined;
   #reportTimer: ReturnType<typeof setInterval> | undefined;
@@ -171,13 +183,20 @@ export class TrackerClient {
   }
 
   async #makeOffers(count: number): Promise<{ offer: RTCSessionDescriptionInit; offer_id: string }[]> {
-    const made = await Promise.allSettled(Array.from({ length: count }, () => createOffer(this.#options.rtcConfig)));
+    const slots: Array<() => void> = [];
+    for (let i = 0; i < count; i++) {
+      const release = this.#options.reservePeerSlot();
+      if (!release) break;
+      slots.push(release);
+    }
+    const made = await Promise.allSettled(slots.map(() => createOffer(this.#options.rtcConfig)));
     const offers: { offer: RTCSessionDescriptionInit; offer_id: string }[] = [];
-    for (const result of made) {
-      if (result.status !== 'fulfilled') continue;
+    made.forEach((result, i) => {
+      const release = slots[i]!;
+      if (result.status !== 'fulfilled') return release();
       if (this.#destroyed) {
         result.value.connection.close();
-        continue;
+        return release();
       }
       const offerId = randomHex(20);
       const timer = setTimeout(() => {
@@ -185,15 +204,16 @@ export class TrackerClient {
         if (pending) this.#dropOffer(pending);
         this.#offers.delete(offerId);
       }, OFFER_TTL_MS);
-      this.#offers.set(offerId, { ...result.value, timer });
+      this.#offers.set(offerId, { ...result.value, timer, release });
       offers.push({ offer: result.value.offer, offer_id: offerId });
-    }
+    });
     return offers;
   }
 
-  #dropOffer(offer: PendingOffer & { timer: ReturnType<typeof setTimeout> }): void {
+  #dropOffer(offer: OfferInFlight): void {
     clearTimeout(offer.timer);
     offer.connection.close();
+    offer.release();
   }
 
   #onMessage(raw: unknown): void {
@@ -211,7 +231,7 @@ export class TrackerClient {
       return this.#reportProblem('tracker-refused', `the tracker ${this.#options.url} refused: ${message['failure reason']}`);
     }
     if (typeof message.interval === 'number' && Number.isFinite(message.interval)) {
-      this.#intervalS = Math.max(MIN_INTERVAL_S, message.interval);
+      this.#intervalS = Math.min(MAX_INTERVAL_S, Math.max(MIN_INTERVAL_S, message.interval));
       this.#problem = undefined; // an announce reply: the tracker serves us again
     }
     const { complete, incomplete } = message;
@@ -226,12 +246,22 @@ export class TrackerClient {
   }
 
   async #answerOffer(fromPeer: string, offerId: string, offer: RTCSessionDescriptionInit): Promise<void> {
-    if (this.#options.isConnected(fromPeer) || this.#options.wantedPeers() === 0) return;
+    if (this.#destroyed || this.#options.isConnected(fromPeer)) return;
+    // Offers arrive as fast as the tracker (or whoever controls it) sends them: each answer is a
+    // connection, so answers take a slot like our own offers, and none is made once all are taken.
+    const release = this.#options.reservePeerSlot();
+    if (!release) return;
     let accepted: Awaited<ReturnType<typeof acceptOffer>>;
     try {
       accepted = await acceptOffer(this.#options.rtcConfig, offer);
     } catch {
+      release();
       return; // an offer this browser cannot answer: that peer is skipped
+    }
+    if (this.#destroyed) {
+      accepted.connection.close();
+      release();
+      return;
     }
     this.#send({
       action: 'announce',
@@ -241,22 +271,23 @@ export class TrackerClient {
       offer_id: offerId,
       answer: accepted.answer,
     });
-    await this.#whenOpen(fromPeer, accepted.connection, accepted.channel);
+    await this.#whenOpen(fromPeer, accepted.connection, accepted.channel).finally(release);
   }
 
   async #acceptAnswer(fromPeer: string, offerId: string, answer: RTCSessionDescriptionInit): Promise<void> {
     const pending = this.#offers.get(offerId);
     if (!pending) return;
     this.#offers.delete(offerId);
+    if (this.#options.isConnected(fromPeer)) return this.#dropOffer(pending);
     clearTimeout(pending.timer);
-    if (this.#options.isConnected(fromPeer)) return pending.connection.close();
     try {
       await pending.connection.setRemoteDescription(answer);
     } catch {
       pending.connection.close();
+      pending.release();
       return; // an answer this browser cannot use: that peer is skipped
     }
-    await this.#whenOpen(fromPeer, pending.connection, Promise.resolve(pending.channel));
+    await this.#whenOpen(fromPeer, pending.connection, Promise.resolve(pending.channel)).finally(pending.release);
   }
 
   async #whenOpen(peerId: string, connection: RTCPeerConnection, channel: Promise<RTCDataChannel>): Promise<void> {
@@ -272,6 +303,9 @@ export class TrackerClient {
     }
   }
 }
+
+/** An offer sent and not yet answered: its connection, its expiry timer and its peer slot. */
+type OfferInFlight = PendingOffer & { timer: ReturnType<typeof setTimeout>; release: () => void };
 
 function isDescription(value: unknown): value is RTCSessionDescriptionInit {
   if (typeof value !== 'object' || value === null) return false;

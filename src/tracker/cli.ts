@@ -23,7 +23,7 @@ export const TRACKER_USAGE = `Usage: peerfetch tracker [options]
                                your proxy appended (only behind your own proxy)
   --trusted-proxy ADDR[/BITS]  a proxy address or subnet (repeatable); the client IP is then the
                                right-most X-Forwarded-For entry not on the list
-  --interval SEC               announce interval told to clients (default 120)
+  --interval SEC               announce interval told to clients, 15-600 (default 120)
   --peer-timeout-ms MS         drop peers silent this long (default 2 x interval + 30 s)
   --idle-timeout-ms MS         close connections silent this long (default: peer timeout)
   --max-frame-bytes N          largest WebSocket frame (default 65536)

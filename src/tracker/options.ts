@@ -61,7 +61,7 @@ export interface TrackerOptions {
    * client. Default: none.
    */
   trustedProxies?: string[];
-  /** Announce interval told to clients, in seconds. Default 120, the WebSocket interval of bittorrent-tracker. */
+  /** Announce interval told to clients, in seconds, 15 to 600. Default 120, the WebSocket interval of bittorrent-tracker. */
   announceIntervalSec?: number;
   /**
    * A peer that has not announced for this long leaves its swarm, in ms. Default: two missed
@@ -161,6 +161,14 @@ export type ResolvedTrackerOptions = Required<Omit<TrackerOptions, 'redisUrl' | 
 /** The registered STUN port (RFC 8489); a browser's `stun:host` URL without a port means it. */
 export const DEFAULT_STUN_PORT = 3478;
 
+/**
+ * Bounds of the announce interval, in seconds, the same that peerfetch pages accept from any
+ * tracker (src/engine/tracker-client.ts): under 15 s every page would announce, with fresh WebRTC
+ * offers, several times a minute; over 10 minutes a page would meet no new peer for that long.
+ */
+const MIN_ANNOUNCE_INTERVAL_SEC = 15;
+const MAX_ANNOUNCE_INTERVAL_SEC = 600;
+
 const silentLogger: TrackerLogger = { log: () => {} };
 
 function positive(name: string, value: number | undefined, fallback: number): number {
@@ -183,6 +191,9 @@ export function normaliseOrigin(origin: string): string {
 /** Applies the defaults documented on {@link TrackerOptions}; throws RangeError on nonsense values. */
 export function resolveOptions(options: TrackerOptions = {}): ResolvedTrackerOptions {
   const announceIntervalSec = positive('announceIntervalSec', options.announceIntervalSec, 120);
+  if (announceIntervalSec < MIN_ANNOUNCE_INTERVAL_SEC || announceIntervalSec > MAX_ANNOUNCE_INTERVAL_SEC) {
+    throw new RangeError(`tracker option announceIntervalSec must be ${MIN_ANNOUNCE_INTERVAL_SEC}-${MAX_ANNOUNCE_INTERVAL_SEC} seconds, got ${announceIntervalSec}`);
+  }
   const peerTimeoutMs = positive('peerTimeoutMs', options.peerTimeoutMs, 2 * announceIntervalSec * 1000 + 30_000);
   const port = options.port ?? 8000;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError('tracker option port must be 0-65535');

@@ -146,6 +146,11 @@ describe('resolveOptions', () => {
     expect(o.host).toBe('127.0.0.1');
     expect(() => resolveOptions({ maxFrameBytes: -1 })).toThrow(RangeError);
     expect(() => resolveOptions({ port: 70000 })).toThrow(RangeError);
+    // The interval told to clients stays within what clients accept (15 s to 10 min).
+    expect(resolveOptions({ announceIntervalSec: 15 }).announceIntervalSec).toBe(15);
+    expect(resolveOptions({ announceIntervalSec: 600 }).announceIntervalSec).toBe(600);
+    expect(() => resolveOptions({ announceIntervalSec: 5 })).toThrow('announceIntervalSec must be 15-600 seconds, got 5');
+    expect(() => resolveOptions({ announceIntervalSec: 86_400 })).toThrow(RangeError);
   });
 });
 

@@ -1,22 +1,19 @@
 import { PeerfetchError } from '../shared/errors.js';
 import { decodePeerMessage, encodePeerMessage } from '../shared/peer-codec.js';
-import { CHUNK_SIZE, PEER_PROTOCOL_VERSION, type PeerMessage } from '../shared/peer-messages.js';
+import { CHUNK_SIZE, MAX_REQUEST_DEADLINE_MS, PEER_PROTOCOL_VERSION, type PeerMessage } from '../shared/peer-messages.js';
 import { Bitfield } from '../shared/bitfield.js';
 import { takeEarlyMessages } from './rtc.js';
+import { SendPacer } from './send-pacer.js';
 
 /**
- * Bytes queued in the data channel above which uploads wait for `bufferedamountlow`. Chromium
- * kills a channel whose queue reaches 16 MiB (measured); 1 MiB keeps the pipe full at the
- * 5–12 MB/s a channel carries here while staying far from that.
+ * Download rate (bytes/s) assumed for a peer before it was measured: 8 Mbit/s, a good home
+ * uplink. A first piece from a new peer then fits the player's 1 s first-piece deadline, and the
+ * first measurement (a quarter second of its line, see RATE_WINDOW_MS) replaces the guess.
  */
-const SEND_HIGH_WATER_BYTES = 1024 * 1024;
-const SEND_LOW_WATER_BYTES = 256 * 1024;
-/**
- * Download rate (bytes/s) assumed for a peer before a piece from it was measured: the low end of
- * what a data channel carries here (5–12 MB/s measured), so new peers are neither shunned nor preferred.
- */
-const ASSUMED_THROUGHPUT_BPS = 2_000_000;
-/** Weight of the newest measurement in the throughput moving average. */
+const ASSUMED_THROUGHPUT_BPS = 1_000_000;
+/** Round-trip time (ms) assumed before one was measured: a request crossing a continent and back. */
+const ASSUMED_RTT_MS = 150;
+/** Weight of the newest measurement in the throughput and round-trip moving averages. */
 const THROUGHPUT_SMOOTHING = 0.3;
 /**
  * A request given up after this long (ms) measures the peer: what it delivered meanwhile is its
@@ -28,8 +25,23 @@ const STALL_MIN_ELAPSED_MS = 500;
  * again meanwhile, then gets another chance (its uplink may have recovered).
  */
 const STALL_MEMORY_MS = 15_000;
+/**
+ * Busy time (ms) over which one throughput sample is taken: at 2 Mbit/s it spans four chunks,
+ * so a slow line is known within a quarter second of its first piece, not after the whole piece.
+ */
+const RATE_WINDOW_MS = 250;
+/**
+ * Half-life (ms) of a peer's failure count: an honest peer that failed a few requests (a
+ * congested minute, a piece it had just lost) is ranked normally again after a minute or two,
+ * while one that keeps failing keeps a high count.
+ */
+const FAILURE_HALF_LIFE_MS = 30_000;
+/** Seconds of expected delay one (undecayed) failure adds to a peer's rank. */
+const FAILURE_PENALTY_S = 0.5;
 /** Requests from one peer queued at once; more is answered `busy`, so a greedy peer cannot hog us. */
 const MAX_QUEUED_UPLOADS = 16;
+/** Urgency (ms) of a request that states none: after every request that does (a prefetch's budget). */
+const DEFAULT_UPLOAD_DEADLINE_MS = MAX_REQUEST_DEADLINE_MS;
 
 /** What a Peer needs from the swarm (passed down; a Peer never reaches up). */
 export interface PeerHandlers {
@@ -37,6 +49,7 @@ export interface PeerHandlers {
   pieceCount(asset: string): number | undefined;
   /** Bytes of a stored piece to upload, or undefined. */
   readPiece(asset: string, piece: number): Promise<Uint8Array | undefined>;
+  /** The peer announced pieces (hello, have) or withdrew one (lost, not-found). */
   onHave(peer: Peer): void;
   onUploaded(peer: Peer, bytes: number): void;
   /** Resolves when `bytes` more may be uploaded (the page's upload cap). */
@@ -44,20 +57,48 @@ export interface PeerHandlers {
   onClose(peer: Peer, reason: string): void;
 }
 
+/** Options of one request. */
+export interface RequestOptions {
+  /** Bytes of the piece already received elsewhere: the peer sends the rest only. */
+  prefix?: Uint8Array;
+  /** How soon (ms) the piece is needed; the peer serves its most urgent request first. */
+  deadlineMs?: number;
+}
+
 interface Download {
-  startedAt: number;
+  sentAt: number;
   asset: string;
   piece: number;
-  buffer: Uint8Array | undefined;
-  received: number;
-  expectedBytes: number;
+  /** The whole piece being assembled; bytes [0, next) are in. */
+  buffer: Uint8Array;
+  next: number;
+  /** Bytes this request asked for (the piece minus its prefix). */
+  asked: number;
+  deadlineMs: number;
+  /** Nothing else was outstanding at this peer when it was sent: its first chunk measures the round trip. */
+  measuresRtt: boolean;
+  firstChunkAt: number | undefined;
   resolve(data: Uint8Array): void;
   reject(error: PeerfetchError): void;
 }
 
+/** One piece being sent to the remote peer. */
+interface Upload {
+  id: number;
+  asset: string;
+  piece: number;
+  /** Next byte of the piece to send. */
+  offset: number;
+  /** When it must be there (ms, performance.now() time): the most urgent upload is served first. */
+  due: number;
+  data: Uint8Array | undefined;
+}
+
 /**
  * One connected remote peer: the peerfetch peer protocol over one WebRTC data channel.
- * Downloads are pull-based (`request`), uploads are served one at a time from the store.
+ * Downloads are pull-based (`request`); uploads are interleaved chunk by chunk, the most urgent
+ * request first, through a short send queue (SendPacer) so that a cancel or an urgent request
+ * takes effect at once on a slow uplink.
  */
 export class Peer {
   readonly id: string;
@@ -66,29 +107,55 @@ export class Peer {
   readonly #handlers: PeerHandlers;
   readonly #have = new Map<string, Bitfield>();
   readonly #downloads = new Map<number, Download>();
-  #uploads: PeerMessage[] = [];
+  readonly #uploads = new Map<number, Upload>();
+  readonly #pacer = new SendPacer();
   #uploading = false;
-  /** Id of the upload being sent, and whether the requester cancelled it meanwhile. */
-  #currentUpload: { id: number; cancelled: boolean } | undefined;
   #nextRequestId = 1;
   #closed = false;
   /** Bytes received from / sent to this peer, for per-peer throughput. */
   bytesDownloaded = 0;
   bytesUploaded = 0;
-  /** Measured download rate in bytes per second (moving average over completed pieces). */
+  /** Measured download rate in bytes per second (moving average over busy time). */
   throughput = ASSUMED_THROUGHPUT_BPS;
-  /** Requests this peer failed (rejected, timed out, closed); lowers its rank. */
-  failures = 0;
+  #throughputMeasured = false;
+  /** Measured round-trip time (ms): a request sent to an idle peer until its first chunk. */
+  rttMs = ASSUMED_RTT_MS;
+  #rttMeasured = false;
+  /** Busy time and bytes since the last throughput sample; the arrival of the last chunk while busy. */
+  #window = { bytes: 0, ms: 0 };
+  #lastChunkAt: number | undefined;
+  /** Failure count at `#failureAt`, decaying with FAILURE_HALF_LIFE_MS. */
+  #failureScore = 0;
+  #failureAt = 0;
   /** The rate (bytes/s) of the last request given up on while this peer was serving it, and when. */
   #stall: { rate: number; at: number } | undefined;
-  /** Requests in flight to this peer; the scheduler prefers less loaded peers. */
+
+  /** Requests in flight to this peer. */
   get inFlight(): number {
     return this.#downloads.size;
   }
 
-  /** Expected seconds until this peer delivers `bytes` more, queued requests included: lower is better. */
-  expectedDelay(bytes: number): number {
-    return ((this.inFlight + 1) * bytes) / Math.max(this.#currentThroughput(), 1) + this.failures * 0.5;
+  /** Recent failures (rejected, timed out, closed requests), decaying by half every FAILURE_HALF_LIFE_MS; lowers the rank. */
+  get failures(): number {
+    return this.#failureScore * 0.5 ** ((performance.now() - this.#failureAt) / FAILURE_HALF_LIFE_MS);
+  }
+
+  #addFailure(): void {
+    this.#failureScore = this.failures + 1;
+    this.#failureAt = performance.now();
+  }
+
+  /**
+   * Expected seconds until this peer delivers `bytes` more: a round trip, then what it sends
+   * first (the rest of outstanding requests at least as urgent as `deadlineMs`; all of them when
+   * it is not given), then these bytes, at its measured rate. Lower is better.
+   */
+  expectedDelay(bytes: number, deadlineMs?: number): number {
+    let ahead = 0;
+    for (const download of this.#downloads.values()) {
+      if (deadlineMs === undefined || download.deadlineMs <= deadlineMs) ahead += download.buffer.length - download.next;
+    }
+    return this.rttMs / 1000 + (ahead + bytes) / Math.max(this.#currentThroughput(), 1) + this.failures * FAILURE_PENALTY_S;
   }
 
   /** The moving average, or a recent stall's rate when lower (a congested uplink shows there first). */
@@ -99,15 +166,15 @@ export class Peer {
   }
 
   /**
-   * A request is given up on (a deadline, a cancel): when the peer was serving it (the oldest
-   * outstanding one; uploads are served in order) for long enough, what arrived meanwhile is
-   * the peer's rate now.
+   * A request is given up on (a deadline, a cancel): when the peer was serving it (the most
+   * urgent outstanding one, which the peer sends first) for long enough, what arrived meanwhile
+   * is the peer's rate now.
    */
-  #noteGivenUp(id: number, download: Download): void {
-    const elapsedMs = performance.now() - download.startedAt;
-    const oldest = this.#downloads.keys().next().value;
-    if (oldest !== id || elapsedMs < STALL_MIN_ELAPSED_MS) return;
-    this.#stall = { rate: (download.received * 1000) / elapsedMs, at: performance.now() };
+  #noteGivenUp(download: Download): void {
+    const elapsedMs = performance.now() - download.sentAt;
+    if (elapsedMs < STALL_MIN_ELAPSED_MS) return;
+    for (const other of this.#downloads.values()) if (other.deadlineMs < download.deadlineMs) return;
+    this.#stall = { rate: ((download.next - (download.buffer.length - download.asked)) * 1000) / elapsedMs, at: performance.now() };
   }
 
   constructor(id: string, connection: RTCPeerConnection, channel: RTCDataChannel, handlers: PeerHandlers) {
@@ -116,7 +183,7 @@ export class Peer {
     this.#channel = channel;
     this.#handlers = handlers;
     channel.binaryType = 'arraybuffer';
-    channel.bufferedAmountLowThreshold = SEND_LOW_WATER_BYTES;
+    channel.bufferedAmountLowThreshold = this.#pacer.lowThreshold;
     const early = takeEarlyMessages(channel);
     channel.onmessage = (event) => this.#onFrame(event.data);
     // Replayed after the constructor, so the swarm has registered this peer before its hello is handled.
@@ -137,51 +204,81 @@ export class Peer {
     this.#send({ type: 'have', asset, piece });
   }
 
+  /** Tells the peer we no longer hold `piece` (evicted or cleared), so it stops asking us for it. */
+  announceLost(asset: string, piece: number): void {
+    this.#send({ type: 'lost', asset, piece });
+  }
+
   has(asset: string, piece: number): boolean {
     return this.#have.get(asset)?.has(piece) ?? false;
   }
 
-  /** Requests a whole piece; resolves with its (not yet verified) bytes. Abort to cancel it at the peer too. */
-  request(asset: string, piece: number, expectedBytes: number, signal: AbortSignal): Promise<Uint8Array> {
+  /** The bytes of `piece` received so far from this peer's outstanding request for it (a copy), if any. */
+  partial(asset: string, piece: number): Uint8Array | undefined {
+    let best: Download | undefined;
+    for (const download of this.#downloads.values()) {
+      if (download.asset === asset && download.piece === piece && download.next > (best?.next ?? 0)) best = download;
+    }
+    return best && best.buffer.slice(0, best.next);
+  }
+
+  /**
+   * Requests a piece (the rest of it after `options.prefix`); resolves with the whole piece, not
+   * yet verified. Abort to cancel it at the peer too. A request that ends without the whole piece
+   * (aborted, rejected, peer gone) rejects with the bytes received so far, prefix included, in
+   * `error.details.partial` (a Uint8Array, absent when none), so that another source can finish it.
+   */
+  request(asset: string, piece: number, expectedBytes: number, signal: AbortSignal, options: RequestOptions = {}): Promise<Uint8Array> {
     if (this.#closed) return Promise.reject(new PeerfetchError('peer-closed', 'peer is closed', { peer: this.id }));
+    const prefix = options.prefix && options.prefix.length < expectedBytes ? options.prefix : undefined;
+    const deadlineMs = Math.min(options.deadlineMs ?? DEFAULT_UPLOAD_DEADLINE_MS, MAX_REQUEST_DEADLINE_MS);
     const id = this.#nextRequestId++;
     return new Promise<Uint8Array>((resolve, reject) => {
       const onAbort = () => {
         const download = this.#downloads.get(id);
         if (!download) return;
-        this.#noteGivenUp(id, download);
-        this.#downloads.delete(id);
+        this.#noteGivenUp(download);
+        this.#forget(id);
         this.#send({ type: 'cancel', id });
-        reject(new PeerfetchError('aborted', 'request cancelled', { peer: this.id }));
+        download.reject(new PeerfetchError('aborted', 'request cancelled', { peer: this.id }));
       };
       signal.addEventListener('abort', onAbort, { once: true });
       const settle = () => signal.removeEventListener('abort', onAbort);
-      this.#downloads.set(id, {
-        startedAt: performance.now(),
+      const buffer = new Uint8Array(expectedBytes);
+      if (prefix) buffer.set(prefix);
+      const from = prefix?.length ?? 0;
+      const download: Download = {
+        sentAt: performance.now(),
         asset,
         piece,
-        buffer: undefined,
-        received: 0,
-        expectedBytes,
+        buffer,
+        next: from,
+        asked: expectedBytes - from,
+        deadlineMs,
+        measuresRtt: this.#downloads.size === 0,
+        firstChunkAt: undefined,
         resolve: (data) => (settle(), resolve(data)),
         reject: (error) => {
           settle();
-          if (error.code !== 'aborted') this.failures++;
+          if (error.code !== 'aborted' && error.code !== 'codec-invalid' && error.details.reason !== 'not-found') this.#addFailure();
+          if (download.next > 0 && error.code !== 'codec-invalid') error.details.partial = download.buffer.slice(0, download.next);
           reject(error);
         },
-      });
-      this.#send({ type: 'request', id, asset, piece });
+      };
+      this.#downloads.set(id, download);
+      this.#send({ type: 'request', id, asset, piece, ...(from > 0 ? { from } : {}), deadlineMs });
     });
   }
 
   close(reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const download of this.#downloads.values()) {
+    const downloads = [...this.#downloads.values()];
+    this.#downloads.clear();
+    for (const download of downloads) {
       download.reject(new PeerfetchError('peer-closed', `peer closed: ${reason}`, { peer: this.id }));
     }
-    this.#downloads.clear();
-    this.#uploads = [];
+    this.#uploads.clear();
     try {
       this.#channel.close();
       this.connection.close();
@@ -193,6 +290,12 @@ export class Peer {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Removes a finished or abandoned download; a peer with nothing outstanding is no longer busy. */
+  #forget(id: number): void {
+    this.#downloads.delete(id);
+    if (this.#downloads.size === 0) this.#lastChunkAt = undefined;
   }
 
   #send(message: PeerMessage): void {
@@ -226,21 +329,40 @@ export class Peer {
         bits.set(message.piece);
         return this.#handlers.onHave(this);
       }
+      case 'lost':
+        this.#have.get(message.asset)?.clear(message.piece);
+        return this.#handlers.onHave(this);
       case 'request':
-        if (this.#uploads.length >= MAX_QUEUED_UPLOADS) return this.#send({ type: 'reject', id: message.id, reason: 'busy' });
-        this.#uploads.push(message);
+        if (this.#uploads.size >= MAX_QUEUED_UPLOADS || this.#uploads.has(message.id)) {
+          return this.#send({ type: 'reject', id: message.id, reason: 'busy' });
+        }
+        this.#uploads.set(message.id, {
+          id: message.id,
+          asset: message.asset,
+          piece: message.piece,
+          offset: message.from ?? 0,
+          due: performance.now() + (message.deadlineMs ?? DEFAULT_UPLOAD_DEADLINE_MS),
+          data: undefined,
+        });
         return void this.#drainUploads();
       case 'cancel':
-        this.#uploads = this.#uploads.filter((queued) => !(queued.type === 'request' && queued.id === message.id));
-        if (this.#currentUpload?.id === message.id) this.#currentUpload.cancelled = true;
+        // Whatever was not handed to the channel yet is never sent.
+        this.#uploads.delete(message.id);
         return;
       case 'chunk':
         return this.#onChunk(message);
       case 'reject': {
         const download = this.#downloads.get(message.id);
         if (!download) return;
-        this.#downloads.delete(message.id);
-        return download.reject(new PeerfetchError('peer-closed', `peer rejected the request: ${message.reason}`, { peer: this.id }));
+        this.#forget(message.id);
+        if (message.reason === 'not-found') {
+          // It no longer holds the piece (evicted before its `lost` reached us): ask it no more.
+          this.#have.get(download.asset)?.clear(download.piece);
+          this.#handlers.onHave(this);
+        }
+        return download.reject(
+          new PeerfetchError('peer-closed', `peer rejected the request: ${message.reason}`, { peer: this.id, reason: message.reason }),
+        );
       }
     }
   }
@@ -255,64 +377,100 @@ export class Peer {
   #onChunk(chunk: Extract<PeerMessage, { type: 'chunk' }>): void {
     const download = this.#downloads.get(chunk.id);
     if (!download) return; // Cancelled or already done: late chunks are expected, not an error.
-    if (chunk.total !== download.expectedBytes) {
-      this.#downloads.delete(chunk.id);
-      download.reject(new PeerfetchError('codec-invalid', 'peer sent a piece of the wrong size', { peer: this.id }));
+    // Our own uploads send a piece in order; anything else (wrong size, a gap, an overlap) is a broken or hostile peer.
+    if (chunk.total !== download.buffer.length || chunk.offset !== download.next) {
+      this.#forget(chunk.id);
+      download.reject(new PeerfetchError('codec-invalid', 'peer sent a chunk that does not continue the piece', { peer: this.id }));
       return;
     }
-    download.buffer ??= new Uint8Array(chunk.total);
+    const now = performance.now();
+    if (download.firstChunkAt === undefined) {
+      download.firstChunkAt = now;
+      if (download.measuresRtt) this.#noteRtt(now - download.sentAt);
+    }
+    if (this.#lastChunkAt !== undefined) this.#noteBusy(chunk.data.length, now - this.#lastChunkAt);
+    this.#lastChunkAt = now;
     download.buffer.set(chunk.data, chunk.offset);
-    download.received += chunk.data.length;
+    download.next += chunk.data.length;
     this.bytesDownloaded += chunk.data.length;
-    if (download.received >= download.expectedBytes) {
-      this.#downloads.delete(chunk.id);
-      const seconds = Math.max((performance.now() - download.startedAt) / 1000, 0.001);
-      const rate = download.expectedBytes / seconds;
-      this.throughput = this.throughput * (1 - THROUGHPUT_SMOOTHING) + rate * THROUGHPUT_SMOOTHING;
+    if (download.next >= download.buffer.length) {
+      this.#forget(chunk.id);
       download.resolve(download.buffer);
     }
   }
 
+  #noteRtt(ms: number): void {
+    this.rttMs = this.#rttMeasured ? this.rttMs * (1 - THROUGHPUT_SMOOTHING) + ms * THROUGHPUT_SMOOTHING : ms;
+    this.#rttMeasured = true;
+  }
+
+  /**
+   * `bytes` arrived `ms` after the previous chunk while a request was outstanding throughout:
+   * busy time of the peer's line. Every RATE_WINDOW_MS of it is one throughput sample, so the
+   * rate excludes round trips and idle time, and counts requests queued behind each other once.
+   */
+  #noteBusy(bytes: number, ms: number): void {
+    this.#window.bytes += bytes;
+    this.#window.ms += ms;
+    if (this.#window.ms < RATE_WINDOW_MS) return;
+    const rate = (this.#window.bytes * 1000) / this.#window.ms;
+    this.throughput = this.#throughputMeasured ? this.throughput * (1 - THROUGHPUT_SMOOTHING) + rate * THROUGHPUT_SMOOTHING : rate;
+    this.#throughputMeasured = true;
+    this.#window = { bytes: 0, ms: 0 };
+  }
+
+  /** The queued upload to send a chunk of next: the most urgent, then the oldest request. */
+  #nextUpload(): Upload | undefined {
+    let next: Upload | undefined;
+    for (const upload of this.#uploads.values()) if (!next || upload.due < next.due) next = upload;
+    return next;
+  }
+
+  /**
+   * Sends queued uploads chunk by chunk, always a chunk of the most urgent one, keeping the
+   * channel's queue at the pacer's small target: a cancel stops a piece at the next chunk, and
+   * an urgent request overtakes a prefetch within one queue's worth of line time.
+   */
   async #drainUploads(): Promise<void> {
     if (this.#uploading) return;
     this.#uploading = true;
     try {
-      for (let next = this.#uploads.shift(); next && !this.#closed; next = this.#uploads.shift()) {
-        if (next.type !== 'request') continue;
-        const data = await this.#handlers.readPiece(next.asset, next.piece).catch(() => undefined);
-        if (!data) {
-          this.#send({ type: 'reject', id: next.id, reason: 'not-found' });
-          continue;
+      for (let upload = this.#nextUpload(); upload && !this.#closed; upload = this.#nextUpload()) {
+        if (!upload.data) {
+          const data = await this.#handlers.readPiece(upload.asset, upload.piece).catch(() => undefined);
+          if (!this.#uploads.has(upload.id)) continue; // cancelled meanwhile
+          if (!data || upload.offset >= data.length) {
+            this.#uploads.delete(upload.id);
+            this.#send({ type: 'reject', id: upload.id, reason: 'not-found' });
+            continue;
+          }
+          upload.data = data;
         }
-        await this.#sendPiece(next.id, data);
+        if (this.#channel.bufferedAmount > this.#pacer.target) {
+          await this.#queueDrained();
+          continue; // a cancel or a more urgent request may have come meanwhile
+        }
+        const chunk = upload.data.subarray(upload.offset, upload.offset + CHUNK_SIZE);
+        await this.#handlers.beforeUpload(chunk.length);
+        if (this.#closed) break;
+        if (!this.#uploads.has(upload.id)) continue; // cancelled while waiting for the upload cap
+        this.#send({ type: 'chunk', id: upload.id, offset: upload.offset, total: upload.data.length, data: chunk });
+        upload.offset += chunk.length;
+        if (upload.offset >= upload.data.length) this.#uploads.delete(upload.id);
+        this.bytesUploaded += chunk.length;
+        this.#handlers.onUploaded(this, chunk.length);
       }
     } finally {
       this.#uploading = false;
     }
   }
 
-  async #sendPiece(id: number, data: Uint8Array): Promise<void> {
-    const upload = (this.#currentUpload = { id, cancelled: false });
-    for (let offset = 0; offset < data.length && !this.#closed; offset += CHUNK_SIZE) {
-      // A cancel that arrived while we were sending stops the rest of the piece.
-      if (upload.cancelled) break;
-      if (this.#channel.bufferedAmount > SEND_HIGH_WATER_BYTES) {
-        await this.#bufferLow();
-        // The wait is where a cancel can arrive: check again before sending more.
-        if (upload.cancelled) break;
-      }
-      const chunk = data.subarray(offset, offset + CHUNK_SIZE);
-      await this.#handlers.beforeUpload(chunk.length);
-      if (upload.cancelled || this.#closed) break;
-      this.#send({ type: 'chunk', id, offset, total: data.length, data: chunk });
-      this.bytesUploaded += chunk.length;
-      this.#handlers.onUploaded(this, chunk.length);
-    }
-    this.#currentUpload = undefined;
-  }
-
-  #bufferLow(): Promise<void> {
-    return new Promise((resolve) => {
+  /** Waits until the channel's queue is down to the pacer's low threshold, and tells the pacer how fast it drained. */
+  async #queueDrained(): Promise<void> {
+    const before = this.#channel.bufferedAmount;
+    const startedAt = performance.now();
+    this.#channel.bufferedAmountLowThreshold = this.#pacer.lowThreshold;
+    await new Promise<void>((resolve) => {
       const done = () => {
         this.#channel.removeEventListener('bufferedamountlow', done);
         this.#channel.removeEventListener('close', done);
@@ -321,5 +479,6 @@ export class Peer {
       this.#channel.addEventListener('bufferedamountlow', done);
       this.#channel.addEventListener('close', done);
     });
+    this.#pacer.onDrained(before, this.#channel.bufferedAmount, performance.now() - startedAt);
   }
 }

@@ -304,7 +304,9 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       return { type: 'piece', data };
     }
     this.emit('asset:fallback', { url: asset.href, piece: request.piece, reason: result.reason });
-    return { type: 'piece-miss', reason: result.reason };
+    if (!result.partial) return { type: 'piece-miss', reason: result.reason };
+    const partial = result.partial.buffer.slice(result.partial.byteOffset, result.partial.byteOffset + result.partial.byteLength) as ArrayBuffer;
+    return { type: 'piece-miss', reason: result.reason, partial };
   }
 
   #onNotice(notice: WorkerToPage): void {

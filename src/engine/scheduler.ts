@@ -7,8 +7,19 @@ import type { PieceResult, Swarm } from './swarm.js';
  * enough that a viewer who stops early has not cost the swarm much.
  */
 const PREFETCH_WINDOW_PIECES = 8;
-/** Peer prefetches in flight at once: several peers in parallel without starving the player's own requests. */
-const MAX_PEER_PREFETCHES = 4;
+/**
+ * Peer prefetches in flight at once: several peers in parallel. Each peer gets only what it can
+ * deliver in PREFETCH_QUEUE_MS (see #plan), and the player's own requests overtake prefetches at
+ * the sender, so this bounds concurrency, not the load on one line.
+ */
+const MAX_PEER_PREFETCHES = 6;
+/**
+ * A peer is given another prefetch only while everything it has to send us drains within this
+ * time (ms) at its measured rate: the SW's deadline for a piece the player reads next (4 s,
+ * PEER_DEADLINE_MS), so that a prefetched piece the player catches up with is not still queued
+ * on a slow line when its deadline comes. On a 2 Mbit/s uplink that is about four 256 KiB pieces.
+ */
+const PREFETCH_QUEUE_MS = 4000;
 /** Origin prefetches in flight at once (through the SW), per page. */
 const MAX_ORIGIN_PREFETCHES = 2;
 /** Timeout (ms) of one peer prefetch; prefetches have no player waiting, only a bound. */
@@ -129,7 +140,8 @@ export class Scheduler {
       return { ok: false, reason: 'no-peer' };
     }
     const remaining = Math.max(0, deadlineMs - (this.#now() - started));
-    return swarm.fetchPiece(asset.id, piece, remaining, signal);
+    // The SW finishes a piece partly received at the deadline from the origin.
+    return swarm.fetchPiece(asset.id, piece, remaining, signal, { handOver: true });
   }
 
   /** Something changed (a have, a new peer, a stored piece): plan again, once per task. */
@@ -201,8 +213,9 @@ export class Scheduler {
         order++;
         if (swarm.holds(asset.id, piece) || swarm.downloading(asset.id, piece)) continue;
         const availability = swarm.availability(asset.id, piece);
-        // Held only by peers measured too slow: as if nobody held it (fetchPiece would refuse it).
-        if (availability > 0 && swarm.canDeliverWithin(asset.id, piece, PEER_PREFETCH_TIMEOUT_MS)) {
+        // Held only by peers too slow to deliver it in time even with nothing else to send: as if
+        // nobody held it (fetchPiece would refuse it). Urgency 0 counts none of their queue.
+        if (availability > 0 && swarm.canDeliverWithin(asset.id, piece, PREFETCH_QUEUE_MS, 0)) {
           fromPeers.push({ asset, piece, availability, order });
         } else if (self && swarm.peers.size > 0 && this.ownerOf(asset.id, piece) === self) {
           // Alone, the player's own stream fetches what it needs; splitting only pays with company.
@@ -214,6 +227,9 @@ export class Scheduler {
     fromPeers.sort((a, b) => a.availability - b.availability || a.order - b.order);
     for (const { asset, piece } of fromPeers) {
       if (this.#peerPrefetches >= MAX_PEER_PREFETCHES) break;
+      // Each start adds to a holder's queue (the request is sent at once): a piece whose holders'
+      // lines are full waits for a later plan (a prefetch ending plans again).
+      if (!swarm.canDeliverWithin(asset.id, piece, PREFETCH_QUEUE_MS, PEER_PREFETCH_TIMEOUT_MS)) continue;
       this.#peerPrefetches++;
       void swarm
         .fetchPiece(asset.id, piece, PEER_PREFETCH_TIMEOUT_MS, new AbortController().signal)

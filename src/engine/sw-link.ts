@@ -130,7 +130,7 @@ export class SwLink {
       .catch((): PieceAnswer => ({ type: 'piece-miss', reason: 'not-ready' }))
       .then((answer) => {
         if (answer.type === 'piece') port.postMessage(answer, [answer.data]);
-        else port.postMessage(answer);
+        else port.postMessage(answer, answer.partial ? [answer.partial] : []);
         port.close();
       });
   }

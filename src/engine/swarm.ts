@@ -3,7 +3,7 @@ import { PeerfetchError } from '../shared/errors.js';
 import { verifyPiece } from '../shared/integrity.js';
 import type { Manifest, ManifestAsset } from '../shared/manifest.js';
 import { pieceCount, pieceSpan } from '../shared/piece-math.js';
-import type { PieceStore } from '../store/piece-store.js';
+import type { PieceStore, RemovedPieces } from '../store/piece-store.js';
 import { SharedTasks } from '../shared/shared-tasks.js';
 import { Peer } from './peer.js';
 import { UploadLimiter } from './upload-limiter.js';
@@ -28,9 +28,14 @@ export interface SwarmCallbacks {
   onPeerHave(peer: Peer): void;
 }
 
+/**
+ * A piece from peers, or why not. `partial`: the first bytes of the piece, received from peers
+ * but not verified, handed over at the deadline so that another source finishes the piece
+ * from there instead of fetching all of it again (only when asked for, see fetchPiece).
+ */
 export type PieceResult =
   | { ok: true; data: Uint8Array }
-  | { ok: false; reason: 'no-peer' | 'slow-peers' | 'timeout' | 'rejected' | 'unknown-asset' };
+  | { ok: false; reason: 'no-peer' | 'slow-peers' | 'timeout' | 'rejected' | 'unknown-asset'; partial?: Uint8Array };
 
 /**
  * The peers of this page's swarm, what each holds, and fetching verified pieces from them.
@@ -54,12 +59,17 @@ export class Swarm {
   readonly #downloads = new SharedTasks<PieceResult, AbortSignal>();
   /** Callers waiting for some peer to announce a piece. */
   readonly #haveWaiters = new Set<{ asset: string; piece: number; resolve(): void }>();
+  /** Per piece download in progress, the bytes kept from peers that stopped part way (see #download). */
+  readonly #prefixes = new Map<string, Uint8Array>();
+  readonly #stopListening: () => void;
 
   constructor(manifest: Manifest, store: PieceStore, callbacks: SwarmCallbacks) {
     this.#manifest = manifest;
     this.#assets = new Map(manifest.assets.map((asset) => [asset.id, asset]));
     this.#store = store;
     this.#callbacks = callbacks;
+    // Pieces the store evicts (here or in the SW) or deletes are withdrawn from what peers are told.
+    this.#stopListening = store.onRemoved((removed) => this.#withdraw(removed));
   }
 
   /** Loads what the store already holds (pieces kept from earlier visits are seeded again). */
@@ -115,19 +125,33 @@ export class Swarm {
     if (bits) for (let piece = 0; piece < bits.length; piece++) if (bits.has(piece)) yield piece;
   }
 
-  /** Forgets every held piece (the store was cleared); peers asking for them are told `not-found`. */
+  /** Forgets every held piece (the store was cleared) and tells every peer. */
   forgetAll(): void {
-    for (const [id, bits] of this.#have) this.#have.set(id, new Bitfield(bits.length));
+    this.#withdraw({});
   }
 
   /**
-   * A held piece's bytes for upload. The SW evicts pieces from the shared store to stay under its
-   * cap without telling the page: a piece found gone is no longer held (stats and the hellos to
-   * new peers say so; the asking peer gets `not-found` and takes it elsewhere).
+   * Pieces that left the store are no longer held: peers are told (`lost`), so they stop asking
+   * us for them, and stats and hellos to new peers say so.
+   */
+  #withdraw({ asset, pieces }: RemovedPieces): void {
+    for (const [id, bits] of this.#have) {
+      if (asset !== undefined && id !== asset) continue;
+      for (const piece of pieces ?? Array.from({ length: bits.length }, (_, index) => index)) {
+        if (!bits.has(piece)) continue;
+        bits.clear(piece);
+        for (const peer of this.peers.values()) peer.announceLost(id, piece);
+      }
+    }
+  }
+
+  /**
+   * A held piece's bytes for upload. A piece found gone (a removal whose notice has not come
+   * yet) is withdrawn at once; the asking peer gets `not-found` and takes it elsewhere.
    */
   async #readHeld(assetId: string, piece: number): Promise<Uint8Array | undefined> {
-    const data = await this.#store.get(assetId, piece);
-    if (!data) this.#have.get(assetId)?.clear(piece);
+    const data = await this.#store.get(assetId, piece).catch(() => undefined);
+    if (!data) this.#withdraw({ asset: assetId, pieces: [piece] });
     return data;
   }
 
@@ -170,12 +194,16 @@ export class Swarm {
     return count;
   }
 
-  /** Whether a peer holding `piece` is expected to deliver it within `ms` (see Peer.expectedDelay). */
-  canDeliverWithin(assetId: string, piece: number, ms: number): boolean {
+  /**
+   * Whether a peer holding `piece` is expected to deliver it within `ms`, after what it has to
+   * send first: its outstanding requests at least as urgent as `urgencyMs` (the deadline the
+   * request would carry; default `ms`). See Peer.expectedDelay.
+   */
+  canDeliverWithin(assetId: string, piece: number, ms: number, urgencyMs = ms): boolean {
     const asset = this.#assets.get(assetId);
     if (!asset) return false;
     const span = pieceSpan(piece, asset.size, asset.pieceSize);
-    return this.#holders(assetId, piece, new Set()).some((peer) => peer.expectedDelay(span.end - span.start) * 1000 <= ms);
+    return this.#holders(assetId, piece, new Set()).some((peer) => peer.expectedDelay(span.end - span.start, urgencyMs) * 1000 <= ms);
   }
 
   /** Whether a peer download of `piece` is in progress. */
@@ -214,48 +242,129 @@ export class Swarm {
    * A verified piece from peers, trying those that hold it (fastest expected first) until one
    * delivers good bytes or `deadlineMs` passes. Callers wanting the same piece share one
    * transfer; the transfer is cancelled at the peer when every caller has gone. Never rejects.
-   * When no peer holding the piece is expected to deliver it within `deadlineMs` (all measured
-   * too slow), answers `slow-peers` at once instead of waiting the deadline out.
+   * When no peer holding the piece is expected to deliver it within `deadlineMs` (its line is
+   * too slow, or busy with requests as urgent), answers `slow-peers` at once instead of queueing
+   * a request that cannot finish in time.
+   *
+   * `handOver`: at the deadline, a piece partly received is handed over in `partial` and its
+   * transfer stopped for every caller, so that the caller (the SW) finishes it from the origin
+   * from where the peers stopped; without it, the transfer goes on for the other callers.
    */
-  async fetchPiece(assetId: string, piece: number, deadlineMs: number, signal: AbortSignal): Promise<PieceResult> {
+  async fetchPiece(
+    assetId: string,
+    piece: number,
+    deadlineMs: number,
+    signal: AbortSignal,
+    { handOver = false }: { handOver?: boolean } = {},
+  ): Promise<PieceResult> {
     const asset = this.#assets.get(assetId);
     if (!asset || piece >= asset.pieces.length) return { ok: false, reason: 'unknown-asset' };
-    if (this.availability(assetId, piece) > 0 && !this.canDeliverWithin(assetId, piece, deadlineMs)) return { ok: false, reason: 'slow-peers' };
-    const deadline = AbortSignal.any([signal, AbortSignal.timeout(deadlineMs)]);
+    const key = `${assetId}/${piece}`;
+    const joining = this.#downloads.has(key);
+    if (!joining && this.availability(assetId, piece) > 0 && !this.canDeliverWithin(assetId, piece, deadlineMs)) {
+      return { ok: false, reason: 'slow-peers' };
+    }
+    // The partial is taken at the deadline before this caller leaves the transfer: the last caller
+    // leaving cancels it at the peer, and the bytes received so far with it.
+    const caller = new AbortController();
+    let partial: Uint8Array | undefined;
+    const timer = setTimeout(() => {
+      if (handOver && !signal.aborted) partial = this.#partialOf(asset, piece);
+      caller.abort();
+    }, deadlineMs);
+    const onAbort = () => caller.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) caller.abort();
     try {
-      return await this.#downloads.run(`${assetId}/${piece}`, (shared) => this.#download(asset, piece, shared), deadline);
+      return await this.#downloads.run(key, (shared) => this.#download(asset, piece, deadlineMs, shared), caller.signal);
     } catch {
-      return { ok: false, reason: 'timeout' };
+      if (!partial) return { ok: false, reason: 'timeout' };
+      // The caller finishes the piece from here: nobody needs the rest from a peer any more.
+      this.#downloads.abort(key);
+      return { ok: false, reason: 'timeout', partial };
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
     }
   }
 
-  async #download(asset: ManifestAsset, piece: number, signal: AbortSignal): Promise<PieceResult> {
+  /** The longest run of a piece's first bytes received from peers so far (unverified), if any. */
+  #partialOf(asset: ManifestAsset, piece: number): Uint8Array | undefined {
+    let best = this.#prefixes.get(`${asset.id}/${piece}`);
+    for (const peer of this.peers.values()) {
+      const partial = peer.partial(asset.id, piece);
+      if (partial && partial.length > (best?.length ?? 0)) best = partial;
+    }
+    return best && best.length > 0 ? best : undefined;
+  }
+
+  /**
+   * Downloads a piece from its holders, one at a time, fastest expected first. A peer that stops
+   * part way (its attempt timed out, it rejected or left) leaves its bytes: the next peer is asked
+   * for the rest only. The whole piece is verified; when bytes of several peers fail together,
+   * nobody can be blamed (no ban), and the piece is not taken from them again in this download.
+   */
+  async #download(asset: ManifestAsset, piece: number, deadlineMs: number, signal: AbortSignal): Promise<PieceResult> {
     const span = pieceSpan(piece, asset.size, asset.pieceSize);
     const bytes = span.end - span.start;
+    const key = `${asset.id}/${piece}`;
+    const endsAt = performance.now() + deadlineMs;
     const tried = new Set<string>();
+    /** Peers whose bytes are in `prefix`. */
+    let contributors: Peer[] = [];
+    let prefix: Uint8Array | undefined;
     let rejected = false;
-    while (!signal.aborted) {
-      const candidates = this.#holders(asset.id, piece, tried).sort((a, b) => a.expectedDelay(bytes) - b.expectedDelay(bytes));
-      const peer = candidates[0];
-      if (!peer) break;
-      tried.add(peer.id);
-      let data: Uint8Array;
-      try {
-        const attempt = AbortSignal.any([signal, AbortSignal.timeout(PEER_ATTEMPT_TIMEOUT_MS)]);
-        data = await peer.request(asset.id, piece, bytes, attempt);
-      } catch (error) {
-        if (error instanceof PeerfetchError && error.code === 'codec-invalid') this.#ban(peer, asset, piece);
-        continue;
+    try {
+      while (!signal.aborted) {
+        const left = bytes - (prefix?.length ?? 0);
+        const remainingMs = endsAt - performance.now();
+        const candidates = this.#holders(asset.id, piece, tried)
+          .map((peer) => ({ peer, delay: peer.expectedDelay(left, deadlineMs) }))
+          .sort((a, b) => a.delay - b.delay);
+        const peer = candidates[0]?.peer;
+        if (!peer) break;
+        tried.add(peer.id);
+        let data: Uint8Array;
+        // A timer rather than AbortSignal.timeout, so that tests drive it with a fake clock.
+        const attempt = new AbortController();
+        const attemptTimer = setTimeout(() => attempt.abort(), Math.min(PEER_ATTEMPT_TIMEOUT_MS, Math.max(remainingMs, 0)));
+        try {
+          const attemptSignal = AbortSignal.any([signal, attempt.signal]);
+          data = await peer.request(asset.id, piece, bytes, attemptSignal, { prefix, deadlineMs: Math.max(0, Math.round(remainingMs)) });
+        } catch (error) {
+          if (error instanceof PeerfetchError && error.code === 'codec-invalid') {
+            this.#ban(peer, asset, piece);
+            continue;
+          }
+          const partial = error instanceof PeerfetchError ? error.details.partial : undefined;
+          if (partial instanceof Uint8Array && partial.length > (prefix?.length ?? 0)) {
+            prefix = partial;
+            contributors = [...contributors, peer];
+            this.#prefixes.set(key, prefix);
+          }
+          continue;
+        } finally {
+          clearTimeout(attemptTimer);
+        }
+        if (!(await verifyPiece(data, asset.pieces[piece]!))) {
+          rejected = true;
+          if (contributors.length === 0 || contributors.every((contributor) => contributor === peer)) {
+            this.#ban(peer, asset, piece);
+          } else {
+            for (const contributor of contributors) tried.add(contributor.id);
+          }
+          prefix = undefined;
+          contributors = [];
+          this.#prefixes.delete(key);
+          continue;
+        }
+        await this.#store.put({ asset: asset.id, piece, data }).catch(() => {});
+        this.#callbacks.onPieceVerified(asset, piece, peer, data.length);
+        this.markHave(asset.id, piece);
+        return { ok: true, data };
       }
-      if (!(await verifyPiece(data, asset.pieces[piece]!))) {
-        rejected = true;
-        this.#ban(peer, asset, piece);
-        continue;
-      }
-      await this.#store.put({ asset: asset.id, piece, data }).catch(() => {});
-      this.#callbacks.onPieceVerified(asset, piece, peer, data.length);
-      this.markHave(asset.id, piece);
-      return { ok: true, data };
+    } finally {
+      this.#prefixes.delete(key);
     }
     if (signal.aborted) return { ok: false, reason: 'timeout' };
     return { ok: false, reason: rejected ? 'rejected' : tried.size === 0 ? 'no-peer' : 'timeout' };
@@ -273,6 +382,7 @@ export class Swarm {
   }
 
   destroy(): void {
+    this.#stopListening();
     for (const peer of [...this.peers.values()]) peer.close('destroyed');
     this.peers.clear();
   }

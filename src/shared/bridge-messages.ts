@@ -46,10 +46,19 @@ export type WorkerToPage =
   /** Bytes of an asset the SW handed to one of this page's requests. */
   | { type: 'bytes-served'; bytes: number };
 
-/** Page -> SW on a piece request's port. `data` is transferred, not copied. */
+/**
+ * Page -> SW on a piece request's port. `data` is transferred, not copied. `partial`: the first
+ * bytes of the piece, received from peers before the deadline and NOT verified (transferred):
+ * the SW fetches the rest from the origin and verifies the whole piece before any byte of it
+ * reaches the player.
+ */
 export type PieceAnswer =
   | { type: 'piece'; data: ArrayBuffer }
-  | { type: 'piece-miss'; reason: 'no-peer' | 'slow-peers' | 'timeout' | 'rejected' | 'not-ready' | 'unknown-asset' };
+  | {
+      type: 'piece-miss';
+      reason: 'no-peer' | 'slow-peers' | 'timeout' | 'rejected' | 'not-ready' | 'unknown-asset';
+      partial?: ArrayBuffer;
+    };
 
 /** SW -> page on a piece request's port: the stream that wanted the piece is gone. */
 export type PieceCancel = { type: 'cancel' };
@@ -86,6 +95,8 @@ export function asPageToWorker(data: unknown): PageToWorker | undefined {
 export function asPieceAnswer(data: unknown): PieceAnswer | undefined {
   if (!isRecord(data)) return undefined;
   if (data.type === 'piece' && data.data instanceof ArrayBuffer) return data as PieceAnswer;
-  if (data.type === 'piece-miss' && typeof data.reason === 'string') return data as PieceAnswer;
+  if (data.type === 'piece-miss' && typeof data.reason === 'string' && (data.partial === undefined || data.partial instanceof ArrayBuffer)) {
+    return data as PieceAnswer;
+  }
   return undefined;
 }

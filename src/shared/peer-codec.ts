@@ -1,5 +1,5 @@
 import { PeerfetchError } from './errors.js';
-import { CHUNK_SIZE, type PeerMessage } from './peer-messages.js';
+import { CHUNK_SIZE, MAX_REQUEST_DEADLINE_MS, type PeerMessage } from './peer-messages.js';
 import { utf8Decoder, utf8Encoder } from './platform.js';
 
 /**
@@ -65,17 +65,22 @@ export function decodePeerMessage(frame: Uint8Array): PeerMessage {
       }
       return { type, version, have: have as Record<string, string> };
     }
-    case 'have': {
+    case 'have':
+    case 'lost': {
       const { asset, piece } = header;
-      if (typeof asset !== 'string' || !ASSET_ID.test(asset) || !isIndex(piece)) throw bad('invalid have');
+      if (typeof asset !== 'string' || !ASSET_ID.test(asset) || !isIndex(piece)) throw bad(`invalid ${type}`);
       return { type, asset, piece };
     }
     case 'request': {
-      const { id, asset, piece } = header;
+      const { id, asset, piece, from, deadlineMs } = header;
       if (!isIndex(id) || typeof asset !== 'string' || !ASSET_ID.test(asset) || !isIndex(piece)) {
         throw bad('invalid request');
       }
-      return { type, id, asset, piece };
+      if ((from !== undefined && !isIndex(from)) || (deadlineMs !== undefined && !isIndex(deadlineMs))) throw bad('invalid request');
+      const request: PeerMessage = { type, id, asset, piece };
+      if (from !== undefined && from > 0) request.from = from;
+      if (deadlineMs !== undefined) request.deadlineMs = Math.min(deadlineMs, MAX_REQUEST_DEADLINE_MS);
+      return request;
     }
     case 'cancel': {
       if (!isIndex(header.id)) throw bad('invalid cancel');

@@ -3,7 +3,14 @@
  * `hello` is always the first message and carries the protocol version; everything else is
  * pull-based: a peer asks for one piece, the other answers it in chunks or rejects it.
  */
-export const PEER_PROTOCOL_VERSION = 1;
+export const PEER_PROTOCOL_VERSION = 2;
+
+/**
+ * Longest `deadlineMs` a request may carry: a prefetch's whole budget fits (10 s); anything
+ * larger is clamped, so a peer cannot push its requests behind everyone else's on purpose or
+ * make them look more urgent than any real request (see Peer's upload order).
+ */
+export const MAX_REQUEST_DEADLINE_MS = 60_000;
 
 /**
  * Bytes of piece data per `chunk` message. 16 KiB is the message size every WebRTC stack
@@ -17,8 +24,14 @@ export type PeerMessage =
   | { type: 'hello'; version: number; have: Record<string, string> }
   /** The sender now holds `piece` of `asset`. */
   | { type: 'have'; asset: string; piece: number }
-  /** Ask for one whole piece; `id` is chosen by the requester and unique per channel. */
-  | { type: 'request'; id: number; asset: string; piece: number }
+  /** The sender no longer holds `piece` of `asset` (its store evicted or cleared it). */
+  | { type: 'lost'; asset: string; piece: number }
+  /**
+   * Ask for one piece; `id` is chosen by the requester and unique per channel. `from`: send the
+   * piece from this byte on (the requester already has the bytes before it, from another peer).
+   * `deadlineMs`: how soon the requester needs it; the sender serves the most urgent request first.
+   */
+  | { type: 'request'; id: number; asset: string; piece: number; from?: number; deadlineMs?: number }
   /** The requester no longer needs request `id`. */
   | { type: 'cancel'; id: number }
   /** Part of the answer to request `id`: bytes `[offset, offset + data.length)` of a piece of `total` bytes. */

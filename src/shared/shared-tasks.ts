@@ -28,6 +28,17 @@ export class SharedTasks<T, Signal extends AbortSignalLike = AbortSignalLike> {
     return this.#tasks.has(key);
   }
 
+  /**
+   * Aborts the task for `key` for every caller (its result is no longer wanted by anyone, e.g.
+   * another source finishes the piece). Its waiters get whatever the task returns once aborted.
+   */
+  abort(key: string): void {
+    const task = this.#tasks.get(key);
+    if (!task || task.settled) return;
+    task.controller.abort();
+    this.#tasks.delete(key);
+  }
+
   /** Joins the task for `key`, starting it with `start` if none runs. Rejects with `aborted` when `signal` aborts first. */
   run(key: string, start: (signal: Signal) => Promise<T>, signal?: AbortSignalLike): Promise<T> {
     if (signal?.aborted) return Promise.reject(new PeerfetchError('aborted', 'aborted before start'));

@@ -1,5 +1,5 @@
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
-import { DEFAULT_STORE_CAP_BYTES, type PieceStore, type StoredPiece } from './piece-store.js';
+import { DEFAULT_STORE_CAP_BYTES, RemovalListeners, removedBy, type PieceStore, type RemovedPieces, type StoredPiece } from './piece-store.js';
 
 /** Database shared by the SW and every page of the origin; bump the version when the schema changes. */
 export const DB_NAME = 'peerfetch';
@@ -38,6 +38,16 @@ async function defaultCap(): Promise<number> {
   return DEFAULT_STORE_CAP_BYTES;
 }
 
+/** A removal notice from another context of the origin, checked before use. */
+function asRemovedPieces(data: unknown): RemovedPieces | undefined {
+  if (typeof data !== 'object' || data === null) return undefined;
+  const { asset, pieces } = data as Record<string, unknown>;
+  if (asset !== undefined && typeof asset !== 'string') return undefined;
+  if (pieces !== undefined && !(Array.isArray(pieces) && pieces.every((piece) => Number.isSafeInteger(piece)))) return undefined;
+  if (asset === undefined && pieces !== undefined) return undefined;
+  return { asset, pieces } as RemovedPieces;
+}
+
 function isQuotaError(error: unknown): boolean {
   return error instanceof DOMException && error.name === 'QuotaExceededError';
 }
@@ -54,11 +64,35 @@ export class IdbPieceStore implements PieceStore {
   readonly #now: () => number;
   /** The last put queued (see put). */
   #puts: Promise<void> = Promise.resolve();
+  readonly #removals = new RemovalListeners();
+  /**
+   * Removals made by every context of the origin: the SW evicts pieces while storing origin
+   * pieces, and the page that tells peers what it holds must hear of it. BroadcastChannel reaches
+   * the SW and every page of the origin (not the posting object itself: local listeners are
+   * called directly). Absent where the platform has none; removals are then local only.
+   */
+  readonly #broadcast: BroadcastChannel | undefined;
 
-  private constructor(db: IDBPDatabase<PieceDb>, capBytes: number, now: () => number) {
+  private constructor(db: IDBPDatabase<PieceDb>, capBytes: number, now: () => number, name: string) {
     this.#db = db;
     this.#capBytes = capBytes;
     this.#now = now;
+    this.#broadcast = typeof BroadcastChannel === 'function' ? new BroadcastChannel(`peerfetch-store:${name}`) : undefined;
+    if (this.#broadcast) {
+      this.#broadcast.onmessage = (event: MessageEvent) => {
+        const removed = asRemovedPieces(event.data);
+        if (removed) this.#removals.emit(removed);
+      };
+    }
+  }
+
+  onRemoved(listener: (removed: RemovedPieces) => void): () => void {
+    return this.#removals.add(listener);
+  }
+
+  #removed(removed: RemovedPieces): void {
+    this.#removals.emit(removed);
+    this.#broadcast?.postMessage(removed);
   }
 
   static async open(options: { capBytes?: number; now?: () => number; name?: string } = {}): Promise<IdbPieceStore> {
@@ -74,7 +108,8 @@ export class IdbPieceStore implements PieceStore {
         db.close();
       },
     });
-    return new IdbPieceStore(db, options.capBytes ?? (await defaultCap()), options.now ?? Date.now);
+    const name = options.name ?? DB_NAME;
+    return new IdbPieceStore(db, options.capBytes ?? (await defaultCap()), options.now ?? Date.now, name);
   }
 
   async get(asset: string, piece: number): Promise<Uint8Array | undefined> {
@@ -122,13 +157,17 @@ export class IdbPieceStore implements PieceStore {
     if (total <= targetBytes) return;
     const tx = this.#db.transaction(['data', 'meta'], 'readwrite');
     let cursor = await tx.objectStore('meta').index('by-used-at').openCursor();
+    const evicted = new Map<string, number[]>();
     while (cursor && total > targetBytes) {
       total -= cursor.value.size;
+      const [asset, piece] = cursor.primaryKey;
+      evicted.set(asset, [...(evicted.get(asset) ?? []), piece]);
       void tx.objectStore('data').delete(cursor.primaryKey);
       await cursor.delete();
       cursor = await cursor.continue();
     }
     await tx.done;
+    for (const [asset, pieces] of evicted) this.#removed({ asset, pieces });
   }
 
   async list(asset: string): Promise<number[]> {
@@ -149,6 +188,7 @@ export class IdbPieceStore implements PieceStore {
       void tx.objectStore('meta').delete(key);
     }
     await tx.done;
+    this.#removed(removedBy(asset, piece));
   }
 
   async size(): Promise<number> {
@@ -157,6 +197,7 @@ export class IdbPieceStore implements PieceStore {
   }
 
   close(): void {
+    this.#broadcast?.close();
     this.#db.close();
   }
 }

@@ -10,6 +10,15 @@ export interface StoredPiece {
   data: Uint8Array;
 }
 
+/**
+ * Pieces a store no longer holds: `pieces` of `asset`, every piece of `asset` when `pieces` is
+ * absent, every piece of every asset when `asset` is absent too.
+ */
+export interface RemovedPieces {
+  asset?: string;
+  pieces?: number[];
+}
+
 export interface PieceStore {
   /** The piece's bytes, or undefined when it is not stored. Marks it recently used. */
   get(asset: string, piece: number): Promise<Uint8Array | undefined>;
@@ -21,7 +30,37 @@ export interface PieceStore {
   delete(asset?: string, piece?: number): Promise<void>;
   /** Bytes currently stored. */
   size(): Promise<number>;
+  /**
+   * Calls `listener` whenever pieces leave the store (evicted for the cap or deleted), so what
+   * peers are told stays true. The IndexedDB store also reports removals made by the other
+   * contexts of the origin (the SW evicts while storing origin pieces). Returns the unsubscribe.
+   */
+  onRemoved(listener: (removed: RemovedPieces) => void): () => void;
   close(): void;
+}
+
+/** The listeners of a store's removals (one helper for both implementations). */
+export class RemovalListeners {
+  readonly #listeners = new Set<(removed: RemovedPieces) => void>();
+
+  add(listener: (removed: RemovedPieces) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  get size(): number {
+    return this.#listeners.size;
+  }
+
+  emit(removed: RemovedPieces): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(removed);
+      } catch {
+        // A failing listener must not break the store's own work (a put that evicted).
+      }
+    }
+  }
 }
 
 /** Default cap on stored bytes (512 MiB): several long videos, well inside Chromium's per-origin quota. */
@@ -31,6 +70,7 @@ export const DEFAULT_STORE_CAP_BYTES = 512 * 1024 * 1024;
 export class MemoryPieceStore implements PieceStore {
   readonly #pieces = new Map<string, StoredPiece>();
   readonly #capBytes: number;
+  readonly #removals = new RemovalListeners();
   #bytes = 0;
 
   constructor(capBytes = DEFAULT_STORE_CAP_BYTES) {
@@ -55,13 +95,18 @@ export class MemoryPieceStore implements PieceStore {
       this.#bytes -= previous.data.length;
       this.#pieces.delete(key);
     }
+    const evicted: StoredPiece[] = [];
     for (const [oldKey, old] of this.#pieces) {
       if (this.#bytes + piece.data.length <= this.#capBytes) break;
       this.#pieces.delete(oldKey);
       this.#bytes -= old.data.length;
+      evicted.push(old);
     }
     this.#pieces.set(key, { ...piece, data: piece.data.slice() });
     this.#bytes += piece.data.length;
+    for (const asset of new Set(evicted.map((old) => old.asset))) {
+      this.#removals.emit({ asset, pieces: evicted.filter((old) => old.asset === asset).map((old) => old.piece) });
+    }
   }
 
   async list(asset: string): Promise<number[]> {
@@ -75,11 +120,22 @@ export class MemoryPieceStore implements PieceStore {
         this.#bytes -= stored.data.length;
       }
     }
+    this.#removals.emit(removedBy(asset, piece));
   }
 
   async size(): Promise<number> {
     return this.#bytes;
   }
 
+  onRemoved(listener: (removed: RemovedPieces) => void): () => void {
+    return this.#removals.add(listener);
+  }
+
   close(): void {}
+}
+
+/** What `delete(asset, piece)` removes, as a RemovedPieces notice. */
+export function removedBy(asset: string | undefined, piece: number | undefined): RemovedPieces {
+  if (asset === undefined) return {};
+  return piece === undefined ? { asset } : { asset, pieces: [piece] };
 }

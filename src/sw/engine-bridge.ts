@@ -5,7 +5,7 @@ import {
   type PieceAnswer,
   type WorkerToPage,
 } from '../shared/bridge-messages.js';
-import type { PeerDelivery } from './piece-loader.js';
+import type { PeerAnswer } from './piece-loader.js';
 
 /**
  * Margin (ms) the SW waits beyond the deadline it gives the engine: the engine answers
@@ -64,13 +64,16 @@ export class EngineBridge {
     return undefined;
   }
 
-  /** Asks a page engine for a verified piece from peers; undefined when none answers with one in time. */
+  /**
+   * Asks a page engine for a verified piece from peers; undefined when none answers with one in
+   * time, or the first bytes of the piece (unverified) when peers delivered only part of it.
+   */
   async requestPiece(
     clientId: string,
     asset: string,
     piece: number,
     { deadlineMs, first, signal }: { deadlineMs: number; first: boolean; signal: AbortSignal },
-  ): Promise<PeerDelivery | undefined> {
+  ): Promise<PeerAnswer | undefined> {
     const engine = await this.#pickEngine(clientId);
     if (!engine || signal.aborted) return undefined;
     const channel = new MessageChannel();
@@ -90,6 +93,7 @@ export class EngineBridge {
     signal.removeEventListener('abort', onAbort);
     if (!result || result.type !== 'piece') channel.port1.postMessage({ type: 'cancel' });
     channel.port1.close();
+    if (result?.type === 'piece-miss' && result.partial && result.partial.byteLength > 0) return { partial: new Uint8Array(result.partial) };
     if (result?.type !== 'piece') return undefined;
     return { data: new Uint8Array(result.data), byOtherPage: engine.id !== clientId };
   }

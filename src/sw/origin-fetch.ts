@@ -6,13 +6,17 @@ import { GrowingPiece } from './growing-piece.js';
 /**
  * Fetches one piece of `asset` from its origin with an HTTP Range request and returns it as soon
  * as the response headers are in: its bytes keep arriving into the returned GrowingPiece.
+ * `from`: fetch the piece from this byte on only (peers delivered the bytes before it); the
+ * GrowingPiece then holds bytes [from, piece end).
  * Accepts a 206 for exactly that range, or a 200 with the whole file (a server that ignores
  * Range), which is sliced and also handed over whole (`wholeAsset`). Throws `origin-failed` for
  * anything else.
  */
-export async function fetchPieceFromOrigin(asset: ManifestAsset, piece: number, signal: AbortSignal): Promise<GrowingPiece> {
-  const span = pieceSpan(piece, asset.size, asset.pieceSize);
+export async function fetchPieceFromOrigin(asset: ManifestAsset, piece: number, signal: AbortSignal, from = 0): Promise<GrowingPiece> {
+  const piecesSpan = pieceSpan(piece, asset.size, asset.pieceSize);
+  const span = { start: piecesSpan.start + from, end: piecesSpan.end };
   const length = span.end - span.start;
+  if (length <= 0) throw new PeerfetchError('origin-failed', `nothing of piece ${piece} is left after byte ${from}`);
   const response = await fetch(asset.href, {
     headers: { Range: `bytes=${span.start}-${span.end - 1}` },
     mode: 'cors',

@@ -28,6 +28,13 @@ export interface PeerDelivery {
   byOtherPage: boolean;
 }
 
+/** The first bytes of a piece that peers delivered before the deadline, not verified: the origin finishes it. */
+export interface PeerPartial {
+  partial: Uint8Array;
+}
+
+export type PeerAnswer = PeerDelivery | PeerPartial;
+
 /** What the sources need from their surroundings (injected, so they run in tests without a SW). */
 export interface PieceSourcesComponents {
   /** The local store, or undefined when IndexedDB is unavailable. */
@@ -38,9 +45,9 @@ export interface PieceSourcesComponents {
     asset: ManifestAsset,
     piece: number,
     options: { deadlineMs: number; first: boolean; signal: AbortSignal },
-  ): Promise<PeerDelivery | undefined>;
-  /** Starts an origin fetch; resolves once its bytes start arriving. */
-  fromOrigin(asset: ManifestAsset, piece: number, signal: AbortSignal): Promise<GrowingPiece>;
+  ): Promise<PeerAnswer | undefined>;
+  /** Starts an origin fetch of the piece from byte `from` on (default 0); resolves once its bytes start arriving. */
+  fromOrigin(asset: ManifestAsset, piece: number, signal: AbortSignal, from?: number): Promise<GrowingPiece>;
   /** Stats and "stored" notices for a page. */
   notify(clientId: string, message: WorkerToPage): void;
   /** Origin bytes did not match the manifest: it is probably stale. */
@@ -85,7 +92,7 @@ export class PieceSources {
       const delivery = await this.#components
         .fromPeers(clientId, asset, piece, { deadlineMs, first, signal })
         .catch(() => undefined);
-      if (delivery) {
+      if (delivery && 'data' in delivery) {
         // The engine that fetched it counted it; tell the asking page when that was another tab.
         if (delivery.byOtherPage) {
           notify(clientId, { type: 'piece-delivered', asset: asset.id, piece, source: 'peers', bytes: delivery.data.length, stored: true });
@@ -93,6 +100,10 @@ export class PieceSources {
         return delivery.data;
       }
       if (signal.aborted) throw new PeerfetchError('aborted', 'the response was cancelled');
+      if (delivery) {
+        const finished = await this.#finishFromOrigin(asset, piece, delivery.partial, clientId).catch(() => undefined);
+        if (finished) return finished;
+      }
       return this.#fromOrigin(asset, piece, clientId);
     };
   }
@@ -178,6 +189,32 @@ export class PieceSources {
       );
     }
     return fetching;
+  }
+
+  /**
+   * A piece that peers delivered part of before the deadline: the origin sends the rest (a Range
+   * from where the peers stopped), and the whole piece is verified before any byte of it goes to
+   * the player (the peers' bytes are not trusted until then), then stored. Undefined when the
+   * piece is arriving from the origin anyway (the caller joins that transfer) or when the whole
+   * fails its hash (some peer sent bad bytes, or the manifest is stale): the caller then fetches
+   * the whole piece from the origin.
+   */
+  async #finishFromOrigin(asset: ManifestAsset, piece: number, prefix: Uint8Array, clientId: string): Promise<Uint8Array | undefined> {
+    const key = `${asset.id}/${piece}`;
+    const span = pieceSpan(piece, asset.size, asset.pieceSize);
+    if (prefix.length >= span.end - span.start || this.#arriving.has(key) || this.#originFetches.has(key) || this.#wholeAssets.has(asset.id)) return undefined;
+    // Like any origin transfer, the rest is not cancelled with the player's request (see #fromOrigin).
+    const rest = await this.#components.fromOrigin(asset, piece, new AbortController().signal, prefix.length);
+    const tail = await rest.done;
+    const data = new Uint8Array(span.end - span.start);
+    data.set(prefix);
+    data.set(tail, prefix.length);
+    if (!(await verifyPiece(data, asset.pieces[piece]!))) return undefined;
+    const { store, notify } = this.#components;
+    const stored = store ? await store.put({ asset: asset.id, piece, data }).then(() => true, () => false) : false;
+    notify(clientId, { type: 'piece-delivered', asset: asset.id, piece, source: 'origin', bytes: tail.length, stored });
+    notify(clientId, { type: 'piece-delivered', asset: asset.id, piece, source: 'peers', bytes: prefix.length, stored: false });
+    return data;
   }
 
   /**

@@ -76,6 +76,26 @@ export const pieceStoreContract: Record<string, (open: StoreFactory) => Promise<
     return failures;
   },
 
+  async 'tells its removal listeners which pieces it evicted or deleted'(open) {
+    let clock = 0;
+    const store = await open(4 * KIB, () => ++clock);
+    const failures: string[] = [];
+    const heard: string[] = [];
+    const stop = store.onRemoved(({ asset, pieces }) => heard.push(`${asset ?? '*'}:${pieces?.join(',') ?? '*'}`));
+    for (let index = 0; index < 6; index++) await store.put({ asset: 'a', piece: index, data: piece(index) });
+    // Pieces 0 and 1 were evicted, each when there was no room for a newer one.
+    if (JSON.stringify(heard) !== '["a:0","a:1"]') failures.push(`evictions heard: ${JSON.stringify(heard)}`);
+    await store.delete('a', 3);
+    await store.delete('a');
+    await store.delete();
+    if (JSON.stringify(heard.slice(2)) !== '["a:3","a:*","*:*"]') failures.push(`deletions heard: ${JSON.stringify(heard.slice(2))}`);
+    stop();
+    await store.delete();
+    if (heard.length !== 5) failures.push('a listener that unsubscribed was still called');
+    store.close();
+    return failures;
+  },
+
   async 'keeps a copy: changing the caller buffer after put changes nothing'(open) {
     const store = await open(4 * KIB, () => 1);
     const data = piece(3);

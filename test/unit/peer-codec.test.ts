@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodePeerMessage, encodePeerMessage } from '../../src/shared/peer-codec.js';
-import { CHUNK_SIZE, type PeerMessage } from '../../src/shared/peer-messages.js';
+import { CHUNK_SIZE, MAX_REQUEST_DEADLINE_MS, type PeerMessage } from '../../src/shared/peer-messages.js';
 import { isPeerfetchError } from '../../src/shared/errors.js';
 
 const ASSET = '0123456789abcdef';
@@ -10,6 +10,8 @@ describe('peer codec', () => {
     { type: 'hello', version: 1, have: { [ASSET]: 'ff80' } },
     { type: 'have', asset: ASSET, piece: 3 },
     { type: 'request', id: 7, asset: ASSET, piece: 0 },
+    { type: 'request', id: 8, asset: ASSET, piece: 2, from: 32768, deadlineMs: 4000 },
+    { type: 'lost', asset: ASSET, piece: 3 },
     { type: 'cancel', id: 7 },
     { type: 'chunk', id: 7, offset: 16384, total: 40000, data: new Uint8Array([1, 2, 3]) },
     { type: 'reject', id: 7, reason: 'not-found' },
@@ -35,6 +37,9 @@ describe('peer codec', () => {
     ['a hello without version', header({ type: 'hello', have: {} })],
     ['a hello with a non-hex bitfield key', header({ type: 'hello', version: 1, have: { nothex: 'ff' } })],
     ['a reject with an unknown reason', header({ type: 'reject', id: 1, reason: 'nope' })],
+    ['a lost without a piece', header({ type: 'lost', asset: ASSET })],
+    ['a request starting at a negative byte', header({ type: 'request', id: 1, asset: ASSET, piece: 1, from: -5 })],
+    ['a request with a fractional deadline', header({ type: 'request', id: 1, asset: ASSET, piece: 1, deadlineMs: 0.5 })],
   ])('rejects %s with codec-invalid', (_name, frame) => {
     let error: unknown;
     try {
@@ -43,6 +48,11 @@ describe('peer codec', () => {
       error = caught;
     }
     expect(isPeerfetchError(error, 'codec-invalid')).toBe(true);
+  });
+
+  it('clamps a request deadline to MAX_REQUEST_DEADLINE_MS, so a peer cannot push its requests behind everyone on purpose', () => {
+    const frame = encodePeerMessage({ type: 'request', id: 1, asset: ASSET, piece: 1, deadlineMs: 10 ** 12 });
+    expect(decodePeerMessage(frame)).toMatchObject({ deadlineMs: MAX_REQUEST_DEADLINE_MS });
   });
 
   it('rejects a chunk past its piece or larger than CHUNK_SIZE', () => {

@@ -1,51 +1,14 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Peer, type PeerHandlers } from '../../src/engine/peer.js';
-import { decodePeerMessage } from '../../src/shared/peer-codec.js';
-import { CHUNK_SIZE, type PeerMessage } from '../../src/shared/peer-messages.js';
+import { encodePeerMessage } from '../../src/shared/peer-codec.js';
+import { CHUNK_SIZE } from '../../src/shared/peer-messages.js';
+import { channelPair, fakeConnection, FakeChannel } from './fake-channel.js';
 
 // The peer protocol between two Peer objects over an in-memory data channel pair: what the
 // engine does with requests, chunks, cancels and rejects, without a browser.
 
 const ASSET = '0123456789abcdef';
 const PIECE_BYTES = CHUNK_SIZE * 4 + 10;
-
-/** One end of an ordered, reliable in-memory channel with RTCDataChannel's surface as Peer uses it. */
-class FakeChannel extends EventTarget {
-  readyState: RTCDataChannelState = 'open';
-  binaryType = 'arraybuffer';
-  bufferedAmount = 0;
-  bufferedAmountLowThreshold = 0;
-  onmessage: ((event: { data: unknown }) => void) | null = null;
-  onclose: (() => void) | null = null;
-  onerror: (() => void) | null = null;
-  other!: FakeChannel;
-  /** Every message this end sent, decoded, for assertions. */
-  readonly sent: PeerMessage[] = [];
-
-  send(frame: Uint8Array): void {
-    this.sent.push(decodePeerMessage(frame));
-    const copy = frame.slice().buffer;
-    // Deliver asynchronously, in order, as a data channel does.
-    setTimeout(() => this.other.onmessage?.({ data: copy }), 0);
-  }
-
-  close(): void {
-    if (this.readyState === 'closed') return;
-    this.readyState = 'closed';
-    this.onclose?.();
-    this.other.close();
-  }
-}
-
-function pair(): [FakeChannel, FakeChannel] {
-  const a = new FakeChannel();
-  const b = new FakeChannel();
-  a.other = b;
-  b.other = a;
-  return [a, b];
-}
-
-const fakeConnection = () => ({ close() {}, connectionState: 'connected', onconnectionstatechange: null }) as unknown as RTCPeerConnection;
 
 function handlers(stored: Map<string, Uint8Array>, overrides: Partial<PeerHandlers> = {}): PeerHandlers {
   return {
@@ -59,8 +22,8 @@ function handlers(stored: Map<string, Uint8Array>, overrides: Partial<PeerHandle
   };
 }
 
-function connect(seederPieces: Map<string, Uint8Array>) {
-  const [leecherEnd, seederEnd] = pair();
+function connect(seederPieces: Map<string, Uint8Array>, seederRate?: number) {
+  const [leecherEnd, seederEnd] = channelPair(undefined, seederRate);
   const closed: string[] = [];
   const leecher = new Peer('seeder', fakeConnection(), leecherEnd as unknown as RTCDataChannel, handlers(new Map(), { onClose: (_p, reason) => closed.push(reason) }));
   const seeder = new Peer('leecher', fakeConnection(), seederEnd as unknown as RTCDataChannel, handlers(seederPieces));
@@ -73,13 +36,11 @@ describe('Peer protocol', () => {
   it('learns what the other side holds from hello and have', async () => {
     const { leecher, seeder } = connect(new Map());
     seeder.hello({ [ASSET]: '8000' }); // piece 0
-    await new Promise((resolve) => setTimeout(resolve, 5));
-    expect(leecher.has(ASSET, 0)).toBe(true);
+    await vi.waitFor(() => expect(leecher.has(ASSET, 0)).toBe(true));
     expect(leecher.has(ASSET, 1)).toBe(false);
     seeder.announceHave(ASSET, 7);
     seeder.announceHave('ffffffffffffffff', 1); // an asset we don't know: ignored
-    await new Promise((resolve) => setTimeout(resolve, 5));
-    expect(leecher.has(ASSET, 7)).toBe(true);
+    await vi.waitFor(() => expect(leecher.has(ASSET, 7)).toBe(true));
   });
 
   it('downloads a whole piece in chunks and measures the peer', async () => {
@@ -90,26 +51,102 @@ describe('Peer protocol', () => {
     expect(leecher.bytesDownloaded).toBe(PIECE_BYTES);
   });
 
-  it('a missing piece is rejected, not left hanging', async () => {
-    const { leecher } = connect(new Map());
-    await expect(leecher.request(ASSET, 1, PIECE_BYTES, new AbortController().signal)).rejects.toMatchObject({ code: 'peer-closed' });
-    expect(leecher.failures).toBe(1);
+  it('a piece the peer no longer holds is answered not-found: no longer expected there, and no failure', async () => {
+    const { leecher, seeder } = connect(new Map());
+    seeder.hello({ [ASSET]: '4000' }); // claims piece 1, which its store has lost meanwhile
+    await vi.waitFor(() => expect(leecher.has(ASSET, 1)).toBe(true));
+    await expect(leecher.request(ASSET, 1, PIECE_BYTES, new AbortController().signal)).rejects.toMatchObject({
+      code: 'peer-closed',
+      details: { reason: 'not-found' },
+    });
+    expect(leecher.has(ASSET, 1)).toBe(false);
+    expect(leecher.failures).toBe(0);
+  });
+
+  it('a lost piece is withdrawn from what the other side expects of us', async () => {
+    const { leecher, seeder } = connect(new Map());
+    seeder.hello({ [ASSET]: 'c000' }); // pieces 0 and 1
+    await vi.waitFor(() => expect(leecher.has(ASSET, 1)).toBe(true));
+    seeder.announceLost(ASSET, 1);
+    await vi.waitFor(() => expect(leecher.has(ASSET, 1)).toBe(false));
+    expect(leecher.has(ASSET, 0)).toBe(true);
+  });
+
+  it('failures decay: a peer that failed once is ranked as before a minute or two later', async () => {
+    let now = 1000;
+    vi.spyOn(performance, 'now').mockImplementation(() => now);
+    try {
+      const [leecherEnd, remoteEnd] = channelPair();
+      const leecher = new Peer('remote', fakeConnection(), leecherEnd as unknown as RTCDataChannel, handlers(new Map()));
+      const before = leecher.expectedDelay(PIECE_BYTES);
+      const failed = leecher.request(ASSET, 1, PIECE_BYTES, new AbortController().signal);
+      remoteEnd.send(encodePeerMessage({ type: 'reject', id: 1, reason: 'busy' }));
+      await expect(failed).rejects.toMatchObject({ code: 'peer-closed' });
+      expect(leecher.failures).toBe(1);
+      expect(leecher.expectedDelay(PIECE_BYTES)).toBeGreaterThan(before);
+      now += 30_000;
+      expect(leecher.failures).toBeCloseTo(0.5, 5);
+      now += 5 * 60_000;
+      expect(leecher.failures).toBeLessThan(0.01);
+    } finally {
+      vi.restoreAllMocks();
+    }
+  });
+
+  it('a request given up on hands over what arrived; a request with that prefix gets only the rest', async () => {
+    const { leecher, seederEnd } = connect(new Map([[`${ASSET}/2`, piece]]));
+    // The seeder's line is congested after two chunks (its queue never drains), like a slow uplink.
+    const send = seederEnd.send.bind(seederEnd);
+    seederEnd.send = (frame) => {
+      send(frame);
+      if (seederEnd.sent.filter((m) => m.type === 'chunk').length >= 2) seederEnd.bufferedAmount = 2 * 1024 * 1024;
+    };
+    const abort = new AbortController();
+    const first = leecher.request(ASSET, 2, PIECE_BYTES, abort.signal);
+    await vi.waitFor(() => expect(leecher.partial(ASSET, 2)?.length).toBe(2 * CHUNK_SIZE));
+    abort.abort();
+    const error = (await first.catch((caught: unknown) => caught)) as { code: string; details: { partial?: Uint8Array } };
+    expect(error.code).toBe('aborted');
+    expect(error.details.partial).toEqual(piece.subarray(0, 2 * CHUNK_SIZE));
+
+    // Another peer finishes it from there: it sends only the bytes after the prefix.
+    const other = connect(new Map([[`${ASSET}/2`, piece]]));
+    const whole = await other.leecher.request(ASSET, 2, PIECE_BYTES, new AbortController().signal, { prefix: error.details.partial });
+    expect(whole).toEqual(piece);
+    expect(other.seederEnd.sent.filter((m) => m.type === 'chunk').map((m) => (m as { offset: number }).offset)).toEqual([
+      2 * CHUNK_SIZE,
+      3 * CHUNK_SIZE,
+      4 * CHUNK_SIZE,
+    ]);
+    expect(other.leecher.bytesDownloaded).toBe(PIECE_BYTES - 2 * CHUNK_SIZE);
+  });
+
+  it('a chunk that does not continue the piece (a gap or an overlap) fails the request', async () => {
+    const [leecherEnd, remoteEnd] = channelPair();
+    const leecher = new Peer('remote', fakeConnection(), leecherEnd as unknown as RTCDataChannel, handlers(new Map()));
+    const download = leecher.request(ASSET, 1, PIECE_BYTES, new AbortController().signal);
+    remoteEnd.send(encodePeerMessage({ type: 'chunk', id: 1, offset: CHUNK_SIZE, total: PIECE_BYTES, data: new Uint8Array(CHUNK_SIZE) }));
+    await expect(download).rejects.toMatchObject({ code: 'codec-invalid' });
   });
 
   it('cancelling a request tells the other side, which stops sending that piece', async () => {
     const { leecher, leecherEnd, seederEnd } = connect(new Map([[`${ASSET}/2`, piece]]));
     // The seeder's channel looks congested, so it pauses after its first chunk and sees the cancel.
     seederEnd.bufferedAmount = 2 * 1024 * 1024;
+    const deliver = seederEnd.onmessage!;
+    let arrived = 0;
+    seederEnd.onmessage = (event) => (arrived++, deliver(event));
     const abort = new AbortController();
     const download = leecher.request(ASSET, 2, PIECE_BYTES, abort.signal);
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await vi.waitFor(() => expect(arrived).toBe(1)); // the request is queued at the seeder
     abort.abort();
     await expect(download).rejects.toMatchObject({ code: 'aborted' });
     expect(leecherEnd.sent.map((m) => m.type)).toEqual(['request', 'cancel']);
-    await new Promise((resolve) => setTimeout(resolve, 5)); // the cancel reaches the seeder
+    await vi.waitFor(() => expect(arrived).toBe(2)); // the cancel reaches the seeder
     seederEnd.bufferedAmount = 0;
     seederEnd.dispatchEvent(new Event('bufferedamountlow'));
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    // Its upload loop ran again with nothing left to send.
+    await new Promise((resolve) => setTimeout(resolve, 0));
     expect(seederEnd.sent.filter((m) => m.type === 'chunk')).toHaveLength(0);
   });
 
@@ -133,8 +170,7 @@ describe('Peer protocol', () => {
       };
       const abort = new AbortController();
       const download = leecher.request(ASSET, 2, PIECE_BYTES, abort.signal).catch(() => undefined);
-      await new Promise((resolve) => setTimeout(resolve, 5)); // the first chunk arrives
-      expect(leecher.bytesDownloaded).toBe(CHUNK_SIZE);
+      await vi.waitFor(() => expect(leecher.bytesDownloaded).toBe(CHUNK_SIZE)); // the first chunk arrives
       return {
         leecher,
         fresh,
@@ -151,17 +187,18 @@ describe('Peer protocol', () => {
       advance(2000);
       await giveUp();
       // The rate seen: CHUNK_SIZE bytes in 2 s; the next piece is expected to take that long.
-      expect(leecher.expectedDelay(PIECE_BYTES)).toBeCloseTo((PIECE_BYTES * 2) / CHUNK_SIZE, 5);
-      expect(leecher.expectedDelay(PIECE_BYTES)).toBeGreaterThan(100 * fresh);
+      expect(leecher.expectedDelay(PIECE_BYTES)).toBeCloseTo(leecher.rttMs / 1000 + (PIECE_BYTES * 2) / CHUNK_SIZE, 5);
+      expect(leecher.expectedDelay(PIECE_BYTES)).toBeGreaterThan(10 * fresh);
       advance(15_001);
-      expect(leecher.expectedDelay(PIECE_BYTES)).toBe(fresh);
+      // Another chance: no slower than a peer never measured.
+      expect(leecher.expectedDelay(PIECE_BYTES)).toBeLessThanOrEqual(fresh);
     });
 
     it('a request given up on at once says nothing about the peer', async () => {
       const { leecher, fresh, advance, giveUp } = await stalledDownload();
       advance(100);
       await giveUp();
-      expect(leecher.expectedDelay(PIECE_BYTES)).toBe(fresh);
+      expect(leecher.expectedDelay(PIECE_BYTES)).toBeLessThanOrEqual(fresh);
     });
   });
 

@@ -81,21 +81,24 @@ describe('assetResponse', () => {
 });
 
 describe('PieceSources', () => {
-  async function setup(options: { peers?: (piece: number) => Uint8Array | undefined; origin?: (piece: number) => Uint8Array } = {}) {
+  async function setup(
+    options: { peers?: (piece: number) => Uint8Array | { partial: Uint8Array } | undefined; origin?: (piece: number) => Uint8Array } = {},
+  ) {
     const asset = await makeAsset();
     const store = new MemoryPieceStore();
     const notices: WorkerToPage[] = [];
-    const calls = { peers: 0, origin: 0, stale: 0 };
+    const calls = { peers: 0, origin: 0, stale: 0, originFrom: [] as number[] };
     const sources = new PieceSources({
       store,
       fromPeers: async (_client, _asset, piece) => {
         calls.peers++;
         const data = options.peers?.(piece);
-        return data && { data, byOtherPage: false };
+        return data && ('partial' in data ? data : { data, byOtherPage: false });
       },
-      fromOrigin: async (_asset, piece) => {
+      fromOrigin: async (_asset, piece, _signal, from = 0) => {
         calls.origin++;
-        const data = (options.origin ?? fromBytes)(piece);
+        calls.originFrom.push(from);
+        const data = (options.origin ?? fromBytes)(piece).subarray(from);
         const growing = new GrowingPiece(data.length);
         // Bytes arrive in two parts, as from a network.
         growing.append(data.subarray(0, 100));
@@ -140,6 +143,31 @@ describe('PieceSources', () => {
     expect(await bytesOf(second)).toEqual(fromBytes(1));
     await vi.waitFor(async () => expect(await store.list(asset.id)).toEqual([1]));
     await vi.waitFor(() => expect(notices.filter((notice) => notice.type === 'piece-delivered')).toHaveLength(1));
+  });
+
+  it('finishes a piece peers half-delivered with an origin Range from where they stopped, verified whole before the player gets it', async () => {
+    const half = fromBytes(1).slice(0, 5000);
+    const { load, calls, store, asset, notices } = await setup({ peers: (piece) => (piece === 1 ? { partial: half } : undefined) });
+    const loaded = await load(1, signal(), false);
+    // Whole and verified bytes, not a stream of origin bytes: the peers' part was unverified until now.
+    expect(loaded).toBeInstanceOf(Uint8Array);
+    expect(loaded).toEqual(fromBytes(1));
+    expect(calls.originFrom).toEqual([5000]);
+    expect(await store.list(asset.id)).toEqual([1]);
+    const delivered = notices.flatMap((notice) => (notice.type === 'piece-delivered' ? [[notice.source, notice.bytes, notice.stored]] : []));
+    expect(delivered).toEqual([
+      ['origin', PIECE - 5000, true],
+      ['peers', 5000, false],
+    ]);
+  });
+
+  it('a half-delivered piece whose whole fails its hash: the player gets the origin piece, never the peer bytes', async () => {
+    const forged = new Uint8Array(5000).fill(7);
+    const { load, calls, store, asset } = await setup({ peers: (piece) => (piece === 1 ? { partial: forged } : undefined) });
+    expect(await bytesOf(await load(1, signal(), false))).toEqual(fromBytes(1));
+    expect(calls.originFrom).toEqual([5000, 0]);
+    await vi.waitFor(async () => expect(await store.list(asset.id)).toEqual([1]));
+    expect(await store.get(asset.id, 1)).toEqual(fromBytes(1));
   });
 
   it('a response streams origin bytes before the piece is complete', async () => {

@@ -1,0 +1,108 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { Peer, type PeerHandlers } from '../../src/engine/peer.js';
+import { MAX_SEND_QUEUE_BYTES, MIN_SEND_QUEUE_BYTES } from '../../src/engine/send-pacer.js';
+import { CHUNK_SIZE } from '../../src/shared/peer-messages.js';
+import { channelPair, fakeConnection } from './fake-channel.js';
+
+// Uploads over a slow line (a fake data channel that drains at a fixed rate, on fake timers):
+// the send queue stays short, a cancel stops a piece at once, an urgent request overtakes.
+
+const ASSET = '0123456789abcdef';
+const PIECE_BYTES = 256 * 1024;
+/** A 2 Mbit/s home uplink, in bytes per second. */
+const SLOW_LINE = 250_000;
+/** Bytes of framing per chunk message (length prefix and JSON header) on top of its data. */
+const FRAME_OVERHEAD = 100;
+
+const pieces = new Map(Array.from({ length: 4 }, (_, index) => [`${ASSET}/${index}`, new Uint8Array(PIECE_BYTES).fill(index)]));
+
+function handlers(stored: Map<string, Uint8Array>): PeerHandlers {
+  return {
+    pieceCount: () => 4,
+    readPiece: async (asset, piece) => stored.get(`${asset}/${piece}`),
+    onHave: () => {},
+    onUploaded: () => {},
+    beforeUpload: async () => {},
+    onClose: () => {},
+  };
+}
+
+function connect(seederRate: number) {
+  const [leecherEnd, seederEnd] = channelPair(undefined, seederRate);
+  const leecher = new Peer('seeder', fakeConnection(), leecherEnd as unknown as RTCDataChannel, handlers(new Map()));
+  new Peer('leecher', fakeConnection(), seederEnd as unknown as RTCDataChannel, handlers(pieces));
+  return { leecher, seederEnd };
+}
+
+const never = () => new AbortController().signal;
+
+describe('uploads on a slow line', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('keep the send queue to a small target sized from the line rate, not megabytes', async () => {
+    const { leecher, seederEnd } = connect(SLOW_LINE);
+    const all = Promise.all([0, 1, 2, 3].map((index) => leecher.request(ASSET, index, PIECE_BYTES, never())));
+    await vi.advanceTimersByTimeAsync(6000); // 1 MiB at 250 kB/s: 4.2 s
+    expect((await all).map((data) => data[0])).toEqual([0, 1, 2, 3]);
+    // 100 ms of a 2 Mbit/s line is less than the smallest target: the queue never held more.
+    expect(seederEnd.maxBufferedAmount).toBeLessThanOrEqual(MIN_SEND_QUEUE_BYTES + CHUNK_SIZE + FRAME_OVERHEAD);
+    // The receiver measured the line, not the assumed rate.
+    expect(leecher.throughput).toBeGreaterThan(SLOW_LINE * 0.8);
+    expect(leecher.throughput).toBeLessThan(SLOW_LINE * 1.2);
+  });
+
+  it('grow the target on a fast line, up to its cap', async () => {
+    const fast = 20_000_000;
+    const { leecher, seederEnd } = connect(fast);
+    const all = Promise.all([0, 1, 2, 3].map((index) => leecher.request(ASSET, index, PIECE_BYTES, never())));
+    await vi.advanceTimersByTimeAsync(1000);
+    await all;
+    expect(seederEnd.maxBufferedAmount).toBeGreaterThan(MIN_SEND_QUEUE_BYTES + CHUNK_SIZE + FRAME_OVERHEAD);
+    expect(seederEnd.maxBufferedAmount).toBeLessThanOrEqual(MAX_SEND_QUEUE_BYTES + CHUNK_SIZE + FRAME_OVERHEAD);
+  });
+
+  it('stop a cancelled piece at once: only what was already queued reaches the line', async () => {
+    const { leecher, seederEnd } = connect(SLOW_LINE);
+    const abort = new AbortController();
+    const download = leecher.request(ASSET, 0, PIECE_BYTES, abort.signal).catch((error: unknown) => error);
+    await vi.advanceTimersByTimeAsync(300);
+    const chunksAtCancel = seederEnd.sent.filter((message) => message.type === 'chunk').length;
+    expect(chunksAtCancel).toBeGreaterThan(0);
+    abort.abort();
+    await download;
+    const receivedAtCancel = leecher.bytesDownloaded;
+    await vi.advanceTimersByTimeAsync(2000);
+    const chunksAfter = seederEnd.sent.filter((message) => message.type === 'chunk').length - chunksAtCancel;
+    // The cancel crossed the (unlimited) return path at once; at most the chunk being handed over went after it.
+    expect(chunksAfter).toBeLessThanOrEqual(1);
+    expect(seederEnd.bufferedAmount).toBe(0);
+    // Bytes on the line after the cancel: the short queue only (they arrive, and are dropped, as late chunks).
+    expect((chunksAtCancel + chunksAfter) * CHUNK_SIZE - receivedAtCancel).toBeLessThanOrEqual(MIN_SEND_QUEUE_BYTES + 2 * CHUNK_SIZE);
+  });
+
+  it('serve an urgent request before the prefetches queued ahead of it', async () => {
+    const { leecher } = connect(SLOW_LINE);
+    const finished: string[] = [];
+    const finishedAt = new Map<string, number>();
+    const track = (name: string, deadlineMs: number, index: number) =>
+      leecher.request(ASSET, index, PIECE_BYTES, never(), { deadlineMs }).then(() => {
+        finished.push(name);
+        finishedAt.set(name, performance.now());
+      });
+    const prefetches = [track('prefetch 0', 10_000, 0), track('prefetch 1', 10_000, 1)];
+    await vi.advanceTimersByTimeAsync(200); // prefetch 0 is being sent
+    const urgentAt = performance.now();
+    const urgent = track('urgent', 4000, 2);
+    await vi.advanceTimersByTimeAsync(6000);
+    await Promise.all([...prefetches, urgent]);
+    expect(finished).toEqual(['urgent', 'prefetch 0', 'prefetch 1']);
+    // It waited for the short queue only, not for the ~450 KiB of prefetches still ahead of it.
+    const lineMs = (bytes: number) => (bytes / SLOW_LINE) * 1000;
+    expect(finishedAt.get('urgent')! - urgentAt).toBeLessThanOrEqual(lineMs(PIECE_BYTES + MIN_SEND_QUEUE_BYTES + 2 * CHUNK_SIZE) + 50);
+  });
+});

@@ -1,0 +1,153 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { Peer, type PeerHandlers } from '../../src/engine/peer.js';
+import { Swarm } from '../../src/engine/swarm.js';
+import { Bitfield } from '../../src/shared/bitfield.js';
+import { sha256Hex } from '../../src/shared/integrity.js';
+import { parseManifest, type Manifest } from '../../src/shared/manifest.js';
+import { MemoryPieceStore } from '../../src/store/piece-store.js';
+import { channelPair, fakeConnection, type FakeChannel } from './fake-channel.js';
+
+// The swarm against remote Peer objects over fake data channels (some on slow lines, driven by
+// fake timers): what it tells peers it holds, and how it gets a piece from lines of every speed.
+
+const PIECE = 64 * 1024;
+const PIECES = 4;
+const bytes = Uint8Array.from({ length: PIECE * PIECES }, (_, i) => (i * 7 + (i >> 10)) % 251);
+const pieceBytes = (piece: number) => bytes.slice(piece * PIECE, (piece + 1) * PIECE);
+
+async function manifest(): Promise<Manifest> {
+  const pieces = await Promise.all(Array.from({ length: PIECES }, (_, piece) => sha256Hex(pieceBytes(piece))));
+  return parseManifest(
+    { version: 1, assets: [{ url: '/v.mp4', size: bytes.length, contentType: 'video/mp4', pieceSize: PIECE, pieces }] },
+    'https://site.example/peerfetch-manifest.json',
+  );
+}
+
+const noCallbacks = {
+  onPeerConnect() {},
+  onPeerDisconnect() {},
+  onPieceVerified() {},
+  onPieceRejected() {},
+  onUploaded() {},
+  onPeerHave() {},
+};
+
+function remoteHandlers(stored: Map<number, Uint8Array>): PeerHandlers {
+  return {
+    pieceCount: () => PIECES,
+    readPiece: async (_asset, piece) => stored.get(piece),
+    onHave: () => {},
+    onUploaded: () => {},
+    beforeUpload: async () => {},
+    onClose: () => {},
+  };
+}
+
+/** A remote peer connected to `swarm`, holding `held` pieces, sending to it at `rate` bytes/s (unlimited when absent). */
+function connectRemote(swarm: Swarm, assetId: string, name: string, held: number[], rate?: number) {
+  const [swarmEnd, remoteEnd] = channelPair(undefined, rate);
+  const remote = new Peer('us', fakeConnection(), remoteEnd as unknown as RTCDataChannel, remoteHandlers(new Map(held.map((piece) => [piece, pieceBytes(piece)]))));
+  swarm.addPeer(name, fakeConnection(), swarmEnd as unknown as RTCDataChannel);
+  const bits = new Bitfield(PIECES);
+  for (const piece of held) bits.set(piece);
+  remote.hello({ [assetId]: bits.toHex() });
+  return { remote, remoteEnd: remoteEnd as FakeChannel };
+}
+
+const chunksSent = (end: FakeChannel) => end.sent.filter((message) => message.type === 'chunk') as { offset: number }[];
+
+describe('Swarm: holdings stay true', () => {
+  it('withdraws evicted and deleted pieces from what peers are told', async () => {
+    const m = await manifest();
+    const assetId = m.assets[0]!.id;
+    const store = new MemoryPieceStore(2 * PIECE);
+    await store.put({ asset: assetId, piece: 0, data: pieceBytes(0) });
+    await store.put({ asset: assetId, piece: 1, data: pieceBytes(1) });
+    const swarm = new Swarm(m, store, noCallbacks);
+    await swarm.loadHave();
+    const { remote } = connectRemote(swarm, assetId, 'remote', []);
+    await vi.waitFor(() => expect([remote.has(assetId, 0), remote.has(assetId, 1)]).toEqual([true, true]));
+
+    // Storing a third piece evicts the least recently used one (the SW does this without the page).
+    await store.put({ asset: assetId, piece: 2, data: pieceBytes(2) });
+    swarm.markHave(assetId, 2);
+    await vi.waitFor(() => expect([0, 1, 2].map((piece) => remote.has(assetId, piece))).toEqual([false, true, true]));
+    expect(swarm.holds(assetId, 0)).toBe(false);
+
+    await store.delete(); // clearStorage()
+    await vi.waitFor(() => expect([0, 1, 2].map((piece) => remote.has(assetId, piece))).toEqual([false, false, false]));
+    swarm.destroy();
+  });
+});
+
+describe('Swarm: requests sized to each line', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  async function setup() {
+    const m = await manifest();
+    const store = new MemoryPieceStore();
+    const swarm = new Swarm(m, store, noCallbacks);
+    await swarm.loadHave();
+    return { swarm, store, assetId: m.assets[0]!.id };
+  }
+
+  it('hands over what a slow line delivered by the deadline, and stops that line at once', async () => {
+    const { swarm, assetId } = await setup();
+    const { remoteEnd } = connectRemote(swarm, assetId, 'slow', [0], 50_000); // 400 kbit/s
+    await vi.advanceTimersByTimeAsync(10);
+    const fetching = swarm.fetchPiece(assetId, 0, 700, new AbortController().signal, { handOver: true });
+    await vi.advanceTimersByTimeAsync(800);
+    const result = await fetching;
+    expect(result.ok).toBe(false);
+    const partial = !result.ok ? result.partial : undefined;
+    expect(partial?.length).toBeGreaterThan(0);
+    expect(partial?.length).toBeLessThan(PIECE);
+    expect(partial).toEqual(pieceBytes(0).subarray(0, partial!.length));
+    // The line stops: nothing more is handed to it once the cancel arrived.
+    const sentAtDeadline = chunksSent(remoteEnd).length;
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(chunksSent(remoteEnd).length - sentAtDeadline).toBeLessThanOrEqual(1);
+    swarm.destroy();
+  });
+
+  it('a peer that stops part way leaves its bytes: the next peer sends only the rest', async () => {
+    const { swarm, store, assetId } = await setup();
+    const trickle = connectRemote(swarm, assetId, 'a-trickle', [1], 10_000); // 80 kbit/s
+    const fast = connectRemote(swarm, assetId, 'b-fast', [1]);
+    await vi.advanceTimersByTimeAsync(10);
+    const fetching = swarm.fetchPiece(assetId, 1, 10_000, new AbortController().signal);
+    await vi.advanceTimersByTimeAsync(4000);
+    const result = await fetching;
+    expect(result).toMatchObject({ ok: true });
+    expect(result.ok && result.data).toEqual(pieceBytes(1));
+    expect(await store.get(assetId, 1)).toEqual(pieceBytes(1));
+    // Both were asked (the unmeasured trickle first, in the order they came); the fast one sent only what the trickle had not.
+    const fromTrickle = chunksSent(trickle.remoteEnd);
+    const fromFast = chunksSent(fast.remoteEnd);
+    expect(fromTrickle.length).toBeGreaterThan(0);
+    expect(fromFast[0]?.offset).toBeGreaterThan(0);
+    expect(fromFast[0]!.offset).toBeLessThanOrEqual(fromTrickle.length * 16 * 1024);
+    swarm.destroy();
+  });
+
+  it('does not queue a request on a line that cannot deliver it in time', async () => {
+    const { swarm, assetId } = await setup();
+    connectRemote(swarm, assetId, 'slow', [0, 1, 2], 50_000);
+    await vi.advanceTimersByTimeAsync(10);
+    // A first piece measures the line (400 kbit/s).
+    const measuring = swarm.fetchPiece(assetId, 0, 4000, new AbortController().signal);
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(await measuring).toMatchObject({ ok: true });
+    // 64 KiB on it take 1.3 s: a piece needed within 1 s is refused at once, one needed within 4 s is taken.
+    expect(await swarm.fetchPiece(assetId, 1, 1000, new AbortController().signal)).toEqual({ ok: false, reason: 'slow-peers' });
+    const inTime = swarm.fetchPiece(assetId, 2, 4000, new AbortController().signal);
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(await inTime).toMatchObject({ ok: true });
+    swarm.destroy();
+  });
+});

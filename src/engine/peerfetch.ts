@@ -318,6 +318,8 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     if (notice.source !== 'store') this.#sources.mark(notice.asset, notice.piece, notice.source === 'origin' ? 'o' : 'p');
     if (notice.stored) this.#swarm?.markHave(notice.asset, notice.piece);
     if (notice.source === 'origin') this.#scheduler?.onStored(notice.asset, notice.piece);
+    // Seeding backs off when this visitor's own requests slow down (its uplink is full).
+    if (notice.source === 'origin' && typeof notice.latencyMs === 'number') this.#swarm?.uploads.noteOwnDelay(notice.latencyMs);
   }
 
   #fail(error: unknown): void {

@@ -1,19 +1,38 @@
+import { CHUNK_SIZE } from '../shared/peer-messages.js';
+import { UploadBackoff } from './upload-backoff.js';
+
 /**
- * Caps the bytes this page uploads to all its peers together (a token bucket), so a viewer on a
- * metered or slow uplink can share without hurting its own playback. No cap by default.
+ * Most bytes sent at once above the rate (the token bucket's depth): one chunk. Over any window
+ * of W seconds at most `rate × W + BURST_BYTES` bytes go out, so a cap is a cap at every time
+ * scale, not an average over seconds.
+ */
+const BURST_BYTES = CHUNK_SIZE;
+/** Window (ms) over which the upload rate the backoff starts from is measured. */
+const RATE_WINDOW_MS = 1000;
+
+/**
+ * Caps the bytes this page uploads to all its peers together (a token bucket): the cap a site or
+ * viewer sets (`bytesPerSecond`, none by default), and below it the delay-based backoff
+ * (UploadBackoff) that keeps seeding from slowing this page's own requests.
  */
 export class UploadLimiter {
   #bytesPerSecond: number | undefined;
   #tokens = 0;
-  #last = 0;
+  #last: number;
   #queue: Promise<void> = Promise.resolve();
   readonly #now: () => number;
+  readonly backoff: UploadBackoff;
+  /** Bytes taken in the current rate window, and the rate (bytes/s) measured over the last full one. */
+  #window = { start: 0, bytes: 0 };
+  #uploadRate = 0;
 
   constructor(now: () => number = () => performance.now()) {
     this.#now = now;
+    this.#last = now();
+    this.backoff = new UploadBackoff(now);
   }
 
-  /** Bytes per second, or undefined for no cap. */
+  /** The cap set by the site or viewer, in bytes per second, or undefined for none. */
   get bytesPerSecond(): number | undefined {
     return this.#bytesPerSecond;
   }
@@ -24,6 +43,24 @@ export class UploadLimiter {
     this.#last = this.#now();
   }
 
+  /** The rate uploads are held to now: the set cap or the backoff's rate, whichever is lower; undefined for none. */
+  get effectiveRate(): number | undefined {
+    const backoff = this.backoff.rate;
+    const cap = this.#bytesPerSecond;
+    if (backoff === undefined) return cap;
+    return cap === undefined ? backoff : Math.min(cap, backoff);
+  }
+
+  /** What was uploaded over the last full second, in bytes per second (0 after a quiet second). */
+  get uploadRate(): number {
+    return this.#now() - this.#window.start >= 2 * RATE_WINDOW_MS ? 0 : this.#uploadRate;
+  }
+
+  /** One of this page's own requests took `delayMs` (see UploadBackoff). */
+  noteOwnDelay(delayMs: number): void {
+    this.backoff.noteDelay(delayMs, this.uploadRate);
+  }
+
   /** Resolves when `bytes` may be sent; callers are served in order. */
   take(bytes: number): Promise<void> {
     this.#queue = this.#queue.then(() => this.#wait(bytes));
@@ -31,13 +68,26 @@ export class UploadLimiter {
   }
 
   async #wait(bytes: number): Promise<void> {
-    const rate = this.#bytesPerSecond;
-    if (rate === undefined) return;
+    const rate = this.effectiveRate;
     const now = this.#now();
-    // At most one second of burst, so a cap is a cap and not an average over minutes.
-    this.#tokens = Math.min(rate, this.#tokens + ((now - this.#last) / 1000) * rate);
+    if (rate !== undefined) {
+      this.#tokens = Math.min(BURST_BYTES, this.#tokens + ((now - this.#last) / 1000) * rate);
+      this.#tokens -= bytes;
+    }
     this.#last = now;
-    this.#tokens -= bytes;
-    if (this.#tokens < 0) await new Promise((resolve) => setTimeout(resolve, (-this.#tokens / rate) * 1000));
+    if (rate !== undefined && this.#tokens < 0) {
+      await new Promise((resolve) => setTimeout(resolve, (-this.#tokens / rate) * 1000));
+    }
+    this.#count(bytes);
+  }
+
+  #count(bytes: number): void {
+    const now = this.#now();
+    if (now - this.#window.start >= RATE_WINDOW_MS) {
+      const elapsed = now - this.#window.start;
+      this.#uploadRate = elapsed >= 2 * RATE_WINDOW_MS ? 0 : (this.#window.bytes * 1000) / elapsed;
+      this.#window = { start: now, bytes: 0 };
+    }
+    this.#window.bytes += bytes;
   }
 }

@@ -42,6 +42,11 @@ export type WorkerToPage =
       source: 'origin' | 'store' | 'peers';
       bytes: number;
       stored: boolean;
+      /**
+       * For origin pieces: ms from the SW's request to the origin's response headers, a sample of
+       * this visitor's own request delay (seeding backs off when it rises, see UploadBackoff).
+       */
+      latencyMs?: number;
     }
   /** Bytes of an asset the SW handed to one of this page's requests. */
   | { type: 'bytes-served'; bytes: number };

@@ -164,14 +164,16 @@ export class PieceSources {
     const fetching = this.#originFetches.run(
       key,
       async (shared) => {
+        const askedAt = Date.now();
         const growing = await this.#components.fromOrigin(asset, piece, shared);
+        const latencyMs = Date.now() - askedAt;
         this.#arriving.set(key, growing);
         // Every next piece is in this body already: none may start another whole download.
         if (growing.wholeAsset && !this.#wholeAssets.has(asset.id)) this.#wholeAssets.set(asset.id, growing.wholeAsset);
         void growing.done
           .then(async (data) => {
             const stored = await this.#verifyAndStore(asset, piece, data);
-            this.#components.notify(clientId, { type: 'piece-delivered', asset: asset.id, piece, source: 'origin', bytes: data.length, stored });
+            this.#components.notify(clientId, { type: 'piece-delivered', asset: asset.id, piece, source: 'origin', bytes: data.length, stored, latencyMs });
             if (growing.wholeAsset) await this.#keepWholeAsset(asset, piece, growing.wholeAsset, clientId);
           })
           .catch(() => {})
@@ -204,7 +206,9 @@ export class PieceSources {
     const span = pieceSpan(piece, asset.size, asset.pieceSize);
     if (prefix.length >= span.end - span.start || this.#arriving.has(key) || this.#originFetches.has(key) || this.#wholeAssets.has(asset.id)) return undefined;
     // Like any origin transfer, the rest is not cancelled with the player's request (see #fromOrigin).
+    const askedAt = Date.now();
     const rest = await this.#components.fromOrigin(asset, piece, new AbortController().signal, prefix.length);
+    const latencyMs = Date.now() - askedAt;
     const tail = await rest.done;
     const data = new Uint8Array(span.end - span.start);
     data.set(prefix);
@@ -212,7 +216,7 @@ export class PieceSources {
     if (!(await verifyPiece(data, asset.pieces[piece]!))) return undefined;
     const { store, notify } = this.#components;
     const stored = store ? await store.put({ asset: asset.id, piece, data }).then(() => true, () => false) : false;
-    notify(clientId, { type: 'piece-delivered', asset: asset.id, piece, source: 'origin', bytes: tail.length, stored });
+    notify(clientId, { type: 'piece-delivered', asset: asset.id, piece, source: 'origin', bytes: tail.length, stored, latencyMs });
     notify(clientId, { type: 'piece-delivered', asset: asset.id, piece, source: 'peers', bytes: prefix.length, stored: false });
     return data;
   }

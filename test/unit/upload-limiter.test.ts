@@ -1,41 +1,142 @@
-import { describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { MIN_BACKOFF_RATE_BPS, UploadBackoff } from '../../src/engine/upload-backoff.js';
 import { UploadLimiter } from '../../src/engine/upload-limiter.js';
+import { CHUNK_SIZE } from '../../src/shared/peer-messages.js';
 
 describe('UploadLimiter', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
   it('lets everything through without a cap', async () => {
-    const limiter = new UploadLimiter(() => 0);
+    const limiter = new UploadLimiter();
     await limiter.take(10_000_000);
     expect(limiter.bytesPerSecond).toBeUndefined();
   });
 
   it('holds uploads back to the cap, in order', async () => {
-    vi.useFakeTimers();
-    try {
-      let now = 0;
-      const limiter = new UploadLimiter(() => now);
-      limiter.bytesPerSecond = 1000;
-      const done: number[] = [];
-      void limiter.take(500).then(() => done.push(1));
-      void limiter.take(500).then(() => done.push(2));
-      await vi.advanceTimersByTimeAsync(0);
-      // The bucket starts empty: 500 bytes need half a second.
-      expect(done).toEqual([]);
-      now = 500;
-      await vi.advanceTimersByTimeAsync(500);
-      expect(done).toEqual([1]);
-      now = 1000;
-      await vi.advanceTimersByTimeAsync(500);
-      expect(done).toEqual([1, 2]);
-    } finally {
-      vi.useRealTimers();
+    const limiter = new UploadLimiter();
+    limiter.bytesPerSecond = 1000;
+    const done: number[] = [];
+    void limiter.take(500).then(() => done.push(1));
+    void limiter.take(500).then(() => done.push(2));
+    await vi.advanceTimersByTimeAsync(0);
+    // The bucket starts empty: 500 bytes need half a second.
+    expect(done).toEqual([]);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(done).toEqual([1]);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(done).toEqual([1, 2]);
+  });
+
+  it('honours the cap exactly: over any window, at most cap × window + one chunk', async () => {
+    const rate = 40_000;
+    const limiter = new UploadLimiter();
+    limiter.bytesPerSecond = rate;
+    const sent: { at: number; bytes: number }[] = [];
+    // Two uploaders taking chunks of varied sizes as fast as they may, with pauses (idle time
+    // must not build up a burst beyond one chunk).
+    const uploader = async (sizes: number[]) => {
+      for (const [index, bytes] of sizes.entries()) {
+        await limiter.take(bytes);
+        sent.push({ at: performance.now(), bytes });
+        if (index % 7 === 6) await new Promise((resolve) => setTimeout(resolve, 1500));
+      }
+    };
+    const sizes = (seed: number) => Array.from({ length: 40 }, (_, i) => ((i * 7919 + seed) % CHUNK_SIZE) + 1);
+    const both = Promise.all([uploader(sizes(1)), uploader(sizes(2))]);
+    await vi.advanceTimersByTimeAsync(120_000);
+    await both;
+    expect(sent).toHaveLength(80);
+    for (const windowMs of [50, 250, 1000, 5000]) {
+      for (const start of sent) {
+        const inWindow = sent.filter((s) => s.at >= start.at && s.at < start.at + windowMs).reduce((sum, s) => sum + s.bytes, 0);
+        expect(inWindow).toBeLessThanOrEqual((rate * windowMs) / 1000 + CHUNK_SIZE);
+      }
     }
+    // And it is a cap, not a throttle to nothing: the whole ran at nearly the rate where it was busy.
+    const total = sent.reduce((sum, s) => sum + s.bytes, 0);
+    expect(total / rate).toBeGreaterThan(0.5 * (sent.at(-1)!.at / 1000 - 5 * 1.5));
   });
 
   it('treats zero, negative and infinite caps as no cap', () => {
-    const limiter = new UploadLimiter(() => 0);
+    const limiter = new UploadLimiter();
     for (const value of [0, -5, Infinity, Number.NaN]) {
       limiter.bytesPerSecond = value;
       expect(limiter.bytesPerSecond).toBeUndefined();
     }
+  });
+
+  it('holds uploads to the delay backoff when it is below the cap', async () => {
+    const limiter = new UploadLimiter();
+    // Uploading freely at about 200 kB/s for two seconds.
+    for (let t = 0; t < 2000; t += 80) {
+      await limiter.take(CHUNK_SIZE);
+      await vi.advanceTimersByTimeAsync(80);
+    }
+    expect(limiter.uploadRate).toBeGreaterThan(150_000);
+    for (let i = 0; i < 3; i++) limiter.noteOwnDelay(40);
+    expect(limiter.effectiveRate).toBeUndefined();
+    for (let i = 0; i < 3; i++) limiter.noteOwnDelay(400); // our own requests now wait 360 ms more
+    expect(limiter.effectiveRate).toBeLessThan(limiter.uploadRate);
+    limiter.bytesPerSecond = 10_000; // a lower cap set by the viewer still rules
+    expect(limiter.effectiveRate).toBe(10_000);
+  });
+});
+
+describe('UploadBackoff (LEDBAT-like)', () => {
+  it('cuts the upload rate when its own requests slow down, and grows it back once they are fast again', () => {
+    let now = 0;
+    const backoff = new UploadBackoff(() => now);
+    const uploadRate = 250_000;
+    const sample = (ms: number) => {
+      now += 1000;
+      backoff.noteDelay(ms, Math.min(uploadRate, backoff.rate ?? uploadRate));
+    };
+    for (let i = 0; i < 10; i++) sample(30 + (i % 3) * 5);
+    expect(backoff.baseDelay).toBe(30);
+    expect(backoff.rate).toBeUndefined(); // at the base: seeding is not held back
+
+    // Uploads fill the uplink: every own request waits 300 ms in the home's queue.
+    // The lowest of the newest three samples counts, so the third slow one shows the queue.
+    for (let i = 0; i < 2; i++) sample(330);
+    expect(backoff.rate).toBeUndefined();
+    const rates: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      sample(330);
+      rates.push(backoff.rate!);
+    }
+    expect(rates[0]).toBeLessThan(uploadRate);
+    for (let i = 1; i < rates.length; i++) expect(rates[i]).toBeLessThan(rates[i - 1]! + 1);
+    expect(rates.at(-1)).toBeGreaterThanOrEqual(MIN_BACKOFF_RATE_BPS);
+
+    // The queue drains: the rate grows back, and lets go once it no longer limits anything.
+    const held = backoff.rate!;
+    for (let i = 0; i < 3; i++) sample(32);
+    expect(backoff.rate).toBeGreaterThan(held);
+    for (let i = 0; i < 200 && backoff.rate !== undefined; i++) sample(32);
+    expect(backoff.rate).toBeUndefined();
+  });
+
+  it('a single slow answer does not cut the rate (the lowest of the newest samples counts)', () => {
+    let now = 0;
+    const backoff = new UploadBackoff(() => now);
+    for (let i = 0; i < 5; i++) (now += 1000), backoff.noteDelay(30, 100_000);
+    now += 1000;
+    backoff.noteDelay(900, 100_000);
+    expect(backoff.rate).toBeUndefined();
+  });
+
+  it('lets go when its own traffic stops (nothing left for seeding to slow)', () => {
+    let now = 0;
+    const backoff = new UploadBackoff(() => now);
+    for (let i = 0; i < 3; i++) (now += 1000), backoff.noteDelay(30, 100_000);
+    for (let i = 0; i < 3; i++) (now += 1000), backoff.noteDelay(500, 100_000);
+    expect(backoff.rate).toBeDefined();
+    now += 21_000;
+    expect(backoff.rate).toBeUndefined();
   });
 });

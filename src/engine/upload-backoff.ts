@@ -1,0 +1,85 @@
+/**
+ * Queueing delay (ms) above the base that this page's own requests may see before seeding backs
+ * off: LEDBAT's target (RFC 6817 §2.5 allows at most 100 ms), the delay a home uplink's queue
+ * adds when uploads fill it.
+ */
+const TARGET_QUEUEING_MS = 100;
+/** Width (ms) of one bucket of the base-delay history, and how many buckets it keeps (2 minutes): a route change is forgotten that fast. */
+const BASE_BUCKET_MS = 10_000;
+const BASE_BUCKETS = 12;
+/** The current delay is the lowest of this many newest samples (RFC 6817 §3.4.2 filters noise the same way). */
+const CURRENT_SAMPLES = 3;
+/** Factor applied to the upload rate for each sample over the target. */
+const DECREASE_FACTOR = 0.7;
+/** Bytes/s added to the upload rate per sample under the target, scaled by how far under it is. */
+const INCREASE_STEP_BPS = 32 * 1024;
+/** Lowest upload rate the backoff sets (bytes/s): one chunk a second, so peers still get something. */
+export const MIN_BACKOFF_RATE_BPS = 16 * 1024;
+/**
+ * A rate above this multiple of what was actually uploaded no longer limits anything: the
+ * backoff lets go (undefined) instead of climbing forever.
+ */
+const RELEASE_MULTIPLE = 2;
+/** Without a sample for this long (ms), this page is not fetching anything seeding could slow: the backoff lets go. */
+const STALE_AFTER_MS = 20_000;
+
+/**
+ * Seeding that never hurts the uploader, in the spirit of LEDBAT (RFC 6817): the delay of this
+ * page's own requests (the time to the origin's response headers) is compared with the lowest
+ * delay seen recently (the base, the path without our own queue); when uploads fill the home's
+ * uplink, our own requests and acknowledgements wait behind them and the delay rises above the
+ * base, so the upload rate is cut; when it falls back, the rate grows again until it no longer
+ * limits anything.
+ *
+ * @example
+ * backoff.noteDelay(latencyMs, uploadedBytesPerSecond);
+ * const cap = backoff.rate; // bytes/s, or undefined: no backoff
+ */
+export class UploadBackoff {
+  readonly #now: () => number;
+  /** Lowest delay per bucket, newest last. */
+  #buckets: { start: number; min: number }[] = [];
+  #recent: number[] = [];
+  #rate: number | undefined;
+  #lastSampleAt = -Infinity;
+
+  constructor(now: () => number = () => performance.now()) {
+    this.#now = now;
+  }
+
+  /** The upload rate (bytes/s) seeding is held to, or undefined when it is not held back. */
+  get rate(): number | undefined {
+    if (this.#now() - this.#lastSampleAt > STALE_AFTER_MS) this.#rate = undefined;
+    return this.#rate;
+  }
+
+  /** The lowest delay (ms) in the history, or undefined before the first sample. */
+  get baseDelay(): number | undefined {
+    return this.#buckets.length === 0 ? undefined : Math.min(...this.#buckets.map((bucket) => bucket.min));
+  }
+
+  /**
+   * One of this page's own requests took `delayMs` to answer; `uploadRate` is what was uploaded
+   * recently (bytes/s), where a new cut starts from.
+   */
+  noteDelay(delayMs: number, uploadRate: number): void {
+    if (!Number.isFinite(delayMs) || delayMs < 0) return;
+    const now = this.#now();
+    this.#lastSampleAt = now;
+    const newest = this.#buckets.at(-1);
+    if (newest && now - newest.start < BASE_BUCKET_MS) newest.min = Math.min(newest.min, delayMs);
+    else this.#buckets = [...this.#buckets, { start: now, min: delayMs }].slice(-BASE_BUCKETS);
+    this.#recent = [...this.#recent, delayMs].slice(-CURRENT_SAMPLES);
+    const queueing = Math.min(...this.#recent) - this.baseDelay!;
+    const offTarget = (TARGET_QUEUEING_MS - queueing) / TARGET_QUEUEING_MS;
+    if (offTarget < 0) {
+      const from = this.#rate ?? Math.max(uploadRate, MIN_BACKOFF_RATE_BPS);
+      this.#rate = Math.max(MIN_BACKOFF_RATE_BPS, from * DECREASE_FACTOR);
+      return;
+    }
+    if (this.#rate === undefined) return;
+    // Well above what is uploaded, the rate binds nothing (there is less to send): let go.
+    if (this.#rate > RELEASE_MULTIPLE * Math.max(uploadRate, MIN_BACKOFF_RATE_BPS)) this.#rate = undefined;
+    else this.#rate += INCREASE_STEP_BPS * offTarget;
+  }
+}

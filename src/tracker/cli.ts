@@ -41,7 +41,7 @@ export const TRACKER_USAGE = `Usage: peerfetch tracker [options]
   --redis-heartbeat-ms MS      how often this instance marks itself alive in Redis (default 2000)
   --redis-instance-ttl-ms MS   an instance silent this long is dead, its peers leave (default 10000)
   --transport KIND             auto | native (uWebSockets.js) | node (ws) (default auto:
-                               native when @trufflesuite/uws-js-unofficial is installed)
+                               native when a uWebSockets.js package loads, README)
   --log-level LEVEL            debug | info | warn | error (default info; JSON lines on stderr)
 `;
 

@@ -42,7 +42,7 @@ export function routeHttpRequest(server: TrackerServer, method: string, rawUrl: 
     case '/health':
       if (server.isClosing) return json(503, { status: 'closing' }, false);
       // stunPort: the UDP port answering STUN (null when off); turn: whether pages get TURN credentials.
-      return json(200, { status: 'ok', transport: server.transport.name, ...server.gauges(), stunPort: server.stun?.port ?? null, turn: server.options.turnUrls.length > 0 }, false);
+      return json(200, { status: 'ok', transport: server.transport.name, transportPackage: server.transportPackage, ...server.gauges(), stunPort: server.stun?.port ?? null, turn: server.options.turnUrls.length > 0 }, false);
     case '/stats.json': {
       const hash = url.searchParams.get('info_hash');
       if (hash === null) return json(200, server.stats(), true);

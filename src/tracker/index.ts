@@ -5,6 +5,7 @@ export type { TrackerOptions } from './options.js';
 export type { RunningTracker, TrackerStats, SwarmStats } from './tracker-server.js';
 export type { TrackerLogger, LogEntry, LogLevel } from './logger.js';
 export { createJsonLogger } from './logger.js';
+export { loadNativeServer, NATIVE_PACKAGES, type NativeServer } from './native-transport.js';
 
 /**
  * Starts a peerfetch tracker: a WebTorrent WebSocket tracker with abuse limits, locality-aware peer

@@ -133,7 +133,7 @@ export interface TrackerOptions {
   /** Time given to clients to receive the close frame on shutdown, in ms. Default 2000. */
   shutdownGraceMs?: number;
   /**
-   * The network layer. 'native' = uWebSockets.js (install `@trufflesuite/uws-js-unofficial`): under
+   * The network layer. 'native' = uWebSockets.js (install `@btc-vision/uwebsockets.js`, or on Node 20 with glibc < 2.38 `@trufflesuite/uws-js-unofficial`; docs/native-transport.md): under
    * 1 KiB per connection and a third fewer CPU microseconds per announce; 'node' = `ws` on Node's
    * sockets (about 9 KiB per connection), runs wherever Node runs. Default 'auto': native when its
    * binary loads on this platform and Node version, else node (with a warning in the log).

@@ -5,8 +5,8 @@ import { randomTurnId, turnCredential, type IceHandout, type TurnCredential } fr
 import { localityPrefix } from './locality.js';
 import { rateLimitLogger } from './logger.js';
 import { TrackerMetrics } from './metrics.js';
-import { chooseTransport, createNativeTransport, NATIVE_PACKAGE } from './native-transport.js';
-import { createNodeTransport } from './node-transport.js';
+import { chooseTransport, createNativeTransport } from './native-transport.js';
+import { createNodeTransport, WS_PACKAGE } from './node-transport.js';
 import { normaliseOrigin, resolveOptions, type ResolvedTrackerOptions, type TrackerOptions } from './options.js';
 import { startStunServer, type RunningStunServer } from './stun-server.js';
 import { Swarm, type SwarmMember } from './swarm.js';
@@ -181,6 +181,8 @@ export class TrackerServer implements TransportHandler<Connection> {
   private readonly log: ResolvedTrackerOptions['logger'];
   /** Why the native transport is not in use, when 'auto' fell back to the Node transport. */
   private readonly nativeUnavailable: string | undefined;
+  /** The npm package the transport runs on (/health names it with the transport). */
+  readonly transportPackage: string = WS_PACKAGE;
   private sweepTimer: NodeJS.Timeout | undefined;
   /** The STUN service, once listen() started it (undefined when TrackerOptions.stunPort is 0). */
   stun: RunningStunServer | undefined;
@@ -201,6 +203,7 @@ export class TrackerServer implements TransportHandler<Connection> {
     const choice = chooseTransport(this.options.transport);
     if (choice.kind === 'native') {
       this.transport = createNativeTransport(choice.uws, this, limits);
+      this.transportPackage = choice.packageName;
     } else {
       try {
         this.transport = createNodeTransport(this, limits);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Turns vitest's JSON report into the plain `N passed, N failed` line that CI reads.
 //
-// Usage: node test/harness/count-results.mjs <vitest.json> <exit code of npm test>
+// Usage: node test/harness/count-results.mjs <vitest.json> <exit code of npm test> [<report> <exit code> ...]
 // Prints explanations on stderr, the line on stdout; exits 1 when anything failed.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -45,16 +45,22 @@ export function countResults(report, exitCode) {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const [reportPath, exitArg] = process.argv.slice(2);
-  const exitCode = Number(exitArg ?? 0);
-  let report = null;
-  try {
-    report = JSON.parse(readFileSync(reportPath, 'utf8'));
-  } catch {
-    report = null;
+  // Pairs of <report> <exit code>, one per test run (.ci/run also runs the Node-side tests on Node LTS).
+  const args = process.argv.slice(2);
+  let passed = 0;
+  let failed = 0;
+  for (let i = 0; i < args.length; i += 2) {
+    let report = null;
+    try {
+      report = JSON.parse(readFileSync(args[i], 'utf8'));
+    } catch {
+      report = null;
+    }
+    const counted = countResults(report, Number(args[i + 1] ?? 0));
+    for (const note of counted.notes) process.stderr.write(`${args[i]}: ${note}\n`);
+    passed += counted.passed;
+    failed += counted.failed;
   }
-  const { passed, failed, notes } = countResults(report, exitCode);
-  for (const note of notes) process.stderr.write(`${note}\n`);
   process.stdout.write(`${passed} passed, ${failed} failed\n`);
   process.exitCode = failed > 0 ? 1 : 0;
 }

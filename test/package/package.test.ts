@@ -112,7 +112,7 @@ describe('the packed tarball', () => {
   it('installs without any other package: the browser libraries are bundled, the tracker packages are optional peers', async () => {
     const manifest = JSON.parse(await readFile(path.join(installed, 'package.json'), 'utf8')) as Record<string, unknown>;
     expect(manifest.dependencies ?? {}).toEqual({});
-    expect(Object.keys(manifest.peerDependencies as object).sort()).toEqual(['@trufflesuite/uws-js-unofficial', 'ioredis', 'ws']);
+    expect(Object.keys(manifest.peerDependencies as object).sort()).toEqual(['@btc-vision/uwebsockets.js', '@trufflesuite/uws-js-unofficial', 'ioredis', 'ws']);
     expect(Object.values(manifest.peerDependenciesMeta as Record<string, { optional: boolean }>).every((meta) => meta.optional)).toBe(true);
     expect(manifest).toMatchObject({ sideEffects: expect.arrayContaining(['./dist/peerfetch.js', './dist/peerfetch-sw.js']), keywords: expect.arrayContaining(['p2p', 'webrtc']) });
     expect((await readdir(path.join(scratch, 'node_modules'))).filter((name) => !name.startsWith('.'))).toEqual(['peerfetch']);

@@ -99,7 +99,7 @@ describe.each(TRANSPORTS)('observability, %s transport', (kind) => {
     await start();
     const health = await fetch(`${fx.tracker.httpUrl}/health`);
     expect(health.status).toBe(200);
-    expect(await health.json()).toEqual({ status: 'ok', transport: kind, connections: 0, peers: 0, swarms: 0, stunPort: fx.tracker.stunPort, turn: false });
+    expect(await health.json()).toEqual({ status: 'ok', transport: kind, transportPackage: kind === 'node' ? 'ws' : expect.stringMatching(/^@(btc-vision\/uwebsockets\.js|trufflesuite\/uws-js-unofficial)$/), connections: 0, peers: 0, swarms: 0, stunPort: fx.tracker.stunPort, turn: false });
 
     const h = randomId();
     const [a, b] = [await client(), await client()];

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MAX_PEERS, Swarm, type SwarmCallbacks } from '../../src/engine/swarm.js';
 import { TrackerClient } from '../../src/engine/tracker-client.js';
 import type { Manifest } from '../../src/shared/manifest.js';
-import type { PieceStore } from '../../src/store/piece-store.js';
+import { MemoryPieceStore } from '../../src/store/piece-store.js';
 
 // The tracker client against a tracker that may be hostile, without a browser: the page's
 // RTCPeerConnection and WebSocket are stand-ins that count what the client opens, and the clock is
@@ -93,7 +93,7 @@ const noCallbacks: SwarmCallbacks = {
 };
 
 function startClient(): { client: TrackerClient; swarm: Swarm; socket: () => TrackerSocket } {
-  const swarm = new Swarm({ version: 1, assets: [], live: [] } as Manifest, {} as PieceStore, noCallbacks);
+  const swarm = new Swarm({ version: 1, assets: [], live: [] } as Manifest, new MemoryPieceStore(), noCallbacks);
   const client = new TrackerClient({
     url: 'wss://tracker.test',
     infoHash: INFO_HASH,

@@ -16,7 +16,9 @@ export const TRACKER_USAGE = `Usage: peerfetch tracker [options]
   --turn-secret SECRET         the TURN server's static-auth-secret (coturn use-auth-secret); better
                                given as env PEERFETCH_TURN_SECRET, which ps does not show
   --turn-ttl SEC               lifetime of the TURN credentials pages get (default 21600)
-  --redis redis://HOST:PORT    share swarms with other instances through Redis
+  --redis redis://HOST:PORT    share swarms with other instances through Redis; exits non-zero
+                               when Redis cannot be reached at start
+  --redis-optional             Redis unreachable at start: run alone, join once it answers
   --allow-origin URL           allowed page origin (repeatable; default: any)
   --allow-swarm HEX            allowed info_hash, 40 hex chars (repeatable; default: any)
   --trust-proxy                client IP from X-Forwarded-For: its right-most entry, the one
@@ -87,6 +89,7 @@ export function parseTrackerArgs(argv: string[], env: Record<string, string | un
         'turn-secret': { type: 'string' },
         'allow-swarm': { type: 'string', multiple: true },
         'trust-proxy': { type: 'boolean' },
+        'redis-optional': { type: 'boolean' },
         'trusted-proxy': { type: 'string', multiple: true },
         'log-level': { type: 'string' },
         transport: { type: 'string' },
@@ -123,6 +126,7 @@ export function parseTrackerArgs(argv: string[], env: Record<string, string | un
     options.allowSwarms = list;
   }
   if (values['trust-proxy'] === true) options.trustProxy = true;
+  if (values['redis-optional'] === true) options.redisOptional = true;
   const turnUrls = values['turn-url'];
   if (Array.isArray(turnUrls)) {
     const list = turnUrls.filter((u): u is string => typeof u === 'string');

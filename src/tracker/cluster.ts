@@ -12,6 +12,8 @@ export interface ClusterAnnounce {
   infoHash: string;
   peerId: string;
   prefix: string;
+  /** The peer's address key (see addressKey): a peer id held elsewhere is only handed to the same address. */
+  address: string;
   complete: boolean;
   report: PeerReport | undefined;
   /** Random peers wanted for this announce's offers (0 for none). */
@@ -36,8 +38,11 @@ export interface SwarmTotals {
  */
 export interface Cluster {
   readonly instanceId: string;
-  /** Records the peer, and returns swarm-wide counts and up to `wanted` random peers of other instances. */
-  announce(request: ClusterAnnounce): Promise<{ complete: number; incomplete: number; candidates: ClusterPeer[] }>;
+  /**
+   * Records the peer, and returns swarm-wide counts and up to `wanted` random peers of other
+   * instances; or `refused` when a live instance holds the peer id for another address.
+   */
+  announce(request: ClusterAnnounce): Promise<{ refused?: boolean; complete: number; incomplete: number; candidates: ClusterPeer[] }>;
   /** Removes a local peer from the shared state; `local` is this instance's remaining totals. */
   leave(infoHash: string, peerId: string, local: SwarmTotals): void;
   /** The instance a peer is connected to, if it is alive. */
@@ -50,5 +55,20 @@ export interface Cluster {
   close(): Promise<void>;
 }
 
-/** Called by the cluster when another instance relays a frame to a local peer. */
-export type ClusterDeliver = (infoHash: string, toPeerId: string, frame: string) => void;
+/** One local peer as the shared state records it. */
+export interface LocalPeer {
+  infoHash: string;
+  peerId: string;
+  prefix: string;
+  address: string;
+}
+
+/** What the cluster needs from the server it serves. */
+export interface ClusterHost {
+  /** Another instance relayed a frame to a local peer. */
+  deliver(infoHash: string, toPeerId: string, frame: string): void;
+  /** Every local peer, to write this instance's share of the shared state again after Redis lost it. */
+  localPeers(): Iterable<LocalPeer>;
+  /** This instance's totals of one swarm. */
+  localTotals(infoHash: string): SwarmTotals;
+}

@@ -7,6 +7,9 @@ export type { TrackerLogger, LogEntry, LogLevel } from './logger.js';
 export { createJsonLogger } from './logger.js';
 export { loadNativeServer, NATIVE_PACKAGES, type NativeServer } from './native-transport.js';
 
+/** How often a tracker running alone under redisOptional tries to reach Redis again (ms): a supervisor's usual restart pace. */
+const REDIS_JOIN_RETRY_MS = 5000;
+
 /**
  * Starts a peerfetch tracker: a WebTorrent WebSocket tracker with abuse limits, locality-aware peer
  * selection, /health, /stats.json and /metrics on the same port, and optional scale-out on Redis.
@@ -18,7 +21,9 @@ export { loadNativeServer, NATIVE_PACKAGES, type NativeServer } from './native-t
  */
 export async function startTracker(options: TrackerOptions = {}): Promise<RunningTracker> {
   const server = new TrackerServer(options);
+  let stopJoining = (): void => {};
   if (server.options.redisUrl) {
+    const url = server.options.redisUrl;
     // Loaded only when asked for, so a single-instance tracker never loads the Redis client.
     const { connectRedisCluster } = await import('./redis-cluster.js').catch((error: NodeJS.ErrnoException) => {
       // ioredis is an optional peer dependency: only scaled-out trackers install it.
@@ -27,9 +32,36 @@ export async function startTracker(options: TrackerOptions = {}): Promise<Runnin
       }
       throw error;
     });
-    const cluster = await connectRedisCluster(server.options, (infoHash, toPeerId, frame) => server.deliver(infoHash, toPeerId, frame));
-    server.cluster = cluster;
-    server.instanceId = cluster.instanceId;
+    const join = async (): Promise<void> => {
+      const cluster = await connectRedisCluster({ ...server.options, logger: server.log }, server);
+      if (server.isClosing) {
+        await cluster.close();
+        return;
+      }
+      server.cluster = cluster;
+      server.instanceId = cluster.instanceId;
+    };
+    try {
+      await join();
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      if (!server.options.redisOptional) {
+        throw new Error(`cannot reach Redis at ${url} (${reason}); the tracker shares its swarms through it. Start Redis, or pass --redis-optional (redisOptional) to run this instance alone until Redis answers`);
+      }
+      server.log.log({ level: 'warn', event: 'cluster:unavailable', message: `cannot reach Redis at ${url} (${reason}): running alone, retrying every ${REDIS_JOIN_RETRY_MS / 1000} s` });
+      let joining = false;
+      const timer = setInterval(() => {
+        if (server.isClosing) return clearInterval(timer);
+        if (joining) return;
+        joining = true;
+        join().then(
+          () => clearInterval(timer),
+          () => (joining = false),
+        );
+      }, REDIS_JOIN_RETRY_MS);
+      timer.unref();
+      stopJoining = () => clearInterval(timer);
+    }
   }
   let port: number;
   try {
@@ -46,7 +78,10 @@ export async function startTracker(options: TrackerOptions = {}): Promise<Runnin
     port,
     stunPort: server.stun?.port,
     transport: server.transport.name,
-    close: () => server.close(),
+    close: () => {
+      stopJoining();
+      return server.close();
+    },
     stats: () => server.stats(),
   };
 }

@@ -34,14 +34,15 @@ export function createJsonLogger(write: (line: string) => void, minLevel: LogLev
 
 /**
  * Wraps a logger so that each event name is written at most `perSecond` times a second; a flood of
- * hostile frames must not turn into a flood of log lines (disk and log-pipeline cost). The number of
- * suppressed entries is reported on the next entry of that event.
+ * hostile frames, or a Redis outage under load (one failed operation per announce), must not turn
+ * into a flood of log lines (disk and log-pipeline cost). The number of suppressed entries is
+ * reported on the next entry of that event. Info entries (start, stop, cluster changes) always pass.
  */
 export function rateLimitLogger(inner: TrackerLogger, perSecond: number, now: () => number): TrackerLogger {
   const windows = new Map<string, { start: number; count: number; suppressed: number }>();
   return {
     log(entry) {
-      if (entry.level === 'error' || entry.level === 'info') {
+      if (entry.level === 'info') {
         inner.log(entry);
         return;
       }

@@ -42,6 +42,13 @@ export interface TrackerOptions {
    */
   redisInstanceTtlMs?: number;
   /**
+   * When Redis cannot be reached at start: false (default) makes startTracker reject, so the
+   * process exits non-zero and a supervisor restarts it; true runs this instance alone meanwhile and
+   * joins the cluster (with its peers) as soon as Redis answers. Either way, an outage after start
+   * falls back to this instance's own peers and heals when Redis is back.
+   */
+  redisOptional?: boolean;
+  /**
    * Allowed values of the WebSocket `Origin` header (for example `https://video.example`). When set,
    * a connection from any other origin, or without one, is closed with code 1008. Default: any.
    */
@@ -212,6 +219,7 @@ export function resolveOptions(options: TrackerOptions = {}): ResolvedTrackerOpt
     turnTtlSec: positive('turnTtlSec', options.turnTtlSec, 21_600),
     redisUrl: options.redisUrl,
     redisKeyPrefix: options.redisKeyPrefix ?? 'peerfetch:',
+    redisOptional: options.redisOptional ?? false,
     redisHeartbeatMs: positive('redisHeartbeatMs', options.redisHeartbeatMs, 2000),
     redisInstanceTtlMs: positive('redisInstanceTtlMs', options.redisInstanceTtlMs, 10_000),
     allowOrigins: options.allowOrigins?.length ? new Set(options.allowOrigins.map(normaliseOrigin)) : undefined,

@@ -1,13 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import type { Cluster, ClusterAnnounce, ClusterDeliver, ClusterPeer, SwarmTotals } from './cluster.js';
+import type { Cluster, ClusterAnnounce, ClusterHost, ClusterPeer, SwarmTotals } from './cluster.js';
 import type { ResolvedTrackerOptions } from './options.js';
 import { fromHex, toHex } from './tracker-messages.js';
 
 /**
  * Scale-out on Redis. Layout (all keys under the configured prefix, ids in hex):
  *
- * - `swarm:<hash>`    HASH peer id → "<instance id> <locality prefix>": who is in the swarm, and where.
+ * - `swarm:<hash>`    HASH peer id → "<instance id> <locality prefix> <address key>": who is in the
+ *                     swarm, where, and from which address (a peer id is only handed over to the
+ *                     same address, see CLAIM_SCRIPT).
  * - `totals:<hash>`   HASH instance id → "peers complete incomplete fromPeers fromOrigin uploaded":
  *                     each instance's own sums, added up on read (so no shared counter can drift).
  * - `instance:<id>`   SET of "<hash>:<peer>" for the instance's peers, to clean up after it dies.
@@ -16,35 +18,117 @@ import { fromHex, toHex } from './tracker-messages.js';
  *                     peers, and until then readers already skip them.
  * - channel `relay:<id>`  frames (offers, answers) for peers connected to instance <id>.
  *
- * One announce costs one pipelined round trip (record the peer, update totals, sample random peers
- * with HRANDFIELD, read totals), whatever the swarm size. Requires Redis >= 6.2 (HRANDFIELD).
+ * Every key expires (keyTtlMs after its last write), so nothing outlives the instances that wrote
+ * it, even when all of them die at once. One announce costs one pipelined round trip (claim the
+ * peer id, update totals, sample random peers with HRANDFIELD, read totals), whatever the swarm
+ * size. Requires Redis >= 6.2 (HRANDFIELD).
  */
+
+/**
+ * Records a peer id for this instance unless a live instance holds it for another address (that
+ * would hand one visitor's offers and answers to someone else). KEYS: swarm, instances, index.
+ * ARGV: peer, instance id, value, heartbeat cutoff (ms), address key, index entry, ttl (ms).
+ * Returns 1 when recorded, 0 when refused.
+ */
+const CLAIM_SCRIPT = `
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current then
+  local holder, _, address = string.match(current, '^(%S+) (%S+) (%S+)$')
+  if holder and holder ~= ARGV[2] and address ~= ARGV[5] then
+    local seen = redis.call('ZSCORE', KEYS[2], holder)
+    if seen and tonumber(seen) > tonumber(ARGV[4]) then return 0 end
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
+redis.call('SADD', KEYS[3], ARGV[6])
+redis.call('PEXPIRE', KEYS[3], ARGV[7])
+return 1`;
+
+/**
+ * Removes a peer id only if this instance holds it (another instance may have taken it over for
+ * the same address since), and updates this instance's totals. KEYS: swarm, index, totals.
+ * ARGV: peer, instance id, index entry, totals value ('' = none left), ttl (ms).
+ */
+const LEAVE_SCRIPT = `
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current and string.sub(current, 1, #ARGV[2] + 1) == ARGV[2] .. ' ' then redis.call('HDEL', KEYS[1], ARGV[1]) end
+redis.call('SREM', KEYS[2], ARGV[3])
+if ARGV[4] == '' then redis.call('HDEL', KEYS[3], ARGV[2])
+else
+  redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
+  redis.call('PEXPIRE', KEYS[3], ARGV[5])
+end
+return 1`;
+
+/**
+ * Deletes every record of an instance: the peer ids it still holds, its totals, its index and its
+ * heartbeat. KEYS: index, instances. ARGV: instance id, key prefix. Idempotent.
+ */
+const PURGE_SCRIPT = `
+local entries = redis.call('SMEMBERS', KEYS[1])
+local swarms = {}
+for _, entry in ipairs(entries) do
+  local hash, peer = string.match(entry, '^(%x+):(%x+)$')
+  if hash then
+    local key = ARGV[2] .. 'swarm:' .. hash
+    local current = redis.call('HGET', key, peer)
+    if current and string.sub(current, 1, #ARGV[1] + 1) == ARGV[1] .. ' ' then redis.call('HDEL', key, peer) end
+    swarms[hash] = true
+  end
+end
+for hash in pairs(swarms) do redis.call('HDEL', ARGV[2] .. 'totals:' .. hash, ARGV[1]) end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return #entries`;
+
 class RedisCluster implements Cluster {
   readonly instanceId = randomBytes(8).toString('hex');
   private readonly dead = new Set<string>();
+  /** Every key's lifetime after its last write (ms): a peer's lifetime plus the time to notice a dead instance. */
+  private readonly keyTtlMs: number;
   private heartbeat: NodeJS.Timeout | undefined;
   private closed = false;
+  private started = false;
+  private rebuilding: Promise<void> | undefined;
+  private rebuildAgain = false;
 
   constructor(
     private readonly redis: Redis,
     private readonly sub: Redis,
     private readonly options: ResolvedTrackerOptions,
-  ) {}
+    private readonly host: ClusterHost,
+  ) {
+    this.keyTtlMs = Math.ceil(options.peerTimeoutMs + options.redisInstanceTtlMs);
+  }
 
   private key(...parts: string[]): string {
     return this.options.redisKeyPrefix + parts.join(':');
   }
 
-  async start(deliver: ClusterDeliver): Promise<void> {
+  /** Redis is reachable now; while it is not, calls fail at once instead of queueing (the server then serves its own peers). */
+  private ready(): void {
+    if (this.redis.status !== 'ready') throw new Error(`Redis is not connected (${this.redis.status})`);
+  }
+
+  async start(): Promise<void> {
     const channel = this.key('relay', this.instanceId);
     this.sub.on('messageBuffer', (_channel: Buffer, message: Buffer) => {
       // "<40 hex info_hash><40 hex peer id><frame>"
       if (message.length < 80) return;
       const text = message.toString();
-      deliver(fromHex(text.slice(0, 40)), fromHex(text.slice(40, 80)), text.slice(80));
+      this.host.deliver(fromHex(text.slice(0, 40)), fromHex(text.slice(40, 80)), text.slice(80));
     });
     await this.sub.subscribe(channel);
     await this.beat();
+    // A reconnect after an outage: writes that failed meanwhile (joins, leaves) are lost, and a
+    // restarted Redis has lost everything. This instance writes its share again from its own peers.
+    this.redis.on('ready', () => {
+      if (this.started) this.rebuild();
+    });
+    this.started = true;
+    // An instance that joins late (--redis-optional) already has peers to record.
+    await this.rebuildNow();
     this.heartbeat = setInterval(() => {
       this.beat().catch((error: unknown) => this.options.logger.log({ level: 'error', event: 'cluster:heartbeat-failed', message: String(error) }));
     }, this.options.redisHeartbeatMs);
@@ -53,9 +137,19 @@ class RedisCluster implements Cluster {
 
   /** Marks this instance alive, learns which instances are dead, and cleans up after them. */
   private async beat(): Promise<void> {
+    this.ready();
     const now = this.options.now();
     const instances = this.key('instances');
-    await this.redis.zadd(instances, now, this.instanceId);
+    const results = await this.redis
+      .pipeline()
+      .zadd(instances, now, this.instanceId)
+      .pexpire(instances, this.keyTtlMs)
+      .pexpire(this.key('instance', this.instanceId), this.keyTtlMs)
+      .exec();
+    const added = results?.[0]?.[1];
+    // Our heartbeat was gone: Redis restarted empty, or another instance took us for dead and
+    // purged our peers (a long pause). Either way our peers are missing from the shared state.
+    if (added === 1 && this.started) this.rebuild();
     const cutoff = now - this.options.redisInstanceTtlMs;
     const [stale, live] = await Promise.all([
       this.redis.zrangebyscore(instances, '-inf', cutoff),
@@ -73,22 +167,58 @@ class RedisCluster implements Cluster {
     if (this.dead.size > 1000) this.dead.clear();
   }
 
-  /** Deletes every record of an instance (its peers, its totals, its index). Idempotent. */
+  /** Deletes every record of an instance (the peer ids it holds, its totals, its index). Idempotent. */
   private async purge(id: string): Promise<void> {
-    const index = this.key('instance', id);
-    const entries = await this.redis.smembers(index);
-    const pipeline = this.redis.pipeline();
-    const swarms = new Set<string>();
-    for (const entry of entries) {
-      const [hash, peer] = entry.split(':');
-      if (!hash || !peer) continue;
-      swarms.add(hash);
-      pipeline.hdel(this.key('swarm', hash), peer);
+    await this.redis.eval(PURGE_SCRIPT, 2, this.key('instance', id), this.key('instances'), id, this.options.redisKeyPrefix);
+  }
+
+  /** Writes this instance's share of the shared state again (see start); one at a time, coalesced. */
+  private rebuild(): void {
+    if (this.rebuilding) {
+      this.rebuildAgain = true;
+      return;
     }
-    for (const hash of swarms) pipeline.hdel(this.key('totals', hash), id);
-    pipeline.del(index);
-    pipeline.zrem(this.key('instances'), id);
-    await pipeline.exec();
+    this.rebuilding = this.rebuildNow()
+      .catch((error: unknown) => this.options.logger.log({ level: 'error', event: 'cluster:rebuild-failed', message: String(error) }))
+      .finally(() => {
+        this.rebuilding = undefined;
+        if (this.rebuildAgain && !this.closed) {
+          this.rebuildAgain = false;
+          this.rebuild();
+        }
+      });
+  }
+
+  private async rebuildNow(): Promise<void> {
+    if (this.closed) return;
+    this.ready();
+    const now = this.options.now();
+    const cutoff = now - this.options.redisInstanceTtlMs;
+    const index = this.key('instance', this.instanceId);
+    const instances = this.key('instances');
+    const pipeline = this.redis.pipeline();
+    // Removes what this instance wrote before (peers that left during the outage included), then
+    // records the peers it has now.
+    pipeline.eval(PURGE_SCRIPT, 2, index, instances, this.instanceId, this.options.redisKeyPrefix);
+    pipeline.zadd(instances, now, this.instanceId);
+    pipeline.pexpire(instances, this.keyTtlMs);
+    const swarms = new Set<string>();
+    let peers = 0;
+    for (const peer of this.host.localPeers()) {
+      const hash = toHex(peer.infoHash);
+      const id = toHex(peer.peerId);
+      swarms.add(peer.infoHash);
+      peers++;
+      pipeline.eval(CLAIM_SCRIPT, 3, this.key('swarm', hash), instances, index, id, this.instanceId, `${this.instanceId} ${peer.prefix} ${peer.address}`, cutoff, peer.address, `${hash}:${id}`, this.keyTtlMs);
+    }
+    for (const infoHash of swarms) {
+      const totals = this.key('totals', toHex(infoHash));
+      pipeline.hset(totals, this.instanceId, this.totalsValue(this.host.localTotals(infoHash)));
+      pipeline.pexpire(totals, this.keyTtlMs);
+    }
+    const results = (await pipeline.exec()) ?? [];
+    for (const [error] of results) if (error) throw error;
+    this.options.logger.log({ level: 'info', event: 'cluster:recorded', instanceId: this.instanceId, peers, swarms: swarms.size });
   }
 
   private totalsValue(t: SwarmTotals): string {
@@ -112,19 +242,23 @@ class RedisCluster implements Cluster {
     return sum;
   }
 
-  async announce(request: ClusterAnnounce): Promise<{ complete: number; incomplete: number; candidates: ClusterPeer[] }> {
+  async announce(request: ClusterAnnounce): Promise<{ refused?: boolean; complete: number; incomplete: number; candidates: ClusterPeer[] }> {
+    this.ready();
     const hash = toHex(request.infoHash);
     const peer = toHex(request.peerId);
+    const totalsKey = this.key('totals', hash);
+    const cutoff = this.options.now() - this.options.redisInstanceTtlMs;
     const pipeline = this.redis.pipeline();
-    pipeline.hset(this.key('swarm', hash), peer, `${this.instanceId} ${request.prefix}`);
-    pipeline.sadd(this.key('instance', this.instanceId), `${hash}:${peer}`);
-    pipeline.hset(this.key('totals', hash), this.instanceId, this.totalsValue(request.local));
-    pipeline.hgetall(this.key('totals', hash));
+    pipeline.eval(CLAIM_SCRIPT, 3, this.key('swarm', hash), this.key('instances'), this.key('instance', this.instanceId), peer, this.instanceId, `${this.instanceId} ${request.prefix} ${request.address}`, cutoff, request.address, `${hash}:${peer}`, this.keyTtlMs);
+    pipeline.hset(totalsKey, this.instanceId, this.totalsValue(request.local));
+    pipeline.pexpire(totalsKey, this.keyTtlMs);
+    pipeline.hgetall(totalsKey);
     // Twice as many as wanted: some of the sample are this peer, local peers or dead instances' peers.
     if (request.wanted > 0) pipeline.hrandfield(this.key('swarm', hash), request.wanted * 2 + 1, 'WITHVALUES');
     const results = (await pipeline.exec()) ?? [];
     for (const [error] of results) if (error) throw error;
     const totals = this.sumTotals(results[3]?.[1] as Record<string, string>);
+    if (results[0]?.[1] === 0) return { refused: true, complete: totals.complete, incomplete: totals.incomplete, candidates: [] };
     const candidates: ClusterPeer[] = [];
     const sample = (results[4]?.[1] as string[] | undefined) ?? [];
     for (let i = 0; i + 1 < sample.length; i += 2) {
@@ -136,30 +270,30 @@ class RedisCluster implements Cluster {
   }
 
   leave(infoHash: string, peerId: string, local: SwarmTotals): void {
-    if (this.closed) return;
+    if (this.closed || this.redis.status !== 'ready') return; // the rebuild after the outage forgets it
     const hash = toHex(infoHash);
     const peer = toHex(peerId);
-    const pipeline = this.redis.pipeline();
-    pipeline.hdel(this.key('swarm', hash), peer);
-    pipeline.srem(this.key('instance', this.instanceId), `${hash}:${peer}`);
-    if (local.peers === 0) pipeline.hdel(this.key('totals', hash), this.instanceId);
-    else pipeline.hset(this.key('totals', hash), this.instanceId, this.totalsValue(local));
-    pipeline.exec().catch((error: unknown) => this.options.logger.log({ level: 'error', event: 'cluster:error', message: String(error) }));
+    this.redis
+      .eval(LEAVE_SCRIPT, 3, this.key('swarm', hash), this.key('instance', this.instanceId), this.key('totals', hash), peer, this.instanceId, `${hash}:${peer}`, local.peers === 0 ? '' : this.totalsValue(local), this.keyTtlMs)
+      .catch((error: unknown) => this.options.logger.log({ level: 'error', event: 'cluster:error', message: String(error) }));
   }
 
   async locate(infoHash: string, peerId: string): Promise<string | undefined> {
+    this.ready();
     const value = await this.redis.hget(this.key('swarm', toHex(infoHash)), toHex(peerId));
     const instanceId = value?.split(' ')[0];
     return instanceId && !this.dead.has(instanceId) ? instanceId : undefined;
   }
 
   relay(instanceId: string, infoHash: string, toPeerId: string, frame: string): void {
+    if (this.redis.status !== 'ready') return;
     this.redis
       .publish(this.key('relay', instanceId), `${toHex(infoHash)}${toHex(toPeerId)}${frame}`)
       .catch((error: unknown) => this.options.logger.log({ level: 'error', event: 'cluster:error', message: String(error) }));
   }
 
   async totals(infoHashes: string[]): Promise<SwarmTotals[]> {
+    this.ready();
     const pipeline = this.redis.pipeline();
     for (const h of infoHashes) pipeline.hgetall(this.key('totals', toHex(h)));
     const results = (await pipeline.exec()) ?? [];
@@ -172,7 +306,7 @@ class RedisCluster implements Cluster {
     if (this.heartbeat) clearInterval(this.heartbeat);
     try {
       // Flush: this instance's peers leave the shared state now, not after redisInstanceTtlMs.
-      await this.purge(this.instanceId);
+      if (this.redis.status === 'ready') await this.purge(this.instanceId);
     } finally {
       this.sub.disconnect();
       await this.redis.quit().catch(() => this.redis.disconnect());
@@ -180,31 +314,46 @@ class RedisCluster implements Cluster {
   }
 }
 
+/** Reconnect delay after a lost Redis connection (ms): doubles from 100 ms up to 2 s, so an outage is noticed over within 2 s of its end. */
+const RECONNECT_MIN_MS = 100;
+const RECONNECT_MAX_MS = 2000;
+
 /**
- * Connects to Redis and joins the cluster of tracker instances sharing it. Fails fast (rejects) if
- * Redis cannot be reached at start; later outages make announces fall back to this instance's peers.
+ * Connects to Redis and joins the cluster of tracker instances sharing it. Rejects, with the reason,
+ * when Redis cannot be reached at start (no retries: the caller decides between exiting and running
+ * alone). Later outages make announces fall back to this instance's peers at once, and once Redis
+ * is back this instance writes its share of the shared state again.
  */
-export async function connectRedisCluster(options: ResolvedTrackerOptions, deliver: ClusterDeliver): Promise<Cluster> {
+export async function connectRedisCluster(options: ResolvedTrackerOptions, host: ClusterHost): Promise<Cluster> {
   const url = options.redisUrl;
   if (!url) throw new RangeError('redisUrl is required for the Redis cluster');
-  const connect = async (): Promise<Redis> => {
-    // maxRetriesPerRequest bounds how long one announce can wait on a Redis outage (then it falls back).
-    const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 2, enableOfflineQueue: true });
+  const connect = async (enableOfflineQueue: boolean): Promise<Redis> => {
+    let connected = false;
+    const client = new Redis(url, {
+      lazyConnect: true,
+      // Calls made while the connection is down fail at once instead of waiting in a queue.
+      enableOfflineQueue,
+      maxRetriesPerRequest: 1,
+      connectTimeout: 5000,
+      retryStrategy: (attempt) => (connected ? Math.min(RECONNECT_MIN_MS * 2 ** attempt, RECONNECT_MAX_MS) : null),
+    });
     client.on('error', (error: Error) => options.logger.log({ level: 'error', event: 'cluster:redis-error', message: error.message }));
     await client.connect();
+    connected = true;
     return client;
   };
-  const redis = await connect();
+  const redis = await connect(false);
   let sub: Redis;
   try {
-    sub = await connect();
+    // The subscriber queues its SUBSCRIBE over a reconnect (ioredis subscribes again by itself).
+    sub = await connect(true);
   } catch (error) {
     redis.disconnect();
     throw error;
   }
-  const cluster = new RedisCluster(redis, sub, options);
+  const cluster = new RedisCluster(redis, sub, options, host);
   try {
-    await cluster.start(deliver);
+    await cluster.start();
   } catch (error) {
     redis.disconnect();
     sub.disconnect();

@@ -1,5 +1,5 @@
 import { addressKey, clientAddress } from './client-address.js';
-import type { Cluster, ClusterPeer, SwarmTotals } from './cluster.js';
+import type { Cluster, ClusterHost, ClusterPeer, LocalPeer, SwarmTotals } from './cluster.js';
 import { routeHttpRequest } from './http-routes.js';
 import { randomTurnId, turnCredential, type IceHandout, type TurnCredential } from './ice-servers.js';
 import { localityPrefix } from './locality.js';
@@ -170,7 +170,7 @@ function totalsOf(swarm: Swarm<Member> | undefined): SwarmTotals {
  * over a transport (transport.ts). The cluster (Redis) is optional and given in from outside, so
  * this class never imports a Redis client.
  */
-export class TrackerServer implements TransportHandler<Connection> {
+export class TrackerServer implements TransportHandler<Connection>, ClusterHost {
   readonly options: ResolvedTrackerOptions;
   readonly metrics: TrackerMetrics;
   readonly transport: Transport;
@@ -178,7 +178,8 @@ export class TrackerServer implements TransportHandler<Connection> {
   private readonly connections = new Set<Connection>();
   private readonly addresses = new Map<string, AddressState>();
   private readonly startedAt: number;
-  private readonly log: ResolvedTrackerOptions['logger'];
+  /** The configured logger, rate-limited per event (see rateLimitLogger); the cluster logs through it too. */
+  readonly log: ResolvedTrackerOptions['logger'];
   /** Why the native transport is not in use, when 'auto' fell back to the Node transport. */
   private readonly nativeUnavailable: string | undefined;
   /** The npm package the transport runs on (/health names it with the transport). */
@@ -488,9 +489,16 @@ export class TrackerServer implements TransportHandler<Connection> {
     const cluster = this.cluster;
     const local = swarm ? swarm.select(wanted, member, conn.prefix) : [];
     cluster
-      .announce({ infoHash: msg.infoHash, peerId: msg.peerId, prefix: conn.prefix, complete: member.complete, report: member.report, wanted, local: totalsOf(swarm) })
+      .announce({ infoHash: msg.infoHash, peerId: msg.peerId, prefix: conn.prefix, address: conn.address.key, complete: member.complete, report: member.report, wanted, local: totalsOf(swarm) })
       .then(
         (shared) => {
+          if (shared.refused) {
+            // A live instance holds this peer id for another address: the same rule as on one
+            // instance (applyAnnounce), across instances.
+            this.leave(member);
+            this.fail(conn, 'peer-id-in-use', 'announce', msg.infoHash);
+            return;
+          }
           if (!msg.answer) this.send(conn, this.announceReply(conn, msg, shared.complete, shared.incomplete));
           if (wanted > 0) this.relayOffers(msg, mergeTargets(local, shared.candidates, cluster.instanceId, msg.peerId, conn.prefix, wanted));
           if (msg.answer) this.relayAnswer(msg, swarm);
@@ -580,6 +588,16 @@ export class TrackerServer implements TransportHandler<Connection> {
         this.metrics.answersUnroutable++;
       },
     );
+  }
+
+  *localPeers(): Iterable<LocalPeer> {
+    for (const swarm of this.swarms.values()) {
+      for (const member of swarm.members.values()) yield { infoHash: member.infoHash, peerId: member.peerId, prefix: member.prefix, address: member.address };
+    }
+  }
+
+  localTotals(infoHash: string): SwarmTotals {
+    return totalsOf(this.swarms.get(infoHash));
   }
 
   /** A frame relayed from another instance to one of this instance's peers. */

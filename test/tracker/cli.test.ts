@@ -92,13 +92,13 @@ describe('peerfetch tracker command', () => {
       '--allow-swarm', 'ab'.repeat(20), '--trust-proxy', '--interval', '60', '--max-frame-bytes', '1000',
       '--max-offers', '3', '--max-connections-per-ip', '5', '--log-level', 'warn', '--transport', 'node',
       '--trusted-proxy', '10.0.0.0/8', '--trusted-proxy', '::1', '--max-peers-per-swarm-per-connection', '1',
-      '--max-peers-per-swarm-per-ip', '8', '--max-messages-per-window-per-ip', '500',
+      '--max-peers-per-swarm-per-ip', '8', '--max-messages-per-window-per-ip', '500', '--redis-optional',
     ]);
     expect(options).toEqual({
       port: 9000, host: '0.0.0.0', redisUrl: 'redis://127.0.0.1:6390',
       allowOrigins: ['https://a.example', 'https://b.example'], allowSwarms: ['ab'.repeat(20)], trustProxy: true,
       announceIntervalSec: 60, maxFrameBytes: 1000, maxOffersPerAnnounce: 3, maxConnectionsPerIp: 5, transport: 'node',
-      trustedProxies: ['10.0.0.0/8', '::1'], maxPeersPerSwarmPerConnection: 1, maxPeersPerSwarmPerIp: 8, maxMessagesPerWindowPerIp: 500,
+      trustedProxies: ['10.0.0.0/8', '::1'], maxPeersPerSwarmPerConnection: 1, maxPeersPerSwarmPerIp: 8, maxMessagesPerWindowPerIp: 500, redisOptional: true,
     });
     expect(logLevel).toBe('warn');
     for (const bad of [['--redis', 'localhost:6379'], ['--allow-swarm', 'xyz'], ['--unknown'], ['--log-level', 'loud'], ['--transport', 'uws'], ['--trusted-proxy', 'proxy.example']]) {

@@ -20,9 +20,12 @@ export interface RunningRedis {
   stop(): Promise<void>;
 }
 
-/** Starts a real redis-server on a free loopback port, with no persistence; the test stops it. */
-export async function startRedis(): Promise<RunningRedis> {
-  const port = await freePort();
+/**
+ * Starts a real redis-server on a free loopback port (or `port`, to restart one where its clients
+ * expect it), with no persistence; the test stops it.
+ */
+export async function startRedis(port?: number): Promise<RunningRedis> {
+  port ??= await freePort();
   const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));

@@ -4,10 +4,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startTracker, type RunningTracker } from '../../src/tracker/index.js';
+import { startTracker, type LogEntry, type RunningTracker } from '../../src/tracker/index.js';
 import { bundleTrackerCli } from './bundle.js';
 import { announce, hex, isAnswer, isOffer, isReply, offers, randomId, TestClient, waitFor } from './helpers.js';
-import { startRedis, type RunningRedis } from './redis-server.js';
+import { freePort, startRedis, type RunningRedis } from './redis-server.js';
 
 /**
  * Fast heartbeats so instance death is seen within a few seconds (defaults: 2 s and 10 s); the TTL
@@ -47,8 +47,8 @@ async function inProcess(): Promise<RunningTracker> {
   return t;
 }
 
-async function childTracker(): Promise<{ url: string; proc: ChildProcess; exited: Promise<number | null> }> {
-  const proc = spawn(process.execPath, [entry, '--port', '0', '--redis', redis.url, '--redis-heartbeat-ms', String(HEARTBEAT_MS), '--redis-instance-ttl-ms', String(INSTANCE_TTL_MS)], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function childTracker(extra: string[] = []): Promise<{ url: string; proc: ChildProcess; exited: Promise<number | null> }> {
+  const proc = spawn(process.execPath, [entry, '--port', '0', '--redis', redis.url, '--redis-heartbeat-ms', String(HEARTBEAT_MS), '--redis-instance-ttl-ms', String(INSTANCE_TTL_MS), ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(proc);
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
   let out = '';
@@ -153,4 +153,124 @@ describe('Redis scale-out', () => {
       await own.stop();
     }
   }, 30_000);
+
+  it('refuses a peer id that a live instance holds for another address', async () => {
+    const a = await startTracker({ port: 0, redisUrl: redis.url, trustProxy: true, redisHeartbeatMs: HEARTBEAT_MS, redisInstanceTtlMs: INSTANCE_TTL_MS });
+    const b = await startTracker({ port: 0, redisUrl: redis.url, trustProxy: true, redisHeartbeatMs: HEARTBEAT_MS, redisInstanceTtlMs: INSTANCE_TTL_MS });
+    trackers.push(a, b);
+    const infoHash = randomId();
+    const victim = randomId();
+    const home = { headers: { 'X-Forwarded-For': '192.0.2.1' } };
+    const onA = await TestClient.open(a.url, home);
+    clients.push(onA);
+    onA.send(announce(infoHash, victim));
+    await onA.next(isReply);
+    const thief = await TestClient.open(b.url, { headers: { 'X-Forwarded-For': '192.0.2.66' } });
+    clients.push(thief);
+    thief.send(announce(infoHash, victim, { offers: offers(1) }));
+    expect((await thief.next())['failure reason']).toBe('peer_id is in use by another connection');
+    expect(await probe.hget(`peerfetch:swarm:${hex(infoHash)}`, hex(victim))).toMatch(new RegExp(`^${a.stats().instanceId} `));
+    // Offers to the victim still reach it on A, not the thief on B.
+    const other = await TestClient.open(b.url, { headers: { 'X-Forwarded-For': '192.0.2.2' } });
+    clients.push(other);
+    other.send(announce(infoHash, randomId(), { offers: offers(1) }));
+    await other.next(isReply);
+    expect((await onA.next(isOffer)).action).toBe('announce');
+    expect(thief.frames.filter(isOffer)).toHaveLength(0);
+    // The same visitor reconnecting through another instance keeps its id.
+    const back = await TestClient.open(b.url, home);
+    clients.push(back);
+    back.send(announce(infoHash, victim));
+    expect(await back.next(isReply)).toMatchObject({ incomplete: 3 });
+    expect(await probe.hget(`peerfetch:swarm:${hex(infoHash)}`, hex(victim))).toMatch(new RegExp(`^${b.stats().instanceId} `));
+  });
+
+  it('lets every key expire, so an instance that dies alone leaves nothing behind', async () => {
+    const b = await childTracker(['--peer-timeout-ms', '1500', '--interval', '15']);
+    const infoHash = randomId();
+    const onB = await open(b.url);
+    onB.send(announce(infoHash, randomId(), { peerfetch: { bytesFromPeers: 1, bytesFromOrigin: 1, bytesUploaded: 0 } }));
+    await onB.next(isReply);
+    const keys = await probe.keys('peerfetch:*');
+    expect(keys.length).toBeGreaterThanOrEqual(4);
+    for (const key of keys) expect(await probe.pttl(key), key).toBeGreaterThan(0);
+    b.proc.kill('SIGKILL');
+    await b.exited;
+    await waitFor('every key expired', async () => (await probe.dbsize()) === 0, 20_000);
+  });
+});
+
+describe('Redis failures', () => {
+  it('exits non-zero with a clear message when Redis cannot be reached at start', async () => {
+    const port = await freePort();
+    const proc = spawn(process.execPath, [entry, '--port', '0', '--redis', `redis://127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(proc);
+    let err = '';
+    proc.stderr!.on('data', (d) => (err += d));
+    const code = await new Promise<number | null>((resolve) => proc.once('exit', (c) => resolve(c)));
+    expect(code).toBe(1);
+    expect(err).toContain(`cannot reach Redis at redis://127.0.0.1:${port}`);
+    expect(err).toContain('--redis-optional');
+  });
+
+  it('with redisOptional runs alone while Redis is down, then joins with its peers', async () => {
+    const port = await freePort();
+    const t = await startTracker({ port: 0, redisUrl: `redis://127.0.0.1:${port}`, redisOptional: true, redisHeartbeatMs: HEARTBEAT_MS, redisInstanceTtlMs: INSTANCE_TTL_MS });
+    trackers.push(t);
+    const infoHash = randomId();
+    const peer = randomId();
+    const x = await open(t.url);
+    x.send(announce(infoHash, peer));
+    expect(await x.next(isReply)).toMatchObject({ incomplete: 1 });
+    const late = await startRedis(port);
+    const lateProbe = new Redis(late.url);
+    try {
+      await waitFor('the peer recorded in Redis', async () => (await lateProbe.hexists(`peerfetch:swarm:${hex(infoHash)}`, hex(peer))) === 1, 20_000);
+      expect(t.stats().instanceId).not.toBe('local');
+    } finally {
+      lateProbe.disconnect();
+      await Promise.all(trackers.splice(0).map((tr) => tr.close()));
+      await late.stop();
+    }
+  }, 40_000);
+
+  it('heals after Redis restarts empty: live peers recorded again, departed ones not, error logs capped', async () => {
+    const own = await startRedis();
+    const entries: LogEntry[] = [];
+    // A frozen clock: the log cap (20 lines per second per event) then holds for the whole outage.
+    const frozen = Date.now();
+    const t = await startTracker({ port: 0, redisUrl: own.url, redisHeartbeatMs: HEARTBEAT_MS, redisInstanceTtlMs: INSTANCE_TTL_MS, maxMessagesPerWindow: 10_000, now: () => frozen, logger: { log: (e) => entries.push(e) } });
+    trackers.push(t);
+    const infoHash = randomId();
+    const [stays, leaves] = [randomId(), randomId()];
+    const x = await open(t.url);
+    x.send(announce(infoHash, stays));
+    await x.next(isReply);
+    const y = await open(t.url);
+    y.send(announce(infoHash, leaves));
+    await y.next(isReply);
+    await own.stop();
+    // During the outage: announces are answered from this instance's peers, each failed Redis
+    // call is counted, and the log stays bounded.
+    for (let i = 0; i < 60; i++) x.send(announce(infoHash, stays));
+    for (let i = 0; i < 60; i++) expect(await x.next(isReply)).toMatchObject({ incomplete: 2 });
+    await y.close();
+    const restarted = await startRedis(own.port);
+    const restartedProbe = new Redis(restarted.url);
+    try {
+      const swarmKey = `peerfetch:swarm:${hex(infoHash)}`;
+      await waitFor('the live peer recorded again', async () => (await restartedProbe.hexists(swarmKey, hex(stays))) === 1, 20_000);
+      expect(await restartedProbe.hexists(swarmKey, hex(leaves))).toBe(0);
+      expect(await restartedProbe.zcard('peerfetch:instances')).toBe(1);
+      for (const key of await restartedProbe.keys('peerfetch:*')) expect(await restartedProbe.pttl(key), key).toBeGreaterThan(0);
+      const errorsPerEvent = new Map<string, number>();
+      for (const e of entries) if (e.level === 'error') errorsPerEvent.set(e.event, (errorsPerEvent.get(e.event) ?? 0) + 1);
+      expect(errorsPerEvent.get('cluster:error') ?? 0).toBeGreaterThan(0);
+      for (const [event, count] of errorsPerEvent) expect(count, event).toBeLessThanOrEqual(20);
+    } finally {
+      restartedProbe.disconnect();
+      await Promise.all(trackers.splice(0).map((tr) => tr.close()));
+      await restarted.stop();
+    }
+  }, 60_000);
 });

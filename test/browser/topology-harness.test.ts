@@ -163,14 +163,36 @@ describe('topology harness', () => {
     }
   });
 
-  it('caps the line of a home in each direction and drops packets at random on it', () => {
+  it('caps the line of a home in each direction, drops packets at random on it, and changes both on demand', () => {
     const home = net.topology.homes[3]!;
-    const uplink = spawnSync('ip', ['netns', 'exec', home.router, 'tc', 'qdisc', 'show', 'dev', 'wan'], { encoding: 'utf8' }).stdout;
-    expect(uplink).toMatch(/tbf .*rate 2Mbit/);
-    const downlinks = spawnSync('tc', ['qdisc', 'show'], { encoding: 'utf8' }).stdout;
-    expect(downlinks).toMatch(/tbf .*rate 8Mbit/);
-    const rules = spawnSync('ip', ['netns', 'exec', home.router, 'iptables', '-S', 'FORWARD'], { encoding: 'utf8' }).stdout;
-    // iptables stores the probability as a 32-bit fraction: 0.01 reads back as 0.00999999978.
-    expect(rules.match(/statistic --mode random --probability 0\.0099999/g)).toHaveLength(2);
+    const uplink = () => spawnSync('ip', ['netns', 'exec', home.router, 'tc', 'qdisc', 'show', 'dev', 'wan'], { encoding: 'utf8' }).stdout;
+    const downlinks = () => spawnSync('tc', ['qdisc', 'show'], { encoding: 'utf8' }).stdout;
+    const lossRules = () => spawnSync('ip', ['netns', 'exec', home.router, 'iptables', '-S', 'line-loss'], { encoding: 'utf8' }).stdout;
+    expect(uplink()).toMatch(/tbf .*rate 2Mbit/);
+    expect(downlinks()).toMatch(/tbf .*rate 8Mbit/);
+    // iptables stores the probability as a 32-bit fraction: 0.01 reads back as 0.00999999978, 0.05 as 0.04999999981.
+    expect(lossRules().match(/statistic --mode random --probability 0\.0099999/g)).toHaveLength(2);
+
+    home.shape({ uplinkKbit: 5000, lossPercent: 0 });
+    expect(uplink()).toMatch(/tbf .*rate 5Mbit/);
+    expect(downlinks()).toMatch(/tbf .*rate 8Mbit/);
+    expect(lossRules()).not.toMatch(/statistic/);
+    home.shape({ uplinkKbit: null, downlinkKbit: null, lossPercent: 5 });
+    expect(uplink()).not.toMatch(/tbf/);
+    expect(downlinks()).not.toMatch(/tbf/);
+    expect(lossRules().match(/statistic --mode random --probability 0\.0499999/g)).toHaveLength(2);
+    expect(home).toMatchObject({ uplinkKbit: 0, downlinkKbit: 0, lossPercent: 5 });
+    expect(() => home.shape({ uplinkKbit: -1 })).toThrow(/positive/);
+  });
+
+  it('counts the bytes that crossed a home line', async () => {
+    const home = net.topology.homes[1]!;
+    const before = home.lineBytes();
+    const sender = await sendFrom(home.visitors[0]!, 'x'.repeat(1000), [`${INTERNET_ADDRESS}:${servers.port}`]);
+    try {
+      await waitFor(() => home.lineBytes().up >= before.up + 1000, { what: 'the line counter to move' });
+    } finally {
+      await sender.stop();
+    }
   });
 });

@@ -65,6 +65,17 @@ export interface Home {
   readonly downlinkKbit: number;
   readonly lossPercent: number;
   readonly visitors: readonly Visitor[];
+  /**
+   * Changes the line's conditions while the topology runs (e.g. a test with and without a cap):
+   * only the fields given change; `null` lifts a cap; `lossPercent: 0` ends the loss.
+   *
+   * @example
+   * topology.homes[0].shape({ uplinkKbit: 2000 });
+   * topology.homes[0].shape({ uplinkKbit: null, lossPercent: 0 });
+   */
+  shape(line: { uplinkKbit?: number | null; downlinkKbit?: number | null; lossPercent?: number }): void;
+  /** Bytes that crossed the home's line so far, counted at the router's wan interface: `up` = sent to the internet, `down` = received. */
+  lineBytes(): { up: number; down: number };
 }
 
 /** A built topology. Call destroy() when done (it also runs on process exit and SIGINT/SIGTERM). */

@@ -23,6 +23,8 @@
 // - rate caps: a tbf qdisc on each end's egress (uplink = the router's wan egress, downlink = the
 //   internet end's egress toward the router);
 // - random loss: iptables' statistic match in the router's FORWARD chain, per direction;
+// - both can change while the topology runs (Home.shape), and Home.lineBytes() counts what
+//   crossed the line, for figures such as bytes uploaded per home;
 // - delay: none. This kernel has no netem qdisc ("Specified qdisc kind is unknown"), and a
 //   user-space delay relay (a TUN device in the router) was left out: every path here has a
 //   round-trip time well under a millisecond, so figures measured on these topologies show the
@@ -265,16 +267,57 @@ export function buildTopology(spec) {
       } else if (home.udp === 'turn-only') {
         inNs(router, 'iptables', ['-A', 'FORWARD', '-i', 'lan', '-p', 'udp', '!', '-d', TURN_ADDRESS, '-j', 'DROP']);
       }
-      if (home.lossPercent > 0) {
-        const probability = String(home.lossPercent / 100);
-        for (const direction of [['-i', 'lan'], ['-i', 'wan']]) {
-          inNs(router, 'iptables', ['-A', 'FORWARD', ...direction, '-m', 'statistic', '--mode', 'random', '--probability', probability, '-j', 'DROP']);
-        }
-      }
-      if (home.uplinkKbit) inNs(router, 'tc', tbfArgs('wan', home.uplinkKbit));
-      if (home.downlinkKbit) sh('tc', tbfArgs(outside, home.downlinkKbit));
+      // The line's loss rules live in a chain of their own, so shape() can replace them.
+      inNs(router, 'iptables', ['-N', 'line-loss']);
+      inNs(router, 'iptables', ['-A', 'FORWARD', '-j', 'line-loss']);
 
-      const homeHandle = { index: h, router, wanAddress, lanPrefix: `${lanNet}.0/24`, nat: home.nat, udp: home.udp, uplinkKbit: home.uplinkKbit, downlinkKbit: home.downlinkKbit, lossPercent: home.lossPercent, visitors: [] };
+      const homeHandle = {
+        index: h,
+        router,
+        wanAddress,
+        lanPrefix: `${lanNet}.0/24`,
+        nat: home.nat,
+        udp: home.udp,
+        uplinkKbit: 0,
+        downlinkKbit: 0,
+        lossPercent: 0,
+        visitors: [],
+        shape(line) {
+          if (destroyed) throw new Error('topology: shape() after destroy()');
+          const self = homeHandle;
+          const merged = { uplinkKbit: self.uplinkKbit || undefined, downlinkKbit: self.downlinkKbit || undefined, lossPercent: self.lossPercent, ...line };
+          // `null` lifts a cap: normalizeHomes reads a missing cap as none.
+          for (const key of ['uplinkKbit', 'downlinkKbit']) if (merged[key] === null) delete merged[key];
+          const next = normalizeHomes({ homes: [merged] })[0];
+          for (const [key, device, inRouter] of [['uplinkKbit', 'wan', true], ['downlinkKbit', outside, false]]) {
+            if (next[key] === self[key]) continue;
+            const tc = (args) => (inRouter ? inNs(router, 'tc', args) : sh('tc', args));
+            if (self[key]) tc(['qdisc', 'del', 'dev', device, 'root']);
+            if (next[key]) tc(tbfArgs(device, next[key]));
+            self[key] = next[key];
+          }
+          if (next.lossPercent !== self.lossPercent) {
+            inNs(router, 'iptables', ['-F', 'line-loss']);
+            if (next.lossPercent > 0) {
+              const probability = String(next.lossPercent / 100);
+              for (const direction of [['-i', 'lan'], ['-i', 'wan']]) {
+                inNs(router, 'iptables', ['-A', 'line-loss', ...direction, '-m', 'statistic', '--mode', 'random', '--probability', probability, '-j', 'DROP']);
+              }
+            }
+            self.lossPercent = next.lossPercent;
+          }
+        },
+        lineBytes() {
+          const read = (device, inRouter) => {
+            const args = ['-s', '-j', 'link', 'show', 'dev', device];
+            const [link] = JSON.parse(inRouter ? inNs(router, 'ip', args) : sh('ip', args));
+            return link.stats64;
+          };
+          const wan = read('wan', true);
+          return { up: wan.tx.bytes, down: wan.rx.bytes };
+        },
+      };
+      homeHandle.shape({ uplinkKbit: home.uplinkKbit || undefined, downlinkKbit: home.downlinkKbit || undefined, lossPercent: home.lossPercent });
       for (let v = 0; v < home.visitors; v++) {
         const name = `${prefix}-h${h}v${v}`;
         const address = `${lanNet}.${v + 2}`;

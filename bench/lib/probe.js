@@ -21,6 +21,7 @@
     duration: 0,
     errors: [],
     pairs: {},
+    channelBytes: {},
     extra: {},
   };
   const connections = [];
@@ -46,9 +47,14 @@
         continue;
       }
       let selectedId = null;
+      // Payload bytes received on the connection's data channels (message bytes, without the
+      // SCTP/DTLS/UDP overhead the candidate pair counts): what a system took in from peers.
+      let channelBytes = 0;
       report.forEach((entry) => {
         if (entry.type === 'transport' && entry.selectedCandidatePairId) selectedId = entry.selectedCandidatePairId;
+        if (entry.type === 'data-channel') channelBytes += entry.bytesReceived ?? 0;
       });
+      state.channelBytes[i] = channelBytes;
       if (!selectedId) {
         report.forEach((entry) => {
           if (entry.type === 'candidate-pair' && entry.nominated && entry.state === 'succeeded') selectedId = entry.id;

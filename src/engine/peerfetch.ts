@@ -248,6 +248,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       },
       onPieceRejected: (asset, piece, peer) => this.emit('piece:rejected', { url: asset.href, piece, peerId: peer.id }),
       onUploaded: (_peer, bytes) => this.#stats.add('bytesUploaded', bytes),
+      onWithdrawn: (assetId, piece) => this.#sources.unmark(assetId, piece),
     });
   }
 

@@ -83,6 +83,12 @@ export class PieceSources {
     if (entry && entry.codes[piece] === '.') entry.codes[piece] = code;
   }
 
+  /** The piece is no longer held (evicted or deleted). */
+  unmark(assetId: string, piece: number): void {
+    const entry = this.#codes.get(assetId);
+    if (entry && piece < entry.codes.length) entry.codes[piece] = '.';
+  }
+
   snapshot(): AssetStats[] {
     return [...this.#codes.values()].map(({ url, codes }) => ({
       url,

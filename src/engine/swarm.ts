@@ -26,6 +26,8 @@ export interface SwarmCallbacks {
   onUploaded(peer: Peer, bytes: number): void;
   /** A peer announced new pieces (the scheduler may have new work). */
   onPeerHave(peer: Peer): void;
+  /** We no longer hold `piece` (the store evicted or deleted it). */
+  onWithdrawn(assetId: string, piece: number): void;
 }
 
 /**
@@ -141,6 +143,7 @@ export class Swarm {
         if (!bits.has(piece)) continue;
         bits.clear(piece);
         for (const peer of this.peers.values()) peer.announceLost(id, piece);
+        this.#callbacks.onWithdrawn(id, piece);
       }
     }
   }

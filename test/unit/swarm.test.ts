@@ -30,6 +30,7 @@ const noCallbacks = {
   onPieceRejected() {},
   onUploaded() {},
   onPeerHave() {},
+  onWithdrawn() {},
 };
 
 function remoteHandlers(stored: Map<number, Uint8Array>): PeerHandlers {

@@ -90,6 +90,7 @@ const noCallbacks: SwarmCallbacks = {
   onPieceRejected: () => {},
   onUploaded: () => {},
   onPeerHave: () => {},
+  onWithdrawn: () => {},
 };
 
 function startClient(): { client: TrackerClient; swarm: Swarm; socket: () => TrackerSocket } {

@@ -13,6 +13,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import os from 'node:os';
+import { uwsPackage } from './lib/uws.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -37,7 +38,7 @@ async function trackerModule() {
   const { build } = await import('esbuild');
   const outfile = join(here, '.cache', 'tracker.mjs');
   mkdirSync(dirname(outfile), { recursive: true });
-  await build({ entryPoints: [join(root, 'src', 'tracker', 'index.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', external: ['ws', 'ioredis', '@trufflesuite/uws-js-unofficial'], outfile, logLevel: 'silent' });
+  await build({ entryPoints: [join(root, 'src', 'tracker', 'index.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', external: ['ws', 'ioredis', '@trufflesuite/uws-js-unofficial', '@btc-vision/uwebsockets.js'], outfile, logLevel: 'silent' });
   return pathToFileURL(outfile).href;
 }
 
@@ -119,7 +120,7 @@ async function runSystem(system, modulePath) {
 /** The systems, in table order; the goal compares peerfetch's default (native) transport with bittorrent-tracker. */
 const SYSTEMS = [
   { id: 'bittorrent-tracker', label: 'bittorrent-tracker 11.2.3' },
-  { id: 'peerfetch', label: 'peerfetch, native transport (uWebSockets.js)' },
+  { id: 'peerfetch', label: `peerfetch, native transport (uWebSockets.js from ${uwsPackage() ?? 'no package: cannot run'})` },
   { id: 'peerfetch-node', label: 'peerfetch, node transport (ws)' },
   { id: 'floor', label: 'floor: uWebSockets.js writing the same frames, no tracker work' },
 ];
@@ -226,7 +227,7 @@ const halfTheirs = results.map(({ summary }) => (summary['bittorrent-tracker']?.
 const section = `## Tracker
 
 Command: \`npm run bench:tracker\` (bench/tracker.mjs). Date: ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC.
-Machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}, loopback only.
+Machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version} (glibc ${process.report.getReport().header.glibcVersionRuntime}), loopback only.
 Machine load average (1 min) before/after the run: ${loadBefore.toFixed(1)} / ${loadAfter.toFixed(1)}. ${pinned ? `Each server runs alone on CPU ${SERVER_CPUS} and the load
 generator on CPU ${LOAD_CPUS} (taskset), so a saturated server has a whole core` : 'Server and load generator share the cores (no taskset)'}. "announces/s (wall)" is what the
 server sustained under the generator's load; "announces/s per core" (10⁶ / server CPU µs per announce, user + system) is

@@ -38,12 +38,79 @@ export interface BuildManifestOptions {
   baseUrl?: string;
   /** A file to leave out, typically where the manifest is about to be written. */
   outFile?: string;
+  /** Files hashed at once. Default HASH_CONCURRENCY. */
+  concurrency?: number;
+  /**
+   * An earlier run's manifest and the fingerprints of the files it hashed: a file whose fingerprint
+   * is unchanged keeps its pieces from that manifest instead of being read again.
+   */
+  reuse?: ManifestReuse;
+  /** Called after each file (hashed, reused or skipped), for a progress display. */
+  onProgress?(progress: ManifestProgress): void;
+  /** The clock (ms since the epoch), compared with file times to spot files written just now. Default Date.now. */
+  now?: () => number;
 }
+
+/** What {@link BuildManifestOptions.reuse} takes: the previous manifest and {@link BuildManifestResult.fingerprints}. */
+export interface ManifestReuse {
+  manifest: ManifestJson;
+  fingerprints: Record<string, string>;
+}
+
+/** Progress of {@link buildManifest}: files and bytes done out of all found, and how many were reused. */
+export interface ManifestProgress {
+  files: number;
+  totalFiles: number;
+  bytes: number;
+  totalBytes: number;
+  reused: number;
+}
+
+/**
+ * Files hashed at once by default. Each hashes one piece at a time through the libuv thread pool
+ * (file reads and WebCrypto digests run there; 4 threads by default), so 4 files keep every thread
+ * and both cores of a small server busy, while memory stays at 4 pieces.
+ */
+export const HASH_CONCURRENCY = 4;
+/**
+ * A file changed this recently (ms) before the run started is hashed but its fingerprint is not
+ * kept: filesystems with coarse timestamps (1 s on ext3 and HFS+, 2 s on FAT) could hide a second
+ * write within the same tick, which the next run would then miss (git's "racy" index entries).
+ */
+const RACY_WINDOW_MS = 2000;
 
 /** What {@link buildManifest} returns: the manifest and what was skipped that a person should know. */
 export interface BuildManifestResult {
   manifest: ManifestJson;
   warnings: string[];
+  /**
+   * Per asset (its path relative to the folder), the fingerprint of the file that was hashed: size,
+   * modification and change times and inode. Keep it with the manifest and pass both as `reuse`
+   * next time. The change time cannot be set back by tools that preserve modification times
+   * (`cp -p`, `rsync -t`, `tar`), so a file replaced by one of the same size and date still differs.
+   */
+  fingerprints: Record<string, string>;
+  /** How many assets kept their pieces from `reuse`. */
+  reused: number;
+}
+
+/** The fingerprint of a file as {@link BuildManifestResult.fingerprints} records it. */
+function fingerprintOf(info: { size: number; mtimeMs: number; ctimeMs: number; ino: number }): string {
+  return `${info.size}:${info.mtimeMs}:${info.ctimeMs}:${info.ino}`;
+}
+
+/** Runs `task` for every item with at most `limit` running at once; results keep the items' order. */
+async function mapBounded<T, R>(items: T[], limit: number, task: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await task(items[index]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
 }
 
 const SIZE_PATTERN = /^(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib)?$/i;
@@ -388,26 +455,57 @@ export async function buildManifest(dir: string, options: BuildManifestOptions =
   }
 
   const files = await inPlaylistOrder(walked.found, walked.playlists, warnings);
+  const concurrency = options.concurrency ?? HASH_CONCURRENCY;
+  if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
+    throw new PeerfetchError('option-invalid', `concurrency must be a whole number of at least 1, not ${concurrency}`, { concurrency });
+  }
+  const startedAt = (options.now ?? Date.now)();
+  const previousPieces = new Map<string, ManifestAssetJson>();
+  for (const asset of options.reuse?.manifest.assets ?? []) previousPieces.set(asset.url, asset);
+  const previousFingerprints = options.reuse?.fingerprints ?? {};
+  const fingerprints: Record<string, string> = {};
+  const infos = await Promise.all(files.map((found) => stat(found.file).catch(() => undefined)));
+  const progress: ManifestProgress = { files: 0, totalFiles: files.length, bytes: 0, totalBytes: infos.reduce((sum, info) => sum + (info?.size ?? 0), 0), reused: 0 };
+
+  const hashed = await mapBounded(files.map((found, index) => ({ found, info: infos[index] })), concurrency, async ({ found, info }) => {
+    // Per-file warnings, put in file order afterwards: files finish in any order.
+    const fileWarnings: string[] = [];
+    const key = found.relative.join('/');
+    const url = makeUrl(found.relative.map(encodeURIComponent).join('/'));
+    const fingerprint = info ? fingerprintOf(info) : undefined;
+    const previous = previousPieces.get(url);
+    let result: { size: number; pieces: string[] } | undefined;
+    if (fingerprint !== undefined && previousFingerprints[key] === fingerprint && previous && previous.pieceSize === pieceSize && previous.size === info!.size) {
+      result = { size: previous.size, pieces: previous.pieces };
+      progress.reused++;
+    } else {
+      result = await hashFile(found, pieceSize, fileWarnings);
+    }
+    // Only a fingerprint taken before the file was read and not racy vouches for the hashes.
+    if (result && info && fingerprint !== undefined && Math.max(info.mtimeMs, info.ctimeMs) < startedAt - RACY_WINDOW_MS) {
+      fingerprints[key] = fingerprint;
+    }
+    progress.files++;
+    progress.bytes += info?.size ?? 0;
+    options.onProgress?.({ ...progress });
+    return { warnings: fileWarnings, asset: result && { url, size: result.size, pieces: result.pieces } };
+  });
+
   const assets: ManifestAssetJson[] = [];
-  for (const found of files) {
-    const hashed = await hashFile(found, pieceSize, warnings);
-    if (!hashed) continue;
+  for (const [index, { warnings: fileWarnings, asset: entry }] of hashed.entries()) {
+    warnings.push(...fileWarnings);
+    if (!entry) continue;
+    const found = files[index]!;
     const fileName = found.relative[found.relative.length - 1]!;
     let contentType = assetContentType(fileName);
     if (contentType === undefined) {
       contentType = FALLBACK_CONTENT_TYPE;
       warnings.push(`${found.relative.join('/')}: unknown file type, listed as ${FALLBACK_CONTENT_TYPE}`);
     }
-    assets.push({
-      url: makeUrl(found.relative.map(encodeURIComponent).join('/')),
-      size: hashed.size,
-      contentType,
-      pieceSize,
-      pieces: hashed.pieces,
-    });
+    assets.push({ url: entry.url, size: entry.size, contentType, pieceSize, pieces: entry.pieces });
   }
   if (assets.length === 0) warnings.push(`no assets found in ${dir}`);
-  return { manifest: { version: MANIFEST_VERSION, assets }, warnings };
+  return { manifest: { version: MANIFEST_VERSION, assets }, warnings, fingerprints, reused: progress.reused };
 }
 
 export { watchManifest, type ManifestWatcher, type WatchManifestOptions } from './live-manifest.js';

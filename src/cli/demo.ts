@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { createJsonLogger, startTracker } from '../tracker/index.js';
 import { MANIFEST_FILE_NAME, buildManifest } from './build-manifest.js';
 import { PeerfetchError } from '../shared/errors.js';
-import { packageRoot, parsePort, parseRate, peerfetchScriptFiles, untilSignal } from './cli-support.js';
+import { joinNegativeValues, packageRoot, parsePort, parseRate, peerfetchScriptFiles, untilSignal } from './cli-support.js';
 import {
   MAX_HEADLESS_VIEWERS,
   findChromium,
@@ -257,18 +257,20 @@ const DEMO_USAGE = `Usage: peerfetch demo [--port 8080] [--host 127.0.0.1] [--tr
                 in Chromium (PEERFETCH_CHROMIUM or /usr/bin/chromium); they stop with the demo
 `;
 
+const DEMO_OPTIONS = {
+  port: { type: 'string' },
+  host: { type: 'string' },
+  'tracker-port': { type: 'string' },
+  rate: { type: 'string' },
+  viewers: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 /** `peerfetch demo ...`: starts the demo, prints where to look, stops on SIGTERM/SIGINT. */
 export async function runDemoCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
-    args: argv,
-    options: {
-      port: { type: 'string' },
-      host: { type: 'string' },
-      'tracker-port': { type: 'string' },
-      rate: { type: 'string' },
-      viewers: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
+    args: joinNegativeValues(argv, DEMO_OPTIONS),
+    options: DEMO_OPTIONS,
   });
   if (values.help) {
     process.stdout.write(DEMO_USAGE);

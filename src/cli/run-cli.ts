@@ -8,12 +8,13 @@ import { rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { PeerfetchError } from '../shared/errors.js';
-import { MANIFEST_FILE_NAME, buildManifest, parseSize } from './build-manifest.js';
+import { MANIFEST_FILE_NAME, buildManifest, checkPieceSize, parseSize, urlMaker, type ManifestProgress } from './build-manifest.js';
 import { watchManifest, type WatchManifestOptions } from './live-manifest.js';
 import {
   EXIT_FAILURE,
   EXIT_USAGE,
   formatBytes,
+  joinNegativeValues,
   packageRoot,
   isUsageError,
   packageVersion,
@@ -22,35 +23,49 @@ import {
   peerfetchScriptFiles,
   untilSignal,
 } from './cli-support.js';
+import { loadManifestReuse, saveManifestReuse } from './manifest-cache.js';
 import { startOriginServer } from './origin-server.js';
 
-const USAGE_HEAD = `Usage: peerfetch <command> [options]
+const USAGE_HEAD = `Usage: peerfetch <command> [options]   (peerfetch <command> --help: that command's options)
 
 Commands:
-  manifest <dir> [--out FILE] [--piece-size 256KiB] [--base-url URL] [--watch]
-      Hash the assets of <dir> (the site root) into peerfetch-manifest.json.
-      --out FILE        where to write it (default <dir>/peerfetch-manifest.json)
-      --piece-size N    piece size: bytes or B, KB, KiB, MB, MiB (default 256KiB, 16KiB-16MiB)
-      --base-url URL    where <dir> is served from, when not the site root: an absolute
-                        URL (a CDN folder) or a path such as /static/
-      --watch           keep running and keep the manifest current while a packager
-                        writes live streams: each hidden playlist .NAME.m3u8 (ffmpeg
-                        -f hls -hls_flags temp_file) is published as NAME.m3u8 once
-                        the manifest lists its segments
-  tracker [--port 8000] [--host 127.0.0.1] ...
-      Run the signaling tracker (peerfetch tracker --help for all options).
+  manifest <dir>   Hash the assets of <dir> (the site root) into peerfetch-manifest.json.
+  tracker          Run the signaling tracker.
+`;
+
+const MANIFEST_USAGE = `Usage: peerfetch manifest <dir> [options]
+
+Hash the assets of <dir> (the site root) into peerfetch-manifest.json. Files unchanged since the
+last run over the same folder keep their hashes (fingerprints in $XDG_CACHE_HOME/peerfetch, else
+~/.cache/peerfetch), so re-publishing a large library after adding a file reads only that file.
+
+  --out FILE        where to write it (default <dir>/peerfetch-manifest.json)
+  --piece-size N    piece size: bytes or B, KB, KiB, MB, MiB (default 256KiB, 16KiB-16MiB)
+  --base-url URL    where <dir> is served from, when not the site root: an absolute
+                    http(s) URL (a CDN folder) or a path such as /static/
+  --watch           keep running and keep the manifest current (a live stream's packager)
+  --progress        show progress on stderr (default: only when stderr is a terminal)
+  --no-progress     never show progress
+  --rehash          hash every file again, ignoring the fingerprints of the last run
+`;
+
+const ORIGIN_USAGE = `Usage: peerfetch origin <dir> [options]
+
+Serve <dir> as a static origin with Range support and byte counters
+(GET /__peerfetch/origin-stats). /peerfetch.js and /peerfetch-sw.js come from this package's
+dist/ unless <dir> has its own.
+
+  --port N            TCP port, 0-65535 (default 0: any free port)
+  --host ADDR         address to bind (default 127.0.0.1)
+  --rate KBPS         cap per connection, in kilobytes per second (default 0: no cap)
+  --file /URL=FILE    serve FILE at /URL (repeatable)
 `;
 
 /** Only in a clone of the repository: the npm package leaves out the demo's page and media (3 MB). */
-const USAGE_DEMO = `  demo [--port 8080] [--host 127.0.0.1] [--tracker-port 8000] [--rate KBPS] [--viewers N]
-      Serve the demo site with its tracker; prints the URLs to open.
+const USAGE_DEMO = `  demo             Serve the demo site with its tracker; prints the URLs to open.
 `;
 
-const USAGE_TAIL = `  origin <dir> [--port 0] [--host 127.0.0.1] [--rate KBPS] [--file /URL=FILE ...]
-      Serve <dir> as a static origin with Range support and byte counters
-      (GET /__peerfetch/origin-stats). /peerfetch.js and /peerfetch-sw.js come from
-      this package's dist/ unless <dir> has its own. --rate caps each connection,
-      in kilobytes per second.
+const USAGE_TAIL = `  origin <dir>     Serve <dir> as a static origin with Range support and byte counters.
 
   peerfetch --help | --version
 `;
@@ -69,21 +84,41 @@ type Print = (text: string) => void;
 const out: Print = (text) => process.stdout.write(text);
 const err: Print = (text) => process.stderr.write(text);
 
+/** Least time (ms) between two progress lines: often enough to see it move, rarely enough to cost nothing. */
+const PROGRESS_INTERVAL_MS = 250;
+
+/** Runs `parse`, turning its option-invalid error into one that names `flag`. */
+function forFlag<T>(flag: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (error instanceof PeerfetchError && error.code === 'option-invalid') {
+      throw new PeerfetchError('option-invalid', `${flag}: ${error.message}`, { ...error.details, flag });
+    }
+    throw error;
+  }
+}
+
+const MANIFEST_OPTIONS = {
+  out: { type: 'string', short: 'o' },
+  'piece-size': { type: 'string' },
+  'base-url': { type: 'string' },
+  watch: { type: 'boolean' },
+  progress: { type: 'boolean' },
+  rehash: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 /** `peerfetch manifest <dir> ...` */
 async function manifestCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
-    args: argv,
+    args: joinNegativeValues(argv, MANIFEST_OPTIONS),
     allowPositionals: true,
-    options: {
-      out: { type: 'string', short: 'o' },
-      'piece-size': { type: 'string' },
-      'base-url': { type: 'string' },
-      watch: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
+    allowNegative: true,
+    options: MANIFEST_OPTIONS,
   });
   if (values.help) {
-    out(usage());
+    out(MANIFEST_USAGE);
     return 0;
   }
   if (positionals.length !== 1) {
@@ -91,24 +126,49 @@ async function manifestCommand(argv: string[]): Promise<number> {
   }
   const dir = positionals[0]!;
   const outFile = path.resolve(values.out ?? path.join(dir, MANIFEST_FILE_NAME));
-  const pieceSize = values['piece-size'] === undefined ? undefined : parseSize(values['piece-size']);
-  if (values.watch) return watchCommand(dir, { pieceSize, baseUrl: values['base-url'], outFile });
-  const { manifest, warnings } = await buildManifest(dir, { pieceSize, baseUrl: values['base-url'], outFile });
+  const pieceSize = values['piece-size'] === undefined ? undefined : forFlag('--piece-size', () => {
+    const size = parseSize(values['piece-size']!);
+    checkPieceSize(size);
+    return size;
+  });
+  const baseUrl = values['base-url'];
+  forFlag('--base-url', () => urlMaker(baseUrl));
+  if (values.watch) return watchCommand(dir, { pieceSize, baseUrl, outFile });
+
+  const showProgress = values.progress ?? process.stderr.isTTY === true;
+  let lastProgressAt = 0;
+  let progressShown = false;
+  const onProgress = (progress: ManifestProgress) => {
+    const now = Date.now();
+    if (progress.files < progress.totalFiles && now - lastProgressAt < PROGRESS_INTERVAL_MS) return;
+    lastProgressAt = now;
+    progressShown = true;
+    const line = `peerfetch manifest: ${progress.files}/${progress.totalFiles} files, ${formatBytes(progress.bytes)} of ${formatBytes(progress.totalBytes)}` +
+      `${progress.reused > 0 ? ` (${progress.reused} unchanged, not read again)` : ''}`;
+    // On a terminal one line updates in place; piped, each update is its own line.
+    err(process.stderr.isTTY ? `\r${line}\x1b[K` : `${line}\n`);
+  };
+  const reuse = values.rehash ? undefined : await loadManifestReuse(outFile);
+  const { manifest, warnings, fingerprints, reused } = await buildManifest(dir, { pieceSize, baseUrl, outFile, reuse, onProgress: showProgress ? onProgress : undefined });
+  if (progressShown && process.stderr.isTTY) err('\n');
   for (const warning of warnings) err(`peerfetch manifest: warning: ${warning}\n`);
+  const text = `${JSON.stringify(manifest, null, 2)}\n`;
   // Write beside the target and rename, so a server never serves a half-written manifest.
   const temporary = `${outFile}.${process.pid}.tmp`;
   try {
-    await writeFile(temporary, `${JSON.stringify(manifest, null, 2)}\n`);
+    await writeFile(temporary, text);
     await rename(temporary, outFile);
   } catch (error) {
     throw new Error(`cannot write ${outFile} (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
   }
+  await saveManifestReuse(outFile, text, fingerprints);
   const bytes = manifest.assets.reduce((sum, asset) => sum + asset.size, 0);
   const pieces = manifest.assets.reduce((sum, asset) => sum + asset.pieces.length, 0);
   const size = manifest.assets[0]?.pieceSize ?? pieceSize ?? 0;
   err(
     `peerfetch manifest: ${manifest.assets.length} asset${manifest.assets.length === 1 ? '' : 's'}, ` +
-      `${formatBytes(bytes)} in ${pieces} piece${pieces === 1 ? '' : 's'} of ${formatBytes(size)} -> ${outFile}\n`,
+      `${formatBytes(bytes)} in ${pieces} piece${pieces === 1 ? '' : 's'} of ${formatBytes(size)}` +
+      `${reused > 0 ? `, ${reused} unchanged since the last run` : ''} -> ${outFile}\n`,
   );
   return 0;
 }
@@ -133,21 +193,23 @@ async function watchCommand(dir: string, options: WatchManifestOptions): Promise
   return 0;
 }
 
+const ORIGIN_OPTIONS = {
+  port: { type: 'string' },
+  host: { type: 'string' },
+  rate: { type: 'string' },
+  file: { type: 'string', multiple: true },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 /** `peerfetch origin <dir> ...`: serves until SIGTERM/SIGINT. */
 async function originCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
-    args: argv,
+    args: joinNegativeValues(argv, ORIGIN_OPTIONS),
     allowPositionals: true,
-    options: {
-      port: { type: 'string' },
-      host: { type: 'string' },
-      rate: { type: 'string' },
-      file: { type: 'string', multiple: true },
-      help: { type: 'boolean', short: 'h' },
-    },
+    options: ORIGIN_OPTIONS,
   });
   if (values.help) {
-    out(usage());
+    out(ORIGIN_USAGE);
     return 0;
   }
   if (positionals.length !== 1) {

@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -31,6 +31,24 @@ function peerfetch(...args: string[]): Promise<Run> {
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** Like peerfetch(), with extra environment variables. */
+function peerfetchWithEnv(env: Record<string, string>, ...args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { cwd: ROOT, timeout: 30_000, env: { ...process.env, ...env } }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 let site: string;
@@ -62,6 +80,18 @@ describe('peerfetch', () => {
     const run = await peerfetch('--help');
     expect(run.code).toBe(0);
     for (const command of ['manifest <dir>', 'tracker', 'demo', 'origin <dir>']) expect(run.stdout).toContain(command);
+  });
+
+  it.each([
+    ['manifest', '--piece-size'],
+    ['origin', '--rate KBPS'],
+    ['tracker', '--max-connections'],
+    ['demo', '--viewers'],
+  ])('%s --help prints that command\'s own options', async (command, option) => {
+    const run = await peerfetch(command, '--help');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(new RegExp(`^Usage: peerfetch ${command}\\b`));
+    expect(run.stdout).toContain(option);
   });
 
   it.each([[[]], [['frobnicate']]])('%j is a usage error (exit 2)', async (args) => {
@@ -100,9 +130,10 @@ describe('peerfetch manifest', () => {
   it.each([
     { args: ['manifest'], code: 2, message: 'exactly one folder' },
     { args: ['manifest', 'a', 'b'], code: 2, message: 'exactly one folder' },
-    { args: ['manifest', '.', '--piece-size', '1KiB'], code: 2, message: 'out of range' },
-    { args: ['manifest', '.', '--piece-size', 'big'], code: 2, message: 'invalid size' },
-    { args: ['manifest', '.', '--base-url', 'ftp://x/'], code: 2, message: 'invalid base URL' },
+    { args: ['manifest', '.', '--piece-size', '1KiB'], code: 2, message: '--piece-size: piece size 1024 B is out of range: use 16 KiB to 16 MiB' },
+    { args: ['manifest', '.', '--piece-size', 'big'], code: 2, message: '--piece-size: invalid size "big": use bytes or a number with B, KB, KiB, MB or MiB' },
+    { args: ['manifest', '.', '--base-url', 'ftp://x/'], code: 2, message: '--base-url: invalid base URL "ftp://x/"' },
+    { args: ['manifest', '.', '--base-url', 'www.example.com'], code: 2, message: '--base-url: invalid base URL "www.example.com": use an absolute http(s) URL or a path starting with /' },
     { args: ['manifest', '.', '--bogus'], code: 2, message: "'--bogus'" },
     { args: ['manifest', '/nonexistent/peerfetch'], code: 1, message: 'is not a readable folder' },
   ])('$args exits $code', async ({ args, code, message }) => {
@@ -116,6 +147,45 @@ describe('peerfetch manifest', () => {
     const run = await peerfetch('manifest', site, '--out', path.join(site, 'no-such-folder', 'm.json'));
     expect(run.code).toBe(1);
     expect(run.stderr).toContain('cannot write');
+  });
+});
+
+describe('peerfetch manifest on a re-published folder', () => {
+  /** How long after its last change a file counts as settled (build-manifest.ts RACY_WINDOW_MS), plus a margin. */
+  const SETTLED_AFTER_MS = 2100;
+
+  it('reads only the files that changed since the last run, and shows progress with --progress', async () => {
+    const library = await mkdtemp(path.join(tmpdir(), 'peerfetch-library-'));
+    const cache = await mkdtemp(path.join(tmpdir(), 'peerfetch-cache-'));
+    try {
+      for (let i = 0; i < 5; i++) await writeFile(path.join(library, `film${i}.mp4`), Buffer.alloc(100_000 + i, i + 1));
+      const env = { XDG_CACHE_HOME: cache };
+      const first = await peerfetchWithEnv(env, 'manifest', library, '--progress');
+      expect(first.code).toBe(0);
+      expect(first.stderr).toContain('peerfetch manifest: 5/5 files, 488 KiB of 488 KiB');
+      expect(first.stderr).not.toContain('unchanged');
+      // Files written within the last 2 s are hashed on every run (their fingerprint could miss a write in the same clock tick).
+      const { ctimeMs } = await stat(path.join(library, 'film4.mp4'));
+      await waitFor('the files to be settled', () => Date.now() - ctimeMs > SETTLED_AFTER_MS);
+      const second = await peerfetchWithEnv(env, 'manifest', library, '--progress');
+      expect(second.stderr).toContain('5 assets,');
+
+      await writeFile(path.join(library, 'film5.mp4'), Buffer.alloc(50_000, 9));
+      const third = await peerfetchWithEnv(env, 'manifest', library, '--progress');
+      expect(third.code).toBe(0);
+      expect(third.stderr).toContain('6/6 files');
+      expect(third.stderr).toContain('6 assets, 537 KiB in 6 pieces of 256 KiB, 5 unchanged since the last run');
+      const raw = JSON.parse(await readFile(path.join(library, 'peerfetch-manifest.json'), 'utf8')) as ManifestJson;
+      expect(raw.assets.find((asset) => asset.url === '/film5.mp4')!.pieces[0]).toBe(createHash('sha256').update(Buffer.alloc(50_000, 9)).digest('hex'));
+
+      // Without a terminal and without --progress: no progress lines; --rehash reads everything again.
+      const quiet = await peerfetchWithEnv(env, 'manifest', library, '--rehash');
+      expect(quiet.stderr).not.toContain('files,');
+      expect(quiet.stderr).not.toContain('unchanged');
+    } finally {
+      await rm(library, { recursive: true, force: true });
+      await rm(cache, { recursive: true, force: true });
+    }
   });
 });
 
@@ -169,13 +239,15 @@ describe('peerfetch origin', () => {
   it.each([
     { args: ['origin'], code: 2 },
     { args: ['origin', '.', '--rate', 'fast'], code: 2 },
-    { args: ['origin', '.', '--rate', '-1'], code: 2 },
+    { args: ['origin', '.', '--rate', '-1'], code: 2, message: '--rate must be a number of kilobytes per second (0: no cap), not "-1"' },
+    { args: ['demo', '--rate', '-5'], code: 2, message: '--rate must be a number of kilobytes per second (0: no cap), not "-5"' },
     { args: ['origin', '.', '--port', '99999'], code: 2 },
     { args: ['origin', '.', '--file', 'nope'], code: 2 },
     { args: ['origin', '/nonexistent/peerfetch'], code: 1 },
-  ])('$args exits $code', async ({ args, code }) => {
+  ])('$args exits $code', async ({ args, code, message }: { args: string[]; code: number; message?: string }) => {
     const run = await peerfetch(...args);
     expect(run.code).toBe(code);
+    if (message) expect(run.stderr).toContain(message);
   });
 });
 

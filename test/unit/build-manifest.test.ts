@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, symlink, writeFile, chmod } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, symlink, writeFile, chmod, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -286,5 +286,64 @@ describe('buildManifest: play order of segments', () => {
       '/hls/sub/mid.m4s',
       '/poster.jpg',
     ]);
+  });
+});
+
+describe('buildManifest: parallel hashing, progress and reuse of unchanged files', () => {
+  /** A clock a minute ahead: files written by the test count as settled, not as written just now. */
+  const later = () => Date.now() + 60_000;
+
+  it('hashes files in parallel into the same manifest, in the same order, as one at a time', async () => {
+    const files: Record<string, Uint8Array> = {};
+    for (let i = 0; i < 12; i++) files[`media/seg${i}.ts`] = bytes(40 * KiB + i * 1000, i + 1);
+    const root = await makeTree(files);
+    const one = await buildManifest(root, { pieceSize: MIN_PIECE_SIZE, concurrency: 1 });
+    const many = await buildManifest(root, { pieceSize: MIN_PIECE_SIZE, concurrency: 6 });
+    expect(many.manifest).toEqual(one.manifest);
+    expect(many.manifest.assets.map((asset) => asset.url)).toEqual(Array.from({ length: 12 }, (_, i) => `/media/seg${i}.ts`));
+    await expect(buildManifest(root, { concurrency: 0 })).rejects.toMatchObject({ code: 'option-invalid' });
+  });
+
+  it('reports progress after every file, ending at all files and bytes', async () => {
+    const root = await makeTree({ 'a.mp4': bytes(50 * KiB), 'b.mp4': bytes(70 * KiB, 2), 'c.mp4': bytes(10 * KiB, 3) });
+    const seen: { files: number; bytes: number; totalFiles: number; totalBytes: number }[] = [];
+    await buildManifest(root, { onProgress: (progress) => seen.push(progress) });
+    expect(seen.map((progress) => progress.files)).toEqual([1, 2, 3]);
+    expect(seen.at(-1)).toMatchObject({ files: 3, totalFiles: 3, bytes: 130 * KiB, totalBytes: 130 * KiB });
+  });
+
+  it('keeps the pieces of files whose fingerprint is unchanged, and hashes changed and new ones', async () => {
+    const root = await makeTree({ 'old.mp4': bytes(50 * KiB), 'edited.mp4': bytes(50 * KiB, 2) });
+    const first = await buildManifest(root, { pieceSize: MIN_PIECE_SIZE, now: later });
+    expect(Object.keys(first.fingerprints).sort()).toEqual(['edited.mp4', 'old.mp4']);
+    expect(first.reused).toBe(0);
+
+    // Marked pieces in the previous manifest show which assets were taken from it without reading the file.
+    const marked = { ...first.manifest, assets: first.manifest.assets.map((asset) => ({ ...asset, pieces: asset.pieces.map(() => 'f'.repeat(64)) })) };
+    // New bytes of the same size under the old modification time (as cp -p or rsync -t leave a file): its change time differs.
+    const edited = path.join(root, 'edited.mp4');
+    const { mtime } = await stat(edited);
+    await writeFile(edited, bytes(50 * KiB, 9));
+    await utimes(edited, mtime, mtime);
+    await writeFile(path.join(root, 'new.mp4'), bytes(20 * KiB, 4));
+    const reuse = { manifest: marked, fingerprints: first.fingerprints };
+    const second = await buildManifest(root, { pieceSize: MIN_PIECE_SIZE, reuse, now: later });
+    const byUrl = Object.fromEntries(second.manifest.assets.map((asset) => [asset.url, asset.pieces]));
+    expect(byUrl['/old.mp4']!.every((piece) => piece === 'f'.repeat(64))).toBe(true);
+    expect(byUrl['/edited.mp4']![0]).toBe(sha256(bytes(50 * KiB, 9).subarray(0, MIN_PIECE_SIZE)));
+    expect(byUrl['/new.mp4']![0]).toBe(sha256(bytes(20 * KiB, 4).subarray(0, MIN_PIECE_SIZE)));
+    expect(second.reused).toBe(1);
+    expect(Object.keys(second.fingerprints).sort()).toEqual(['edited.mp4', 'new.mp4', 'old.mp4']);
+
+    // Another piece size: nothing can be reused.
+    expect((await buildManifest(root, { pieceSize: 2 * MIN_PIECE_SIZE, reuse, now: later })).reused).toBe(0);
+  });
+
+  it('keeps no fingerprint of a file written just before the run (a second write in the same clock tick would go unseen)', async () => {
+    const root = await makeTree({ 'fresh.mp4': bytes(20 * KiB), 'settled.mp4': bytes(20 * KiB, 2) });
+    // The run's clock is just after the files were written; settled.mp4's times are set a minute back (its change time cannot be, so the clock decides).
+    const result = await buildManifest(root, { now: () => Date.now() });
+    expect(result.fingerprints).toEqual({});
+    expect(result.manifest.assets).toHaveLength(2);
   });
 });

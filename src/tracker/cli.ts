@@ -16,6 +16,10 @@ export const TRACKER_USAGE = `Usage: peerfetch tracker [options]
   --turn-secret SECRET         the TURN server's static-auth-secret (coturn use-auth-secret); better
                                given as env PEERFETCH_TURN_SECRET, which ps does not show
   --turn-ttl SEC               lifetime of the TURN credentials pages get (default 21600)
+  --admin-port N               serve /stats.json with swarm ids and /metrics on this port only
+  --admin-host ADDR            address of the admin port (default 127.0.0.1)
+  --admin-token TOKEN          Authorization: Bearer TOKEN unlocks /metrics and swarm ids on
+                               the public port (16+ characters); or env PEERFETCH_ADMIN_TOKEN
   --redis redis://HOST:PORT    share swarms with other instances through Redis; exits non-zero
                                when Redis cannot be reached at start
   --redis-optional             Redis unreachable at start: run alone, join once it answers
@@ -39,6 +43,10 @@ export const TRACKER_USAGE = `Usage: peerfetch tracker [options]
   --max-messages-per-window N  messages per connection per rate window (default 100)
   --max-messages-per-window-per-ip N  per address, over reconnects (default 1000)
   --rate-window-ms MS          (default 10000)
+  --max-report-bytes-per-sec N growth of a peer's reported byte counters counted per second
+                               (default 12500000); swarm byte figures are estimates
+  --max-report-share F         largest share of a swarm's byte figures from one address, 0-1
+                               (default 0.25)
   --heartbeat-ms MS            WebSocket ping interval; unanswered ping = dead (default 30000)
   --redis-heartbeat-ms MS      how often this instance marks itself alive in Redis (default 2000)
   --redis-instance-ttl-ms MS   an instance silent this long is dead, its peers leave (default 10000)
@@ -67,11 +75,14 @@ const NUMERIC_FLAGS = {
   'heartbeat-ms': 'heartbeatIntervalMs',
   'redis-heartbeat-ms': 'redisHeartbeatMs',
   'redis-instance-ttl-ms': 'redisInstanceTtlMs',
+  'max-report-bytes-per-sec': 'maxReportBytesPerSec',
+  'max-report-share': 'maxReportShare',
 } as const satisfies Record<string, keyof TrackerOptions>;
 
 /**
  * Parses `peerfetch tracker` arguments into tracker options (throws PeerfetchError 'option-invalid').
- * `env` supplies PEERFETCH_TURN_SECRET when --turn-secret is not given.
+ * `env` supplies PEERFETCH_TURN_SECRET when --turn-secret is not given, and PEERFETCH_ADMIN_TOKEN
+ * when --admin-token is not.
  */
 export function parseTrackerArgs(argv: string[], env: Record<string, string | undefined> = {}): { options: TrackerOptions; logLevel: LogLevel; help: boolean } {
   let values;
@@ -90,6 +101,9 @@ export function parseTrackerArgs(argv: string[], env: Record<string, string | un
         'allow-swarm': { type: 'string', multiple: true },
         'trust-proxy': { type: 'boolean' },
         'redis-optional': { type: 'boolean' },
+        'admin-port': { type: 'string' },
+        'admin-host': { type: 'string' },
+        'admin-token': { type: 'string' },
         'trusted-proxy': { type: 'string', multiple: true },
         'log-level': { type: 'string' },
         transport: { type: 'string' },
@@ -127,6 +141,11 @@ export function parseTrackerArgs(argv: string[], env: Record<string, string | un
   }
   if (values['trust-proxy'] === true) options.trustProxy = true;
   if (values['redis-optional'] === true) options.redisOptional = true;
+  const adminPort = number('admin-port', values['admin-port']);
+  if (adminPort !== undefined) options.adminPort = adminPort;
+  if (typeof values['admin-host'] === 'string') options.adminHost = values['admin-host'];
+  const adminToken = typeof values['admin-token'] === 'string' ? values['admin-token'] : env.PEERFETCH_ADMIN_TOKEN;
+  if (adminToken) options.adminToken = adminToken;
   const turnUrls = values['turn-url'];
   if (Array.isArray(turnUrls)) {
     const list = turnUrls.filter((u): u is string => typeof u === 'string');

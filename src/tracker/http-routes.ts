@@ -18,12 +18,21 @@ function json(status: number, body: unknown, cors: boolean): HttpReply {
 }
 
 /**
+ * Who is asking: 'admin' (the admin port, or the admin token) sees everything; 'open' (no admin
+ * port or token configured) also gets /metrics; 'token-required' and 'admin-port' get the public
+ * routes only.
+ */
+export type HttpAccess = 'admin' | 'open' | 'token-required' | 'admin-port';
+
+/**
  * Plain HTTP on the tracker's port: `/health` (liveness for load balancers), `/stats.json` (read by
  * the demo page from another origin, hence `Access-Control-Allow-Origin: *`; `?info_hash=<hex>`
  * narrows it to one swarm, summed over all instances when Redis is used) and `/metrics`
  * (Prometheus text format). Anything else is 404; the tracker itself lives on WebSocket upgrades.
+ * Which pages are being watched is the operator's business: without admin access, /stats.json
+ * lists the swarms' figures without their ids (a caller who names an id gets that swarm).
  */
-export function routeHttpRequest(server: TrackerServer, method: string, rawUrl: string): HttpReply | Promise<HttpReply> {
+export function routeHttpRequest(server: TrackerServer, method: string, rawUrl: string, access: HttpAccess): HttpReply | Promise<HttpReply> {
   let url: URL;
   try {
     url = new URL(rawUrl, 'http://tracker.invalid');
@@ -45,14 +54,19 @@ export function routeHttpRequest(server: TrackerServer, method: string, rawUrl: 
       return json(200, { status: 'ok', transport: server.transport.name, transportPackage: server.transportPackage, ...server.gauges(), stunPort: server.stun?.port ?? null, turn: server.options.turnUrls.length > 0 }, false);
     case '/stats.json': {
       const hash = url.searchParams.get('info_hash');
-      if (hash === null) return json(200, server.stats(), true);
+      const withIds = access === 'admin';
+      if (hash === null) return json(200, server.stats(withIds), true);
       if (!HEX_40.test(hash)) return json(400, { error: 'info_hash must be 40 hex characters' }, true);
       return server.swarmStats(fromHex(hash.toLowerCase())).then(
-        (swarm) => json(200, { ...server.stats(), swarms: [swarm] }, true),
+        (swarm) => json(200, { ...server.stats(withIds), swarms: [swarm] }, true),
         () => json(500, { error: 'stats unavailable' }, true),
       );
     }
     case '/metrics': {
+      if (access === 'token-required') {
+        return { status: 401, headers: { 'WWW-Authenticate': 'Bearer realm="peerfetch tracker"', 'Content-Type': 'text/plain; charset=utf-8' }, body: 'the admin token is required: Authorization: Bearer TOKEN\n' };
+      }
+      if (access === 'admin-port') return { status: 404, headers: { 'Content-Type': 'text/plain; charset=utf-8' }, body: 'not found: /metrics is served on the admin address\n' };
       const body = renderPrometheus(server.metrics, {
         ...server.gauges(),
         rssBytes: process.memoryUsage.rss(),

@@ -77,6 +77,7 @@ export async function startTracker(options: TrackerOptions = {}): Promise<Runnin
     httpUrl: `http://${host}:${port}`,
     port,
     stunPort: server.stun?.port,
+    adminUrl: server.admin ? `http://${server.options.adminHost.includes(':') ? `[${server.options.adminHost}]` : server.options.adminHost}:${server.admin.port}` : undefined,
     transport: server.transport.name,
     close: () => {
       stopJoining();

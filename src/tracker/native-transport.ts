@@ -241,6 +241,8 @@ export function createNativeTransport<C>(uws: typeof Uws, handler: TransportHand
     const method = req.getMethod().toUpperCase();
     const query = req.getQuery();
     const url = query ? `${req.getUrl()}?${query}` : req.getUrl();
+    // Headers can only be read synchronously, before the first await.
+    const authorization = req.getHeader('authorization') || undefined;
     let aborted = false;
     res.onAborted(() => (aborted = true));
     const write = (reply: HttpReply): void => {
@@ -257,7 +259,7 @@ export function createNativeTransport<C>(uws: typeof Uws, handler: TransportHand
     };
     const failed = (): void => write({ status: 500, headers: {}, body: '' });
     try {
-      const reply = handler.http(method, url);
+      const reply = handler.http(method, url, authorization);
       if (reply instanceof Promise) reply.then(write, failed);
       else write(reply);
     } catch {

@@ -69,7 +69,7 @@ export function createNodeTransport<C>(handler: TransportHandler<C>, limits: Tra
   let accepting = true;
   const server = http.createServer((req, res) => {
     // A throwing route must answer 500, not escape the request listener (that would end the process).
-    new Promise<HttpReply>((resolve) => resolve(handler.http(req.method ?? 'GET', req.url ?? '/'))).then(
+    new Promise<HttpReply>((resolve) => resolve(handler.http(req.method ?? 'GET', req.url ?? '/', req.headers.authorization))).then(
       (reply) => {
         res.writeHead(reply.status, reply.headers);
         res.end(req.method === 'HEAD' ? undefined : reply.body);

@@ -30,6 +30,18 @@ export interface TrackerOptions {
    * credential is worthless after it. Pages get fresh ones from the tracker long before it ends.
    */
   turnTtlSec?: number;
+  /**
+   * A second port for the operator's routes: /stats.json with every swarm id, and /metrics (then no
+   * longer served on the public port). Default: none. 0 picks any free port.
+   */
+  adminPort?: number;
+  /** Address the admin port binds to. Default '127.0.0.1': keep it off the internet. */
+  adminHost?: string;
+  /**
+   * A token that unlocks the operator's routes on the public port (`Authorization: Bearer TOKEN`):
+   * /metrics then needs it (401 without), and /stats.json lists swarm ids only with it. Default: none.
+   */
+  adminToken?: string;
   /** `redis://HOST:PORT`: share swarms with other instances through Redis. Default: none (one instance). */
   redisUrl?: string;
   /** Prefix of every Redis key and channel, so several trackers can share one Redis. Default 'peerfetch:'. */
@@ -130,6 +142,18 @@ export interface TrackerOptions {
    * Default 1000 per 10 s: ten busy browsers behind one NAT at their per-connection limit.
    */
   maxMessagesPerWindowPerIp?: number;
+  /**
+   * Most a peer's reported byte counters (the `peerfetch` field of announces, summed into the
+   * swarm figures of /stats.json) may grow per second, in bytes. The tracker cannot check them, so
+   * growth beyond what a page could move is ignored. Default 12 500 000 (100 Mbit/s).
+   */
+  maxReportBytesPerSec?: number;
+  /**
+   * Largest share of a swarm's byte figures one address (IPv4 address or IPv6 /64) may make up, 0-1,
+   * once the swarm has more than 1 / share addresses: one client cannot set a swarm's offload figure.
+   * Default 0.25.
+   */
+  maxReportShare?: number;
   /** Length of the rate window, in ms. Default 10 000. */
   rateWindowMs?: number;
   /**
@@ -154,11 +178,13 @@ export interface TrackerOptions {
 }
 
 /** Options with every default applied. */
-export type ResolvedTrackerOptions = Required<Omit<TrackerOptions, 'redisUrl' | 'allowOrigins' | 'allowSwarms' | 'stunPort' | 'turnSecret' | 'trustedProxies'>> & {
+export type ResolvedTrackerOptions = Required<Omit<TrackerOptions, 'adminPort' | 'adminToken' | 'redisUrl' | 'allowOrigins' | 'allowSwarms' | 'stunPort' | 'turnSecret' | 'trustedProxies'>> & {
   /** UDP port to bind STUN on (0 = any free port), or undefined when STUN is off. */
   stunPort: number | undefined;
   turnSecret: string | undefined;
   redisUrl: string | undefined;
+  adminPort: number | undefined;
+  adminToken: string | undefined;
   /** Who may set the client address through X-Forwarded-For (see clientAddress). */
   trustedProxies: TrustedProxies;
   allowOrigins: Set<string> | undefined;
@@ -181,6 +207,27 @@ const silentLogger: TrackerLogger = { log: () => {} };
 function positive(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isFinite(value) || value <= 0) throw new RangeError(`tracker option ${name} must be a positive number`);
+  return value;
+}
+
+function optionalPort(name: string, value: number | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isInteger(value) || value < 0 || value > 65535) throw new RangeError(`tracker option ${name} must be 0-65535`);
+  return value;
+}
+
+/** An admin token shorter than this many characters is refused: it would be guessable (16 random characters ≈ 95 bits). */
+const MIN_ADMIN_TOKEN_LENGTH = 16;
+
+function adminToken(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (value.length < MIN_ADMIN_TOKEN_LENGTH || /\s/.test(value)) throw new RangeError(`tracker option adminToken must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters, without spaces`);
+  return value;
+}
+
+function share(value: number | undefined): number {
+  if (value === undefined) return 0.25;
+  if (!Number.isFinite(value) || value <= 0 || value > 1) throw new RangeError('tracker option maxReportShare must be a number in (0, 1]');
   return value;
 }
 
@@ -218,6 +265,9 @@ export function resolveOptions(options: TrackerOptions = {}): ResolvedTrackerOpt
     turnSecret: turnUrls.length > 0 ? options.turnSecret : undefined,
     turnTtlSec: positive('turnTtlSec', options.turnTtlSec, 21_600),
     redisUrl: options.redisUrl,
+    adminPort: optionalPort('adminPort', options.adminPort),
+    adminHost: options.adminHost ?? '127.0.0.1',
+    adminToken: adminToken(options.adminToken),
     redisKeyPrefix: options.redisKeyPrefix ?? 'peerfetch:',
     redisOptional: options.redisOptional ?? false,
     redisHeartbeatMs: positive('redisHeartbeatMs', options.redisHeartbeatMs, 2000),
@@ -242,6 +292,8 @@ export function resolveOptions(options: TrackerOptions = {}): ResolvedTrackerOpt
     maxConnectionsPerIp: positive('maxConnectionsPerIp', options.maxConnectionsPerIp, 64),
     maxMessagesPerWindow: positive('maxMessagesPerWindow', options.maxMessagesPerWindow, 100),
     maxMessagesPerWindowPerIp: positive('maxMessagesPerWindowPerIp', options.maxMessagesPerWindowPerIp, 1000),
+    maxReportBytesPerSec: positive('maxReportBytesPerSec', options.maxReportBytesPerSec, 12_500_000),
+    maxReportShare: share(options.maxReportShare),
     rateWindowMs: positive('rateWindowMs', options.rateWindowMs, 10_000),
     maxBufferedBytes: positive('maxBufferedBytes', options.maxBufferedBytes, 1024 * 1024),
     shutdownGraceMs: positive('shutdownGraceMs', options.shutdownGraceMs, 2000),

@@ -1,6 +1,8 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { addressKey, clientAddress } from './client-address.js';
 import type { Cluster, ClusterHost, ClusterPeer, LocalPeer, SwarmTotals } from './cluster.js';
-import { routeHttpRequest } from './http-routes.js';
+import { startAdminServer, type AdminServer } from './admin-server.js';
+import { routeHttpRequest, type HttpAccess } from './http-routes.js';
 import { randomTurnId, turnCredential, type IceHandout, type TurnCredential } from './ice-servers.js';
 import { localityPrefix } from './locality.js';
 import { rateLimitLogger } from './logger.js';
@@ -9,7 +11,7 @@ import { chooseTransport, createNativeTransport } from './native-transport.js';
 import { createNodeTransport, WS_PACKAGE } from './node-transport.js';
 import { normaliseOrigin, resolveOptions, type ResolvedTrackerOptions, type TrackerOptions } from './options.js';
 import { startStunServer, type RunningStunServer } from './stun-server.js';
-import { Swarm, type SwarmMember } from './swarm.js';
+import { Swarm, type ReportBounds, type SwarmMember } from './swarm.js';
 import {
   encodeAnnounceReply,
   encodeAnswer,
@@ -25,10 +27,14 @@ import {
 } from './tracker-messages.js';
 import type { ClientInfo, ClientSocket, Transport, TransportHandler, TransportName } from './transport.js';
 
-/** One swarm's line in /stats.json. */
+/**
+ * One swarm's line in /stats.json. The byte figures are estimates: sums of what the swarm's peers
+ * report, each peer's growth bounded per second and each address's share capped
+ * (TrackerOptions.maxReportBytesPerSec, maxReportShare), since the tracker cannot check them.
+ */
 export interface SwarmStats {
-  /** The swarm id (info_hash) as 40 hex characters. */
-  infoHash: string;
+  /** The swarm id (info_hash) as 40 hex characters; absent from the public list (see http-routes.ts). */
+  infoHash?: string;
   peers: number;
   complete: number;
   incomplete: number;
@@ -64,6 +70,8 @@ export interface TrackerStats {
 export interface RunningTracker {
   /** WebSocket URL clients announce to, e.g. `ws://127.0.0.1:8000`. */
   readonly url: string;
+  /** Base URL of the admin port (TrackerOptions.adminPort), when there is one. */
+  readonly adminUrl: string | undefined;
   /** Base URL of /health, /stats.json and /metrics, e.g. `http://127.0.0.1:8000`. */
   readonly httpUrl: string;
   readonly port: number;
@@ -132,7 +140,16 @@ interface Connection {
 interface Member extends SwarmMember {
   readonly conn: Connection;
   readonly infoHash: string;
+  /** When the member joined (ms): its first report is bounded by the time since. */
+  readonly joinedAt: number;
   expiresAt: number;
+}
+
+/** Compares two secrets in time that does not depend on where they differ. */
+function sameSecret(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
 }
 
 function offloadRatio(fromPeers: number, fromOrigin: number): number {
@@ -153,17 +170,12 @@ function swarmStats(infoHash: string, t: SwarmTotals): SwarmStats {
   };
 }
 
-function totalsOf(swarm: Swarm<Member> | undefined): SwarmTotals {
-  if (!swarm) return { peers: 0, complete: 0, incomplete: 0, bytesFromPeers: 0, bytesFromOrigin: 0, bytesUploaded: 0 };
-  return {
-    peers: swarm.size,
-    complete: swarm.complete,
-    incomplete: swarm.incomplete,
-    bytesFromPeers: swarm.bytesFromPeers,
-    bytesFromOrigin: swarm.bytesFromOrigin,
-    bytesUploaded: swarm.bytesUploaded,
-  };
-}
+/**
+ * Growth allowed to a member's counters on top of the per-second bound, in bytes: what a page
+ * fetched before its first announce (the player buffers ahead while the tracker connects) and the
+ * jitter of report timing; 64 MiB is about three minutes of 3 Mbit/s video.
+ */
+const REPORT_BURST_BYTES = 64 * 1024 * 1024;
 
 /**
  * The tracker: WebTorrent tracker WebSockets and /health, /stats.json and /metrics on one port,
@@ -193,11 +205,15 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
   private onAllClosed: (() => void) | undefined;
   cluster: Cluster | undefined;
   instanceId = 'local';
+  private readonly reportBounds: ReportBounds;
+  /** The operator's listener, when TrackerOptions.adminPort is set. */
+  admin: AdminServer | undefined;
 
   constructor(options: TrackerOptions = {}) {
     this.options = resolveOptions(options);
     this.startedAt = this.options.now();
     this.metrics = new TrackerMetrics(this.options.now);
+    this.reportBounds = { maxBytesPerSec: this.options.maxReportBytesPerSec, burstBytes: REPORT_BURST_BYTES };
     // Warnings caused by clients are capped at 20 lines per second per event (see rateLimitLogger).
     this.log = rateLimitLogger(this.options.logger, 20, this.options.now);
     const limits = { maxFrameBytes: this.options.maxFrameBytes, maxBufferedBytes: this.options.maxBufferedBytes };
@@ -221,9 +237,13 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
     if (this.options.stunPort !== undefined) this.stun = await startStunServer(this.options.host, this.options.stunPort, this.metrics.stun);
     let port: number;
     try {
+      if (this.options.adminPort !== undefined) {
+        this.admin = await startAdminServer(this.options.adminHost, this.options.adminPort, (method, url) => routeHttpRequest(this, method, url, 'admin'));
+      }
       port = await this.transport.listen(this.options.host, this.options.port);
     } catch (error) {
       await this.stun?.close();
+      await this.admin?.close();
       throw error;
     }
     if (this.nativeUnavailable) {
@@ -236,8 +256,20 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
 
   // ---------------------------------------------------------------- transport events
 
-  http(method: string, url: string): ReturnType<typeof routeHttpRequest> {
-    return routeHttpRequest(this, method, url);
+  http(method: string, url: string, authorization: string | undefined): ReturnType<typeof routeHttpRequest> {
+    return routeHttpRequest(this, method, url, this.access(authorization));
+  }
+
+  /**
+   * What a request on the public port may see: everything with the admin token; without it, the
+   * operator's routes only when the operator configured neither an admin port nor a token.
+   */
+  private access(authorization: string | undefined): HttpAccess {
+    const token = this.options.adminToken;
+    if (token !== undefined && authorization !== undefined && sameSecret(authorization, `Bearer ${token}`)) return 'admin';
+    if (token !== undefined) return 'token-required';
+    if (this.options.adminPort !== undefined) return 'admin-port';
+    return 'open';
   }
 
   serverError(message: string): void {
@@ -397,7 +429,7 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
     swarm.remove(member);
     this.peerCount--;
     if (swarm.size === 0) this.swarms.delete(infoHash);
-    this.cluster?.leave(infoHash, member.peerId, totalsOf(swarm));
+    this.cluster?.leave(infoHash, member.peerId, this.totalsOf(swarm));
   }
 
   /** Joins, updates or leaves per the announce; returns the member, or a refusal. */
@@ -443,6 +475,7 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
         bucketIndex: -1,
         conn,
         infoHash: msg.infoHash,
+        joinedAt: now,
         expiresAt: 0,
       };
       swarm.add(member);
@@ -452,7 +485,7 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
       swarm.setComplete(member, true);
     }
     member.expiresAt = now + this.options.peerTimeoutMs;
-    if (msg.report && swarm) swarm.setReport(member, msg.report);
+    if (msg.report && swarm) swarm.setReport(member, msg.report, now, member.joinedAt, this.reportBounds);
     return member;
   }
 
@@ -489,7 +522,7 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
     const cluster = this.cluster;
     const local = swarm ? swarm.select(wanted, member, conn.prefix) : [];
     cluster
-      .announce({ infoHash: msg.infoHash, peerId: msg.peerId, prefix: conn.prefix, address: conn.address.key, complete: member.complete, report: member.report, wanted, local: totalsOf(swarm) })
+      .announce({ infoHash: msg.infoHash, peerId: msg.peerId, prefix: conn.prefix, address: conn.address.key, complete: member.complete, report: member.report, wanted, local: this.totalsOf(swarm) })
       .then(
         (shared) => {
           if (shared.refused) {
@@ -590,6 +623,12 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
     );
   }
 
+  /** A swarm's counts and its byte figures, bounded per address (see Swarm.figures). */
+  private totalsOf(swarm: Swarm<Member> | undefined): SwarmTotals {
+    if (!swarm) return { peers: 0, complete: 0, incomplete: 0, bytesFromPeers: 0, bytesFromOrigin: 0, bytesUploaded: 0 };
+    return { peers: swarm.size, complete: swarm.complete, incomplete: swarm.incomplete, ...swarm.figures(this.options.now(), this.options.maxReportShare) };
+  }
+
   *localPeers(): Iterable<LocalPeer> {
     for (const swarm of this.swarms.values()) {
       for (const member of swarm.members.values()) yield { infoHash: member.infoHash, peerId: member.peerId, prefix: member.prefix, address: member.address };
@@ -597,7 +636,7 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
   }
 
   localTotals(infoHash: string): SwarmTotals {
-    return totalsOf(this.swarms.get(infoHash));
+    return this.totalsOf(this.swarms.get(infoHash));
   }
 
   /** A frame relayed from another instance to one of this instance's peers. */
@@ -609,7 +648,7 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
 
   private onScrape(conn: Connection, msg: ScrapeMessage): void {
     this.metrics.scrapes++;
-    const local = msg.infoHashes.map((h) => totalsOf(this.swarms.get(h)));
+    const local = msg.infoHashes.map((h) => this.totalsOf(this.swarms.get(h)));
     const reply = (totals: SwarmTotals[]): void => {
       const files = msg.infoHashes.map((infoHash, i) => ({ infoHash, complete: totals[i]?.complete ?? 0, incomplete: totals[i]?.incomplete ?? 0 }));
       this.send(conn, encodeScrapeReply(files, this.options.announceIntervalSec));
@@ -652,11 +691,16 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
     }
   }
 
-  stats(): TrackerStats {
+  /** The data behind /stats.json; `withIds` false leaves the swarm ids out (the public form). */
+  stats(withIds = true): TrackerStats {
     const swarms = [...this.swarms.values()]
       .sort((a, b) => b.size - a.size)
       .slice(0, MAX_STATS_SWARMS)
-      .map((s) => swarmStats(s.infoHash, totalsOf(s)));
+      .map((s) => {
+        const line = swarmStats(s.infoHash, this.totalsOf(s));
+        if (!withIds) delete line.infoHash;
+        return line;
+      });
     return {
       instanceId: this.instanceId,
       transport: this.transport.name,
@@ -676,7 +720,7 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
 
   /** Stats of one swarm (cluster-wide when a cluster is configured). */
   async swarmStats(infoHash: string): Promise<SwarmStats> {
-    const local = totalsOf(this.swarms.get(infoHash));
+    const local = this.totalsOf(this.swarms.get(infoHash));
     if (!this.cluster) return swarmStats(infoHash, local);
     const [shared] = await this.cluster.totals([infoHash]).catch(() => [local]);
     return swarmStats(infoHash, shared ?? local);
@@ -716,6 +760,7 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
     // Removes this instance's peers from the shared state before other instances time them out.
     if (this.cluster) await this.cluster.close().catch((error: unknown) => this.log.log({ level: 'error', event: 'cluster:error', message: String(error) }));
     await this.stun?.close();
+    await this.admin?.close();
     await this.transport.dispose();
     this.log.log({ level: 'info', event: 'tracker:closed' });
   }

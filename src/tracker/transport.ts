@@ -50,7 +50,8 @@ export interface TransportHandler<C> {
   clientError(conn: C, message: string): void;
   /** The connection is gone. Always called after the call that closed it (close(), terminate()) returned. */
   closed(conn: C): void;
-  http(method: string, url: string): HttpReply | Promise<HttpReply>;
+  /** A plain HTTP request; `authorization` is its Authorization header, if any. */
+  http(method: string, url: string, authorization: string | undefined): HttpReply | Promise<HttpReply>;
   /** A failure of the listening server itself (not of one client). */
   serverError(message: string): void;
 }
@@ -78,6 +79,7 @@ export type TransportName = 'native' | 'node';
 /** Status lines for the codes the tracker's HTTP routes use. */
 export const STATUS_TEXT: Record<number, string> = {
   200: 'OK',
+  401: 'Unauthorized',
   400: 'Bad Request',
   404: 'Not Found',
   405: 'Method Not Allowed',

@@ -93,13 +93,16 @@ describe('peerfetch tracker command', () => {
       '--max-offers', '3', '--max-connections-per-ip', '5', '--log-level', 'warn', '--transport', 'node',
       '--trusted-proxy', '10.0.0.0/8', '--trusted-proxy', '::1', '--max-peers-per-swarm-per-connection', '1',
       '--max-peers-per-swarm-per-ip', '8', '--max-messages-per-window-per-ip', '500', '--redis-optional',
+      '--admin-port', '9001', '--admin-host', '10.0.0.1', '--max-report-bytes-per-sec', '1000', '--max-report-share', '0.5',
     ]);
     expect(options).toEqual({
       port: 9000, host: '0.0.0.0', redisUrl: 'redis://127.0.0.1:6390',
       allowOrigins: ['https://a.example', 'https://b.example'], allowSwarms: ['ab'.repeat(20)], trustProxy: true,
       announceIntervalSec: 60, maxFrameBytes: 1000, maxOffersPerAnnounce: 3, maxConnectionsPerIp: 5, transport: 'node',
       trustedProxies: ['10.0.0.0/8', '::1'], maxPeersPerSwarmPerConnection: 1, maxPeersPerSwarmPerIp: 8, maxMessagesPerWindowPerIp: 500, redisOptional: true,
+      adminPort: 9001, adminHost: '10.0.0.1', maxReportBytesPerSec: 1000, maxReportShare: 0.5,
     });
+    expect(parseTrackerArgs([], { PEERFETCH_ADMIN_TOKEN: 't'.repeat(16) }).options).toEqual({ adminToken: 't'.repeat(16) });
     expect(logLevel).toBe('warn');
     for (const bad of [['--redis', 'localhost:6379'], ['--allow-swarm', 'xyz'], ['--unknown'], ['--log-level', 'loud'], ['--transport', 'uws'], ['--trusted-proxy', 'proxy.example']]) {
       let error: unknown;

@@ -34,12 +34,11 @@ describe.each(TRANSPORTS)('swarm-wide offload stats, %s transport', (kind) => {
     c.send(announce(h2, randomId()));
     await Promise.all([a.next(isReply), b.next(isReply), c.next(isReply)]);
 
-    let { status, cors, body } = await statsJson();
+    let { status, cors, body } = await statsJson(`?info_hash=${hex(h1)}`);
     expect(status).toBe(200);
     expect(cors).toBe('*');
-    const s1 = body.swarms.find((s: any) => s.infoHash === hex(h1));
-    expect(s1).toEqual({ infoHash: hex(h1), peers: 2, complete: 0, incomplete: 2, bytesFromPeers: 600, bytesFromOrigin: 1400, bytesUploaded: 100, offloadRatio: 0.3 });
-    expect(body.swarms.find((s: any) => s.infoHash === hex(h2))).toMatchObject({ peers: 1, bytesFromPeers: 0, bytesFromOrigin: 0, offloadRatio: 0 });
+    expect(body.swarms).toEqual([{ infoHash: hex(h1), peers: 2, complete: 0, incomplete: 2, bytesFromPeers: 600, bytesFromOrigin: 1400, bytesUploaded: 100, offloadRatio: 0.3 }]);
+    expect((await statsJson(`?info_hash=${hex(h2)}`)).body.swarms[0]).toMatchObject({ peers: 1, bytesFromPeers: 0, bytesFromOrigin: 0, offloadRatio: 0 });
     expect(body).toMatchObject({ connections: 3, peers: 3, swarmCount: 2, announcesTotal: 3, scope: 'instance' });
 
     // A later report replaces the earlier one (counters are cumulative per peer, not increments).
@@ -82,6 +81,42 @@ describe.each(TRANSPORTS)('swarm-wide offload stats, %s transport', (kind) => {
     expect(body.swarms[0]).toMatchObject({ bytesFromPeers: 10, bytesFromOrigin: 30, bytesUploaded: 1, offloadRatio: 0.25 });
     const metrics = await (await fetch(`${fx.tracker.httpUrl}/metrics`)).text();
     expect(metrics).toMatch(/^peerfetch_tracker_bad_reports_total 7$/m);
+  });
+
+  it('bounds what one client adds to a swarm\'s figures: growth per second, and its share among addresses', async () => {
+    let clock = 1_000_000;
+    await start({ now: () => clock, trustProxy: true, maxReportBytesPerSec: 1000 });
+    const h = randomId();
+    const from = (ip: string) => client({ headers: { 'X-Forwarded-For': ip } });
+    for (let i = 1; i <= 4; i++) {
+      const honest = await from(`192.0.2.${i}`);
+      honest.send(announce(h, randomId(), { peerfetch: { bytesFromPeers: 1000, bytesFromOrigin: 1000, bytesUploaded: 1000 } }));
+      await honest.next(isReply);
+    }
+    const forger = await from('198.51.100.1');
+    const id = randomId();
+    forger.send(announce(h, id, { peerfetch: { bytesFromPeers: 1e15, bytesFromOrigin: 0, bytesUploaded: 1e15 } }));
+    await forger.next(isReply);
+    clock += 10_000;
+    forger.send(announce(h, id, { peerfetch: { bytesFromPeers: 2e15, bytesFromOrigin: 0, bytesUploaded: 2e15 } }));
+    await forger.next(isReply);
+    const [swarm] = (await statsJson(`?info_hash=${hex(h)}`)).body.swarms;
+    // Five addresses: the forger makes up at most a quarter of each figure (4000 / 0.75).
+    expect(swarm.bytesFromPeers).toBeGreaterThanOrEqual(4000);
+    expect(swarm.bytesFromPeers).toBeLessThanOrEqual(5334);
+    expect(swarm.bytesUploaded).toBeLessThanOrEqual(5334);
+    expect(swarm.bytesFromOrigin).toBe(4000);
+    expect(swarm.offloadRatio).toBeLessThanOrEqual(0.6);
+    // Alone, it still adds no more than what a page could move: the burst plus 1000 bytes a second.
+    await fx.tracker.close();
+    await start({ now: () => clock, trustProxy: true, maxReportBytesPerSec: 1000 });
+    const alone = await from('198.51.100.1');
+    alone.send(announce(h, id, { peerfetch: { bytesFromPeers: 1e15, bytesFromOrigin: 0, bytesUploaded: 0 } }));
+    await alone.next(isReply);
+    clock += 10_000;
+    alone.send(announce(h, id, { peerfetch: { bytesFromPeers: 2e15, bytesFromOrigin: 0, bytesUploaded: 0 } }));
+    await alone.next(isReply);
+    expect((await statsJson(`?info_hash=${hex(h)}`)).body.swarms[0].bytesFromPeers).toBe(2 * 64 * 1024 * 1024 + 10_000);
   });
 
   it('validates counters as finite, non-negative, safe integers-or-floats', () => {
@@ -127,6 +162,39 @@ describe.each(TRANSPORTS)('observability, %s transport', (kind) => {
 
     expect((await fetch(`${fx.tracker.httpUrl}/nope`)).status).toBe(404);
     expect(fx.tracker.stats().announcesPerSecond).toBeGreaterThanOrEqual(0);
+  });
+
+  it('shows which swarms exist, and /metrics, only to the operator: on the admin port or with the admin token', async () => {
+    await start({ adminPort: 0 });
+    const h = randomId();
+    const a = await client();
+    a.send(announce(h, randomId()));
+    await a.next(isReply);
+    const publicList = await (await fetch(`${fx.tracker.httpUrl}/stats.json`)).text();
+    expect(publicList).not.toContain(hex(h));
+    expect(JSON.parse(publicList).swarms).toEqual([expect.objectContaining({ peers: 1 })]);
+    expect(JSON.parse(publicList).swarms[0].infoHash).toBeUndefined();
+    // Who knows the id may ask for its swarm (a page shows its own swarm's figures).
+    expect((await statsJson(`?info_hash=${hex(h)}`)).body.swarms[0]).toMatchObject({ infoHash: hex(h), peers: 1 });
+    expect((await fetch(`${fx.tracker.httpUrl}/metrics`)).status).toBe(404);
+    const adminUrl = fx.tracker.adminUrl!;
+    expect(adminUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect((await (await fetch(`${adminUrl}/stats.json`)).json()).swarms[0]).toMatchObject({ infoHash: hex(h) });
+    expect(await (await fetch(`${adminUrl}/metrics`)).text()).toMatch(/^peerfetch_tracker_peers 1$/m);
+    await fx.tracker.close();
+
+    const token = 'k'.repeat(24);
+    await start({ adminToken: token });
+    const b = await client();
+    b.send(announce(h, randomId()));
+    await b.next(isReply);
+    const metrics = await fetch(`${fx.tracker.httpUrl}/metrics`);
+    expect([metrics.status, metrics.headers.get('www-authenticate')]).toEqual([401, 'Bearer realm="peerfetch tracker"']);
+    expect((await fetch(`${fx.tracker.httpUrl}/metrics`, { headers: { Authorization: `Bearer ${'x'.repeat(24)}` } })).status).toBe(401);
+    expect((await fetch(`${fx.tracker.httpUrl}/metrics`, { headers: { Authorization: `Bearer ${token}` } })).status).toBe(200);
+    expect(await (await fetch(`${fx.tracker.httpUrl}/stats.json`)).text()).not.toContain(hex(h));
+    const authorised = await (await fetch(`${fx.tracker.httpUrl}/stats.json`, { headers: { Authorization: `Bearer ${token}` } })).json();
+    expect(authorised.swarms[0]).toMatchObject({ infoHash: hex(h) });
   });
 
   it('answers odd HTTP requests without falling over, and closes keep-alive connections on shutdown', async () => {

@@ -3,7 +3,7 @@ import { addressKey, clientAddress, trustedProxyList } from '../../src/tracker/c
 import { localityPrefix } from '../../src/tracker/locality.js';
 import { chooseTransport, loadNativeServer, NATIVE_PACKAGES } from '../../src/tracker/native-transport.js';
 import { resolveOptions } from '../../src/tracker/options.js';
-import { Swarm, type SwarmMember } from '../../src/tracker/swarm.js';
+import { shareCappedSum, Swarm, type SwarmMember } from '../../src/tracker/swarm.js';
 import { encodeFailure, parseClientFrame } from '../../src/tracker/tracker-messages.js';
 import { randomId } from './helpers.js';
 
@@ -108,12 +108,45 @@ describe('Swarm', () => {
     expect([s.size, s.complete, s.incomplete]).toEqual([2, 1, 1]);
     s.setComplete(a, true);
     expect([s.complete, s.incomplete]).toEqual([2, 0]);
-    s.setReport(a, { bytesFromPeers: 5, bytesFromOrigin: 5, bytesUploaded: 1 });
-    s.setReport(a, { bytesFromPeers: 7, bytesFromOrigin: 5, bytesUploaded: 1 });
+    const bounds = { maxBytesPerSec: 1000, burstBytes: 0 };
+    s.setReport(a, { bytesFromPeers: 5, bytesFromOrigin: 5, bytesUploaded: 1 }, 1000, 0, bounds);
+    s.setReport(a, { bytesFromPeers: 7, bytesFromOrigin: 5, bytesUploaded: 1 }, 2000, 0, bounds);
     expect(s.bytesFromPeers).toBe(7);
     s.remove(a);
     s.remove(a);
     expect([s.size, s.complete, s.bytesFromPeers, s.bytesFromOrigin]).toEqual([1, 1, 0, 0]);
+  });
+
+  it('bounds report growth by time, and restarts a counter that went down from its new value', () => {
+    const s = new Swarm<SwarmMember>('h');
+    const a = member('x');
+    s.add(a);
+    const bounds = { maxBytesPerSec: 100, burstBytes: 50 };
+    // Joined at 0, first report at 1 s: at most 100 + 50 bytes per counter.
+    s.setReport(a, { bytesFromPeers: 1e12, bytesFromOrigin: 20, bytesUploaded: 0 }, 1000, 0, bounds);
+    expect([s.bytesFromPeers, s.bytesFromOrigin]).toEqual([150, 20]);
+    // 2 s later: +250 at most; a counter that went down adds nothing and becomes the new base.
+    s.setReport(a, { bytesFromPeers: 2e12, bytesFromOrigin: 10, bytesUploaded: 0 }, 3000, 0, bounds);
+    expect([s.bytesFromPeers, s.bytesFromOrigin]).toEqual([400, 20]);
+    s.setReport(a, { bytesFromPeers: 2e12, bytesFromOrigin: 15, bytesUploaded: 0 }, 3000, 0, bounds);
+    expect([s.bytesFromPeers, s.bytesFromOrigin]).toEqual([400, 25]);
+  });
+
+  it('caps one address at its share of the figures once there are more addresses than 1 / share', () => {
+    expect(shareCappedSum([100, 1, 1, 1, 1, 1], 0.25)).toBeCloseTo(5 / 0.75, 9);
+    expect(shareCappedSum([1, 1, 1, 1, 1], 0.25)).toBe(5);
+    expect(shareCappedSum([100, 100, 1, 1, 1, 1, 1, 1, 1, 1], 0.25)).toBeCloseTo(16, 9); // two at the cap of 4
+    const s = new Swarm<SwarmMember>('h');
+    const bounds = { maxBytesPerSec: 1e9, burstBytes: 0 };
+    const honest = Array.from({ length: 4 }, (_, i) => ({ ...member('x'), address: `192.0.2.${i}` }));
+    const forger = { ...member('x'), address: '198.51.100.1' };
+    for (const m of [...honest, forger]) s.add(m);
+    for (const m of honest) s.setReport(m, { bytesFromPeers: 0, bytesFromOrigin: 1000, bytesUploaded: 0 }, 1000, 0, bounds);
+    s.setReport(forger, { bytesFromPeers: 1e9, bytesFromOrigin: 0, bytesUploaded: 0 }, 1000, 0, bounds);
+    // Only the forger reports peer bytes: 5 addresses, so its share of them is capped at 0 (nothing
+    // else to be a quarter of); origin bytes are untouched.
+    expect(s.figures(1000, 0.25)).toEqual({ bytesFromPeers: 0, bytesFromOrigin: 4000, bytesUploaded: 0 });
+    expect(s.bytesFromPeers).toBe(1e9);
   });
 
   it('selects distinct peers, never self, same prefix first with one random slot', () => {

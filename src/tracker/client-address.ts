@@ -18,8 +18,8 @@ function stripMapped(ip: string): string {
   return ip.startsWith('::ffff:') && isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
 }
 
-/** The 8 groups of an IPv6 address, without leading zeros; undefined when it is not one. */
-function ipv6Groups(ip: string): string[] | undefined {
+/** The 8 groups of an IPv6 address (zone dropped), lower case, without leading zeros; undefined when it is not one. */
+export function ipv6Groups(ip: string): string[] | undefined {
   const zone = ip.indexOf('%');
   const address = (zone === -1 ? ip : ip.slice(0, zone)).toLowerCase();
   const halves = address.split('::');

@@ -1,20 +1,9 @@
 import { isIPv4, isIPv6 } from 'node:net';
+import { ipv6Groups } from './client-address.js';
 
 /** Leading bits of an address that make two peers "near": /24 for IPv4, /48 for IPv6 (issue 3 item 4). */
 const IPV4_PREFIX_OCTETS = 3;
 const IPV6_PREFIX_GROUPS = 3;
-
-function expandIPv6(ip: string): string[] | undefined {
-  const zone = ip.indexOf('%');
-  const address = zone === -1 ? ip : ip.slice(0, zone);
-  const halves = address.split('::');
-  if (halves.length > 2) return undefined;
-  const head = halves[0] ? halves[0].split(':') : [];
-  const tail = halves.length === 2 && halves[1] ? halves[1].split(':') : [];
-  const missing = 8 - head.length - tail.length;
-  if (halves.length === 1 && missing !== 0) return undefined;
-  return [...head, ...Array<string>(Math.max(missing, 0)).fill('0'), ...tail];
-}
 
 /**
  * The locality key of an IP address: `4:a.b.c` for IPv4 (also IPv4-mapped IPv6), `6:x:y:z` for the
@@ -31,9 +20,9 @@ export function localityPrefix(ip: string): string {
   if (address.startsWith('::ffff:') && isIPv4(address.slice(7))) address = address.slice(7);
   if (isIPv4(address)) return `4:${address.split('.').slice(0, IPV4_PREFIX_OCTETS).join('.')}`;
   if (isIPv6(address)) {
-    const groups = expandIPv6(address.toLowerCase());
+    const groups = ipv6Groups(address);
     if (!groups) return '?';
-    return `6:${groups.slice(0, IPV6_PREFIX_GROUPS).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}`;
+    return `6:${groups.slice(0, IPV6_PREFIX_GROUPS).join(':')}`;
   }
   return '?';
 }

@@ -15,6 +15,7 @@ const BATCH = 20;
 /** Allowed RSS growth of the tracker over the whole run, in bytes: its own state is capped far below. */
 const MAX_RSS_GROWTH = 64 * 1024 * 1024;
 const MAX_FRAME_BYTES = 16 * 1024;
+const ADMIN_TOKEN = 'fuzz-admin-token-0123';
 
 /** mulberry32: a tiny seeded PRNG, so a failing run can be replayed from its seed. */
 function prng(seed: number): () => number {
@@ -42,7 +43,7 @@ beforeAll(async () => {
 afterAll(() => rmSync(entry, { force: true }));
 
 async function startTrackerProcess(transport: TransportKind): Promise<void> {
-  child = spawn(process.execPath, [entry, '--port', '0', '--transport', transport, '--max-frame-bytes', String(MAX_FRAME_BYTES), '--max-swarms', '500', '--max-peers-per-swarm', '50', '--max-messages-per-window-per-ip', '1000000', '--log-level', 'error'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child = spawn(process.execPath, [entry, '--port', '0', '--transport', transport, '--max-frame-bytes', String(MAX_FRAME_BYTES), '--max-swarms', '500', '--max-peers-per-swarm', '50', '--max-messages-per-window-per-ip', '1000000', '--trust-proxy', '--admin-token', ADMIN_TOKEN, '--log-level', 'error'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   const m = await waitFor('tracker process', () => /listening on (ws:\/\/[\d.:]+)/.exec(out), 15_000);
@@ -51,7 +52,7 @@ async function startTrackerProcess(transport: TransportKind): Promise<void> {
 }
 
 async function rss(): Promise<number> {
-  const text = await (await fetch(`${httpUrl}/metrics`)).text();
+  const text = await (await fetch(`${httpUrl}/metrics`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } })).text();
   return Number(/^peerfetch_tracker_resident_memory_bytes (\d+)$/m.exec(text)![1]);
 }
 
@@ -105,6 +106,35 @@ function makeFrames(rand: () => number): Array<string | Buffer> {
   return frames;
 }
 
+/** An X-Forwarded-For header as a client or a broken proxy might send it (the tracker trusts the proxy, so it parses it). */
+function forwardedFor(rand: () => number): string {
+  const int = (n: number): number => Math.floor(rand() * n);
+  const hop = (): string => {
+    switch (int(6)) {
+      case 0: return `${int(256)}.${int(256)}.${int(256)}.${int(256)}`;
+      case 1: return `2001:db8:${int(65536).toString(16)}:${int(65536).toString(16)}::${int(65536).toString(16)}`;
+      case 2: return `::ffff:10.0.0.${int(256)}`;
+      case 3: return 'unknown';
+      case 4: return `[::1]:${int(65536)}`;
+      default: return Array.from({ length: int(30) }, () => String.fromCharCode(32 + int(95))).join('');
+    }
+  };
+  return Array.from({ length: 1 + int(4) }, hop).join(rand() < 0.5 ? ', ' : ',');
+}
+
+/** Random requests to the HTTP routes, with and without (wrong) admin tokens: each must get a status, never hang or crash. */
+async function fuzzHttp(rand: () => number): Promise<void> {
+  const int = (n: number): number => Math.floor(rand() * n);
+  const paths = ['/stats.json', `/stats.json?info_hash=${'ab'.repeat(20)}`, '/stats.json?info_hash=%00', '/metrics', '/health', '/x'];
+  const auth = [undefined, `Bearer ${ADMIN_TOKEN}`, 'Bearer ', `Bearer ${ADMIN_TOKEN}x`, 'Basic Zm9vOmJhcg==', 'x'.repeat(int(4000))];
+  for (let i = 0; i < 30; i++) {
+    const authorization = auth[int(auth.length)];
+    const res = await fetch(`${httpUrl}${paths[int(paths.length)]}`, { headers: authorization === undefined ? {} : { Authorization: authorization } });
+    expect(res.status).toBeGreaterThanOrEqual(200);
+    await res.arrayBuffer();
+  }
+}
+
 describe.each(TRANSPORTS)('tracker fuzz, %s transport', (transport) => {
   beforeAll(() => startTrackerProcess(transport));
   afterAll(() => {
@@ -120,7 +150,7 @@ describe.each(TRANSPORTS)('tracker fuzz, %s transport', (transport) => {
     for (let start = 0; start < CONNECTIONS; start += BATCH) {
       const batch = Array.from({ length: Math.min(BATCH, CONNECTIONS - start) }, () => makeFrames(rand));
       await Promise.all(batch.map(async (frames) => {
-        const c = await TestClient.open(url);
+        const c = await TestClient.open(url, rand() < 0.5 ? { headers: { 'X-Forwarded-For': forwardedFor(rand) } } : {});
         for (const f of frames) if (c.ws.readyState === c.ws.OPEN) c.send(f);
         if (c.ws.readyState === c.ws.OPEN) c.send({ action: 'scrape', info_hash: sentinelHash });
         // Answered: the sentinel scrape reply arrives. Closed: the tracker closed the socket with a code.
@@ -134,6 +164,7 @@ describe.each(TRANSPORTS)('tracker fuzz, %s transport', (transport) => {
         await c.close();
       }));
     }
+    await fuzzHttp(rand);
     expect(answered + closed).toBe(CONNECTIONS);
     expect(answered).toBeGreaterThan(0);
     expect(child.exitCode).toBeNull();

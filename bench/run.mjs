@@ -9,9 +9,14 @@
 //                      [--rate-kbps 3000] [--write | --no-write]
 //
 // Systems: origin-mp4, origin-hls, peerfetch-mp4, peerfetch-hls, p2pml, webtorrent
-// (shorthands: origin, peerfetch). Scenarios: staggered, flash (the default pair, on one LAN) and
+// (shorthands: origin, peerfetch), and on request only inpage-mp4, inpage-hls (shorthand inpage: the
+// player in the page's HTML, started before peerfetch's service worker controls a first visit).
+// Scenarios: staggered, flash (the default pair, on one LAN) and
 // wan (each viewer alone in a home behind a NAT on a shaped line, see WAN_HOME in bench/lib/runs.mjs;
-// `all` = the three). The Delivery section of BENCHMARKS.md is rewritten after a default (complete)
+// `all` = the three), and on request only return (each viewer's second visit). The "player in the
+// page" scenario of issue 11:
+//   node bench/run.mjs --systems origin,peerfetch,inpage --scenarios staggered --no-write  (first visit)
+//   node bench/run.mjs --systems origin,inpage --scenarios return --no-write                (return visit) The Delivery section of BENCHMARKS.md is rewritten after a default (complete)
 // run, or with --write; with --write, a run of the wan scenario alone rewrites the WAN section
 // instead. Results of every run go to bench/.cache/results/.
 //
@@ -83,7 +88,7 @@ function parseArgs(args, runs) {
           return id;
         });
   const isDefault = options.systems === null && options.scenarios === null && options.viewers === 4 && options.seconds === 60 && options.rateKbps === 3000;
-  options.systems = expand(options.systems, runs.SYSTEMS, runs.SYSTEM_ALIASES, 'system');
+  options.systems = expand(options.systems, runs.SYSTEMS, runs.SYSTEM_ALIASES, 'system', runs.DEFAULT_SYSTEMS);
   options.scenarios = expand(options.scenarios, runs.SCENARIOS, runs.SCENARIO_ALIASES, 'scenario', runs.DEFAULT_SCENARIOS);
   if (!(options.viewers >= 2 && options.viewers <= 8)) throw new Error('--viewers must be 2..8 (a 2-core machine plays at most ~8 videos at once)');
   if (!(options.seconds >= 10 && options.seconds <= 600)) throw new Error('--seconds must be 10..600');

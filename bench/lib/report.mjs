@@ -151,6 +151,32 @@ export function goals(summaries) {
     }
     wanGoals(pf, get, ran, add);
   }
+  // Issue 11 item 1: the player in the page's HTML against the page that waits for `ready`
+  // (offload) and against plain HTTP (startup, rebuffers), first visit and return visit.
+  for (const inpage of ['inpage-mp4', 'inpage-hls']) {
+    const label = SYSTEMS[inpage].label;
+    const format = inpage.endsWith('mp4') ? 'mp4' : 'hls';
+    for (const [scenario, startupFactor] of [['staggered', 1.15], ['return', 1.05]]) {
+      if (!ran(inpage, scenario)) continue;
+      const sc = SCENARIOS[scenario].label;
+      const s = get(inpage, scenario);
+      if (!s) {
+        add(`${label}, ${sc}: every viewer plays to the end`, 'not met', 'not every viewer played to the end');
+        continue;
+      }
+      const waiting = get(`peerfetch-${format}`, scenario);
+      if (waiting && scenario === 'staggered') {
+        const share = waiting.offload > 0 ? s.offload / waiting.offload : null;
+        add(`${label}, ${sc}: offload ≥ 90% of the page that waits for ready`, share != null && share >= 0.9 ? 'met' : 'not met', `${pct(s.offload)} vs ${pct(waiting.offload)} (${share == null ? 'n/a' : share.toFixed(2)})`);
+      }
+      const b = get(`origin-${format}`, scenario);
+      if (b) {
+        const ratio = s.startupMedianMs / b.startupMedianMs;
+        add(`${label}, ${sc}: median startup ≤ ${startupFactor}× origin-only`, ratio <= startupFactor ? 'met' : 'not met', `${secs(s.startupMedianMs)} vs ${secs(b.startupMedianMs)} (${ratio.toFixed(2)}×)`);
+        add(`${label}, ${sc}: rebuffers ≤ origin-only`, s.stalls <= b.stalls ? 'met' : 'not met', `${s.stalls} (${secs(s.stallMs)}) vs ${b.stalls} (${secs(b.stallMs)})`);
+      }
+    }
+  }
   return out;
 }
 
@@ -189,7 +215,7 @@ function wanGoals(pf, get, ran, add) {
 
 export function goalsTable(list) {
   const rows = list.map((g) => `| ${g.goal} | ${g.status === 'met' ? '✅ met' : g.status === 'not met' ? '❌ not met' : '— not measured'} | ${g.figure} |`);
-  return ['| goal (issue 4 item 8; WAN: issue 10 item 5) | status | measured |', '| --- | --- | --- |', ...rows].join('\n');
+  return ['| goal (issue 4 item 8; WAN: issue 10 item 5; player in the page: issue 11 item 1) | status | measured |', '| --- | --- | --- |', ...rows].join('\n');
 }
 
 /** Replaces (or appends) the `## Delivery` section of BENCHMARKS.md, leaving the other sections alone. */

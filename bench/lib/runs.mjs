@@ -2,7 +2,7 @@
 // fresh Chromium, N viewers (each its own browser context: own storage, own service worker, its
 // own User-Agent token), every viewer playing the video to its end at 1x, muted. Everything the
 // run started is stopped in `finally`, whatever happened.
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { COTURN_READY_PATTERN, coturnCommand } from '../../test/harness/coturn.mjs';
@@ -19,14 +19,24 @@ export const SYSTEMS = {
   'peerfetch-hls': { label: 'peerfetch, HLS (hls.js)', page: 'peerfetch-hls.html', format: 'hls', p2p: true },
   p2pml: { label: 'p2p-media-loader, HLS (hls.js)', page: 'p2pml.html', format: 'hls', p2p: true },
   webtorrent: { label: 'WebTorrent, MP4 (its SW)', page: 'webtorrent.html', format: 'mp4', p2p: true, torrent: true },
+  // The player is in the page's HTML and starts while the page is parsed, before peerfetch's
+  // service worker controls it on a first visit (issue 11 item 1); the pages above wait for
+  // peerfetch.ready before they create their player.
+  'inpage-mp4': { label: 'peerfetch, player in the page, MP4', page: 'inpage-mp4.html', format: 'mp4', p2p: true, tracker: 'template' },
+  'inpage-hls': { label: 'peerfetch, player in the page, HLS (hls.js)', page: 'inpage-hls.html', format: 'hls', p2p: true, tracker: 'template' },
 };
 /** Command-line shorthands. */
-export const SYSTEM_ALIASES = { origin: ['origin-mp4', 'origin-hls'], peerfetch: ['peerfetch-mp4', 'peerfetch-hls'], 'p2p-media-loader': ['p2pml'] };
+export const SYSTEM_ALIASES = { origin: ['origin-mp4', 'origin-hls'], peerfetch: ['peerfetch-mp4', 'peerfetch-hls'], inpage: ['inpage-mp4', 'inpage-hls'], 'p2p-media-loader': ['p2pml'] };
+/** The default systems: the player in the page has its own scenario (`--systems origin,peerfetch,inpage`). */
+export const DEFAULT_SYSTEMS = ['origin-mp4', 'origin-hls', 'peerfetch-mp4', 'peerfetch-hls', 'p2pml', 'webtorrent'];
 
 export const SCENARIOS = {
   staggered: { label: 'staggered', description: 'viewers join 8 s apart', staggered: true },
   flash: { label: 'flash crowd', description: 'all viewers join together' },
   wan: { label: 'WAN: homes behind NATs', description: 'viewers join 8 s apart, each alone in a home behind a NAT on a shaped line', staggered: true, wan: true },
+  // Each viewer has been on the page before (the service worker is installed and holds what the
+  // first visit played): a first visit until the video plays, then the measured visit.
+  return: { label: 'return visit', description: 'viewers join 8 s apart, each on its second visit', staggered: true, returnVisit: true },
 };
 /** The default scenarios: the LAN ones. `--scenarios wan` (or `all`) adds the WAN scenario. */
 export const DEFAULT_SCENARIOS = ['staggered', 'flash'];
@@ -42,6 +52,10 @@ export const WAN_HOME = { nat: 'cone', uplinkKbit: 2000, downlinkKbit: 20_000, l
 /** The STUN server both P2P systems are given in the WAN scenario: coturn, STUN only, on the internet. */
 const WAN_STUN_PORT = 3478;
 
+/** Return visits: how long a viewer's first visit plays before the viewer comes back, in ms (its SW is installed by then). */
+const FIRST_VISIT_PLAY_MS = 3_000;
+/** Return visits: longest first visit, in ms (its video may not start at all on a broken build). */
+const FIRST_VISIT_MS = 20_000;
 /** Gap between joins in the staggered scenario, in ms (issue 4 item 8: 8 s apart). */
 const STAGGER_MS = 8_000;
 /** How often the runner samples the viewers, in ms: fine enough for a 60 s play, cheap for 4 pages. */
@@ -58,7 +72,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The upper bound of one run, in ms (also used to bound the whole benchmark). */
 export function runTimeoutMs({ scenario, viewers, seconds }) {
-  const joins = SCENARIOS[scenario].staggered ? (viewers - 1) * STAGGER_MS : 0;
+  const joins = (SCENARIOS[scenario].staggered ? (viewers - 1) * STAGGER_MS : 0) + (SCENARIOS[scenario].returnVisit ? viewers * FIRST_VISIT_MS : 0);
   return joins + seconds * 1000 + VIEWER_SLACK_MS + RUN_OVERHEAD_MS;
 }
 
@@ -136,6 +150,11 @@ export async function runOne(options) {
     const baseUa = await defaultUserAgent(firstBrowser);
     if (topology) result.topology = { homes: WAN_HOME, stun: stunUrl };
     // `ice`: the STUN server the pages give their P2P system (none on the LAN: host candidates suffice).
+    if (spec.tracker === 'template') {
+      // A static script tag as a site writes it, with this run's tracker.
+      const page = await readFile(join(root, 'bench', 'pages', spec.page), 'utf8');
+      await writeFile(join(site.dir, spec.page), page.replaceAll('__TRACKER__', trackerUrl));
+    }
     const pageUrl = `${originUrl}/${spec.page}?${new URLSearchParams({ tracker: trackerUrl, ...(stunUrl ? { ice: stunUrl } : {}) })}`;
     const runStart = Date.now();
     const joined = [];
@@ -146,7 +165,18 @@ export async function runOne(options) {
       await context.addInitScript({ path: join(root, 'bench', 'lib', 'probe.js') });
       const page = await context.newPage();
       page.on('crash', () => result.problems.push(`${name}: page crashed`));
-      const viewer = { index, name, context, page, joinedAtMs: Date.now() - runStart, last: null };
+      const viewer = { index, name, context, page, joinedAtMs: Date.now() - runStart, last: null, originBytesBefore: 0 };
+      if (SCENARIOS[scenario].returnVisit) {
+        await page.goto(pageUrl, { waitUntil: 'domcontentloaded' });
+        await page
+          .waitForFunction(() => (document.querySelector('video')?.currentTime ?? 0) > 0, null, { timeout: FIRST_VISIT_MS, polling: 200 })
+          .catch(() => result.problems.push(`${name}: the first visit did not play within ${FIRST_VISIT_MS} ms`));
+        await sleep(FIRST_VISIT_PLAY_MS);
+        // The measured visit starts now: what the origin sent the first visit is not its cost.
+        const stats = await (await fetch(`${originUrl}/__bench/stats`)).json();
+        viewer.originBytesBefore = mediaBytes(stats.byViewer[name] ?? {});
+        viewer.joinedAtMs = Date.now() - runStart;
+      }
       joined.push(viewer);
       await page.goto(pageUrl, { waitUntil: 'domcontentloaded' });
       return viewer;
@@ -245,7 +275,7 @@ function maxCopies(piecesByPath, fileSizes) {
 function measureViewer({ viewer, spec, originStats, media, runStartEpoch }) {
   const s = viewer.last ?? {};
   const consumed = spec.format === 'mp4' ? media.mp4Bytes : media.hlsBytes;
-  const originBytes = mediaBytes(originStats.byViewer[viewer.name] ?? {});
+  const originBytes = mediaBytes(originStats.byViewer[viewer.name] ?? {}) - viewer.originBytesBefore;
   const copies = maxCopies(originStats.pieces[viewer.name], media.fileSizes);
   // When a piece went out more than once, list the viewer's requests that covered it: which
   // requests overlapped tells whether it was a rescue, a retry or two streams.

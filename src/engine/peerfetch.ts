@@ -8,6 +8,7 @@ import { MemoryPieceStore, type PieceStore } from '../store/piece-store.js';
 import { resolveOptions, type PeerfetchOptions, type ResolvedOptions } from './options.js';
 import { PieceSources, StatsCounters, type PeerfetchStats } from './stats.js';
 import { SwLink } from './sw-link.js';
+import { takeOver } from './media-takeover.js';
 import { Scheduler } from './scheduler.js';
 import { Swarm } from './swarm.js';
 import { TrackerClient } from './tracker-client.js';
@@ -184,6 +185,27 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       this.#leaveSwarm();
       throw error;
     }
+    if (this.#p2p) this.#takeOverMedia(manifest);
+  }
+
+  /**
+   * A first visit's player that started before the SW controlled the page loads from the network
+   * to its end (see media-takeover.ts): reload it through the SW so that peers can serve it, once
+   * a peer is connected. Before that the reload would only move the same origin bytes behind a
+   * short wait of the player, so a viewer alone in the swarm (the first one) is never reloaded.
+   * Only with P2P on: with it off, a first visit's store is empty and the reload would gain nothing.
+   */
+  #takeOverMedia(manifest: Manifest): void {
+    const direct = this.#link.directMedia;
+    this.#link.directMedia = [];
+    if (direct.length === 0) return;
+    const takeOverAll = () => {
+      this.removeEventListener('peer:connect', takeOverAll);
+      if (this.#destroyed || !this.#p2p) return;
+      for (const media of direct) void takeOver(media, manifest, (url) => this.#link.takeover(url));
+    };
+    if ((this.#swarm?.peers.size ?? 0) > 0) return takeOverAll();
+    this.addEventListener('peer:connect', takeOverAll);
   }
 
   /**

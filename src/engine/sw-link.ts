@@ -7,9 +7,16 @@ import {
   type WorkerToPage,
 } from '../shared/bridge-messages.js';
 import { PeerfetchError } from '../shared/errors.js';
+import { mediaLoadingFromNetwork } from './media-takeover.js';
 
 /** Longest wait (ms) for a newly installed SW to take control of this page (it claims clients on activate). */
 const CONTROL_TIMEOUT_MS = 10_000;
+
+/**
+ * Longest wait (ms) for the SW to confirm a takeover (a round trip is ~0.15 ms): without the
+ * confirmation the element stays on the network rather than risk a mixed resource.
+ */
+const TAKEOVER_ANSWER_MS = 2000;
 
 /** Turns a SW piece request into an answer; owned by the orchestrator. */
 export type PieceRequestHandler = (
@@ -45,8 +52,11 @@ export class SwLink {
     const url = new URL(swUrl);
     url.searchParams.set('manifest', settings.manifest);
     if (settings.storeCapBytes !== undefined) url.searchParams.set('store-cap-bytes', String(settings.storeCapBytes));
+    const controlledAtStart = Boolean(navigator.serviceWorker.controller);
     const workbox = new Workbox(url.href);
-    await workbox.register();
+    // At once, not after the page's load event (workbox-window's default): on a first visit every
+    // millisecond before the SW controls the page is media loaded without it.
+    await workbox.register({ immediate: true });
     if (!navigator.serviceWorker.controller) {
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(
@@ -63,6 +73,31 @@ export class SwLink {
         );
       });
     }
+    if (!controlledAtStart) {
+      // Elements that began loading before the SW controlled the page stay on the network until
+      // they are taken over (see media-takeover.ts).
+      this.directMedia = mediaLoadingFromNetwork();
+      this.#post({ type: 'media-direct', urls: this.directMedia.map((media) => media.currentSrc) });
+    }
+  }
+
+  /** Media elements that were loading from the network when the SW took control (a first visit). */
+  directMedia: HTMLMediaElement[] = [];
+
+  /** Tells the SW that the page reloads its element of `url` as a new resource; resolves once the SW knows. */
+  takeover(url: string): Promise<boolean> {
+    const controller = navigator.serviceWorker.controller;
+    if (!controller) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const channel = new MessageChannel();
+      const timer = setTimeout(() => resolve(false), TAKEOVER_ANSWER_MS);
+      channel.port1.onmessage = () => {
+        clearTimeout(timer);
+        channel.port1.close();
+        resolve(true);
+      };
+      controller.postMessage({ type: 'media-takeover', url } satisfies PageToWorker, [channel.port2]);
+    });
   }
 
   /** Starts receiving the SW's notices (stats of this page's requests). */

@@ -15,7 +15,19 @@ export type PageToWorker =
    * Fetch this piece from the local store or the origin ahead of need (the engine decided this
    * page is the one to fetch it for the swarm). Answered with `piece-delivered` like any piece.
    */
-  | { type: 'prefetch'; asset: string; piece: number };
+  | { type: 'prefetch'; asset: string; piece: number }
+  /**
+   * Media elements of this page began loading these URLs before the SW controlled it (a first
+   * visit): pass their requests through. Chromium refuses a media resource assembled from a
+   * network response and a SW-built one, even for the same URL (measured: PIPELINE_ERROR_READ
+   * on the next seek; docs/architecture.md).
+   */
+  | { type: 'media-direct'; urls: string[] }
+  /**
+   * The page reloads its element of `url` as a new resource: answer that URL again. The SW
+   * acknowledges on the transferred port, and the page reloads only then.
+   */
+  | { type: 'media-takeover'; url: string };
 
 /** SW -> page, posted to a window client. */
 export type WorkerToPage =
@@ -93,6 +105,10 @@ export function asPageToWorker(data: unknown): PageToWorker | undefined {
   if (data.type === 'prefetch' && typeof data.asset === 'string' && typeof data.piece === 'number') {
     return data as PageToWorker;
   }
+  if (data.type === 'media-direct' && Array.isArray(data.urls) && data.urls.every((url) => typeof url === 'string')) {
+    return data as PageToWorker;
+  }
+  if (data.type === 'media-takeover' && typeof data.url === 'string') return data as PageToWorker;
   return undefined;
 }
 

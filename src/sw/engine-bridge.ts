@@ -2,6 +2,7 @@ import {
   BRIDGE_VERSION,
   asPageToWorker,
   asPieceAnswer,
+  type PageToWorker,
   type PieceAnswer,
   type WorkerToPage,
 } from '../shared/bridge-messages.js';
@@ -27,16 +28,18 @@ export class EngineBridge {
   }
 
   /**
-   * Handles page -> SW messages: keeps the list of ready engines, and returns a `prefetch`
-   * request (with the asking page's id) for the caller to carry out.
+   * Handles page -> SW messages: keeps the list of ready engines, and returns the other messages
+   * (with the sending page's id) for the caller to carry out.
    */
-  onMessage(event: ExtendableMessageEvent): { asset: string; piece: number; clientId: string } | undefined {
+  onMessage(
+    event: ExtendableMessageEvent,
+  ): { message: Exclude<PageToWorker, { type: 'engine-ready' | 'engine-gone' }>; clientId: string } | undefined {
     const message = asPageToWorker(event.data);
     const source = event.source;
     if (!message || !(source instanceof Client)) return undefined;
     if (message.type === 'engine-ready') this.#ready.add(source.id);
     else if (message.type === 'engine-gone') this.#ready.delete(source.id);
-    else return { asset: message.asset, piece: message.piece, clientId: source.id };
+    else return { message, clientId: source.id };
     return undefined;
   }
 

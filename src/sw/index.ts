@@ -6,6 +6,7 @@ import { findAsset, type ManifestAsset } from '../shared/manifest.js';
 import { IdbPieceStore } from '../store/idb-piece-store.js';
 import type { PieceStore } from '../store/piece-store.js';
 import { assetResponse } from './asset-response.js';
+import { DirectMedia } from './direct-media.js';
 import { EngineBridge } from './engine-bridge.js';
 import { ManifestSource } from './manifest-source.js';
 import { fetchPieceFromOrigin, originAllowsFetch } from './origin-fetch.js';
@@ -26,6 +27,8 @@ const fetchable = new Map<string, Promise<boolean>>();
  * does not come must not hold the page's media back; the request then goes to the network.
  */
 const MANIFEST_WAIT_MS = 3000;
+/** Per page, media URLs whose elements began loading on the network (see DirectMedia). */
+const directMedia = new DirectMedia();
 /** URLs answered by the network because no manifest was there in time. */
 const passedThrough = new Set<string>();
 
@@ -66,11 +69,17 @@ self.addEventListener('activate', (event) => {
 });
 
 self.addEventListener('message', (event) => {
-  const prefetch = bridge.onMessage(event);
-  if (!prefetch) return;
-  const asset = manifests.current()?.assets.find((candidate) => candidate.id === prefetch.asset);
-  if (!asset || prefetch.piece >= asset.pieces.length) return;
-  event.waitUntil(pieceSources().then((loaded) => loaded.prefetch(asset, prefetch.piece, prefetch.clientId)));
+  const received = bridge.onMessage(event);
+  if (!received) return;
+  const { message, clientId } = received;
+  if (message.type === 'media-direct') return directMedia.add(clientId, message.urls);
+  if (message.type === 'media-takeover') {
+    directMedia.delete(clientId, message.url);
+    return event.ports[0]?.postMessage({ type: 'media-takeover-ready' });
+  }
+  const asset = manifests.current()?.assets.find((candidate) => candidate.id === message.asset);
+  if (!asset || message.piece >= asset.pieces.length) return;
+  event.waitUntil(pieceSources().then((loaded) => loaded.prefetch(asset, message.piece, clientId)));
 });
 
 // A restarted SW has lost its list of ready engines: ask the pages again.
@@ -81,6 +90,8 @@ self.addEventListener('fetch', (event) => {
   const { request } = event;
   if (request.method !== 'GET' || request.mode === 'navigate' || NEVER_ASSETS.has(request.destination)) return;
   if (request.url === manifests.url) return;
+  // Elements that began loading before this SW controlled the page stay on the network.
+  if (directMedia.has(event.clientId, request.url)) return;
   const manifest = manifests.current();
   if (manifest && !passedThrough.has(request.url)) {
     const asset = findAsset(manifest, request.url);

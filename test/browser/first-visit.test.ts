@@ -1,0 +1,96 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { assertNoPageErrors, useChromium, waitFor } from '../harness/browser.js';
+import { openSeeder, stats, useTestSite } from './test-site.js';
+
+// A first visit to a page whose player is in its HTML: the <video> starts loading while the page
+// is parsed, before peerfetch's service worker controls the page. Chromium reads such a video
+// through one long network request and refuses a resource mixed from network and SW-built
+// responses, so the element must either stay on the network (every request passed through) or be
+// taken over as a new resource that the SW answers entirely.
+
+const chromium = useChromium({ webrtc: true });
+// The cap (190 KB/s, 1.5 Mbit/s) keeps the video's own request running (12 s of 1.2 Mbit/s) when the SW
+// takes control, as on a real first visit; unthrottled, Chromium has the whole file in a moment.
+const fixture = useTestSite({ video: { name: 'first-visit', seconds: 12, kbps: 1200 }, pieceSize: '64KiB', originArgs: ['--rate', '190'] });
+
+/** Writes a page with the player in its HTML and the README's deferred script tag; returns its URL. */
+async function inPageHtml(name: string, attributes: Record<string, string>): Promise<string> {
+  const data = Object.entries(attributes)
+    .map(([key, value]) => ` data-${key}="${value}"`)
+    .join('');
+  await writeFile(
+    join(fixture.site.dir, name),
+    `<!doctype html><meta charset="utf-8"><title>player in the page</title>
+<script src="/peerfetch.js"${data} defer></script>
+<body><video src="/media/video.mp4" muted autoplay></video></body>`,
+  );
+  return `${fixture.originUrl}/${name}`;
+}
+
+function videoState(page: Page) {
+  return page.evaluate(() => {
+    const video = document.querySelector('video')!;
+    return {
+      currentSrc: video.currentSrc,
+      currentTime: video.currentTime,
+      ended: video.ended,
+      error: video.error ? `${video.error.code}: ${video.error.message}` : null,
+    };
+  });
+}
+
+describe('player in the page on a first visit', () => {
+  it('is taken over once the SW controls the page, plays to its end and gets pieces from peers', async () => {
+    // One swarm for the seeder's test page and this page (the default key is the page's path).
+    const seeder = await openSeeder(chromium, fixture, 'first-visit-seeder', { swarm: 'first-visit' });
+    const viewer = await chromium.viewer('first-visit-viewer');
+    const page = await viewer.newPage();
+    await page.addInitScript(() => {
+      (window as unknown as { controlledAtStart: boolean }).controlledAtStart = navigator.serviceWorker.controller !== null;
+    });
+    await page.goto(await inPageHtml('in-page.html', { tracker: fixture.trackerUrl, swarm: 'first-visit' }));
+    // Loading began on the network: the page had no SW when the player started.
+    expect(await page.evaluate(() => (window as unknown as { controlledAtStart: boolean }).controlledAtStart)).toBe(false);
+    await page.evaluate(() => window.peerfetch!.ready);
+    await waitFor(async () => (await videoState(page)).ended || (await videoState(page)).error, {
+      timeoutMs: 60_000,
+      what: 'the video to end',
+    });
+    const state = await videoState(page);
+    // A resource mixed from network and SW-built responses fails in Chromium (PIPELINE_ERROR_READ).
+    expect(state.error).toBeNull();
+    expect(state.ended).toBe(true);
+    expect(state.currentSrc).toMatch(/\/media\/video\.mp4#peerfetch$/);
+    expect((await stats(page)).bytesFromPeers).toBeGreaterThan(0);
+    assertNoPageErrors(seeder.context);
+    assertNoPageErrors(viewer);
+  });
+
+  it('stays on the network when it is not taken over: a seek after the SW took control plays on', async () => {
+    const viewer = await chromium.viewer('first-visit-direct');
+    const page = await viewer.newPage();
+    // P2P off: nothing to gain from a takeover on a first visit, so the element keeps its request.
+    await page.goto(await inPageHtml('in-page-p2p-off.html', { p2p: 'off' }));
+    await page.evaluate(() => window.peerfetch!.ready);
+    await waitFor(async () => (await videoState(page)).currentTime > 0, { what: 'the video to play' });
+    // Far past what the capped origin has delivered: Chromium must issue a new Range request.
+    await page.evaluate(() => {
+      const video = document.querySelector('video')!;
+      video.currentTime = video.duration * 0.8;
+    });
+    await waitFor(async () => {
+      const state = await videoState(page);
+      return state.error ?? (state.ended || state.currentTime > 0);
+    });
+    await waitFor(async () => (await videoState(page)).ended || (await videoState(page)).error, { timeoutMs: 30_000, what: 'the video to end' });
+    const state = await videoState(page);
+    expect(state.error).toBeNull();
+    expect(state.currentSrc).toMatch(/\/media\/video\.mp4$/);
+    // The SW answered nothing of it: every request of that element went to the network.
+    expect((await stats(page)).bytesServed).toBe(0);
+    assertNoPageErrors(viewer);
+  });
+});

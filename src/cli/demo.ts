@@ -11,7 +11,8 @@ import { parseArgs } from 'node:util';
 import { createJsonLogger, startTracker } from '../tracker/index.js';
 import { MANIFEST_FILE_NAME, buildManifest } from './build-manifest.js';
 import { PeerfetchError } from '../shared/errors.js';
-import { joinNegativeValues, packageRoot, parsePort, parseRate, peerfetchScriptFiles, untilSignal } from './cli-support.js';
+import { joinNegativeValues } from '../shared/command-line.js';
+import { packageRoot, parsePort, parseRate, peerfetchScriptFiles, untilSignal } from './cli-support.js';
 import {
   MAX_HEADLESS_VIEWERS,
   findChromium,

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { joinNegativeValues } from '../shared/command-line.js';
 import { PeerfetchError } from '../shared/errors.js';
 import { MANIFEST_FILE_NAME, buildManifest, checkPieceSize, parseSize, urlMaker, type ManifestProgress } from './build-manifest.js';
 import { watchManifest, type WatchManifestOptions } from './live-manifest.js';
@@ -14,7 +15,6 @@ import {
   EXIT_FAILURE,
   EXIT_USAGE,
   formatBytes,
-  joinNegativeValues,
   packageRoot,
   isUsageError,
   packageVersion,

@@ -1,11 +1,15 @@
 import { parseArgs } from 'node:util';
+import { flagsFromEnv, joinNegativeValues } from '../shared/command-line.js';
 import { PeerfetchError } from '../shared/errors.js';
 import { trustedProxyList } from './client-address.js';
 import { createJsonLogger, type LogLevel } from './logger.js';
-import type { TrackerOptions } from './options.js';
+import { resolveOptions, type TrackerOptions } from './options.js';
 import { startTracker } from './index.js';
 
 export const TRACKER_USAGE = `Usage: peerfetch tracker [options]
+
+Every option may also be set by its environment variable (flags win): --max-connections is
+PEERFETCH_MAX_CONNECTIONS; repeatable options take a comma-separated list; switches 1 or 0.
 
   --port N                     TCP port (default 8000; 0 = any free port)
   --host ADDR                  address to bind (default 127.0.0.1)
@@ -79,46 +83,73 @@ const NUMERIC_FLAGS = {
   'max-report-share': 'maxReportShare',
 } as const satisfies Record<string, keyof TrackerOptions>;
 
+/** Numeric flags that take a fraction; all others take whole numbers. */
+const FRACTION_FLAGS = new Set(['max-report-share']);
+
+/** The options of `peerfetch tracker`; each may also come from its PEERFETCH_* environment variable. */
+const TRACKER_OPTIONS = {
+  port: { type: 'string' },
+  host: { type: 'string' },
+  redis: { type: 'string' },
+  'allow-origin': { type: 'string', multiple: true },
+  'turn-url': { type: 'string', multiple: true },
+  'turn-secret': { type: 'string' },
+  'allow-swarm': { type: 'string', multiple: true },
+  'trust-proxy': { type: 'boolean' },
+  'redis-optional': { type: 'boolean' },
+  'admin-port': { type: 'string' },
+  'admin-host': { type: 'string' },
+  'admin-token': { type: 'string' },
+  'trusted-proxy': { type: 'string', multiple: true },
+  'log-level': { type: 'string' },
+  transport: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  ...Object.fromEntries(Object.keys(NUMERIC_FLAGS).map((k) => [k, { type: 'string' as const }])),
+} as const;
+
 /**
- * Parses `peerfetch tracker` arguments into tracker options (throws PeerfetchError 'option-invalid').
- * `env` supplies PEERFETCH_TURN_SECRET when --turn-secret is not given, and PEERFETCH_ADMIN_TOKEN
- * when --admin-token is not.
+ * Parses `peerfetch tracker` arguments into tracker options (throws PeerfetchError 'option-invalid',
+ * naming the flag and the values it accepts). Every option not on the command line may come from
+ * `env`: `--max-connections` from PEERFETCH_MAX_CONNECTIONS, repeatable ones comma-separated,
+ * switches as 1/true/yes or 0/false/no; flags win.
  */
 export function parseTrackerArgs(argv: string[], env: Record<string, string | undefined> = {}): { options: TrackerOptions; logLevel: LogLevel; help: boolean } {
+  const fromEnv = flagsFromEnv(env, argv, TRACKER_OPTIONS);
+  try {
+    return parseTrackerFlags(joinNegativeValues([...fromEnv.args, ...argv], TRACKER_OPTIONS));
+  } catch (error) {
+    // A bad value from the environment: name the variable as well as the flag.
+    const flag = error instanceof PeerfetchError ? String(error.details.flag ?? '') : '';
+    const source = fromEnv.sources[flag];
+    if (source && error instanceof PeerfetchError) throw new PeerfetchError('option-invalid', `${source}: ${error.message}`, { ...error.details, env: source });
+    throw error;
+  }
+}
+
+function parseTrackerFlags(args: string[]): { options: TrackerOptions; logLevel: LogLevel; help: boolean } {
   let values;
   try {
     ({ values } = parseArgs({
-      args: argv,
+      args,
       strict: true,
+      // --no-trust-proxy undoes PEERFETCH_TRUST_PROXY.
+      allowNegative: true,
       allowPositionals: false,
-      options: {
-        port: { type: 'string' },
-        host: { type: 'string' },
-        redis: { type: 'string' },
-        'allow-origin': { type: 'string', multiple: true },
-        'turn-url': { type: 'string', multiple: true },
-        'turn-secret': { type: 'string' },
-        'allow-swarm': { type: 'string', multiple: true },
-        'trust-proxy': { type: 'boolean' },
-        'redis-optional': { type: 'boolean' },
-        'admin-port': { type: 'string' },
-        'admin-host': { type: 'string' },
-        'admin-token': { type: 'string' },
-        'trusted-proxy': { type: 'string', multiple: true },
-        'log-level': { type: 'string' },
-        transport: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-        ...Object.fromEntries(Object.keys(NUMERIC_FLAGS).map((k) => [k, { type: 'string' as const }])),
-      },
+      options: TRACKER_OPTIONS,
     }));
   } catch (error) {
-    throw new PeerfetchError('option-invalid', `${(error as Error).message}\n\n${TRACKER_USAGE}`, { argv });
+    throw new PeerfetchError('option-invalid', `${(error as Error).message}\n\n${TRACKER_USAGE}`, { argv: args });
   }
   const number = (flag: string, raw: unknown): number | undefined => {
     if (raw === undefined) return undefined;
     const n = Number(raw);
-    if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n) || n < 0) {
-      throw new PeerfetchError('option-invalid', `--${flag} must be a non-negative number, got ${String(raw)}`, { flag });
+    if (FRACTION_FLAGS.has(flag)) {
+      if (typeof raw !== 'string' || !/^\d+(\.\d+)?$/.test(raw.trim())) throw new PeerfetchError('option-invalid', `--${flag} must be a number such as 0.25, got ${String(raw)}`, { flag });
+      return n;
+    }
+    // Every other numeric option is a count, a port or a duration in whole ms or seconds.
+    if (typeof raw !== 'string' || !/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(n)) {
+      throw new PeerfetchError('option-invalid', `--${flag} must be a whole number (0 or more), got ${String(raw)}`, { flag });
     }
     return n;
   };
@@ -131,7 +162,14 @@ export function parseTrackerArgs(argv: string[], env: Record<string, string | un
     options.redisUrl = values.redis;
   }
   const origins = values['allow-origin'];
-  if (Array.isArray(origins)) options.allowOrigins = origins.filter((o): o is string => typeof o === 'string');
+  if (Array.isArray(origins)) {
+    options.allowOrigins = origins.filter((o): o is string => typeof o === 'string');
+    // Browsers send Origin as scheme://host[:port]; anything else would never match and lock every page out.
+    const bad = options.allowOrigins.find((o) => !isOrigin(o));
+    if (bad !== undefined) {
+      throw new PeerfetchError('option-invalid', `--allow-origin must be a page origin: http(s)://host[:port] with no path, such as https://www.example.com, got ${bad}`, { flag: 'allow-origin' });
+    }
+  }
   const swarms = values['allow-swarm'];
   if (Array.isArray(swarms)) {
     const list = swarms.filter((s): s is string => typeof s === 'string');
@@ -144,7 +182,7 @@ export function parseTrackerArgs(argv: string[], env: Record<string, string | un
   const adminPort = number('admin-port', values['admin-port']);
   if (adminPort !== undefined) options.adminPort = adminPort;
   if (typeof values['admin-host'] === 'string') options.adminHost = values['admin-host'];
-  const adminToken = typeof values['admin-token'] === 'string' ? values['admin-token'] : env.PEERFETCH_ADMIN_TOKEN;
+  const adminToken = typeof values['admin-token'] === 'string' ? values['admin-token'] : undefined;
   if (adminToken) options.adminToken = adminToken;
   const turnUrls = values['turn-url'];
   if (Array.isArray(turnUrls)) {
@@ -153,7 +191,7 @@ export function parseTrackerArgs(argv: string[], env: Record<string, string | un
     if (bad !== undefined) throw new PeerfetchError('option-invalid', `--turn-url must be a turn: or turns: URL, got ${bad}`, { flag: 'turn-url' });
     options.turnUrls = list;
   }
-  const turnSecret = typeof values['turn-secret'] === 'string' ? values['turn-secret'] : env.PEERFETCH_TURN_SECRET;
+  const turnSecret = typeof values['turn-secret'] === 'string' ? values['turn-secret'] : undefined;
   if (turnSecret) options.turnSecret = turnSecret;
   if (options.turnUrls?.length && !options.turnSecret) {
     throw new PeerfetchError('option-invalid', '--turn-url needs the TURN server\'s shared secret: --turn-secret or env PEERFETCH_TURN_SECRET', { flag: 'turn-secret' });
@@ -182,7 +220,27 @@ export function parseTrackerArgs(argv: string[], env: Record<string, string | un
   if (level !== 'debug' && level !== 'info' && level !== 'warn' && level !== 'error') {
     throw new PeerfetchError('option-invalid', `--log-level must be debug, info, warn or error, got ${String(level)}`, { flag: 'log-level' });
   }
+  // Ranges that depend on the option (ports, the announce interval, ...) are checked where the
+  // options are resolved; say which flag broke one.
+  try {
+    resolveOptions(options);
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    const match = /^tracker option (\w+)/.exec(error.message);
+    const flag = Object.entries({ ...NUMERIC_FLAGS, port: 'port', host: 'host', 'turn-url': 'turnUrls', transport: 'transport' }).find(([, key]) => key === match?.[1])?.[0];
+    throw new PeerfetchError('option-invalid', flag ? error.message.replace(/^tracker option \w+/, `--${flag}`) : error.message, { flag });
+  }
   return { options, logLevel: level, help: values.help === true };
+}
+
+/** True for `scheme://host[:port]` exactly as a browser sends it in Origin. */
+function isOrigin(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'https:' || url.protocol === 'http:') && url.pathname === '/' && !url.search && !url.hash && !url.username && /^https?:\/\//i.test(text);
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -81,7 +81,7 @@ describe('peerfetch tracker command', () => {
   it('fails with a non-zero exit on a bad flag', async () => {
     const child = spawnTracker(['--port', 'nope']);
     expect(await child.exited).toBe(1);
-    expect(child.stderr()).toContain('--port must be a non-negative number');
+    expect(child.stderr()).toContain('--port must be a whole number (0 or more), got nope');
     expect(child.stdout()).toBe('');
   });
 
@@ -113,5 +113,43 @@ describe('peerfetch tracker command', () => {
       }
       expect(isPeerfetchError(error, 'option-invalid')).toBe(true);
     }
+  });
+
+  it.each([
+    [['--max-connections', '1.5'], '--max-connections must be a whole number (0 or more), got 1.5'],
+    [['--max-offers', '-1'], '--max-offers must be a whole number (0 or more), got -1'],
+    [['--allow-origin', 'www.example.com'], '--allow-origin must be a page origin: http(s)://host[:port] with no path, such as https://www.example.com, got www.example.com'],
+    [['--allow-origin', 'https://www.example.com/video'], 'got https://www.example.com/video'],
+    [['--port', '70000'], '--port must be 0-65535'],
+    [['--interval', '5'], '--interval must be 15-600 seconds, got 5'],
+    [['--redis-instance-ttl-ms', '0'], '--redis-instance-ttl-ms must be a positive number'],
+  ])('%j is refused with a message naming the flag and what it accepts', (argv, message) => {
+    expect(() => parseTrackerArgs(argv)).toThrow(message);
+  });
+
+  it('takes every option also from its PEERFETCH_* environment variable; flags win', () => {
+    const env = {
+      PEERFETCH_PORT: '9000',
+      PEERFETCH_HOST: '::',
+      PEERFETCH_REDIS: 'redis://10.0.0.5:6379',
+      PEERFETCH_ALLOW_ORIGIN: 'https://a.example, https://b.example',
+      PEERFETCH_TRUST_PROXY: 'true',
+      PEERFETCH_MAX_CONNECTIONS: '1000',
+      PEERFETCH_TURN_URL: 'turn:turn.example:3478?transport=udp',
+      PEERFETCH_TURN_SECRET: 's3cret',
+      PEERFETCH_LOG_LEVEL: 'warn',
+    };
+    const { options, logLevel } = parseTrackerArgs(['--port', '8001', '--allow-origin', 'https://c.example'], env);
+    expect(options).toMatchObject({
+      port: 8001, host: '::', redisUrl: 'redis://10.0.0.5:6379', allowOrigins: ['https://c.example'], trustProxy: true,
+      maxConnections: 1000, turnUrls: ['turn:turn.example:3478?transport=udp'], turnSecret: 's3cret',
+    });
+    expect(logLevel).toBe('warn');
+    expect(parseTrackerArgs([], { PEERFETCH_ALLOW_ORIGIN: 'https://a.example,https://b.example' }).options.allowOrigins).toEqual(['https://a.example', 'https://b.example']);
+    expect(parseTrackerArgs(['--no-trust-proxy'], { PEERFETCH_TRUST_PROXY: '1' }).options.trustProxy).toBeUndefined();
+    expect(parseTrackerArgs([], { PEERFETCH_TRUST_PROXY: '0' }).options.trustProxy).toBeUndefined();
+    // A bad value from the environment names the variable and the flag.
+    expect(() => parseTrackerArgs([], { PEERFETCH_MAX_CONNECTIONS: '1.5' })).toThrow('PEERFETCH_MAX_CONNECTIONS: --max-connections must be a whole number (0 or more), got 1.5');
+    expect(() => parseTrackerArgs([], { PEERFETCH_PORT: '70000' })).toThrow('PEERFETCH_PORT: --port must be 0-65535');
   });
 });

@@ -2,8 +2,10 @@ import { Peerfetch } from './peerfetch.js';
 import type { PeerfetchOptions } from './options.js';
 
 export { Peerfetch, type PeerfetchEventMap } from './peerfetch.js';
-export type { PeerfetchOptions } from './options.js';
-export type { PeerfetchStats } from './stats.js';
+export type { PeerfetchOptions, RelayPolicy } from './options.js';
+export type { PeerfetchStats, PeerStats } from './stats.js';
+export type { CandidateType } from './peer-path.js';
+export type { UnreachableDetail, UnreachableReason } from './reachability.js';
 export { PeerfetchError, type PeerfetchErrorCode } from '../shared/errors.js';
 
 declare global {

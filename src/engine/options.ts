@@ -12,9 +12,22 @@ export interface PeerfetchOptions {
   swarm?: string;
   /**
    * ICE servers for WebRTC: STUN URLs, or `{ urls, username, credential }` (TURN needs both).
-   * Default none: nothing is contacted that the site did not name.
+   * Default: those the tracker hands out (the peerfetch tracker's own STUN service, and TURN with
+   * short-lived credentials when its operator configured one); a tracker that hands out none
+   * (any other WebTorrent tracker) means host candidates only. No third party is contacted that
+   * the site did not name. `[]` turns STUN and TURN off.
    */
   iceServers?: Array<string | RTCIceServer>;
+  /**
+   * How peers reached only through a TURN relay are used. Every relayed byte crosses the TURN
+   * server twice (in and out), paid by the operator. `'ahead'` (default): for pieces ahead of the
+   * playhead only, fetched with time to spare, never for a piece the player waits for (the origin
+   * serves those, so a relayed transfer is never raced by an origin fetch of the same bytes);
+   * `'all'`: like any peer; `'never'`: TURN is not used and relayed connections are closed.
+   */
+  relay?: RelayPolicy;
+  /** Logs the engine's decisions (ICE servers, connections, piece sources, fallbacks) with console.debug. Default false. */
+  debug?: boolean;
   /** `false` turns peer-to-peer off: the SW still answers from the local store and the origin. Default `true`. */
   p2p?: boolean;
   /** Cap on stored piece bytes (LRU eviction above it). Default 512 MiB, or half the origin's quota if less. */
@@ -23,12 +36,19 @@ export interface PeerfetchOptions {
   uploadLimit?: number;
 }
 
+/** See {@link PeerfetchOptions.relay}. */
+export type RelayPolicy = 'all' | 'ahead' | 'never';
+const RELAY_POLICIES: readonly RelayPolicy[] = ['all', 'ahead', 'never'];
+
 export interface ResolvedOptions {
   trackers: string[];
   manifest: string;
   sw: string;
   swarm: string;
-  iceServers: RTCIceServer[];
+  /** The site's ICE servers; undefined: each tracker's own. */
+  iceServers: RTCIceServer[] | undefined;
+  relay: RelayPolicy;
+  debug: boolean;
   p2p: boolean;
   storeCapBytes: number | undefined;
   uploadLimit: number | undefined;
@@ -79,6 +99,12 @@ function iceServer(server: unknown): RTCIceServer {
   return entry as RTCIceServer;
 }
 
+function relayPolicy(value: RelayPolicy | undefined): RelayPolicy {
+  if (value === undefined) return 'ahead';
+  if (!RELAY_POLICIES.includes(value)) throw invalid(`relay (data-relay) must be all, ahead or never, got ${JSON.stringify(value)}`);
+  return value;
+}
+
 /** Fills defaults, resolves URLs against the page, and refuses invalid values with an `option-invalid` error. */
 export function resolveOptions(options: PeerfetchOptions, location: Location): ResolvedOptions {
   return {
@@ -86,7 +112,9 @@ export function resolveOptions(options: PeerfetchOptions, location: Location): R
     manifest: new URL(options.manifest ?? '/peerfetch-manifest.json', location.href).href,
     sw: new URL(options.sw ?? '/peerfetch-sw.js', location.href).href,
     swarm: options.swarm ?? location.origin + location.pathname,
-    iceServers: (options.iceServers ?? []).map(iceServer),
+    iceServers: options.iceServers?.map(iceServer),
+    relay: relayPolicy(options.relay),
+    debug: options.debug ?? false,
     p2p: options.p2p ?? true,
     storeCapBytes: positiveInteger('storeCapBytes (data-store-cap-bytes)', options.storeCapBytes),
     uploadLimit: positiveInteger('uploadLimit (data-upload-limit)', options.uploadLimit),
@@ -125,6 +153,9 @@ export function optionsFromScript(script: HTMLOrSVGScriptElement | null): Peerfe
   if (data.swarm) options.swarm = data.swarm;
   if (data.iceServers) options.iceServers = parseIceServers(data.iceServers);
   if (data.p2p === 'off') options.p2p = false;
+  if (data.relay !== undefined) options.relay = data.relay as RelayPolicy;
+  // `data-debug` alone or `data-debug="on"` turns logging on; "off" (or absence) leaves it off.
+  if (data.debug !== undefined && data.debug !== 'off') options.debug = true;
   if (data.storeCapBytes !== undefined) options.storeCapBytes = attributeNumber(data.storeCapBytes);
   if (data.uploadLimit !== undefined) options.uploadLimit = attributeNumber(data.uploadLimit);
   return options;

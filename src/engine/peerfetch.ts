@@ -6,6 +6,9 @@ import { TypedEventTarget } from '../shared/typed-events.js';
 import { IdbPieceStore } from '../store/idb-piece-store.js';
 import { MemoryPieceStore, type PieceStore } from '../store/piece-store.js';
 import { resolveOptions, type PeerfetchOptions, type ResolvedOptions } from './options.js';
+import type { Peer } from './peer.js';
+import { isRelayed, readPeerPath, UNKNOWN_PATH, type PeerPath } from './peer-path.js';
+import { ReachabilityMonitor, type UnreachableDetail } from './reachability.js';
 import { PieceSources, StatsCounters, type PeerfetchStats } from './stats.js';
 import { SwLink } from './sw-link.js';
 import { takeOver } from './media-takeover.js';
@@ -25,6 +28,11 @@ export interface PeerfetchEventMap {
   'piece:rejected': { url: string; piece: number; peerId: string };
   /** A piece the SW asked for went to the origin instead of peers. */
   'asset:fallback': { url: string; piece: number; reason: string };
+  /**
+   * The tracker reports other peers but no connection to them succeeds; `reason` is what this page
+   * observed (see README "Networks"). Fired once per problem, again only after a connection succeeded.
+   */
+  'swarm:unreachable': UnreachableDetail;
   error: { error: PeerfetchError };
 }
 
@@ -60,6 +68,15 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
   /** Aborted when P2P is turned off while waiting to lead. */
   #leadership: AbortController | undefined;
   #finalStats: PeerfetchStats | undefined;
+  /** Network path per connected peer, refreshed on the stats tick (getStats() must stay synchronous). */
+  readonly #paths = new Map<string, PeerPath>();
+  #refreshingPaths = false;
+  readonly #reachability = new ReachabilityMonitor((detail) => {
+    this.#log?.(`swarm unreachable: ${detail.reason} (${detail.peersInSwarm} peers in the swarm, ${detail.attempts} failed attempts)`);
+    this.emit('swarm:unreachable', detail);
+  });
+  /** console.debug when the `debug` option is on; undefined otherwise, so `#log?.(…)` costs nothing. */
+  readonly #log: ((message: string, ...details: unknown[]) => void) | undefined;
 
   constructor(options: PeerfetchOptions = {}) {
     super();
@@ -73,6 +90,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       this.options = resolveOptions({ p2p: false }, location);
     }
     this.#p2p = this.options.p2p;
+    if (this.options.debug) this.#log = (message, ...details) => console.debug(`[peerfetch] ${message}`, ...details);
     this.#uploadLimit = this.options.uploadLimit;
     this.#link = new SwLink(
       (request, signal) => this.#answerPieceRequest(request, signal),
@@ -92,6 +110,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       bytesDownloaded,
       bytesUploaded,
       throughput: Math.round(throughput),
+      ...(this.#paths.get(id) ?? UNKNOWN_PATH),
     }));
     return this.#stats.snapshot(peers, this.#sources.snapshot());
   }
@@ -176,7 +195,11 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     this.#link.listen();
     this.#manifest = manifest;
     swarm.uploads.bytesPerSecond = this.#uploadLimit;
-    this.#statsTimer = setInterval(() => this.emit('stats', this.getStats()), STATS_INTERVAL_MS);
+    swarm.relayedServeUrgent = options.relay === 'all';
+    this.#statsTimer = setInterval(() => {
+      this.#refreshPaths();
+      this.emit('stats', this.getStats());
+    }, STATS_INTERVAL_MS);
     if (this.#p2p) this.#leadWhenFirst(swarm);
     try {
       await registering;
@@ -257,18 +280,25 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       onPeerConnect: (peer) => {
         this.emit('peer:connect', { peerId: peer.id });
         this.#scheduler?.reschedule();
+        void this.#readPath(peer);
       },
       onPeerHave: () => this.#scheduler?.reschedule(),
       onPeerDisconnect: (peer, reason) => {
+        this.#paths.delete(peer.id);
+        this.#log?.(`peer ${peer.id} disconnected: ${reason}`);
         this.emit('peer:disconnect', { peerId: peer.id, reason });
         for (const tracker of this.#trackers) tracker.wantMorePeers();
       },
       onPieceVerified: (asset, piece, peer, bytes) => {
         this.#stats.add('bytesFromPeers', bytes);
         this.#sources.mark(asset.id, piece, 'p');
+        this.#log?.(`piece ${piece} of ${asset.href} from peer ${peer.id} (${bytes} bytes, verified)`);
         this.emit('piece:verified', { url: asset.href, piece, peerId: peer.id, bytes });
       },
-      onPieceRejected: (asset, piece, peer) => this.emit('piece:rejected', { url: asset.href, piece, peerId: peer.id }),
+      onPieceRejected: (asset, piece, peer) => {
+        this.#log?.(`piece ${piece} of ${asset.href} from peer ${peer.id} failed its hash: peer banned`);
+        this.emit('piece:rejected', { url: asset.href, piece, peerId: peer.id });
+      },
       onUploaded: (_peer, bytes) => this.#stats.add('bytesUploaded', bytes),
       onWithdrawn: (assetId, piece) => this.#sources.unmark(assetId, piece),
     });
@@ -288,15 +318,19 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
   async #joinSwarm(swarm: Swarm): Promise<void> {
     const infoHash = await swarmInfoHash(this.options.swarm);
     const peerId = this.#peerId;
-    const rtcConfig: RTCConfiguration = { iceServers: this.options.iceServers };
     if (this.#destroyed) return;
+    const { iceServers, relay } = this.options;
+    this.#log?.(`joining swarm ${this.options.swarm} through ${this.options.trackers.join(', ') || 'no tracker'}; ICE servers: ${iceServers ? 'the site\'s' : 'each tracker\'s'}; relay: ${relay}`);
     this.#trackers = this.options.trackers.map(
       (url) =>
         new TrackerClient({
           url,
           infoHash,
           peerId,
-          rtcConfig,
+          iceServers,
+          withoutTurn: relay === 'never',
+          log: this.#log,
+          onAttempt: (attempt) => this.#reachability.onAttempt(attempt, swarm.peers.size),
           wantedPeers: () => swarm.wantedPeers(),
           reservePeerSlot: () => swarm.reservePeerSlot(),
           isConnected: (id) => swarm.isConnected(id),
@@ -306,7 +340,10 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
             return { bytesFromPeers, bytesFromOrigin, bytesUploaded };
           },
           onProblem: (code, message) => this.#fail(new PeerfetchError(code, message, { tracker: url })),
-          onSwarmSize: (peers) => this.#scheduler?.onSwarmSize(peers),
+          onSwarmSize: (peers) => {
+            this.#reachability.onSwarmSize(peers);
+            this.#scheduler?.onSwarmSize(peers);
+          },
         }),
     );
     for (const tracker of this.#trackers) tracker.start();
@@ -326,6 +363,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       const data = result.data.buffer.slice(result.data.byteOffset, result.data.byteOffset + result.data.byteLength) as ArrayBuffer;
       return { type: 'piece', data };
     }
+    this.#log?.(`piece ${request.piece} of ${asset.href} from the origin: ${result.reason}`);
     this.emit('asset:fallback', { url: asset.href, piece: request.piece, reason: result.reason });
     if (!result.partial) return { type: 'piece-miss', reason: result.reason };
     const partial = result.partial.buffer.slice(result.partial.byteOffset, result.partial.byteOffset + result.partial.byteLength) as ArrayBuffer;
@@ -343,6 +381,31 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     if (notice.source === 'origin') this.#scheduler?.onStored(notice.asset, notice.piece);
     // Seeding backs off when this visitor's own requests slow down (its uplink is full).
     if (notice.source === 'origin' && typeof notice.latencyMs === 'number') this.#swarm?.uploads.noteOwnDelay(notice.latencyMs);
+  }
+
+  /**
+   * Reads a peer's network path (at connect, then every stats tick): a relayed one is closed
+   * (relay 'never') or kept out of the pieces the player waits for (relay 'ahead').
+   */
+  async #readPath(peer: Peer): Promise<void> {
+    const path = await readPeerPath(peer.connection);
+    if (this.#destroyed || peer.closed || this.#swarm?.peers.get(peer.id) !== peer) return;
+    const known = this.#paths.get(peer.id);
+    this.#paths.set(peer.id, path);
+    const relayed = isRelayed(path);
+    if (!known || isRelayed(known) !== relayed) {
+      this.#log?.(`peer ${peer.id} path: ${path.localCandidateType ?? '?'} -> ${path.remoteCandidateType ?? '?'}, rtt ${path.rttMs ?? '?'} ms${relayed ? `, relayed (relay: ${this.options.relay})` : ''}`);
+    }
+    if (relayed && this.options.relay === 'never') return peer.close('relayed path (relay: never)');
+    this.#swarm?.markRelayed(peer.id, relayed);
+  }
+
+  /** Refreshes every peer's path (candidate types, RTT) in the background; one pass at a time. */
+  #refreshPaths(): void {
+    const peers = [...(this.#swarm?.peers.values() ?? [])];
+    if (this.#refreshingPaths || peers.length === 0) return;
+    this.#refreshingPaths = true;
+    void Promise.all(peers.map((peer) => this.#readPath(peer))).finally(() => (this.#refreshingPaths = false));
   }
 
   #fail(error: unknown): void {

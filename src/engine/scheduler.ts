@@ -128,7 +128,7 @@ export class Scheduler {
     if (grace > 0) await swarm.waitForPeer(grace, signal);
     const canWait =
       !first &&
-      swarm.availability(asset.id, piece) === 0 &&
+      swarm.availability(asset.id, piece, true) === 0 &&
       !swarm.downloading(asset.id, piece) &&
       this.ownerOf(asset.id, piece) !== this.#components.selfId();
     if (canWait) {
@@ -136,12 +136,13 @@ export class Scheduler {
       const waitMs = Math.min(OWNER_WAIT_MS, deadlineMs / 2);
       if (!(await swarm.waitForHave(asset.id, piece, waitMs, signal))) return { ok: false, reason: 'no-peer' };
     }
-    if (swarm.availability(asset.id, piece) === 0 && !swarm.downloading(asset.id, piece)) {
+    // `urgent`: the player waits for this piece (relayed peers may be left out, see PeerfetchOptions.relay).
+    if (swarm.availability(asset.id, piece, true) === 0 && !swarm.downloading(asset.id, piece)) {
       return { ok: false, reason: 'no-peer' };
     }
     const remaining = Math.max(0, deadlineMs - (this.#now() - started));
     // The SW finishes a piece partly received at the deadline from the origin.
-    return swarm.fetchPiece(asset.id, piece, remaining, signal, { handOver: true });
+    return swarm.fetchPiece(asset.id, piece, remaining, signal, { handOver: true, urgent: true });
   }
 
   /** Something changed (a have, a new peer, a stored piece): plan again, once per task. */

@@ -1,3 +1,5 @@
+import type { PeerPath } from './peer-path.js';
+
 /** What `getStats()` returns; see docs/architecture.md "Public surface" and the README. */
 export interface PeerfetchStats {
   /** Verified bytes received from peers. */
@@ -14,13 +16,16 @@ export interface PeerfetchStats {
   offloadRatio: number;
   /** Connected peers. */
   peers: number;
-  /** Per connected peer: bytes each way and the measured download rate (bytes/s). */
+  /**
+   * Per connected peer: bytes each way, the measured download rate (bytes/s), and the network path
+   * (selected ICE candidate types, round-trip time), refreshed every stats tick.
+   */
   peerList: PeerStats[];
   /** Per manifest asset: how many of its pieces this page holds, and where each came from. */
   assets: AssetStats[];
 }
 
-export interface PeerStats {
+export interface PeerStats extends PeerPath {
   id: string;
   bytesDownloaded: number;
   bytesUploaded: number;

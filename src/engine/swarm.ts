@@ -61,6 +61,10 @@ export class Swarm {
   readonly #downloads = new SharedTasks<PieceResult, AbortSignal>();
   /** Callers waiting for some peer to announce a piece. */
   readonly #haveWaiters = new Set<{ asset: string; piece: number; resolve(): void }>();
+  /** Peers reached through a TURN relay (see PeerfetchOptions.relay). */
+  readonly #relayed = new Set<string>();
+  /** Whether relayed peers serve pieces the player waits for ('all'), or only prefetches ('ahead'). */
+  relayedServeUrgent = true;
   /** Per piece download in progress, the bytes kept from peers that stopped part way (see #download). */
   readonly #prefixes = new Map<string, Uint8Array>();
   readonly #stopListening: () => void;
@@ -182,6 +186,7 @@ export class Swarm {
       onClose: (closed, reason) => {
         if (this.peers.get(closed.id) !== closed) return;
         this.peers.delete(closed.id);
+        this.#relayed.delete(closed.id);
         this.#callbacks.onPeerDisconnect(closed, reason);
       },
     });
@@ -190,11 +195,15 @@ export class Swarm {
     this.#callbacks.onPeerConnect(peer);
   }
 
-  /** Connected peers that hold `piece`. */
-  availability(assetId: string, piece: number): number {
-    let count = 0;
-    for (const peer of this.peers.values()) if (!peer.closed && peer.has(assetId, piece)) count++;
-    return count;
+  /** Marks a peer's path as going through a TURN relay (or not), as getStats() showed it. */
+  markRelayed(peerId: string, relayed: boolean): void {
+    if (relayed && this.peers.has(peerId)) this.#relayed.add(peerId);
+    else this.#relayed.delete(peerId);
+  }
+
+  /** Connected peers that hold `piece` (for a piece the player waits for when `urgent`). */
+  availability(assetId: string, piece: number, urgent = false): number {
+    return this.#holders(assetId, piece, new Set(), urgent).length;
   }
 
   /**
@@ -202,11 +211,11 @@ export class Swarm {
    * send first: its outstanding requests at least as urgent as `urgencyMs` (the deadline the
    * request would carry; default `ms`). See Peer.expectedDelay.
    */
-  canDeliverWithin(assetId: string, piece: number, ms: number, urgencyMs = ms): boolean {
+  canDeliverWithin(assetId: string, piece: number, ms: number, urgencyMs = ms, urgent = false): boolean {
     const asset = this.#assets.get(assetId);
     if (!asset) return false;
     const span = pieceSpan(piece, asset.size, asset.pieceSize);
-    return this.#holders(assetId, piece, new Set()).some((peer) => peer.expectedDelay(span.end - span.start, urgencyMs) * 1000 <= ms);
+    return this.#holders(assetId, piece, new Set(), urgent).some((peer) => peer.expectedDelay(span.end - span.start, urgencyMs) * 1000 <= ms);
   }
 
   /** Whether a peer download of `piece` is in progress. */
@@ -252,19 +261,21 @@ export class Swarm {
    * `handOver`: at the deadline, a piece partly received is handed over in `partial` and its
    * transfer stopped for every caller, so that the caller (the SW) finishes it from the origin
    * from where the peers stopped; without it, the transfer goes on for the other callers.
+   * `urgent`: the player waits for this piece (relayed peers may be left out, see
+   * PeerfetchOptions.relay).
    */
   async fetchPiece(
     assetId: string,
     piece: number,
     deadlineMs: number,
     signal: AbortSignal,
-    { handOver = false }: { handOver?: boolean } = {},
+    { handOver = false, urgent = false }: { handOver?: boolean; urgent?: boolean } = {},
   ): Promise<PieceResult> {
     const asset = this.#assets.get(assetId);
     if (!asset || piece >= asset.pieces.length) return { ok: false, reason: 'unknown-asset' };
     const key = `${assetId}/${piece}`;
     const joining = this.#downloads.has(key);
-    if (!joining && this.availability(assetId, piece) > 0 && !this.canDeliverWithin(assetId, piece, deadlineMs)) {
+    if (!joining && this.availability(assetId, piece, urgent) > 0 && !this.canDeliverWithin(assetId, piece, deadlineMs, deadlineMs, urgent)) {
       return { ok: false, reason: 'slow-peers' };
     }
     // The partial is taken at the deadline before this caller leaves the transfer: the last caller
@@ -279,7 +290,7 @@ export class Swarm {
     signal.addEventListener('abort', onAbort, { once: true });
     if (signal.aborted) caller.abort();
     try {
-      return await this.#downloads.run(key, (shared) => this.#download(asset, piece, deadlineMs, shared), caller.signal);
+      return await this.#downloads.run(key, (shared) => this.#download(asset, piece, deadlineMs, shared, urgent), caller.signal);
     } catch {
       if (!partial) return { ok: false, reason: 'timeout' };
       // The caller finishes the piece from here: nobody needs the rest from a peer any more.
@@ -307,7 +318,7 @@ export class Swarm {
    * for the rest only. The whole piece is verified; when bytes of several peers fail together,
    * nobody can be blamed (no ban), and the piece is not taken from them again in this download.
    */
-  async #download(asset: ManifestAsset, piece: number, deadlineMs: number, signal: AbortSignal): Promise<PieceResult> {
+  async #download(asset: ManifestAsset, piece: number, deadlineMs: number, signal: AbortSignal, urgent: boolean): Promise<PieceResult> {
     const span = pieceSpan(piece, asset.size, asset.pieceSize);
     const bytes = span.end - span.start;
     const key = `${asset.id}/${piece}`;
@@ -321,7 +332,7 @@ export class Swarm {
       while (!signal.aborted) {
         const left = bytes - (prefix?.length ?? 0);
         const remainingMs = endsAt - performance.now();
-        const candidates = this.#holders(asset.id, piece, tried)
+        const candidates = this.#holders(asset.id, piece, tried, urgent)
           .map((peer) => ({ peer, delay: peer.expectedDelay(left, deadlineMs) }))
           .sort((a, b) => a.delay - b.delay);
         const peer = candidates[0]?.peer;
@@ -373,9 +384,15 @@ export class Swarm {
     return { ok: false, reason: rejected ? 'rejected' : tried.size === 0 ? 'no-peer' : 'timeout' };
   }
 
-  /** Open peers that hold `piece` of `assetId`, other than those in `except`. */
-  #holders(assetId: string, piece: number, except: ReadonlySet<string>): Peer[] {
-    return [...this.peers.values()].filter((peer) => !except.has(peer.id) && !peer.closed && peer.has(assetId, piece));
+  /**
+   * Open peers that hold `piece` of `assetId`, other than those in `except`; for a piece the player
+   * waits for (`urgent`), relayed peers only when they serve those (relay policy 'all').
+   */
+  #holders(assetId: string, piece: number, except: ReadonlySet<string>, urgent = false): Peer[] {
+    const skipRelayed = urgent && !this.relayedServeUrgent;
+    return [...this.peers.values()].filter(
+      (peer) => !except.has(peer.id) && !peer.closed && peer.has(assetId, piece) && !(skipRelayed && this.#relayed.has(peer.id)),
+    );
   }
 
   #ban(peer: Peer, asset: ManifestAsset, piece: number): void {

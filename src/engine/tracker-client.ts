@@ -1,4 +1,5 @@
-import { acceptOffer, channelOpen, createOffer, type PendingOffer } from './rtc.js';
+import { acceptOffer, channelOpen, createOffer, type Gathering, type PendingOffer } from './rtc.js';
+import { parseTrackerIce, type TrackerIce } from './tracker-ice.js';
 
 /** Offers sent per announce while we want peers: as webtorrent does, enough to meet a few peers at once. */
 const OFFERS_PER_ANNOUNCE = 5;
@@ -20,6 +21,12 @@ const RECONNECT_MIN_MS = 1000;
 const RECONNECT_MAX_MS = 60_000;
 /** WebSocket close codes by which a tracker refuses a client (RFC 6455: policy, too big, try again later). */
 const REFUSAL_CLOSE_CODES = new Set([1008, 1009, 1013]);
+/**
+ * Longest wait (ms) for the reply to the first announce, which tells the ICE servers to make
+ * offers with (see tracker-ice.ts). A tracker answers an announce in one round trip (well under a
+ * second, even across continents); one that does not answer within 2 s gets host-only offers.
+ */
+const TRACKER_ICE_WAIT_MS = 2000;
 /** How often (ms) byte counters are reported to the tracker for its swarm-wide offload figure. */
 export const STATS_REPORT_INTERVAL_MS = 10_000;
 
@@ -30,11 +37,17 @@ export interface SwarmReport {
   bytesUploaded: number;
 }
 
+/** How one connection attempt (an offer answered, or an offer of another peer answered by us) ended. */
+export type ConnectionAttempt = { ok: true; peerId: string } | { ok: false; peerId: string; gathering: Gathering };
+
 export interface TrackerClientOptions {
   url: string;
   infoHash: string;
   peerId: string;
-  rtcConfig: RTCConfiguration;
+  /** The site's own ICE servers; undefined: those this tracker hands out (its STUN, maybe TURN). */
+  iceServers: RTCIceServer[] | undefined;
+  /** Leave out TURN servers handed out by the tracker (relay policy 'never'). */
+  withoutTurn?: boolean;
   /** How many more peers we want now, connections in progress counted (0 = announce without offers). */
   wantedPeers(): number;
   /**
@@ -55,6 +68,10 @@ export interface TrackerClientOptions {
   onProblem(code: TrackerProblemCode, message: string): void;
   /** The tracker said how many peers the swarm has (us included), from its announce response. */
   onSwarmSize?(peers: number): void;
+  /** A connection attempt ended (opened, or failed with what our side gathered). */
+  onAttempt?(attempt: ConnectionAttempt): void;
+  /** Debug log of this client's decisions (undefined: off, and nothing is formatted). */
+  log?: (message: string, ...details: unknown[]) => void;
   /** Injected for tests; defaults to the page's WebSocket. */
   WebSocket?: typeof WebSocket;
 }
@@ -82,9 +99,33 @@ export class TrackerClient {
   #destroyed = false;
   /** The last problem reported (see onProblem), cleared by a successful announce. */
   #problem: string | undefined;
+  /** ICE servers from the tracker's replies (the newest TURN credential wins). */
+  #trackerIce: TrackerIce = {};
+  /** Resolves once the ICE servers to use are known: the site's, or the tracker's first reply (or its wait passed). */
+  readonly #iceReady: Promise<void>;
+  #settleIce: () => void = () => {};
+  #iceSettled = false;
+  #iceTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: TrackerClientOptions) {
     this.#options = options;
+    this.#iceReady = new Promise((resolve) => (this.#settleIce = resolve));
+    if (options.iceServers) this.#iceKnown();
+  }
+
+  /** The configuration of every new peer connection: the site's ICE servers, else the tracker's. */
+  rtcConfig(): RTCConfiguration {
+    const { iceServers, withoutTurn } = this.#options;
+    if (iceServers) return { iceServers };
+    const { stun, turn } = this.#trackerIce;
+    return { iceServers: [stun, withoutTurn ? undefined : turn].filter((server): server is RTCIceServer => server !== undefined) };
+  }
+
+  #iceKnown(): void {
+    if (this.#iceSettled) return;
+    this.#iceSettled = true;
+    clearTimeout(this.#iceTimer);
+    this.#settleIce();
   }
 
   start(): void {
@@ -105,6 +146,7 @@ export class TrackerClient {
     this.#destroyed = true;
     clearTimeout(this.#announceTimer);
     clearTimeout(this.#reconnectTimer);
+    clearTimeout(this.#iceTimer);
     clearInterval(this.#reportTimer);
     for (const offer of this.#offers.values()) this.#dropOffer(offer);
     this.#offers.clear();
@@ -127,7 +169,14 @@ export class TrackerClient {
     socket.onopen = () => {
       opened = true;
       this.#reconnectDelay = RECONNECT_MIN_MS;
-      this.#announce('started', true);
+      if (this.#iceSettled) return this.#announce('started', true);
+      // The reply says which ICE servers to make offers with: offers follow it (see tracker-ice.ts).
+      this.#announce('started', false);
+      this.#iceTimer = setTimeout(() => {
+        this.#options.log?.(`tracker ${this.#options.url}: no announce reply within ${TRACKER_ICE_WAIT_MS} ms; offers with host candidates only`);
+        this.#iceKnown();
+        this.#announce(undefined, true);
+      }, TRACKER_ICE_WAIT_MS);
     };
     socket.onmessage = (event) => this.#onMessage(event.data);
     socket.onclose = (event) => {
@@ -170,7 +219,8 @@ export class TrackerClient {
       peerfetch: report,
       ...(event ? { event } : {}),
     };
-    const wanted = withOffers ? Math.min(this.#options.wantedPeers(), OFFERS_PER_ANNOUNCE) : 0;
+    // Until the ICE servers are known no offer is made (the reply that tells them brings the offers).
+    const wanted = withOffers && this.#iceSettled ? Math.min(this.#options.wantedPeers(), OFFERS_PER_ANNOUNCE) : 0;
     if (wanted === 0) {
       this.#send({ ...base, numwant: 0 });
     } else {
@@ -189,7 +239,14 @@ export class TrackerClient {
       if (!release) break;
       slots.push(release);
     }
-    const made = await Promise.allSettled(slots.map(() => createOffer(this.#options.rtcConfig)));
+    const config = this.rtcConfig();
+    const made = await Promise.allSettled(slots.map(() => createOffer(config)));
+    if (this.#options.log) {
+      const gathered = made.flatMap((result) => (result.status === 'fulfilled' ? [result.value.gathering] : []));
+      const types = [...new Set(gathered.flatMap((gathering) => gathering.candidateTypes))].join(', ') || 'none';
+      const timedOut = gathered.filter((gathering) => gathering.timedOut).length;
+      this.#options.log(`tracker ${this.#options.url}: made ${gathered.length} offers with ICE servers ${iceUrls(config)}; candidates: ${types}${timedOut ? `; gathering timed out in ${timedOut}` : ''}`);
+    }
     const offers: { offer: RTCSessionDescriptionInit; offer_id: string }[] = [];
     made.forEach((result, i) => {
       const release = slots[i]!;
@@ -233,6 +290,7 @@ export class TrackerClient {
     if (typeof message.interval === 'number' && Number.isFinite(message.interval)) {
       this.#intervalS = Math.min(MAX_INTERVAL_S, Math.max(MIN_INTERVAL_S, message.interval));
       this.#problem = undefined; // an announce reply: the tracker serves us again
+      this.#onAnnounceReply(message.peerfetch);
     }
     const { complete, incomplete } = message;
     if (typeof complete === 'number' && typeof incomplete === 'number' && Number.isFinite(complete + incomplete)) {
@@ -245,15 +303,31 @@ export class TrackerClient {
     else if (isDescription(message.answer)) void this.#acceptAnswer(fromPeer, offerId, message.answer);
   }
 
+  /** An announce reply: takes the ICE servers it hands out; the first one releases the offers. */
+  #onAnnounceReply(field: unknown): void {
+    if (this.#options.iceServers) return;
+    const ice = parseTrackerIce(field, this.#options.url);
+    if (ice.stun || ice.turn) {
+      this.#trackerIce = { stun: ice.stun ?? this.#trackerIce.stun, turn: ice.turn ?? this.#trackerIce.turn };
+      this.#options.log?.(`tracker ${this.#options.url} hands out ICE servers: ${iceUrls(this.rtcConfig())}`);
+    }
+    if (this.#iceSettled) return;
+    if (!ice.stun && !ice.turn) this.#options.log?.(`tracker ${this.#options.url} hands out no ICE servers: host candidates only`);
+    this.#iceKnown();
+    this.#announce(undefined, true);
+  }
+
   async #answerOffer(fromPeer: string, offerId: string, offer: RTCSessionDescriptionInit): Promise<void> {
     if (this.#destroyed || this.#options.isConnected(fromPeer)) return;
     // Offers arrive as fast as the tracker (or whoever controls it) sends them: each answer is a
     // connection, so answers take a slot like our own offers, and none is made once all are taken.
     const release = this.#options.reservePeerSlot();
     if (!release) return;
+    await this.#iceReady;
     let accepted: Awaited<ReturnType<typeof acceptOffer>>;
     try {
-      accepted = await acceptOffer(this.#options.rtcConfig, offer);
+      if (this.#destroyed) throw new Error('destroyed');
+      accepted = await acceptOffer(this.rtcConfig(), offer);
     } catch {
       release();
       return; // an offer this browser cannot answer: that peer is skipped
@@ -271,7 +345,7 @@ export class TrackerClient {
       offer_id: offerId,
       answer: accepted.answer,
     });
-    await this.#whenOpen(fromPeer, accepted.connection, accepted.channel).finally(release);
+    await this.#whenOpen(fromPeer, accepted.connection, accepted.channel, accepted.gathering).finally(release);
   }
 
   async #acceptAnswer(fromPeer: string, offerId: string, answer: RTCSessionDescriptionInit): Promise<void> {
@@ -287,25 +361,38 @@ export class TrackerClient {
       pending.release();
       return; // an answer this browser cannot use: that peer is skipped
     }
-    await this.#whenOpen(fromPeer, pending.connection, Promise.resolve(pending.channel)).finally(pending.release);
+    await this.#whenOpen(fromPeer, pending.connection, Promise.resolve(pending.channel), pending.gathering).finally(pending.release);
   }
 
-  async #whenOpen(peerId: string, connection: RTCPeerConnection, channel: Promise<RTCDataChannel>): Promise<void> {
+  async #whenOpen(peerId: string, connection: RTCPeerConnection, channel: Promise<RTCDataChannel>, gathering: Gathering): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      const timeout = new Promise<never>((_, reject) =>
-        setTimeout(() => reject(new Error('no data channel')), CHANNEL_OPEN_TIMEOUT_MS),
-      );
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('no data channel')), CHANNEL_OPEN_TIMEOUT_MS);
+      });
       const open = await channelOpen(await Promise.race([channel, timeout]), CHANNEL_OPEN_TIMEOUT_MS);
       if (this.#destroyed || this.#options.isConnected(peerId)) return connection.close();
+      this.#options.onAttempt?.({ ok: true, peerId });
       this.#options.onPeer(peerId, connection, open);
     } catch {
+      const iceState = connection.iceConnectionState;
       connection.close();
+      if (this.#destroyed) return;
+      this.#options.log?.(`connection to peer ${peerId} failed (ICE ${iceState}); our candidates: ${gathering.candidateTypes.join(', ') || 'none'}${gathering.timedOut ? ', gathering timed out' : ''}`);
+      this.#options.onAttempt?.({ ok: false, peerId, gathering });
+    } finally {
+      clearTimeout(timer);
     }
   }
 }
 
 /** An offer sent and not yet answered: its connection, its expiry timer and its peer slot. */
 type OfferInFlight = PendingOffer & { timer: ReturnType<typeof setTimeout>; release: () => void };
+
+/** The URLs of a configuration's ICE servers, for the debug log (credentials are left out). */
+function iceUrls(config: RTCConfiguration): string {
+  return (config.iceServers ?? []).flatMap((server) => server.urls).join(' ') || 'none';
+}
 
 function isDescription(value: unknown): value is RTCSessionDescriptionInit {
   if (typeof value !== 'object' || value === null) return false;

@@ -15,6 +15,8 @@ PEERFETCH_MAX_CONNECTIONS; repeatable options take a comma-separated list; switc
   --host ADDR                  address to bind (default 127.0.0.1)
   --stun-port N                UDP port of the built-in STUN service, on --host (default 3478;
                                with --port 0 any free port; 0 = off)
+  --stun-host ADDR             address the STUN service binds (default: --host); e.g. 0.0.0.0
+                               when the tracker itself listens on 127.0.0.1 behind a TLS proxy
   --turn-url URL               TURN server handed to pages, e.g. turn:turn.example:3478?transport=udp
                                (repeatable; needs --turn-secret)
   --turn-secret SECRET         the TURN server's static-auth-secret (coturn use-auth-secret); better
@@ -94,6 +96,7 @@ const TRACKER_OPTIONS = {
   'allow-origin': { type: 'string', multiple: true },
   'turn-url': { type: 'string', multiple: true },
   'turn-secret': { type: 'string' },
+  'stun-host': { type: 'string' },
   'allow-swarm': { type: 'string', multiple: true },
   'trust-proxy': { type: 'boolean' },
   'redis-optional': { type: 'boolean' },
@@ -157,6 +160,7 @@ function parseTrackerFlags(args: string[]): { options: TrackerOptions; logLevel:
   const port = number('port', values.port);
   if (port !== undefined) options.port = port;
   if (typeof values.host === 'string') options.host = values.host;
+  if (typeof values['stun-host'] === 'string') options.stunHost = values['stun-host'];
   if (typeof values.redis === 'string') {
     if (!/^rediss?:\/\//.test(values.redis)) throw new PeerfetchError('option-invalid', '--redis must be a redis://HOST:PORT URL', { flag: 'redis' });
     options.redisUrl = values.redis;

@@ -18,6 +18,11 @@ export interface TrackerOptions {
    */
   stunPort?: number;
   /**
+   * Address the STUN service binds. Default: `host`. Set it when the tracker listens on loopback
+   * behind a TLS proxy: STUN is UDP and reaches the tracker directly, at the tracker's host name.
+   */
+  stunHost?: string;
+  /**
    * TURN server URLs handed to pages with short-lived credentials, e.g.
    * `turn:turn.example:3478?transport=udp`. Needs `turnSecret`. Default: none (no TURN).
    */
@@ -261,6 +266,7 @@ export function resolveOptions(options: TrackerOptions = {}): ResolvedTrackerOpt
     port,
     host: options.host ?? '127.0.0.1',
     stunPort: options.stunPort === 0 ? undefined : stunPort,
+    stunHost: options.stunHost ?? options.host ?? '127.0.0.1',
     turnUrls,
     turnSecret: turnUrls.length > 0 ? options.turnSecret : undefined,
     turnTtlSec: positive('turnTtlSec', options.turnTtlSec, 21_600),

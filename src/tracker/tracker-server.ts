@@ -234,7 +234,7 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
   }
 
   async listen(): Promise<number> {
-    if (this.options.stunPort !== undefined) this.stun = await startStunServer(this.options.host, this.options.stunPort, this.metrics.stun);
+    if (this.options.stunPort !== undefined) this.stun = await startStunServer(this.options.stunHost, this.options.stunPort, this.metrics.stun);
     let port: number;
     try {
       if (this.options.adminPort !== undefined) {

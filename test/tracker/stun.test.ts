@@ -176,6 +176,13 @@ describe('the tracker answers STUN over UDP', () => {
     expect(health).toMatchObject({ status: 'ok', stunPort: tracker.stunPort, turn: false });
   });
 
+  it('binds STUN on stunHost, apart from the WebSocket address', async () => {
+    const tracker = await fx.start({ host: '127.0.0.1', stunHost: '127.0.0.2' });
+    const client = await udpClient();
+    client.socket.send(stunMessage(0x0001), tracker.stunPort!, '127.0.0.2');
+    expect(mappedAddress(await client.next())).toEqual({ address: '127.0.0.1', port: client.port });
+  });
+
   it('runs without STUN when stunPort is 0', async () => {
     const tracker = await fx.start({ stunPort: 0 });
     expect(tracker.stunPort).toBeUndefined();
@@ -242,10 +249,10 @@ describe('ICE servers in announce replies', () => {
 
 describe('peerfetch tracker STUN and TURN flags', () => {
   it('parses them, takes the secret from the environment, and refuses TURN without one', () => {
-    const { options } = parseTrackerArgs(['--stun-port', '3479', '--turn-url', 'turn:a.example:3478?transport=udp', '--turn-url', 'turns:a.example:5349', '--turn-ttl', '3600'], {
+    const { options } = parseTrackerArgs(['--stun-port', '3479', '--stun-host', '0.0.0.0', '--turn-url', 'turn:a.example:3478?transport=udp', '--turn-url', 'turns:a.example:5349', '--turn-ttl', '3600'], {
       PEERFETCH_TURN_SECRET: 'from-env',
     });
-    expect(options).toEqual({ stunPort: 3479, turnUrls: ['turn:a.example:3478?transport=udp', 'turns:a.example:5349'], turnSecret: 'from-env', turnTtlSec: 3600 });
+    expect(options).toEqual({ stunPort: 3479, stunHost: '0.0.0.0', turnUrls: ['turn:a.example:3478?transport=udp', 'turns:a.example:5349'], turnSecret: 'from-env', turnTtlSec: 3600 });
     expect(parseTrackerArgs(['--turn-url', 'turn:a', '--turn-secret', 'flag'], { PEERFETCH_TURN_SECRET: 'env' }).options.turnSecret).toBe('flag');
     expect(() => parseTrackerArgs(['--turn-url', 'turn:a'], {})).toThrow(/PEERFETCH_TURN_SECRET/);
     expect(() => parseTrackerArgs(['--turn-url', 'stun:a', '--turn-secret', 's'])).toThrow(/turn: or turns:/);

@@ -99,7 +99,7 @@ function startClient(): { client: TrackerClient; swarm: Swarm; socket: () => Tra
     url: 'wss://tracker.test',
     infoHash: INFO_HASH,
     peerId: peerId(0),
-    rtcConfig: {},
+    iceServers: [],
     wantedPeers: () => swarm.wantedPeers(),
     reservePeerSlot: () => swarm.reservePeerSlot(),
     isConnected: (id) => swarm.isConnected(id),

@@ -152,3 +152,37 @@ describe('Swarm: requests sized to each line', () => {
     swarm.destroy();
   });
 });
+
+describe('Swarm: relayed peers (relay policy)', () => {
+  async function setup() {
+    const m = await manifest();
+    const swarm = new Swarm(m, new MemoryPieceStore(), noCallbacks);
+    await swarm.loadHave();
+    const assetId = m.assets[0]!.id;
+    connectRemote(swarm, assetId, 'relayed', [0, 1]);
+    await vi.waitFor(() => expect(swarm.availability(assetId, 0)).toBe(1));
+    swarm.markRelayed('relayed', true);
+    return { swarm, assetId };
+  }
+
+  it("'ahead': a relayed peer serves prefetches but not pieces the player waits for", async () => {
+    const { swarm, assetId } = await setup();
+    swarm.relayedServeUrgent = false;
+    expect(swarm.availability(assetId, 0, true), 'not counted for the player').toBe(0);
+    expect(await swarm.fetchPiece(assetId, 0, 5000, new AbortController().signal, { urgent: true })).toMatchObject({ ok: false, reason: 'no-peer' });
+    const prefetched = await swarm.fetchPiece(assetId, 1, 5000, new AbortController().signal);
+    expect(prefetched.ok && prefetched.data).toEqual(pieceBytes(1));
+    swarm.destroy();
+  });
+
+  it("'all': a relayed peer serves the player too; a peer no longer relayed is an ordinary peer", async () => {
+    const { swarm, assetId } = await setup();
+    expect(swarm.availability(assetId, 0, true)).toBe(1);
+    const urgent = await swarm.fetchPiece(assetId, 0, 5000, new AbortController().signal, { urgent: true });
+    expect(urgent.ok && urgent.data).toEqual(pieceBytes(0));
+    swarm.relayedServeUrgent = false;
+    swarm.markRelayed('relayed', false);
+    expect(swarm.availability(assetId, 1, true)).toBe(1);
+    swarm.destroy();
+  });
+});

@@ -34,6 +34,11 @@ export class GrowingPiece {
     return this.#received;
   }
 
+  /** Whether the piece failed: no more bytes will come. */
+  get failed(): boolean {
+    return this.#failure !== undefined;
+  }
+
   append(chunk: Uint8Array): void {
     const room = this.data.length - this.#received;
     if (chunk.length > room) {

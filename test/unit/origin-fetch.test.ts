@@ -1,0 +1,114 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { isPeerfetchError } from '../../src/shared/errors.js';
+import { sha256Hex } from '../../src/shared/integrity.js';
+import { parseManifest, type ManifestAsset } from '../../src/shared/manifest.js';
+import { fetchPieceFromOrigin, originAllowsFetch } from '../../src/sw/origin-fetch.js';
+
+// The SW's origin fetches against a real HTTP server on port 0 that stalls on purpose: before its
+// headers, or in the middle of a body. Short watchdog bounds keep the test fast; the SW uses
+// ORIGIN_PROGRESS_BOUNDS.
+
+const PIECE = 16 * 1024;
+const bytes = Uint8Array.from({ length: PIECE * 3 }, (_, i) => (i * 7) % 253);
+const BOUNDS = { headersMs: 2000, idleMs: 2000 };
+
+/** What the server does with each next video request, in order; 'ok' once the list is used up. */
+type Behaviour = 'ok' | 'stall-headers' | 'stall-body' | 'changed';
+let plan: Behaviour[] = [];
+let ranges: string[] = [];
+let server: Server;
+let base: string;
+const held: ServerResponse[] = [];
+
+function serve(request: IncomingMessage, response: ServerResponse): void {
+  const behaviour = plan.shift() ?? 'ok';
+  ranges.push(request.headers.range ?? '');
+  if (behaviour === 'stall-headers') return void held.push(response);
+  const [, first, last] = /bytes=(\d+)-(\d+)/.exec(request.headers.range ?? '') ?? [];
+  const start = Number(first ?? 0);
+  const end = last === undefined ? bytes.length - 1 : Number(last);
+  const body = Buffer.from(bytes.subarray(start, end + 1));
+  if (behaviour === 'changed') body.fill(0);
+  response.writeHead(206, {
+    'content-range': `bytes ${start}-${end}/${bytes.length}`,
+    'content-length': body.length,
+    etag: behaviour === 'changed' ? '"v2"' : '"v1"',
+  });
+  if (behaviour === 'stall-body') {
+    response.write(body.subarray(0, body.length / 2));
+    return void held.push(response);
+  }
+  response.end(body);
+}
+
+let asset: ManifestAsset;
+
+beforeAll(async () => {
+  server = createServer(serve);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const pieces: string[] = [];
+  for (let start = 0; start < bytes.length; start += PIECE) pieces.push(await sha256Hex(bytes.subarray(start, start + PIECE)));
+  const manifest = await parseManifest(
+    { version: 1, assets: [{ url: '/v.mp4', size: bytes.length, contentType: 'video/mp4', pieceSize: PIECE, pieces }] },
+    `${base}/peerfetch-manifest.json`,
+  );
+  asset = manifest.assets[0]!;
+});
+
+beforeEach(() => {
+  plan = [];
+  ranges = [];
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+const piece1 = () => bytes.subarray(PIECE, 2 * PIECE);
+
+describe('origin fetches under a progress watchdog', () => {
+  it('asks again when the origin sends no headers, and gets the piece', async () => {
+    plan = ['stall-headers'];
+    const growing = await fetchPieceFromOrigin(asset, 1, new AbortController().signal, 0, BOUNDS);
+    expect(await growing.done).toEqual(piece1());
+    expect(ranges).toEqual([`bytes=${PIECE}-${2 * PIECE - 1}`, `bytes=${PIECE}-${2 * PIECE - 1}`]);
+  });
+
+  it('fails with origin-failed when the origin stalls before its headers twice', async () => {
+    plan = ['stall-headers', 'stall-headers'];
+    const error = await fetchPieceFromOrigin(asset, 1, new AbortController().signal, 0, BOUNDS).catch((caught: unknown) => caught);
+    expect(isPeerfetchError(error, 'origin-failed')).toBe(true);
+    expect(ranges).toHaveLength(2);
+  });
+
+  it('resumes a body that stalls from where it stopped', async () => {
+    plan = ['stall-body'];
+    const growing = await fetchPieceFromOrigin(asset, 1, new AbortController().signal, 0, BOUNDS);
+    expect(await growing.done).toEqual(piece1());
+    expect(ranges).toEqual([`bytes=${PIECE}-${2 * PIECE - 1}`, `bytes=${PIECE + PIECE / 2}-${2 * PIECE - 1}`]);
+  });
+
+  it('fails the piece when the body stalls and its rest stalls too', async () => {
+    plan = ['stall-body', 'stall-headers'];
+    const growing = await fetchPieceFromOrigin(asset, 1, new AbortController().signal, 0, BOUNDS);
+    const error = await growing.done.catch((caught: unknown) => caught);
+    expect(isPeerfetchError(error, 'origin-failed')).toBe(true);
+  });
+
+  it('never completes a piece with the rest of another version of the file', async () => {
+    plan = ['stall-body', 'changed'];
+    const growing = await fetchPieceFromOrigin(asset, 1, new AbortController().signal, 0, BOUNDS);
+    const error = await growing.done.catch((caught: unknown) => caught);
+    expect(isPeerfetchError(error, 'origin-failed')).toBe(true);
+  });
+
+  it('counts a CDN that never answers the CORS probe as one without CORS', async () => {
+    plan = ['stall-headers'];
+    expect(await originAllowsFetch(asset, 'http://site.example', BOUNDS)).toBe(false);
+    expect(await originAllowsFetch(asset, 'http://site.example', BOUNDS)).toBe(true);
+  });
+});

@@ -53,6 +53,11 @@ export interface ManifestJson {
   assets: ManifestAssetJson[];
   /** Live streams (absent in manifests of on-demand files only; older readers ignore it). */
   live?: ManifestLiveJson[];
+  /**
+   * The operator's kill switch: `true` makes every visitor's worker pass every request through
+   * and unregister itself, and pages take nothing from peers. `assets` may then be absent.
+   */
+  disabled?: boolean;
 }
 
 /** A live stream after parsing: URLs resolved against the manifest's own URL. */
@@ -84,6 +89,8 @@ export interface Manifest {
   version: number;
   assets: ManifestAsset[];
   live: ManifestLive[];
+  /** The kill switch is on (see {@link ManifestJson.disabled}): no assets, nothing is peerfetch's. */
+  disabled?: true;
 }
 
 const HASH_PATTERN = /^[0-9a-f]{64}$/;
@@ -170,6 +177,8 @@ export async function parseManifest(raw: unknown, manifestUrl: string): Promise<
   if (raw.version !== MANIFEST_VERSION) {
     throw invalid(`unsupported version ${String(raw.version)}`, { version: raw.version });
   }
+  if (raw.disabled !== undefined && typeof raw.disabled !== 'boolean') throw invalid('disabled is not a boolean');
+  if (raw.disabled === true) return { version: MANIFEST_VERSION, assets: [], live: [], disabled: true };
   if (!Array.isArray(raw.assets)) throw invalid('assets is not an array');
   if (raw.live !== undefined && !Array.isArray(raw.live)) throw invalid('live is not an array');
   const live = (raw.live ?? []).map((entry: unknown, position: number) => checkLive(entry, position, manifestUrl));

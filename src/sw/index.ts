@@ -9,6 +9,8 @@ import { assetResponse } from './asset-response.js';
 import { DirectMedia } from './direct-media.js';
 import { EngineBridge } from './engine-bridge.js';
 import { ManifestSource } from './manifest-source.js';
+import { couldBeMedia } from './media-request.js';
+import { killSwitchOn } from './kill-switch.js';
 import { fetchPieceFromOrigin, originAllowsFetch } from './origin-fetch.js';
 import { PieceSources } from './piece-loader.js';
 
@@ -84,7 +86,7 @@ self.addEventListener('message', (event) => {
 
 // A restarted SW has lost its list of ready engines: ask the pages again.
 void bridge.greetPages();
-void manifests.load();
+void manifests.load().then((manifest) => killSwitchOn(self, manifest));
 
 self.addEventListener('fetch', (event) => {
   const { request } = event;
@@ -93,15 +95,17 @@ self.addEventListener('fetch', (event) => {
   // Elements that began loading before this SW controlled the page stay on the network.
   if (directMedia.has(event.clientId, request.url)) return;
   const manifest = manifests.current();
+  if (killSwitchOn(self, manifest)) return;
   if (manifest && !passedThrough.has(request.url)) {
     const asset = findAsset(manifest, request.url);
     if (asset) event.respondWith(respond(event, asset));
     return;
   }
-  // No manifest yet (the SW just started): wait for it, briefly, then answer or pass through.
-  // A URL passed through once stays passed through, so one media resource is never assembled
-  // from responses of both kinds.
-  if (passedThrough.has(request.url)) return;
+  // No manifest yet (the SW just started): a request that could be media waits for it, briefly,
+  // then is answered or passed through; anything else passes through at once. A URL passed
+  // through once stays passed through, so one media resource is never assembled from responses
+  // of both kinds.
+  if (passedThrough.has(request.url) || !couldBeMedia(request)) return;
   event.respondWith(
     Promise.race([manifests.load(), new Promise<undefined>((resolve) => setTimeout(resolve, MANIFEST_WAIT_MS))]).then((loaded) => {
       const asset = loaded && findAsset(loaded, request.url);

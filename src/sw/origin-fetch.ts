@@ -11,6 +11,14 @@ import { ORIGIN_PROGRESS_BOUNDS, WatchedRequest, isStall, type ProgressBounds } 
  * than a longer wait.
  */
 const ORIGIN_ATTEMPTS = 2;
+/**
+ * Largest asset (bytes) whose whole body, sent by an origin that ignores Range, is held in memory
+ * while its pieces are stored: 64 MiB, a minute or two of HD video, next to the up to 150 MB that
+ * Chromium's own media buffer takes. Above it only the asked piece is taken from the body, which
+ * is then dropped: the worker never holds a multi-gigabyte body (each piece then costs a download
+ * from the file's start up to it, as a player on that origin pays on every seek).
+ */
+export const WHOLE_ASSET_MAX_BYTES = 64 * 1024 * 1024;
 
 /**
  * Fetches one piece of `asset` from its origin with an HTTP Range request and returns it as soon
@@ -30,6 +38,7 @@ export async function fetchPieceFromOrigin(
   signal: AbortSignal,
   from = 0,
   bounds: ProgressBounds = ORIGIN_PROGRESS_BOUNDS,
+  wholeAssetMaxBytes = WHOLE_ASSET_MAX_BYTES,
 ): Promise<GrowingPiece> {
   const piecesSpan = pieceSpan(piece, asset.size, asset.pieceSize);
   const span = { start: piecesSpan.start + from, end: piecesSpan.end };
@@ -47,6 +56,11 @@ export async function fetchPieceFromOrigin(
         const growing = new GrowingPiece(length);
         const resume: Resume = { asset, start: span.start, signal, bounds, attempts, etag: response.headers.get('etag') };
         void pump(response.body.getReader(), request, growing, resume);
+        return growing;
+      }
+      if (response.status === 200 && response.body && asset.size > wholeAssetMaxBytes) {
+        const growing = new GrowingPiece(length);
+        void pumpSlice(response.body.getReader(), request, growing, span.start);
         return growing;
       }
       if (response.status === 200 && response.body) {
@@ -149,6 +163,32 @@ async function resumeBody(growing: GrowingPiece, resume: Resume): Promise<{ read
     request.end();
   }
   return undefined;
+}
+
+/**
+ * Moves bytes [skip, skip + piece length) of a whole-file body into a GrowingPiece, dropping the
+ * bytes before them as they pass, then stops reading: memory stays one piece.
+ */
+async function pumpSlice(reader: ReadableStreamDefaultReader<Uint8Array>, request: WatchedRequest, growing: GrowingPiece, skip: number): Promise<void> {
+  let position = 0;
+  try {
+    while (growing.received < growing.data.length && !growing.failed) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      request.progress();
+      const from = Math.max(0, skip - position);
+      const to = Math.min(value.length, skip + growing.data.length - position);
+      position += value.length;
+      if (to > from) growing.append(value.subarray(from, to));
+    }
+    if (growing.received < growing.data.length) growing.fail(new PeerfetchError('origin-failed', 'the origin response ended before the piece did'));
+  } catch (error) {
+    const failure = request.failure(error);
+    growing.fail(failure instanceof PeerfetchError ? failure : new PeerfetchError('origin-failed', 'the origin response broke off', { cause: String(failure) }));
+  } finally {
+    request.end();
+    await reader.cancel().catch(() => {});
+  }
 }
 
 /** Reads a whole-file body (an origin that ignored Range) under the watchdog; undefined when it is not `size` bytes. */

@@ -127,6 +127,21 @@ describe('parseManifest: live streams', () => {
   });
 });
 
+describe('parseManifest: the kill switch', () => {
+  it('reads "disabled": true as a manifest with nothing in it, assets or not', async () => {
+    const url = 'https://site.example/peerfetch-manifest.json';
+    expect(await parseManifest({ version: 1, disabled: true }, url)).toEqual({ version: 1, assets: [], live: [], disabled: true });
+    const listed = await parseManifest({ version: 1, disabled: true, assets: [{ url: '/a.mp4' }] }, url);
+    expect(listed.assets).toEqual([]);
+    expect((await parseManifest({ version: 1, disabled: false, assets: [] }, url)).disabled).toBeUndefined();
+  });
+
+  it('refuses a disabled flag that is not a boolean', async () => {
+    const error = await parseManifest({ version: 1, disabled: 'yes', assets: [] }, 'https://site.example/m.json').catch((caught: unknown) => caught);
+    expect(isPeerfetchError(error, 'manifest-invalid')).toBe(true);
+  });
+});
+
 describe('integrity and swarm ids', () => {
   it('hashes with SHA-256 and verifies pieces', async () => {
     const data = new TextEncoder().encode('abc');

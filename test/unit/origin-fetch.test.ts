@@ -12,10 +12,10 @@ import { fetchPieceFromOrigin, originAllowsFetch } from '../../src/sw/origin-fet
 
 const PIECE = 16 * 1024;
 const bytes = Uint8Array.from({ length: PIECE * 3 }, (_, i) => (i * 7) % 253);
-const BOUNDS = { headersMs: 2000, idleMs: 2000 };
+const BOUNDS = { headersMs: 3000, idleMs: 3000 };
 
 /** What the server does with each next video request, in order; 'ok' once the list is used up. */
-type Behaviour = 'ok' | 'stall-headers' | 'stall-body' | 'changed';
+type Behaviour = 'ok' | 'stall-headers' | 'stall-body' | 'changed' | 'ignore-range';
 let plan: Behaviour[] = [];
 let ranges: string[] = [];
 let server: Server;
@@ -26,6 +26,7 @@ function serve(request: IncomingMessage, response: ServerResponse): void {
   const behaviour = plan.shift() ?? 'ok';
   ranges.push(request.headers.range ?? '');
   if (behaviour === 'stall-headers') return void held.push(response);
+  if (behaviour === 'ignore-range') return void response.writeHead(200, { 'content-length': bytes.length }).end(Buffer.from(bytes));
   const [, first, last] = /bytes=(\d+)-(\d+)/.exec(request.headers.range ?? '') ?? [];
   const start = Number(first ?? 0);
   const end = last === undefined ? bytes.length - 1 : Number(last);
@@ -110,5 +111,15 @@ describe('origin fetches under a progress watchdog', () => {
     plan = ['stall-headers'];
     expect(await originAllowsFetch(asset, 'http://site.example', BOUNDS)).toBe(false);
     expect(await originAllowsFetch(asset, 'http://site.example', BOUNDS)).toBe(true);
+  });
+
+  it('keeps a whole body from an origin that ignores Range only up to a size; above it, only the piece', async () => {
+    plan = ['ignore-range'];
+    const small = await fetchPieceFromOrigin(asset, 2, new AbortController().signal, 0, BOUNDS);
+    expect(small.wholeAsset).toEqual(bytes);
+    plan = ['ignore-range'];
+    const large = await fetchPieceFromOrigin(asset, 2, new AbortController().signal, 0, BOUNDS, 2 * PIECE);
+    expect(await large.done).toEqual(bytes.subarray(2 * PIECE, 3 * PIECE));
+    expect(large.wholeAsset).toBeUndefined();
   });
 });

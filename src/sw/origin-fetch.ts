@@ -52,6 +52,14 @@ export async function fetchPieceFromOrigin(
       const response = await request.fetch(asset.href, rangeRequest(span.start, span.end));
       const contentRange = response.headers.get('content-range');
       const rangeMatches = contentRange === null || contentRange.startsWith(`bytes ${span.start}-${span.end - 1}/`);
+      if (fileChanged(response, asset)) {
+        request.end();
+        await response.body?.cancel().catch(() => {});
+        throw new PeerfetchError('origin-failed', `${asset.href} on the origin is not the file the manifest lists (${response.status})`, {
+          status: response.status,
+          changed: true,
+        });
+      }
       if (response.status === 206 && response.body && rangeMatches) {
         const growing = new GrowingPiece(length);
         const resume: Resume = { asset, start: span.start, signal, bounds, attempts, etag: response.headers.get('etag') };
@@ -85,6 +93,31 @@ export async function fetchPieceFromOrigin(
       if (answered || attempts.left <= 0) throw asOriginFailure(error);
     }
   }
+}
+
+/**
+ * Whether the origin's answer shows that the file is no longer the one the manifest lists: a
+ * listed file that is gone (404, 410) or shorter than a listed piece (416), a 206 whose total
+ * size differs, or a whole body of another size. The piece then fails before any of its bytes
+ * reach the player (a response is never assembled from two versions of a file), and the loader
+ * reloads the manifest.
+ */
+export function fileChanged(response: Response, asset: ManifestAsset): boolean {
+  if (response.status === 404 || response.status === 410 || response.status === 416) return true;
+  if (response.status === 206) {
+    const total = /\/(\d+)\s*$/.exec(response.headers.get('content-range') ?? '')?.[1];
+    return total !== undefined && Number(total) !== asset.size;
+  }
+  if (response.status === 200) {
+    const length = response.headers.get('content-length');
+    return length !== null && response.headers.get('content-encoding') === null && Number(length) !== asset.size;
+  }
+  return false;
+}
+
+/** Whether `error` is a piece that failed because the file changed on the origin (see {@link fileChanged}). */
+export function isFileChanged(error: unknown): boolean {
+  return error instanceof PeerfetchError && error.details.changed === true;
 }
 
 function rangeRequest(start: number, end: number): RequestInit {
@@ -154,7 +187,7 @@ async function resumeBody(growing: GrowingPiece, resume: Resume): Promise<{ read
     const etag = response.headers.get('etag');
     const sameVersion = resume.etag === null || etag === null || etag === resume.etag;
     const contentRange = response.headers.get('content-range');
-    if (response.status === 206 && response.body && sameVersion && (contentRange === null || contentRange.startsWith(`bytes ${start}-${end - 1}/`))) {
+    if (response.status === 206 && response.body && sameVersion && !fileChanged(response, resume.asset) && (contentRange === null || contentRange.startsWith(`bytes ${start}-${end - 1}/`))) {
       return { reader: response.body.getReader(), request };
     }
     request.end();

@@ -5,6 +5,7 @@ import { pieceSpan } from '../shared/piece-math.js';
 import { SharedTasks } from '../shared/shared-tasks.js';
 import type { WorkerToPage } from '../shared/bridge-messages.js';
 import { GrowingPiece } from './growing-piece.js';
+import { isFileChanged } from './origin-fetch.js';
 import type { PieceStore } from '../store/piece-store.js';
 import type { PieceLoader } from './asset-response.js';
 
@@ -165,7 +166,11 @@ export class PieceSources {
       key,
       async (shared) => {
         const askedAt = Date.now();
-        const growing = await this.#components.fromOrigin(asset, piece, shared);
+        const growing = await this.#components.fromOrigin(asset, piece, shared).catch((error: unknown) => {
+          // The file changed on the origin: the manifest is stale, fetch it again (throttled).
+          if (isFileChanged(error)) this.#components.onStaleManifest(asset, piece);
+          throw error;
+        });
         const latencyMs = Date.now() - askedAt;
         this.#arriving.set(key, growing);
         // Every next piece is in this body already: none may start another whole download.

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { isPeerfetchError } from '../../src/shared/errors.js';
 import { sha256Hex } from '../../src/shared/integrity.js';
 import { parseManifest, type ManifestAsset } from '../../src/shared/manifest.js';
-import { fetchPieceFromOrigin, originAllowsFetch } from '../../src/sw/origin-fetch.js';
+import { fetchPieceFromOrigin, isFileChanged, originAllowsFetch } from '../../src/sw/origin-fetch.js';
 
 // The SW's origin fetches against a real HTTP server on port 0 that stalls on purpose: before its
 // headers, or in the middle of a body. Short watchdog bounds keep the test fast; the SW uses
@@ -15,7 +15,7 @@ const bytes = Uint8Array.from({ length: PIECE * 3 }, (_, i) => (i * 7) % 253);
 const BOUNDS = { headersMs: 3000, idleMs: 3000 };
 
 /** What the server does with each next video request, in order; 'ok' once the list is used up. */
-type Behaviour = 'ok' | 'stall-headers' | 'stall-body' | 'changed' | 'ignore-range';
+type Behaviour = 'ok' | 'stall-headers' | 'stall-body' | 'changed' | 'ignore-range' | 'resized' | 'gone';
 let plan: Behaviour[] = [];
 let ranges: string[] = [];
 let server: Server;
@@ -26,6 +26,7 @@ function serve(request: IncomingMessage, response: ServerResponse): void {
   const behaviour = plan.shift() ?? 'ok';
   ranges.push(request.headers.range ?? '');
   if (behaviour === 'stall-headers') return void held.push(response);
+  if (behaviour === 'gone') return void response.writeHead(404).end();
   if (behaviour === 'ignore-range') return void response.writeHead(200, { 'content-length': bytes.length }).end(Buffer.from(bytes));
   const [, first, last] = /bytes=(\d+)-(\d+)/.exec(request.headers.range ?? '') ?? [];
   const start = Number(first ?? 0);
@@ -33,7 +34,7 @@ function serve(request: IncomingMessage, response: ServerResponse): void {
   const body = Buffer.from(bytes.subarray(start, end + 1));
   if (behaviour === 'changed') body.fill(0);
   response.writeHead(206, {
-    'content-range': `bytes ${start}-${end}/${bytes.length}`,
+    'content-range': `bytes ${start}-${end}/${behaviour === 'resized' ? bytes.length + 1000 : bytes.length}`,
     'content-length': body.length,
     etag: behaviour === 'changed' ? '"v2"' : '"v1"',
   });
@@ -121,5 +122,14 @@ describe('origin fetches under a progress watchdog', () => {
     const large = await fetchPieceFromOrigin(asset, 2, new AbortController().signal, 0, BOUNDS, 2 * PIECE);
     expect(await large.done).toEqual(bytes.subarray(2 * PIECE, 3 * PIECE));
     expect(large.wholeAsset).toBeUndefined();
+  });
+
+  it.each(['resized', 'gone'] as const)('fails a piece of a file that changed on the origin (%s) before any byte of it flows', async (behaviour) => {
+    plan = [behaviour];
+    const error = await fetchPieceFromOrigin(asset, 1, new AbortController().signal, 0, BOUNDS).catch((caught: unknown) => caught);
+    expect(isPeerfetchError(error, 'origin-failed')).toBe(true);
+    expect(isFileChanged(error)).toBe(true);
+    // An answer is final: no second request for another version's bytes.
+    expect(ranges).toHaveLength(1);
   });
 });

@@ -7,6 +7,7 @@ import { MemoryPieceStore } from '../../src/store/piece-store.js';
 import { SharedTasks } from '../../src/shared/shared-tasks.js';
 import type { WorkerToPage } from '../../src/shared/bridge-messages.js';
 import { GrowingPiece } from '../../src/sw/growing-piece.js';
+import { PeerfetchError, isPeerfetchError } from '../../src/shared/errors.js';
 
 // The service worker's response logic in Node (which has Response and ReadableStream):
 // status, headers and bodies for every kind of Range, and the source order store -> peers -> origin.
@@ -258,5 +259,24 @@ describe('SharedTasks', () => {
     const tasks = new SharedTasks<number>();
     const results = await Promise.all([tasks.run('k', async () => 42), tasks.run('k', async () => 7)]);
     expect(results).toEqual([42, 42]);
+  });
+});
+
+describe('a file that changed on the origin', () => {
+  it('fails the piece and asks for the manifest again', async () => {
+    const asset = await makeAsset();
+    let stale = 0;
+    const sources = new PieceSources({
+      store: undefined,
+      fromPeers: async () => undefined,
+      fromOrigin: async () => {
+        throw new PeerfetchError('origin-failed', 'the file changed', { status: 206, changed: true });
+      },
+      notify: () => {},
+      onStaleManifest: () => stale++,
+    });
+    const error = await sources.loaderFor(asset, 'page-1')(1, new AbortController().signal, true).catch((caught: unknown) => caught);
+    expect(isPeerfetchError(error, 'origin-failed')).toBe(true);
+    expect(stale).toBe(1);
   });
 });

@@ -22,6 +22,7 @@ import {
   assetContentType,
   extensionOf,
 } from './content-types.js';
+import { isMediaPath } from '../shared/media-extensions.js';
 
 /** File name `peerfetch manifest` writes by default, and that the page loads. */
 export const MANIFEST_FILE_NAME = 'peerfetch-manifest.json';
@@ -49,6 +50,12 @@ export interface BuildManifestOptions {
   onProgress?(progress: ManifestProgress): void;
   /** The clock (ms since the epoch), compared with file times to spot files written just now. Default Date.now. */
   now?: () => number;
+  /**
+   * List every file of the folder (images, fonts, archives...), not only video, audio and media
+   * segments. Default false: a worker that answers a site's small files itself gains little and
+   * puts them on the P2P path.
+   */
+  allFiles?: boolean;
 }
 
 /** What {@link BuildManifestOptions.reuse} takes: the previous manifest and {@link BuildManifestResult.fingerprints}. */
@@ -454,7 +461,13 @@ export async function buildManifest(dir: string, options: BuildManifestOptions =
     });
   }
 
-  const files = await inPlaylistOrder(walked.found, walked.playlists, warnings);
+  let found = walked.found;
+  if (!options.allFiles) {
+    found = found.filter((file) => isMediaPath(file.relative[file.relative.length - 1]!));
+    const left = walked.found.length - found.length;
+    if (left > 0) warnings.push(`left out ${left} file${left === 1 ? '' : 's'} that ${left === 1 ? 'is' : 'are'} not video or audio (--all-files lists them)`);
+  }
+  const files = await inPlaylistOrder(found, walked.playlists, warnings);
   const concurrency = options.concurrency ?? HASH_CONCURRENCY;
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
     throw new PeerfetchError('option-invalid', `concurrency must be a whole number of at least 1, not ${concurrency}`, { concurrency });

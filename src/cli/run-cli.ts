@@ -29,13 +29,14 @@ import { startOriginServer } from './origin-server.js';
 const USAGE_HEAD = `Usage: peerfetch <command> [options]   (peerfetch <command> --help: that command's options)
 
 Commands:
-  manifest <dir>   Hash the assets of <dir> (the site root) into peerfetch-manifest.json.
+  manifest <dir>   Hash the video and audio of <dir> (the site root) into peerfetch-manifest.json.
   tracker          Run the signaling tracker.
 `;
 
 const MANIFEST_USAGE = `Usage: peerfetch manifest <dir> [options]
 
-Hash the assets of <dir> (the site root) into peerfetch-manifest.json. Files unchanged since the
+Hash the video, audio and media segment files of <dir> (the site root) into
+peerfetch-manifest.json. Files unchanged since the
 last run over the same folder keep their hashes (fingerprints in $XDG_CACHE_HOME/peerfetch, else
 ~/.cache/peerfetch), so re-publishing a large library after adding a file reads only that file.
 
@@ -43,6 +44,7 @@ last run over the same folder keep their hashes (fingerprints in $XDG_CACHE_HOME
   --piece-size N    piece size: bytes or B, KB, KiB, MB, MiB (default 256KiB, 16KiB-16MiB)
   --base-url URL    where <dir> is served from, when not the site root: an absolute
                     http(s) URL (a CDN folder) or a path such as /static/
+  --all-files       list every file (images, fonts, archives), not only video and audio
   --watch           keep running and keep the manifest current (a live stream's packager)
   --progress        show progress on stderr (default: only when stderr is a terminal)
   --no-progress     never show progress
@@ -103,6 +105,7 @@ const MANIFEST_OPTIONS = {
   out: { type: 'string', short: 'o' },
   'piece-size': { type: 'string' },
   'base-url': { type: 'string' },
+  'all-files': { type: 'boolean' },
   watch: { type: 'boolean' },
   progress: { type: 'boolean' },
   rehash: { type: 'boolean' },
@@ -133,7 +136,8 @@ async function manifestCommand(argv: string[]): Promise<number> {
   });
   const baseUrl = values['base-url'];
   forFlag('--base-url', () => urlMaker(baseUrl));
-  if (values.watch) return watchCommand(dir, { pieceSize, baseUrl, outFile });
+  const allFiles = values['all-files'] ?? false;
+  if (values.watch) return watchCommand(dir, { pieceSize, baseUrl, outFile, allFiles });
 
   const showProgress = values.progress ?? process.stderr.isTTY === true;
   let lastProgressAt = 0;
@@ -149,7 +153,7 @@ async function manifestCommand(argv: string[]): Promise<number> {
     err(process.stderr.isTTY ? `\r${line}\x1b[K` : `${line}\n`);
   };
   const reuse = values.rehash ? undefined : await loadManifestReuse(outFile);
-  const { manifest, warnings, fingerprints, reused } = await buildManifest(dir, { pieceSize, baseUrl, outFile, reuse, onProgress: showProgress ? onProgress : undefined });
+  const { manifest, warnings, fingerprints, reused } = await buildManifest(dir, { pieceSize, baseUrl, outFile, allFiles, reuse, onProgress: showProgress ? onProgress : undefined });
   if (progressShown && process.stderr.isTTY) err('\n');
   for (const warning of warnings) err(`peerfetch manifest: warning: ${warning}\n`);
   const text = `${JSON.stringify(manifest, null, 2)}\n`;

@@ -104,8 +104,14 @@ describe('buildManifest', () => {
     });
   });
 
-  it('lists the assets in sorted order with URL-encoded paths and content types', async () => {
+  it('lists only video and audio by default, and says how many other files it left out', async () => {
     const { manifest, warnings } = await buildManifest(site);
+    expect(manifest.assets.map((asset) => asset.url)).toEqual(['/media/a%20b%231.mp3', '/media/film.mp4', '/media/sub/clip.webm', '/media/%C3%A9.ts']);
+    expect(warnings).toEqual(['left out 2 files that are not video or audio (--all-files lists them)', 'skipped media/empty.mp4: empty file']);
+  });
+
+  it('lists every asset with allFiles, in sorted order with URL-encoded paths and content types', async () => {
+    const { manifest, warnings } = await buildManifest(site, { allFiles: true });
     expect(manifest.version).toBe(MANIFEST_VERSION);
     expect(manifest.assets.map((asset) => [asset.url, asset.contentType])).toEqual([
       ['/media/a%20b%231.mp3', 'audio/mpeg'],
@@ -276,7 +282,7 @@ describe('buildManifest: play order of segments', () => {
       'hls/unlisted.m4s': bytes(100, 5),
       'poster.jpg': bytes(100, 6),
     });
-    const { manifest } = await buildManifest(root);
+    const { manifest } = await buildManifest(root, { allFiles: true });
     // The playlist's files fill the places their names had; other files keep natural order.
     expect(manifest.assets.map((asset) => asset.url)).toEqual([
       '/hls/init.mp4',

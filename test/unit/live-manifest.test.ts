@@ -113,7 +113,7 @@ describe('watchManifest', () => {
     await mkdir(folder);
     await writeFile(path.join(site, 'poster.png'), new Uint8Array(20 * 1024).fill(9));
     const checks: PublishCheck[] = [];
-    const watcher = await watchManifest(site, { pieceSize: 64 * 1024, onUpdate: recordPublishes(site, checks) });
+    const watcher = await watchManifest(site, { pieceSize: 64 * 1024, allFiles: true, onUpdate: recordPublishes(site, checks) });
     watchers.push(watcher);
 
     for (let n = 1; n <= 4; n++) await packagerWrites(folder, n, playlist(Math.max(1, n - 2), Math.min(n, 3)));

@@ -18,7 +18,12 @@
 //   node bench/run.mjs --systems origin,peerfetch,inpage --scenarios staggered --no-write  (first visit)
 //   node bench/run.mjs --systems origin,inpage --scenarios return --no-write                (return visit) The Delivery section of BENCHMARKS.md is rewritten after a default (complete)
 // run, or with --write; with --write, a run of the wan scenario alone rewrites the WAN section
-// instead. Results of every run go to bench/.cache/results/.
+// instead. Scenario uplinks (issue 15, only when named): like wan, but the homes' uploads differ
+// (1, 2, 5 and 20 Mbit/s, see UPLINK_HOMES) and the figures are offload against what the uplinks
+// allow, wasted peer bytes and every viewer's rebuffers; a run of it alone with --write rewrites
+// the Home uplinks section, e.g.
+//   node bench/run.mjs --scenarios uplinks --systems origin-hls,peerfetch-hls,p2pml --write
+// Results of every run go to bench/.cache/results/.
 //
 // The harness's own tests (origin counters, goal checks, BENCHMARKS.md writer) are part of npm test.
 //
@@ -94,7 +99,7 @@ function parseArgs(args, runs) {
   if (!(options.seconds >= 10 && options.seconds <= 600)) throw new Error('--seconds must be 10..600');
   options.write ??= isDefault;
   // WebTorrent picks its own (public) STUN servers and has no page setting here for the run's own.
-  if (options.scenarios.includes('wan') && options.systems.includes('webtorrent')) throw new Error('the wan scenario runs origin-*, peerfetch-* and p2pml; leave webtorrent out (--systems)');
+  if (options.scenarios.some((id) => runs.SCENARIOS[id].wan) && options.systems.includes('webtorrent')) throw new Error('the wan and uplinks scenarios run origin-*, peerfetch-* and p2pml; leave webtorrent out (--systems)');
   return options;
 }
 
@@ -173,19 +178,23 @@ async function benchmark() {
   const goalList = report.goals(summaries);
   const tableText = report.table(summaries);
   const goalsText = report.goalsTable(goalList);
+  const uplinkSummaries = results.filter((r) => r.scenario === 'uplinks').map((r) => report.summarizeUplinks(r, options.seconds));
+  const uplinkGoals = report.uplinksGoals(uplinkSummaries);
+  const uplinksText = uplinkSummaries.length ? `${report.uplinksTable(uplinkSummaries)}\n\n${report.goalsTable(uplinkGoals, 'issue 15')}` : '';
   const minutes = ((Date.now() - started.getTime()) / 60000).toFixed(1);
-  process.stdout.write(`\n${tableText}\n\n${goalsText}\n\n`);
+  process.stdout.write(`\n${tableText}\n\n${goalsText}\n\n${uplinksText ? `${uplinksText}\n\n` : ''}`);
 
   await mkdir(join(cacheDir, 'results'), { recursive: true });
   const resultsFile = join(cacheDir, 'results', `${started.toISOString().replace(/[:.]/g, '-')}.json`);
-  await writeFile(resultsFile, JSON.stringify({ options, versions, media: mediaInfo, results, summaries, goals: goalList }, null, 2));
+  await writeFile(resultsFile, JSON.stringify({ options, versions, media: mediaInfo, results, summaries, goals: goalList, uplinkSummaries, uplinkGoals }, null, 2));
   log(`raw results: ${resultsFile}`);
 
-  // A run of the WAN scenario alone writes its own section; any other run writes Delivery.
-  const wanOnly = options.scenarios.length === 1 && options.scenarios[0] === 'wan';
+  // A run of the WAN or the uplinks scenario alone writes its own section; any other run writes Delivery.
+  const only = options.scenarios.length === 1 ? options.scenarios[0] : null;
+  const section = { wan: { heading: 'WAN', notes: 'wan-notes.md' }, uplinks: { heading: 'Home uplinks', notes: 'uplinks-notes.md' } }[only] ?? { heading: 'Delivery', notes: 'delivery-notes.md' };
   if (options.write) {
     // Hand-written reading of the figures (what limits them), kept beside the code so a rerun keeps it.
-    const notesFile = join(root, 'bench', wanOnly ? 'wan-notes.md' : 'delivery-notes.md');
+    const notesFile = join(root, 'bench', section.notes);
     const notes = existsSync(notesFile) ? readFileSync(notesFile, 'utf8') : '';
     const body = [
       `Command: \`${command}\` — ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC, ${minutes} min for ${plan.length} runs.`,
@@ -201,6 +210,11 @@ async function benchmark() {
           ? ` WAN = joins 8 s apart like staggered, but each viewer alone in its own home behind a NAT router (network namespaces, iptables MASQUERADE, unsolicited inbound dropped; test/harness/topology.mjs), its own Chromium process inside it, the servers on the "internet" (198.18.0.0/15); ` +
             `each home's line capped at ${runs.WAN_HOME.uplinkKbit / 1000} Mbit/s up and ${runs.WAN_HOME.downlinkKbit / 1000} Mbit/s down (tc tbf, 400 ms queue) with ${runs.WAN_HOME.lossPercent}% random loss each way (iptables statistic); ` +
             'no added delay (this kernel has no netem qdisc; round trips stay under a millisecond). Every P2P system is given the same STUN server (coturn, STUN only) and connects through server-reflexive candidates.'
+          : '') +
+        (options.scenarios.includes('uplinks')
+          ? ` Home uplinks = like WAN, but the homes' uploads are capped at ${runs.UPLINK_HOMES.map((home) => home.uplinkKbit / 1000).join(', ')} Mbit/s (viewer by viewer, in join order, repeated), ` +
+            `downloads at ${runs.UPLINK_HOMES[0].downlinkKbit / 1000} Mbit/s, no loss. Allowed by the uplinks = the smaller of the ideal (N−1)/N and the viewers' total upload capacity over the video's duration divided by the bytes all viewers consumed. ` +
+            'Wasted peer bytes = data-channel payload received (RTCDataChannel stats) that the system did not use (peerfetch: verified pieces, `bytesFromPeers`; p2p-media-loader: segments completed from peers), over what was received.'
           : ''),
       '',
       'Offload = 1 − origin bytes / bytes consumed, over all viewers of a run; origin bytes are the media bytes (MP4, playlists, segments) the origin itself counted per viewer (User-Agent token); ' +
@@ -209,9 +223,7 @@ async function benchmark() {
         'Max origin copies = the most bytes of any one 256 KiB piece the origin sent one viewer, divided by the piece length. ' +
         'P2P column: the selected ICE candidate pairs seen on the pages\' RTCPeerConnections (none = the run had no P2P) and the bytes received over them.',
       '',
-      tableText,
-      '',
-      goalsText,
+      ...(only === 'uplinks' ? [uplinksText] : [tableText, '', goalsText]),
       '',
       ...(notes ? [notes.trim(), ''] : []),
       '<details><summary>Per viewer</summary>',
@@ -220,8 +232,8 @@ async function benchmark() {
       '',
       '</details>',
     ].join('\n');
-    await report.writeSection(join(root, 'BENCHMARKS.md'), wanOnly ? 'WAN' : 'Delivery', body);
-    log(`wrote the ${wanOnly ? 'WAN' : 'Delivery'} section of BENCHMARKS.md`);
+    await report.writeSection(join(root, 'BENCHMARKS.md'), section.heading, body);
+    log(`wrote the ${section.heading} section of BENCHMARKS.md`);
   }
   return summaries.every((s) => s.complete) ? 0 : 1;
 }

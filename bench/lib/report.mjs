@@ -96,7 +96,7 @@ function engineCell(stats) {
 /** Per-viewer detail lines (for the log and the collapsed section). */
 export function viewerLines(run) {
   return run.viewers.map((x) =>
-    `${x.name}: joined ${x.joinedAtS.toFixed(1)} s, origin ${(x.originBytes / MB).toFixed(2)} MB of ${(x.consumedBytes / MB).toFixed(2)} MB ` +
+    `${x.name}: ${x.uplinkKbit ? `uplink ${x.uplinkKbit} kbit/s, ` : ''}joined ${x.joinedAtS.toFixed(1)} s, origin ${(x.originBytes / MB).toFixed(2)} MB of ${(x.consumedBytes / MB).toFixed(2)} MB ` +
     `(offload ${pct(x.offload)}), startup ${secs(x.startupMs)} (<video> at ${secs(x.videoCreatedMs)}), ${x.stalls} rebuffers (${secs(x.stallMs)})` +
     `${x.stallLog.length ? ` [${x.stallLog.map((l) => `@${l.at}s ${l.ms ?? '?'}ms`).join(' ')}]` : ''}, ` +
     `${x.playedToEnd ? 'played to the end' : `stopped at ${x.position.toFixed(1)}/${x.duration.toFixed(1)} s`}, ` +
@@ -104,6 +104,7 @@ export function viewerLines(run) {
     `${x.worstPieceRequests?.length ? ` [requests covering it: ${x.worstPieceRequests.join('; ')}]` : ''}, ` +
     `peer connections ${x.connectedPairs}/${x.peerConnections}${x.icePairs.length ? ` [${x.icePairs.join(', ')}]` : ''}` +
     `${engineCell(x.engineStats)}` +
+    `${x.channelBytesReceived ? `; data channels ${(x.channelBytesReceived / MB).toFixed(2)} MB received, ${((x.peerBytesUsed ?? 0) / MB).toFixed(2)} MB used` : ''}` +
     `${x.hlsMilestones ? `; hls.js at ${Object.entries(x.hlsMilestones).map(([k, t]) => `${k} ${(t / 1000).toFixed(2)} s`).join(', ')}` : ''}` +
     `${x.errors.length ? `, errors: ${x.errors.join(' | ')}` : ''}`,
   );
@@ -213,9 +214,83 @@ function wanGoals(pf, get, ran, add) {
   if (r) add(`${label}: offload above ${SYSTEMS[rival].label}`, s.offload > r.offload ? 'met' : 'not met', `${pct(s.offload)} vs ${pct(r.offload)}`);
 }
 
-export function goalsTable(list) {
+export function goalsTable(list, issue = 'issue 4 item 8; WAN: issue 10 item 5; player in the page: issue 11 item 1') {
   const rows = list.map((g) => `| ${g.goal} | ${g.status === 'met' ? '✅ met' : g.status === 'not met' ? '❌ not met' : '— not measured'} | ${g.figure} |`);
-  return ['| goal (issue 4 item 8; WAN: issue 10 item 5; player in the page: issue 11 item 1) | status | measured |', '| --- | --- | --- |', ...rows].join('\n');
+  return [`| goal (${issue}) | status | measured |`, '| --- | --- | --- |', ...rows].join('\n');
+}
+
+/**
+ * Figures of a run on capped home uplinks (issue 15): offload against what the uplinks allow (the
+ * smaller of the ideal and the viewers' total upload capacity over the video's duration divided
+ * by the bytes all viewers consumed), wasted peer bytes (data-channel payload received that the
+ * system did not use), and every viewer's rebuffers with its uplink.
+ */
+export function summarizeUplinks(run, seconds) {
+  const s = summarize(run, run.viewers.length);
+  const capacity = run.viewers.reduce((sum, x) => sum + ((x.uplinkKbit ?? 0) * 1000 * seconds) / 8, 0);
+  const capacityRatio = s.consumedBytes > 0 ? capacity / s.consumedBytes : 0;
+  const allowed = Math.min(s.ideal, capacityRatio);
+  const received = run.viewers.reduce((sum, x) => sum + (x.channelBytesReceived ?? 0), 0);
+  const used = run.viewers.reduce((sum, x) => sum + (x.peerBytesUsed ?? 0), 0);
+  return {
+    ...s,
+    capacityRatio,
+    allowed,
+    ofAllowed: s.offload != null && allowed > 0 ? s.offload / allowed : null,
+    channelBytesReceived: received,
+    peerBytesUsed: used,
+    wasted: SYSTEMS[run.system].p2p && received > 0 ? Math.max(0, received - used) / received : null,
+    perViewer: run.viewers.map((x) => ({ uplinkKbit: x.uplinkKbit, stalls: x.stalls, stallMs: x.stallMs, offload: x.offload, startupMs: x.startupMs })),
+  };
+}
+
+/** The Markdown table of the home-uplinks runs. */
+export function uplinksTable(summaries) {
+  const head = [
+    'system', 'uplinks (kbit/s)', 'offload', 'allowed by the uplinks', 'of allowed', 'wasted peer bytes (received, used)',
+    'rebuffers per viewer: count (time), by uplink', 'startup median', 'played to end', 'P2P: selected ICE pairs', 'machine load before → after',
+  ];
+  const rows = summaries.map((s) => [
+    SYSTEMS[s.system].label,
+    s.perViewer.map((v) => v.uplinkKbit).join(', '),
+    pct(s.offload),
+    `${pct(s.allowed)} (capacity/demand ${s.capacityRatio.toFixed(2)})`,
+    pct(s.ofAllowed),
+    s.wasted == null ? '—' : `${pct(s.wasted)} (${(s.channelBytesReceived / MB).toFixed(1)} MB, ${(s.peerBytesUsed / MB).toFixed(1)} MB)`,
+    s.perViewer.map((v) => `${v.uplinkKbit}: ${v.stalls} (${secs(v.stallMs)})`).join('; '),
+    secs(s.startupMedianMs),
+    `${s.playedToEnd}/${s.viewers}${s.complete ? '' : ' ⚠'}`,
+    iceCell(s),
+    s.load.map((x) => x.toFixed(1)).join(' → '),
+  ]);
+  return [head, head.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+}
+
+/** The goals of issue 15 for the mixed swarm, per P2P system that ran; only complete runs count. */
+export function uplinksGoals(summaries) {
+  const out = [];
+  const add = (goal, status, figure) => out.push({ goal, status, figure });
+  const base = summaries.find((s) => s.system === 'origin-hls' && s.complete) ?? summaries.find((s) => s.system === 'origin-mp4' && s.complete);
+  for (const s of summaries.filter((x) => SYSTEMS[x.system].p2p)) {
+    const label = `${SYSTEMS[s.system].label}, ${s.viewers} viewers`;
+    if (!s.complete) {
+      add(`${label}: every goal`, 'not measured', 'not every viewer played to the end');
+      continue;
+    }
+    add(`${label}: offload ≥ 85% of what the uplinks allow`, s.ofAllowed >= 0.85 ? 'met' : 'not met', `${pct(s.offload)} = ${pct(s.ofAllowed)} of ${pct(s.allowed)}`);
+    add(`${label}: wasted peer bytes ≤ 5%`, s.wasted != null && s.wasted <= 0.05 ? 'met' : 'not met', pct(s.wasted));
+    if (!base || base.viewers !== s.viewers) {
+      add(`${label}: every viewer's rebuffers ≤ origin-only`, 'not measured', 'no complete origin-only run with as many viewers');
+      continue;
+    }
+    const worse = s.perViewer.filter((v, index) => v.stalls > (base.perViewer[index]?.stalls ?? 0));
+    add(
+      `${label}: every viewer's rebuffers ≤ origin-only (the uploaders' included)`,
+      worse.length === 0 ? 'met' : 'not met',
+      s.perViewer.map((v, index) => `${v.uplinkKbit} kbit/s: ${v.stalls} vs ${base.perViewer[index]?.stalls ?? '?'}`).join('; '),
+    );
+  }
+  return out;
 }
 
 /** Replaces (or appends) the `## Delivery` section of BENCHMARKS.md, leaving the other sections alone. */

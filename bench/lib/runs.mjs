@@ -37,6 +37,14 @@ export const SCENARIOS = {
   // Each viewer has been on the page before (the service worker is installed and holds what the
   // first visit played): a first visit until the video plays, then the measured visit.
   return: { label: 'return visit', description: 'viewers join 8 s apart, each on its second visit', staggered: true, returnVisit: true },
+  // Issue 15: homes whose uplinks differ (see UPLINK_HOMES); only when named (`--scenarios uplinks`).
+  uplinks: {
+    label: 'home uplinks',
+    description: 'viewers join 8 s apart, each alone in a home behind a NAT, the homes\' uploads capped at 1, 2, 5 and 20 Mbit/s',
+    staggered: true,
+    wan: true,
+    home: (index) => UPLINK_HOMES[index % UPLINK_HOMES.length],
+  },
 };
 /** The default scenarios: the LAN ones. `--scenarios wan` (or `all`) adds the WAN scenario. */
 export const DEFAULT_SCENARIOS = ['staggered', 'flash'];
@@ -49,6 +57,12 @@ export const SCENARIO_ALIASES = { 'flash-crowd': ['flash'], all: ['staggered', '
  * kernel has no netem (see the topology harness).
  */
 export const WAN_HOME = { nat: 'cone', uplinkKbit: 2000, downlinkKbit: 20_000, lossPercent: 1 };
+/**
+ * The homes of the uplinks scenario, viewer by viewer (repeated for more viewers): upload caps
+ * from a weak DSL line (1 Mbit/s, under the video's 1.2 Mbit/s) to fibre (20 Mbit/s), each with a
+ * 20 Mbit/s downlink and no loss, so that what differs between viewers is only what they can send.
+ */
+export const UPLINK_HOMES = [1000, 2000, 5000, 20_000].map((uplinkKbit) => ({ nat: 'cone', uplinkKbit, downlinkKbit: 20_000, lossPercent: 0 }));
 /** The STUN server both P2P systems are given in the WAN scenario: coturn, STUN only, on the internet. */
 const WAN_STUN_PORT = 3478;
 
@@ -106,7 +120,9 @@ export async function runOne(options) {
     let topology = null;
     let stunUrl = null;
     if (wan) {
-      topology = buildTopology({ homes: Array.from({ length: viewers }, () => WAN_HOME) });
+      const homeFor = SCENARIOS[scenario].home ?? (() => WAN_HOME);
+      result.homes = Array.from({ length: viewers }, (_, index) => homeFor(index));
+      topology = buildTopology({ homes: result.homes });
       stoppers.push(() => topology.destroy());
       const [command, args] = coturnCommand({ address: TURN_ADDRESS, port: WAN_STUN_PORT });
       const stun = await startProcess(command, args, { readyPattern: COTURN_READY_PATTERN, name: 'coturn (STUN)', cwd: root });
@@ -148,7 +164,7 @@ export async function runOne(options) {
     const firstBrowser = await browserFor(0);
     result.chromium = firstBrowser.version();
     const baseUa = await defaultUserAgent(firstBrowser);
-    if (topology) result.topology = { homes: WAN_HOME, stun: stunUrl };
+    if (topology) result.topology = { homes: SCENARIOS[scenario].home ? result.homes : WAN_HOME, stun: stunUrl };
     // `ice`: the STUN server the pages give their P2P system (none on the LAN: host candidates suffice).
     if (spec.tracker === 'template') {
       // A static script tag as a site writes it, with this run's tracker.
@@ -220,7 +236,10 @@ export async function runOne(options) {
     }
     const originStats = await (await fetch(`${originUrl}/__bench/stats`)).json();
     for (const viewer of joined) {
-      result.viewers.push(measureViewer({ viewer, spec, originStats, media: options.media, runStartEpoch: runStart }));
+      result.viewers.push({
+        ...measureViewer({ viewer, spec, originStats, media: options.media, runStartEpoch: runStart }),
+        uplinkKbit: result.homes?.[viewer.index]?.uplinkKbit ?? null,
+      });
     }
     result.anonymousOriginBytes = mediaBytes(originStats.byViewer.anonymous ?? {});
     // Every request of a viewer carries its token; media bytes without one would escape the per-viewer figures.
@@ -319,6 +338,9 @@ function measureViewer({ viewer, spec, originStats, media, runStartEpoch }) {
     connectedPairs: pairs.length,
     icePairs: endpoints,
     p2pBytesReceived: pairs.reduce((sum, p) => sum + (p.bytesReceived ?? 0), 0),
+    // Data-channel payload received, and the part of it the system used (verified pieces; segments completed from peers).
+    channelBytesReceived: Object.values(s.channelBytes ?? {}).reduce((sum, bytes) => sum + bytes, 0),
+    peerBytesUsed: s.peerfetch?.bytesFromPeers ?? s.extra?.p2pml?.p2pSegments ?? null,
     engineStats: s.peerfetch ?? s.extra?.p2pml ?? s.extra?.webtorrent ?? null,
     hlsMilestones: s.extra?.hls ?? null,
     errors: (s.errors ?? []).slice(0, 5),

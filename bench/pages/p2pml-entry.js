@@ -20,10 +20,14 @@ const hls = new HlsWithP2P({
   p2p: {
     core: { announceTrackers: [tracker], rtcConfig: { iceServers } },
     onHlsJsCreated(instance) {
-      const bySource = { http: 0, p2p: 0 };
+      // http / p2p: bytes received per source; p2pSegments: bytes of segments completed from peers (used).
+      const bySource = { http: 0, p2p: 0, p2pSegments: 0 };
       window.__bench.set('p2pml', bySource);
       instance.p2pEngine.addEventListener('onChunkDownloaded', (bytes, source) => {
         bySource[source] = (bySource[source] ?? 0) + bytes;
+      });
+      instance.p2pEngine.addEventListener('onSegmentLoaded', (details) => {
+        if (details.downloadSource === 'p2p') bySource.p2pSegments += details.bytesLength;
       });
     },
   },

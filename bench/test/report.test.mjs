@@ -4,7 +4,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'vitest';
-import { goals, summarize, writeDeliverySection } from '../lib/report.mjs';
+import { goals, summarize, summarizeUplinks, uplinksGoals, writeDeliverySection } from '../lib/report.mjs';
 
 const SIZE = 1_000_000;
 function viewer(name, originBytes, { startupMs = 1000, stalls = 0, copies = 1, ended = true } = {}) {
@@ -67,4 +67,29 @@ test('the Delivery section is replaced in place and the other sections are kept'
   await writeFile(file, `${await readFile(file, 'utf8')}\n## Later\n\nlater figures\n`);
   await writeDeliverySection(file, 'second');
   assert.equal(await readFile(file, 'utf8'), '# Benchmarks\n\n## Tracker\n\ntracker figures\n\n## Delivery\n\nsecond\n\n## Later\n\nlater figures\n');
+});
+
+test('home uplinks: offload against what the uplinks allow, wasted peer bytes, rebuffers viewer by viewer', () => {
+  // 4 viewers of a 1 MB, 60 s video; uplinks of 32, 64, 64 and 96 kbit/s carry 1.92 MB in 60 s, demand is 4 MB: 0.48.
+  const uplinks = [32, 64, 64, 96];
+  const withUplinks = (viewers, extra = () => ({})) => viewers.map((v, i) => ({ ...v, uplinkKbit: uplinks[i], ...extra(i) }));
+  const origin = run('origin-hls', 'uplinks', withUplinks([viewer('a', SIZE), viewer('b', SIZE), viewer('c', SIZE), viewer('d', SIZE)]));
+  const p2p = run(
+    'peerfetch-hls',
+    'uplinks',
+    withUplinks([viewer('a', SIZE), viewer('b', 0.6 * SIZE), viewer('c', 0.6 * SIZE), viewer('d', 0.6 * SIZE, { stalls: 1 })], (i) => ({
+      channelBytesReceived: i === 0 ? 0 : 0.42 * SIZE,
+      peerBytesUsed: i === 0 ? 0 : 0.4 * SIZE,
+    })),
+  );
+  const [o, s] = [summarizeUplinks(origin, 60), summarizeUplinks(p2p, 60)];
+  assert.equal(s.capacityRatio.toFixed(2), '0.48');
+  assert.equal(s.allowed, s.capacityRatio); // below the ideal of 75%
+  assert.equal(s.offload.toFixed(2), '0.30');
+  assert.equal(s.ofAllowed.toFixed(3), (0.3 / 0.48).toFixed(3));
+  assert.equal(s.wasted.toFixed(4), (0.06 / 1.26).toFixed(4));
+  const byGoal = Object.fromEntries(uplinksGoals([o, s]).map((g) => [g.goal.split(': ')[1], g.status]));
+  assert.equal(byGoal['offload ≥ 85% of what the uplinks allow'], 'not met');
+  assert.equal(byGoal['wasted peer bytes ≤ 5%'], 'met');
+  assert.equal(byGoal["every viewer's rebuffers ≤ origin-only (the uploaders' included)"], 'not met');
 });

@@ -73,7 +73,10 @@ export class UploadBackoff {
     const queueing = Math.min(...this.#recent) - this.baseDelay!;
     const offTarget = (TARGET_QUEUEING_MS - queueing) / TARGET_QUEUEING_MS;
     if (offTarget < 0) {
-      const from = this.#rate ?? Math.max(uploadRate, MIN_BACKOFF_RATE_BPS);
+      // Uploading (next to) nothing, the delay is not ours to cut: another tab, the page's own
+      // downloads, a busy machine. Cutting then would throttle the next peer for no gain.
+      if (this.#rate === undefined && uploadRate < MIN_BACKOFF_RATE_BPS) return;
+      const from = this.#rate ?? uploadRate;
       this.#rate = Math.max(MIN_BACKOFF_RATE_BPS, from * DECREASE_FACTOR);
       return;
     }

@@ -121,6 +121,17 @@ describe('UploadBackoff (LEDBAT-like)', () => {
     expect(backoff.rate).toBeUndefined();
   });
 
+  it('delays that rise while nothing is uploaded cut nothing (the queue is not ours)', () => {
+    let now = 0;
+    const backoff = new UploadBackoff(() => now);
+    for (let i = 0; i < 3; i++) (now += 1000), backoff.noteDelay(30, 0);
+    for (let i = 0; i < 5; i++) (now += 1000), backoff.noteDelay(600, 0);
+    expect(backoff.rate).toBeUndefined();
+    // The same delays while uploading 200 kB/s: that is our queue.
+    for (let i = 0; i < 3; i++) (now += 1000), backoff.noteDelay(600, 200_000);
+    expect(backoff.rate).toBeLessThan(200_000);
+  });
+
   it('a single slow answer does not cut the rate (the lowest of the newest samples counts)', () => {
     let now = 0;
     const backoff = new UploadBackoff(() => now);

@@ -77,6 +77,11 @@ export class UploadLimiter {
     this.#last = now;
     if (rate !== undefined && this.#tokens < 0) {
       await new Promise((resolve) => setTimeout(resolve, (-this.#tokens / rate) * 1000));
+      // The bytes go out now, not when the timer was due: a timer that fired late (a busy page)
+      // must not count as credit, or the next chunk follows at once and two chunks go out
+      // together (measured in Chromium: 32 KiB in 64 ms under a 100 kB/s cap).
+      this.#tokens = 0;
+      this.#last = this.#now();
     }
     this.#count(bytes);
   }

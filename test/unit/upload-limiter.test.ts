@@ -62,6 +62,26 @@ describe('UploadLimiter', () => {
     expect(total / rate).toBeGreaterThan(0.5 * (sent.at(-1)!.at / 1000 - 5 * 1.5));
   });
 
+  it('a timer that fires late is no credit: the next chunk still waits its full turn', async () => {
+    let skew = 0;
+    const clock = () => performance.now() + skew;
+    const limiter = new UploadLimiter(clock);
+    limiter.bytesPerSecond = 100_000;
+    const sent: number[] = [];
+    const first = limiter.take(CHUNK_SIZE).then(() => sent.push(clock()));
+    await vi.advanceTimersByTimeAsync(150);
+    expect(sent).toHaveLength(0);
+    skew = 300; // a busy page: the timer's callback runs 300 ms after it was due
+    await vi.advanceTimersByTimeAsync(20);
+    await first;
+    const second = limiter.take(CHUNK_SIZE).then(() => sent.push(clock()));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(sent).toHaveLength(1); // not sent right behind the first
+    await vi.advanceTimersByTimeAsync(100);
+    await second;
+    expect(sent[1]! - sent[0]!).toBeGreaterThanOrEqual((CHUNK_SIZE / 100_000) * 1000 - 1);
+  });
+
   it('treats zero, negative and infinite caps as no cap', () => {
     const limiter = new UploadLimiter();
     for (const value of [0, -5, Infinity, Number.NaN]) {

@@ -1,0 +1,92 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { assertNoPageErrors, waitFor } from '../harness/browser.js';
+import { ensureTestVideo } from '../harness/media.js';
+import { COTURN_READY_PATTERN, coturnCommand } from '../harness/coturn.mjs';
+import { startProcess, type RunningProcess } from '../harness/processes.js';
+import { INTERNET_ADDRESS, TURN_ADDRESS } from '../harness/topology.mjs';
+import { useTopology } from '../harness/use-topology.js';
+import { CHUNK_SIZE } from '../../src/shared/peer-messages.js';
+import { createTestSite, openPage, openSeeder, fetchInPage, startOrigin, startTracker, stats, type TestSite } from './test-site.js';
+
+// Peers on real home uplinks (issue 15): two homes behind NAT routers whose lines are capped
+// with tbf at 2 Mbit/s upstream (test/harness/topology.mjs), servers on the topology's internet,
+// a STUN server (coturn) there for the server-reflexive candidates that cross the NATs: the upload
+// cap a site or viewer sets holds at every time scale, measured in the uploader's page. (What a
+// 2 Mbit/s seeder delivers of a 1.3 Mbit/s stream is measured by `npm run bench -- --scenarios
+// uplinks`, see BENCHMARKS.md "Home uplinks".)
+
+const UPLINK_KBIT = 2000;
+const VIDEO_URL = '/media/video.mp4';
+
+const net = useTopology({ homes: [{ uplinkKbit: UPLINK_KBIT }, { uplinkKbit: UPLINK_KBIT }] }, () => [servers.originUrl]);
+
+let site: TestSite;
+const servers = { originUrl: '', trackerUrl: '' };
+const STUN_PORT = 3478;
+/** The script-tag attributes of every page: the tracker and the STUN server. */
+const attributes = () => ({ tracker: servers.trackerUrl, iceServers: `stun:${TURN_ADDRESS}:${STUN_PORT}` });
+let processes: RunningProcess[] = [];
+beforeAll(async () => {
+  // 20 s at 1.3 Mbit/s in 256 KiB pieces (the manifest's default): 13 pieces, ~1.6 s of video each.
+  site = await createTestSite(await ensureTestVideo({ name: 'uplinks', seconds: 20, kbps: 1300 }), '256KiB');
+  const origin = await startOrigin(site.dir, [], INTERNET_ADDRESS);
+  const tracker = await startTracker(INTERNET_ADDRESS);
+  const [command, args] = coturnCommand({ address: TURN_ADDRESS, port: STUN_PORT });
+  const stun = await startProcess(command, args, { readyPattern: COTURN_READY_PATTERN, name: 'coturn (STUN)' });
+  processes = [origin.origin, tracker.tracker, stun];
+  servers.originUrl = origin.originUrl;
+  servers.trackerUrl = tracker.trackerUrl;
+});
+afterAll(async () => {
+  await Promise.allSettled(processes.map((process) => process.stop()));
+});
+
+/** A viewer in home `home` (its Chromium runs in that home's namespace). */
+async function visitor(home: number, name: string) {
+  return net.viewer(net.topology.homes[home]!.visitors[0]!, name);
+}
+
+/** Samples `getStats().bytesUploaded` every 100 ms in the page, with the page's clock, until stopped. */
+async function sampleUploads(page: Page): Promise<() => Promise<{ at: number; bytes: number }[]>> {
+  await page.evaluate(() => {
+    const samples: { at: number; bytes: number }[] = [];
+    const timer = setInterval(() => samples.push({ at: performance.now(), bytes: window.peerfetch!.getStats().bytesUploaded }), 100);
+    Object.assign(window, { uploadSamples: samples, stopUploadSamples: () => clearInterval(timer) });
+  });
+  return () =>
+    page.evaluate(() => {
+      const w = window as unknown as { uploadSamples: { at: number; bytes: number }[]; stopUploadSamples(): void };
+      w.stopUploadSamples();
+      return w.uploadSamples;
+    });
+}
+
+describe('an uploader on a 2 Mbit/s home uplink', () => {
+  it('an upload cap holds at every time scale: bytes uploaded over any window ≤ cap × window + one chunk', async () => {
+    const fixture = { site, originUrl: servers.originUrl, trackerUrl: servers.trackerUrl };
+    const { context: seeder, page: seederPage } = await openSeeder({ viewer: (name) => visitor(0, name) }, fixture, 'capped-seeder', attributes());
+    const capBytesPerSecond = 100_000; // 800 kbit/s, well under the line
+    await seederPage.evaluate((cap) => window.peerfetch!.setUploadLimit(cap), capBytesPerSecond);
+    const viewer = await visitor(1, 'capped-viewer');
+    const page = await viewer.newPage();
+    await openPage(page, servers.originUrl, attributes());
+    await waitFor(async () => (await stats(page)).peers >= 1, { what: 'the viewer to connect to the seeder' });
+
+    const samples = await sampleUploads(seederPage);
+    expect((await fetchInPage(page, VIDEO_URL)).sha256).toBe(site.videoSha256);
+    const series = await samples();
+    const total = series.at(-1)!.bytes - series[0]!.bytes;
+    console.info(`capped seeder: ${total} B uploaded over ${((series.at(-1)!.at - series[0]!.at) / 1000).toFixed(1)} s`);
+    expect(total).toBeGreaterThan(4 * CHUNK_SIZE); // it did upload under the cap
+    for (let i = 0; i < series.length; i++) {
+      for (let j = i + 1; j < series.length; j++) {
+        const bytes = series[j]!.bytes - series[i]!.bytes;
+        const allowed = (capBytesPerSecond * (series[j]!.at - series[i]!.at)) / 1000 + CHUNK_SIZE;
+        if (bytes > allowed) throw new Error(`${bytes} B uploaded in ${(series[j]!.at - series[i]!.at).toFixed(0)} ms, more than ${allowed.toFixed(0)} B`);
+      }
+    }
+    assertNoPageErrors(seeder);
+    assertNoPageErrors(viewer);
+  });
+});

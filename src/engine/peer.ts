@@ -38,6 +38,14 @@ const RATE_WINDOW_MS = 250;
 const FAILURE_HALF_LIFE_MS = 30_000;
 /** Seconds of expected delay one (undecayed) failure adds to a peer's rank. */
 const FAILURE_PENALTY_S = 0.5;
+/**
+ * Assets unknown to us whose haves a peer may park (count). A live stream's newest segment
+ * reaches some members' manifests before ours; their haves for it are kept until our manifest
+ * lists it (see `adopt`). A few segments' worth; the oldest goes first, so a hostile peer cannot grow it.
+ */
+const MAX_PENDING_ASSETS = 32;
+/** Highest piece index parked per unknown asset (+1): a live segment has a handful of pieces. */
+const MAX_PENDING_PIECES = 4096;
 /** Requests from one peer queued at once; more is answered `busy`, so a greedy peer cannot hog us. */
 const MAX_QUEUED_UPLOADS = 16;
 /** Urgency (ms) of a request that states none: after every request that does (a prefetch's budget). */
@@ -45,8 +53,10 @@ const DEFAULT_UPLOAD_DEADLINE_MS = MAX_REQUEST_DEADLINE_MS;
 
 /** What a Peer needs from the swarm (passed down; a Peer never reaches up). */
 export interface PeerHandlers {
-  /** Piece count of an asset id, or undefined for an asset we don't know (its haves are ignored). */
+  /** Piece count of an asset id, or undefined for an asset we don't know (its haves are parked, see `adopt`). */
   pieceCount(asset: string): number | undefined;
+  /** The peer holds pieces of an asset our manifest does not list (a live stream moved on before our manifest did). */
+  onUnknownAsset(peer: Peer, asset: string): void;
   /** Bytes of a stored piece to upload, or undefined. */
   readPiece(asset: string, piece: number): Promise<Uint8Array | undefined>;
   /** The peer announced pieces (hello, have) or withdrew one (lost, not-found). */
@@ -106,6 +116,8 @@ export class Peer {
   readonly #channel: RTCDataChannel;
   readonly #handlers: PeerHandlers;
   readonly #have = new Map<string, Bitfield>();
+  /** Haves for assets we do not know yet, per asset id: a hello's hex bitfield and single pieces. */
+  readonly #pending = new Map<string, { hex: string | undefined; pieces: Set<number> }>();
   readonly #downloads = new Map<number, Download>();
   readonly #uploads = new Map<number, Upload>();
   readonly #pacer = new SendPacer();
@@ -219,6 +231,41 @@ export class Peer {
     return this.#have.get(asset)?.has(piece) ?? false;
   }
 
+  /** Our manifest now lists `asset`: takes the haves this peer sent for it before it did. */
+  adopt(asset: string): void {
+    const pending = this.#pending.get(asset);
+    this.#pending.delete(asset);
+    if (!pending) return;
+    if (pending.hex !== undefined) this.#setHave(asset, pending.hex);
+    for (const piece of pending.pieces) this.#addHave(asset, piece);
+  }
+
+  /** `asset` left our manifest: forgets what this peer holds of it. */
+  forget(asset: string): void {
+    this.#have.delete(asset);
+    this.#pending.delete(asset);
+  }
+
+  #park(asset: string): { hex: string | undefined; pieces: Set<number> } {
+    let pending = this.#pending.get(asset);
+    if (!pending) {
+      if (this.#pending.size >= MAX_PENDING_ASSETS) this.#pending.delete(this.#pending.keys().next().value!);
+      this.#pending.set(asset, (pending = { hex: undefined, pieces: new Set() }));
+      this.#handlers.onUnknownAsset(this, asset);
+    }
+    return pending;
+  }
+
+  /** Records one have; false for a piece past the asset's end. */
+  #addHave(asset: string, piece: number): boolean {
+    const count = this.#handlers.pieceCount(asset);
+    if (count === undefined || piece >= count) return false;
+    let bits = this.#have.get(asset);
+    if (!bits) this.#have.set(asset, (bits = new Bitfield(count)));
+    bits.set(piece);
+    return true;
+  }
+
   /** The bytes of `piece` received so far from this peer's outstanding request for it (a copy), if any. */
   partial(asset: string, piece: number): Uint8Array | undefined {
     let best: Download | undefined;
@@ -328,11 +375,11 @@ export class Peer {
         for (const [asset, hex] of Object.entries(message.have)) this.#setHave(asset, hex);
         return this.#handlers.onHave(this);
       case 'have': {
-        const count = this.#handlers.pieceCount(message.asset);
-        if (count === undefined || message.piece >= count) return;
-        let bits = this.#have.get(message.asset);
-        if (!bits) this.#have.set(message.asset, (bits = new Bitfield(count)));
-        bits.set(message.piece);
+        if (this.#handlers.pieceCount(message.asset) === undefined) {
+          if (message.piece < MAX_PENDING_PIECES) this.#park(message.asset).pieces.add(message.piece);
+          return;
+        }
+        if (!this.#addHave(message.asset, message.piece)) return;
         return this.#handlers.onHave(this);
       }
       case 'lost':
@@ -375,7 +422,10 @@ export class Peer {
 
   #setHave(asset: string, hex: string): void {
     const count = this.#handlers.pieceCount(asset);
-    if (count === undefined) return;
+    if (count === undefined) {
+      if (hex.length <= MAX_PENDING_PIECES / 4) this.#park(asset).hex = hex;
+      return;
+    }
     const bits = Bitfield.fromHex(hex, count);
     if (bits) this.#have.set(asset, bits);
   }

@@ -18,6 +18,12 @@ import { TrackerClient } from './tracker-client.js';
 
 /** How often (ms) the `stats` event fires: smooth enough for a live panel, cheap enough to ignore. */
 const STATS_INTERVAL_MS = 1000;
+/**
+ * Least time (ms) between two manifest reloads asked for by peers holding assets we do not know.
+ * At a live edge every member announces the newest segment within a few hundred ms: one reload
+ * catches up with all of them, and a peer announcing made-up assets costs at most 4 requests a second.
+ */
+const UNKNOWN_ASSET_RELOAD_MS = 250;
 
 /** Events of a peerfetch instance, by name. */
 export interface PeerfetchEventMap {
@@ -62,6 +68,10 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
   #p2p: boolean;
   #uploadLimit: number | undefined;
   #manifest: Manifest | undefined;
+  /** Manifest versions being applied, one after another (see #followManifest). */
+  #manifestUpdates: Promise<void> = Promise.resolve();
+  /** When the last reload for an unknown asset started (see UNKNOWN_ASSET_RELOAD_MS). */
+  #unknownAssetReloadAt = 0;
   /** Aborted by destroy(): cancels a pending leadership request. */
   readonly #lifetime = new AbortController();
   #releaseLeadership: (() => void) | undefined;
@@ -144,6 +154,47 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     this.#swarm?.forgetAll();
     const manifest = this.#manifest;
     if (manifest) for (const asset of manifest.assets) this.#sources.track(asset.id, asset.href, asset.pieces.length, []);
+  }
+
+  /**
+   * Applies a manifest version (from the SW, which reloads it as a live stream moves, or our own
+   * reload): new assets join the swarm and the prefetch plan, assets that left are forgotten and
+   * their stored pieces deleted (a live segment that left the window is never asked for again).
+   * Versions apply in order; a manifest that does not parse is ignored.
+   */
+  #followManifest(json: unknown, url: string): Promise<void> {
+    this.#manifestUpdates = this.#manifestUpdates.then(async () => {
+      let manifest: Manifest;
+      try {
+        manifest = await parseManifest(json, url);
+      } catch {
+        return;
+      }
+      const swarm = this.#swarm;
+      if (this.#destroyed || !swarm) return;
+      const { added, removed } = await swarm.setManifest(manifest);
+      if (this.#destroyed) return;
+      this.#manifest = manifest;
+      this.#scheduler?.setManifest(manifest);
+      for (const asset of added) this.#sources.track(asset.id, asset.href, asset.pieces.length, swarm.held(asset.id));
+      for (const id of removed) {
+        this.#sources.untrack(id);
+        void this.#store?.delete(id).catch(() => {});
+      }
+    });
+    return this.#manifestUpdates;
+  }
+
+  /** A peer holds an asset we do not know: with a live stream playing, our manifest is behind. */
+  #onUnknownAsset(): void {
+    const live = this.#manifest?.live.some((stream) => !stream.ended);
+    const now = Date.now();
+    if (!live || now - this.#unknownAssetReloadAt < UNKNOWN_ASSET_RELOAD_MS) return;
+    this.#unknownAssetReloadAt = now;
+    void this.#fetchManifestJson().then(
+      ({ json, url }) => this.#followManifest(json, url),
+      () => {},
+    );
   }
 
   /** Leaves the swarm, closes every connection and stops all events. Idempotent. */
@@ -254,6 +305,12 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
   }
 
   async #loadManifest(): Promise<Manifest> {
+    const { json, url } = await this.#fetchManifestJson();
+    return parseManifest(json, url);
+  }
+
+  /** The manifest's JSON and the URL it came from; rejects with manifest-fetch-failed or manifest-invalid. */
+  async #fetchManifestJson(): Promise<{ json: unknown; url: string }> {
     let response: Response;
     try {
       response = await fetch(this.options.manifest, { cache: 'no-cache', credentials: 'same-origin' });
@@ -272,7 +329,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       // Typically a host that answers unknown paths with its index.html and 200.
       throw new PeerfetchError('manifest-invalid', `${this.options.manifest} is not JSON (content-type ${response.headers.get('content-type') ?? 'none'}): was the manifest deployed at this URL?`);
     }
-    return parseManifest(json, response.url || this.options.manifest);
+    return { json, url: response.url || this.options.manifest };
   }
 
   #createSwarm(manifest: Manifest, store: PieceStore): Swarm {
@@ -301,6 +358,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       },
       onUploaded: (_peer, bytes) => this.#stats.add('bytesUploaded', bytes),
       onWithdrawn: (assetId, piece) => this.#sources.unmark(assetId, piece),
+      onUnknownAsset: () => this.#onUnknownAsset(),
     });
   }
 
@@ -355,9 +413,14 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
   ): Promise<PieceAnswer> {
     const swarm = this.#swarm;
     const scheduler = this.#scheduler;
-    const asset = swarm?.asset(request.asset);
+    let asset = swarm?.asset(request.asset);
     if (!swarm || !scheduler || this.#destroyed) return { type: 'piece-miss', reason: 'not-ready' };
-    if (!asset) return { type: 'piece-miss', reason: 'unknown-asset' };
+    if (!asset) {
+      // The SW sends its new manifest before asking for its assets: it may still be being applied.
+      await this.#manifestUpdates;
+      asset = swarm.asset(request.asset);
+      if (!asset || this.#destroyed) return { type: 'piece-miss', reason: 'unknown-asset' };
+    }
     const result = await scheduler.answer(asset, request.piece, request.deadlineMs, request.first, signal);
     if (result.ok) {
       const data = result.data.buffer.slice(result.data.byteOffset, result.data.byteOffset + result.data.byteLength) as ArrayBuffer;
@@ -373,6 +436,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
   #onNotice(notice: WorkerToPage): void {
     if (this.#destroyed) return;
     if (notice.type === 'bytes-served') return this.#stats.add('bytesServed', notice.bytes);
+    if (notice.type === 'manifest') return void this.#followManifest(notice.manifest, notice.url);
     if (notice.type !== 'piece-delivered') return;
     const counter = { origin: 'bytesFromOrigin', store: 'bytesFromStore', peers: 'bytesFromPeers' } as const;
     this.#stats.add(counter[notice.source], notice.bytes);

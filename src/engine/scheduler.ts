@@ -84,7 +84,7 @@ function fnv1a(text: string): number {
 export class Scheduler {
   readonly #components: SchedulerComponents;
   readonly #heads = new Map<string, StreamHead>();
-  readonly #assetOrder: Map<string, number>;
+  #assetOrder: Map<string, number>;
   /** Origin prefetches asked of the SW and not yet reported back, with the time they were asked. */
   readonly #originRequested = new Map<string, number>();
   #peerPrefetches = 0;
@@ -95,6 +95,14 @@ export class Scheduler {
   constructor(components: SchedulerComponents) {
     this.#components = components;
     this.#assetOrder = new Map(components.manifest.assets.map((asset, index) => [asset.id, index]));
+  }
+
+  /** Follows a new version of the manifest (a live stream moved): new segments join the prefetch windows. */
+  setManifest(manifest: Manifest): void {
+    this.#components.manifest = manifest;
+    this.#assetOrder = new Map(manifest.assets.map((asset, index) => [asset.id, index]));
+    for (const [key, head] of this.#heads) if (!this.#assetOrder.has(head.asset.id)) this.#heads.delete(key);
+    this.reschedule();
   }
 
   /** The swarm member that fetches `piece` from the origin when no peer holds it. */

@@ -82,6 +82,11 @@ export class PieceSources {
     this.#codes.set(assetId, { url, codes });
   }
 
+  /** The asset left the manifest (a live stream moved on): it leaves the figures too. */
+  untrack(assetId: string): void {
+    this.#codes.delete(assetId);
+  }
+
   /** Records a piece's source; the first source of a piece wins (later store reads change nothing). */
   mark(assetId: string, piece: number, code: Exclude<PieceSourceCode, '.'>): void {
     const entry = this.#codes.get(assetId);

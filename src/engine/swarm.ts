@@ -28,6 +28,8 @@ export interface SwarmCallbacks {
   onPeerHave(peer: Peer): void;
   /** We no longer hold `piece` (the store evicted or deleted it). */
   onWithdrawn(assetId: string, piece: number): void;
+  /** A peer holds pieces of an asset our manifest does not list: a live stream may have moved on. */
+  onUnknownAsset(peer: Peer, asset: string): void;
 }
 
 /**
@@ -51,8 +53,8 @@ export class Swarm {
   readonly #banned = new Set<string>();
   /** Connections being made (see reservePeerSlot). */
   #connecting = 0;
-  readonly #manifest: Manifest;
-  readonly #assets: Map<string, ManifestAsset>;
+  #manifest: Manifest;
+  #assets: Map<string, ManifestAsset>;
   readonly #store: PieceStore;
   readonly #callbacks: SwarmCallbacks;
   /** What we hold, per asset id: sent in hellos, kept current by `markHave`. */
@@ -80,11 +82,41 @@ export class Swarm {
 
   /** Loads what the store already holds (pieces kept from earlier visits are seeded again). */
   async loadHave(): Promise<void> {
-    for (const asset of this.#manifest.assets) {
-      const bits = new Bitfield(pieceCount(asset.size, asset.pieceSize));
-      for (const piece of await this.#store.list(asset.id).catch(() => [])) bits.set(piece);
-      this.#have.set(asset.id, bits);
+    for (const asset of this.#manifest.assets) await this.#loadHaveOf(asset);
+  }
+
+  async #loadHaveOf(asset: ManifestAsset): Promise<void> {
+    const bits = new Bitfield(pieceCount(asset.size, asset.pieceSize));
+    for (const piece of await this.#store.list(asset.id).catch(() => [])) bits.set(piece);
+    // Gone again while the store answered (a newer manifest version): nothing to hold.
+    if (!this.#assets.has(asset.id)) return;
+    // A piece stored meanwhile (markHave before the list came back) stays held.
+    const earlier = this.#have.get(asset.id);
+    if (earlier) for (let piece = 0; piece < bits.length; piece++) if (earlier.has(piece)) bits.set(piece);
+    this.#have.set(asset.id, bits);
+  }
+
+  /**
+   * Follows a new version of the manifest (a live stream moved): new assets are held as far as
+   * the store has them and peers' haves for them are taken; assets that left are forgotten here
+   * and by every peer. Returns the ids that came and went.
+   */
+  async setManifest(manifest: Manifest): Promise<{ added: ManifestAsset[]; removed: string[] }> {
+    const assets = new Map(manifest.assets.map((asset) => [asset.id, asset]));
+    const added = manifest.assets.filter((asset) => !this.#assets.has(asset.id));
+    const removed = [...this.#assets.keys()].filter((id) => !assets.has(id));
+    this.#manifest = manifest;
+    this.#assets = assets;
+    for (const id of removed) {
+      this.#have.delete(id);
+      for (const peer of this.peers.values()) peer.forget(id);
     }
+    for (const asset of added) this.#have.set(asset.id, new Bitfield(pieceCount(asset.size, asset.pieceSize)));
+    for (const asset of added) {
+      await this.#loadHaveOf(asset);
+      for (const peer of this.peers.values()) peer.adopt(asset.id);
+    }
+    return { added, removed };
   }
 
   asset(id: string): ManifestAsset | undefined {
@@ -176,6 +208,7 @@ export class Swarm {
         const asset = this.#assets.get(id);
         return asset && pieceCount(asset.size, asset.pieceSize);
       },
+      onUnknownAsset: (from, asset) => this.#callbacks.onUnknownAsset(from, asset),
       readPiece: (id, piece) => (this.holds(id, piece) ? this.#readHeld(id, piece) : Promise.resolve(undefined)),
       onHave: (from) => {
         for (const waiter of this.#haveWaiters) if (waiter.piece < 0 || from.has(waiter.asset, waiter.piece)) waiter.resolve();

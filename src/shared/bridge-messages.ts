@@ -61,7 +61,12 @@ export type WorkerToPage =
       latencyMs?: number;
     }
   /** Bytes of an asset the SW handed to one of this page's requests. */
-  | { type: 'bytes-served'; bytes: number };
+  | { type: 'bytes-served'; bytes: number }
+  /**
+   * The SW loaded a manifest that differs from its last one (a live stream moved): the raw JSON
+   * and the URL it came from, so every page follows at once without fetching it again.
+   */
+  | { type: 'manifest'; url: string; manifest: unknown };
 
 /**
  * Page -> SW on a piece request's port. `data` is transferred, not copied. `partial`: the first
@@ -93,6 +98,8 @@ export function asWorkerToPage(data: unknown): WorkerToPage | undefined {
     case 'piece-delivered':
     case 'bytes-served':
       return data as WorkerToPage;
+    case 'manifest':
+      return typeof data.url === 'string' ? (data as WorkerToPage) : undefined;
     default:
       return undefined;
   }

@@ -44,9 +44,14 @@ export class EngineBridge {
   }
 
   /** After a SW restart the ready list is empty: ask every page to announce its engine again. */
-  async greetPages(): Promise<void> {
+  greetPages(): Promise<void> {
+    return this.tellPages({ type: 'worker-hello', version: BRIDGE_VERSION });
+  }
+
+  /** Posts `message` to every window this SW controls. */
+  async tellPages(message: WorkerToPage): Promise<void> {
     const pages = await this.#scope.clients.matchAll({ type: 'window' });
-    for (const page of pages) page.postMessage({ type: 'worker-hello', version: BRIDGE_VERSION } satisfies WorkerToPage);
+    for (const page of pages) page.postMessage(message);
   }
 
   /** Posts a stats message to the page that made a request (if it still exists). */

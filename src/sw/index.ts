@@ -2,13 +2,13 @@
 // peerfetch service worker: answers requests for manifest assets piece by piece from the local
 // store, from peers (through a page engine) or from the origin. Anything it is unsure about
 // passes through untouched, and no failure on the P2P path ever fails a request.
-import { findAsset, type ManifestAsset } from '../shared/manifest.js';
+import { findAsset, findLiveStream, type Manifest, type ManifestAsset } from '../shared/manifest.js';
 import { IdbPieceStore } from '../store/idb-piece-store.js';
 import type { PieceStore } from '../store/piece-store.js';
 import { assetResponse } from './asset-response.js';
 import { DirectMedia } from './direct-media.js';
 import { EngineBridge } from './engine-bridge.js';
-import { ManifestSource } from './manifest-source.js';
+import { ManifestSource, type ManifestChange } from './manifest-source.js';
 import { couldBeMedia } from './media-request.js';
 import { killSwitchOn } from './kill-switch.js';
 import { fetchPieceFromOrigin, originAllowsFetch } from './origin-fetch.js';
@@ -17,7 +17,7 @@ import { PieceSources } from './piece-loader.js';
 declare const self: ServiceWorkerGlobalScope;
 
 const params = new URL(self.location.href).searchParams;
-const manifests = new ManifestSource(new URL(params.get('manifest') ?? '/peerfetch-manifest.json', self.location.href).href);
+const manifests = new ManifestSource(new URL(params.get('manifest') ?? '/peerfetch-manifest.json', self.location.href).href, onManifestChange);
 const bridge = new EngineBridge(self);
 let storeOpening: Promise<PieceStore | undefined> | undefined;
 let sources: Promise<PieceSources> | undefined;
@@ -31,6 +31,13 @@ const fetchable = new Map<string, Promise<boolean>>();
 const MANIFEST_WAIT_MS = 3000;
 /** Per page, media URLs whose elements began loading on the network (see DirectMedia). */
 const directMedia = new DirectMedia();
+/**
+ * Longest wait (ms) of a request for an unlisted file of a live stream for a fresh manifest (one
+ * round trip to the origin): the segment is usually just published, and then listed in it.
+ */
+const LIVE_MANIFEST_WAIT_MS = 1000;
+/** Playlists are never assets: a request for one in a live stream's folder is not waited on. */
+const PLAYLIST_PATH = /\.(m3u8|mpd)$/i;
 /** URLs answered by the network because no manifest was there in time. */
 const passedThrough = new Set<string>();
 
@@ -44,6 +51,14 @@ const storeCapBytes = Number.isSafeInteger(capParam) && capParam > 0 ? capParam 
 function openStore(): Promise<PieceStore | undefined> {
   storeOpening ??= IdbPieceStore.open({ capBytes: storeCapBytes }).catch(() => undefined);
   return storeOpening;
+}
+
+/** A new manifest (a live stream moved): forget what was kept about assets that left it, and tell the pages. */
+function onManifestChange({ manifest, json, url }: ManifestChange): void {
+  const kept = new Set(manifest.assets.map((asset) => asset.id));
+  for (const id of fetchable.keys()) if (!kept.has(id)) fetchable.delete(id);
+  void sources?.then((loaded) => loaded.forget(kept));
+  void bridge.tellPages({ type: 'manifest', url, manifest: json });
 }
 
 function pieceSources(): Promise<PieceSources> {
@@ -79,10 +94,18 @@ self.addEventListener('message', (event) => {
     directMedia.delete(clientId, message.url);
     return event.ports[0]?.postMessage({ type: 'media-takeover-ready' });
   }
-  const asset = manifests.current()?.assets.find((candidate) => candidate.id === message.asset);
-  if (!asset || message.piece >= asset.pieces.length) return;
-  event.waitUntil(pieceSources().then((loaded) => loaded.prefetch(asset, message.piece, clientId)));
+  event.waitUntil(prefetchPiece(message.asset, message.piece, clientId));
 });
+
+/** Carries out a page's prefetch of a piece it was assigned to fetch from the origin for the swarm. */
+async function prefetchPiece(assetId: string, piece: number, clientId: string): Promise<void> {
+  const find = (manifest: Manifest | undefined) => manifest?.assets.find((candidate) => candidate.id === assetId);
+  let asset = find(manifests.current());
+  // The page learnt of a new live segment before this SW did (peers announced it): catch up.
+  if (!asset && manifests.current()?.live.some((stream) => !stream.ended)) asset = find(await manifests.loadSince(Date.now()));
+  if (!asset || piece >= asset.pieces.length) return;
+  await (await pieceSources()).prefetch(asset, piece, clientId);
+}
 
 // A restarted SW has lost its list of ready engines: ask the pages again.
 void bridge.greetPages();
@@ -98,7 +121,22 @@ self.addEventListener('fetch', (event) => {
   if (killSwitchOn(self, manifest)) return;
   if (manifest && !passedThrough.has(request.url)) {
     const asset = findAsset(manifest, request.url);
-    if (asset) event.respondWith(respond(event, asset));
+    if (asset) return event.respondWith(respond(event, asset));
+    const stream = findLiveStream(manifest, request.url);
+    if (!stream || stream.ended) return;
+    const requestedAt = Date.now();
+    // The player reloads the playlist: the stream may have moved, and the manifest with it. The
+    // playlist itself is left alone.
+    if (request.url.split(/[?#]/, 1)[0] === stream.playlistHref) return void manifests.loadSince(requestedAt);
+    if (PLAYLIST_PATH.test(new URL(request.url).pathname)) return;
+    // A file of a live stream the manifest does not list yet: its segment was published after our
+    // last load. The manifest is written before the playlist naming it, so one fetched now lists it.
+    event.respondWith(
+      Promise.race([manifests.loadSince(requestedAt), new Promise<undefined>((resolve) => setTimeout(resolve, LIVE_MANIFEST_WAIT_MS))]).then((loaded) => {
+        const listed = loaded && findAsset(loaded, request.url);
+        return listed ? respond(event, listed) : fetch(request);
+      }),
+    );
     return;
   }
   // No manifest yet (the SW just started): a request that could be media waits for it, briefly,

@@ -18,22 +18,34 @@ const FAILED_RETRY_MAX_MS = 300_000;
 /** What a manifest answered with 410 Gone stands for: the operator removed peerfetch for good (kill switch). */
 const GONE: Manifest = { version: 1, assets: [], live: [], disabled: true };
 
+/** A manifest that differs from the one before (or the first one), with the raw JSON it was parsed from (pages parse it again). */
+export interface ManifestChange {
+  manifest: Manifest;
+  json: unknown;
+  url: string;
+}
+
 /**
  * The manifest as the SW knows it: loaded once (it is the trust anchor, fetched from the site's
- * own origin), kept in memory, reloaded when origin bytes stop matching it. A manifest that
- * cannot be loaded means "nothing is ours": every request passes through untouched.
+ * own origin), kept in memory, reloaded when origin bytes stop matching it, and, for live
+ * streams, whenever the stream may have moved (see `loadSince`). A manifest that cannot be
+ * loaded means "nothing is ours": every request passes through untouched.
  */
 export class ManifestSource {
   readonly url: string;
+  readonly #onChange: (change: ManifestChange) => void;
   #current: Manifest | undefined;
+  #currentText: string | undefined;
   #loading: Promise<Manifest | undefined> | undefined;
+  /** When the fetch behind `#loading` (or the last one) started. */
   #loadedAt = 0;
   /** Failed loads in a row, and when the next one may be tried (negative cache). */
   #failures = 0;
   #retryAt = 0;
 
-  constructor(url: string) {
+  constructor(url: string, onChange: (change: ManifestChange) => void = () => {}) {
     this.url = url;
+    this.#onChange = onChange;
   }
 
   current(): Manifest | undefined {
@@ -46,6 +58,20 @@ export class ManifestSource {
       this.#loading = undefined;
     });
     return this.#loading;
+  }
+
+  /**
+   * The manifest as the origin had it at `time` or later: a fetch started before `time` is not
+   * enough (the live manifest is written before the playlist that names a new segment, so a
+   * manifest fetched after the playlist lists every segment in it). Shares a fetch that qualifies.
+   */
+  async loadSince(time: number): Promise<Manifest | undefined> {
+    while (this.#loading) {
+      const started = this.#loadedAt;
+      const loaded = await this.#loading;
+      if (started >= time) return loaded;
+    }
+    return this.load();
   }
 
   /** Origin bytes did not match the manifest: it is probably stale, reload it (throttled). */
@@ -69,9 +95,24 @@ export class ManifestSource {
         // A hanging manifest request must not block every later attempt.
         signal: AbortSignal.timeout(MANIFEST_FETCH_TIMEOUT_MS),
       });
-      if (response.status === 410) this.#current = GONE;
-      else if (!response.ok) return this.#failed();
-      else this.#current = await parseManifest(await response.json(), response.url || this.url);
+      if (response.status === 410) {
+        this.#current = GONE;
+        this.#currentText = undefined;
+      } else if (!response.ok) {
+        return this.#failed();
+      } else {
+        const text = await response.text();
+        // A live manifest is fetched every few seconds and mostly unchanged: parse only what changed.
+        if (text !== this.#currentText) {
+          const json: unknown = JSON.parse(text);
+          const url = response.url || this.url;
+          const manifest = await parseManifest(json, url);
+          this.#current = manifest;
+          this.#currentText = text;
+          // Also the first load: a restarted SW may have a newer manifest than the pages.
+          this.#onChange({ manifest, json, url });
+        }
+      }
       this.#failures = 0;
       this.#retryAt = 0;
     } catch {

@@ -1,4 +1,4 @@
-import { streamKey, type ManifestAsset } from '../shared/manifest.js';
+import { streamKey, type ManifestAsset, type ManifestLive } from '../shared/manifest.js';
 import { PeerfetchError } from '../shared/errors.js';
 import { verifyPiece } from '../shared/integrity.js';
 import { pieceSpan } from '../shared/piece-math.js';
@@ -20,6 +20,14 @@ export const PEER_DEADLINE_MS = 4000;
  * (startup or seek), so a peer only gets it if it can answer about as fast as the origin.
  */
 export const FIRST_PIECE_DEADLINE_MS = 1000;
+/**
+ * Deadline (ms) for a piece of a live stream. A live player keeps little buffer (hls.js plays
+ * three target durations behind the edge and fetches each segment as it appears), so peers get
+ * half a segment's play time: 1 s for 2 s segments, never more than PEER_DEADLINE_MS.
+ */
+export function liveDeadlineMs(live: ManifestLive): number {
+  return Math.min(PEER_DEADLINE_MS, Math.max(FIRST_PIECE_DEADLINE_MS, live.segmentMs / 2));
+}
 /** A request continues a page's stream when it asks for what follows that stream's last piece within this time (ms). */
 const STREAM_CONTINUATION_MS = 30_000;
 
@@ -89,7 +97,7 @@ export class PieceSources {
         notify(clientId, { type: 'piece-delivered', asset: asset.id, piece, source: 'store', bytes: stored.length, stored: true });
         return stored;
       }
-      const deadlineMs = first ? FIRST_PIECE_DEADLINE_MS : PEER_DEADLINE_MS;
+      const deadlineMs = first ? FIRST_PIECE_DEADLINE_MS : asset.live ? liveDeadlineMs(asset.live) : PEER_DEADLINE_MS;
       const delivery = await this.#components
         .fromPeers(clientId, asset, piece, { deadlineMs, first, signal })
         .catch(() => undefined);
@@ -122,6 +130,11 @@ export class PieceSources {
     if (this.#streamHeads.size > 256) this.#streamHeads.delete(this.#streamHeads.keys().next().value!);
     if (!last || now - last.at > STREAM_CONTINUATION_MS) return false;
     return piece === 0 ? last.index === asset.index - 1 : last.index === asset.index && last.piece === piece - 1;
+  }
+
+  /** The manifest changed: forgets what it kept about assets no longer in it (a live stream's window moved on). */
+  forget(kept: ReadonlySet<string>): void {
+    for (const id of this.#firstOriginResponse.keys()) if (!kept.has(id)) this.#firstOriginResponse.delete(id);
   }
 
   /** Fetches a piece into the store ahead of need (store, else origin); never rejects. */

@@ -47,6 +47,13 @@ function encoderArgs(o: Required<TestVideoOptions>): string[] {
   return [
     '-nostdin', '-hide_banner', '-loglevel', 'error', '-y',
     '-f', 'lavfi', '-i', `testsrc2=duration=${o.seconds}:size=${o.size}:rate=${o.fps}`,
+    ...codecArgs(o),
+  ];
+}
+
+/** The H.264 settings of every generated video (see encoderArgs). */
+function codecArgs(o: Required<TestVideoOptions>): string[] {
+  return [
     '-c:v', 'libx264', '-pix_fmt', 'yuv420p',
     // maxrate = bitrate and a third-of-a-second buffer keep every second close to the target,
     // so byte offsets map evenly to time (docs/contributing.md, "Chromium": generated test media).
@@ -136,4 +143,74 @@ export function ensureTestHls(options: TestVideoOptions = {}): Promise<string> {
       join(tmp, 'index.m3u8'),
     ]);
   });
+}
+
+/** A real-time live source: ffmpeg writing into a folder as a packager does. */
+export interface LiveSource {
+  /** Resolves with ffmpeg's exit code once the stream has ended (after `seconds`) or was stopped. */
+  readonly exited: Promise<number | null>;
+  /** Stops ffmpeg (SIGTERM); resolves once it has exited. */
+  stop(): Promise<void>;
+}
+
+/** Options of {@link startLiveSource}. */
+export interface LiveSourceOptions {
+  /** `hls` writes `.index.m3u8` and `seg-NNNNN.ts`; `dash` writes `.live.mpd`, `init-stream0.m4s` and `chunk-stream0-NNNNN.m4s`. */
+  format: 'hls' | 'dash';
+  /** Length of the stream (s); it then ends (#EXT-X-ENDLIST, a static MPD). */
+  seconds: number;
+  kbps: number;
+  /** Segments in the playlist window. */
+  windowSegments: number;
+}
+
+/**
+ * Starts ffmpeg encoding the test pattern in real time (`-re`) into `folder` as a live stream:
+ * 2 s segments, a window of `windowSegments`, segments that leave the window deleted, and the
+ * playlist written under a hidden name through temp files (HLS: `-hls_flags temp_file`, with
+ * EXT-X-PROGRAM-DATE-TIME for latency; DASH: ffmpeg renames its files unasked), so that
+ * `peerfetch manifest --watch` publishes it (`index.m3u8`, `live.mpd`) once the manifest lists
+ * its segments.
+ */
+export function startLiveSource(folder: string, options: LiveSourceOptions): LiveSource {
+  const o = resolved({ seconds: options.seconds, kbps: options.kbps, name: 'live', size: '426x240' });
+  const output =
+    options.format === 'hls'
+      ? [
+          '-f', 'hls',
+          '-hls_time', String(HLS_SEGMENT_SECONDS),
+          '-hls_list_size', String(options.windowSegments),
+          '-hls_flags', 'temp_file+delete_segments+program_date_time',
+          '-hls_segment_filename', join(folder, 'seg-%05d.ts'),
+          join(folder, '.index.m3u8'),
+        ]
+      : [
+          '-f', 'dash',
+          '-seg_duration', String(HLS_SEGMENT_SECONDS),
+          '-window_size', String(options.windowSegments),
+          '-extra_window_size', '2',
+          '-use_template', '1', '-use_timeline', '1',
+          join(folder, '.live.mpd'),
+        ];
+  const child = spawn(
+    process.env.PEERFETCH_FFMPEG ?? 'ffmpeg',
+    [
+      '-nostdin', '-hide_banner', '-loglevel', 'error', '-y',
+      // Real time: one second of stream per second, as a camera or a live encoder delivers it.
+      '-re', '-f', 'lavfi', '-i', `testsrc2=duration=${o.seconds}:size=${o.size}:rate=${o.fps}`,
+      ...codecArgs(o),
+      // Real time on a shared 2-core machine: the fast preset keeps the encoder far from a core.
+      '-preset', 'veryfast',
+      ...output,
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return {
+    exited,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }

@@ -18,6 +18,7 @@ function handlers(stored: Map<string, Uint8Array>, overrides: Partial<PeerHandle
     onUploaded: () => {},
     beforeUpload: async () => {},
     onClose: () => {},
+    onUnknownAsset: () => {},
     ...overrides,
   };
 }
@@ -41,6 +42,54 @@ describe('Peer protocol', () => {
     seeder.announceHave(ASSET, 7);
     seeder.announceHave('ffffffffffffffff', 1); // an asset we don't know: ignored
     await vi.waitFor(() => expect(leecher.has(ASSET, 7)).toBe(true));
+  });
+
+  it('parks haves for an asset our manifest does not list yet (a new live segment) and takes them once it does', async () => {
+    const LATER = 'fedcba9876543210';
+    const known = new Set([ASSET]);
+    const unknown: string[] = [];
+    const [leecherEnd, seederEnd] = channelPair();
+    const leecher = new Peer('seeder', fakeConnection(), leecherEnd as unknown as RTCDataChannel, handlers(new Map(), {
+      pieceCount: (asset) => (known.has(asset) ? 4 : undefined),
+      onUnknownAsset: (_peer, asset) => unknown.push(asset),
+    }));
+    const seeder = new Peer('leecher', fakeConnection(), seederEnd as unknown as RTCDataChannel, handlers(new Map()));
+    seeder.hello({ [ASSET]: '80', [LATER]: '40' }); // piece 0 of ASSET, piece 1 of LATER
+    seeder.announceHave(LATER, 3);
+    seeder.announceHave(ASSET, 2);
+    await vi.waitFor(() => expect(leecher.has(ASSET, 2)).toBe(true)); // every earlier message has arrived
+    expect([leecher.has(LATER, 1), leecher.has(LATER, 3)]).toEqual([false, false]);
+    expect(unknown).toEqual([LATER]); // once per asset, so the engine reloads its manifest once
+
+    known.add(LATER);
+    leecher.adopt(LATER);
+    expect([leecher.has(LATER, 0), leecher.has(LATER, 1), leecher.has(LATER, 3)]).toEqual([false, true, true]);
+
+    // The asset leaves the manifest (the live window moved on): the peer forgets what it held of it.
+    known.delete(LATER);
+    leecher.forget(LATER);
+    expect(leecher.has(LATER, 1)).toBe(false);
+  });
+
+  it('parks haves of a bounded number of unknown assets, the oldest dropped first', async () => {
+    const unknown: string[] = [];
+    const { seeder, leecher } = (() => {
+      const [leecherEnd, seederEnd] = channelPair();
+      return {
+        leecher: new Peer('seeder', fakeConnection(), leecherEnd as unknown as RTCDataChannel, handlers(new Map(), {
+          pieceCount: () => undefined,
+          onUnknownAsset: (_peer, asset) => unknown.push(asset),
+        })),
+        seeder: new Peer('leecher', fakeConnection(), seederEnd as unknown as RTCDataChannel, handlers(new Map())),
+      };
+    })();
+    seeder.hello({});
+    for (let n = 0; n < 100; n++) seeder.announceHave(n.toString(16).padStart(16, '0'), 0);
+    await vi.waitFor(() => expect(unknown).toHaveLength(100));
+    // The first asset's have was dropped to make room: announcing it again parks it anew.
+    seeder.announceHave('0'.repeat(16), 0);
+    await vi.waitFor(() => expect(unknown).toHaveLength(101));
+    expect(leecher.closed).toBe(false);
   });
 
   it('downloads a whole piece in chunks and measures the peer', async () => {

@@ -48,7 +48,7 @@ export default () => [
     plugins: browserPlugins(true),
   },
   {
-    input: { tracker: 'src/tracker/index.ts', cli: 'src/cli/index.ts', manifest: 'src/cli/build-manifest.ts' },
+    input: { tracker: 'src/tracker/index.ts', cli: 'src/cli/index.ts', manifest: 'src/cli/manifest-library.ts' },
     output: { dir: 'dist/node', format: 'es', entryFileNames: '[name].mjs', chunkFileNames: '[name]-[hash].mjs' },
     external: nodeExternal,
     plugins: nodePlugins(),

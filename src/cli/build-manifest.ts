@@ -520,5 +520,3 @@ export async function buildManifest(dir: string, options: BuildManifestOptions =
   if (assets.length === 0) warnings.push(`no assets found in ${dir}`);
   return { manifest: { version: MANIFEST_VERSION, assets }, warnings, fingerprints, reused: progress.reused };
 }
-
-export { watchManifest, type ManifestWatcher, type WatchManifestOptions } from './live-manifest.js';

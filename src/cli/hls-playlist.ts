@@ -13,14 +13,15 @@ export interface PlaylistSegment {
   sequence: number;
 }
 
-export interface MediaPlaylist {
-  /** EXT-X-TARGETDURATION in ms (RFC 8216 §4.3.3.1: the longest segment, rounded up to whole seconds). */
+/** What a live manifest needs of a playlist, HLS or DASH. */
+export interface LivePlaylist {
+  /** The longest segment in ms (HLS EXT-X-TARGETDURATION, RFC 8216 §4.3.3.1; DASH maxSegmentDuration). */
   targetDurationMs: number;
   /** Init sections and segments in play order, each file once. */
   segments: PlaylistSegment[];
   /** Sum of the segments' durations (ms): the playlist window. */
   windowMs: number;
-  /** EXT-X-ENDLIST: no segment will be added. */
+  /** No segment will be added (HLS EXT-X-ENDLIST, a static MPD). */
   ended: boolean;
   /** A multivariant (master) playlist: names other playlists, no segments. */
   multivariant: boolean;
@@ -38,7 +39,7 @@ function attribute(line: string, name: string): string | undefined {
  * @example
  * parseHlsPlaylist('#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nseg-1.ts\n').segments[0].uri // 'seg-1.ts'
  */
-export function parseHlsPlaylist(text: string): MediaPlaylist | undefined {
+export function parseHlsPlaylist(text: string): LivePlaylist | undefined {
   const lines = text.split(/\r?\n/).map((line) => line.trim());
   if (lines[0] !== '#EXTM3U') return undefined;
   let targetDurationMs = 0;

@@ -13,7 +13,8 @@
  * Only segments named in the packager's playlist are hashed, never a file merely present in the
  * folder: ffmpeg 5.1 writes the playlist after it closed the segment (with `-hls_flags temp_file`
  * it writes `seg.ts.tmp`, renames it to `seg.ts`, then writes `.index.m3u8.tmp` and renames that:
- * observed with strace), so a named segment is complete, and a half-written one is never read.
+ * observed with strace; its dash muxer does the same with `chunk-*.m4s.tmp` and `.live.mpd.tmp`
+ * unasked), so a named segment is complete, and a half-written one is never read.
  * Segments that leave the playlist window leave the manifest, which stays the size of the window.
  */
 import { readFile, readdir, realpath, rename, stat, writeFile } from 'node:fs/promises';
@@ -29,6 +30,7 @@ import {
   type BuildManifestOptions,
 } from './build-manifest.js';
 import { FALLBACK_CONTENT_TYPE, assetContentType } from './content-types.js';
+import { parseDashMpd } from './dash-mpd.js';
 import { parseHlsPlaylist } from './hls-playlist.js';
 
 /**
@@ -38,10 +40,16 @@ import { parseHlsPlaylist } from './hls-playlist.js';
  * reports ffmpeg's rename as events on both names, and a poll cannot miss one.
  */
 const POLL_MS = 100;
+/**
+ * The manifest's refresh hint (ms): pages reload a watched manifest at most once a second when
+ * requests it does not cover come by (a player polling a playlist the manifest does not name
+ * yet), so a page opened before a stream starts learns of it within a second of its first segment.
+ */
+const WATCH_REFRESH_MS = 1000;
 /** How often (ms) the folder is searched for playlists of packagers that started later. */
 const RESCAN_MS = 1000;
-/** A packager's playlist: a hidden file the watcher publishes without its leading dot. */
-const PACKAGER_PLAYLIST = /^\.([^/]+\.m3u8)$/;
+/** A packager's playlist (HLS or DASH): a hidden file the watcher publishes without its leading dot. */
+const PACKAGER_PLAYLIST = /^\.([^/]+\.(?:m3u8|mpd))$/;
 
 /** Options of {@link watchManifest}. */
 export interface WatchManifestOptions extends BuildManifestOptions {
@@ -99,7 +107,9 @@ async function writeAtomically(file: string, text: string): Promise<void> {
  * write live streams into the folder: every hidden HLS playlist (`.NAME.m3u8`, for example
  * ffmpeg's `-f hls -hls_flags temp_file .index.m3u8`) is a live stream; each time it changes,
  * the segments it names are hashed and listed, segments it no longer names are dropped, the
- * manifest is written, and then the playlist is published as `NAME.m3u8`. Files beside a live
+ * manifest is written, and then the playlist is published as `NAME.m3u8`. A hidden DASH MPD
+ * (`.NAME.mpd`, ffmpeg's `-f dash`, whose SegmentTemplate and SegmentTimeline name the segments)
+ * is followed the same way. Files beside a live
  * stream's playlist are not listed unless that playlist names them. Rejects like buildManifest
  * for a missing folder or bad options; later problems are warnings.
  *
@@ -190,7 +200,7 @@ export async function watchManifest(dir: string, options: WatchManifestOptions =
     } catch {
       return false; // Not there (yet, or any more): keep what was published.
     }
-    const playlist = parseHlsPlaylist(text);
+    const playlist = stream.source.endsWith('.mpd') ? parseDashMpd(text) : parseHlsPlaylist(text);
     if (!playlist) {
       stream.signature = ''; // Caught mid-write by a packager without temp_file: read it again.
       return false;
@@ -250,7 +260,9 @@ export async function watchManifest(dir: string, options: WatchManifestOptions =
     // Forget hashes of segments no playlist names any more (the window moved past them).
     const named = new Set([...streams.values()].flatMap((stream) => stream.assets.map((asset) => asset.url)));
     for (const [relative, segment] of hashed) if (!named.has(segment.asset.url)) hashed.delete(relative);
-    return live.length > 0 ? { version: MANIFEST_VERSION, assets, live } : { version: MANIFEST_VERSION, assets };
+    return live.length > 0
+      ? { version: MANIFEST_VERSION, assets, live, refreshMs: WATCH_REFRESH_MS }
+      : { version: MANIFEST_VERSION, assets, refreshMs: WATCH_REFRESH_MS };
   }
 
   async function cycle(rescan: boolean): Promise<void> {

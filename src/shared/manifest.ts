@@ -58,6 +58,12 @@ export interface ManifestJson {
    * and unregister itself, and pages take nothing from peers. `assets` may then be absent.
    */
   disabled?: boolean;
+  /**
+   * The manifest is kept current while pages are open (`peerfetch manifest --watch`): pages
+   * reload it, at most this often (ms), when requests it does not cover come by. So a page opened
+   * before a live stream starts learns of it.
+   */
+  refreshMs?: number;
 }
 
 /** A live stream after parsing: URLs resolved against the manifest's own URL. */
@@ -91,6 +97,8 @@ export interface Manifest {
   live: ManifestLive[];
   /** The kill switch is on (see {@link ManifestJson.disabled}): no assets, nothing is peerfetch's. */
   disabled?: true;
+  /** See ManifestJson.refreshMs; undefined for a manifest that only changes on deploys. */
+  refreshMs?: number;
 }
 
 const HASH_PATTERN = /^[0-9a-f]{64}$/;
@@ -181,6 +189,7 @@ export async function parseManifest(raw: unknown, manifestUrl: string): Promise<
   if (raw.disabled === true) return { version: MANIFEST_VERSION, assets: [], live: [], disabled: true };
   if (!Array.isArray(raw.assets)) throw invalid('assets is not an array');
   if (raw.live !== undefined && !Array.isArray(raw.live)) throw invalid('live is not an array');
+  if (raw.refreshMs !== undefined && !isDuration(raw.refreshMs)) throw invalid('refreshMs is not a duration', { refreshMs: raw.refreshMs });
   const live = (raw.live ?? []).map((entry: unknown, position: number) => checkLive(entry, position, manifestUrl));
   // The longest folder first: a stream in /live/hd/ owns its segments even when another is in /live/.
   const byFolder = [...live].sort((a, b) => b.folderHref.length - a.folderHref.length);
@@ -199,7 +208,7 @@ export async function parseManifest(raw: unknown, manifestUrl: string): Promise<
     const stream = byFolder.find((candidate) => href.startsWith(candidate.folderHref));
     assets.push({ ...asset, href, id: await assetId(asset), index: asset.sequence ?? assets.length, live: stream });
   }
-  return { version: MANIFEST_VERSION, assets, live };
+  return { version: MANIFEST_VERSION, assets, live, refreshMs: raw.refreshMs };
 }
 
 /**

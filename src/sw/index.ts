@@ -123,7 +123,7 @@ self.addEventListener('fetch', (event) => {
     const asset = findAsset(manifest, request.url);
     if (asset) return event.respondWith(respond(event, asset));
     const stream = findLiveStream(manifest, request.url);
-    if (!stream || stream.ended) return;
+    if (!stream || stream.ended) return manifests.refreshIfWatched();
     const requestedAt = Date.now();
     // The player reloads the playlist: the stream may have moved, and the manifest with it. The
     // playlist itself is left alone.

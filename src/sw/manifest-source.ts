@@ -52,6 +52,16 @@ export class ManifestSource {
     return this.#current;
   }
 
+  /**
+   * A request the manifest does not cover came by: a manifest kept current by a watcher (it has
+   * a refresh hint) is reloaded, at most once per hint, so a stream that started after our last
+   * load is found. Does not wait.
+   */
+  refreshIfWatched(now = Date.now()): void {
+    const refreshMs = this.#current?.refreshMs;
+    if (refreshMs !== undefined && !this.#loading && now - this.#loadedAt >= refreshMs) void this.load();
+  }
+
   load(): Promise<Manifest | undefined> {
     if (!this.#loading && Date.now() < this.#retryAt) return Promise.resolve(this.#current);
     this.#loading ??= this.#fetch().finally(() => {

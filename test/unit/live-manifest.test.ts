@@ -5,6 +5,7 @@ import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { isoDurationMs, parseDashMpd } from '../../src/cli/dash-mpd.js';
 import { parseHlsPlaylist } from '../../src/cli/hls-playlist.js';
 import { watchManifest, type ManifestWatcher } from '../../src/cli/live-manifest.js';
 import { parseManifest, type ManifestJson } from '../../src/shared/manifest.js';
@@ -124,6 +125,7 @@ describe('watchManifest', () => {
     const written = JSON.parse(await readFile(path.join(site, 'peerfetch-manifest.json'), 'utf8')) as ManifestJson;
     expect(urls(written)).toEqual(['/poster.png', '/live/seg-2.ts', '/live/seg-3.ts', '/live/seg-4.ts']);
     expect(written.live).toEqual([{ playlist: '/live/index.m3u8', segmentMs: 2000, windowMs: 6000 }]);
+    expect(written.refreshMs).toBe(1000); // pages opened before the stream started find it
     expect(written.assets.slice(1).map((asset) => asset.sequence)).toEqual([2, 3, 4]);
     const segment4 = written.assets[3]!;
     expect(segment4.pieces[0]).toBe(createHash('sha256').update(segmentBytes(4).subarray(0, 64 * 1024)).digest('hex'));
@@ -171,5 +173,57 @@ describe('watchManifest', () => {
     const last = parseHlsPlaylist(await readFile(path.join(site, 'index.m3u8'), 'utf8'))!;
     expect(last.ended).toBe(true);
     expect(urls(watcher.manifest)).toEqual(last.segments.map((segment) => `/${segment.uri}`));
+  });
+});
+
+describe('parseDashMpd', () => {
+  // What ffmpeg 5.1's dash muxer writes (`-f dash -seg_duration 2 -window_size 3`), trimmed.
+  const mpd = (type: string, timeline: string, startNumber = 2) => `<?xml version="1.0" encoding="utf-8"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:isoff-live:2011" type="${type}" maxSegmentDuration="PT2.0S" minBufferTime="PT4.0S">
+	<Period id="0" start="PT0.0S">
+		<AdaptationSet id="0" contentType="video" startWithSAP="1" segmentAlignment="true">
+			<Representation id="0" mimeType="video/mp4" codecs="avc1.64000a" bandwidth="29298" width="160" height="120">
+				<SegmentTemplate timescale="10240" initialization="init-stream$RepresentationID$.m4s" media="chunk-stream$RepresentationID$-$Number%05d$.m4s" startNumber="${startNumber}">
+					<SegmentTimeline>
+${timeline}
+					</SegmentTimeline>
+				</SegmentTemplate>
+			</Representation>
+		</AdaptationSet>
+	</Period>
+</MPD>
+`;
+
+  it.each([
+    [
+      'a live window',
+      mpd('dynamic', '<S t="20480" d="20480" r="1" />\n<S d="10240" />'),
+      { ended: false, targetDurationMs: 2000, windowMs: 5000, uris: ['init-stream0.m4s', 'chunk-stream0-00002.m4s', 'chunk-stream0-00003.m4s', 'chunk-stream0-00004.m4s'], sequences: [2, 2, 3, 4] },
+    ],
+    ['a presentation that ended (static)', mpd('static', '<S t="0" d="20480" />'), { ended: true, uris: ['init-stream0.m4s', 'chunk-stream0-00002.m4s'] }],
+    ['$Time$ templates', mpd('dynamic', '<S t="20480" d="20480" r="1" />').replace('$Number%05d$', '$Time$'), { uris: ['init-stream0.m4s', 'chunk-stream0-20480.m4s', 'chunk-stream0-40960.m4s'] }],
+    ['a repeat to the end (r="-1"), which cannot be counted', mpd('dynamic', '<S t="0" d="20480" r="-1" />'), { uris: ['init-stream0.m4s'] }],
+  ])('reads %s', (_name, text, expected) => {
+    const playlist = parseDashMpd(text)!;
+    const { uris, sequences, ...rest } = expected as Record<string, unknown> & { uris?: string[]; sequences?: number[] };
+    expect(playlist).toMatchObject(rest);
+    if (uris) expect(playlist.segments.map((segment) => segment.uri)).toEqual(uris);
+    if (sequences) expect(playlist.segments.map((segment) => segment.sequence)).toEqual(sequences);
+  });
+
+  it.each([
+    ['an empty file', ''],
+    ['an MPD cut off mid-write', mpd('dynamic', '<S t="0" d="20480" />').slice(0, 300)],
+  ])('refuses %s', (_name, text) => {
+    expect(parseDashMpd(text)).toBeUndefined();
+  });
+
+  it.each([
+    ['PT2.0S', 2000],
+    ['PT1M4.5S', 64_500],
+    ['P1DT2H', 93_600_000],
+    ['2 s', undefined],
+  ])('reads the ISO 8601 duration %s', (text, ms) => {
+    expect(isoDurationMs(text)).toBe(ms);
   });
 });

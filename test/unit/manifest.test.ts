@@ -100,8 +100,12 @@ describe('parseManifest: live streams', () => {
     expect(findLiveStream(manifest, href)?.playlist).toBe(playlist);
   });
 
-  it('gives an on-demand manifest no live streams', async () => {
-    expect((await parseManifest(valid(), 'https://site.example/')).live).toEqual([]);
+  it('gives an on-demand manifest no live streams and no refresh hint', async () => {
+    expect(await parseManifest(valid(), 'https://site.example/')).toMatchObject({ live: [], refreshMs: undefined });
+  });
+
+  it('reads the refresh hint of a watched manifest', async () => {
+    expect((await parseManifest({ ...valid(), refreshMs: 1000 }, 'https://site.example/')).refreshMs).toBe(1000);
   });
 
   const brokenLive = (change: (manifest: ManifestJson) => void) => {
@@ -122,6 +126,7 @@ describe('parseManifest: live streams', () => {
     ['an ended that is not a boolean', brokenLive((m) => (firstLive(m).ended = 'yes'))],
     ['a negative sequence', brokenLive((m) => (m.assets[1]!.sequence = -1))],
     ['a fractional sequence', brokenLive((m) => (m.assets[1]!.sequence = 1.5))],
+    ['a negative refresh hint', brokenLive((m) => (m.refreshMs = -5))],
   ])('rejects %s with manifest-invalid', async (_name, raw) => {
     expect(await codeOf(raw)).toBe('manifest-invalid');
   });

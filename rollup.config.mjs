@@ -9,7 +9,8 @@ import { nodeResolve } from '@rollup/plugin-node-resolve';
 /** Gzipped size budgets in bytes (issue #4): what a site pays on every page view. */
 const BUDGETS = {
   'dist/peerfetch.js': 25 * 1000,
-  'dist/peerfetch-sw.js': 10 * 1000,
+  // 10 KB, plus what following a live stream's manifest added (issue #12: about 0.6 KB).
+  'dist/peerfetch-sw.js': 11 * 1000,
 };
 
 function sizeReport() {

@@ -1,4 +1,4 @@
-import http from 'node:http';
+import { createHttpServer } from './http-server.js';
 import type { HttpReply } from './transport.js';
 
 /** The operator's HTTP listener (see TrackerOptions.adminPort). */
@@ -13,23 +13,8 @@ export interface AdminServer {
  * keep viewers out. Its traffic is a scraper's, so Node's sockets cost nothing worth a native path.
  */
 export function startAdminServer(host: string, port: number, route: (method: string, url: string) => HttpReply | Promise<HttpReply>): Promise<AdminServer> {
-  const server = http.createServer((req, res) => {
-    // A throwing route answers 500, never escapes the listener (that would end the process).
-    new Promise<HttpReply>((resolve) => resolve(route(req.method ?? 'GET', req.url ?? '/'))).then(
-      (reply) => {
-        res.writeHead(reply.status, reply.headers);
-        res.end(req.method === 'HEAD' ? undefined : reply.body);
-      },
-      () => {
-        res.writeHead(500);
-        res.end();
-      },
-    );
-  });
-  // Slowloris bounds (ms), as on the public port.
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
-  server.on('clientError', (_error, socket) => socket.destroy());
+  // Its traffic is a scraper's: the admin port takes no Authorization header into account.
+  const server = createHttpServer((method, url) => route(method, url));
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

@@ -1,7 +1,7 @@
-import http from 'node:http';
 import { createRequire } from 'node:module';
+import { createHttpServer } from './http-server.js';
 import type { WebSocket, RawData } from 'ws';
-import { plainAddress, type ClientSocket, type HttpReply, type Transport, type TransportHandler, type TransportLimits } from './transport.js';
+import { plainAddress, type ClientSocket, type Transport, type TransportHandler, type TransportLimits } from './transport.js';
 
 /** The package the Node transport runs on: an optional peer dependency, so sites that only use the browser files do not install it. */
 export const WS_PACKAGE = 'ws';
@@ -67,23 +67,7 @@ export function createNodeTransport<C>(handler: TransportHandler<C>, limits: Tra
     clientTracking: false,
   });
   let accepting = true;
-  const server = http.createServer((req, res) => {
-    // A throwing route must answer 500, not escape the request listener (that would end the process).
-    new Promise<HttpReply>((resolve) => resolve(handler.http(req.method ?? 'GET', req.url ?? '/', req.headers.authorization))).then(
-      (reply) => {
-        res.writeHead(reply.status, reply.headers);
-        res.end(req.method === 'HEAD' ? undefined : reply.body);
-      },
-      () => {
-        res.writeHead(500);
-        res.end();
-      },
-    );
-  });
-  // Slowloris bounds for the plain HTTP side (ms): headers must arrive within 10 s.
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
-  server.on('clientError', (_err, socket) => socket.destroy());
+  const server = createHttpServer((method, url, authorization) => handler.http(method, url, authorization));
   server.on('upgrade', (req, socket, head) => {
     socket.on('error', () => socket.destroy());
     if (!accepting) {

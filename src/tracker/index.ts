@@ -5,7 +5,7 @@ export type { TrackerOptions } from './options.js';
 export type { RunningTracker, TrackerStats, SwarmStats } from './tracker-server.js';
 export type { TrackerLogger, LogEntry, LogLevel } from './logger.js';
 export { createJsonLogger } from './logger.js';
-export { loadNativeServer, NATIVE_PACKAGES, type NativeServer } from './native-transport.js';
+export { loadNativeServer, NATIVE_PACKAGES, type NativeServer } from './native-package.js';
 
 /** How often a tracker running alone under redisOptional tries to reach Redis again (ms): a supervisor's usual restart pace. */
 const REDIS_JOIN_RETRY_MS = 5000;

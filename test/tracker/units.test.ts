@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { addressKey, clientAddress, trustedProxyList } from '../../src/tracker/client-address.js';
 import { localityPrefix } from '../../src/tracker/locality.js';
-import { chooseTransport, loadNativeServer, NATIVE_PACKAGES } from '../../src/tracker/native-transport.js';
+import { chooseTransport } from '../../src/tracker/native-transport.js';
+import { loadNativeServer, NATIVE_PACKAGES } from '../../src/tracker/native-package.js';
 import { resolveOptions } from '../../src/tracker/options.js';
 import { shareCappedSum, Swarm, type SwarmMember } from '../../src/tracker/swarm.js';
 import { encodeFailure, parseClientFrame } from '../../src/tracker/tracker-messages.js';

@@ -267,6 +267,22 @@ export class TrackerClient {
     return offers;
   }
 
+  /**
+   * Frees the slot of our oldest unanswered offer for an offer that arrived: a peer offering now is
+   * there, ours are only hopes (an offer waits up to OFFER_TTL_MS). Without this a page whose
+   * pending offers filled its slots could not answer a peer that came back, for up to 50 s
+   * (measured: P2P turned off and on again met no peer). The total stays capped, so a tracker
+   * flooding offers still gets no more connections than slots.
+   */
+  #slotOfOldestOffer(): (() => void) | undefined {
+    const oldest = this.#offers.entries().next().value;
+    if (!oldest) return undefined;
+    const [offerId, offer] = oldest;
+    this.#offers.delete(offerId);
+    this.#dropOffer(offer);
+    return this.#options.reservePeerSlot();
+  }
+
   #dropOffer(offer: OfferInFlight): void {
     clearTimeout(offer.timer);
     offer.connection.close();
@@ -321,7 +337,7 @@ export class TrackerClient {
     if (this.#destroyed || this.#options.isConnected(fromPeer)) return;
     // Offers arrive as fast as the tracker (or whoever controls it) sends them: each answer is a
     // connection, so answers take a slot like our own offers, and none is made once all are taken.
-    const release = this.#options.reservePeerSlot();
+    const release = this.#options.reservePeerSlot() ?? this.#slotOfOldestOffer();
     if (!release) return;
     await this.#iceReady;
     let accepted: Awaited<ReturnType<typeof acceptOffer>>;

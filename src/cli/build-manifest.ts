@@ -20,9 +20,8 @@ import {
   PAGE_EXTENSIONS,
   PLAYLIST_EXTENSIONS,
   assetContentType,
-  extensionOf,
 } from './content-types.js';
-import { isMediaPath } from '../shared/media-extensions.js';
+import { isMediaPath, pathExtension } from '../shared/media-extensions.js';
 
 /** File name `peerfetch manifest` writes by default, and that the page loads. */
 export const MANIFEST_FILE_NAME = 'peerfetch-manifest.json';
@@ -185,7 +184,7 @@ export function urlMaker(baseUrl: string | undefined): (encodedPath: string) => 
  * re-fetch them and they must stay untouched), page code and documents (small, often rewritten).
  */
 function isNeverAsset(name: string): boolean {
-  const extension = extensionOf(name);
+  const extension = pathExtension(name);
   return (
     name.startsWith('.') ||
     name === MANIFEST_FILE_NAME ||
@@ -294,7 +293,7 @@ async function walk(
         continue;
       }
       if (outFile !== undefined && real === outFile) continue;
-      if (extensionOf(name) === 'm3u8') playlists.push({ file: real, relative: entryRelative });
+      if (pathExtension(name) === 'm3u8') playlists.push({ file: real, relative: entryRelative });
       if (isNeverAsset(name)) continue;
       found.push({ file: real, relative: entryRelative });
     }

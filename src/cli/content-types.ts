@@ -1,3 +1,5 @@
+import { pathExtension } from '../shared/media-extensions.js';
+
 /**
  * File extension → Content-Type, shared by the manifest builder (the SW answers asset requests
  * with the manifest's contentType, so a wrong type here breaks playback) and the origin server.
@@ -75,16 +77,9 @@ export const PAGE_EXTENSIONS: ReadonlySet<string> = new Set(
 
 export const FALLBACK_CONTENT_TYPE = 'application/octet-stream';
 
-/** Lower-case extension of a file name without the dot ('' when there is none). */
-export function extensionOf(fileName: string): string {
-  const base = fileName.slice(fileName.lastIndexOf('/') + 1);
-  const dot = base.lastIndexOf('.');
-  return dot <= 0 ? '' : base.slice(dot + 1).toLowerCase();
-}
-
 /** Content-Type of an asset file, or undefined when the extension is not in the asset table. */
 export function assetContentType(fileName: string): string | undefined {
-  return ASSET_TYPES[extensionOf(fileName)];
+  return ASSET_TYPES[pathExtension(fileName)];
 }
 
 /**
@@ -94,6 +89,6 @@ export function assetContentType(fileName: string): string | undefined {
  * contentTypeFor('/media/film.mp4') // 'video/mp4'
  */
 export function contentTypeFor(fileName: string): string {
-  const extension = extensionOf(fileName);
+  const extension = pathExtension(fileName);
   return ASSET_TYPES[extension] ?? PAGE_TYPES[extension] ?? FALLBACK_CONTENT_TYPE;
 }

@@ -3,13 +3,14 @@
  * use, an optional bandwidth cap per connection, and a counter of the body bytes it really sent,
  * per viewer and per path, so tests and the demo can measure what peerfetch saved the origin.
  */
+import { pathExtension } from '../shared/media-extensions.js';
 import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import path from 'node:path';
 import { contentRange, parseRange, type ByteRange } from '../shared/range.js';
-import { PAGE_EXTENSIONS, PLAYLIST_EXTENSIONS, contentTypeFor, extensionOf } from './content-types.js';
+import { PAGE_EXTENSIONS, PLAYLIST_EXTENSIONS, contentTypeFor } from './content-types.js';
 import { TokenBucket, takeTokens } from './token-bucket.js';
 
 /** URL path of the byte counters (GET) and of their reset (POST). */
@@ -93,7 +94,7 @@ function setCommonHeaders(response: ServerResponse): void {
 
 /** Page code, manifests and playlists change between deploys: revalidate them on every use. */
 function isNoCache(file: string): boolean {
-  const extension = extensionOf(file);
+  const extension = pathExtension(file);
   return PAGE_EXTENSIONS.has(extension) || PLAYLIST_EXTENSIONS.has(extension);
 }
 

@@ -27,15 +27,20 @@ describe('scheduling', () => {
     // The page asks for the first bytes only: one piece.
     const head = await fetchInPage(page, VIDEO_URL, 'bytes=0-999');
     expect(head).toMatchObject({ status: 206, length: 1000 });
-    // The engine fetches the next pieces from the peer on its own.
+    // The engine fetches the next pieces on its own, from the peer that holds them. A peer that
+    // looks too slow at that moment (a loaded machine) may lose a piece to the origin by design,
+    // so most of the window, not all of it, must come from the peer; with prefetching from peers
+    // broken none would.
     const sources = await waitFor(
       async () => {
         const asset = (await stats(page)).assets.find((entry) => entry.url.endsWith(VIDEO_URL));
-        return asset && /^.p{8}/.test(asset.sources) ? asset.sources : undefined;
+        return asset && !asset.sources.slice(1, 9).includes('.') ? asset.sources : undefined;
       },
-      { what: 'pieces 1..8 prefetched from the peer' },
+      { what: 'pieces 1..8 fetched ahead of the page' },
     );
-    expect(sources.slice(1, 9)).toBe('pppppppp');
+    console.info(`prefetch window sources: ${sources.slice(0, 9)}`);
+    const fromPeer = [...sources.slice(1, 9)].filter((code) => code === 'p').length;
+    expect(fromPeer).toBeGreaterThanOrEqual(6);
     assertNoPageErrors(viewer);
   });
 

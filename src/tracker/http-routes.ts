@@ -1,4 +1,3 @@
-import { renderPrometheus } from './metrics.js';
 import { fromHex } from './tracker-messages.js';
 import type { TrackerServer } from './tracker-server.js';
 import type { HttpReply } from './transport.js';
@@ -67,12 +66,9 @@ export function routeHttpRequest(server: TrackerServer, method: string, rawUrl: 
         return { status: 401, headers: { 'WWW-Authenticate': 'Bearer realm="peerfetch tracker"', 'Content-Type': 'text/plain; charset=utf-8' }, body: 'the admin token is required: Authorization: Bearer TOKEN\n' };
       }
       if (access === 'admin-port') return { status: 404, headers: { 'Content-Type': 'text/plain; charset=utf-8' }, body: 'not found: /metrics is served on the admin address\n' };
-      const body = renderPrometheus(server.metrics, {
-        ...server.gauges(),
-        rssBytes: process.memoryUsage.rss(),
-        uptimeSec: server.uptimeSec(),
-      });
-      return { status: 200, headers: { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Cache-Control': 'no-store' }, body };
+      const exporter = server.metricsExporter;
+      if (!exporter) return { status: 501, headers: { 'Content-Type': 'text/plain; charset=utf-8' }, body: `${server.metricsUnavailable}\n` };
+      return exporter.render().catch(() => ({ status: 500, headers: { 'Content-Type': 'text/plain; charset=utf-8' }, body: 'metrics unavailable\n' }));
     }
     default:
       return { status: 404, headers: { 'Content-Type': 'text/plain; charset=utf-8' }, body: 'not found: this is a peerfetch tracker (WebSocket); see /health, /stats.json, /metrics\n' };

@@ -4,6 +4,7 @@ import type { TrackerOptions } from './options.js';
 export type { TrackerOptions } from './options.js';
 export type { RunningTracker, TrackerStats, SwarmStats } from './tracker-server.js';
 export type { TrackerLogger, LogEntry, LogLevel } from './logger.js';
+export type { MetricsRegistry } from './metrics.js';
 export { createJsonLogger } from './logger.js';
 export { loadNativeServer, NATIVE_PACKAGES, type NativeServer } from './native-package.js';
 

@@ -1,5 +1,6 @@
 import { trustedProxyList, type TrustedProxies } from './client-address.js';
 import type { TrackerLogger } from './logger.js';
+import type { MetricsRegistry } from './metrics.js';
 
 /**
  * Options of {@link startTracker}. Every limit has a default sized for one public instance on a
@@ -178,12 +179,28 @@ export interface TrackerOptions {
   transport?: 'auto' | 'native' | 'node';
   /** Structured log sink. Default: silent. The CLI logs JSON lines to stderr. */
   logger?: TrackerLogger;
+  /**
+   * A prom-client `Registry` of the embedding application: the tracker's `peerfetch_tracker_*`
+   * series are registered in it (and taken out again by `close()`), and /metrics serves the whole
+   * registry. The tracker then adds no process metrics: call prom-client's `collectDefaultMetrics`
+   * on it if you want them. Default: a registry of the tracker's own, served with the process
+   * metrics (CPU, memory, GC, event-loop lag).
+   *
+   * @example
+   * import { Registry, collectDefaultMetrics } from 'prom-client';
+   * const registry = new Registry();
+   * collectDefaultMetrics({ register: registry });
+   * const tracker = await startTracker({ port: 8000, metricsRegistry: registry });
+   * // registry.metrics() now includes peerfetch_tracker_announces_total and the others.
+   */
+  metricsRegistry?: MetricsRegistry;
   /** Clock in ms (tests inject one). Default Date.now. */
   now?: () => number;
 }
 
 /** Options with every default applied. */
-export type ResolvedTrackerOptions = Required<Omit<TrackerOptions, 'adminPort' | 'adminToken' | 'redisUrl' | 'allowOrigins' | 'allowSwarms' | 'stunPort' | 'turnSecret' | 'trustedProxies'>> & {
+export type ResolvedTrackerOptions = Required<Omit<TrackerOptions, 'adminPort' | 'adminToken' | 'redisUrl' | 'allowOrigins' | 'allowSwarms' | 'stunPort' | 'turnSecret' | 'trustedProxies' | 'metricsRegistry'>> & {
+  metricsRegistry: MetricsRegistry | undefined;
   /** UDP port to bind STUN on (0 = any free port), or undefined when STUN is off. */
   stunPort: number | undefined;
   turnSecret: string | undefined;
@@ -305,6 +322,7 @@ export function resolveOptions(options: TrackerOptions = {}): ResolvedTrackerOpt
     shutdownGraceMs: positive('shutdownGraceMs', options.shutdownGraceMs, 2000),
     transport: transportOption(options.transport),
     logger: options.logger ?? silentLogger,
+    metricsRegistry: options.metricsRegistry,
     now: options.now ?? Date.now,
   };
 }

@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { addressKey, clientAddress } from './client-address.js';
 import type { Cluster, ClusterHost, ClusterPeer, LocalPeer, SwarmTotals } from './cluster.js';
 import { startAdminServer, type AdminServer } from './admin-server.js';
@@ -6,7 +7,7 @@ import { routeHttpRequest, type HttpAccess } from './http-routes.js';
 import { randomTurnId, turnCredential, type IceHandout, type TurnCredential } from './ice-servers.js';
 import { localityPrefix } from './locality.js';
 import { rateLimitLogger } from './logger.js';
-import { TrackerMetrics } from './metrics.js';
+import { createMetricsExporter, TrackerMetrics, type MetricsExporter } from './metrics.js';
 import { chooseTransport, createNativeTransport } from './native-transport.js';
 import { createNodeTransport, WS_PACKAGE } from './node-transport.js';
 import { normaliseOrigin, resolveOptions, type ResolvedTrackerOptions, type TrackerOptions } from './options.js';
@@ -185,6 +186,10 @@ const REPORT_BURST_BYTES = 64 * 1024 * 1024;
 export class TrackerServer implements TransportHandler<Connection>, ClusterHost {
   readonly options: ResolvedTrackerOptions;
   readonly metrics: TrackerMetrics;
+  /** Serves /metrics through prom-client; undefined when prom-client is not installed. */
+  readonly metricsExporter: MetricsExporter | undefined;
+  /** Why /metrics is not served (prom-client missing), when it is not. */
+  readonly metricsUnavailable: string | undefined;
   readonly transport: Transport;
   private readonly swarms = new Map<string, Swarm<Member>>();
   private readonly connections = new Set<Connection>();
@@ -231,6 +236,13 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
       }
       this.nativeUnavailable = choice.nativeUnavailable;
     }
+    // Last, so that nothing after it can fail and leave the tracker's series in an operator's registry.
+    const exporter = createMetricsExporter(this, this.options.metricsRegistry);
+    if (exporter instanceof Error) {
+      // An application that hands in its registry has prom-client: not finding it is an install problem.
+      if (this.options.metricsRegistry) throw exporter;
+      this.metricsUnavailable = exporter.message;
+    } else this.metricsExporter = exporter;
   }
 
   async listen(): Promise<number> {
@@ -246,6 +258,7 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
       await this.admin?.close();
       throw error;
     }
+    if (this.metricsUnavailable) this.log.log({ level: 'warn', event: 'tracker:no-metrics', message: this.metricsUnavailable });
     if (this.nativeUnavailable) {
       this.log.log({ level: 'warn', event: 'tracker:node-transport', message: `${this.nativeUnavailable}; the native transport holds a peer in about a quarter of the memory and serves more announces per core (see BENCHMARKS.md)` });
     }
@@ -374,6 +387,7 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
   }
 
   message(conn: Connection, text: string | undefined): void {
+    const receivedAt = performance.now();
     const now = this.options.now();
     conn.lastMessageAt = now;
     const address = conn.address;
@@ -412,8 +426,13 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
       this.fail(conn, parsed.reason, parsed.action, parsed.infoHash);
       return;
     }
-    if (parsed.message.action === 'announce') this.onAnnounce(conn, parsed.message);
-    else this.onScrape(conn, parsed.message);
+    if (parsed.message.action === 'scrape') {
+      this.onScrape(conn, parsed.message);
+      return;
+    }
+    const pending = this.onAnnounce(conn, parsed.message);
+    if (pending) void pending.then(() => this.metrics.announceHandled(receivedAt));
+    else this.metrics.announceHandled(receivedAt);
   }
 
   // ---------------------------------------------------------------- swarms
@@ -489,7 +508,8 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
     return member;
   }
 
-  private onAnnounce(conn: Connection, msg: AnnounceMessage): void {
+  /** Handles an announce; returns the promise of its Redis round trip when it waits for one. */
+  private onAnnounce(conn: Connection, msg: AnnounceMessage): Promise<void> | undefined {
     this.metrics.countAnnounce();
     this.metrics.offersDropped += msg.droppedOffers;
     if (msg.badReport) this.metrics.badReports++;
@@ -521,7 +541,7 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
 
     const cluster = this.cluster;
     const local = swarm ? swarm.select(wanted, member, conn.prefix) : [];
-    cluster
+    return cluster
       .announce({ infoHash: msg.infoHash, peerId: msg.peerId, prefix: conn.prefix, address: conn.address.key, complete: member.complete, report: member.report, wanted, local: this.totalsOf(swarm) })
       .then(
         (shared) => {
@@ -762,6 +782,7 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
     await this.stun?.close();
     await this.admin?.close();
     await this.transport.dispose();
+    this.metricsExporter?.close();
     this.log.log({ level: 'info', event: 'tracker:closed' });
   }
 }

@@ -38,7 +38,7 @@ describe('deploy/Dockerfile', () => {
     const dockerfile = await readFile(path.join(ROOT, 'deploy', 'Dockerfile'), 'utf8');
     const manifest = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
     // The versions it installs are the ones the tests run against.
-    for (const name of ['ws', '@btc-vision/uwebsockets.js', 'ioredis']) expect(dockerfile).toContain(`${name}@${manifest.devDependencies[name]}`);
+    for (const name of ['ws', '@btc-vision/uwebsockets.js', 'ioredis', 'prom-client']) expect(dockerfile).toContain(`${name}@${manifest.devDependencies[name]}`);
     const entry = /^ENTRYPOINT (\[.*\])$/m.exec(dockerfile);
     expect(JSON.parse(entry![1]!)).toEqual(['node', 'node_modules/peerfetch/bin/peerfetch.js', 'tracker']);
     const env = /^ENV (.*)$/m.exec(dockerfile)![1]!.split(/\s+/).map((pair) => pair.split('=')[0]!);

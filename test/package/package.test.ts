@@ -112,7 +112,7 @@ describe('the packed tarball', () => {
   it('installs without any other package: the browser libraries are bundled, the tracker packages are optional peers', async () => {
     const manifest = JSON.parse(await readFile(path.join(installed, 'package.json'), 'utf8')) as Record<string, unknown>;
     expect(manifest.dependencies ?? {}).toEqual({});
-    expect(Object.keys(manifest.peerDependencies as object).sort()).toEqual(['@btc-vision/uwebsockets.js', '@trufflesuite/uws-js-unofficial', 'ioredis', 'ws']);
+    expect(Object.keys(manifest.peerDependencies as object).sort()).toEqual(['@btc-vision/uwebsockets.js', '@trufflesuite/uws-js-unofficial', 'ioredis', 'prom-client', 'ws']);
     expect(Object.values(manifest.peerDependenciesMeta as Record<string, { optional: boolean }>).every((meta) => meta.optional)).toBe(true);
     expect(manifest).toMatchObject({ sideEffects: expect.arrayContaining(['./dist/peerfetch.js', './dist/peerfetch-sw.js']), keywords: expect.arrayContaining(['p2p', 'webrtc']) });
     expect((await readdir(path.join(scratch, 'node_modules'))).filter((name) => !name.startsWith('.'))).toEqual(['peerfetch']);
@@ -204,7 +204,7 @@ describe('entry points of the installed package', () => {
     expect(JSON.parse(result.stdout)).toEqual([['/media/film.mp4', 300_000, 2]]);
   });
 
-  it("'peerfetch/tracker' names the package to install while neither transport is there, then serves /health", async () => {
+  it("'peerfetch/tracker' names the package to install while neither transport is there, then serves /health, and /metrics once prom-client is there", async () => {
     const start = "import { startTracker } from 'peerfetch/tracker';\n";
     const missing = await node(scratch, `${start}await startTracker({ port: 0, host: '127.0.0.1', transport: 'node' });`);
     expect(missing.code).not.toBe(0);
@@ -219,6 +219,22 @@ describe('entry points of the installed package', () => {
     );
     expect(health.stderr).toBe('');
     expect(JSON.parse(health.stdout)).toEqual(['node', 'node']);
+
+    // /metrics names the package it needs, until it is there.
+    const scrape =
+      `${start}const tracker = await startTracker({ port: 0, host: '127.0.0.1', transport: 'node', logger: { log() {} } });\n` +
+      'const metrics = await fetch(`${tracker.httpUrl}/metrics`);\n' +
+      'const text = await metrics.text();\nawait tracker.close();\nprocess.stdout.write(JSON.stringify([metrics.status, text]));';
+    const without = await node(scratch, scrape);
+    expect(without.stderr).toBe('');
+    expect(JSON.parse(without.stdout)).toEqual([501, expect.stringContaining('npm install prom-client')]);
+    await provide('prom-client');
+    const withMetrics = await node(scratch, scrape);
+    expect(withMetrics.stderr).toBe('');
+    const [status, text] = JSON.parse(withMetrics.stdout) as [number, string];
+    expect(status).toBe(200);
+    expect(text).toMatch(/^peerfetch_tracker_announce_duration_seconds_count 0$/m);
+    expect(text).toMatch(/^nodejs_eventloop_lag_p99_seconds \S+$/m);
 
     const redis = await node(scratch, `${start}await startTracker({ port: 0, host: '127.0.0.1', transport: 'node', redisUrl: 'redis://127.0.0.1:9', logger: { log() {} } });`);
     expect(redis.code).not.toBe(0);

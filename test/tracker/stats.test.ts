@@ -1,6 +1,7 @@
 import net from 'node:net';
+import { Counter, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { createJsonLogger, type LogEntry } from '../../src/tracker/index.js';
+import { createJsonLogger, startTracker, type LogEntry } from '../../src/tracker/index.js';
 import { parseReport } from '../../src/tracker/tracker-messages.js';
 import { announce, hex, isReply, offers, randomId, TestClient, waitFor, TRANSPORTS, useTrackerFixture } from './helpers.js';
 
@@ -157,11 +158,55 @@ describe.each(TRANSPORTS)('observability, %s transport', (kind) => {
     expect(text).toMatch(/^peerfetch_tracker_offers_relayed_total 1$/m);
     expect(text).toMatch(/^peerfetch_tracker_rejections_total\{reason="invalid-json"\} 1$/m);
     expect(text).toMatch(/^peerfetch_tracker_resident_memory_bytes \d+$/m);
-    // Every sample line is `name{labels} number`, as Prometheus parses it.
-    for (const line of text.split('\n').filter((l) => l && !l.startsWith('#'))) expect(line).toMatch(/^[a-z_]+(\{[a-z]+="[a-z-]+"\})? \d+(\.\d+)?$/);
+    expect(text).toMatch(new RegExp(`^peerfetch_tracker_transport_info\\{transport="${kind}",package="${kind === 'node' ? 'ws' : '@[^"]+'}"\\} 1$`, 'm'));
+    // Each announce lands in the latency histogram (+Inf counts them all); nothing else does.
+    expect(text).toMatch(/^# TYPE peerfetch_tracker_announce_duration_seconds histogram$/m);
+    expect(text).toMatch(/^peerfetch_tracker_announce_duration_seconds_count 2$/m);
+    expect(text).toMatch(/^peerfetch_tracker_announce_duration_seconds_bucket\{le="\+Inf"\} 2$/m);
+    expect(Number(/^peerfetch_tracker_announce_duration_seconds_sum (\S+)$/m.exec(text)?.[1])).toBeGreaterThan(0);
+    // The process's metrics: CPU, memory, and event-loop lag from monitorEventLoopDelay.
+    for (const name of ['process_cpu_user_seconds_total', 'process_resident_memory_bytes', 'nodejs_heap_size_used_bytes', 'nodejs_eventloop_lag_p99_seconds']) {
+      expect(text).toMatch(new RegExp(`^${name}(\\{[^}]*\\})? \\S+$`, 'm'));
+    }
+    // Every sample line is `name{labels} value`, as Prometheus parses it.
+    const label = '[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\\\\n]|\\\\.)*"';
+    const sample = new RegExp(`^[a-zA-Z_:][a-zA-Z0-9_:]*(\\{${label}(,${label})*\\})? (-?\\d+(\\.\\d+)?(e[+-]?\\d+)?|NaN|[+-]Inf)$`);
+    for (const line of text.split('\n').filter((l) => l && !l.startsWith('#'))) expect(line).toMatch(sample);
+    // A second scrape sees the counters move on.
+    a.send(announce(h, randomId()));
+    await a.next(isReply);
+    expect(await (await fetch(`${fx.tracker.httpUrl}/metrics`)).text()).toMatch(/^peerfetch_tracker_announce_duration_seconds_count 3$/m);
 
     expect((await fetch(`${fx.tracker.httpUrl}/nope`)).status).toBe(404);
     expect(fx.tracker.stats().announcesPerSecond).toBeGreaterThanOrEqual(0);
+  });
+
+  it("collects its series in the embedding application's prom-client registry, and takes them out on close", async () => {
+    const registry = new Registry();
+    const own = new Counter({ name: 'site_requests_total', help: 'The application\'s own series.', registers: [registry] });
+    own.inc(5);
+    await start({ metricsRegistry: registry });
+    const a = await client();
+    a.send(announce(randomId(), randomId()));
+    await a.next(isReply);
+    const merged = await registry.metrics();
+    expect(merged).toMatch(/^peerfetch_tracker_announces_total 1$/m);
+    expect(merged).toMatch(/^peerfetch_tracker_announce_duration_seconds_count 1$/m);
+    expect(merged).toMatch(/^site_requests_total 5$/m);
+    // The tracker's /metrics serves that registry, and adds no process metrics of its own to it.
+    const served = await (await fetch(`${fx.tracker.httpUrl}/metrics`)).text();
+    expect(served).toMatch(/^site_requests_total 5$/m);
+    expect(served).toMatch(/^peerfetch_tracker_peers 1$/m);
+    expect(served).not.toContain('process_cpu_user_seconds_total');
+    // One registry holds one running tracker's series: a second is refused with the reason.
+    await expect(startTracker({ port: 0, transport: kind, metricsRegistry: registry })).rejects.toThrow(/metricsRegistry: .*peerfetch_tracker_/);
+    await fx.tracker.close();
+    const after = await registry.metrics();
+    expect(after).not.toContain('peerfetch_tracker_');
+    expect(after).toMatch(/^site_requests_total 5$/m);
+    // Closed, its registry takes the next tracker.
+    const next = await startTracker({ port: 0, transport: kind, metricsRegistry: registry });
+    await next.close();
   });
 
   it('shows which swarms exist, and /metrics, only to the operator: on the admin port or with the admin token', async () => {

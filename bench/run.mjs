@@ -17,8 +17,9 @@
 // page" scenario of issue 11:
 //   node bench/run.mjs --systems origin,peerfetch,inpage --scenarios staggered --no-write  (first visit)
 //   node bench/run.mjs --systems origin,inpage --scenarios return --no-write                (return visit) The Delivery section of BENCHMARKS.md is rewritten after a default (complete)
-// run, or with --write; with --write, a run of the wan scenario alone rewrites the WAN section
-// instead. Scenario uplinks (issue 15, only when named): like wan, but the homes' uploads differ
+// run, or with --write; with --write, a run of the wan scenario alone, or of wan and staggered
+// (the LAN figure its goal compares with, in the same run), rewrites the WAN section instead, e.g.
+//   node bench/run.mjs --scenarios staggered,wan --systems origin-hls,peerfetch-hls,p2pml --write Scenario uplinks (issue 15, only when named): like wan, but the homes' uploads differ
 // (1, 2, 5 and 20 Mbit/s, see UPLINK_HOMES) and the figures are offload against what the uplinks
 // allow, wasted peer bytes and every viewer's rebuffers; a run of it alone with --write rewrites
 // the Home uplinks section, e.g.
@@ -189,8 +190,10 @@ async function benchmark() {
   await writeFile(resultsFile, JSON.stringify({ options, versions, media: mediaInfo, results, summaries, goals: goalList, uplinkSummaries, uplinkGoals }, null, 2));
   log(`raw results: ${resultsFile}`);
 
-  // A run of the WAN or the uplinks scenario alone writes its own section; any other run writes Delivery.
-  const only = options.scenarios.length === 1 ? options.scenarios[0] : null;
+  // A run of the WAN or the uplinks scenario alone (or beside the staggered LAN run it is compared
+  // with) writes its own section; any other run writes Delivery.
+  const shaped = options.scenarios.filter((id) => id !== 'staggered');
+  const only = shaped.length === 1 && (options.scenarios.length === 1 || options.scenarios.includes('staggered')) && ['wan', 'uplinks'].includes(shaped[0]) ? shaped[0] : options.scenarios.length === 1 ? options.scenarios[0] : null;
   const section = { wan: { heading: 'WAN', notes: 'wan-notes.md' }, uplinks: { heading: 'Home uplinks', notes: 'uplinks-notes.md' } }[only] ?? { heading: 'Delivery', notes: 'delivery-notes.md' };
   if (options.write) {
     // Hand-written reading of the figures (what limits them), kept beside the code so a rerun keeps it.

@@ -43,11 +43,11 @@ const FAILURE_PENALTY_S = 0.5;
  * reaches some members' manifests before ours; their haves for it are kept until our manifest
  * lists it (see `adopt`). A few segments' worth; the oldest goes first, so a hostile peer cannot grow it.
  */
-const MAX_PENDING_ASSETS = 32;
+export const MAX_PENDING_ASSETS = 32;
 /** Highest piece index parked per unknown asset (+1): a live segment has a handful of pieces. */
-const MAX_PENDING_PIECES = 4096;
+export const MAX_PENDING_PIECES = 4096;
 /** Requests from one peer queued at once; more is answered `busy`, so a greedy peer cannot hog us. */
-const MAX_QUEUED_UPLOADS = 16;
+export const MAX_QUEUED_UPLOADS = 16;
 /** Urgency (ms) of a request that states none: after every request that does (a prefetch's budget). */
 const DEFAULT_UPLOAD_DEADLINE_MS = MAX_REQUEST_DEADLINE_MS;
 
@@ -145,6 +145,17 @@ export class Peer {
   /** Requests in flight to this peer. */
   get inFlight(): number {
     return this.#downloads.size;
+  }
+
+  /**
+   * How much this peer's messages make us keep (its queued requests, the unknown assets and
+   * pieces of them parked for it): bounded by MAX_QUEUED_UPLOADS, MAX_PENDING_ASSETS and
+   * MAX_PENDING_PIECES whatever it sends. For tests and diagnostics.
+   */
+  get keptState(): { uploads: number; parkedAssets: number; parkedPieces: number } {
+    let parkedPieces = 0;
+    for (const pending of this.#pending.values()) parkedPieces += pending.pieces.size;
+    return { uploads: this.#uploads.size, parkedAssets: this.#pending.size, parkedPieces };
   }
 
   /** Recent failures (rejected, timed out, closed requests), decaying by half every FAILURE_HALF_LIFE_MS; lowers the rank. */

@@ -1,6 +1,8 @@
 import { Workbox } from 'workbox-window';
 import {
   BRIDGE_VERSION,
+  MAX_DIRECT_MEDIA_URLS,
+  MAX_MESSAGE_URL_LENGTH,
   asWorkerToPage,
   type PageToWorker,
   type PieceAnswer,
@@ -32,6 +34,8 @@ export class SwLink {
   readonly #onRequest: PieceRequestHandler;
   readonly #onNotice: (message: WorkerToPage) => void;
   readonly #listener = (event: MessageEvent) => this.#onMessage(event);
+  /** Messages from the SW that failed validation and were dropped (a worker of another deploy). */
+  droppedMessages = 0;
   #active = false;
   #listening = false;
 
@@ -77,7 +81,9 @@ export class SwLink {
       // Elements that began loading before the SW controlled the page stay on the network until
       // they are taken over (see media-takeover.ts).
       this.directMedia = mediaLoadingFromNetwork();
-      this.#post({ type: 'media-direct', urls: this.directMedia.map((media) => media.currentSrc) });
+      // Within the bridge's bounds, which the SW enforces by dropping the whole message.
+      const urls = this.directMedia.map((media) => media.currentSrc).filter((url) => url.length <= MAX_MESSAGE_URL_LENGTH);
+      this.#post({ type: 'media-direct', urls: urls.slice(0, MAX_DIRECT_MEDIA_URLS) });
     }
   }
 
@@ -151,7 +157,10 @@ export class SwLink {
 
   #onMessage(event: MessageEvent): void {
     const message = asWorkerToPage(event.data);
-    if (!message) return;
+    if (!message) {
+      this.droppedMessages++;
+      return;
+    }
     if (message.type === 'worker-hello') return this.#active ? this.#announce() : undefined;
     if (message.type !== 'piece-request') return this.#onNotice(message);
     const port = event.ports[0];

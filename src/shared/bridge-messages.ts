@@ -3,6 +3,10 @@
  * connections (RTCPeerConnection is window-only, w3c/webrtc-pc#3131), so it asks a page:
  * one MessageChannel per piece request, pull-based, cancellable.
  */
+import { isAssetId, MAX_PIECE_SIZE } from './manifest.js';
+import { MAX_REQUEST_DEADLINE_MS } from './peer-messages.js';
+import { isIndex } from './piece-math.js';
+
 export const BRIDGE_VERSION = 1;
 
 /** Page -> SW, on `navigator.serviceWorker.controller`. */
@@ -85,46 +89,95 @@ export type PieceAnswer =
 /** SW -> page on a piece request's port: the stream that wanted the piece is gone. */
 export type PieceCancel = { type: 'cancel' };
 
+/**
+ * Longest URL accepted in a message (chars): far above any media URL a site uses (signed CDN
+ * URLs run to about 2 KiB), and it bounds what one message can make the SW keep.
+ */
+export const MAX_MESSAGE_URL_LENGTH = 8 * 1024;
+/**
+ * Most URLs in one `media-direct` (count): media elements that began loading before the SW took
+ * control of a page; a page with more is not a real page. The SW keeps at most this many per page.
+ */
+export const MAX_DIRECT_MEDIA_URLS = 256;
+/** Longest deadline (ms) a piece request may carry: the longest the SW waits for peers (a prefetch's budget fits). */
+const MAX_PIECE_DEADLINE_MS = MAX_REQUEST_DEADLINE_MS;
+const PIECE_MISS_REASONS: ReadonlySet<unknown> = new Set(['no-peer', 'slow-peers', 'timeout', 'rejected', 'not-ready', 'unknown-asset']);
+const PIECE_SOURCES: ReadonlySet<unknown> = new Set(['origin', 'store', 'peers']);
+
+// Every message crossing the bridge is checked field by field before anything acts on it: the
+// other side may be another version of peerfetch (a page and a SW from two deploys), or a
+// site's own script posting to the same worker. A message that fails is dropped (the parsers
+// return undefined and never throw); the receiver counts it.
+
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null;
 }
 
-/** Narrows a message event's data to a WorkerToPage message (or undefined for foreign messages). */
+const isVersion = (value: unknown): value is number => isIndex(value) && value > 0;
+const isUrl = (value: unknown): value is string => typeof value === 'string' && value.length > 0 && value.length <= MAX_MESSAGE_URL_LENGTH;
+/** A byte count or duration: finite, not negative. */
+const isAmount = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value) && value >= 0;
+/** Piece bytes: an ArrayBuffer no larger than the largest piece a manifest may have. */
+const isPieceBuffer = (value: unknown): value is ArrayBuffer => value instanceof ArrayBuffer && value.byteLength <= MAX_PIECE_SIZE;
+
+/** Narrows a message event's data to a WorkerToPage message (or undefined for foreign or invalid messages). */
 export function asWorkerToPage(data: unknown): WorkerToPage | undefined {
-  if (!isRecord(data) || typeof data.type !== 'string') return undefined;
+  if (!isRecord(data)) return undefined;
   switch (data.type) {
     case 'worker-hello':
-    case 'piece-request':
-    case 'piece-delivered':
+      return isVersion(data.version) ? { type: data.type, version: data.version } : undefined;
+    case 'piece-request': {
+      const { version, asset, piece, deadlineMs, first } = data;
+      if (!isVersion(version) || !isAssetId(asset) || !isIndex(piece) || typeof first !== 'boolean') return undefined;
+      if (!isAmount(deadlineMs) || deadlineMs > MAX_PIECE_DEADLINE_MS) return undefined;
+      return { type: data.type, version, asset, piece, deadlineMs, first };
+    }
+    case 'piece-delivered': {
+      const { asset, piece, source, bytes, stored, latencyMs } = data;
+      if (!isAssetId(asset) || !isIndex(piece) || !PIECE_SOURCES.has(source) || !isIndex(bytes) || bytes > MAX_PIECE_SIZE) return undefined;
+      if (typeof stored !== 'boolean' || (latencyMs !== undefined && !isAmount(latencyMs))) return undefined;
+      const message: WorkerToPage = { type: data.type, asset, piece, source: source as 'origin' | 'store' | 'peers', bytes, stored };
+      if (latencyMs !== undefined) message.latencyMs = latencyMs;
+      return message;
+    }
     case 'bytes-served':
-      return data as WorkerToPage;
+      return isIndex(data.bytes) ? { type: data.type, bytes: data.bytes } : undefined;
     case 'manifest':
-      return typeof data.url === 'string' ? (data as WorkerToPage) : undefined;
+      // The manifest itself is checked by parseManifest where it is used.
+      return isUrl(data.url) && isRecord(data.manifest) ? { type: data.type, url: data.url, manifest: data.manifest } : undefined;
     default:
       return undefined;
   }
 }
 
-/** Narrows a message event's data to a PageToWorker message (or undefined). */
+/** Narrows a message event's data to a PageToWorker message (or undefined for foreign or invalid messages). */
 export function asPageToWorker(data: unknown): PageToWorker | undefined {
   if (!isRecord(data)) return undefined;
-  if (data.type === 'engine-ready' || data.type === 'engine-gone') return data as PageToWorker;
-  if (data.type === 'prefetch' && typeof data.asset === 'string' && typeof data.piece === 'number') {
-    return data as PageToWorker;
+  switch (data.type) {
+    case 'engine-ready':
+      return isVersion(data.version) ? { type: data.type, version: data.version } : undefined;
+    case 'engine-gone':
+      return { type: data.type };
+    case 'prefetch':
+      return isAssetId(data.asset) && isIndex(data.piece) ? { type: data.type, asset: data.asset, piece: data.piece } : undefined;
+    case 'media-direct': {
+      const { urls } = data;
+      if (!Array.isArray(urls) || urls.length > MAX_DIRECT_MEDIA_URLS || !urls.every(isUrl)) return undefined;
+      return { type: data.type, urls: [...urls] };
+    }
+    case 'media-takeover':
+      return isUrl(data.url) ? { type: data.type, url: data.url } : undefined;
+    default:
+      return undefined;
   }
-  if (data.type === 'media-direct' && Array.isArray(data.urls) && data.urls.every((url) => typeof url === 'string')) {
-    return data as PageToWorker;
-  }
-  if (data.type === 'media-takeover' && typeof data.url === 'string') return data as PageToWorker;
-  return undefined;
 }
 
 /** Narrows a port message to a PieceAnswer (or undefined). */
 export function asPieceAnswer(data: unknown): PieceAnswer | undefined {
   if (!isRecord(data)) return undefined;
-  if (data.type === 'piece' && data.data instanceof ArrayBuffer) return data as PieceAnswer;
-  if (data.type === 'piece-miss' && typeof data.reason === 'string' && (data.partial === undefined || data.partial instanceof ArrayBuffer)) {
-    return data as PieceAnswer;
-  }
-  return undefined;
+  if (data.type === 'piece') return isPieceBuffer(data.data) ? { type: data.type, data: data.data } : undefined;
+  if (data.type !== 'piece-miss' || !PIECE_MISS_REASONS.has(data.reason)) return undefined;
+  const reason = data.reason as Extract<PieceAnswer, { type: 'piece-miss' }>['reason'];
+  if (data.partial === undefined) return { type: data.type, reason };
+  return isPieceBuffer(data.partial) ? { type: data.type, reason, partial: data.partial } : undefined;
 }

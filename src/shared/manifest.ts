@@ -167,6 +167,14 @@ function checkLive(raw: unknown, position: number, manifestUrl: string): Manifes
   return { playlist, segmentMs, windowMs, ended: ended ?? false, playlistHref, folderHref };
 }
 
+/** An asset's content id as {@link assetId} writes it (16 lower-case hex chars). */
+const ASSET_ID_PATTERN = /^[0-9a-f]{16}$/;
+
+/** Whether `value` has the form of an asset's content id (see {@link assetId}); what crosses a wire is checked with it. */
+export function isAssetId(value: unknown): value is string {
+  return typeof value === 'string' && ASSET_ID_PATTERN.test(value);
+}
+
 /** Content id of an asset: the first 16 hex chars of SHA-256 over its size and piece hashes. */
 export async function assetId(asset: Pick<ManifestAssetJson, 'size' | 'pieceSize' | 'pieces'>): Promise<string> {
   const text = `${asset.size}:${asset.pieceSize}:${asset.pieces.join('')}`;

@@ -1,5 +1,7 @@
 import { PeerfetchError } from './errors.js';
 import { CHUNK_SIZE, MAX_REQUEST_DEADLINE_MS, type PeerMessage } from './peer-messages.js';
+import { isAssetId } from './manifest.js';
+import { isIndex } from './piece-math.js';
 import { utf8Decoder, utf8Encoder } from './platform.js';
 
 /**
@@ -12,7 +14,6 @@ const MAX_HEADER_BYTES = 64 * 1024 - 1;
 const MAX_BITFIELD_HEX = 2 ** 18;
 /** Assets announced in one hello: more is a hostile peer, not a real manifest. */
 const MAX_HELLO_ASSETS = 4096;
-const ASSET_ID = /^[0-9a-f]{16}$/;
 
 export function encodePeerMessage(message: PeerMessage): Uint8Array {
   const { data, ...header } = message as PeerMessage & { data?: Uint8Array };
@@ -32,9 +33,6 @@ export function encodePeerMessage(message: PeerMessage): Uint8Array {
 function bad(reason: string): PeerfetchError {
   return new PeerfetchError('codec-invalid', `invalid peer message: ${reason}`);
 }
-
-const isIndex = (value: unknown): value is number =>
-  typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 
 /** Decodes and validates one frame; throws `codec-invalid` for anything malformed. */
 export function decodePeerMessage(frame: Uint8Array): PeerMessage {
@@ -59,7 +57,7 @@ export function decodePeerMessage(frame: Uint8Array): PeerMessage {
       const entries = Object.entries(have);
       if (entries.length > MAX_HELLO_ASSETS) throw bad('hello with too many assets');
       for (const [asset, bits] of entries) {
-        if (!ASSET_ID.test(asset) || typeof bits !== 'string' || bits.length > MAX_BITFIELD_HEX) {
+        if (!isAssetId(asset) || typeof bits !== 'string' || bits.length > MAX_BITFIELD_HEX) {
           throw bad('hello with an invalid bitfield');
         }
       }
@@ -68,12 +66,12 @@ export function decodePeerMessage(frame: Uint8Array): PeerMessage {
     case 'have':
     case 'lost': {
       const { asset, piece } = header;
-      if (typeof asset !== 'string' || !ASSET_ID.test(asset) || !isIndex(piece)) throw bad(`invalid ${type}`);
+      if (!isAssetId(asset) || !isIndex(piece)) throw bad(`invalid ${type}`);
       return { type, asset, piece };
     }
     case 'request': {
       const { id, asset, piece, from, deadlineMs } = header;
-      if (!isIndex(id) || typeof asset !== 'string' || !ASSET_ID.test(asset) || !isIndex(piece)) {
+      if (!isIndex(id) || !isAssetId(asset) || !isIndex(piece)) {
         throw bad('invalid request');
       }
       if ((from !== undefined && !isIndex(from)) || (deadlineMs !== undefined && !isIndex(deadlineMs))) throw bad('invalid request');

@@ -4,6 +4,11 @@ export interface ByteSpan {
   end: number;
 }
 
+/** Whether `value` can be a piece index, request id or byte offset: a non-negative safe integer (not NaN, -1, 1.5 or 2^60). */
+export function isIndex(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
 /** Number of pieces an asset of `size` bytes has with pieces of `pieceSize` bytes. */
 export function pieceCount(size: number, pieceSize: number): number {
   return size === 0 ? 0 : Math.ceil(size / pieceSize);

@@ -1,3 +1,5 @@
+import { MAX_DIRECT_MEDIA_URLS } from '../shared/bridge-messages.js';
+
 /**
  * Most pages remembered: a site has a few tabs open, and a page that is gone only costs its
  * entry until this many newer pages pushed it out.
@@ -18,7 +20,12 @@ export class DirectMedia {
   add(clientId: string, urls: string[]): void {
     if (!clientId) return;
     const known = this.#byPage.get(clientId) ?? new Set<string>();
-    for (const url of urls) known.add(withoutFragment(url));
+    for (const url of urls) {
+      // The oldest goes first: a page cannot make the SW keep more than this many of its URLs.
+      const key = withoutFragment(url);
+      if (!known.has(key) && known.size >= MAX_DIRECT_MEDIA_URLS) known.delete(known.values().next().value!);
+      known.add(key);
+    }
     this.#byPage.delete(clientId);
     this.#byPage.set(clientId, known);
     if (this.#byPage.size > MAX_PAGES) this.#byPage.delete(this.#byPage.keys().next().value!);

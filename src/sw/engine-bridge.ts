@@ -22,6 +22,11 @@ const ANSWER_MARGIN_MS = 250;
 export class EngineBridge {
   readonly #ready = new Set<string>();
   readonly #scope: ServiceWorkerGlobalScope;
+  /**
+   * Messages from pages (and answers on piece ports) that failed validation and were dropped:
+   * a page of another deploy, or a site's own script posting to this worker.
+   */
+  droppedMessages = 0;
 
   constructor(scope: ServiceWorkerGlobalScope) {
     this.#scope = scope;
@@ -36,7 +41,10 @@ export class EngineBridge {
   ): { message: Exclude<PageToWorker, { type: 'engine-ready' | 'engine-gone' }>; clientId: string } | undefined {
     const message = asPageToWorker(event.data);
     const source = event.source;
-    if (!message || !(source instanceof Client)) return undefined;
+    if (!message || !(source instanceof Client)) {
+      this.droppedMessages++;
+      return undefined;
+    }
     if (message.type === 'engine-ready') this.#ready.add(source.id);
     else if (message.type === 'engine-gone') this.#ready.delete(source.id);
     else return { message, clientId: source.id };
@@ -91,7 +99,11 @@ export class EngineBridge {
       timer = setTimeout(() => resolve(undefined), deadlineMs + ANSWER_MARGIN_MS);
       onAbort = () => resolve(undefined);
       signal.addEventListener('abort', onAbort, { once: true });
-      channel.port1.onmessage = (event) => resolve(asPieceAnswer(event.data));
+      channel.port1.onmessage = (event) => {
+        const parsed = asPieceAnswer(event.data);
+        if (!parsed) this.droppedMessages++;
+        resolve(parsed);
+      };
       channel.port1.onmessageerror = () => resolve(undefined);
     });
     const request: WorkerToPage = { type: 'piece-request', version: BRIDGE_VERSION, asset, piece, deadlineMs, first };

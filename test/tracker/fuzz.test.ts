@@ -6,6 +6,7 @@ import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleTrackerCli } from './bundle.js';
 import { TestClient, TRANSPORTS, waitFor, type TransportKind } from './helpers.js';
+import { fuzzSeed, seededRandom } from '../harness/seeded-random.js';
 
 /** Connections in the run, frames per connection: 60 × 40 = 2400 frames, a few seconds here. */
 const CONNECTIONS = 60;
@@ -17,19 +18,7 @@ const MAX_RSS_GROWTH = 64 * 1024 * 1024;
 const MAX_FRAME_BYTES = 16 * 1024;
 const ADMIN_TOKEN = 'fuzz-admin-token-0123';
 
-/** mulberry32: a tiny seeded PRNG, so a failing run can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const seed = Number(process.env.PEERFETCH_FUZZ_SEED ?? Date.now() % 1_000_000);
+const seed = fuzzSeed();
 
 let entry: string;
 let child: ChildProcess;
@@ -142,7 +131,7 @@ describe.each(TRANSPORTS)('tracker fuzz, %s transport', (transport) => {
   });
 
   it(`survives random and malformed frames (seed ${seed})`, { timeout: 120_000 }, async () => {
-    const rand = prng(seed);
+    const rand = seededRandom(seed);
     const sentinelHash = Buffer.alloc(20, 7).toString('latin1');
     const before = await rss();
     let answered = 0;

@@ -127,6 +127,13 @@ describe('PieceSources', () => {
     await vi.waitFor(() => expect(notices.map((notice) => notice.type === 'piece-delivered' && notice.source)).toEqual(['store', 'origin']));
   });
 
+  it('a piece a page engine hands over is verified again: wrong bytes (another deploy, a site script) go to the origin instead', async () => {
+    const forged = new Uint8Array(PIECE).fill(9);
+    const { load, calls } = await setup({ peers: (piece) => (piece === 1 ? forged : undefined) });
+    expect(await bytesOf(await load(1, signal(), false))).toEqual(fromBytes(1));
+    expect(calls).toMatchObject({ peers: 1, origin: 1 });
+  });
+
   it('passes origin bytes that fail the hash to the player but never stores them', async () => {
     const bad = new Uint8Array(PIECE).fill(1);
     const { load, calls, store, asset, notices } = await setup({ origin: () => bad });

@@ -171,7 +171,9 @@ export async function runOne(options) {
       const page = await readFile(join(root, 'bench', 'pages', spec.page), 'utf8');
       await writeFile(join(site.dir, spec.page), page.replaceAll('__TRACKER__', trackerUrl));
     }
-    const pageUrl = `${originUrl}/${spec.page}?${new URLSearchParams({ tracker: trackerUrl, ...(stunUrl ? { ice: stunUrl } : {}) })}`;
+    const debugDir = process.env.PEERFETCH_BENCH_DEBUG;
+    if (debugDir) await mkdir(debugDir, { recursive: true });
+    const pageUrl = `${originUrl}/${spec.page}?${new URLSearchParams({ tracker: trackerUrl, ...(stunUrl ? { ice: stunUrl } : {}), ...(debugDir ? { debug: 'on' } : {}) })}`;
     const runStart = Date.now();
     const joined = [];
 
@@ -180,8 +182,15 @@ export async function runOne(options) {
       const context = await (await browserFor(index)).newContext({ userAgent: `${baseUa} ${VIEWER_UA_TOKEN}${name}` });
       await context.addInitScript({ path: join(root, 'bench', 'lib', 'probe.js') });
       const page = await context.newPage();
-      page.on('crash', () => result.problems.push(`${name}: page crashed`));
-      const viewer = { index, name, context, page, joinedAtMs: Date.now() - runStart, last: null, originBytesBefore: 0 };
+
+      const viewer = { index, name, context, page, joinedAtMs: Date.now() - runStart, last: null, originBytesBefore: 0 };      page.on('crash', () => result.problems.push(`${name}: page crashed`));
+      // PEERFETCH_BENCH_DEBUG=<folder>: each viewer's console (the engine's decisions with the
+      // page's debug switch) goes to <folder>/<viewer>.log, to read why a piece came from where.
+      if (debugDir) {
+        const lines = [];
+        page.on('console', (message) => lines.push(`${(Date.now() - runStart) / 1000}s ${message.text()}`));
+        viewer.saveLog = () => writeFile(join(debugDir, `${name}.log`), `${lines.join('\n')}\n`);
+      }
       if (SCENARIOS[scenario].returnVisit) {
         await page.goto(pageUrl, { waitUntil: 'domcontentloaded' });
         await page
@@ -235,6 +244,7 @@ export async function runOne(options) {
       await sleep(POLL_MS);
     }
     const originStats = await (await fetch(`${originUrl}/__bench/stats`)).json();
+    await Promise.all(joined.map((viewer) => viewer.saveLog?.()));
     for (const viewer of joined) {
       result.viewers.push({
         ...measureViewer({ viewer, spec, originStats, media: options.media, runStartEpoch: runStart }),

@@ -38,6 +38,11 @@ export interface BuildManifestOptions {
   baseUrl?: string;
   /** A file to leave out, typically where the manifest is about to be written. */
   outFile?: string;
+  /**
+   * Query parameters that request URLs may carry without changing the bytes, such as a CDN's
+   * signature (`['token', 'expires']`): pages and workers match assets ignoring them. Default none.
+   */
+  ignoreQuery?: string[];
   /** Files hashed at once. Default HASH_CONCURRENCY. */
   concurrency?: number;
   /**
@@ -142,6 +147,18 @@ export function parseSize(text: string): number {
     throw new PeerfetchError('option-invalid', `invalid size "${text}": not a whole number of bytes`, { value: text });
   }
   return bytes;
+}
+
+/** Query parameter names as RFC 3986 allows them unencoded in a query, so a slip such as `token=` is caught. */
+const QUERY_NAME_PATTERN = /^[A-Za-z0-9\-._~!$'()*+,;:@/?]+$/;
+
+/** Throws `option-invalid` for anything that is not a query parameter name. */
+export function checkIgnoreQuery(names: readonly string[]): void {
+  for (const name of names) {
+    if (!QUERY_NAME_PATTERN.test(name)) {
+      throw new PeerfetchError('option-invalid', `invalid query parameter name "${name}": give names only, such as token,expires`, { name });
+    }
+  }
 }
 
 export function checkPieceSize(pieceSize: number): void {
@@ -431,6 +448,8 @@ export async function hashFile(
 export async function buildManifest(dir: string, options: BuildManifestOptions = {}): Promise<BuildManifestResult> {
   const pieceSize = options.pieceSize ?? DEFAULT_PIECE_SIZE;
   checkPieceSize(pieceSize);
+  const ignoreQuery = options.ignoreQuery ?? [];
+  checkIgnoreQuery(ignoreQuery);
   const makeUrl = urlMaker(options.baseUrl);
 
   let root: string;
@@ -517,5 +536,10 @@ export async function buildManifest(dir: string, options: BuildManifestOptions =
     assets.push({ url: entry.url, size: entry.size, contentType, pieceSize, pieces: entry.pieces });
   }
   if (assets.length === 0) warnings.push(`no assets found in ${dir}`);
-  return { manifest: { version: MANIFEST_VERSION, assets }, warnings, fingerprints, reused: progress.reused };
+  return {
+    manifest: { version: MANIFEST_VERSION, assets, ...(ignoreQuery.length > 0 ? { ignoreQuery } : {}) },
+    warnings,
+    fingerprints,
+    reused: progress.reused,
+  };
 }

@@ -260,9 +260,8 @@ export async function watchManifest(dir: string, options: WatchManifestOptions =
     // Forget hashes of segments no playlist names any more (the window moved past them).
     const named = new Set([...streams.values()].flatMap((stream) => stream.assets.map((asset) => asset.url)));
     for (const [relative, segment] of hashed) if (!named.has(segment.asset.url)) hashed.delete(relative);
-    return live.length > 0
-      ? { version: MANIFEST_VERSION, assets, live, refreshMs: WATCH_REFRESH_MS }
-      : { version: MANIFEST_VERSION, assets, refreshMs: WATCH_REFRESH_MS };
+    const { ignoreQuery } = initial.manifest;
+    return { version: MANIFEST_VERSION, assets, ...(live.length > 0 ? { live } : {}), refreshMs: WATCH_REFRESH_MS, ...(ignoreQuery ? { ignoreQuery } : {}) };
   }
 
   async function cycle(rescan: boolean): Promise<void> {

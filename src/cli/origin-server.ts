@@ -37,6 +37,11 @@ export interface OriginServerOptions {
   files?: Record<string, string>;
   /** URL paths answered from memory, built per request (no Range, never cached). */
   pages?: Record<string, (request: IncomingMessage) => GeneratedPage | Promise<GeneratedPage>>;
+  /**
+   * A CDN's signed URLs: media files (everything but pages, scripts and playlists) are served only
+   * to requests whose query carries `name=value`; others get 403. Default: no check.
+   */
+  requireQuery?: { name: string; value: string };
 }
 
 /** Body bytes the origin sent, as `GET /__peerfetch/origin-stats` returns them. */
@@ -330,6 +335,14 @@ export async function startOriginServer(options: OriginServerOptions): Promise<O
       return;
     }
     const file = await resolveFile(urlPath);
+    const { requireQuery } = options;
+    if (file && requireQuery && !isNoCache(file)) {
+      const query = new URL(request.url ?? '/', 'http://origin.invalid').searchParams;
+      if (query.get(requireQuery.name) !== requireQuery.value) {
+        sendError(response, 403, `forbidden: ${requireQuery.name} missing or wrong`, account, head);
+        return;
+      }
+    }
     if (!file || !(await serveFile(request, response, file, account))) {
       sendError(response, 404, 'not found', account, head);
     }

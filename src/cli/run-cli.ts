@@ -9,7 +9,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { joinNegativeValues } from '../shared/command-line.js';
 import { PeerfetchError } from '../shared/errors.js';
-import { MANIFEST_FILE_NAME, buildManifest, checkPieceSize, parseSize, urlMaker, type ManifestProgress } from './build-manifest.js';
+import { MANIFEST_FILE_NAME, buildManifest, checkIgnoreQuery, checkPieceSize, parseSize, urlMaker, type ManifestProgress } from './build-manifest.js';
 import { watchManifest, type WatchManifestOptions } from './live-manifest.js';
 import {
   EXIT_FAILURE,
@@ -45,6 +45,8 @@ last run over the same folder keep their hashes (fingerprints in $XDG_CACHE_HOME
   --base-url URL    where <dir> is served from, when not the site root: an absolute
                     http(s) URL (a CDN folder) or a path such as /static/
   --all-files       list every file (images, fonts, archives), not only video and audio
+  --ignore-query NAMES  query parameters of signed URLs, comma-separated (e.g.
+                    token,expires): pages and workers match assets whatever their values
   --watch           keep running and keep the manifest current (a live stream's packager)
   --progress        show progress on stderr (default: only when stderr is a terminal)
   --no-progress     never show progress
@@ -61,6 +63,8 @@ dist/ unless <dir> has its own.
   --host ADDR         address to bind (default 127.0.0.1)
   --rate KBPS         cap per connection, in kilobytes per second (default 0: no cap)
   --file /URL=FILE    serve FILE at /URL (repeatable)
+  --require-query NAME=VALUE  answer 403 to media requests whose query lacks NAME=VALUE,
+                      like a CDN that checks signed URLs
 `;
 
 /** Only in a clone of the repository: the npm package leaves out the demo's page and media (3 MB). */
@@ -106,6 +110,7 @@ const MANIFEST_OPTIONS = {
   'piece-size': { type: 'string' },
   'base-url': { type: 'string' },
   'all-files': { type: 'boolean' },
+  'ignore-query': { type: 'string' },
   watch: { type: 'boolean' },
   progress: { type: 'boolean' },
   rehash: { type: 'boolean' },
@@ -137,7 +142,9 @@ async function manifestCommand(argv: string[]): Promise<number> {
   const baseUrl = values['base-url'];
   forFlag('--base-url', () => urlMaker(baseUrl));
   const allFiles = values['all-files'] ?? false;
-  if (values.watch) return watchCommand(dir, { pieceSize, baseUrl, outFile, allFiles });
+  const ignoreQuery = values['ignore-query']?.split(',').map((name) => name.trim()).filter(Boolean);
+  if (ignoreQuery) forFlag('--ignore-query', () => checkIgnoreQuery(ignoreQuery));
+  if (values.watch) return watchCommand(dir, { pieceSize, baseUrl, outFile, allFiles, ignoreQuery });
 
   const showProgress = values.progress ?? process.stderr.isTTY === true;
   let lastProgressAt = 0;
@@ -153,7 +160,7 @@ async function manifestCommand(argv: string[]): Promise<number> {
     err(process.stderr.isTTY ? `\r${line}\x1b[K` : `${line}\n`);
   };
   const reuse = values.rehash ? undefined : await loadManifestReuse(outFile);
-  const { manifest, warnings, fingerprints, reused } = await buildManifest(dir, { pieceSize, baseUrl, outFile, allFiles, reuse, onProgress: showProgress ? onProgress : undefined });
+  const { manifest, warnings, fingerprints, reused } = await buildManifest(dir, { pieceSize, baseUrl, outFile, allFiles, ignoreQuery, reuse, onProgress: showProgress ? onProgress : undefined });
   if (progressShown && process.stderr.isTTY) err('\n');
   for (const warning of warnings) err(`peerfetch manifest: warning: ${warning}\n`);
   const text = `${JSON.stringify(manifest, null, 2)}\n`;
@@ -202,6 +209,7 @@ const ORIGIN_OPTIONS = {
   host: { type: 'string' },
   rate: { type: 'string' },
   file: { type: 'string', multiple: true },
+  'require-query': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -232,9 +240,19 @@ async function originCommand(argv: string[]): Promise<number> {
     }
     files[mapping.slice(0, equals)] = path.resolve(mapping.slice(equals + 1));
   }
+  let requireQuery: { name: string; value: string } | undefined;
+  const required = values['require-query'];
+  if (required !== undefined) {
+    const equals = required.indexOf('=');
+    if (equals < 1 || equals === required.length - 1) {
+      throw new PeerfetchError('option-invalid', `--require-query must look like NAME=VALUE, not "${required}"`);
+    }
+    requireQuery = { name: required.slice(0, equals), value: required.slice(equals + 1) };
+  }
   let origin;
   try {
     origin = await startOriginServer({
+      requireQuery,
       root,
       port: parsePort(values.port, 0, '--port'),
       host: values.host ?? '127.0.0.1',

@@ -42,7 +42,7 @@ export async function takeOver(
   const asset = findAsset(manifest, url);
   if (!asset || fullyLoaded(media)) return false;
   if (!(await beforeReload(url))) return false;
-  await warm(asset, media);
+  await warm(asset, url, media);
   // The element may have moved on (the site changed its source) while the SW answered.
   if (media.currentSrc.split('#', 1)[0] !== url) return false;
   const position = media.currentTime;
@@ -76,11 +76,11 @@ const WARM_AHEAD_SECONDS = 6;
 const TAKEOVER_WARM_MS = 3000;
 
 /**
- * Reads through the SW (which keeps what it delivers) the first piece, where the reloaded element
+ * Reads `url` (the element's, with a signed URL's query) through the SW (which keeps what it delivers): the first piece, where the reloaded element
  * reads its header, and the bytes around the playhead, estimated from the element's duration at
  * an even bitrate. Never rejects.
  */
-async function warm(asset: ManifestAsset, media: HTMLMediaElement): Promise<void> {
+async function warm(asset: ManifestAsset, url: string, media: HTMLMediaElement): Promise<void> {
   const ranges: Array<[number, number]> = [[0, Math.min(asset.size, asset.pieceSize) - 1]];
   if (Number.isFinite(media.duration) && media.duration > 0) {
     const bytesPerSecond = asset.size / media.duration;
@@ -93,7 +93,7 @@ async function warm(asset: ManifestAsset, media: HTMLMediaElement): Promise<void
   await Promise.all(
     ranges.map(async ([start, end]) => {
       try {
-        const response = await fetch(asset.href, { headers: { Range: `bytes=${start}-${end}` }, signal });
+        const response = await fetch(url, { headers: { Range: `bytes=${start}-${end}` }, signal });
         await response.arrayBuffer();
       } catch {
         // Timed out or failed: the reload then takes what the SW has.

@@ -64,6 +64,12 @@ export interface ManifestJson {
    * before a live stream starts learns of it.
    */
   refreshMs?: number;
+  /**
+   * Names of query parameters that a request URL may carry and that do not change the bytes, such
+   * as a CDN's signature and expiry (`?token=…&expires=…`): matching a request to an asset ignores
+   * them, and origin fetches keep them. Absent: URLs must match exactly.
+   */
+  ignoreQuery?: string[];
 }
 
 /** A live stream after parsing: URLs resolved against the manifest's own URL. */
@@ -99,7 +105,12 @@ export interface Manifest {
   disabled?: true;
   /** See ManifestJson.refreshMs; undefined for a manifest that only changes on deploys. */
   refreshMs?: number;
+  /** See ManifestJson.ignoreQuery; absent or empty: URLs must match exactly. */
+  ignoreQuery?: string[];
 }
+
+/** Most ignored query parameter names: a CDN signature takes two to four (token, expiry, key id, policy). */
+const MAX_IGNORED_PARAMETERS = 32;
 
 const HASH_PATTERN = /^[0-9a-f]{64}$/;
 /** Longest accepted live duration (ms), one day: a larger segment or window is a typo, not a stream. */
@@ -216,7 +227,40 @@ export async function parseManifest(raw: unknown, manifestUrl: string): Promise<
     const stream = byFolder.find((candidate) => href.startsWith(candidate.folderHref));
     assets.push({ ...asset, href, id: await assetId(asset), index: asset.sequence ?? assets.length, live: stream });
   }
-  return { version: MANIFEST_VERSION, assets, live, refreshMs: raw.refreshMs };
+  return { version: MANIFEST_VERSION, assets, live, refreshMs: raw.refreshMs, ignoreQuery: checkIgnoreQuery(raw.ignoreQuery) };
+}
+
+function checkIgnoreQuery(raw: unknown): string[] {
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw) || raw.length > MAX_IGNORED_PARAMETERS || !raw.every((name) => typeof name === 'string' && name.length > 0)) {
+    throw invalid(`ignoreQuery must be a list of at most ${MAX_IGNORED_PARAMETERS} query parameter names`, { ignoreQuery: raw });
+  }
+  return raw as string[];
+}
+
+/**
+ * A request URL split into the URL that names its asset (no fragment, none of the query
+ * parameters the manifest ignores: see ManifestJson.ignoreQuery) and those parameters as written
+ * (`token=abc&expires=9`, empty when there are none). The rest of the query is kept byte for byte:
+ * it must match the manifest's URL exactly.
+ *
+ * @example
+ * splitSignedUrl('https://cdn.example/v.mp4?token=abc&q=hd#t=5', ['token'])
+ * // { url: 'https://cdn.example/v.mp4?q=hd', signature: 'token=abc' }
+ */
+export function splitSignedUrl(href: string, ignoreQuery: readonly string[] = []): { url: string; signature: string } {
+  const url = href.split('#', 1)[0]!;
+  const queryAt = url.indexOf('?');
+  if (queryAt < 0 || ignoreQuery.length === 0) return { url, signature: '' };
+  const kept: string[] = [];
+  const ignored: string[] = [];
+  for (const part of url.slice(queryAt + 1).split('&')) (ignoreQuery.includes(part.split('=', 1)[0]!) ? ignored : kept).push(part);
+  return { url: url.slice(0, queryAt) + (kept.length > 0 ? `?${kept.join('&')}` : ''), signature: ignored.join('&') };
+}
+
+/** `href` with a signed URL's parameters (see {@link splitSignedUrl}) appended to its query. */
+export function withSignature(href: string, signature: string): string {
+  return signature ? `${href}${href.includes('?') ? '&' : '?'}${signature}` : href;
 }
 
 /**
@@ -224,7 +268,7 @@ export async function parseManifest(raw: unknown, manifestUrl: string): Promise<
  * segment the manifest may not list yet). Undefined for everything else.
  */
 export function findLiveStream(manifest: Manifest, href: string): ManifestLive | undefined {
-  const withoutFragment = href.split('#', 1)[0]!;
+  const withoutFragment = splitSignedUrl(href, manifest.ignoreQuery).url;
   let found: ManifestLive | undefined;
   for (const stream of manifest.live) {
     if (withoutFragment === stream.playlistHref) return stream;
@@ -233,10 +277,13 @@ export function findLiveStream(manifest: Manifest, href: string): ManifestLive |
   return found;
 }
 
-/** Finds the asset requested at `href` (query and fragment must match exactly; hash is ignored). */
+/**
+ * Finds the asset requested at `href`: the fragment and the query parameters the manifest
+ * ignores (signed URLs) do not count, the rest of the URL must match exactly.
+ */
 export function findAsset(manifest: Manifest, href: string): ManifestAsset | undefined {
-  const withoutFragment = href.split('#', 1)[0];
-  return manifest.assets.find((asset) => asset.href === withoutFragment);
+  const wanted = splitSignedUrl(href, manifest.ignoreQuery).url;
+  return manifest.assets.find((asset) => asset.href === wanted);
 }
 
 /**

@@ -13,6 +13,7 @@ import { couldBeMedia } from './media-request.js';
 import { killSwitchOn } from './kill-switch.js';
 import { fetchPieceFromOrigin, originAllowsFetch } from './origin-fetch.js';
 import { PieceSources } from './piece-loader.js';
+import { SignedUrls } from './signed-urls.js';
 
 declare const self: ServiceWorkerGlobalScope;
 
@@ -29,6 +30,8 @@ const fetchable = new Map<string, Promise<boolean>>();
  * does not come must not hold the page's media back; the request then goes to the network.
  */
 const MANIFEST_WAIT_MS = 3000;
+/** The URLs (with a signed URL's token) pages requested assets at, for the worker's own origin requests. */
+const signedUrls = new SignedUrls();
 /** Per page, media URLs whose elements began loading on the network (see DirectMedia). */
 const directMedia = new DirectMedia();
 /**
@@ -67,7 +70,7 @@ function pieceSources(): Promise<PieceSources> {
       new PieceSources({
         store,
         fromPeers: (clientId, asset, piece, options) => bridge.requestPiece(clientId, asset.id, piece, options),
-        fromOrigin: fetchPieceFromOrigin,
+        fromOrigin: (asset, piece, signal, from) => fetchPieceFromOrigin(asset, piece, signal, { from, url: signedUrls.originUrl(asset) }),
         notify: (clientId, message) => void bridge.notify(clientId, message),
         onStaleManifest: () => manifests.invalidate(),
       }),
@@ -157,9 +160,10 @@ self.addEventListener('fetch', (event) => {
 async function respond(event: FetchEvent, asset: ManifestAsset): Promise<Response> {
   const { request } = event;
   const clientId = event.clientId || event.resultingClientId;
+  signedUrls.remember(asset, request.url, manifests.current()?.ignoreQuery);
   try {
     let allowed = fetchable.get(asset.id);
-    if (!allowed) fetchable.set(asset.id, (allowed = originAllowsFetch(asset, self.location.origin)));
+    if (!allowed) fetchable.set(asset.id, (allowed = originAllowsFetch(asset, self.location.origin, { url: signedUrls.originUrl(asset) })));
     if (!(await allowed)) return fetch(request);
     const loadPiece = (await pieceSources()).loaderFor(asset, clientId);
     return assetResponse(asset, request.headers.get('range'), loadPiece, (bytes) => {

@@ -21,10 +21,29 @@ const ORIGIN_ATTEMPTS = 2;
 export const WHOLE_ASSET_MAX_BYTES = 64 * 1024 * 1024;
 
 /**
+ * How {@link fetchPieceFromOrigin} asks the origin. Every field has a default.
+ */
+export interface OriginFetchOptions {
+  /**
+   * Fetch the piece from this byte on only (peers delivered the bytes before it); the
+   * GrowingPiece then holds bytes [from, piece end). Default 0.
+   */
+  from?: number;
+  /**
+   * The URL every request for the piece goes to (the first, its retry, the rest of a body that
+   * broke off): the asset's URL as the page requested it, whose query may carry a signed URL's
+   * token that the manifest ignores but the origin checks. Default: the asset's URL.
+   */
+  url?: string;
+  /** The progress watchdog's bounds. Default ORIGIN_PROGRESS_BOUNDS. */
+  bounds?: ProgressBounds;
+  /** Default WHOLE_ASSET_MAX_BYTES. */
+  wholeAssetMaxBytes?: number;
+}
+
+/**
  * Fetches one piece of `asset` from its origin with an HTTP Range request and returns it as soon
  * as the response headers are in: its bytes keep arriving into the returned GrowingPiece.
- * `from`: fetch the piece from this byte on only (peers delivered the bytes before it); the
- * GrowingPiece then holds bytes [from, piece end).
  * Accepts a 206 for exactly that range, or a 200 with the whole file (a server that ignores
  * Range), which is sliced and also handed over whole (`wholeAsset`). Throws `origin-failed` for
  * anything else.
@@ -36,9 +55,7 @@ export async function fetchPieceFromOrigin(
   asset: ManifestAsset,
   piece: number,
   signal: AbortSignal,
-  from = 0,
-  bounds: ProgressBounds = ORIGIN_PROGRESS_BOUNDS,
-  wholeAssetMaxBytes = WHOLE_ASSET_MAX_BYTES,
+  { from = 0, url = asset.href, bounds = ORIGIN_PROGRESS_BOUNDS, wholeAssetMaxBytes = WHOLE_ASSET_MAX_BYTES }: OriginFetchOptions = {},
 ): Promise<GrowingPiece> {
   const piecesSpan = pieceSpan(piece, asset.size, asset.pieceSize);
   const span = { start: piecesSpan.start + from, end: piecesSpan.end };
@@ -49,7 +66,7 @@ export async function fetchPieceFromOrigin(
     attempts.left--;
     const request = new WatchedRequest(bounds, signal);
     try {
-      const response = await request.fetch(asset.href, rangeRequest(span.start, span.end));
+      const response = await request.fetch(url, rangeRequest(span.start, span.end));
       const contentRange = response.headers.get('content-range');
       const rangeMatches = contentRange === null || contentRange.startsWith(`bytes ${span.start}-${span.end - 1}/`);
       if (fileChanged(response, asset)) {
@@ -62,7 +79,7 @@ export async function fetchPieceFromOrigin(
       }
       if (response.status === 206 && response.body && rangeMatches) {
         const growing = new GrowingPiece(length);
-        const resume: Resume = { asset, start: span.start, signal, bounds, attempts, etag: response.headers.get('etag') };
+        const resume: Resume = { asset, url, start: span.start, signal, bounds, attempts, etag: response.headers.get('etag') };
         void pump(response.body.getReader(), request, growing, resume);
         return growing;
       }
@@ -132,6 +149,8 @@ function asOriginFailure(error: unknown): PeerfetchError {
 /** What a body that broke off needs to ask the origin for the rest. */
 interface Resume {
   asset: ManifestAsset;
+  /** Where the first request went (see OriginFetchOptions.url). */
+  url: string;
   /** Absolute byte offset of the GrowingPiece's first byte. */
   start: number;
   signal: AbortSignal;
@@ -183,7 +202,7 @@ async function resumeBody(growing: GrowingPiece, resume: Resume): Promise<{ read
   const end = resume.start + growing.data.length;
   const request = new WatchedRequest(resume.bounds, resume.signal);
   try {
-    const response = await request.fetch(resume.asset.href, rangeRequest(start, end));
+    const response = await request.fetch(resume.url, rangeRequest(start, end));
     const etag = response.headers.get('etag');
     const sameVersion = resume.etag === null || etag === null || etag === resume.etag;
     const contentRange = response.headers.get('content-range');
@@ -252,15 +271,19 @@ async function readWhole(reader: ReadableStreamDefaultReader<Uint8Array>, reques
  * Whether the SW can fetch `asset` itself. Same-origin assets always can; a cross-origin (CDN)
  * asset needs CORS on that CDN. Without it the SW must leave every request for that URL
  * untouched, because Chromium refuses a media resource assembled from responses of different
- * origins (measured, docs/architecture.md "Decisions").
+ * origins (measured, docs/architecture.md "Decisions"). `url`: see OriginFetchOptions.url.
  */
-export async function originAllowsFetch(asset: ManifestAsset, scopeOrigin: string, bounds: ProgressBounds = ORIGIN_PROGRESS_BOUNDS): Promise<boolean> {
+export async function originAllowsFetch(
+  asset: ManifestAsset,
+  scopeOrigin: string,
+  { url = asset.href, bounds = ORIGIN_PROGRESS_BOUNDS }: Pick<OriginFetchOptions, 'url' | 'bounds'> = {},
+): Promise<boolean> {
   if (new URL(asset.href).origin === scopeOrigin) return true;
   // Under the watchdog: every request for the asset waits on this answer. A CDN that does not
   // answer it in time counts as one without CORS, so the player's own requests go to it untouched.
   const request = new WatchedRequest(bounds);
   try {
-    const response = await request.fetch(asset.href, { headers: { Range: 'bytes=0-0' }, mode: 'cors', credentials: 'omit' });
+    const response = await request.fetch(url, { headers: { Range: 'bytes=0-0' }, mode: 'cors', credentials: 'omit' });
     await response.body?.cancel();
     return response.ok;
   } catch {

@@ -353,3 +353,17 @@ describe('buildManifest: parallel hashing, progress and reuse of unchanged files
     expect(result.manifest.assets).toHaveLength(2);
   });
 });
+
+describe('buildManifest: signed URLs', () => {
+  it('writes the query parameters to ignore, and only when asked', async () => {
+    const root = await makeTree({ 'media/film.mp4': bytes(100, 1) });
+    expect((await buildManifest(root, { ignoreQuery: ['token', 'expires'] })).manifest.ignoreQuery).toEqual(['token', 'expires']);
+    expect('ignoreQuery' in (await buildManifest(root)).manifest).toBe(false);
+  });
+
+  it.each([['token='], ['a b'], ['']])('refuses the parameter name %j with option-invalid', async (name) => {
+    const root = await makeTree({ 'media/film.mp4': bytes(100, 1) });
+    const error = await buildManifest(root, { ignoreQuery: [name] }).catch((caught: unknown) => caught);
+    expect(isPeerfetchError(error) && error.code).toBe('option-invalid');
+  });
+});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { findAsset, findLiveStream, parseManifest, type ManifestJson } from '../../src/shared/manifest.js';
+import { findAsset, findLiveStream, parseManifest, splitSignedUrl, withSignature, type ManifestJson } from '../../src/shared/manifest.js';
 import { sha256Hex, verifyPiece } from '../../src/shared/integrity.js';
 import { isPeerfetchError } from '../../src/shared/errors.js';
 import { swarmInfoHash, binaryToHex, randomPeerId } from '../../src/shared/swarm-id.js';
@@ -55,6 +55,49 @@ describe('parseManifest', () => {
     ['a duplicate asset', broken((m) => m.assets.push({ ...m.assets[0]! }))],
   ])('rejects %s with manifest-invalid', async (_name, raw) => {
     expect(await codeOf(raw)).toBe('manifest-invalid');
+  });
+});
+
+describe('signed URLs: query parameters the manifest ignores', () => {
+  it.each([
+    ['https://cdn.example/v.mp4?token=abc', ['token'], 'https://cdn.example/v.mp4', 'token=abc'],
+    ['https://cdn.example/v.mp4?token=abc&expires=9#t=3', ['token', 'expires'], 'https://cdn.example/v.mp4', 'token=abc&expires=9'],
+    ['https://cdn.example/v.mp4?token=abc&quality=hd', ['token'], 'https://cdn.example/v.mp4?quality=hd', 'token=abc'],
+    // The rest of the query is kept as written (a URL parser would re-encode the slash).
+    ['https://cdn.example/v.mp4?path=a/b&token=a%2Fb%3D', ['token'], 'https://cdn.example/v.mp4?path=a/b', 'token=a%2Fb%3D'],
+    ['https://cdn.example/v.mp4?token=abc', [], 'https://cdn.example/v.mp4?token=abc', ''],
+    ['https://cdn.example/v.mp4?tokens=abc', ['token'], 'https://cdn.example/v.mp4?tokens=abc', ''],
+    ['https://cdn.example/v.mp4#t=3', ['token'], 'https://cdn.example/v.mp4', ''],
+  ])('splitSignedUrl(%s, %j) is %s with %j', (href, ignored, url, signature) => {
+    expect(splitSignedUrl(href, ignored)).toEqual({ url, signature });
+  });
+
+  it.each([
+    ['https://cdn.example/v.mp4', 'token=abc', 'https://cdn.example/v.mp4?token=abc'],
+    ['https://cdn.example/v.mp4?quality=hd', 'token=abc', 'https://cdn.example/v.mp4?quality=hd&token=abc'],
+    ['https://cdn.example/v.mp4', '', 'https://cdn.example/v.mp4'],
+  ])('withSignature(%s, %j) is %s', (href, signature, expected) => {
+    expect(withSignature(href, signature)).toBe(expected);
+  });
+
+  it('matches a request whatever the values of ignored parameters, and only those', async () => {
+    const manifest = await parseManifest({ ...valid(), ignoreQuery: ['token', 'expires'] }, 'https://site.example/peerfetch-manifest.json');
+    const [asset] = manifest.assets;
+    expect(findAsset(manifest, 'https://site.example/media/film.mp4?token=abc&expires=1700000000')).toBe(asset);
+    expect(findAsset(manifest, 'https://site.example/media/film.mp4?token=other')).toBe(asset);
+    expect(findAsset(manifest, 'https://site.example/media/film.mp4?token=abc&v=2')).toBeUndefined();
+    // Without ignoreQuery the URL must match exactly, query included.
+    const strict = await parseManifest(valid(), 'https://site.example/peerfetch-manifest.json');
+    expect(findAsset(strict, 'https://site.example/media/film.mp4?token=abc')).toBeUndefined();
+  });
+
+  it.each([
+    ['not a list', 'token'],
+    ['an empty name', ['token', '']],
+    ['a name that is not a string', [7]],
+    ['too many names', Array.from({ length: 33 }, (_, i) => `p${i}`)],
+  ])('rejects ignoreQuery that is %s with manifest-invalid', async (_name, ignoreQuery) => {
+    expect(await codeOf({ ...valid(), ignoreQuery })).toBe('manifest-invalid');
   });
 });
 

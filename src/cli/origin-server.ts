@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 import path from 'node:path';
 import { contentRange, parseRange, type ByteRange } from '../shared/range.js';
 import { PAGE_EXTENSIONS, PLAYLIST_EXTENSIONS, contentTypeFor } from './content-types.js';
-import { TokenBucket, takeTokens } from './token-bucket.js';
+import { TokenBucket } from '../shared/token-bucket.js';
 
 /** URL path of the byte counters (GET) and of their reset (POST). */
 export const ORIGIN_STATS_PATH = '/__peerfetch/origin-stats';
@@ -433,4 +433,32 @@ function drained(response: ServerResponse): Promise<void> {
     response.on('drain', done);
     response.on('close', done);
   });
+}
+
+/**
+ * Waits until the bucket grants some bytes (at least `min(max, quantum)` worth of waiting, so that
+ * a slow rate sends a few larger writes instead of many 1-byte ones) and returns how many it
+ * granted. Rejects with the signal's reason when `signal` aborts first.
+ */
+export async function takeTokens(bucket: TokenBucket, max: number, quantum: number, signal: AbortSignal): Promise<number> {
+  for (;;) {
+    signal.throwIfAborted();
+    const wait = bucket.waitMs(Math.min(max, quantum));
+    if (wait === 0) {
+      const granted = bucket.take(max);
+      if (granted > 0) return granted;
+    }
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(done, Math.max(1, wait));
+      function done(): void {
+        signal.removeEventListener('abort', aborted);
+        resolve();
+      }
+      function aborted(): void {
+        clearTimeout(timer);
+        reject(signal.reason);
+      }
+      signal.addEventListener('abort', aborted, { once: true });
+    });
+  }
 }

@@ -1,4 +1,5 @@
 import { CHUNK_SIZE } from '../shared/peer-messages.js';
+import { TokenBucket } from '../shared/token-bucket.js';
 import { UploadBackoff } from './upload-backoff.js';
 
 /**
@@ -17,8 +18,8 @@ const RATE_WINDOW_MS = 1000;
  */
 export class UploadLimiter {
   #bytesPerSecond: number | undefined;
-  #tokens = 0;
-  #last: number;
+  /** Starts empty, with no rate until a cap or the backoff gives one (see #wait). */
+  readonly #bucket: TokenBucket;
   #queue: Promise<void> = Promise.resolve();
   readonly #now: () => number;
   readonly backoff: UploadBackoff;
@@ -28,7 +29,7 @@ export class UploadLimiter {
 
   constructor(now: () => number = () => performance.now()) {
     this.#now = now;
-    this.#last = now();
+    this.#bucket = new TokenBucket(0, BURST_BYTES, now, 0);
     this.backoff = new UploadBackoff(now);
   }
 
@@ -39,8 +40,7 @@ export class UploadLimiter {
 
   set bytesPerSecond(value: number | undefined) {
     this.#bytesPerSecond = value !== undefined && value > 0 && Number.isFinite(value) ? value : undefined;
-    this.#tokens = 0;
-    this.#last = this.#now();
+    this.#bucket.empty();
   }
 
   /** The rate uploads are held to now: the set cap or the backoff's rate, whichever is lower; undefined for none. */
@@ -69,19 +69,17 @@ export class UploadLimiter {
 
   async #wait(bytes: number): Promise<void> {
     const rate = this.effectiveRate;
-    const now = this.#now();
     if (rate !== undefined) {
-      this.#tokens = Math.min(BURST_BYTES, this.#tokens + ((now - this.#last) / 1000) * rate);
-      this.#tokens -= bytes;
-    }
-    this.#last = now;
-    if (rate !== undefined && this.#tokens < 0) {
-      await new Promise((resolve) => setTimeout(resolve, (-this.#tokens / rate) * 1000));
-      // The bytes go out now, not when the timer was due: a timer that fired late (a busy page)
-      // must not count as credit, or the next chunk follows at once and two chunks go out
-      // together (measured in Chromium: 32 KiB in 64 ms under a 100 kB/s cap).
-      this.#tokens = 0;
-      this.#last = this.#now();
+      // Time without a rate refills at the last one, at most one chunk (the bucket's depth).
+      this.#bucket.rate = rate;
+      const waitMs = this.#bucket.spend(bytes);
+      if (waitMs > 0) {
+        await new Promise((resolve) => setTimeout(resolve, waitMs));
+        // The bytes go out now, not when the timer was due: a timer that fired late (a busy page)
+        // must not count as credit, or the next chunk follows at once and two chunks go out
+        // together (measured in Chromium: 32 KiB in 64 ms under a 100 kB/s cap).
+        this.#bucket.empty();
+      }
     }
     this.#count(bytes);
   }

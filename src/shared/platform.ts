@@ -30,6 +30,7 @@ interface PlatformGlobals {
   crypto: { subtle: SubtleDigest };
   URL: new (url: string, base?: string) => UrlLike;
   queueMicrotask(callback: () => void): void;
+  performance: { now(): number };
   TextEncoder: new () => Utf8Encoder;
   TextDecoder: new (label?: string, options?: { fatal?: boolean }) => Utf8Decoder;
 }
@@ -44,6 +45,12 @@ export const utf8Decoder: Utf8Decoder = new platform.TextDecoder('utf-8', { fata
 export const PlatformURL = platform.URL;
 /** Runs `callback` after the current task; used to rethrow listener errors without breaking emitters. */
 export const queueTask = (callback: () => void): void => platform.queueMicrotask(callback);
+
+/**
+ * Milliseconds on the platform's monotonic clock (`performance.now()`), looked up on each call so
+ * that test clocks installed later (vitest's fake timers) apply.
+ */
+export const monotonicNow = (): number => platform.performance.now();
 
 /** A new AbortController of the running platform. */
 export const newAbortController = (): AbortControllerLike => new platform.AbortController();

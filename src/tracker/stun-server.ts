@@ -1,5 +1,6 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
+import { TokenBucket } from '../shared/token-bucket.js';
 import { encodeBindingSuccess, parseBindingRequest, type StunIgnoredReason } from './stun-codec.js';
 
 /**
@@ -29,20 +30,15 @@ export interface RunningStunServer {
  */
 export function startStunServer(host: string, port: number, counters: StunCounters): Promise<RunningStunServer> {
   const socket: Socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4' });
-  let windowSecond = 0;
-  let sentThisSecond = 0;
+  // A second's worth of answers may go out at once after a quiet spell, never more.
+  const answers = new TokenBucket(MAX_RESPONSES_PER_SECOND, MAX_RESPONSES_PER_SECOND);
   socket.on('message', (datagram, remote) => {
     const request = parseBindingRequest(datagram);
     if (!request.ok) {
       counters.ignored[request.reason]++;
       return;
     }
-    const second = Math.floor(Date.now() / 1000);
-    if (second !== windowSecond) {
-      windowSecond = second;
-      sentThisSecond = 0;
-    }
-    if (++sentThisSecond > MAX_RESPONSES_PER_SECOND) {
+    if (answers.take(1) === 0) {
       counters.ignored['rate-limited']++;
       return;
     }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { TokenBucket, takeTokens } from '../../src/cli/token-bucket.js';
+import { takeTokens } from '../../src/cli/origin-server.js';
+import { TokenBucket } from '../../src/shared/token-bucket.js';
 
 /** A clock the test moves by hand. */
 function fakeClock(): { now: () => number; advance: (ms: number) => void } {
@@ -47,6 +48,41 @@ describe('TokenBucket', () => {
     expect(bucket.take(10)).toBe(1);
     clock.advance(200); // 0.5 + 0.6 = 1.1 tokens
     expect(bucket.take(10)).toBe(1);
+  });
+
+  it.each([
+    { held: 500, spent: 200, waitMs: 0 },
+    { held: 500, spent: 700, waitMs: 200 }, // a debt of 200 at 1000/s
+    { held: 0, spent: 2000, waitMs: 2000 }, // more than the capacity: the debt is what it is
+  ])('spend($spent) holding $held waits $waitMs ms, and the debt delays what follows', ({ held, spent, waitMs }) => {
+    const clock = fakeClock();
+    const bucket = new TokenBucket(1000, 500, clock.now, held);
+    expect(bucket.spend(spent)).toBe(waitMs);
+    clock.advance(waitMs);
+    expect(bucket.take(10_000)).toBe(Math.max(0, held - spent)); // a debt is repaid by then, no more
+    clock.advance(1);
+    expect(bucket.take(10)).toBe(1);
+  });
+
+  it('empty() forgets credit from time that passed; a new rate counts from the change on', () => {
+    const clock = fakeClock();
+    const bucket = new TokenBucket(1000, 500, clock.now, 0);
+    clock.advance(300);
+    bucket.empty();
+    expect(bucket.waitMs(100)).toBe(100);
+    clock.advance(100); // 100 tokens at 1000/s
+    bucket.rate = 10;
+    clock.advance(1000); // + 10 at the new rate
+    expect(bucket.take(500)).toBe(110);
+  });
+
+  it('with no rate nothing refills, and waiting is endless', () => {
+    const clock = fakeClock();
+    const bucket = new TokenBucket(0, 500, clock.now, 0);
+    clock.advance(10_000);
+    expect(bucket.take(1)).toBe(0);
+    expect(bucket.waitMs(1)).toBe(Infinity);
+    expect(bucket.spend(1)).toBe(Infinity);
   });
 
   it('takeTokens rejects when aborted while waiting', async () => {

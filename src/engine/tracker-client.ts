@@ -1,5 +1,6 @@
 import { acceptOffer, channelOpen, createOffer, type Gathering, type PendingOffer } from './rtc.js';
 import { parseTrackerIce, type TrackerIce } from './tracker-ice.js';
+import { bytesToHex } from '../shared/hex.js';
 
 /** Offers sent per announce while we want peers: as webtorrent does, enough to meet a few peers at once. */
 const OFFERS_PER_ANNOUNCE = 5;
@@ -417,5 +418,5 @@ function isDescription(value: unknown): value is RTCSessionDescriptionInit {
 }
 
 function randomHex(bytes: number): string {
-  return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (byte) => byte.toString(16).padStart(2, '0')).join('');
+  return bytesToHex(crypto.getRandomValues(new Uint8Array(bytes)));
 }

@@ -1,4 +1,4 @@
-import { toHex } from './integrity.js';
+import { bytesToHex, hexToBytes } from './hex.js';
 
 /** A fixed-size set of piece indexes, one bit each (bit 7 of byte 0 is piece 0, as in BitTorrent). */
 export class Bitfield {
@@ -32,14 +32,13 @@ export class Bitfield {
   }
 
   toHex(): string {
-    return toHex(this.bytes);
+    return bytesToHex(this.bytes);
   }
 
   /** Parses the hex form; returns undefined when it does not fit `length` pieces. */
   static fromHex(hex: string, length: number): Bitfield | undefined {
     if (hex.length !== Math.ceil(length / 8) * 2 || !/^[0-9a-f]*$/.test(hex)) return undefined;
-    const bytes = new Uint8Array(hex.length / 2);
-    for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
-    return new Bitfield(length, bytes);
+    const bytes = hexToBytes(hex);
+    return bytes && new Bitfield(length, bytes);
   }
 }

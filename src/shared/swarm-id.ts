@@ -10,13 +10,6 @@ export async function swarmInfoHash(swarmKey: string): Promise<string> {
   return String.fromCharCode(...digest);
 }
 
-/** Hex form of a binary-string id (for logs, stats and URLs). */
-export function binaryToHex(binary: string): string {
-  let hex = '';
-  for (let i = 0; i < binary.length; i++) hex += binary.charCodeAt(i).toString(16).padStart(2, '0');
-  return hex;
-}
-
 /** Peer id prefix in the Azureus style every WebTorrent client uses: client `PF`, version 0.1.0.0. */
 const PEER_ID_PREFIX = '-PF0100-';
 const PEER_ID_ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';

@@ -1,8 +1,7 @@
-import { fromHex } from './tracker-messages.js';
+import { hexToBinary } from '../shared/hex.js';
 import type { TrackerServer } from './tracker-server.js';
 import type { HttpReply } from './transport.js';
 
-const HEX_40 = /^[0-9a-f]{40}$/i;
 
 function json(status: number, body: unknown, cors: boolean): HttpReply {
   return {
@@ -55,8 +54,9 @@ export function routeHttpRequest(server: TrackerServer, method: string, rawUrl: 
       const hash = url.searchParams.get('info_hash');
       const withIds = access === 'admin';
       if (hash === null) return json(200, server.stats(withIds), true);
-      if (!HEX_40.test(hash)) return json(400, { error: 'info_hash must be 40 hex characters' }, true);
-      return server.swarmStats(fromHex(hash.toLowerCase())).then(
+      const infoHash = hash.length === 40 ? hexToBinary(hash) : undefined;
+      if (infoHash === undefined) return json(400, { error: 'info_hash must be 40 hex characters' }, true);
+      return server.swarmStats(infoHash).then(
         (swarm) => json(200, { ...server.stats(withIds), swarms: [swarm] }, true),
         () => json(500, { error: 'stats unavailable' }, true),
       );

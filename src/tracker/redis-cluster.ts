@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Cluster, ClusterAnnounce, ClusterHost, ClusterPeer, SwarmTotals } from './cluster.js';
 import type { ResolvedTrackerOptions } from './options.js';
-import { fromHex, toHex } from './tracker-messages.js';
+import { binaryToHex, hexToBinary } from '../shared/hex.js';
 
 /**
  * Scale-out on Redis. Layout (all keys under the configured prefix, ids in hex):
@@ -117,7 +117,9 @@ class RedisCluster implements Cluster {
       // "<40 hex info_hash><40 hex peer id><frame>"
       if (message.length < 80) return;
       const text = message.toString();
-      this.host.deliver(fromHex(text.slice(0, 40)), fromHex(text.slice(40, 80)), text.slice(80));
+      const infoHash = hexToBinary(text.slice(0, 40));
+      const toPeerId = hexToBinary(text.slice(40, 80));
+      if (infoHash !== undefined && toPeerId !== undefined) this.host.deliver(infoHash, toPeerId, text.slice(80));
     });
     await this.sub.subscribe(channel);
     await this.beat();
@@ -205,14 +207,14 @@ class RedisCluster implements Cluster {
     const swarms = new Set<string>();
     let peers = 0;
     for (const peer of this.host.localPeers()) {
-      const hash = toHex(peer.infoHash);
-      const id = toHex(peer.peerId);
+      const hash = binaryToHex(peer.infoHash);
+      const id = binaryToHex(peer.peerId);
       swarms.add(peer.infoHash);
       peers++;
       pipeline.eval(CLAIM_SCRIPT, 3, this.key('swarm', hash), instances, index, id, this.instanceId, `${this.instanceId} ${peer.prefix} ${peer.address}`, cutoff, peer.address, `${hash}:${id}`, this.keyTtlMs);
     }
     for (const infoHash of swarms) {
-      const totals = this.key('totals', toHex(infoHash));
+      const totals = this.key('totals', binaryToHex(infoHash));
       pipeline.hset(totals, this.instanceId, this.totalsValue(this.host.localTotals(infoHash)));
       pipeline.pexpire(totals, this.keyTtlMs);
     }
@@ -244,8 +246,8 @@ class RedisCluster implements Cluster {
 
   async announce(request: ClusterAnnounce): Promise<{ refused?: boolean; complete: number; incomplete: number; candidates: ClusterPeer[] }> {
     this.ready();
-    const hash = toHex(request.infoHash);
-    const peer = toHex(request.peerId);
+    const hash = binaryToHex(request.infoHash);
+    const peer = binaryToHex(request.peerId);
     const totalsKey = this.key('totals', hash);
     const cutoff = this.options.now() - this.options.redisInstanceTtlMs;
     const pipeline = this.redis.pipeline();
@@ -263,16 +265,17 @@ class RedisCluster implements Cluster {
     const sample = (results[4]?.[1] as string[] | undefined) ?? [];
     for (let i = 0; i + 1 < sample.length; i += 2) {
       const [instanceId, prefix] = (sample[i + 1] ?? '').split(' ');
-      if (!instanceId || instanceId === this.instanceId || this.dead.has(instanceId) || sample[i] === peer) continue;
-      candidates.push({ peerId: fromHex(sample[i]!), instanceId, prefix: prefix ?? '?' });
+      const peerId = hexToBinary(sample[i] ?? '');
+      if (!instanceId || instanceId === this.instanceId || this.dead.has(instanceId) || sample[i] === peer || peerId === undefined) continue;
+      candidates.push({ peerId, instanceId, prefix: prefix ?? '?' });
     }
     return { complete: totals.complete, incomplete: totals.incomplete, candidates };
   }
 
   leave(infoHash: string, peerId: string, local: SwarmTotals): void {
     if (this.closed || this.redis.status !== 'ready') return; // the rebuild after the outage forgets it
-    const hash = toHex(infoHash);
-    const peer = toHex(peerId);
+    const hash = binaryToHex(infoHash);
+    const peer = binaryToHex(peerId);
     this.redis
       .eval(LEAVE_SCRIPT, 3, this.key('swarm', hash), this.key('instance', this.instanceId), this.key('totals', hash), peer, this.instanceId, `${hash}:${peer}`, local.peers === 0 ? '' : this.totalsValue(local), this.keyTtlMs)
       .catch((error: unknown) => this.options.logger.log({ level: 'error', event: 'cluster:error', message: String(error) }));
@@ -280,7 +283,7 @@ class RedisCluster implements Cluster {
 
   async locate(infoHash: string, peerId: string): Promise<string | undefined> {
     this.ready();
-    const value = await this.redis.hget(this.key('swarm', toHex(infoHash)), toHex(peerId));
+    const value = await this.redis.hget(this.key('swarm', binaryToHex(infoHash)), binaryToHex(peerId));
     const instanceId = value?.split(' ')[0];
     return instanceId && !this.dead.has(instanceId) ? instanceId : undefined;
   }
@@ -288,14 +291,14 @@ class RedisCluster implements Cluster {
   relay(instanceId: string, infoHash: string, toPeerId: string, frame: string): void {
     if (this.redis.status !== 'ready') return;
     this.redis
-      .publish(this.key('relay', instanceId), `${toHex(infoHash)}${toHex(toPeerId)}${frame}`)
+      .publish(this.key('relay', instanceId), `${binaryToHex(infoHash)}${binaryToHex(toPeerId)}${frame}`)
       .catch((error: unknown) => this.options.logger.log({ level: 'error', event: 'cluster:error', message: String(error) }));
   }
 
   async totals(infoHashes: string[]): Promise<SwarmTotals[]> {
     this.ready();
     const pipeline = this.redis.pipeline();
-    for (const h of infoHashes) pipeline.hgetall(this.key('totals', toHex(h)));
+    for (const h of infoHashes) pipeline.hgetall(this.key('totals', binaryToHex(h)));
     const results = (await pipeline.exec()) ?? [];
     return results.map(([error, raw]) => (error ? this.sumTotals(undefined) : this.sumTotals(raw as Record<string, string>)));
   }

@@ -4,7 +4,8 @@
  * reason) before any logic runs, and the encoders of every frame the tracker sends.
  *
  * info_hash, peer_id, to_peer_id and offer_id travel as 20-character binary strings (one char per
- * byte, latin1); they stay in that form inside the tracker, and are shown as hex only in stats.
+ * byte, latin1); they stay in that form inside the tracker, and are shown as hex (shared/hex.ts) only in stats,
+ * allow-lists and Redis keys.
  */
 
 /** Byte counters a peerfetch engine adds to its announces (other trackers ignore the field). */
@@ -275,12 +276,3 @@ export function encodeFailure(reason: RejectReason, action?: 'announce' | 'scrap
   return JSON.stringify(body);
 }
 
-/** Hex form of a binary id, for stats and logs. */
-export function toHex(binary: string): string {
-  return Buffer.from(binary, 'latin1').toString('hex');
-}
-
-/** Binary form of a hex id (for allow-lists and stats queries). */
-export function fromHex(hex: string): string {
-  return Buffer.from(hex, 'hex').toString('latin1');
-}

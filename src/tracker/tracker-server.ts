@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { binaryToHex } from '../shared/hex.js';
 import { performance } from 'node:perf_hooks';
 import { addressKey, clientAddress } from './client-address.js';
 import type { Cluster, ClusterHost, ClusterPeer, LocalPeer, SwarmTotals } from './cluster.js';
@@ -21,7 +22,6 @@ import {
   encodeScrapeReply,
   FAILURE_TEXT,
   parseClientFrame,
-  toHex,
   type AnnounceMessage,
   type RejectReason,
   type ScrapeMessage,
@@ -160,7 +160,7 @@ function offloadRatio(fromPeers: number, fromOrigin: number): number {
 
 function swarmStats(infoHash: string, t: SwarmTotals): SwarmStats {
   return {
-    infoHash: toHex(infoHash),
+    infoHash: binaryToHex(infoHash),
     peers: t.peers,
     complete: t.complete,
     incomplete: t.incomplete,
@@ -513,7 +513,7 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
     this.metrics.countAnnounce();
     this.metrics.offersDropped += msg.droppedOffers;
     if (msg.badReport) this.metrics.badReports++;
-    if (this.options.allowSwarms && !this.options.allowSwarms.has(toHex(msg.infoHash))) {
+    if (this.options.allowSwarms && !this.options.allowSwarms.has(binaryToHex(msg.infoHash))) {
       this.fail(conn, 'swarm-not-allowed', 'announce', msg.infoHash);
       return;
     }

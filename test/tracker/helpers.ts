@@ -15,9 +15,7 @@ export function randomId(): string {
   return randomBytes(20).toString('latin1');
 }
 
-export function hex(binary: string): string {
-  return Buffer.from(binary, 'latin1').toString('hex');
-}
+export { binaryToHex as hex } from '../../src/shared/hex.js';
 
 /**
  * Default bound for waiting on a condition, in ms: loopback round trips take < 5 ms, so 15 s only

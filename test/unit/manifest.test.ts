@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { findAsset, findLiveStream, parseManifest, splitSignedUrl, withSignature, type ManifestJson } from '../../src/shared/manifest.js';
 import { sha256Hex, verifyPiece } from '../../src/shared/integrity.js';
 import { isPeerfetchError } from '../../src/shared/errors.js';
-import { swarmInfoHash, binaryToHex, randomPeerId } from '../../src/shared/swarm-id.js';
+import { binaryToHex } from '../../src/shared/hex.js';
+import { swarmInfoHash, randomPeerId } from '../../src/shared/swarm-id.js';
 
 const HASH = 'a'.repeat(64);
 const valid = (): ManifestJson => ({

@@ -211,7 +211,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     this.#lifetime.abort();
     this.#releaseLeadership?.();
     this.#store?.close();
-    this.removeAllListeners();
+    this.muteEvents();
   }
 
   async #start(): Promise<void> {

@@ -21,6 +21,27 @@ export interface AbortSignalLike {
   addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
   removeEventListener(type: 'abort', listener: () => void): void;
 }
+/** The part of Event shared code uses. */
+export interface EventLike {
+  readonly type: string;
+}
+/** A CustomEvent: an Event carrying `detail`. */
+export interface CustomEventLike<Detail> extends EventLike {
+  readonly detail: Detail;
+}
+/** Options of addEventListener (DOM): `once` removes the listener after its first call, `signal` when it aborts. */
+export interface ListenerOptions {
+  capture?: boolean;
+  once?: boolean;
+  passive?: boolean;
+  signal?: AbortSignalLike;
+}
+/** The platform's EventTarget (window, worker and Node alike). */
+export interface EventTargetLike {
+  addEventListener(type: string, listener: ((event: never) => void) | null, options?: boolean | ListenerOptions): void;
+  removeEventListener(type: string, listener: ((event: never) => void) | null, options?: boolean | { capture?: boolean }): void;
+  dispatchEvent(event: EventLike): boolean;
+}
 interface AbortControllerLike {
   readonly signal: AbortSignalLike;
   abort(): void;
@@ -29,8 +50,9 @@ interface PlatformGlobals {
   AbortController: new () => AbortControllerLike;
   crypto: { subtle: SubtleDigest };
   URL: new (url: string, base?: string) => UrlLike;
-  queueMicrotask(callback: () => void): void;
   performance: { now(): number };
+  EventTarget: new () => EventTargetLike;
+  CustomEvent: new <Detail>(type: string, init: { detail: Detail }) => CustomEventLike<Detail>;
   TextEncoder: new () => Utf8Encoder;
   TextDecoder: new (label?: string, options?: { fatal?: boolean }) => Utf8Decoder;
 }
@@ -43,14 +65,16 @@ export const utf8Decoder: Utf8Decoder = new platform.TextDecoder('utf-8', { fata
 
 /** WHATWG URL constructor (resolves relative URLs, throws TypeError on invalid ones). */
 export const PlatformURL = platform.URL;
-/** Runs `callback` after the current task; used to rethrow listener errors without breaking emitters. */
-export const queueTask = (callback: () => void): void => platform.queueMicrotask(callback);
 
 /**
  * Milliseconds on the platform's monotonic clock (`performance.now()`), looked up on each call so
  * that test clocks installed later (vitest's fake timers) apply.
  */
 export const monotonicNow = (): number => platform.performance.now();
+
+/** The platform's EventTarget and CustomEvent constructors (typed-events.ts builds on them). */
+export const PlatformEventTarget = platform.EventTarget;
+export const PlatformCustomEvent = platform.CustomEvent;
 
 /** A new AbortController of the running platform. */
 export const newAbortController = (): AbortControllerLike => new platform.AbortController();

@@ -1,45 +1,49 @@
-import { queueTask } from './platform.js';
+import { PlatformCustomEvent, PlatformEventTarget, type EventLike, type ListenerOptions } from './platform.js';
 
 /**
- * An EventTarget whose event names and `detail` types come from one map, so listeners are
- * typed: `target.addEventListener('peer:connect', (event) => event.detail.peerId)`.
+ * The platform's Event type where the program that uses peerfetch has one (the DOM lib, Node's
+ * types), so that a typed target is also an `EventTarget` to the type checker; else its `type`.
  */
-export interface TypedEvent<Detail> {
-  readonly type: string;
-  readonly detail: Detail;
+type PlatformEvent = typeof globalThis extends { Event: { prototype: infer E } } ? E : EventLike;
+
+/** The event listeners get: a CustomEvent whose `detail` type comes from the emitter's event map. */
+export type TypedEvent<Detail> = PlatformEvent & { readonly detail: Detail };
+
+/** A listener of one event: a function, or an object with `handleEvent` (DOM). */
+export type TypedListener<Detail> = ((event: TypedEvent<Detail>) => void) | { handleEvent(event: TypedEvent<Detail>): void };
+
+/** The platform EventTarget's methods, with event names and `detail` types from `EventMap`. */
+export interface TypedEventListeners<EventMap> {
+  addEventListener<Type extends keyof EventMap & string>(type: Type, listener: TypedListener<EventMap[Type]> | null, options?: boolean | ListenerOptions): void;
+  removeEventListener<Type extends keyof EventMap & string>(type: Type, listener: TypedListener<EventMap[Type]> | null, options?: boolean | { capture?: boolean }): void;
+  dispatchEvent(event: EventLike): boolean;
 }
 
-type Listener<Detail> = (event: TypedEvent<Detail>) => void;
+/**
+ * The platform's EventTarget seen through an event map: the same constructor, only typed (a
+ * class's `extends` cannot name its own type parameters, a generic constructor can take them).
+ */
+const TypedEventTargetBase = PlatformEventTarget as new <EventMap>() => TypedEventListeners<EventMap>;
 
-export class TypedEventTarget<EventMap extends object> {
-  #listeners = new Map<keyof EventMap, Set<Listener<never>>>();
+/**
+ * An EventTarget (the platform's own: `instanceof EventTarget` holds, `{ once: true }` and
+ * `signal` work) whose event names and `detail` types come from one map, so listeners are typed:
+ * `target.addEventListener('peer:connect', (event) => event.detail.peerId)`.
+ */
+export class TypedEventTarget<EventMap extends object> extends TypedEventTargetBase<EventMap> {
+  #muted = false;
 
-  addEventListener<Type extends keyof EventMap>(type: Type, listener: Listener<EventMap[Type]>): void {
-    let set = this.#listeners.get(type);
-    if (!set) this.#listeners.set(type, (set = new Set()));
-    set.add(listener as Listener<never>);
+  /**
+   * Dispatches a CustomEvent of `type` with `detail`. A throwing listener never breaks the emitter
+   * or the other listeners: the platform reports its error (window `error`, Node
+   * `uncaughtException`) and goes on (DOM Standard, "inner invoke").
+   */
+  protected emit<Type extends keyof EventMap & string>(type: Type, detail: EventMap[Type]): void {
+    if (!this.#muted) this.dispatchEvent(new PlatformCustomEvent(type, { detail }));
   }
 
-  removeEventListener<Type extends keyof EventMap>(type: Type, listener: Listener<EventMap[Type]>): void {
-    this.#listeners.get(type)?.delete(listener as Listener<never>);
-  }
-
-  /** Calls every listener of `type`; a throwing listener never breaks the emitter or the others. */
-  protected emit<Type extends keyof EventMap>(type: Type, detail: EventMap[Type]): void {
-    const event: TypedEvent<EventMap[Type]> = { type: String(type), detail };
-    for (const listener of this.#listeners.get(type) ?? []) {
-      try {
-        (listener as Listener<EventMap[Type]>)(event);
-      } catch (error) {
-        queueTask(() => {
-          throw error;
-        });
-      }
-    }
-  }
-
-  /** Drops every listener (used by destroy(): no events after destroy). */
-  protected removeAllListeners(): void {
-    this.#listeners.clear();
+  /** No event is dispatched from now on (destroy(): no events after destroy). */
+  protected muteEvents(): void {
+    this.#muted = true;
   }
 }

@@ -10,7 +10,7 @@
 // and Chromium keeps the server-reflexive candidate (it drops one equal to a host candidate).
 // An "unreachable" server is one whose datagrams an iptables rule drops, as a firewall does.
 // Prints one line per configuration: median, max and the candidate types gathered.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
 import { coturnCommand, COTURN_READY_PATTERN, turnCredentials } from '../test/harness/coturn.mjs';
 import { startProcess } from './lib/processes.mjs';
-import { canUnshare, setUpPrivateNetwork } from '../test/harness/netns.mjs';
+import { canUnshare, enterPrivateNetwork, isFreshNamespace, reexecInPrivateNetwork } from '../test/harness/netns.mjs';
 
 const here = fileURLToPath(import.meta.url);
 const root = join(dirname(here), '..');
@@ -32,13 +32,12 @@ const TURN_PORT = 3479;
 const DEAD_PORT = 3999;
 const SECRET = 'gathering-bench';
 
-if (process.env.PEERFETCH_NETNS !== '1') {
-  if (!canUnshare()) throw new Error('needs root on Linux (unshare --net) to build a private network');
-  const child = spawn('unshare', ['--net', '--', process.execPath, here, ...process.argv.slice(2)], { stdio: 'inherit', env: { ...process.env, PEERFETCH_NETNS: '1' } });
-  child.on('exit', (code) => process.exit(code ?? 1));
-} else {
-  setUpPrivateNetwork();
+if (isFreshNamespace()) {
+  enterPrivateNetwork();
   await main();
+} else {
+  if (!canUnshare()) throw new Error('needs root on Linux (unshare --net) to build a private network');
+  process.exit(await reexecInPrivateNetwork(here, process.argv.slice(2)));
 }
 
 function run(command, args) {

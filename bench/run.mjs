@@ -31,13 +31,12 @@
 // WebRTC needs a private network (docs/contributing.md): as root on Linux the script re-executes itself
 // under `unshare --net` with lo up, a veth pair 10.77.0.1/24 - 10.77.0.2/24 and a default route
 // via 10.77.0.2; servers listen on 127.0.0.1 inside it. Nothing can leave the machine.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
-import { networkInterfaces } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { canUnshare, PRIVATE_PREFIX, setUpPrivateNetwork } from '../test/harness/netns.mjs';
+import { canUnshare, enterPrivateNetwork, isFreshNamespace, privateNetworkStatus, reexecInPrivateNetwork } from '../test/harness/netns.mjs';
 
 const here = fileURLToPath(import.meta.url);
 const root = join(dirname(here), '..');
@@ -48,24 +47,6 @@ const BENCH_MARGIN_MS = 120_000;
 
 function log(line) {
   process.stderr.write(`[bench] ${line}\n`);
-}
-
-function onlyPrivateAddresses() {
-  const addresses = Object.values(networkInterfaces()).flat().filter((a) => a && !a.internal).map((a) => a.address);
-  return addresses.length > 0 && addresses.every((a) => a.startsWith(PRIVATE_PREFIX) || a.startsWith('fe80:'));
-}
-
-function reexecInNamespace() {
-  return new Promise((resolve) => {
-    const child = spawn('unshare', ['--net', '--', process.execPath, here, ...argv], {
-      stdio: 'inherit',
-      env: { ...process.env, PEERFETCH_NETNS_SETUP: '1' },
-    });
-    const forward = (signal) => child.kill(signal);
-    process.on('SIGINT', forward);
-    process.on('SIGTERM', forward);
-    child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
-  });
 }
 
 function parseArgs(args, runs) {
@@ -242,21 +223,20 @@ async function benchmark() {
 }
 
 async function main() {
-  if (process.env.PEERFETCH_NETNS_SETUP === '1') {
+  if (isFreshNamespace()) {
     let network;
     try {
-      network = setUpPrivateNetwork();
+      network = enterPrivateNetwork();
     } catch (error) {
       log(error.message);
       process.exit(2);
     }
-    delete process.env.PEERFETCH_NETNS_SETUP;
-    process.env.PEERFETCH_NETNS = '1';
     log(`inside a private network namespace (${network})`);
   } else if (process.env.PEERFETCH_NETNS !== '1' && canUnshare()) {
-    return reexecInNamespace();
+    return reexecInPrivateNetwork(here, argv);
   }
-  if (!(process.env.PEERFETCH_NETNS === '1' && onlyPrivateAddresses()) && process.env.PEERFETCH_ALLOW_HOST_WEBRTC !== '1') {
+  const network = privateNetworkStatus();
+  if (!network.insideNamespace && !network.hostAllowed) {
     log('refusing to run: the benchmark opens WebRTC connections and needs the private network namespace (root + unshare on Linux), or PEERFETCH_ALLOW_HOST_WEBRTC=1 on a developer machine');
     return 2;
   }

@@ -13,12 +13,10 @@
 //   PEERFETCH_NO_NETNS=1           never create the namespace (WebRTC tests then refuse to run).
 //   PEERFETCH_ALLOW_HOST_WEBRTC=1  developer laptop: let WebRTC tests run on the host network.
 // Extra arguments go to `vitest run` unchanged, e.g. `npm test -- test/unit`.
-import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { constants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { canUnshare, setUpPrivateNetwork } from './netns.mjs';
+import { canUnshare, enterPrivateNetwork, isFreshNamespace, reexecInPrivateNetwork, runForwardingSignals } from './netns.mjs';
 
 const here = fileURLToPath(import.meta.url);
 const root = join(dirname(here), '..', '..');
@@ -28,53 +26,28 @@ function log(message) {
   process.stderr.write(`[peerfetch test] ${message}\n`);
 }
 
-/** Spawns a child with inherited stdio, forwards termination signals, resolves with its exit code. */
-function run(command, commandArgs, env) {
-  return new Promise((resolve) => {
-    const child = spawn(command, commandArgs, { stdio: 'inherit', env, cwd: root });
-    const forward = (signal) => child.kill(signal);
-    process.on('SIGINT', forward);
-    process.on('SIGTERM', forward);
-    child.once('error', (error) => {
-      log(`could not start ${command}: ${error.message}`);
-      resolve(127);
-    });
-    child.once('exit', (code, signal) => {
-      process.off('SIGINT', forward);
-      process.off('SIGTERM', forward);
-      // A signal death maps to the shell convention 128 + signal number.
-      resolve(code ?? 128 + (constants.signals[signal] ?? 1));
-    });
-  });
-}
-
 async function runVitest(env) {
   const require = createRequire(join(root, 'package.json'));
   const vitestBin = join(dirname(require.resolve('vitest/package.json')), 'vitest.mjs');
-  const code = await run(process.execPath, [vitestBin, 'run', ...args], env);
+  const code = await runForwardingSignals(process.execPath, [vitestBin, 'run', ...args], { env, cwd: root });
   log(`vitest exited with code ${code}`);
   return code;
 }
 
 async function main() {
-  if (process.env.PEERFETCH_NETNS_SETUP === '1') {
+  if (isFreshNamespace()) {
     // We are the re-executed runner, alone in a fresh network namespace.
     let network;
     try {
-      network = setUpPrivateNetwork();
+      network = enterPrivateNetwork();
     } catch (error) {
       log(error.message);
       return 2;
     }
-    const env = { ...process.env, PEERFETCH_NETNS: '1' };
-    delete env.PEERFETCH_NETNS_SETUP;
     log(`running inside a private network namespace (${network})`);
-    return runVitest(env);
+    return runVitest(process.env);
   }
-  if (process.env.PEERFETCH_NETNS !== '1' && process.env.PEERFETCH_NO_NETNS !== '1' && canUnshare()) {
-    // `unshare --net` without --fork: the namespace needs no new process, so signals reach us directly.
-    return run('unshare', ['--net', '--', process.execPath, here, ...args], { ...process.env, PEERFETCH_NETNS_SETUP: '1' });
-  }
+  if (process.env.PEERFETCH_NETNS !== '1' && process.env.PEERFETCH_NO_NETNS !== '1' && canUnshare()) return reexecInPrivateNetwork(here, args);
   if (process.env.PEERFETCH_NETNS !== '1') {
     log(
       process.env.PEERFETCH_ALLOW_HOST_WEBRTC === '1'

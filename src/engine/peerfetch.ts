@@ -12,6 +12,7 @@ import { ReachabilityMonitor, type UnreachableDetail } from './reachability.js';
 import { PieceSources, StatsCounters, type PeerfetchStats } from './stats.js';
 import { SwLink } from './sw-link.js';
 import { takeOver } from './media-takeover.js';
+import { bufferedAheadMs, playbackDeadlineMs } from './playback-slack.js';
 import { Scheduler } from './scheduler.js';
 import { Swarm } from './swarm.js';
 import { TrackerClient } from './tracker-client.js';
@@ -421,12 +422,14 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       asset = swarm.asset(request.asset);
       if (!asset || this.#destroyed) return { type: 'piece-miss', reason: 'unknown-asset' };
     }
-    const result = await scheduler.answer(asset, request.piece, request.deadlineMs, request.first, signal);
+    // A piece read far ahead of a playing player may wait longer for peers on slow lines.
+    const deadlineMs = playbackDeadlineMs(request.deadlineMs, request.maxDeadlineMs, typeof document === 'undefined' ? undefined : bufferedAheadMs(document.querySelectorAll<HTMLMediaElement>('video, audio')));
+    const result = await scheduler.answer(asset, request.piece, deadlineMs, request.first, signal);
     if (result.ok) {
       const data = result.data.buffer.slice(result.data.byteOffset, result.data.byteOffset + result.data.byteLength) as ArrayBuffer;
       return { type: 'piece', data };
     }
-    this.#log?.(`piece ${request.piece} of ${asset.href} from the origin: ${result.reason}`);
+    this.#log?.(`piece ${request.piece} of ${asset.href} from the origin: ${result.reason} (deadline ${deadlineMs} ms)`);
     this.emit('asset:fallback', { url: asset.href, piece: request.piece, reason: result.reason });
     if (!result.partial) return { type: 'piece-miss', reason: result.reason };
     const partial = result.partial.buffer.slice(result.partial.byteOffset, result.partial.byteOffset + result.partial.byteLength) as ArrayBuffer;

@@ -44,6 +44,11 @@ export type WorkerToPage =
       asset: string;
       piece: number;
       deadlineMs: number;
+      /**
+       * The asking page's own engine may take up to this long (ms) when its player has that much
+       * buffered ahead (see engine/playback-slack.ts); absent: `deadlineMs` is the deadline.
+       */
+      maxDeadlineMs?: number;
       /** The first piece of a response (playback start or a seek): the player is waiting for it now. */
       first: boolean;
     }
@@ -127,10 +132,13 @@ export function asWorkerToPage(data: unknown): WorkerToPage | undefined {
     case 'worker-hello':
       return isVersion(data.version) ? { type: data.type, version: data.version } : undefined;
     case 'piece-request': {
-      const { version, asset, piece, deadlineMs, first } = data;
+      const { version, asset, piece, deadlineMs, maxDeadlineMs, first } = data;
       if (!isVersion(version) || !isAssetId(asset) || !isIndex(piece) || typeof first !== 'boolean') return undefined;
       if (!isAmount(deadlineMs) || deadlineMs > MAX_PIECE_DEADLINE_MS) return undefined;
-      return { type: data.type, version, asset, piece, deadlineMs, first };
+      const request: WorkerToPage = { type: data.type, version, asset, piece, deadlineMs, first };
+      if (maxDeadlineMs === undefined) return request;
+      if (!isAmount(maxDeadlineMs) || maxDeadlineMs < deadlineMs || maxDeadlineMs > MAX_PIECE_DEADLINE_MS) return undefined;
+      return { ...request, maxDeadlineMs };
     }
     case 'piece-delivered': {
       const { asset, piece, source, bytes, stored, latencyMs } = data;

@@ -88,15 +88,17 @@ export class EngineBridge {
     clientId: string,
     asset: string,
     piece: number,
-    { deadlineMs, first, signal }: { deadlineMs: number; first: boolean; signal: AbortSignal },
+    { deadlineMs, maxDeadlineMs, first, signal }: { deadlineMs: number; maxDeadlineMs?: number; first: boolean; signal: AbortSignal },
   ): Promise<PeerAnswer | undefined> {
     const engine = await this.#pickEngine(clientId);
     if (!engine || signal.aborted) return undefined;
+    // Only the asking page knows how much its player has buffered: another tab's engine gets the plain deadline.
+    const longest = engine.id === clientId && maxDeadlineMs !== undefined ? Math.max(deadlineMs, maxDeadlineMs) : deadlineMs;
     const channel = new MessageChannel();
     let timer: ReturnType<typeof setTimeout> | undefined;
     let onAbort = () => {};
     const answer = new Promise<PieceAnswer | undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), deadlineMs + ANSWER_MARGIN_MS);
+      timer = setTimeout(() => resolve(undefined), longest + ANSWER_MARGIN_MS);
       onAbort = () => resolve(undefined);
       signal.addEventListener('abort', onAbort, { once: true });
       channel.port1.onmessage = (event) => {
@@ -107,6 +109,7 @@ export class EngineBridge {
       channel.port1.onmessageerror = () => resolve(undefined);
     });
     const request: WorkerToPage = { type: 'piece-request', version: BRIDGE_VERSION, asset, piece, deadlineMs, first };
+    if (longest > deadlineMs) request.maxDeadlineMs = longest;
     engine.postMessage(request, [channel.port2]);
     const result = await answer;
     clearTimeout(timer);

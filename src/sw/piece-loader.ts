@@ -28,6 +28,14 @@ export const FIRST_PIECE_DEADLINE_MS = 1000;
 export function liveDeadlineMs(live: ManifestLive): number {
   return Math.min(PEER_DEADLINE_MS, Math.max(FIRST_PIECE_DEADLINE_MS, live.segmentMs / 2));
 }
+/**
+ * Longest deadline (ms) of an on-demand piece whose player has buffered far ahead: the page's
+ * engine waits for peers up to its buffer minus a reserve (engine/playback-slack.ts), never longer
+ * than this. A peer on a home line 1.7x the video's bitrate (2 Mbit/s for 1.2 Mbit/s) sends a
+ * 256 KiB piece in about a second: within 4 s it can take one or two pieces behind others; within
+ * 8 s a stream's worth. Below hls.js's 10 s time-to-first-byte limit for a fragment.
+ */
+export const PLAYBACK_MAX_DEADLINE_MS = 8000;
 /** A request continues a page's stream when it asks for what follows that stream's last piece within this time (ms). */
 const STREAM_CONTINUATION_MS = 30_000;
 
@@ -53,7 +61,7 @@ export interface PieceSourcesComponents {
     clientId: string,
     asset: ManifestAsset,
     piece: number,
-    options: { deadlineMs: number; first: boolean; signal: AbortSignal },
+    options: { deadlineMs: number; maxDeadlineMs?: number; first: boolean; signal: AbortSignal },
   ): Promise<PeerAnswer | undefined>;
   /** Starts an origin fetch of the piece from byte `from` on (default 0); resolves once its bytes start arriving. */
   fromOrigin(asset: ManifestAsset, piece: number, signal: AbortSignal, from?: number): Promise<GrowingPiece>;
@@ -98,8 +106,10 @@ export class PieceSources {
         return stored;
       }
       const deadlineMs = first ? FIRST_PIECE_DEADLINE_MS : asset.live ? liveDeadlineMs(asset.live) : PEER_DEADLINE_MS;
+      // A piece read ahead of an on-demand stream may wait longer when the player has buffered enough.
+      const maxDeadlineMs = first || asset.live ? undefined : PLAYBACK_MAX_DEADLINE_MS;
       const delivery = await this.#components
-        .fromPeers(clientId, asset, piece, { deadlineMs, first, signal })
+        .fromPeers(clientId, asset, piece, { deadlineMs, maxDeadlineMs, first, signal })
         .catch(() => undefined);
       // The engine verified it, but the page is another context that any script of the site (or a
       // page of another deploy) can answer from: a piece that fails its hash here goes to the origin.

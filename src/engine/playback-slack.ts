@@ -1,0 +1,49 @@
+/**
+ * Buffer (ms of play time) a playing player must keep when a piece it reads ahead waits for
+ * peers: if the peers fail at the deadline, the origin still has this long to deliver the piece
+ * (a 256 KiB piece takes under a second from an origin at 3 Mbit/s), with room for a second try.
+ */
+export const PLAYBACK_RESERVE_MS = 4000;
+
+/** What this needs of a media element (HTMLMediaElement has it; tests pass plain objects). */
+export interface PlayingMedia {
+  paused: boolean;
+  ended: boolean;
+  currentTime: number;
+  playbackRate: number;
+  buffered: { length: number; start(index: number): number; end(index: number): number };
+}
+
+/**
+ * Play time (ms) the page's playing media have buffered ahead of their playheads, the least of
+ * them; undefined when nothing plays (before the start, paused, after a seek the buffer does not
+ * cover: the player then waits for what it asks, and pieces get the SW's plain deadline).
+ */
+export function bufferedAheadMs(media: Iterable<PlayingMedia>): number | undefined {
+  let least: number | undefined;
+  for (const element of media) {
+    if (element.paused || element.ended) continue;
+    const now = element.currentTime;
+    let ahead = 0;
+    for (let i = 0; i < element.buffered.length; i++) {
+      // MSE buffers leave sub-frame gaps between appends; a range starting just after the playhead counts.
+      if (element.buffered.start(i) <= now + 0.1 && element.buffered.end(i) > now) ahead = element.buffered.end(i) - now;
+    }
+    const ms = (ahead * 1000) / Math.max(element.playbackRate, 0.1);
+    least = least === undefined ? ms : Math.min(least, ms);
+  }
+  return least;
+}
+
+/**
+ * The deadline (ms) for a piece the SW allows up to `maxMs` for: what the player's buffer spares
+ * beyond the reserve, never less than the SW's plain `deadlineMs`.
+ *
+ * @example
+ * playbackDeadlineMs(4000, 8000, 20_000) // 8000: 20 s buffered, 16 s to spare, capped
+ * playbackDeadlineMs(4000, 8000, 6_000)  // 4000: only 2 s to spare, the plain deadline
+ */
+export function playbackDeadlineMs(deadlineMs: number, maxMs: number | undefined, aheadMs: number | undefined): number {
+  if (maxMs === undefined || aheadMs === undefined) return deadlineMs;
+  return Math.min(maxMs, Math.max(deadlineMs, aheadMs - PLAYBACK_RESERVE_MS));
+}

@@ -80,6 +80,8 @@ describe('bridge message parsers', () => {
     ['a piece request with a deadline of a day', { type: 'piece-request', version: 1, asset: ASSET, piece: 0, deadlineMs: 86_400_000, first: false }],
     ['a piece request with a negative piece', { type: 'piece-request', version: 1, asset: ASSET, piece: -1, deadlineMs: 10, first: false }],
     ['a piece request without first', { type: 'piece-request', version: 1, asset: ASSET, piece: 0, deadlineMs: 10 }],
+    ['a piece request allowing less than its deadline', { type: 'piece-request', version: 1, asset: ASSET, piece: 0, deadlineMs: 4000, maxDeadlineMs: 1000, first: false }],
+    ['a piece request allowing a day', { type: 'piece-request', version: 1, asset: ASSET, piece: 0, deadlineMs: 4000, maxDeadlineMs: 86_400_000, first: false }],
     ['a delivery from an unknown source', { type: 'piece-delivered', asset: ASSET, piece: 0, source: 'moon', bytes: 1, stored: true }],
     ['a delivery of negative bytes', { type: 'piece-delivered', asset: ASSET, piece: 0, source: 'origin', bytes: -5, stored: true }],
     ['a delivery with an infinite latency', { type: 'piece-delivered', asset: ASSET, piece: 0, source: 'origin', bytes: 5, stored: true, latencyMs: Infinity }],
@@ -87,6 +89,11 @@ describe('bridge message parsers', () => {
     ['a manifest notice without a manifest', { type: 'manifest', url: 'https://s.example/m.json' }],
   ])('asWorkerToPage drops %s', (_name, message) => {
     expect(asWorkerToPage(message)).toBeUndefined();
+  });
+
+  it('asWorkerToPage keeps the longest deadline a piece request allows', () => {
+    const request = { type: 'piece-request', version: 1, asset: ASSET, piece: 3, deadlineMs: 4000, maxDeadlineMs: 8000, first: false };
+    expect(asWorkerToPage(request)).toEqual(request);
   });
 
   it.each([

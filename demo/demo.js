@@ -1,7 +1,7 @@
 // The demo page's code: what a site writes around peerfetch. Plain browser JavaScript, served as
 // it is (no build step). peerfetch itself needs none of this: the script tag in index.html is
-// enough for an ordinary <video src>. This file adds the player choice (MP4 or HLS), the controls
-// and the live panel (drawn by panel.js).
+// enough for an ordinary <video src>. This file adds the player choice (MP4, HLS or the live
+// stream), the controls and the panel of figures (drawn by panel.js).
 import { createPanel } from './panel.js';
 
 /** The demo film, progressive MP4; its pieces are listed in /peerfetch-manifest.json. */
@@ -12,6 +12,14 @@ const MP4_URL = '/media/film.mp4';
  * The manifest lists the segments (never the playlist), so hls.js's segment requests go through peerfetch.
  */
 const HLS_URL = '/media/hls/index.m3u8';
+/**
+ * The live stream (when `peerfetch demo` could start ffmpeg): its playlist comes from
+ * /demo-config.json. ffmpeg writes 2 s segments with a window of 6 into a folder that
+ * `watchManifest` follows: each segment is in the manifest before the playlist names it.
+ */
+const LIVE_PREFIX = '/media/live/';
+/** How often the live latency is shown, in ms. */
+const LATENCY_EVERY_MS = 1000;
 /**
  * How long to wait for `peerfetch.ready` before playing without it, in ms. The first visit
  * installs the service worker (well under a second here); a site never waits long for P2P.
@@ -37,26 +45,54 @@ function whenReady() {
 // 2. The player: an ordinary <video>. For MP4 its src is the file; for HLS, hls.js (served by the
 //    demo from node_modules) fetches the segments. Nothing here is specific to peerfetch.
 let hls; // the running hls.js instance, if any
+let latencyTimer;
+/** The demo's settings (viewer addresses, headless viewers, the live stream), fetched once. */
+const demoConfig = fetch('/demo-config.json').then((response) => response.json());
 
-function play(format) {
+function play(format, live) {
   hls?.destroy();
   hls = undefined;
+  clearInterval(latencyTimer);
+  $('#live-status').hidden = format !== 'live';
+  if (format === 'live' && !live?.playlist) {
+    const message = Object.assign(document.createElement('p'), { className: 'unavailable' });
+    message.textContent = `No live stream: ${live?.unavailable ?? 'the demo did not start one'}. The MP4 and HLS tabs still play.`;
+    $('#player').replaceChildren(message);
+    $('#live-status').hidden = true;
+    panel.showVideo(() => false);
+    return;
+  }
   const video = document.createElement('video');
   video.controls = true;
   video.muted = true; // muted videos may autoplay (Chromium's autoplay policy)
   video.autoplay = true;
   video.playsInline = true;
   $('#player').replaceChildren(video);
-  if (format === 'hls' && window.Hls?.isSupported()) {
+  const source = format === 'live' ? live.playlist : HLS_URL;
+  if (format !== 'mp4' && window.Hls?.isSupported()) {
+    // hls.js plays a live playlist by itself: it reloads it and starts near the live edge.
     hls = new window.Hls();
-    hls.loadSource(HLS_URL);
+    hls.loadSource(source);
     hls.attachMedia(video);
-  } else if (format === 'hls') {
-    video.src = HLS_URL; // browsers with native HLS
+  } else if (format !== 'mp4') {
+    video.src = source; // browsers with native HLS
   } else {
     video.src = MP4_URL;
   }
-  panel.showVideo(format === 'hls' ? (path) => path.startsWith('/media/hls/') : (path) => path === MP4_URL);
+  if (format === 'live') {
+    // Latency: the wall clock against the EXT-X-PROGRAM-DATE-TIME of the frame on screen.
+    const status = $('#live-status');
+    status.textContent = 'Live: waiting for the first frame';
+    latencyTimer = setInterval(() => {
+      const date = hls?.playingDate;
+      if (!date || video.paused) return;
+      const latency = Date.now() - date.getTime();
+      status.dataset.latency = String(latency);
+      status.textContent = `Live: ${(latency / 1000).toFixed(1)} s behind the camera`;
+    }, LATENCY_EVERY_MS);
+  }
+  const prefix = { mp4: undefined, hls: '/media/hls/', live: LIVE_PREFIX }[format];
+  panel.showVideo(prefix ? (path) => path.startsWith(prefix) : (path) => path === MP4_URL);
 }
 
 /** Loads hls.js on first use: a page that plays MP4 never downloads it. */
@@ -70,14 +106,15 @@ function loadHls() {
   });
 }
 
-let format = location.hash === '#hls' ? 'hls' : 'mp4';
+let format = { '#hls': 'hls', '#live': 'live' }[location.hash] ?? 'mp4';
 
 async function choose(next) {
   format = next;
-  history.replaceState(null, '', next === 'hls' ? '#hls' : location.pathname);
+  history.replaceState(null, '', next === 'mp4' ? location.pathname : `#${next}`);
   for (const tab of document.querySelectorAll('[data-format]')) tab.setAttribute('aria-selected', String(tab.dataset.format === next));
-  if (next === 'hls') await loadHls();
-  if (format === next) play(next);
+  const live = next === 'live' ? (await demoConfig.catch(() => ({}))).live : undefined;
+  if (next !== 'mp4') await loadHls();
+  if (format === next) play(next, live);
 }
 
 // 3. The live panel: redrawn on every `stats` event (once a second) from the engine's figures,
@@ -117,8 +154,7 @@ if (peerfetch) {
 
 // 5. More viewers: the demo listens on several loopback addresses (127.0.0.1, 127.0.0.2, ...).
 //    Each is another origin, so another service worker, store and swarm member, in the same browser.
-fetch('/demo-config.json')
-  .then((response) => response.json())
+demoConfig
   .then(({ viewers, headlessViewers, headless }) => {
     const here = viewers.findIndex((url) => new URL(url).host === location.host);
     $('#viewer-name').textContent = here >= 0 ? `viewer ${here + 1}` : 'a viewer'; // e.g. opened as localhost

@@ -10,6 +10,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createJsonLogger, startTracker } from '../tracker/index.js';
 import { MANIFEST_FILE_NAME, buildManifest } from './build-manifest.js';
+import type { ManifestJson } from '../shared/manifest.js';
+import { DEMO_LIVE_PLAYLIST, DEMO_LIVE_PREFIX, startDemoLiveSource, type DemoLiveSource } from './demo-live.js';
 import { PeerfetchError } from '../shared/errors.js';
 import { joinNegativeValues } from '../shared/command-line.js';
 import { packageRoot, parsePort, parseRate, peerfetchScriptFiles, untilSignal } from './cli-support.js';
@@ -41,6 +43,14 @@ export interface DemoOptions {
    * connections like any viewer: on a shared machine, run them inside a private network.
    */
   viewers?: number;
+  /**
+   * Start the live stream of the page's live tab: ffmpeg encoding a test pattern in real time,
+   * followed by the manifest watcher. Default true. Without ffmpeg the demo runs without it
+   * (a warning, and the tab says so).
+   */
+  live?: boolean;
+  /** The ffmpeg command for the live stream. Default PEERFETCH_FFMPEG, else `ffmpeg`. */
+  ffmpeg?: string;
 }
 
 /** A running demo. */
@@ -57,7 +67,9 @@ export interface RunningDemo {
   readonly headless: HeadlessViewers | undefined;
   /** URL of the endpoint the page's "headless viewer" button POSTs to; undefined without Chromium. */
   viewerControlUrl?: string;
-  /** Things the person starting the demo should know (missing build, skipped files). */
+  /** The live stream of the live tab, when it started. */
+  live?: DemoLiveSource;
+  /** Things the person starting the demo should know (missing build, skipped files, no ffmpeg). */
   warnings: string[];
   close(): Promise<void>;
 }
@@ -89,17 +101,32 @@ function hlsScriptFile(): string | undefined {
   }
 }
 
-/** Writes the manifest only when it changed, through a rename, so a running page never reads half a file. */
-async function refreshManifest(dir: string, warnings: string[]): Promise<void> {
+/**
+ * Writes the manifest of demo/media only when it changed, through a rename, so a running page
+ * never reads half a file; returns it.
+ */
+async function refreshManifest(dir: string, warnings: string[]): Promise<ManifestJson> {
   const { manifest, warnings: skipped } = await buildManifest(path.join(dir, 'media'), { baseUrl: '/media/', pieceSize: DEMO_PIECE_SIZE });
   warnings.push(...skipped.map((warning) => `demo/media: ${warning}`));
   const file = path.join(dir, MANIFEST_FILE_NAME);
   const text = `${JSON.stringify(manifest, null, 2)}\n`;
   const current = await readFile(file, 'utf8').catch(() => undefined);
-  if (current === text) return;
+  if (current === text) return manifest;
   const temporary = `${file}.${process.pid}.tmp`;
   await writeFile(temporary, text);
   await rename(temporary, file);
+  return manifest;
+}
+
+/**
+ * The site's manifest: demo/media's, plus the live stream's current window and live section.
+ * Read per request from the watcher, which updates it before it publishes a playlist, so a page
+ * never sees a playlist naming a segment this manifest does not list yet.
+ */
+function siteManifest(media: ManifestJson, live: DemoLiveSource | undefined): ManifestJson {
+  if (!live) return media;
+  const stream = live.manifest();
+  return { ...media, assets: [...media.assets, ...stream.assets], live: stream.live, ...(stream.refreshMs ? { refreshMs: stream.refreshMs } : {}) };
 }
 
 function isWildcard(host: string): boolean {
@@ -129,13 +156,31 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   const hls = hlsScriptFile();
   if (hls) files[HLS_SCRIPT_PATH] = hls;
   else warnings.push('hls.js is not installed (npm install): the page offers the MP4 only');
-  await refreshManifest(dir, warnings);
+  const mediaManifest = await refreshManifest(dir, warnings);
+  let live: DemoLiveSource | undefined;
+  let liveProblem: string | undefined;
+  if (options.live ?? true) {
+    try {
+      live = await startDemoLiveSource({ ffmpeg: options.ffmpeg ?? process.env.PEERFETCH_FFMPEG ?? 'ffmpeg', pieceSize: DEMO_PIECE_SIZE });
+    } catch (error) {
+      liveProblem = (error as Error).message;
+      warnings.push(`no live stream: ${liveProblem} (the live tab says so; the other tabs work)`);
+    }
+  } else {
+    liveProblem = 'the demo was started without its live stream';
+  }
 
-  const tracker = await startTracker({
-    port: options.trackerPort ?? 8000,
-    host,
-    logger: createJsonLogger((line) => process.stderr.write(line), 'warn'),
-  });
+  let tracker;
+  try {
+    tracker = await startTracker({
+      port: options.trackerPort ?? 8000,
+      host,
+      logger: createJsonLogger((line) => process.stderr.write(line), 'warn'),
+    });
+  } catch (error) {
+    await live?.stop();
+    throw error;
+  }
   const pageTemplate = await readFile(path.join(dir, 'index.html'), 'utf8');
   /** The hostname the browser used to reach us (the page's tracker and links follow it behind a wildcard address). */
   const requestHostname = (request: IncomingMessage) => new URL(`http://${request.headers.host ?? '127.0.0.1'}`).hostname;
@@ -155,6 +200,8 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
       viewers: isWildcard(host) ? [`http://${requestHostname(request)}:${origin.port}/`] : viewerUrls,
       headlessViewers: headless?.count ?? 0,
       headless: control ? { url: control.url, max: MAX_HEADLESS_VIEWERS } : undefined,
+      // The live tab plays this playlist, or says why there is none.
+      live: live && !live.problem ? { playlist: DEMO_LIVE_PLAYLIST } : { unavailable: live?.problem ?? liveProblem },
     }),
     contentType: 'application/json; charset=utf-8',
   });
@@ -164,7 +211,13 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     port: options.port ?? 8080,
     bytesPerSecond: options.bytesPerSecond,
     files,
-    pages: { '/': page, '/index.html': page, [DEMO_CONFIG_PATH]: config },
+    folders: live ? { [DEMO_LIVE_PREFIX]: live.folder } : undefined,
+    pages: {
+      '/': page,
+      '/index.html': page,
+      [DEMO_CONFIG_PATH]: config,
+      [`/${MANIFEST_FILE_NAME}`]: () => ({ body: JSON.stringify(siteManifest(mediaManifest, live)), contentType: 'application/json; charset=utf-8' }),
+    },
   };
   let origin: OriginServer;
   let hosts = [host];
@@ -182,7 +235,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
       origin = await startOriginServer({ ...originOptions, host });
     }
   } catch (error) {
-    await tracker.close();
+    await Promise.all([tracker.close(), live?.stop()]);
     throw error;
   }
   viewerUrls = isWildcard(host) ? [`${origin.url}/`] : hosts.map((name) => `http://${name}:${origin.port}/`);
@@ -209,7 +262,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
       await control?.close();
       // Viewers first, so they leave the swarm while the tracker still answers.
       await launching?.then((viewers) => viewers.close(), () => {});
-      await Promise.all([origin.close(), tracker.close()]);
+      await Promise.all([origin.close(), tracker.close(), live?.stop()]);
     })();
     return closing;
   };
@@ -237,6 +290,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
       return headless;
     },
     viewerControlUrl: control?.url,
+    live,
     warnings,
     close,
   };
@@ -311,6 +365,7 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
       demo.headless ? `  headless     ${demo.headless.count} viewer${demo.headless.count === 1 ? '' : 's'} in Chromium (--viewers)` : undefined,
       `  tracker      ${demo.trackerUrl}`,
       `  origin       ${cap}, byte counts at ${demo.origin.url}${ORIGIN_STATS_PATH}`,
+      demo.live ? `  live         ${demo.url}#live  (ffmpeg in real time, 2 s segments, a window of 6)` : undefined,
       '',
       'Play the film in one viewer, then open the next: its offload ratio rises as it takes pieces from',
       `the first. Headless viewers too: npm start -- --viewers N (at most ${MAX_HEADLESS_VIEWERS}, needs Chromium).`,

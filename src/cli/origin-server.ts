@@ -35,6 +35,12 @@ export interface OriginServerOptions {
   bytesPerSecond?: number;
   /** Extra URL paths served from files outside `root`, e.g. `{ '/peerfetch.js': 'dist/peerfetch.js' }`. */
   files?: Record<string, string>;
+  /**
+   * URL path prefixes served from folders outside `root`, e.g. `{ '/media/live/': '/tmp/live' }`
+   * (a live stream written into a private folder). Each prefix ends in `/`; the same rules as in
+   * `root` hold inside each folder (no dotfiles, nothing outside it).
+   */
+  folders?: Record<string, string>;
   /** URL paths answered from memory, built per request (no Range, never cached). */
   pages?: Record<string, (request: IncomingMessage) => GeneratedPage | Promise<GeneratedPage>>;
   /**
@@ -124,6 +130,11 @@ export async function startOriginServer(options: OriginServerOptions): Promise<O
   const burst = rate ? Math.min(MAX_BURST, Math.max(MIN_BURST, Math.round(rate * BURST_SECONDS))) : 0;
   const files = new Map(Object.entries(options.files ?? {}).map(([urlPath, file]) => [urlPath, path.resolve(file)]));
   const pages = new Map(Object.entries(options.pages ?? {}));
+  const folders: [prefix: string, folder: string][] = [];
+  for (const [prefix, folder] of Object.entries(options.folders ?? {})) {
+    if (!prefix.startsWith('/') || !prefix.endsWith('/')) throw new Error(`folder prefix ${prefix} must start and end with /`);
+    folders.push([prefix, await realpath(folder)]);
+  }
   const buckets = new WeakMap<Socket, TokenBucket>();
   let counters = emptyStats();
 
@@ -150,13 +161,15 @@ export async function startOriginServer(options: OriginServerOptions): Promise<O
     sendBody(response, `${message}\n`, account, head);
   }
 
-  /** Maps a URL path to a file inside the root, or undefined (dotfiles and `..` never match). */
+  /** Maps a URL path to a file inside the root or a mapped folder, or undefined (dotfiles and `..` never match). */
   async function resolveFile(urlPath: string): Promise<string | undefined> {
     const mapped = files.get(urlPath);
     if (mapped) return mapped;
+    // A mapped folder serves the rest of the path; its prefix is matched on the raw path.
+    const [prefix, base] = folders.find(([folderPrefix]) => urlPath.startsWith(folderPrefix)) ?? ['', root];
     let decoded: string;
     try {
-      decoded = decodeURIComponent(urlPath);
+      decoded = decodeURIComponent(urlPath.slice(prefix.length));
     } catch {
       return undefined;
     }
@@ -164,12 +177,12 @@ export async function startOriginServer(options: OriginServerOptions): Promise<O
     if (decoded.includes('\0') || segments.some((segment) => segment.startsWith('.') || segment.includes('\\'))) {
       return undefined;
     }
-    let candidate = path.join(root, ...segments);
+    let candidate = path.join(base, ...segments);
     try {
       candidate = await realpath(candidate);
-      if (!isInside(root, candidate)) return undefined;
+      if (!isInside(base, candidate)) return undefined;
       if ((await stat(candidate)).isDirectory()) candidate = await realpath(path.join(candidate, 'index.html'));
-      return isInside(root, candidate) ? candidate : undefined;
+      return isInside(base, candidate) ? candidate : undefined;
     } catch {
       return undefined;
     }

@@ -188,6 +188,64 @@ describe('demo page', () => {
     assertNoPageErrors(viewer);
   });
 
+  it('live tab: two viewers play the live stream at its edge, share pieces of its new segments, and the panel and latency follow it', async () => {
+    const pages: Page[] = [];
+    const viewers = [];
+    for (const name of ['demo-live-one', 'demo-live-two']) {
+      const viewer = await chromium.viewer(name);
+      viewers.push(viewer);
+      const page = await viewer.newPage();
+      await page.goto(`${demo.url}#live`);
+      pages.push(page);
+    }
+    for (const page of pages) await playedFor(page, 1);
+    // Pieces of live segments that one viewer took from the other, verified by its engine.
+    const isLive = (asset: { url: string }): boolean => new URL(asset.url).pathname.startsWith('/media/live/');
+    let last: PeerfetchStats[] = [];
+    await waitFor(async () => {
+      last = await Promise.all(pages.map(engineStats));
+      return last.some((stats) => stats.assets.some((asset) => isLive(asset) && asset.sources.includes('p')));
+    }, { timeoutMs: 60_000, what: 'a viewer to take pieces of a live segment from the other' }).catch((error: Error) => {
+      const seen = last.map((stats) => ({ peers: stats.peers, bytesFromPeers: stats.bytesFromPeers, live: stats.assets.filter(isLive).map((asset) => asset.sources).join(' ') }));
+      throw new Error(`${error.message}; viewers saw: ${JSON.stringify(seen)}`);
+    });
+    for (const page of pages) {
+      expect(page.url()).toMatch(/#live$/);
+      // The piece map shows the live window, in the engine's own colours, read in the task that drew it.
+      const { stats, figures, pieceMap } = await readPanelAtNextStats(page);
+      expect(pieceMap).toBe(stats.assets.filter(isLive).map((asset) => asset.sources).join(''));
+      expect(pieceMap.length).toBeGreaterThan(0);
+      expect(figures.offloadRatio!.value).toBe(stats.offloadRatio);
+      expect(figures.bytesFromPeers!.value).toBe(stats.bytesFromPeers);
+      // The latency against the stream's program date time, once a frame is on screen.
+      const latency = Number(await waitFor(() => page.getAttribute('#live-status', 'data-latency'), { what: 'a live latency shown' }));
+      expect(latency).toBeGreaterThan(0);
+      console.log(`demo live viewer: latency ${latency} ms, offload ${(stats.offloadRatio * 100).toFixed(1)}%, live pieces ${pieceMap}`);
+    }
+    await pages[1]!.screenshot({ path: path.join(ARTIFACTS, 'demo-live.png'), fullPage: true });
+    for (const viewer of viewers) assertNoPageErrors(viewer);
+  });
+
+  it('without ffmpeg: the live tab says there is no live stream, and the film still plays', async () => {
+    const plain = await startDemo({ port: 0, trackerPort: 0, ffmpeg: '/nonexistent/peerfetch-test-ffmpeg' });
+    try {
+      expect(plain.live).toBeUndefined();
+      expect(plain.warnings).toEqual([expect.stringContaining('no live stream: ffmpeg could not start')]);
+      const viewer = await chromium.viewer('demo-no-ffmpeg');
+      const page = await viewer.newPage();
+      await page.goto(`${plain.url}#live`);
+      await page.waitForSelector('#player .unavailable');
+      expect(await page.textContent('#player')).toContain('No live stream: ffmpeg could not start');
+      expect(await page.$('#player video')).toBeNull();
+      await page.click('[data-format="mp4"]');
+      await playedFor(page, 1);
+      expect(await page.textContent('#mode')).toContain('peerfetch ready');
+      assertNoPageErrors(viewer);
+    } finally {
+      await plain.close();
+    }
+  });
+
   it('three viewers: the panel shows a swarm offload above zero and each engine\'s own figures (screenshot)', async () => {
     const pages: Page[] = [];
     const viewers = [];

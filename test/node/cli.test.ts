@@ -314,6 +314,23 @@ describe('peerfetch demo', () => {
       const tail = await rawRequest(url!, '/media/film.mp4', { headers: { Range: 'bytes=1000-' } });
       expect([tail.status, tail.headers['content-range']]).toEqual([206, `bytes 1000-${video!.size - 1}/${video!.size}`]);
       expect(tail.body.equals(full.body.subarray(1000))).toBe(true);
+
+      // The live stream (ffmpeg in real time): the playlist is published only once the manifest
+      // lists its segments, so the newest segment of a playlist is in the manifest read after it.
+      expect(printed).toContain(`live         ${url}/#live`);
+      const playlist = await rawRequest(url!, '/media/live/index.m3u8');
+      expect([playlist.status, playlist.headers['cache-control']]).toEqual([200, 'no-cache']);
+      const newest = playlist.body.toString().trim().split('\n').at(-1)!;
+      expect(newest).toMatch(/^seg-\d+\.ts$/);
+      const liveManifest = JSON.parse((await rawRequest(url!, '/peerfetch-manifest.json')).body.toString()) as ManifestJson;
+      expect(liveManifest.live).toEqual([expect.objectContaining({ playlist: '/media/live/index.m3u8', segmentMs: 2000 })]);
+      const segment = liveManifest.assets.find((asset) => asset.url === `/media/live/${newest}`);
+      expect(segment).toBeDefined();
+      const segmentBytes = await rawRequest(url!, `/media/live/${newest}`);
+      expect(segmentBytes.body.length).toBe(segment!.size);
+      expect(createHash('sha256').update(segmentBytes.body.subarray(0, segment!.pieceSize)).digest('hex')).toBe(segment!.pieces[0]);
+      // The packager's own playlist stays private.
+      expect((await rawRequest(url!, '/media/live/.index.m3u8')).status).toBe(404);
     } finally {
       expect(await demo.stop()).toBe(0);
     }

@@ -28,10 +28,14 @@ beforeAll(async () => {
   await writeFile(path.join(site, '.env'), 'SECRET=1');
   await writeFile(path.join(outside, 'secret.txt'), 'secret');
   await writeFile(path.join(outside, 'mapped.js'), 'console.log("mapped")');
+  await mkdir(path.join(outside, 'live'));
+  await writeFile(path.join(outside, 'live', 'seg-1.ts'), 'live segment');
+  await writeFile(path.join(outside, 'live', '.index.m3u8'), '#EXTM3U\n');
   await symlink(path.join(outside, 'secret.txt'), path.join(site, 'media', 'escape.txt'));
   origin = await startOriginServer({
     root: site,
     files: { '/peerfetch.js': path.join(outside, 'mapped.js') },
+    folders: { '/media/live/': path.join(outside, 'live') },
     pages: { '/generated': (request) => ({ body: `hello ${request.headers.host}`, contentType: 'text/plain' }) },
   });
 });
@@ -162,6 +166,12 @@ describe('headers and methods', () => {
     ]);
     const page = await rawRequest(origin.url, '/generated');
     expect(page.body.toString()).toBe(`hello ${new URL(origin.url).host}`);
+    const inFolder = await rawRequest(origin.url, '/media/live/seg-1.ts');
+    expect([inFolder.status, inFolder.headers['content-type'], inFolder.body.toString()]).toEqual([200, 'video/mp2t', 'live segment']);
+  });
+
+  it('refuses a mapped-folder prefix that is not a folder path', async () => {
+    await expect(startOriginServer({ root: site, folders: { '/media/live': path.join(outside, 'live') } })).rejects.toThrow(/must start and end with \//);
   });
 
   it.each([
@@ -175,6 +185,11 @@ describe('headers and methods', () => {
     '/media/%00film.mp4',
     '/media/%E0%A4%A',
     '/missing.mp4',
+    // A mapped folder keeps the same rules: nothing above it, no dotfiles (a packager's private playlist).
+    '/media/live/.index.m3u8',
+    '/media/live/%2e%2e/secret.txt',
+    '/media/live/..%2fsecret.txt',
+    '/media/live/%2e%2e/mapped.js',
   ])('nothing outside the root and no dotfiles: %s → 404', async (urlPath) => {
     const response = await rawRequest(origin.url, urlPath);
     expect(response.status).toBe(404);

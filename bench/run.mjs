@@ -24,6 +24,11 @@
 // allow, wasted peer bytes and every viewer's rebuffers; a run of it alone with --write rewrites
 // the Home uplinks section, e.g.
 //   node bench/run.mjs --scenarios uplinks --systems origin-hls,peerfetch-hls,p2pml --write
+// Scenario live (issue 12, only when named; HLS systems only): a 90 s live stream packaged in real
+// time, viewers joining during its first 20 s (see LIVE in bench/lib/runs.mjs); offload, latency
+// against the stream's program date time, startup, rebuffers; a run of it alone with --write
+// rewrites the "Live, N viewers" section, e.g.
+//   node bench/run.mjs --scenarios live --systems origin-hls,peerfetch-hls,p2pml --viewers 4 --write
 // Results of every run go to bench/.cache/results/.
 //
 // The harness's own tests (origin counters, goal checks, BENCHMARKS.md writer) are part of npm test.
@@ -105,7 +110,7 @@ async function benchmark() {
   }
   const runs = await import('./lib/runs.mjs');
   const report = await import('./lib/report.mjs');
-  const { ensureMedia, folderBytes } = await import('./lib/media.mjs');
+  const { ensureMedia, ensureMp4, folderBytes } = await import('./lib/media.mjs');
   const { buildSite } = await import('./lib/site.mjs');
   const options = parseArgs(argv, runs);
   const cacheDir = join(root, 'bench', '.cache');
@@ -123,8 +128,16 @@ async function benchmark() {
   for (const name of await readdir(media.hlsDir)) fileSizes[`/hls/${name}`] = (await stat(join(media.hlsDir, name))).size;
   const mediaInfo = { mp4Bytes: fileSizes['/media/video.mp4'], hlsBytes: await folderBytes(media.hlsDir), fileSizes };
 
+  // The live scenario packages its own, longer video in real time.
+  const liveSource = options.scenarios.some((id) => runs.SCENARIOS[id].live)
+    ? (await ensureMp4(cacheDir, { seconds: runs.LIVE.streamSeconds, kbps: VIDEO_KBPS })).mp4
+    : undefined;
+
   const runDir = join(cacheDir, 'runs');
-  const plan = options.scenarios.flatMap((scenario) => options.systems.map((system) => ({ system, scenario })));
+  // A scenario that names its systems (live: HLS only) runs those of the chosen ones.
+  const plan = options.scenarios.flatMap((scenario) =>
+    options.systems.filter((system) => runs.SCENARIOS[scenario].systems?.includes(system) ?? true).map((system) => ({ system, scenario })),
+  );
   // Every run bounds itself; this bounds the whole benchmark if one of them hangs anyway
   // (the exit hooks then kill the servers and Playwright kills Chromium).
   const totalMs = plan.reduce((sum, p) => sum + runs.runTimeoutMs({ scenario: p.scenario, viewers: options.viewers, seconds: options.seconds }), 0) + BENCH_MARGIN_MS;
@@ -137,13 +150,13 @@ async function benchmark() {
     log(`run ${i + 1}/${plan.length}: ${system}, ${scenario} (at most ${Math.round(runs.runTimeoutMs({ scenario, viewers: options.viewers, seconds: options.seconds }) / 1000)} s)`);
     const result = await runs.runOne({
       root, site, runDir, system, scenario, viewers: options.viewers, seconds: options.seconds,
-      rateBytesPerSecond: Math.round((options.rateKbps * 1000) / 8), media: mediaInfo, log,
+      rateBytesPerSecond: Math.round((options.rateKbps * 1000) / 8), media: mediaInfo, liveSource, log,
     });
     results.push(result);
     for (const line of report.viewerLines(result)) log(`  ${line}`);
     for (const problem of result.problems) log(`  problem: ${problem}`);
     const s = report.summarize(result, options.viewers);
-    log(`  => offload ${(s.offload * 100).toFixed(1)}% (ideal ${(s.ideal * 100).toFixed(1)}%), median startup ${s.startupMedianMs?.toFixed(0)} ms, ${s.stalls} rebuffers, ${s.playedToEnd}/${options.viewers} played to the end, load ${s.load.map((x) => x.toFixed(1)).join(' -> ')}`);
+    log(`  => offload ${(s.offload * 100).toFixed(1)}% (ideal ${(s.ideal * 100).toFixed(1)}%), ${s.latencyMedianMs != null ? `live latency median ${(s.latencyMedianMs / 1000).toFixed(2)} s, ` : ''}median startup ${s.startupMedianMs?.toFixed(0)} ms, ${s.stalls} rebuffers, ${s.playedToEnd}/${options.viewers} played to the end, load ${s.load.map((x) => x.toFixed(1)).join(' -> ')}`);
   }
 
   const summaries = results.map((r) => report.summarize(r, options.viewers));
@@ -157,25 +170,48 @@ async function benchmark() {
     peerfetch: peerfetchCommit,
   };
   const command = process.env.PEERFETCH_BENCH_COMMAND ?? `node bench/run.mjs ${argv.join(' ')}`.trim();
-  const goalList = report.goals(summaries);
-  const tableText = report.table(summaries);
+  const delivery = summaries.filter((s) => !runs.SCENARIOS[s.scenario].live);
+  const liveSummaries = summaries.filter((s) => runs.SCENARIOS[s.scenario].live);
+  const goalList = report.goals(delivery);
+  const tableText = report.table(delivery);
   const goalsText = report.goalsTable(goalList);
+  const liveGoals = report.liveGoals(liveSummaries);
+  const liveText = liveSummaries.length ? `${report.liveTable(liveSummaries)}\n\n${report.goalsTable(liveGoals, 'issue 12 item 5')}` : '';
   const uplinkSummaries = results.filter((r) => r.scenario === 'uplinks').map((r) => report.summarizeUplinks(r, options.seconds));
   const uplinkGoals = report.uplinksGoals(uplinkSummaries);
   const uplinksText = uplinkSummaries.length ? `${report.uplinksTable(uplinkSummaries)}\n\n${report.goalsTable(uplinkGoals, 'issue 15')}` : '';
   const minutes = ((Date.now() - started.getTime()) / 60000).toFixed(1);
-  process.stdout.write(`\n${tableText}\n\n${goalsText}\n\n${uplinksText ? `${uplinksText}\n\n` : ''}`);
+  process.stdout.write(`\n${delivery.length ? `${tableText}\n\n${goalsText}\n\n` : ''}${uplinksText ? `${uplinksText}\n\n` : ''}${liveText ? `${liveText}\n\n` : ''}`);
 
   await mkdir(join(cacheDir, 'results'), { recursive: true });
   const resultsFile = join(cacheDir, 'results', `${started.toISOString().replace(/[:.]/g, '-')}.json`);
-  await writeFile(resultsFile, JSON.stringify({ options, versions, media: mediaInfo, results, summaries, goals: goalList, uplinkSummaries, uplinkGoals }, null, 2));
+  await writeFile(resultsFile, JSON.stringify({ options, versions, media: mediaInfo, results, summaries, goals: goalList, uplinkSummaries, uplinkGoals, liveGoals }, null, 2));
   log(`raw results: ${resultsFile}`);
 
   // A run of the WAN or the uplinks scenario alone (or beside the staggered LAN run it is compared
   // with) writes its own section; any other run writes Delivery.
   const shaped = options.scenarios.filter((id) => id !== 'staggered');
   const only = shaped.length === 1 && (options.scenarios.length === 1 || options.scenarios.includes('staggered')) && ['wan', 'uplinks'].includes(shaped[0]) ? shaped[0] : options.scenarios.length === 1 ? options.scenarios[0] : null;
-  const section = { wan: { heading: 'WAN', notes: 'wan-notes.md' }, uplinks: { heading: 'Home uplinks', notes: 'uplinks-notes.md' } }[only] ?? { heading: 'Delivery', notes: 'delivery-notes.md' };
+  const section = {
+    wan: { heading: 'WAN', notes: 'wan-notes.md' },
+    uplinks: { heading: 'Home uplinks', notes: 'uplinks-notes.md' },
+    // One section per swarm size: the 4- and 8-viewer figures are separate runs.
+    live: { heading: `Live, ${options.viewers} viewers`, notes: 'live-notes.md' },
+  }[only] ?? { heading: 'Delivery', notes: 'delivery-notes.md' };
+  /** Setup and definitions of the live section. */
+  const liveDescription = () => [
+    `Setup: ${options.viewers} viewers, each its own Chromium browser context (own storage and service worker), muted autoplay at 1x; ` +
+      `a ${runs.LIVE.streamSeconds} s H.264 test pattern at ${VIDEO_KBPS} kbit/s packaged in real time by ffmpeg (\`-re -c copy\`, encoded ahead so a busy machine cannot make the source late) as live HLS: 2 s segments, a playlist window of ${runs.LIVE.windowSegments}, EXT-X-PROGRAM-DATE-TIME on every segment, #EXT-X-ENDLIST at the end; ` +
+      '`peerfetch manifest --watch` follows the folder and publishes each playlist after the manifest lists its segments, for every system alike (the same publication delay for all). ' +
+      `Viewers join evenly spread over the stream's first ${runs.LIVE.joinSpreadMs / 1000} s and play until the stream ends; hls.js ${versions['hls.js']} with default settings in every system (live: it starts three segments behind the edge). ` +
+      `Origin capped at ${options.rateKbps} kbit/s per TCP connection for the stream; a fresh tracker, origin, watcher, source and Chromium per run, inside a private network namespace.`,
+    '',
+    'Offload = 1 − origin segment bytes / segment bytes the players loaded, over all viewers; playlists (reloaded from the origin by every system every segment) and peerfetch\'s manifest reloads are left out of both sides and shown in their own column. ' +
+      'Ideal = 1 − (bytes of the distinct segments any viewer loaded) / (segment bytes loaded): the origin has to send each segment once. ' +
+      'Latency = wall clock minus the program date time of the frame on screen (hls.js `playingDate`), sampled once a second while playing; per viewer its median, per run the median of the viewers\' medians. ' +
+      'Startup = first `playing` event, from navigation start. Rebuffers = `waiting` events after the first `playing`, time until playback resumed. Played to the end = the player reached the end of the stream after #EXT-X-ENDLIST.',
+    '',
+  ];
   if (options.write) {
     // Hand-written reading of the figures (what limits them), kept beside the code so a rerun keeps it.
     const notesFile = join(root, 'bench', section.notes);
@@ -185,29 +221,31 @@ async function benchmark() {
       '',
       `Versions: Chromium ${versions.chromium}, Node ${versions.node}, hls.js ${versions['hls.js']}, p2p-media-loader ${versions['p2p-media-loader']}, WebTorrent ${versions.webtorrent}, peerfetch ${versions.peerfetch}.`,
       '',
-      `Setup: ${options.viewers} viewers, each its own Chromium browser context (own storage and service worker), muted autoplay at 1x to the end; ` +
-        `a ${options.seconds} s H.264 test video at ${VIDEO_KBPS} kbit/s as MP4 (faststart, ${(mediaInfo.mp4Bytes / 1e6).toFixed(2)} MB) and as HLS with 2 s segments (${(mediaInfo.hlsBytes / 1e6).toFixed(2)} MB with the playlist); ` +
-        `origin capped at ${options.rateKbps} kbit/s per TCP connection for the video (MP4, playlists, segments; pages and player scripts are not capped, as if served by a separate page host); staggered = joins 8 s apart, flash crowd = all join together; ` +
-        'a fresh tracker (`peerfetch tracker`, used by every P2P system), origin and Chromium per run, inside a private network namespace. ' +
-        'Viewers stay on the page after their video ends until the last viewer finishes.' +
-        (options.scenarios.includes('wan')
-          ? ` WAN = joins 8 s apart like staggered, but each viewer alone in its own home behind a NAT router (network namespaces, iptables MASQUERADE, unsolicited inbound dropped; test/harness/topology.mjs), its own Chromium process inside it, the servers on the "internet" (198.18.0.0/15); ` +
-            `each home's line capped at ${runs.WAN_HOME.uplinkKbit / 1000} Mbit/s up and ${runs.WAN_HOME.downlinkKbit / 1000} Mbit/s down (tc tbf, 400 ms queue) with ${runs.WAN_HOME.lossPercent}% random loss each way (iptables statistic); ` +
-            'no added delay (this kernel has no netem qdisc; round trips stay under a millisecond). Every P2P system is given the same STUN server (coturn, STUN only) and connects through server-reflexive candidates.'
-          : '') +
-        (options.scenarios.includes('uplinks')
-          ? ` Home uplinks = like WAN, but the homes' uploads are capped at ${runs.UPLINK_HOMES.map((home) => home.uplinkKbit / 1000).join(', ')} Mbit/s (viewer by viewer, in join order, repeated), ` +
-            `downloads at ${runs.UPLINK_HOMES[0].downlinkKbit / 1000} Mbit/s, no loss. Allowed by the uplinks = the smaller of the ideal (N−1)/N and the viewers' total upload capacity over the video's duration divided by the bytes all viewers consumed. ` +
-            'Wasted peer bytes = data-channel payload received (RTCDataChannel stats) that the system did not use (peerfetch: verified pieces, `bytesFromPeers`; p2p-media-loader: segments completed from peers), over what was received.'
-          : ''),
-      '',
-      'Offload = 1 − origin bytes / bytes consumed, over all viewers of a run; origin bytes are the media bytes (MP4, playlists, segments) the origin itself counted per viewer (User-Agent token); ' +
-        `bytes consumed = the media size per viewer (a full play); ideal = (N−1)/N = ${(((options.viewers - 1) / options.viewers) * 100).toFixed(1)}%. ` +
-        'Startup = first `playing` event, from navigation start (it includes loading each system\'s scripts and service worker). Rebuffers = `waiting` events after the first `playing`, time until playback resumed. ' +
-        'Max origin copies = the most bytes of any one 256 KiB piece the origin sent one viewer, divided by the piece length. ' +
-        'P2P column: the selected ICE candidate pairs seen on the pages\' RTCPeerConnections (none = the run had no P2P) and the bytes received over them.',
-      '',
-      ...(only === 'uplinks' ? [uplinksText] : [tableText, '', goalsText]),
+      ...(only === 'live' ? liveDescription() : [
+        `Setup: ${options.viewers} viewers, each its own Chromium browser context (own storage and service worker), muted autoplay at 1x to the end; ` +
+          `a ${options.seconds} s H.264 test video at ${VIDEO_KBPS} kbit/s as MP4 (faststart, ${(mediaInfo.mp4Bytes / 1e6).toFixed(2)} MB) and as HLS with 2 s segments (${(mediaInfo.hlsBytes / 1e6).toFixed(2)} MB with the playlist); ` +
+          `origin capped at ${options.rateKbps} kbit/s per TCP connection for the video (MP4, playlists, segments; pages and player scripts are not capped, as if served by a separate page host); staggered = joins 8 s apart, flash crowd = all join together; ` +
+          'a fresh tracker (`peerfetch tracker`, used by every P2P system), origin and Chromium per run, inside a private network namespace. ' +
+          'Viewers stay on the page after their video ends until the last viewer finishes.' +
+          (options.scenarios.includes('wan')
+            ? ` WAN = joins 8 s apart like staggered, but each viewer alone in its own home behind a NAT router (network namespaces, iptables MASQUERADE, unsolicited inbound dropped; test/harness/topology.mjs), its own Chromium process inside it, the servers on the "internet" (198.18.0.0/15); ` +
+              `each home's line capped at ${runs.WAN_HOME.uplinkKbit / 1000} Mbit/s up and ${runs.WAN_HOME.downlinkKbit / 1000} Mbit/s down (tc tbf, 400 ms queue) with ${runs.WAN_HOME.lossPercent}% random loss each way (iptables statistic); ` +
+              'no added delay (this kernel has no netem qdisc; round trips stay under a millisecond). Every P2P system is given the same STUN server (coturn, STUN only) and connects through server-reflexive candidates.'
+            : '') +
+          (options.scenarios.includes('uplinks')
+            ? ` Home uplinks = like WAN, but the homes' uploads are capped at ${runs.UPLINK_HOMES.map((home) => home.uplinkKbit / 1000).join(', ')} Mbit/s (viewer by viewer, in join order, repeated), ` +
+              `downloads at ${runs.UPLINK_HOMES[0].downlinkKbit / 1000} Mbit/s, no loss. Allowed by the uplinks = the smaller of the ideal (N−1)/N and the viewers' total upload capacity over the video's duration divided by the bytes all viewers consumed. ` +
+              'Wasted peer bytes = data-channel payload received (RTCDataChannel stats) that the system did not use (peerfetch: verified pieces, `bytesFromPeers`; p2p-media-loader: segments completed from peers), over what was received.'
+            : ''),
+        '',
+        'Offload = 1 − origin bytes / bytes consumed, over all viewers of a run; origin bytes are the media bytes (MP4, playlists, segments) the origin itself counted per viewer (User-Agent token); ' +
+          `bytes consumed = the media size per viewer (a full play); ideal = (N−1)/N = ${(((options.viewers - 1) / options.viewers) * 100).toFixed(1)}%. ` +
+          'Startup = first `playing` event, from navigation start (it includes loading each system\'s scripts and service worker). Rebuffers = `waiting` events after the first `playing`, time until playback resumed. ' +
+          'Max origin copies = the most bytes of any one 256 KiB piece the origin sent one viewer, divided by the piece length. ' +
+          'P2P column: the selected ICE candidate pairs seen on the pages\' RTCPeerConnections (none = the run had no P2P) and the bytes received over them.',
+        '',
+      ]),
+      ...(only === 'uplinks' ? [uplinksText] : only === 'live' ? [liveText] : [tableText, '', goalsText]),
       '',
       ...(notes ? [notes.trim(), ''] : []),
       '<details><summary>Per viewer</summary>',

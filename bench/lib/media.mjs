@@ -46,11 +46,7 @@ async function cached(target, build) {
  * @returns {Promise<{ mp4: string, hlsDir: string, key: string }>}
  */
 export async function ensureMedia(cacheDir, { seconds, kbps, size = '640x360' }) {
-  await mkdir(cacheDir, { recursive: true });
-  const key = `${seconds}s-${kbps}k-${size}`;
-  const mp4 = await cached(join(cacheDir, `video-${key}.mp4`), (tmp) =>
-    runCommand('ffmpeg', [...encoderArgs({ seconds, kbps, size }), '-movflags', '+faststart', '-f', 'mp4', tmp]),
-  );
+  const { mp4, key } = await ensureMp4(cacheDir, { seconds, kbps, size });
   const hlsDir = await cached(join(cacheDir, `video-${key}-hls`), async (tmp) => {
     await mkdir(tmp, { recursive: true });
     await runCommand('ffmpeg', [
@@ -61,6 +57,19 @@ export async function ensureMedia(cacheDir, { seconds, kbps, size = '640x360' })
     ]);
   });
   return { mp4, hlsDir, key };
+}
+
+/**
+ * Ensures `<cacheDir>/video-<key>.mp4` exists (the live scenario's source packages it in real time).
+ * @returns {Promise<{ mp4: string, key: string }>}
+ */
+export async function ensureMp4(cacheDir, { seconds, kbps, size = '640x360' }) {
+  await mkdir(cacheDir, { recursive: true });
+  const key = `${seconds}s-${kbps}k-${size}`;
+  const mp4 = await cached(join(cacheDir, `video-${key}.mp4`), (tmp) =>
+    runCommand('ffmpeg', [...encoderArgs({ seconds, kbps, size }), '-movflags', '+faststart', '-f', 'mp4', tmp]),
+  );
+  return { mp4, key };
 }
 
 /** Total size in bytes of the files of a folder (an HLS rendition: playlist plus segments). */

@@ -2,12 +2,17 @@
 // Records what a viewer experienced, the same way for every system:
 // - playback: time of the first `playing` (ms since navigation start), stalls (`waiting` after
 //   the first `playing`, until the next `playing`), `ended`, media errors;
+// - HLS (pages call watchHls): bytes of each segment the player loaded, and at a live stream the
+//   latency, wall clock minus the EXT-X-PROGRAM-DATE-TIME of the frame on screen, once a second;
 // - WebRTC: every RTCPeerConnection the page's libraries create, sampled every 2 s for the
 //   selected ICE candidate pair and its bytes, so a run in which P2P never worked is visible.
 (() => {
   if (window.__bench) return;
   /** Sampling period of the peer connections, in ms: short enough to see connections that live a few seconds. */
   const RTC_SAMPLE_MS = 2000;
+  /** Latency sampling period, in ms, and the samples kept (a 90 s stream takes about 90). */
+  const LATENCY_SAMPLE_MS = 1000;
+  const MAX_LATENCY_SAMPLES = 600;
   const state = {
     firstPlaying: null,
     stalls: 0,
@@ -23,6 +28,9 @@
     pairs: {},
     channelBytes: {},
     extra: {},
+    /** Segment URL path → bytes, for each segment the player loaded (HLS pages). */
+    fragments: {},
+    latencies: [],
   };
   const connections = [];
   const NativePC = window.RTCPeerConnection;
@@ -110,8 +118,25 @@
     video.addEventListener('ended', sample);
   }
 
+  /**
+   * Follows an hls.js instance (`events` = Hls.Events): the segments it loads and, when the
+   * playlist carries a program date time, the latency of the frame on screen.
+   */
+  function watchHls(hls, events, video) {
+    hls.on(events.FRAG_LOADED, (_event, data) => {
+      const path = new URL(data.frag.url, location.href).pathname;
+      state.fragments[path] = data.payload?.byteLength ?? data.frag.stats?.total ?? 0;
+    });
+    setInterval(() => {
+      const date = hls.playingDate;
+      if (!date || video.paused || video.readyState < 3 || state.latencies.length >= MAX_LATENCY_SAMPLES) return;
+      state.latencies.push(Date.now() - date.getTime());
+    }, LATENCY_SAMPLE_MS);
+  }
+
   window.__bench = {
     attach,
+    watchHls,
     error(message) {
       state.errors.push(String(message));
     },

@@ -75,3 +75,35 @@ export function runCommand(command, args, { cwd } = {}) {
     child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${command} ${args.join(' ')} exited ${code}: ${err.trim()}`))));
   });
 }
+
+/**
+ * Spawns a process that has no readiness line (ffmpeg packaging a live stream): killed on exit
+ * like the others; `exited` resolves with its exit code, `stop()` ends it (SIGTERM, then SIGKILL).
+ */
+export function startBackground(command, args, { cwd } = {}) {
+  const child = spawn(command, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+  live.add(child);
+  let err = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk) => {
+    if (err.length < MAX_CAPTURE) err += chunk;
+  });
+  const exited = new Promise((resolve) => {
+    child.once('error', (error) => {
+      err += error.message;
+      live.delete(child);
+      resolve(null);
+    });
+    child.once('exit', (code) => {
+      live.delete(child);
+      resolve(code);
+    });
+  });
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+    await exited;
+    clearTimeout(timer);
+  };
+  return { exited, stderr: () => err, stop };
+}

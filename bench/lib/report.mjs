@@ -23,7 +23,8 @@ export function summarize(run, viewerCount) {
   const v = run.viewers;
   const origin = v.reduce((sum, x) => sum + x.originBytes, 0);
   const consumed = v.reduce((sum, x) => sum + x.consumedBytes, 0);
-  const ideal = (viewerCount - 1) / viewerCount;
+  // Live: the origin must send each distinct segment any viewer played once; the rest is the ideal offload.
+  const ideal = run.liveDistinctBytes != null ? (consumed > 0 ? 1 - run.liveDistinctBytes / consumed : 0) : (viewerCount - 1) / viewerCount;
   const offload = consumed > 0 ? 1 - origin / consumed : null;
   const pairs = [...new Set(v.flatMap((x) => x.icePairs))];
   return {
@@ -49,6 +50,10 @@ export function summarize(run, viewerCount) {
     connectedPairs: v.reduce((sum, x) => sum + x.connectedPairs, 0),
     icePairs: pairs,
     problems: run.problems,
+    // Live: the median of the viewers' median latencies, the worst viewer's, and the origin bytes beside segments.
+    latencyMedianMs: median(v.map((x) => x.latencyMedianMs)),
+    latencyMaxMs: v.some((x) => x.latencyMedianMs != null) ? Math.max(...v.map((x) => x.latencyMedianMs ?? 0)) : null,
+    liveOtherOriginBytes: v.reduce((sum, x) => sum + (x.liveOtherOriginBytes ?? 0), 0),
   };
 }
 
@@ -105,6 +110,7 @@ export function viewerLines(run) {
     `peer connections ${x.connectedPairs}/${x.peerConnections}${x.icePairs.length ? ` [${x.icePairs.join(', ')}]` : ''}` +
     `${engineCell(x.engineStats)}` +
     `${x.channelBytesReceived ? `; data channels ${(x.channelBytesReceived / MB).toFixed(2)} MB received, ${((x.peerBytesUsed ?? 0) / MB).toFixed(2)} MB used` : ''}` +
+    `${x.latencyMedianMs != null ? `; live latency median ${secs(x.latencyMedianMs)} over ${x.latencySamples} samples, ${x.segmentsLoaded} segments loaded, ${((x.liveOtherOriginBytes ?? 0) / 1000).toFixed(0)} kB of playlists and manifests from the origin` : ''}` +
     `${x.hlsMilestones ? `; hls.js at ${Object.entries(x.hlsMilestones).map(([k, t]) => `${k} ${(t / 1000).toFixed(2)} s`).join(', ')}` : ''}` +
     `${x.errors.length ? `, errors: ${x.errors.join(' | ')}` : ''}`,
   );
@@ -313,4 +319,72 @@ export async function writeSection(file, heading, body) {
     text = `${text.slice(0, start)}${section}${end < text.length ? `\n${text.slice(end)}` : ''}`;
   }
   await writeFile(file, text.endsWith('\n') ? text : `${text}\n`);
+}
+
+/** The Markdown table of the live runs (issue 12 item 5). */
+export function liveTable(summaries) {
+  const head = [
+    'system', 'viewers', 'offload (segments)', 'of ideal', 'origin MB / consumed MB (segments)', 'latency: median of viewers (worst viewer)',
+    'startup median (max)', 'rebuffers (time; long ones)', 'played to the end', 'origin MB besides segments (playlists, manifests)', 'P2P: selected ICE pairs', 'machine load (1 min avg) before → after',
+  ];
+  const rows = summaries.map((s) => [
+    SYSTEMS[s.system].label,
+    s.viewers,
+    pct(s.offload),
+    `${pct(s.ofIdeal)} of ${pct(s.ideal)}`,
+    `${(s.originBytes / MB).toFixed(1)} / ${(s.consumedBytes / MB).toFixed(1)}`,
+    `${secs(s.latencyMedianMs)} (${secs(s.latencyMaxMs)})`,
+    `${secs(s.startupMedianMs)} (${secs(s.startupMaxMs)})`,
+    `${s.stalls} (${secs(s.stallMs)}; ${s.longStalls} ≥ ${LONG_STALL_MS / 1000} s)`,
+    `${s.playedToEnd}/${s.viewers}${s.complete ? '' : ' ⚠'}`,
+    (s.liveOtherOriginBytes / MB).toFixed(2),
+    iceCell(s),
+    s.load.map((x) => x.toFixed(1)).join(' → '),
+  ]);
+  return [head, head.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+}
+
+/**
+ * The goals of issue 12 for the live scenario: peerfetch's offload ≥ 80% of the ideal and ≥ 1.5×
+ * p2p-media-loader's, its latency ≤ p2p-media-loader's and ≤ origin-only's + 0.5 s, its rebuffers
+ * ≤ origin-only's. Only complete runs (every viewer played to the stream's end) count.
+ */
+export function liveGoals(summaries) {
+  const out = [];
+  const add = (goal, status, figure) => out.push({ goal, status, figure });
+  const get = (system) => summaries.find((s) => s.system === system && s.complete);
+  const ran = (system) => summaries.some((s) => s.system === system);
+  if (!ran('peerfetch-hls')) return out;
+  const s = get('peerfetch-hls');
+  const viewers = summaries.find((x) => x.system === 'peerfetch-hls').viewers;
+  const label = `${SYSTEMS['peerfetch-hls'].label}, live, ${viewers} viewers`;
+  if (!s) {
+    add(`${label}: every goal`, 'not measured', 'not every viewer played to the end of the stream');
+    return out;
+  }
+  add(`${label}: offload ≥ 80% of ideal`, s.ofIdeal >= 0.8 ? 'met' : 'not met', `${pct(s.offload)} = ${pct(s.ofIdeal)} of ideal ${pct(s.ideal)}`);
+  const rival = get('p2pml');
+  if (rival) {
+    const ratio = rival.offload > 0 ? s.offload / rival.offload : Infinity;
+    add(`${label}: offload ≥ 1.5× ${SYSTEMS.p2pml.label}`, ratio >= 1.5 ? 'met' : 'not met', `${pct(s.offload)} vs ${pct(rival.offload)} (${Number.isFinite(ratio) ? `${ratio.toFixed(2)}×` : 'theirs 0'})`);
+    add(
+      `${label}: latency ≤ ${SYSTEMS.p2pml.label}`,
+      s.latencyMedianMs != null && rival.latencyMedianMs != null && s.latencyMedianMs <= rival.latencyMedianMs ? 'met' : 'not met',
+      `${secs(s.latencyMedianMs)} vs ${secs(rival.latencyMedianMs)}`,
+    );
+  } else if (ran('p2pml')) {
+    add(`${label}: offload and latency against ${SYSTEMS.p2pml.label}`, 'not measured', `${SYSTEMS.p2pml.label} did not complete (its figures are in the table)`);
+  }
+  const base = get('origin-hls');
+  if (base) {
+    add(
+      `${label}: latency ≤ origin-only + 0.5 s`,
+      s.latencyMedianMs != null && base.latencyMedianMs != null && s.latencyMedianMs <= base.latencyMedianMs + 500 ? 'met' : 'not met',
+      `${secs(s.latencyMedianMs)} vs ${secs(base.latencyMedianMs)} (${s.latencyMedianMs != null && base.latencyMedianMs != null ? `${((s.latencyMedianMs - base.latencyMedianMs) / 1000).toFixed(2)} s more` : 'n/a'})`,
+    );
+    add(`${label}: rebuffers ≤ origin-only`, s.stalls <= base.stalls ? 'met' : 'not met', `${s.stalls} (${secs(s.stallMs)}) vs ${base.stalls} (${secs(base.stallMs)})`);
+  } else if (ran('origin-hls')) {
+    add(`${label}: latency and rebuffers against origin-only`, 'not measured', `${SYSTEMS['origin-hls'].label} did not complete`);
+  }
+  return out;
 }

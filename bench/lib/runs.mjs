@@ -2,13 +2,15 @@
 // fresh Chromium, N viewers (each its own browser context: own storage, own service worker, its
 // own User-Agent token), every viewer playing the video to its end at 1x, muted. Everything the
 // run started is stopped in `finally`, whatever happened.
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { COTURN_READY_PATTERN, coturnCommand } from '../../test/harness/coturn.mjs';
 import { buildTopology, INTERNET_ADDRESS, secureOriginArgs, TURN_ADDRESS } from '../../test/harness/topology.mjs';
 import { defaultUserAgent, launchChromium, VIEWER_UA_TOKEN } from './browser.mjs';
-import { startProcess } from './processes.mjs';
+import { HLS_SEGMENT_SECONDS } from './media.mjs';
+import { startBackground, startProcess } from './processes.mjs';
 import { PIECE_SIZE, writeTorrent } from './site.mjs';
 
 /** The systems, by the id used on the command line. */
@@ -45,7 +47,24 @@ export const SCENARIOS = {
     wan: true,
     home: (index) => UPLINK_HOMES[index % UPLINK_HOMES.length],
   },
+  // Issue 12 item 5: a live stream (see LIVE); only when named (`--scenarios live`), HLS systems only.
+  live: {
+    label: 'live',
+    description: 'a 90 s live HLS stream (2 s segments, a window of 6) packaged in real time; viewers join during its first 20 s',
+    live: true,
+    systems: ['origin-hls', 'peerfetch-hls', 'p2pml'],
+  },
 };
+/**
+ * The live scenario: the benchmark video packaged in real time (ffmpeg -re -c copy, the encode
+ * done ahead so a busy machine cannot make the source late) into site/live/ as live HLS with
+ * EXT-X-PROGRAM-DATE-TIME, `peerfetch manifest --watch` publishing each playlist after the
+ * manifest lists its segments (for every system, so all see the same publication delay), and
+ * viewers joining evenly spread over the stream's first 20 s.
+ */
+export const LIVE = { streamSeconds: 90, joinSpreadMs: 20_000, windowSegments: 6 };
+/** Longest wait for the live source's first published playlist, in ms: one 2 s segment plus a slow start on a busy machine. */
+const LIVE_FIRST_PLAYLIST_MS = 30_000;
 /** The default scenarios: the LAN ones. `--scenarios wan` (or `all`) adds the WAN scenario. */
 export const DEFAULT_SCENARIOS = ['staggered', 'flash'];
 export const SCENARIO_ALIASES = { 'flash-crowd': ['flash'], all: ['staggered', 'flash', 'wan'] };
@@ -86,6 +105,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The upper bound of one run, in ms (also used to bound the whole benchmark). */
 export function runTimeoutMs({ scenario, viewers, seconds }) {
+  if (SCENARIOS[scenario].live) return LIVE_FIRST_PLAYLIST_MS + LIVE.joinSpreadMs + LIVE.streamSeconds * 1000 + VIEWER_SLACK_MS + RUN_OVERHEAD_MS;
   const joins = (SCENARIOS[scenario].staggered ? (viewers - 1) * STAGGER_MS : 0) + (SCENARIOS[scenario].returnVisit ? viewers * FIRST_VISIT_MS : 0);
   return joins + seconds * 1000 + VIEWER_SLACK_MS + RUN_OVERHEAD_MS;
 }
@@ -94,12 +114,14 @@ export function runTimeoutMs({ scenario, viewers, seconds }) {
  * Runs one system in one scenario and returns per-viewer measurements.
  * @param {{ root: string, site: { dir: string, mapped: Record<string,string> }, runDir: string, system: string,
  *   scenario: string, viewers: number, seconds: number, rateBytesPerSecond: number, media: { mp4Bytes: number, hlsBytes: number, fileSizes: Record<string, number> },
- *   log: (line: string) => void }} options
+ *   liveSource?: string, log: (line: string) => void }} options (liveSource: the MP4 the live scenario packages in real time)
  */
 export async function runOne(options) {
   const { root, site, system, scenario, viewers, seconds, log } = options;
   const spec = SYSTEMS[system];
   const wan = Boolean(SCENARIOS[scenario].wan);
+  const live = Boolean(SCENARIOS[scenario].live);
+  const liveDir = join(site.dir, 'live');
   const runDir = join(options.runDir, `${system}-${scenario}`);
   await mkdir(runDir, { recursive: true });
   const torrentFile = join(runDir, 'video.torrent');
@@ -137,10 +159,21 @@ export async function runOne(options) {
     });
     stoppers.push(() => tracker.stop());
     const trackerUrl = tracker.ready[0];
+    if (live) {
+      // A fresh folder per run; the watcher publishes `index.m3u8` once its manifest lists the segments.
+      await rm(liveDir, { recursive: true, force: true });
+      await mkdir(liveDir, { recursive: true });
+      const watcher = await startProcess(
+        process.execPath,
+        [join(root, 'bin', 'peerfetch.js'), 'manifest', liveDir, '--watch', '--base-url', '/live/', '--piece-size', String(PIECE_SIZE), '--out', join(liveDir, 'peerfetch-manifest.json')],
+        { readyPattern: /watching/, name: 'peerfetch manifest --watch', cwd: root },
+      );
+      stoppers.push(() => watcher.stop());
+    }
     const maps = Object.entries({ ...site.mapped, '/wt/video.torrent': torrentFile }).flatMap(([url, file]) => ['--map', `${url}=${file}`]);
     const origin = await startProcess(
       process.execPath,
-      [join(root, 'bench', 'lib', 'origin-server.mjs'), '--root', site.dir, '--host', host, '--rate', String(options.rateBytesPerSecond), '--piece-size', String(PIECE_SIZE), '--throttle', '/media/', '--throttle', '/hls/', ...maps],
+      [join(root, 'bench', 'lib', 'origin-server.mjs'), '--root', site.dir, '--host', host, '--rate', String(options.rateBytesPerSecond), '--piece-size', String(PIECE_SIZE), '--throttle', '/media/', '--throttle', '/hls/', '--throttle', '/live/', ...maps],
       { readyPattern: /http:\/\/[\d.]+:\d+/, name: 'bench origin', cwd: root },
     );
     stoppers.push(() => origin.stop());
@@ -173,7 +206,21 @@ export async function runOne(options) {
     }
     const debugDir = process.env.PEERFETCH_BENCH_DEBUG;
     if (debugDir) await mkdir(debugDir, { recursive: true });
-    const pageUrl = `${originUrl}/${spec.page}?${new URLSearchParams({ tracker: trackerUrl, ...(stunUrl ? { ice: stunUrl } : {}), ...(debugDir ? { debug: 'on' } : {}) })}`;
+    const liveQuery = live ? { src: '/live/index.m3u8', manifest: '/live/peerfetch-manifest.json' } : {};
+    const pageUrl = `${originUrl}/${spec.page}?${new URLSearchParams({ tracker: trackerUrl, ...(stunUrl ? { ice: stunUrl } : {}), ...(debugDir ? { debug: 'on' } : {}), ...liveQuery })}`;
+    let liveEndsAt = 0;
+    if (live) {
+      const source = startLiveSource(options.liveSource, liveDir);
+      stoppers.push(() => source.stop());
+      const published = join(liveDir, 'index.m3u8');
+      const waitUntil = Date.now() + LIVE_FIRST_PLAYLIST_MS;
+      while (!existsSync(published)) {
+        if (Date.now() > waitUntil) throw new Error(`no live playlist published within ${LIVE_FIRST_PLAYLIST_MS} ms (ffmpeg: ${source.stderr().trim() || 'no output'})`);
+        await sleep(100);
+      }
+      liveEndsAt = Date.now() + LIVE.streamSeconds * 1000;
+      log(`  live stream published (${LIVE.streamSeconds} s from now)`);
+    }
     const runStart = Date.now();
     const joined = [];
 
@@ -215,7 +262,7 @@ export async function runOne(options) {
         viewer.sampleError = error.message.split('\n')[0];
       }
     };
-    const viewerDeadline = (viewer) => runStart + viewer.joinedAtMs + seconds * 1000 + VIEWER_SLACK_MS;
+    const viewerDeadline = (viewer) => (live ? liveEndsAt : runStart + viewer.joinedAtMs + seconds * 1000) + VIEWER_SLACK_MS;
     const finished = (viewer) => viewer.last?.ended || Date.now() > viewerDeadline(viewer);
 
     const joins = [];
@@ -225,6 +272,8 @@ export async function runOne(options) {
         // (What happens meanwhile is recorded in the pages themselves.)
         await sleep(Math.max(0, runStart + index * STAGGER_MS - Date.now()));
       }
+      // Live: joins spread evenly over the stream's first seconds, while it is already running.
+      if (live) await sleep(Math.max(0, runStart + (index * LIVE.joinSpreadMs) / viewers - Date.now()));
       joins.push(joinViewer(index));
     }
     await Promise.all(joins);
@@ -245,9 +294,15 @@ export async function runOne(options) {
     }
     const originStats = await (await fetch(`${originUrl}/__bench/stats`)).json();
     await Promise.all(joined.map((viewer) => viewer.saveLog?.()));
+    // Live: what was consumed is what each player loaded; the origin had to send each distinct segment once.
+    const liveSizes = {};
+    if (live) {
+      for (const viewer of joined) Object.assign(liveSizes, viewer.last?.fragments ?? {});
+      result.liveDistinctBytes = Object.values(liveSizes).reduce((sum, bytes) => sum + bytes, 0);
+    }
     for (const viewer of joined) {
       result.viewers.push({
-        ...measureViewer({ viewer, spec, originStats, media: options.media, runStartEpoch: runStart }),
+        ...measureViewer({ viewer, spec, originStats, media: live ? { ...options.media, fileSizes: liveSizes } : options.media, runStartEpoch: runStart, live }),
         uplinkKbit: result.homes?.[viewer.index]?.uplinkKbit ?? null,
       });
     }
@@ -266,9 +321,31 @@ export async function runOne(options) {
   return result;
 }
 
-/** True for URL paths of the video (what "bytes consumed" and "origin bytes" count): the MP4, HLS playlists and segments. */
+/** True for URL paths of the video (what "bytes consumed" and "origin bytes" count): the MP4, HLS playlists and segments, the live stream's files. */
 function isMediaPath(path) {
-  return path.startsWith('/media/') || path.startsWith('/hls/');
+  return path.startsWith('/media/') || path.startsWith('/hls/') || path.startsWith('/live/');
+}
+
+/**
+ * Live: origin bytes of segments only. Every system reloads the live playlist from the origin
+ * every segment (no P2P system shares playlists), so playlists are left out of both sides of the
+ * offload and reported apart, with peerfetch's manifest reloads.
+ */
+function isLiveSegmentPath(path) {
+  return path.startsWith('/live/') && path.endsWith('.ts');
+}
+
+/** Starts ffmpeg packaging `mp4` in real time into `folder` as live HLS (the watcher publishes its hidden playlist). */
+function startLiveSource(mp4, folder) {
+  return startBackground(process.env.PEERFETCH_FFMPEG ?? 'ffmpeg', [
+    '-nostdin', '-hide_banner', '-loglevel', 'error', '-y',
+    '-re', '-i', mp4, '-c', 'copy',
+    '-f', 'hls', '-hls_time', String(HLS_SEGMENT_SECONDS), '-hls_list_size', String(LIVE.windowSegments),
+    // temp_file: the playlist appears whole after its segments; program_date_time: the latency's reference.
+    '-hls_flags', 'temp_file+delete_segments+program_date_time',
+    '-hls_segment_filename', join(folder, 'seg-%05d.ts'),
+    join(folder, '.index.m3u8'),
+  ]);
 }
 
 function mediaBytes(byPath) {
@@ -301,10 +378,12 @@ function maxCopies(piecesByPath, fileSizes) {
   return { max, where };
 }
 
-function measureViewer({ viewer, spec, originStats, media, runStartEpoch }) {
+function measureViewer({ viewer, spec, originStats, media, runStartEpoch, live = false }) {
   const s = viewer.last ?? {};
-  const consumed = spec.format === 'mp4' ? media.mp4Bytes : media.hlsBytes;
-  const originBytes = mediaBytes(originStats.byViewer[viewer.name] ?? {}) - viewer.originBytesBefore;
+  const byPath = originStats.byViewer[viewer.name] ?? {};
+  const liveSegmentBytes = Object.entries(byPath).reduce((sum, [path, bytes]) => sum + (isLiveSegmentPath(path) ? bytes : 0), 0);
+  const consumed = live ? Object.values(s.fragments ?? {}).reduce((sum, bytes) => sum + bytes, 0) : spec.format === 'mp4' ? media.mp4Bytes : media.hlsBytes;
+  const originBytes = live ? liveSegmentBytes : mediaBytes(byPath) - viewer.originBytesBefore;
   const copies = maxCopies(originStats.pieces[viewer.name], media.fileSizes);
   // When a piece went out more than once, list the viewer's requests that covered it: which
   // requests overlapped tells whether it was a rescue, a retry or two streams.
@@ -325,7 +404,9 @@ function measureViewer({ viewer, spec, originStats, media, runStartEpoch }) {
   }
   const pairs = Object.values(s.pairs ?? {});
   const endpoints = [...new Set(pairs.map((p) => `${p.local.split(':')[0]} <-> ${p.remote.split(':')[0]}`))];
-  const playedToEnd = Boolean(s.ended) && s.duration > 0 && s.currentTime >= s.duration - 0.5;
+  // A live stream's end is its #EXT-X-ENDLIST: `ended` after it is the end of the stream.
+  const playedToEnd = live ? Boolean(s.ended) : Boolean(s.ended) && s.duration > 0 && s.currentTime >= s.duration - 0.5;
+  const latencies = [...(s.latencies ?? [])].sort((a, b) => a - b);
   return {
     name: viewer.name,
     joinedAtS: viewer.joinedAtMs / 1000,
@@ -353,6 +434,11 @@ function measureViewer({ viewer, spec, originStats, media, runStartEpoch }) {
     peerBytesUsed: s.peerfetch?.bytesFromPeers ?? s.extra?.p2pml?.p2pSegments ?? null,
     engineStats: s.peerfetch ?? s.extra?.p2pml ?? s.extra?.webtorrent ?? null,
     hlsMilestones: s.extra?.hls ?? null,
+    // Live: the median latency over the viewer's samples (once a second while playing), and the bytes the origin sent it besides segments.
+    latencyMedianMs: latencies.length ? latencies[Math.floor(latencies.length / 2)] : null,
+    latencySamples: latencies.length,
+    liveOtherOriginBytes: live ? mediaBytes(byPath) - liveSegmentBytes : null,
+    segmentsLoaded: live ? Object.keys(s.fragments ?? {}).length : null,
     errors: (s.errors ?? []).slice(0, 5),
     sampleError: viewer.sampleError ?? null,
   };

@@ -35,6 +35,8 @@ const hls = new HlsWithP2P({
 hls.on(Hls.Events.ERROR, (_event, data) => {
   if (data.fatal) window.__bench.error(`hls.js fatal ${data.type}: ${data.details}`);
 });
-hls.loadSource('/hls/index.m3u8');
+window.__bench.watchHls(hls, Hls.Events, video);
+// `src`: another playlist (the live scenario's); the VOD rendition by default.
+hls.loadSource(query.get('src') ?? '/hls/index.m3u8');
 hls.attachMedia(video);
 video.play().catch((error) => window.__bench.error(`play(): ${error.message}`));

@@ -4,7 +4,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'vitest';
-import { goals, summarize, summarizeUplinks, uplinksGoals, writeDeliverySection } from '../lib/report.mjs';
+import { goals, liveGoals, liveTable, summarize, summarizeUplinks, uplinksGoals, writeDeliverySection } from '../lib/report.mjs';
 
 const SIZE = 1_000_000;
 function viewer(name, originBytes, { startupMs = 1000, stalls = 0, copies = 1, ended = true } = {}) {
@@ -92,4 +92,32 @@ test('home uplinks: offload against what the uplinks allow, wasted peer bytes, r
   assert.equal(byGoal['offload ≥ 85% of what the uplinks allow'], 'not met');
   assert.equal(byGoal['wasted peer bytes ≤ 5%'], 'met');
   assert.equal(byGoal["every viewer's rebuffers ≤ origin-only (the uploaders' included)"], 'not met');
+});
+
+test('live: the ideal is what the distinct segments allow, and the goals compare offload, latency and rebuffers', () => {
+  const live = (system, originBytes, latencyMedianMs, stalls = 0) => ({
+    ...run(system, 'live', [0, 1, 2, 3].map((index) => ({ ...viewer(`v${index}`, originBytes[index], { stalls: index === 0 ? stalls : 0 }), latencyMedianMs }))),
+    // Four viewers loaded 1 MB each; the later joiners missed the first 0.2 MB: 1.2 MB distinct would do.
+    liveDistinctBytes: 1.2 * SIZE,
+  });
+  const summaries = [
+    live('origin-hls', [SIZE, SIZE, SIZE, SIZE], 8000),
+    live('p2pml', [SIZE, SIZE, SIZE, SIZE / 2], 9000),
+    live('peerfetch-hls', [SIZE, SIZE / 10, SIZE / 10, 0], 8400, 1),
+  ].map((r) => summarize(r, 4));
+  const [base, rival, pf] = summaries;
+  assert.equal(pf.ideal, 0.7);
+  assert.ok(Math.abs(pf.offload - 0.7) < 1e-9);
+  assert.equal(pf.latencyMedianMs, 8400);
+  const byGoal = Object.fromEntries(liveGoals(summaries).map((g) => [g.goal.split(': ').at(-1), g.status]));
+  assert.equal(byGoal['offload ≥ 80% of ideal'], 'met');
+  assert.equal(byGoal['offload ≥ 1.5× p2p-media-loader, HLS (hls.js)'], 'met'); // 70% vs 12.5%
+  assert.equal(byGoal['latency ≤ p2p-media-loader, HLS (hls.js)'], 'met');
+  assert.equal(byGoal['latency ≤ origin-only + 0.5 s'], 'met'); // 0.4 s more
+  assert.equal(byGoal['rebuffers ≤ origin-only'], 'not met');
+  assert.equal(base.ideal, rival.ideal);
+  assert.match(liveTable(summaries), /\| peerfetch, HLS \(hls\.js\) \| 4 \| 70\.0% \| 100\.0% of 70\.0% \|/);
+  // A run where a viewer never reached the end of the stream is not measured.
+  const partial = summarize({ ...live('peerfetch-hls', [0, 0, 0, 0], 8000), timedOut: true }, 4);
+  assert.deepEqual(liveGoals([partial]).map((g) => g.status), ['not measured']);
 });

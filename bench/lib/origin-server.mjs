@@ -19,7 +19,8 @@
 // `peerfetch origin`: bytes count once they reached the socket, the cap is per TCP connection.
 //
 // GET /__bench/stats returns { byViewer: { viewer: { path: bytes } }, pieces: { viewer: { path: [bytes per piece] } },
-// requests: [{ viewer, path, range, status }] } where viewer is the `peerfetch-viewer/<name>`
+// requests: [{ viewer, path, range, status }], sizes: { path: bytes } } (sizes: of every file served, as it was then;
+// a live stream's segments are deleted once they leave its window) where viewer is the `peerfetch-viewer/<name>`
 // token of the User-Agent (every request of a browser context carries it, its service worker's too).
 import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
@@ -69,6 +70,7 @@ const root = await realpath(options.root);
 const byViewer = {};
 const pieces = {};
 const requests = [];
+const sizes = {};
 
 function account(viewer, urlPath, offset, length) {
   const paths = (byViewer[viewer] ??= {});
@@ -134,7 +136,7 @@ async function handle(request, response) {
   if (urlPath === '/__bench/stats') {
     response.setHeader('Content-Type', 'application/json');
     response.setHeader('Cache-Control', 'no-store');
-    response.end(JSON.stringify({ byViewer, pieces, requests }));
+    response.end(JSON.stringify({ byViewer, pieces, requests, sizes }));
     return;
   }
   const viewer = VIEWER_PATTERN.exec(request.headers['user-agent'] ?? '')?.[1] ?? 'anonymous';
@@ -146,6 +148,7 @@ async function handle(request, response) {
     return;
   }
   const size = info.size;
+  sizes[urlPath] = size;
   const type = TYPES[path.extname(file)] ?? 'application/octet-stream';
   response.setHeader('Content-Type', type);
   response.setHeader('Accept-Ranges', 'bytes');

@@ -2,7 +2,7 @@
 // Records what a viewer experienced, the same way for every system:
 // - playback: time of the first `playing` (ms since navigation start), stalls (`waiting` after
 //   the first `playing`, until the next `playing`), `ended`, media errors;
-// - HLS (pages call watchHls): bytes of each segment the player loaded, and at a live stream the
+// - HLS (pages call watchHls): each segment the player loaded, and at a live stream the
 //   latency, wall clock minus the EXT-X-PROGRAM-DATE-TIME of the frame on screen, once a second;
 // - WebRTC: every RTCPeerConnection the page's libraries create, sampled every 2 s for the
 //   selected ICE candidate pair and its bytes, so a run in which P2P never worked is visible.
@@ -28,7 +28,7 @@
     pairs: {},
     channelBytes: {},
     extra: {},
-    /** Segment URL path → bytes, for each segment the player loaded (HLS pages). */
+    /** Segment URL path → times loaded, for each segment the player loaded (HLS pages; sizes come from the origin). */
     fragments: {},
     latencies: [],
   };
@@ -125,7 +125,13 @@
   function watchHls(hls, events, video) {
     hls.on(events.FRAG_LOADED, (_event, data) => {
       const path = new URL(data.frag.url, location.href).pathname;
-      state.fragments[path] = data.payload?.byteLength ?? data.frag.stats?.total ?? 0;
+      state.fragments[path] = (state.fragments[path] ?? 0) + 1;
+    });
+    // Non-fatal player errors (a fragment load timing out, a stall hls.js noticed): where a rebuffer came from.
+    const hlsErrors = [];
+    state.extra.hlsErrors = hlsErrors;
+    hls.on(events.ERROR, (_event, data) => {
+      if (hlsErrors.length < 40) hlsErrors.push({ at: Math.round(performance.now()), details: data.details, fatal: data.fatal, url: data.frag?.url ? new URL(data.frag.url, location.href).pathname : undefined });
     });
     setInterval(() => {
       const date = hls.playingDate;

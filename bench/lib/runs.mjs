@@ -297,7 +297,8 @@ export async function runOne(options) {
     // Live: what was consumed is what each player loaded; the origin had to send each distinct segment once.
     const liveSizes = {};
     if (live) {
-      for (const viewer of joined) Object.assign(liveSizes, viewer.last?.fragments ?? {});
+      // The players' own byte counts are not reliable (hls.js hands a segment's buffer to its worker); the origin's file sizes are.
+      for (const viewer of joined) for (const path of Object.keys(viewer.last?.fragments ?? {})) liveSizes[path] = originStats.sizes[path] ?? 0;
       result.liveDistinctBytes = Object.values(liveSizes).reduce((sum, bytes) => sum + bytes, 0);
     }
     for (const viewer of joined) {
@@ -382,7 +383,7 @@ function measureViewer({ viewer, spec, originStats, media, runStartEpoch, live =
   const s = viewer.last ?? {};
   const byPath = originStats.byViewer[viewer.name] ?? {};
   const liveSegmentBytes = Object.entries(byPath).reduce((sum, [path, bytes]) => sum + (isLiveSegmentPath(path) ? bytes : 0), 0);
-  const consumed = live ? Object.values(s.fragments ?? {}).reduce((sum, bytes) => sum + bytes, 0) : spec.format === 'mp4' ? media.mp4Bytes : media.hlsBytes;
+  const consumed = live ? Object.keys(s.fragments ?? {}).reduce((sum, path) => sum + (media.fileSizes[path] ?? 0), 0) : spec.format === 'mp4' ? media.mp4Bytes : media.hlsBytes;
   const originBytes = live ? liveSegmentBytes : mediaBytes(byPath) - viewer.originBytesBefore;
   const copies = maxCopies(originStats.pieces[viewer.name], media.fileSizes);
   // When a piece went out more than once, list the viewer's requests that covered it: which

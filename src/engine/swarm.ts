@@ -17,14 +17,6 @@ export const MAX_PEERS = 8;
  */
 const PEER_ATTEMPT_TIMEOUT_MS = 3000;
 
-/**
- * A caller needing a piece this much sooner (ms) than the download under way asks for it again as
- * urgent (see fetchPiece): less is noise between a player's deadlines.
- */
-const REPRIORITIZE_MARGIN_MS = 1000;
-/** Stands for bytes of a piece received by an earlier download, among the contributors to blame for a bad piece. */
-const EARLIER = '(an earlier download)';
-
 /** What the swarm reports upwards (the orchestrator turns these into stats and public events). */
 export interface SwarmCallbacks {
   onPeerConnect(peer: Peer): void;
@@ -75,11 +67,8 @@ export class Swarm {
   readonly #relayed = new Set<string>();
   /** Whether relayed peers serve pieces the player waits for ('all'), or only prefetches ('ahead'). */
   relayedServeUrgent = true;
-  /**
-   * Per piece download in progress: when (performance.now() ms) its requests say it is needed,
-   * and the bytes kept from peers that stopped part way (see #download).
-   */
-  readonly #active = new Map<string, { dueAt: number; prefix: Uint8Array | undefined }>();
+  /** Per piece download in progress, the bytes kept from peers that stopped part way (see #download). */
+  readonly #prefixes = new Map<string, Uint8Array>();
   readonly #stopListening: () => void;
 
   constructor(manifest: Manifest, store: PieceStore, callbacks: SwarmCallbacks) {
@@ -318,16 +307,9 @@ export class Swarm {
     const asset = this.#assets.get(assetId);
     if (!asset || piece >= asset.pieces.length) return { ok: false, reason: 'unknown-asset' };
     const key = `${assetId}/${piece}`;
-    const running = this.#downloads.has(key);
-    const deliverable = this.availability(assetId, piece, urgent) > 0 && this.canDeliverWithin(assetId, piece, deadlineMs, deadlineMs, urgent);
-    if (!running && this.availability(assetId, piece, urgent) > 0 && !deliverable) return { ok: false, reason: 'slow-peers' };
-    let prefix: Uint8Array | undefined;
-    if (running && deliverable && performance.now() + deadlineMs < (this.#active.get(key)?.dueAt ?? Infinity) - REPRIORITIZE_MARGIN_MS) {
-      // A prefetch of this piece is under way, but this caller needs it sooner: the peer serves
-      // requests by urgency and would send it behind everything more urgent than a prefetch.
-      // Asked again as urgent, from where the prefetch got to (the prefetch ends here).
-      prefix = this.#partialOf(asset, piece);
-      this.#downloads.abort(key);
+    const joining = this.#downloads.has(key);
+    if (!joining && this.availability(assetId, piece, urgent) > 0 && !this.canDeliverWithin(assetId, piece, deadlineMs, deadlineMs, urgent)) {
+      return { ok: false, reason: 'slow-peers' };
     }
     // The partial is taken at the deadline before this caller leaves the transfer: the last caller
     // leaving cancels it at the peer, and the bytes received so far with it.
@@ -341,7 +323,7 @@ export class Swarm {
     signal.addEventListener('abort', onAbort, { once: true });
     if (signal.aborted) caller.abort();
     try {
-      return await this.#downloads.run(key, (shared) => this.#download(asset, piece, deadlineMs, shared, urgent, prefix), caller.signal);
+      return await this.#downloads.run(key, (shared) => this.#download(asset, piece, deadlineMs, shared, urgent), caller.signal);
     } catch {
       if (!partial) return { ok: false, reason: 'timeout' };
       // The caller finishes the piece from here: nobody needs the rest from a peer any more.
@@ -355,7 +337,7 @@ export class Swarm {
 
   /** The longest run of a piece's first bytes received from peers so far (unverified), if any. */
   #partialOf(asset: ManifestAsset, piece: number): Uint8Array | undefined {
-    let best = this.#active.get(`${asset.id}/${piece}`)?.prefix;
+    let best = this.#prefixes.get(`${asset.id}/${piece}`);
     for (const peer of this.peers.values()) {
       const partial = peer.partial(asset.id, piece);
       if (partial && partial.length > (best?.length ?? 0)) best = partial;
@@ -369,17 +351,15 @@ export class Swarm {
    * for the rest only. The whole piece is verified; when bytes of several peers fail together,
    * nobody can be blamed (no ban), and the piece is not taken from them again in this download.
    */
-  async #download(asset: ManifestAsset, piece: number, deadlineMs: number, signal: AbortSignal, urgent: boolean, initialPrefix?: Uint8Array): Promise<PieceResult> {
+  async #download(asset: ManifestAsset, piece: number, deadlineMs: number, signal: AbortSignal, urgent: boolean): Promise<PieceResult> {
     const span = pieceSpan(piece, asset.size, asset.pieceSize);
     const bytes = span.end - span.start;
     const key = `${asset.id}/${piece}`;
     const endsAt = performance.now() + deadlineMs;
     const tried = new Set<string>();
-    /** Ids of the peers whose bytes are in `prefix` (EARLIER: bytes from an earlier download of the piece). */
-    let contributors = new Set<string>(initialPrefix ? [EARLIER] : []);
-    let prefix = initialPrefix;
-    const state = { dueAt: endsAt, prefix };
-    this.#active.set(key, state);
+    /** Peers whose bytes are in `prefix`. */
+    let contributors: Peer[] = [];
+    let prefix: Uint8Array | undefined;
     let rejected = false;
     try {
       while (!signal.aborted) {
@@ -405,8 +385,9 @@ export class Swarm {
           }
           const partial = error instanceof PeerfetchError ? error.details.partial : undefined;
           if (partial instanceof Uint8Array && partial.length > (prefix?.length ?? 0)) {
-            prefix = state.prefix = partial;
-            contributors.add(peer.id);
+            prefix = partial;
+            contributors = [...contributors, peer];
+            this.#prefixes.set(key, prefix);
           }
           continue;
         } finally {
@@ -414,13 +395,14 @@ export class Swarm {
         }
         if (!(await verifyPiece(data, asset.pieces[piece]!))) {
           rejected = true;
-          if ([...contributors].every((contributor) => contributor === peer.id)) {
+          if (contributors.length === 0 || contributors.every((contributor) => contributor === peer)) {
             this.#ban(peer, asset, piece);
           } else {
-            for (const contributor of contributors) tried.add(contributor);
+            for (const contributor of contributors) tried.add(contributor.id);
           }
-          prefix = state.prefix = undefined;
-          contributors = new Set();
+          prefix = undefined;
+          contributors = [];
+          this.#prefixes.delete(key);
           continue;
         }
         await this.#store.put({ asset: asset.id, piece, data }).catch(() => {});
@@ -429,8 +411,7 @@ export class Swarm {
         return { ok: true, data };
       }
     } finally {
-      // A download aborted to be asked again more urgently ends after its successor started.
-      if (this.#active.get(key) === state) this.#active.delete(key);
+      this.#prefixes.delete(key);
     }
     if (signal.aborted) return { ok: false, reason: 'timeout' };
     return { ok: false, reason: rejected ? 'rejected' : tried.size === 0 ? 'no-peer' : 'timeout' };

@@ -136,26 +136,6 @@ describe('Swarm: requests sized to each line', () => {
     swarm.destroy();
   });
 
-  it('a piece being prefetched that the player now needs is asked for again as urgent, from where the prefetch got to', async () => {
-    const { swarm, assetId } = await setup();
-    const { remoteEnd } = connectRemote(swarm, assetId, 'slow', [0, 1, 2], 40_000); // 320 kbit/s: 1.6 s a piece
-    await vi.advanceTimersByTimeAsync(10);
-    const prefetches = [0, 1, 2].map((piece) => swarm.fetchPiece(assetId, piece, 10_000, new AbortController().signal));
-    await vi.advanceTimersByTimeAsync(500);
-    // Behind two prefetches, piece 2 would come after ~4.9 s: past a 4 s deadline.
-    const urgent = swarm.fetchPiece(assetId, 2, 4000, new AbortController().signal);
-    await vi.advanceTimersByTimeAsync(4000);
-    const result = await urgent;
-    expect(result).toMatchObject({ ok: true });
-    expect(result.ok && result.data).toEqual(pieceBytes(2));
-    await vi.advanceTimersByTimeAsync(6000);
-    await Promise.all(prefetches);
-    // No piece went twice: the urgent request took over from where the prefetch was.
-    const sent = remoteEnd.sent.reduce((sum, message) => sum + (message.type === 'chunk' ? message.data.length : 0), 0);
-    expect(sent).toBeLessThanOrEqual(3 * PIECE + 2 * 16 * 1024);
-    swarm.destroy();
-  });
-
   it('does not queue a request on a line that cannot deliver it in time', async () => {
     const { swarm, assetId } = await setup();
     connectRemote(swarm, assetId, 'slow', [0, 1, 2], 50_000);

@@ -7,6 +7,7 @@ export type { PeerfetchStats, PeerStats } from './stats.js';
 export type { CandidateType } from './peer-path.js';
 export type { UnreachableDetail, UnreachableReason } from './reachability.js';
 export { PeerfetchError, type PeerfetchErrorCode } from '../shared/errors.js';
+export type { TypedEvent } from '../shared/typed-events.js';
 
 declare global {
   interface Window {

@@ -1,8 +1,8 @@
 // Type-level tests of typed events: compiled by `npm run typecheck` (tsc -p test/types). Each
 // `@ts-expect-error` line must fail to compile; the build fails if one compiles.
 import { expectTypeOf } from 'vitest';
-import { start, type PeerfetchStats } from '../../src/engine/index.js';
-import { TypedEventTarget, type TypedEvent } from '../../src/shared/typed-events.js';
+import { start, type PeerfetchStats, type TypedEvent } from '../../src/engine/index.js';
+import { TypedEventTarget } from '../../src/shared/typed-events.js';
 
 interface ThingEvents {
   'thing:done': { count: number };

@@ -2,6 +2,7 @@ import { pieceSpan, piecesCovering } from '../shared/piece-math.js';
 import { contentRange, parseRange, type ByteRange } from '../shared/range.js';
 import type { ManifestAsset } from '../shared/manifest.js';
 import { GrowingPiece } from './growing-piece.js';
+import { PeerfetchError } from '../shared/errors.js';
 
 /**
  * Fetches the bytes of one whole piece; rejects when no source can deliver it. `first` marks
@@ -84,11 +85,27 @@ export function pieceStream(
       let delivered = 0;
       try {
         const data = await loading;
-        // A piece still arriving from the origin flows to the player part by part.
-        const parts = data instanceof GrowingPiece ? data.read(from, to) : [data.subarray(from, to)];
-        for await (const part of parts) {
+        if (!(data instanceof GrowingPiece)) {
+          // Whole pieces come verified (store, peers, an origin piece finished after peers).
+          controller.enqueue(data.subarray(from, to));
+          delivered = to - from;
+        } else if (index === pieces[0]) {
+          // The first piece of a response streams from the origin as it arrives (startup and seeks
+          // as fast as plain HTTP); when it then fails its hash, the response fails before any
+          // other piece joins it.
+          for await (const part of data.read(from, to)) {
+            controller.enqueue(part);
+            delivered += part.length;
+          }
+          if (!(await data.verify(asset.pieces[index]!))) throw changedFile(asset, index);
+        } else {
+          // Any later origin piece is verified before its first byte joins the response: the file
+          // may have changed on the origin since the pieces before it were read (from the store,
+          // peers or the origin), and a response is never assembled from two versions of a file.
+          if (!(await data.verify(asset.pieces[index]!))) throw changedFile(asset, index);
+          const part = data.data.subarray(from, to);
           controller.enqueue(part);
-          delivered += part.length;
+          delivered = part.length;
         }
       } catch (error) {
         abort.abort();
@@ -103,3 +120,6 @@ export function pieceStream(
     },
   });
 }
+
+/** A piece from the origin that does not match the manifest: the file changed there (the loader reloads the manifest). */
+const changedFile = (asset: ManifestAsset, piece: number) => new PeerfetchError('origin-failed', 'the file changed on the origin', { url: asset.href, piece, changed: true });

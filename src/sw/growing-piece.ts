@@ -1,4 +1,5 @@
 import { PeerfetchError } from '../shared/errors.js';
+import { verifyPiece } from '../shared/integrity.js';
 
 /**
  * A piece whose bytes are still arriving from the origin. Readers get each byte range as soon
@@ -14,6 +15,7 @@ export class GrowingPiece {
    * keeps every piece of it, instead of downloading the whole file again for each next piece.
    */
   wholeAsset: Uint8Array | undefined;
+  #verified: Promise<boolean> | undefined;
   #received = 0;
   #failure: unknown;
   #wake: (() => void)[] = [];
@@ -37,6 +39,18 @@ export class GrowingPiece {
   /** Whether the piece failed: no more bytes will come. */
   get failed(): boolean {
     return this.#failure !== undefined;
+  }
+
+  /**
+   * Whether the whole piece matches `sha256` (hex), once it is complete; false when it fails to
+   * arrive. Hashed once, however many readers ask (the response that streams it and the store).
+   */
+  verify(sha256: string): Promise<boolean> {
+    this.#verified ??= this.done.then(
+      (data) => verifyPiece(data, sha256),
+      () => false,
+    );
+    return this.#verified;
   }
 
   append(chunk: Uint8Array): void {

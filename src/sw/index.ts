@@ -18,7 +18,7 @@ import { SignedUrls } from './signed-urls.js';
 declare const self: ServiceWorkerGlobalScope;
 
 const params = new URL(self.location.href).searchParams;
-const manifests = new ManifestSource(new URL(params.get('manifest') ?? '/peerfetch-manifest.json', self.location.href).href, onManifestChange);
+const manifests = new ManifestSource(new URL(params.get('manifest') ?? '/peerfetch-manifest.json', self.location.href).href, { onChange: onManifestChange });
 const bridge = new EngineBridge(self);
 let storeOpening: Promise<PieceStore | undefined> | undefined;
 let sources: Promise<PieceSources> | undefined;
@@ -124,7 +124,10 @@ self.addEventListener('fetch', (event) => {
   if (killSwitchOn(self, manifest)) return;
   if (manifest && !passedThrough.has(request.url)) {
     const asset = findAsset(manifest, request.url);
-    if (asset) return event.respondWith(respond(event, asset));
+    if (asset) {
+      manifests.revalidate();
+      return event.respondWith(respond(event, asset));
+    }
     const stream = findLiveStream(manifest, request.url);
     if (!stream || stream.ended) return manifests.refreshIfWatched();
     const requestedAt = Date.now();

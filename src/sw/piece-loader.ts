@@ -203,7 +203,7 @@ export class PieceSources {
         if (growing.wholeAsset && !this.#wholeAssets.has(asset.id)) this.#wholeAssets.set(asset.id, growing.wholeAsset);
         void growing.done
           .then(async (data) => {
-            const stored = await this.#verifyAndStore(asset, piece, data);
+            const stored = await this.#verifyAndStore(asset, piece, data, growing);
             this.#components.notify(clientId, { type: 'piece-delivered', asset: asset.id, piece, source: 'origin', bytes: data.length, stored, latencyMs });
             if (growing.wholeAsset) await this.#keepWholeAsset(asset, piece, growing.wholeAsset, clientId);
           })
@@ -276,9 +276,13 @@ export class PieceSources {
     }
   }
 
-  /** The origin is the authority: its bytes reach the player either way; only verified bytes are stored and shared. */
-  async #verifyAndStore(asset: ManifestAsset, piece: number, data: Uint8Array): Promise<boolean> {
-    if (!(await verifyPiece(data, asset.pieces[piece]!))) {
+  /**
+   * Only verified origin bytes are stored and shared; a mismatch means the file changed on the
+   * origin (the response that reads the piece fails on it too, see pieceStream).
+   */
+  async #verifyAndStore(asset: ManifestAsset, piece: number, data: Uint8Array, growing?: GrowingPiece): Promise<boolean> {
+    const hash = asset.pieces[piece]!;
+    if (!(await (growing ? growing.verify(hash) : verifyPiece(data, hash)))) {
       this.#components.onStaleManifest(asset, piece);
       return false;
     }

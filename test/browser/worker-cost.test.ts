@@ -10,6 +10,7 @@ import { parseRange } from '../../src/shared/range.js';
 import { useChromium, waitFor } from '../harness/browser.js';
 import { startProcess } from '../harness/processes.js';
 import { fetchInPage, sha256 } from './test-site.js';
+import { ABSENCE_CACHE } from '../../src/sw/kill-switch.js';
 
 // The worker never costs the site: without a manifest it makes only media requests wait for one,
 // and asks for a manifest that keeps failing only now and then (a negative cache), not once per
@@ -22,7 +23,21 @@ const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javas
 const BARE_PAGE = `<!doctype html><meta charset="utf-8"><title>bare</title>
 <script>window.registered = navigator.serviceWorker.register('/peerfetch-sw.js');</script>`;
 
-type ManifestMode = 'missing' | 'file' | 'disabled' | 'gone';
+/**
+ * A page of a site whose manifest has been answering 404 for two hours (five times): the record the
+ * worker keeps of that run (Cache Storage, see src/sw/kill-switch.ts) is written before the worker
+ * is registered, as earlier visits would have left it. Then the worker's first load is one more 404.
+ */
+const ABSENT_PAGE = `<!doctype html><meta charset="utf-8"><title>absent</title>
+<script>
+  const manifestUrl = new URL('/peerfetch-manifest.json', location.href).href;
+  const record = new Response(JSON.stringify({ since: Date.now() - 2 * 3600 * 1000, failures: 5 }));
+  window.registered = caches.open('${ABSENCE_CACHE}')
+    .then((cache) => cache.put(manifestUrl, record))
+    .then(() => navigator.serviceWorker.register('/peerfetch-sw.js'));
+</script>`;
+
+type ManifestMode = 'missing' | 'file' | 'disabled' | 'gone' | 'absent';
 
 let dir: string;
 let media: Buffer;
@@ -37,7 +52,7 @@ function serve(mode: ManifestMode, request: IncomingMessage, response: ServerRes
   const path = new URL(request.url ?? '/', 'http://origin').pathname;
   if (path === '/peerfetch-manifest.json') {
     manifestRequests.set(mode, (manifestRequests.get(mode) ?? 0) + 1);
-    if (mode === 'missing') return void response.writeHead(404).end();
+    if (mode === 'missing' || mode === 'absent') return void response.writeHead(404).end();
     if (mode === 'gone') return void response.writeHead(410).end();
     if (mode === 'disabled') return void response.writeHead(200, { 'content-type': 'application/json' }).end('{"version":1,"disabled":true}');
   }
@@ -63,11 +78,12 @@ beforeAll(async () => {
   await writeFile(join(dir, 'logo.png'), randomBytes(2000));
   await writeFile(join(dir, 'data.json'), '{"answer":42}');
   await writeFile(join(dir, 'bare.html'), BARE_PAGE);
+  await writeFile(join(dir, 'absent.html'), ABSENT_PAGE);
   await copyFile('dist/peerfetch-sw.js', join(dir, 'peerfetch-sw.js'));
   const manifest = await startProcess('node', ['bin/peerfetch.js', 'manifest', dir, '--piece-size', '64KiB']);
   expect(await manifest.exited).toBe(0);
   // Chromium keeps a worker and storage per origin: one loopback address per scenario.
-  for (const [index, mode] of (['file', 'missing', 'disabled', 'gone'] as const).entries()) {
+  for (const [index, mode] of (['file', 'missing', 'disabled', 'gone', 'absent'] as const).entries()) {
     const server = createServer((request, response) => serve(mode, request, response));
     const host = `127.0.0.${index + 1}`;
     await new Promise<void>((resolve) => server.listen(0, host, resolve));
@@ -84,7 +100,7 @@ afterAll(async () => {
 /** Opens the bare page of `mode`'s origin once its worker is registered (and, when `controlled`, controls the page). */
 async function openBarePage(mode: ManifestMode, controlled = true): Promise<Page> {
   const page = await (await chromium.viewer(`cost-${mode}`)).newPage();
-  await page.goto(`${origins.get(mode)}/bare.html`);
+  await page.goto(`${origins.get(mode)}/${mode === 'absent' ? 'absent' : 'bare'}.html`);
   await page.evaluate(async () => void (await (window as unknown as { registered: Promise<unknown> }).registered));
   if (controlled) await page.waitForFunction(() => navigator.serviceWorker.controller !== null);
   return page;
@@ -102,6 +118,8 @@ describe('a worker without a usable manifest', () => {
     // The worker's first load, and at most a retry or two after its 10 s negative cache ran out on
     // a slow run; it used to ask again for each of the 18 requests.
     expect(manifestRequests.get('missing')).toBeLessThanOrEqual(3);
+    // A manifest missing for seconds is no kill switch: the worker stays.
+    expect(await page.evaluate(async () => (await navigator.serviceWorker.getRegistrations()).length)).toBe(1);
   });
 
   it('answers media from its manifest when there is one (the control case)', async () => {
@@ -111,7 +129,7 @@ describe('a worker without a usable manifest', () => {
     expect(videoRequests.get('file')!.every((range) => range.startsWith('bytes='))).toBe(true);
   });
 
-  it.each(['disabled', 'gone'] as const)('with the kill switch (%s), passes everything through and unregisters itself', async (mode) => {
+  it.each(['disabled', 'gone', 'absent'] as const)('with the kill switch (%s), passes everything through and unregisters itself', async (mode) => {
     // Not waiting for control: a worker that reads the switch while installing never takes the page.
     const page = await openBarePage(mode, false);
     await waitFor(() => page.evaluate(async () => (await navigator.serviceWorker.getRegistrations()).length === 0), {

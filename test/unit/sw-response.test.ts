@@ -270,6 +270,60 @@ describe('SharedTasks', () => {
 });
 
 describe('a file that changed on the origin', () => {
+  const growingOf = (data: Uint8Array, parts = 2) => {
+    const growing = new GrowingPiece(data.length);
+    const step = Math.ceil(data.length / parts);
+    for (let at = 0; at < data.length; at += step) setTimeout(() => growing.append(data.subarray(at, at + step)), 1);
+    return growing;
+  };
+  /** Reads a response body to its end or its error: the bytes that reached the reader, and whether it failed. */
+  async function readAll(response: Response): Promise<{ bytes: Uint8Array; failed: boolean }> {
+    const reader = response.body!.getReader();
+    const parts: Uint8Array[] = [];
+    let failed = false;
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        parts.push(value);
+      }
+    } catch {
+      failed = true;
+    }
+    const bytes = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+    let at = 0;
+    for (const part of parts) (bytes.set(part, at), (at += part.length));
+    return { bytes, failed };
+  }
+
+  it('a later origin piece of another version never joins the response: it fails before any byte of that piece', async () => {
+    const asset = await makeAsset();
+    const newVersion = fromBytes(1).map((byte) => byte ^ 0xff);
+    // Piece 0 verified (the store or peers, the old version), piece 1 from the origin, which now has the new one.
+    const response = assetResponse(asset, null, async (piece) => (piece === 0 ? fromBytes(0) : piece === 1 ? growingOf(newVersion) : fromBytes(piece)));
+    const { bytes: received, failed } = await readAll(response);
+    expect(failed).toBe(true);
+    expect(received).toEqual(fromBytes(0));
+  });
+
+  it('a first origin piece that fails its hash fails the response before the next piece', async () => {
+    const asset = await makeAsset();
+    const newVersion = fromBytes(0).map((byte) => byte ^ 0xff);
+    const response = assetResponse(asset, null, async (piece) => (piece === 0 ? growingOf(newVersion) : fromBytes(piece)));
+    const { bytes: received, failed } = await readAll(response);
+    expect(failed).toBe(true);
+    // Its bytes streamed as they arrived (startup as fast as plain HTTP), and nothing after them.
+    expect(received.length).toBeLessThanOrEqual(PIECE);
+  });
+
+  it('origin pieces of the listed version stream to the end', async () => {
+    const asset = await makeAsset();
+    const response = assetResponse(asset, 'bytes=100-', async (piece) => growingOf(fromBytes(piece), 3));
+    const { bytes: received, failed } = await readAll(response);
+    expect(failed).toBe(false);
+    expect(received).toEqual(bytes.subarray(100));
+  });
+
   it('fails the piece and asks for the manifest again', async () => {
     const asset = await makeAsset();
     let stale = 0;

@@ -462,6 +462,12 @@ export class Peer {
     this.bytesDownloaded += chunk.data.length;
     if (download.next >= download.buffer.length) {
       this.#forget(chunk.id);
+      // A request completed since the stall was measured: the line delivers again, and the moving
+      // average (busy-time samples, slow ones included) is the estimate once more. Otherwise a peer
+      // that stalled once is refused for STALL_MEMORY_MS while it delivers fine (WAN benchmark: a
+      // viewer on a 2 Mbit/s home line refused the only peer ahead of it for 15 s after one
+      // request had waited behind another).
+      if (this.#stall && this.#stall.at < now) this.#stall = undefined;
       download.resolve(download.buffer);
     }
   }

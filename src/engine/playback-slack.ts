@@ -45,5 +45,5 @@ export function bufferedAheadMs(media: Iterable<PlayingMedia>): number | undefin
  */
 export function playbackDeadlineMs(deadlineMs: number, maxMs: number | undefined, aheadMs: number | undefined): number {
   if (maxMs === undefined || aheadMs === undefined) return deadlineMs;
-  return Math.min(maxMs, Math.max(deadlineMs, aheadMs - PLAYBACK_RESERVE_MS));
+  return Math.round(Math.min(maxMs, Math.max(deadlineMs, aheadMs - PLAYBACK_RESERVE_MS)));
 }

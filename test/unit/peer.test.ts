@@ -223,6 +223,12 @@ describe('Peer protocol', () => {
       return {
         leecher,
         fresh,
+        /** The channel drains and stays free from now on. */
+        unclog: () => {
+          seederEnd.send = send;
+          seederEnd.bufferedAmount = 0;
+          seederEnd.dispatchEvent(new Event('bufferedamountlow'));
+        },
         advance: (ms: number) => (now += ms),
         giveUp: async () => {
           abort.abort();
@@ -241,6 +247,18 @@ describe('Peer protocol', () => {
       advance(15_001);
       // Another chance: no slower than a peer never measured.
       expect(leecher.expectedDelay(PIECE_BYTES)).toBeLessThanOrEqual(fresh);
+    });
+
+    it('a request that completes after the stall ends it: the line delivers again', async () => {
+      const { leecher, fresh, advance, giveUp, unclog } = await stalledDownload();
+      advance(2000);
+      await giveUp();
+      expect(leecher.expectedDelay(PIECE_BYTES)).toBeGreaterThan(10 * fresh);
+      // The line is free again: the next request comes through whole.
+      unclog();
+      advance(100);
+      await leecher.request(ASSET, 2, PIECE_BYTES, new AbortController().signal);
+      expect(leecher.expectedDelay(PIECE_BYTES)).toBeLessThan(10 * fresh);
     });
 
     it('a request given up on at once says nothing about the peer', async () => {

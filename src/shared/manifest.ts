@@ -286,11 +286,24 @@ export function findAsset(manifest: Manifest, href: string): ManifestAsset | und
   return manifest.assets.find((asset) => asset.href === wanted);
 }
 
+/** The last run of digits in a file name: a packager's segment number (`seg10.ts`, `chunk-stream0-00041.m4s`). */
+const SEGMENT_NUMBER = /\d+(?=\D*$)/;
+
 /**
- * Assets played one after another share a stream: HLS segments of one rendition are files of one
- * folder and one type. The scheduler prefetches across them, and a request for the next segment
+ * Assets played one after another share a stream: the segments of one rendition, files of one
+ * folder and one type whose names differ only in their last number, the segment number every
+ * packager writes last (ffmpeg `seg-%03d.ts` and DASH `chunk-stream$RepresentationID$-$Number$.m4s`,
+ * where the representation's number comes first). So renditions, or DASH video and audio, that
+ * share a folder are streams of their own, and so is each unnumbered file (an MP4). The scheduler
+ * prefetches across a stream's assets in manifest order, and a request for the next segment
  * continues a stream rather than starting one.
+ *
+ * @example
+ * streamKey({ href: 'https://site.example/dash/chunk-stream1-00007.m4s', contentType: 'video/iso.segment' })
+ * // 'https://site.example/dash/chunk-stream1-.m4s|video/iso.segment'
  */
 export function streamKey(asset: Pick<ManifestAsset, 'href' | 'contentType'>): string {
-  return `${asset.href.slice(0, asset.href.lastIndexOf('/') + 1)}|${asset.contentType}`;
+  const path = asset.href.split('?', 1)[0]!;
+  const folderEnd = path.lastIndexOf('/') + 1;
+  return `${path.slice(0, folderEnd)}${path.slice(folderEnd).replace(SEGMENT_NUMBER, '')}|${asset.contentType}`;
 }

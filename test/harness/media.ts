@@ -215,3 +215,100 @@ export async function startLiveSource(folder: string, options: LiveSourceOptions
     },
   };
 }
+
+/** Options of {@link ensureTestDash}. */
+export interface TestDashOptions extends TestVideoOptions {
+  /**
+   * One file per representation, each segment a byte range of it (`-single_file 1`: an MPD
+   * SegmentList of `mediaRange`s into `<name>-stream0.mp4`), instead of a file per segment.
+   */
+  singleFile?: boolean;
+}
+
+/**
+ * Returns the folder of a VOD DASH presentation of the test pattern, `manifest.mpd` with 2 s
+ * segments, written by ffmpeg's dash muxer into test/.cache/ on first use: segment files
+ * (`init-stream0.m4s`, `chunk-stream0-00001.m4s`, ...) or, with `singleFile`, one file
+ * (`manifest-stream0.mp4`) whose segments the players fetch as byte ranges.
+ *
+ * @example
+ * const dir = await ensureTestDash({ seconds: 8, kbps: 800, singleFile: true });
+ */
+export function ensureTestDash(options: TestDashOptions = {}): Promise<string> {
+  const o = resolved(options);
+  const target = join(MEDIA_CACHE_DIR, `${testMediaBaseName(o)}-dash${options.singleFile ? '-single' : ''}`);
+  return cached(target, async (tmp) => {
+    await mkdir(tmp, { recursive: true });
+    await ffmpeg([
+      ...encoderArgs(o),
+      '-f', 'dash',
+      '-seg_duration', String(HLS_SEGMENT_SECONDS),
+      ...(options.singleFile ? ['-single_file', '1'] : ['-use_template', '1', '-use_timeline', '1']),
+      join(tmp, 'manifest.mpd'),
+    ]);
+  });
+}
+
+/** One rendition of {@link ensureTestHlsRenditions}. */
+export interface TestRendition {
+  /** Frame size `WxH`. */
+  size: string;
+  /** Video bitrate in kbit/s. */
+  kbps: number;
+}
+
+/** Options of {@link ensureTestHlsRenditions}. */
+export interface TestHlsRenditionsOptions {
+  /** File name prefix, to keep different tests' files apart. */
+  name: string;
+  /** Duration in seconds. */
+  seconds: number;
+  renditions: TestRendition[];
+}
+
+/** HLS segment length (s) of {@link ensureTestHlsRenditions}: 1 s, so a few seconds make ten or more segments. */
+const RENDITION_SEGMENT_SECONDS = 1;
+
+/**
+ * Returns the folder of a VOD HLS stream in several renditions, as ffmpeg writes one:
+ * `master.m3u8` naming `v0/index.m3u8`, `v1/index.m3u8`, ... (in the order of `renditions`), each
+ * rendition's 1 s segments named `seg0.ts`, `seg1.ts`, ... `seg10.ts` (ffmpeg's unpadded default,
+ * which plain string order sorts wrongly). Generated into test/.cache/ on first use.
+ *
+ * @example
+ * const dir = await ensureTestHlsRenditions({ name: 'abr', seconds: 11, renditions: [{ size: '640x360', kbps: 800 }, { size: '320x180', kbps: 250 }] });
+ */
+export function ensureTestHlsRenditions(options: TestHlsRenditionsOptions): Promise<string> {
+  const { name, seconds, renditions } = options;
+  const sizes = renditions.map((rendition) => resolved({ name, seconds, size: rendition.size, kbps: rendition.kbps }));
+  const key = sizes.map((o) => `${o.size}-${o.kbps}k`).join('-');
+  const target = join(MEDIA_CACHE_DIR, `${name}-${seconds}s-${key}-hls-renditions`);
+  const fps = 25;
+  const split = `[0:v]split=${renditions.length}${renditions.map((_, i) => `[in${i}]`).join('')}`;
+  const scales = renditions.map((rendition, i) => `[in${i}]scale=${rendition.size.replace('x', ':')}[out${i}]`);
+  return cached(target, async (tmp) => {
+    await mkdir(tmp, { recursive: true });
+    await ffmpeg([
+      '-nostdin', '-hide_banner', '-loglevel', 'error', '-y',
+      '-f', 'lavfi', '-i', `testsrc2=duration=${seconds}:size=${sizes[0]!.size}:rate=${fps}`,
+      '-filter_complex', [split, ...scales].join(';'),
+      ...renditions.flatMap((_, i) => ['-map', `[out${i}]`]),
+      '-c:v', 'libx264', '-pix_fmt', 'yuv420p',
+      // Constant-ish bitrate per rendition, as in encoderArgs.
+      ...renditions.flatMap((rendition, i) => [
+        `-b:v:${i}`, `${rendition.kbps}k`, `-maxrate:v:${i}`, `${rendition.kbps}k`, `-bufsize:v:${i}`, `${Math.max(1, Math.round(rendition.kbps / 3))}k`,
+      ]),
+      // A keyframe every segment, in every rendition at the same time, so a switch can land on any segment.
+      '-g', String(fps * RENDITION_SEGMENT_SECONDS), '-keyint_min', String(fps * RENDITION_SEGMENT_SECONDS), '-sc_threshold', '0',
+      '-threads', '1',
+      '-an',
+      '-f', 'hls',
+      '-hls_time', String(RENDITION_SEGMENT_SECONDS),
+      '-hls_playlist_type', 'vod',
+      '-master_pl_name', 'master.m3u8',
+      '-var_stream_map', renditions.map((_, i) => `v:${i}`).join(' '),
+      '-hls_segment_filename', join(tmp, 'v%v', 'seg%d.ts'),
+      join(tmp, 'v%v', 'index.m3u8'),
+    ]);
+  });
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { findAsset, findLiveStream, parseManifest, splitSignedUrl, withSignature, type ManifestJson } from '../../src/shared/manifest.js';
+import { findAsset, findLiveStream, parseManifest, splitSignedUrl, streamKey, withSignature, type ManifestJson } from '../../src/shared/manifest.js';
 import { sha256Hex, verifyPiece } from '../../src/shared/integrity.js';
 import { isPeerfetchError } from '../../src/shared/errors.js';
 import { binaryToHex } from '../../src/shared/hex.js';
@@ -209,5 +209,31 @@ describe('integrity and swarm ids', () => {
     const id = randomPeerId((length) => new Uint8Array(length).fill(7));
     expect(id).toHaveLength(20);
     expect(id.startsWith('-PF0100-')).toBe(true);
+  });
+});
+
+describe('streamKey: which assets are played one after another', () => {
+  const key = (path: string, contentType = 'video/mp2t') => streamKey({ href: `https://site.example${path}`, contentType });
+
+  it.each([
+    ['HLS segments of one rendition, numbered as ffmpeg does', '/hls/seg2.ts', '/hls/seg10.ts'],
+    ['zero-padded segments', '/hls/seg-001.ts', '/hls/seg-041.ts'],
+    ['a live stream’s segments', '/live/seg-00041.ts', '/live/seg-00042.ts'],
+    ['a rendition numbered before its segments', '/hls/stream_1_001.ts', '/hls/stream_1_002.ts'],
+  ])('one stream: %s', (_name, a, b) => {
+    expect(key(a)).toBe(key(b));
+  });
+
+  it.each([
+    ['two renditions in one folder', '/hls/stream_0_001.ts', '/hls/stream_1_001.ts'],
+    ['DASH video and audio of ffmpeg in one folder', '/dash/chunk-stream0-00001.m4s', '/dash/chunk-stream1-00001.m4s'],
+    ['renditions in folders of their own', '/hls/v0/seg1.ts', '/hls/v1/seg1.ts'],
+    ['two unnumbered videos', '/media/film.mp4', '/media/trailer.mp4'],
+  ])('separate streams: %s', (_name, a, b) => {
+    expect(key(a)).not.toBe(key(b));
+  });
+
+  it('keeps files of other types apart', () => {
+    expect(key('/hls/seg1.ts')).not.toBe(key('/hls/seg1.aac', 'audio/aac'));
   });
 });

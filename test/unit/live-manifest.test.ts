@@ -144,6 +144,19 @@ describe('watchManifest', () => {
     expect(await readFile(path.join(folder, 'index.m3u8'), 'utf8')).toContain('#EXT-X-ENDLIST');
   });
 
+  it('keeps the signed URL parameters to ignore in every manifest it writes', async () => {
+    const site = await tempDir();
+    const folder = path.join(site, 'live');
+    await mkdir(folder);
+    const watcher = await watchManifest(site, { pieceSize: 64 * 1024, ignoreQuery: ['token', 'expires'] });
+    watchers.push(watcher);
+    await packagerWrites(folder, 1, playlist(1, 1));
+    await watcher.sync();
+    const written = JSON.parse(await readFile(path.join(site, 'peerfetch-manifest.json'), 'utf8')) as ManifestJson;
+    expect(urls(written)).toEqual(['/live/seg-1.ts']);
+    expect(written.ignoreQuery).toEqual(['token', 'expires']);
+  });
+
   it('publishes no playlist naming a segment the manifest does not list, with ffmpeg writing a real-time stream', async () => {
     const site = await tempDir();
     const checks: PublishCheck[] = [];

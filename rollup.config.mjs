@@ -1,5 +1,6 @@
-// One function returning the list of builds (page script, ESM, service worker, Node tracker and
-// CLI), followed by a gzip size report checked against each browser bundle's budget.
+// One function returning the list of builds (page script, ESM, service worker as a classic script
+// and as a module, Node tracker and CLI), followed by a gzip size report checked against each
+// browser bundle's budget.
 import { builtinModules } from 'node:module';
 import { gzipSync } from 'node:zlib';
 import { readFileSync } from 'node:fs';
@@ -13,6 +14,9 @@ const BUDGETS = {
   // hardening of issue #13 (every bridge message checked field by field, responses of one version
   // of a file, the kill switch by absence: about 0.5 KB), with the rest of a KB for what follows.
   'dist/peerfetch-sw.js': 12 * 1000,
+  // The same worker code as an ES module (a site's module or bundled worker), plus its fetch-helper
+  // and Workbox-route wrappers: the classic file's budget.
+  'dist/peerfetch-sw.mjs': 12 * 1000,
 };
 
 function sizeReport() {
@@ -48,6 +52,12 @@ export default () => [
   {
     input: 'src/sw/index.ts',
     output: { file: 'dist/peerfetch-sw.js', format: 'iife', sourcemap: true },
+    plugins: browserPlugins(true),
+  },
+  {
+    // Minified: a module worker may load it as it is, with no bundler in between.
+    input: 'src/sw/module.ts',
+    output: { file: 'dist/peerfetch-sw.mjs', format: 'es', sourcemap: true },
     plugins: browserPlugins(true),
   },
   {

@@ -9,9 +9,10 @@ import {
   type WorkerToPage,
 } from '../shared/bridge-messages.js';
 import { PeerfetchError } from '../shared/errors.js';
+import { isOwnWorkerFile } from '../shared/worker-file.js';
 import { mediaLoadingFromNetwork } from './media-takeover.js';
 
-/** Longest wait (ms) for a newly installed SW to take control of this page (it claims clients on activate). */
+/** Longest wait (ms) for peerfetch's newly installed own SW to take control of this page (it claims clients on activate). */
 const CONTROL_TIMEOUT_MS = 10_000;
 
 /**
@@ -20,6 +21,18 @@ const CONTROL_TIMEOUT_MS = 10_000;
  */
 const TAKEOVER_ANSWER_MS = 2000;
 
+/**
+ * Whether a service worker has controlled this page since its navigation, so that every request of
+ * its elements went through a worker. A navigation that a worker handled has a non-zero
+ * `workerStart` (Navigation Timing 2); one that no worker handled, in a page claimed later, has 0
+ * (both checked in Chromium by test/browser/site-worker.test.ts).
+ */
+function controlledSinceNavigation(): boolean {
+  if (!navigator.serviceWorker.controller) return false;
+  const [navigation] = performance.getEntriesByType('navigation') as PerformanceNavigationTiming[];
+  return navigation === undefined || navigation.workerStart > 0;
+}
+
 /** Turns a SW piece request into an answer; owned by the orchestrator. */
 export type PieceRequestHandler = (
   request: Extract<WorkerToPage, { type: 'piece-request' }>,
@@ -27,8 +40,9 @@ export type PieceRequestHandler = (
 ) => Promise<PieceAnswer>;
 
 /**
- * The page's side of the SW <-> page bridge: registers the service worker (workbox-window),
- * waits until it controls the page, tells it an engine is ready, and answers its piece requests.
+ * The page's side of the SW <-> page bridge: registers peerfetch's own service worker
+ * (workbox-window) or waits for the site's, until it controls the page; tells it an engine is
+ * ready, and answers its piece requests.
  */
 export class SwLink {
   readonly #onRequest: PieceRequestHandler;
@@ -45,38 +59,22 @@ export class SwLink {
   }
 
   /**
-   * Registers `swUrl` and resolves once it controls this page. The SW reads its settings from
-   * its URL (it has no other way to get them before a page talks to it); changing one installs
-   * the SW again, with the new value.
+   * Resolves once `swUrl` controls this page. peerfetch's own worker (`…/peerfetch-sw.js`) is
+   * registered here; it reads its settings from its URL (it has no other way to get them before a
+   * page talks to it), and changing one installs it again, with the new value. Any other URL is the
+   * site's own worker hosting peerfetch: the site registers and updates it, so nothing is
+   * registered here and its registration is never replaced (see {@link #siteWorkerControls}).
    */
   async register(swUrl: string, settings: { manifest: string; storeCapBytes: number | undefined }): Promise<void> {
     if (!('serviceWorker' in navigator)) {
       throw new PeerfetchError('bridge-invalid', 'service workers are not available on this page');
     }
-    const url = new URL(swUrl);
-    url.searchParams.set('manifest', settings.manifest);
-    if (settings.storeCapBytes !== undefined) url.searchParams.set('store-cap-bytes', String(settings.storeCapBytes));
-    const controlledAtStart = Boolean(navigator.serviceWorker.controller);
-    const workbox = new Workbox(url.href);
-    // At once, not after the page's load event (workbox-window's default): on a first visit every
-    // millisecond before the SW controls the page is media loaded without it.
-    await workbox.register({ immediate: true });
-    if (!navigator.serviceWorker.controller) {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new PeerfetchError('bridge-invalid', 'the service worker did not take control of the page')),
-          CONTROL_TIMEOUT_MS,
-        );
-        navigator.serviceWorker.addEventListener(
-          'controllerchange',
-          () => {
-            clearTimeout(timer);
-            resolve();
-          },
-          { once: true },
-        );
-      });
-    }
+    const own = isOwnWorkerFile(new URL(swUrl).pathname);
+    // peerfetch's own worker cannot control the page before this script registers it; a site's
+    // worker may have claimed it already, after the page's elements began loading from the network.
+    const controlledAtStart = own ? Boolean(navigator.serviceWorker.controller) : controlledSinceNavigation();
+    if (own) await this.#ownWorkerControls(swUrl, settings);
+    else await this.#siteWorkerControls();
     if (!controlledAtStart) {
       // Elements that began loading before the SW controlled the page stay on the network until
       // they are taken over (see media-takeover.ts).
@@ -85,6 +83,43 @@ export class SwLink {
       const urls = this.directMedia.map((media) => media.currentSrc).filter((url) => url.length <= MAX_MESSAGE_URL_LENGTH);
       this.#post({ type: 'media-direct', urls: urls.slice(0, MAX_DIRECT_MEDIA_URLS) });
     }
+  }
+
+  async #ownWorkerControls(swUrl: string, settings: { manifest: string; storeCapBytes: number | undefined }): Promise<void> {
+    const url = new URL(swUrl);
+    url.searchParams.set('manifest', settings.manifest);
+    if (settings.storeCapBytes !== undefined) url.searchParams.set('store-cap-bytes', String(settings.storeCapBytes));
+    const workbox = new Workbox(url.href);
+    // At once, not after the page's load event (workbox-window's default): on a first visit every
+    // millisecond before the SW controls the page is media loaded without it.
+    await workbox.register({ immediate: true });
+    if (navigator.serviceWorker.controller) return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new PeerfetchError('bridge-invalid', 'the service worker did not take control of the page')),
+        CONTROL_TIMEOUT_MS,
+      );
+      navigator.serviceWorker.addEventListener(
+        'controllerchange',
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        { once: true },
+      );
+    });
+  }
+
+  /**
+   * The site's worker: waits, without a time limit, until it controls this page. When that happens
+   * is the site's decision: at once on a return visit; on a first visit once its worker is active,
+   * if it claims its pages (Workbox's `clientsClaim()`), otherwise not before the next page load,
+   * which is then the first one peerfetch serves. A worker that updates (a new version takes
+   * control) needs nothing here: the engine announces itself to each new controller.
+   */
+  async #siteWorkerControls(): Promise<void> {
+    if (navigator.serviceWorker.controller) return;
+    await new Promise<void>((resolve) => navigator.serviceWorker.addEventListener('controllerchange', () => resolve(), { once: true }));
   }
 
   /** Media elements that were loading from the network when the SW took control (a first visit). */

@@ -1,178 +1,30 @@
 /// <reference lib="webworker" />
-// peerfetch service worker: answers requests for manifest assets piece by piece from the local
-// store, from peers (through a page engine) or from the origin. Anything it is unsure about
-// passes through untouched, and no failure on the P2P path ever fails a request.
-import { findAsset, findLiveStream, type Manifest, type ManifestAsset } from '../shared/manifest.js';
-import { IdbPieceStore } from '../store/idb-piece-store.js';
-import type { PieceStore } from '../store/piece-store.js';
-import { assetResponse } from './asset-response.js';
-import { DirectMedia } from './direct-media.js';
-import { EngineBridge } from './engine-bridge.js';
-import { ManifestSource, type ManifestChange } from './manifest-source.js';
-import { couldBeMedia } from './media-request.js';
-import { killSwitchOn } from './kill-switch.js';
-import { fetchPieceFromOrigin, originAllowsFetch } from './origin-fetch.js';
-import { PieceSources } from './piece-loader.js';
-import { SignedUrls } from './signed-urls.js';
+// The classic-script worker, `dist/peerfetch-sw.js`. Served as `/peerfetch-sw.js` it is
+// peerfetch's own worker, which the page registers. Imported at the top of a site's worker
+// (`importScripts('/peerfetch-sw.js')`) it answers manifest assets only and leaves the worker's
+// lifecycle (skipWaiting, clients.claim, updates) and every other request to the site.
+import { isOwnWorkerFile } from '../shared/worker-file.js';
+import { startPeerfetchWorker } from './peerfetch-worker.js';
 
 declare const self: ServiceWorkerGlobalScope;
 
-const params = new URL(self.location.href).searchParams;
-const manifests = new ManifestSource(new URL(params.get('manifest') ?? '/peerfetch-manifest.json', self.location.href).href, { onChange: onManifestChange });
-const bridge = new EngineBridge(self);
-let storeOpening: Promise<PieceStore | undefined> | undefined;
-let sources: Promise<PieceSources> | undefined;
-/** Per asset id, whether the SW may fetch it itself (CORS); decided once so every request is answered alike. */
-const fetchable = new Map<string, Promise<boolean>>();
+// Settings come from the worker's URL: the page passes them when it registers its own worker.
+const peerfetch = startPeerfetchWorker(self);
 
-/**
- * Longest wait (ms) of a request for the manifest when the SW has none yet: a manifest that
- * does not come must not hold the page's media back; the request then goes to the network.
- */
-const MANIFEST_WAIT_MS = 3000;
-/** The URLs (with a signed URL's token) pages requested assets at, for the worker's own origin requests. */
-const signedUrls = new SignedUrls();
-/** Per page, media URLs whose elements began loading on the network (see DirectMedia). */
-const directMedia = new DirectMedia();
-/**
- * Longest wait (ms) of a request for an unlisted file of a live stream for a fresh manifest (one
- * round trip to the origin): the segment is usually just published, and then listed in it.
- */
-const LIVE_MANIFEST_WAIT_MS = 1000;
-/** Playlists are never assets: a request for one in a live stream's folder is not waited on. */
-const PLAYLIST_PATH = /\.(m3u8|mpd)$/i;
-/** URLs answered by the network because no manifest was there in time. */
-const passedThrough = new Set<string>();
-
-/** Request destinations that are never media assets: decided without waiting for the manifest. */
-const NEVER_ASSETS = new Set(['document', 'iframe', 'frame', 'script', 'style', 'font', 'worker', 'sharedworker', 'serviceworker', 'manifest', 'report', 'xslt']);
-
-/** The site's storeCapBytes, which the page passes in the SW's URL; absent: the store's default. */
-const capParam = Number(params.get('store-cap-bytes'));
-const storeCapBytes = Number.isSafeInteger(capParam) && capParam > 0 ? capParam : undefined;
-
-function openStore(): Promise<PieceStore | undefined> {
-  storeOpening ??= IdbPieceStore.open({ capBytes: storeCapBytes }).catch(() => undefined);
-  return storeOpening;
+if (isOwnWorkerFile(self.location.pathname)) {
+  // Activation is on a first visit's startup path: it waits for nothing but skipWaiting. The
+  // manifest loads in the meantime, and requests that come before it wait for it.
+  self.addEventListener('install', (event) => {
+    event.waitUntil(self.skipWaiting());
+  });
+  self.addEventListener('activate', (event) => {
+    event.waitUntil(self.clients.claim().then(() => peerfetch.greetPages()));
+  });
 }
 
-/** A new manifest (a live stream moved): forget what was kept about assets that left it, and tell the pages. */
-function onManifestChange({ manifest, json, url }: ManifestChange): void {
-  const kept = new Set(manifest.assets.map((asset) => asset.id));
-  for (const id of fetchable.keys()) if (!kept.has(id)) fetchable.delete(id);
-  void sources?.then((loaded) => loaded.forget(kept));
-  void bridge.tellPages({ type: 'manifest', url, manifest: json });
-}
-
-function pieceSources(): Promise<PieceSources> {
-  sources ??= openStore().then(
-    (store) =>
-      new PieceSources({
-        store,
-        fromPeers: (clientId, asset, piece, options) => bridge.requestPiece(clientId, asset.id, piece, options),
-        fromOrigin: (asset, piece, signal, from) => fetchPieceFromOrigin(asset, piece, signal, { from, url: signedUrls.originUrl(asset) }),
-        notify: (clientId, message) => void bridge.notify(clientId, message),
-        onStaleManifest: () => manifests.invalidate(),
-      }),
-  );
-  return sources;
-}
-
-// Activation is on a first visit's startup path: it waits for nothing but skipWaiting. The
-// manifest loads in the meantime (below), and requests that come before it wait for it.
-self.addEventListener('install', (event) => {
-  event.waitUntil(self.skipWaiting());
-});
-
-self.addEventListener('activate', (event) => {
-  event.waitUntil(self.clients.claim().then(() => bridge.greetPages()));
-});
-
-self.addEventListener('message', (event) => {
-  const received = bridge.onMessage(event);
-  if (!received) return;
-  const { message, clientId } = received;
-  if (message.type === 'media-direct') return directMedia.add(clientId, message.urls);
-  if (message.type === 'media-takeover') {
-    directMedia.delete(clientId, message.url);
-    return event.ports[0]?.postMessage({ type: 'media-takeover-ready' });
-  }
-  event.waitUntil(prefetchPiece(message.asset, message.piece, clientId));
-});
-
-/** Carries out a page's prefetch of a piece it was assigned to fetch from the origin for the swarm. */
-async function prefetchPiece(assetId: string, piece: number, clientId: string): Promise<void> {
-  const find = (manifest: Manifest | undefined) => manifest?.assets.find((candidate) => candidate.id === assetId);
-  let asset = find(manifests.current());
-  // The page learnt of a new live segment before this SW did (peers announced it): catch up.
-  if (!asset && manifests.current()?.live.some((stream) => !stream.ended)) asset = find(await manifests.loadSince(Date.now()));
-  if (!asset || piece >= asset.pieces.length) return;
-  await (await pieceSources()).prefetch(asset, piece, clientId);
-}
-
-// A restarted SW has lost its list of ready engines: ask the pages again.
-void bridge.greetPages();
-void manifests.load().then((manifest) => killSwitchOn(self, manifest));
-
+// respondWith() also ends the event's dispatch (Service Workers spec: it sets the stop immediate
+// propagation flag), so a site's listeners, added after this one, never see peerfetch's requests.
 self.addEventListener('fetch', (event) => {
-  const { request } = event;
-  if (request.method !== 'GET' || request.mode === 'navigate' || NEVER_ASSETS.has(request.destination)) return;
-  if (request.url === manifests.url) return;
-  // Elements that began loading before this SW controlled the page stay on the network.
-  if (directMedia.has(event.clientId, request.url)) return;
-  const manifest = manifests.current();
-  if (killSwitchOn(self, manifest)) return;
-  if (manifest && !passedThrough.has(request.url)) {
-    const asset = findAsset(manifest, request.url);
-    if (asset) {
-      manifests.revalidate();
-      return event.respondWith(respond(event, asset));
-    }
-    const stream = findLiveStream(manifest, request.url);
-    if (!stream || stream.ended) return manifests.refreshIfWatched();
-    const requestedAt = Date.now();
-    // The player reloads the playlist: the stream may have moved, and the manifest with it. The
-    // playlist itself is left alone.
-    if (request.url.split(/[?#]/, 1)[0] === stream.playlistHref) return void manifests.loadSince(requestedAt);
-    if (PLAYLIST_PATH.test(new URL(request.url).pathname)) return;
-    // A file of a live stream the manifest does not list yet: its segment was published after our
-    // last load. The manifest is written before the playlist naming it, so one fetched now lists it.
-    event.respondWith(
-      Promise.race([manifests.loadSince(requestedAt), new Promise<undefined>((resolve) => setTimeout(resolve, LIVE_MANIFEST_WAIT_MS))]).then((loaded) => {
-        const listed = loaded && findAsset(loaded, request.url);
-        return listed ? respond(event, listed) : fetch(request);
-      }),
-    );
-    return;
-  }
-  // No manifest yet (the SW just started): a request that could be media waits for it, briefly,
-  // then is answered or passed through; anything else passes through at once. A URL passed
-  // through once stays passed through, so one media resource is never assembled from responses
-  // of both kinds.
-  if (passedThrough.has(request.url) || !couldBeMedia(request)) return;
-  event.respondWith(
-    Promise.race([manifests.load(), new Promise<undefined>((resolve) => setTimeout(resolve, MANIFEST_WAIT_MS))]).then((loaded) => {
-      const asset = loaded && findAsset(loaded, request.url);
-      if (asset) return respond(event, asset);
-      if (!loaded) passedThrough.add(request.url);
-      return fetch(request);
-    }),
-  );
+  const answer = peerfetch.route(event);
+  if (answer) event.respondWith(answer);
 });
-
-async function respond(event: FetchEvent, asset: ManifestAsset): Promise<Response> {
-  const { request } = event;
-  const clientId = event.clientId || event.resultingClientId;
-  signedUrls.remember(asset, request.url, manifests.current()?.ignoreQuery);
-  try {
-    let allowed = fetchable.get(asset.id);
-    if (!allowed) fetchable.set(asset.id, (allowed = originAllowsFetch(asset, self.location.origin, { url: signedUrls.originUrl(asset) })));
-    if (!(await allowed)) return fetch(request);
-    const loadPiece = (await pieceSources()).loaderFor(asset, clientId);
-    return assetResponse(asset, request.headers.get('range'), loadPiece, (bytes) => {
-      void bridge.notify(clientId, { type: 'bytes-served', bytes });
-    });
-  } catch {
-    return fetch(request);
-  }
-}

@@ -1,7 +1,5 @@
 import type { Manifest } from '../shared/manifest.js';
-
-/** peerfetch's own worker file (DESIGN.md "Public surface"); a site's worker that imports peerfetch has another name. */
-const OWN_WORKER_FILE = /\/peerfetch-sw\.js$/;
+import { isOwnWorkerFile } from '../shared/worker-file.js';
 
 /**
  * Obeys the operator's kill switch (a manifest with `"disabled": true`, one answered 410 Gone, or
@@ -13,7 +11,7 @@ const OWN_WORKER_FILE = /\/peerfetch-sw\.js$/;
  */
 export function killSwitchOn(scope: ServiceWorkerGlobalScope, manifest: Manifest | undefined): boolean {
   if (!manifest?.disabled) return false;
-  if (OWN_WORKER_FILE.test(scope.location.pathname) && !unregistering) {
+  if (isOwnWorkerFile(scope.location.pathname) && !unregistering) {
     unregistering = scope.registration.unregister().catch(() => false);
   }
   return true;

@@ -90,6 +90,36 @@ async function provide(name: string): Promise<void> {
   await symlink(path.join(NODE_MODULES, name), target, 'dir');
 }
 
+/**
+ * Bundles `entry` of the scratch project for the browser as a site's build would; returns the code
+ * and the files it took from node_modules other than peerfetch's (none: peerfetch carries its own).
+ */
+async function bundleInScratch(entry: string, format: 'esm' | 'iife'): Promise<{ code: string; inputs: string[]; foreign: string[] }> {
+  const result = await build({
+    entryPoints: [path.join(scratch, entry)],
+    absWorkingDir: scratch,
+    bundle: true,
+    format,
+    platform: 'browser',
+    write: false,
+    metafile: true,
+    logLevel: 'silent',
+  });
+  const inputs = Object.keys(result.metafile.inputs);
+  const foreign = inputs.filter((input) => input.startsWith('node_modules/') && !input.startsWith('node_modules/peerfetch/'));
+  return { code: result.outputFiles[0]!.text, inputs, foreign };
+}
+
+/** Type-checks `lines` as the scratch project's `file` (strict, bundler resolution, plus `options`); returns tsc's exit code and output. */
+async function typecheckInScratch(file: string, lines: string[], options: Record<string, unknown>): Promise<{ code: number; output: string }> {
+  await writeFile(path.join(scratch, file), [...lines, ''].join('\n'));
+  const config = `tsconfig.${path.parse(file).name}.json`;
+  const compilerOptions = { target: 'es2022', module: 'esnext', moduleResolution: 'bundler', strict: true, noEmit: true, ...options };
+  await writeFile(path.join(scratch, config), JSON.stringify({ compilerOptions, files: [file] }));
+  const tsc = await run(process.execPath, [path.join(NODE_MODULES, 'typescript', 'bin', 'tsc'), '-p', config], scratch);
+  return { code: tsc.code, output: tsc.stdout + tsc.stderr };
+}
+
 describe('the packed tarball', () => {
   it('holds the built files, the bin and the docs, and no sources, tests or demo', () => {
     for (const file of [
@@ -99,11 +129,13 @@ describe('the packed tarball', () => {
       'bin/peerfetch.js',
       'dist/peerfetch.js',
       'dist/peerfetch-sw.js',
+      'dist/peerfetch-sw.mjs',
       'dist/peerfetch.mjs',
       'dist/node/cli.mjs',
       'dist/node/tracker.mjs',
       'dist/node/manifest.mjs',
       'dist/types/engine/index.d.ts',
+      'dist/types/sw/module.d.ts',
       'dist/types/tracker/index.d.ts',
       'dist/types/cli/build-manifest.d.ts',
     ]) {
@@ -125,21 +157,10 @@ describe('the packed tarball', () => {
 describe('entry points of the installed package', () => {
   it("'peerfetch' bundles for the browser with idb and workbox-window inside", async () => {
     await writeFile(path.join(scratch, 'main.js'), "import { start, PeerfetchError } from 'peerfetch';\nglobalThis.peerfetchEntry = { start, PeerfetchError };\n");
-    const result = await build({
-      entryPoints: [path.join(scratch, 'main.js')],
-      absWorkingDir: scratch,
-      bundle: true,
-      format: 'esm',
-      platform: 'browser',
-      write: false,
-      metafile: true,
-      logLevel: 'silent',
-    });
-    const inputs = Object.keys(result.metafile.inputs);
+    const { code, inputs, foreign } = await bundleInScratch('main.js', 'esm');
     expect(inputs).toContain('node_modules/peerfetch/dist/peerfetch.mjs');
     // Nothing else was pulled in from the site's node_modules: the ESM build carries its dependencies.
-    expect(inputs.filter((input) => input.startsWith('node_modules/') && !input.startsWith('node_modules/peerfetch/'))).toEqual([]);
-    const code = result.outputFiles[0]!.text;
+    expect(foreign).toEqual([]);
     expect(code).not.toMatch(/\bfrom\s*["'](idb|workbox-window)["']/);
     expect(code).toContain('function start(');
   });
@@ -156,42 +177,57 @@ describe('entry points of the installed package', () => {
     expect(source).not.toMatch(/\bimportScripts\(|\bimport\(/);
   });
 
+  it("'peerfetch/sw-module' is one ES module that a site's worker bundles with nothing else pulled in", async () => {
+    const resolved = await node(scratch, "process.stdout.write(import.meta.resolve('peerfetch/sw-module'))");
+    expect(resolved.stdout).toBe(`file://${path.join(installed, 'dist/peerfetch-sw.mjs')}`);
+    const source = await readFile(path.join(installed, 'dist/peerfetch-sw.mjs'), 'utf8');
+    // A module worker may load it as it is: no further files (module workers refuse import()).
+    expect(source).not.toMatch(/\bimportScripts\(|\bimport\(|\bimport\s*[{*"']/);
+    await writeFile(
+      path.join(scratch, 'site-sw.js'),
+      "import { startPeerfetch } from 'peerfetch/sw-module';\nconst peerfetch = startPeerfetch();\nself.addEventListener('fetch', (event) => peerfetch.handleFetch(event));\n",
+    );
+    const { code, inputs, foreign } = await bundleInScratch('site-sw.js', 'iife');
+    expect(inputs).toContain('node_modules/peerfetch/dist/peerfetch-sw.mjs');
+    expect(foreign).toEqual([]);
+    // The bundle is a classic worker script (what Workbox's injectManifest and most bundlers emit).
+    expect(() => new vm.Script(code, { filename: 'site-sw.js' })).not.toThrow();
+  });
+
+  it("types a site's worker that uses 'peerfetch/sw-module', as a fetch helper and as a Workbox route", async () => {
+    await provide('workbox-core');
+    await provide('workbox-routing');
+    const lines = [
+      "import { registerRoute } from 'workbox-routing';",
+      "import { startPeerfetch, type PeerfetchWorker } from 'peerfetch/sw-module';",
+      'declare const self: ServiceWorkerGlobalScope;',
+      "const peerfetch: PeerfetchWorker = startPeerfetch({ manifest: '/media/peerfetch-manifest.json', storeCapBytes: 1e8 });",
+      'registerRoute(peerfetch.matcher, peerfetch.handler);',
+      "self.addEventListener('fetch', (event) => {",
+      '  if (!peerfetch.handleFetch(event)) event.respondWith(fetch(event.request));',
+      '});',
+      '// @ts-expect-error: the store cap is a number of bytes',
+      "startPeerfetch({ storeCapBytes: '100 MB' });",
+      'export {};',
+    ];
+    expect(await typecheckInScratch('worker.ts', lines, { skipLibCheck: true, lib: ['es2022', 'webworker'], types: [] })).toEqual({ code: 0, output: '' });
+  });
+
   it('types window.peerfetch, start() and the tracker for TypeScript users', async () => {
-    await writeFile(
-      path.join(scratch, 'site.ts'),
-      [
-        "import type {} from 'peerfetch';",
-        "import { startTracker } from 'peerfetch/tracker';",
-        "import { buildManifest } from 'peerfetch/manifest';",
-        'const ratio: number | undefined = window.peerfetch?.getStats().offloadRatio;',
-        "window.peerfetch?.addEventListener('peer:connect', (event) => event.detail.peerId.toUpperCase());",
-        '// @ts-expect-error: not a peerfetch event',
-        "window.peerfetch?.addEventListener('peer:unknown', () => {});",
-        'const tracker: Promise<{ url: string; transport: string }> = startTracker({ port: 0 });',
-        "const built: Promise<{ warnings: string[] }> = buildManifest('public');",
-        'export { ratio, tracker, built };',
-        '',
-      ].join('\n'),
-    );
-    await writeFile(
-      path.join(scratch, 'tsconfig.json'),
-      JSON.stringify({
-        compilerOptions: {
-          target: 'es2022',
-          module: 'esnext',
-          moduleResolution: 'bundler',
-          strict: true,
-          noEmit: true,
-          lib: ['es2022', 'dom'],
-          types: ['node'],
-          typeRoots: [path.join(NODE_MODULES, '@types')],
-        },
-        files: ['site.ts'],
-      }),
-    );
-    const tsc = await run(process.execPath, [path.join(NODE_MODULES, 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], scratch);
-    expect(tsc.stdout + tsc.stderr).toBe('');
-    expect(tsc.code).toBe(0);
+    const lines = [
+      "import type {} from 'peerfetch';",
+      "import { startTracker } from 'peerfetch/tracker';",
+      "import { buildManifest } from 'peerfetch/manifest';",
+      'const ratio: number | undefined = window.peerfetch?.getStats().offloadRatio;',
+      "window.peerfetch?.addEventListener('peer:connect', (event) => event.detail.peerId.toUpperCase());",
+      '// @ts-expect-error: not a peerfetch event',
+      "window.peerfetch?.addEventListener('peer:unknown', () => {});",
+      'const tracker: Promise<{ url: string; transport: string }> = startTracker({ port: 0 });',
+      "const built: Promise<{ warnings: string[] }> = buildManifest('public');",
+      'export { ratio, tracker, built };',
+    ];
+    const options = { lib: ['es2022', 'dom'], types: ['node'], typeRoots: [path.join(NODE_MODULES, '@types')] };
+    expect(await typecheckInScratch('site.ts', lines, options)).toEqual({ code: 0, output: '' });
   });
 
   it("'peerfetch/manifest' hashes a folder", async () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { resolveOptions, type PeerfetchOptions } from '../../src/engine/options.js';
 import { isPeerfetchError } from '../../src/shared/errors.js';
+import { isOwnWorkerFile } from '../../src/shared/worker-file.js';
 
 const page = new URL('https://video.example/watch/film') as unknown as Location;
 
@@ -52,5 +53,19 @@ describe('engine options', () => {
     ['a zero upload limit', { uploadLimit: 0 }, /uploadLimit \(data-upload-limit\) must be a positive whole number, got 0/],
   ])('refuses %s with option-invalid', (_name, options, message) => {
     expect(refusal(options)).toMatch(message);
+  });
+});
+
+describe("data-sw: peerfetch's own worker or the site's", () => {
+  it.each([
+    ['/peerfetch-sw.js', true],
+    ['/static/peerfetch-sw.js', true],
+    ['/sw.js', false],
+    ['/service-worker.js', false],
+    ['/my-peerfetch-sw.js', false],
+    ['/peerfetch-sw.mjs', false],
+    ['/peerfetch-sw.js/', false],
+  ])("%s is peerfetch's own: %s", (url, own) => {
+    expect(isOwnWorkerFile(url)).toBe(own);
   });
 });

@@ -36,17 +36,6 @@ export function liveDeadlineMs(live: ManifestLive): number {
  * 8 s a stream's worth. Below hls.js's 10 s time-to-first-byte limit for a fragment.
  */
 export const PLAYBACK_MAX_DEADLINE_MS = 8000;
-/**
- * Longest deadline (ms) of a live piece whose player has buffered ahead (the same reserve rule as
- * on demand, engine/playback-slack.ts). At the live edge every viewer asks for a new segment as
- * soon as its playlist names it, and the one member assigned to fetch it from the origin learns of
- * it only at its own next playlist reload: with the plain 1 s the others waited 0.5 s for it and
- * then went to the origin too (bench, live scenario: 36.9% of the ideal offload). hls.js plays
- * three segments behind the edge, so it has 4-6 s buffered when it asks: beyond the 4 s reserve
- * that spares up to 2 s, and a piece may then wait for its owner twice as long. A low-latency
- * player with a small buffer keeps the plain live deadline.
- */
-export const LIVE_MAX_DEADLINE_MS = PEER_DEADLINE_MS;
 /** A request continues a page's stream when it asks for what follows that stream's last piece within this time (ms). */
 const STREAM_CONTINUATION_MS = 30_000;
 
@@ -117,8 +106,8 @@ export class PieceSources {
         return stored;
       }
       const deadlineMs = first ? FIRST_PIECE_DEADLINE_MS : asset.live ? liveDeadlineMs(asset.live) : PEER_DEADLINE_MS;
-      // A piece read ahead of a stream may wait longer when the player has buffered enough.
-      const maxDeadlineMs = first ? undefined : asset.live ? LIVE_MAX_DEADLINE_MS : PLAYBACK_MAX_DEADLINE_MS;
+      // A piece read ahead of an on-demand stream may wait longer when the player has buffered enough.
+      const maxDeadlineMs = first || asset.live ? undefined : PLAYBACK_MAX_DEADLINE_MS;
       const delivery = await this.#components
         .fromPeers(clientId, asset, piece, { deadlineMs, maxDeadlineMs, first, signal })
         .catch(() => undefined);

@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { assetResponse } from '../../src/sw/asset-response.js';
-import { FIRST_PIECE_DEADLINE_MS, LIVE_MAX_DEADLINE_MS, PieceSources } from '../../src/sw/piece-loader.js';
+import { PieceSources } from '../../src/sw/piece-loader.js';
 import { parseManifest, type ManifestAsset } from '../../src/shared/manifest.js';
 import { sha256Hex } from '../../src/shared/integrity.js';
 import { MemoryPieceStore } from '../../src/store/piece-store.js';
@@ -223,35 +223,6 @@ describe('PieceSources and HLS segments', () => {
     await play(1);
     await play(3);
     expect(firsts).toEqual([true, false, true]);
-  });
-});
-
-describe('PieceSources and live segments', () => {
-  it('a live piece gets the live deadline, and may wait longer only when the player has buffered ahead (never its first)', async () => {
-    const pieces = [await sha256Hex(fromBytes(0)), await sha256Hex(fromBytes(1))];
-    const segment = (name: string) => ({ url: `/live/${name}`, size: 2 * PIECE, contentType: 'video/mp2t', pieceSize: PIECE, pieces });
-    const manifest = await parseManifest(
-      { version: 1, assets: [segment('seg-1.ts'), segment('seg-2.ts')], live: [{ playlist: '/live/index.m3u8', segmentMs: 2000, windowMs: 12_000 }] },
-      'https://site.example/peerfetch-manifest.json',
-    );
-    const asked: { piece: number; first: boolean; deadlineMs: number; maxDeadlineMs: number | undefined }[] = [];
-    const sources = new PieceSources({
-      store: undefined,
-      fromPeers: async (_client, _asset, piece, options) => (asked.push({ piece, first: options.first, deadlineMs: options.deadlineMs, maxDeadlineMs: options.maxDeadlineMs }), { data: fromBytes(piece), byOtherPage: false }),
-      fromOrigin: async () => new GrowingPiece(0),
-      notify: () => {},
-      onStaleManifest: () => {},
-    });
-    const load = (index: number, piece: number) => sources.loaderFor(manifest.assets[index]!, 'page-1')(piece, new AbortController().signal, piece === 0);
-    await load(0, 0);
-    await load(0, 1);
-    await load(1, 0);
-    expect(asked).toEqual([
-      { piece: 0, first: true, deadlineMs: FIRST_PIECE_DEADLINE_MS, maxDeadlineMs: undefined },
-      { piece: 1, first: false, deadlineMs: 1000, maxDeadlineMs: LIVE_MAX_DEADLINE_MS },
-      { piece: 0, first: false, deadlineMs: 1000, maxDeadlineMs: LIVE_MAX_DEADLINE_MS },
-    ]);
-    expect(LIVE_MAX_DEADLINE_MS).toBeGreaterThan(1000);
   });
 });
 

@@ -29,6 +29,9 @@
 // against the stream's program date time, startup, rebuffers; a run of it alone with --write
 // rewrites the "Live, N viewers" section, e.g.
 //   node bench/run.mjs --scenarios live --systems origin-hls,peerfetch-hls,p2pml --viewers 4 --write
+// Scenario hostile (issue 13, only when named): staggered, plus one hostile swarm member
+// (bench/lib/hostile.mjs); compare with staggered for the no-attack figure, never written:
+//   node bench/run.mjs --systems origin-mp4,peerfetch-mp4 --scenarios staggered,hostile --no-write
 // Results of every run go to bench/.cache/results/.
 //
 // The harness's own tests (origin counters, goal checks, BENCHMARKS.md writer) are part of npm test.
@@ -86,6 +89,8 @@ function parseArgs(args, runs) {
   if (!(options.seconds >= 10 && options.seconds <= 600)) throw new Error('--seconds must be 10..600');
   options.write ??= isDefault;
   // WebTorrent picks its own (public) STUN servers and has no page setting here for the run's own.
+  if (options.scenarios.some((id) => runs.SCENARIOS[id].hostile) && options.write) throw new Error('a run with the hostile scenario writes no BENCHMARKS.md section (its figures are compared with staggered by hand): use --no-write');
+  if (options.scenarios.some((id) => runs.SCENARIOS[id].hostile) && options.systems.some((id) => runs.SYSTEMS[id].p2p && !id.startsWith('peerfetch') && !id.startsWith('inpage'))) throw new Error('the hostile scenario attacks peerfetch (its member speaks peerfetch\'s protocol): run origin-* and peerfetch-* (--systems)');
   if (options.scenarios.some((id) => runs.SCENARIOS[id].wan) && options.systems.includes('webtorrent')) throw new Error('the wan and uplinks scenarios run origin-*, peerfetch-* and p2pml; leave webtorrent out (--systems)');
   return options;
 }

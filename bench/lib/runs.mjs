@@ -11,6 +11,7 @@ import { buildTopology, INTERNET_ADDRESS, secureOriginArgs, TURN_ADDRESS } from 
 import { defaultUserAgent, launchChromium, VIEWER_UA_TOKEN } from './browser.mjs';
 import { HLS_SEGMENT_SECONDS } from './media.mjs';
 import { startBackground, startProcess } from './processes.mjs';
+import { startHostileMember } from './hostile.mjs';
 import { PIECE_SIZE, writeTorrent } from './site.mjs';
 
 /** The systems, by the id used on the command line. */
@@ -53,6 +54,14 @@ export const SCENARIOS = {
     description: 'a 90 s live HLS stream (2 s segments, a window of 6) packaged in real time; viewers join during its first 20 s',
     live: true,
     systems: ['origin-hls', 'peerfetch-hls', 'p2pml'],
+  },
+  // Issue 13: one more member of the swarm attacks it (bench/lib/hostile.mjs); only when named
+  // (`--scenarios hostile`), against origin-only and peerfetch (it speaks peerfetch's protocol).
+  hostile: {
+    label: 'one hostile viewer',
+    description: 'viewers join 8 s apart; one more swarm member claims every piece, sends none, floods have messages and comes back under a fresh id every 10 s',
+    staggered: true,
+    hostile: true,
   },
 };
 /**
@@ -220,6 +229,11 @@ export async function runOne(options) {
       }
       liveEndsAt = Date.now() + LIVE.streamSeconds * 1000;
       log(`  live stream published (${LIVE.streamSeconds} s from now)`);
+    }
+    if (SCENARIOS[scenario].hostile && spec.p2p) {
+      // In the swarm before the first viewer, so that every viewer meets it.
+      const member = await startHostileMember({ root, runDir, trackerUrl, pageUrl: `${originUrl}/${spec.page}`, manifestUrl: `${originUrl}/peerfetch-manifest.json`, site, log });
+      stoppers.push(() => (result.hostile = member.stop()));
     }
     const runStart = Date.now();
     const joined = [];

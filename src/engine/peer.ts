@@ -26,6 +26,12 @@ const STALL_MIN_ELAPSED_MS = 500;
  */
 const STALL_MEMORY_MS = 15_000;
 /**
+ * Longest stall memory (ms). Each stall in a row, with no piece delivered in between, doubles the
+ * memory (15, 30, 60 s ...): a peer that claims pieces and never sends them is asked again only
+ * a few times per video, not every 15 s, while one bad minute of an honest uplink costs 15 s.
+ */
+const MAX_STALL_MEMORY_MS = 240_000;
+/**
  * Busy time (ms) over which one throughput sample is taken: at 2 Mbit/s it spans four chunks,
  * so a slow line is known within a quarter second of its first piece, not after the whole piece.
  */
@@ -48,6 +54,15 @@ export const MAX_PENDING_ASSETS = 32;
 export const MAX_PENDING_PIECES = 4096;
 /** Requests from one peer queued at once; more is answered `busy`, so a greedy peer cannot hog us. */
 export const MAX_QUEUED_UPLOADS = 16;
+/**
+ * Messages other than the chunks we asked for that a peer may send per second, and in one burst
+ * (count). An honest peer sends a few per piece that changes hands (have, request, cancel,
+ * reject): even at 100 MB/s of 64 KiB pieces that is under 2000 a second. A peer far above it is
+ * flooding (repeated haves, requests that can only be refused, chunks nobody asked for) and is
+ * closed and banned like one that sends garbage.
+ */
+const CONTROL_MESSAGES_PER_S = 2000;
+const CONTROL_MESSAGES_BURST = 4000;
 /** Urgency (ms) of a request that states none: after every request that does (a prefetch's budget). */
 const DEFAULT_UPLOAD_DEADLINE_MS = MAX_REQUEST_DEADLINE_MS;
 
@@ -65,6 +80,18 @@ export interface PeerHandlers {
   /** Resolves when `bytes` more may be uploaded (the page's upload cap). */
   beforeUpload(bytes: number): Promise<void>;
   onClose(peer: Peer, reason: string): void;
+}
+
+/**
+ * What a swarm remembers of a peer after it left, so that coming back (under the same id, or a
+ * fresh one from the same address, see readPathKey) does not wipe its record: recent failures and
+ * stalls. Trust is not carried: a peer that comes back earns it again.
+ */
+export interface PeerRecord {
+  failureScore: number;
+  failureAt: number;
+  stall: { rate: number; at: number; memoryMs: number } | undefined;
+  stallsInARow: number;
 }
 
 /** Options of one request. */
@@ -139,8 +166,16 @@ export class Peer {
   /** Failure count at `#failureAt`, decaying with FAILURE_HALF_LIFE_MS. */
   #failureScore = 0;
   #failureAt = 0;
-  /** The rate (bytes/s) of the last request given up on while this peer was serving it, and when. */
-  #stall: { rate: number; at: number } | undefined;
+  /** The rate (bytes/s) of the last request given up on while this peer was serving it, when, and for how long it counts. */
+  #stall: { rate: number; at: number; memoryMs: number } | undefined;
+  /** Stalls since the last piece this peer delivered (see MAX_STALL_MEMORY_MS). */
+  #stallsInARow = 0;
+  /** Pieces from this peer that passed their hash: a peer with none is not trusted yet (see `trusted`). */
+  #verifiedPieces = 0;
+  /** Closed for breaking the protocol (garbage, a text frame, a flood): the swarm bans it like a bad piece. */
+  #misbehaved = false;
+  /** Token bucket of control messages (see CONTROL_MESSAGES_PER_S): tokens left, at performance.now() time. */
+  #controlBudget = { tokens: CONTROL_MESSAGES_BURST, at: performance.now() };
 
   /** Requests in flight to this peer. */
   get inFlight(): number {
@@ -156,6 +191,46 @@ export class Peer {
     let parkedPieces = 0;
     for (const pending of this.#pending.values()) parkedPieces += pending.pieces.size;
     return { uploads: this.#uploads.size, parkedAssets: this.#pending.size, parkedPieces };
+  }
+
+  /**
+   * Whether this peer delivered a piece that passed its hash. The player does not ask a peer that
+   * has not (see Swarm: it waits on one only briefly, through a prefetch already asked of it):
+   * anyone can connect and claim every piece, so a fresh peer earns trust on prefetches, where a
+   * stall costs nothing but a retry elsewhere.
+   */
+  get trusted(): boolean {
+    return this.#verifiedPieces > 0;
+  }
+
+  /** A piece from this peer passed its hash (the swarm verifies, the peer only assembles). */
+  noteVerified(): void {
+    this.#verifiedPieces++;
+    this.#stallsInARow = 0;
+  }
+
+  /** Whether the peer broke the protocol (closed with reason 'invalid message', 'text frame' or 'flooding'). */
+  get misbehaved(): boolean {
+    return this.#misbehaved;
+  }
+
+  /** This peer's failures and stalls, for the swarm to remember after it leaves. */
+  record(): PeerRecord {
+    return { failureScore: this.#failureScore, failureAt: this.#failureAt, stall: this.#stall, stallsInARow: this.#stallsInARow };
+  }
+
+  /** Takes over what the swarm remembered of this peer (under another id, or an earlier connection). */
+  inherit(record: PeerRecord): void {
+    this.#failureScore = record.failureScore;
+    this.#failureAt = record.failureAt;
+    this.#stall = record.stall;
+    this.#stallsInARow = record.stallsInARow;
+  }
+
+  /** Whether there is anything worth remembering: failures not yet decayed, or a stall still in memory. */
+  get blemished(): boolean {
+    const stall = this.#stall;
+    return this.failures >= 0.1 || (stall !== undefined && performance.now() - stall.at < stall.memoryMs);
   }
 
   /** Recent failures (rejected, timed out, closed requests), decaying by half every FAILURE_HALF_LIFE_MS; lowers the rank. */
@@ -184,7 +259,7 @@ export class Peer {
   /** The moving average, or a recent stall's rate when lower (a congested uplink shows there first). */
   #currentThroughput(): number {
     const stall = this.#stall;
-    if (!stall || performance.now() - stall.at > STALL_MEMORY_MS) return this.throughput;
+    if (!stall || performance.now() - stall.at > stall.memoryMs) return this.throughput;
     return Math.min(this.throughput, stall.rate);
   }
 
@@ -203,7 +278,12 @@ export class Peer {
     const servedSince = download.firstChunkAt ?? download.sentAt;
     const elapsedMs = performance.now() - servedSince;
     if (elapsedMs < STALL_MIN_ELAPSED_MS) return;
-    this.#stall = { rate: ((download.next - (download.buffer.length - download.asked)) * 1000) / elapsedMs, at: performance.now() };
+    // Requests given up on together are one stall; a stall after the memory of the last one ran
+    // out (the peer got another chance and failed it) is the next in a row.
+    const previous = this.#stall;
+    if (!previous || performance.now() - previous.at > previous.memoryMs) this.#stallsInARow++;
+    const memoryMs = Math.min(MAX_STALL_MEMORY_MS, STALL_MEMORY_MS * 2 ** (this.#stallsInARow - 1));
+    this.#stall = { rate: ((download.next - (download.buffer.length - download.asked)) * 1000) / elapsedMs, at: performance.now(), memoryMs };
   }
 
   constructor(id: string, connection: RTCPeerConnection, channel: RTCDataChannel, handlers: PeerHandlers) {
@@ -267,12 +347,13 @@ export class Peer {
     return pending;
   }
 
-  /** Records one have; false for a piece past the asset's end. */
+  /** Records one have; false when it changes nothing (a piece past the asset's end, or one already announced). */
   #addHave(asset: string, piece: number): boolean {
     const count = this.#handlers.pieceCount(asset);
     if (count === undefined || piece >= count) return false;
     let bits = this.#have.get(asset);
     if (!bits) this.#have.set(asset, (bits = new Bitfield(count)));
+    if (bits.has(piece)) return false;
     bits.set(piece);
     return true;
   }
@@ -371,15 +452,23 @@ export class Peer {
     }
   }
 
+  /** Closes a peer that broke the protocol; the swarm bans it (see `misbehaved`). */
+  #closeMisbehaving(reason: string): void {
+    this.#misbehaved = true;
+    this.close(reason);
+  }
+
   #onFrame(data: unknown): void {
-    if (!(data instanceof ArrayBuffer)) return this.close('text frame');
+    if (this.#closed) return;
+    if (!(data instanceof ArrayBuffer)) return this.#closeMisbehaving('text frame');
     let message: PeerMessage;
     try {
       message = decodePeerMessage(new Uint8Array(data));
     } catch {
       // A peer that speaks garbage is not worth keeping (and may be hostile).
-      return this.close('invalid message');
+      return this.#closeMisbehaving('invalid message');
     }
+    if ((message.type !== 'chunk' || !this.#downloads.has(message.id)) && !this.#takeControlToken()) return this.#closeMisbehaving('flooding');
     switch (message.type) {
       case 'hello':
         if (message.version !== PEER_PROTOCOL_VERSION) return this.close('protocol version mismatch');
@@ -390,12 +479,16 @@ export class Peer {
           if (message.piece < MAX_PENDING_PIECES) this.#park(message.asset).pieces.add(message.piece);
           return;
         }
+        // A have that changes nothing (a repeat, as a flooding peer sends them) costs no planning.
         if (!this.#addHave(message.asset, message.piece)) return;
         return this.#handlers.onHave(this);
       }
-      case 'lost':
-        this.#have.get(message.asset)?.clear(message.piece);
+      case 'lost': {
+        const bits = this.#have.get(message.asset);
+        if (!bits?.has(message.piece)) return;
+        bits.clear(message.piece);
         return this.#handlers.onHave(this);
+      }
       case 'request':
         if (this.#uploads.size >= MAX_QUEUED_UPLOADS || this.#uploads.has(message.id)) {
           return this.#send({ type: 'reject', id: message.id, reason: 'busy' });
@@ -429,6 +522,17 @@ export class Peer {
         );
       }
     }
+  }
+
+  /** Takes one message from the control budget; false when the peer is over it. */
+  #takeControlToken(): boolean {
+    const now = performance.now();
+    const budget = this.#controlBudget;
+    budget.tokens = Math.min(CONTROL_MESSAGES_BURST, budget.tokens + (Math.max(0, now - budget.at) * CONTROL_MESSAGES_PER_S) / 1000);
+    budget.at = now;
+    if (budget.tokens < 1) return false;
+    budget.tokens--;
+    return true;
   }
 
   #setHave(asset: string, hex: string): void {

@@ -7,7 +7,7 @@ import { IdbPieceStore } from '../store/idb-piece-store.js';
 import { MemoryPieceStore, type PieceStore } from '../store/piece-store.js';
 import { resolveOptions, type PeerfetchOptions, type ResolvedOptions } from './options.js';
 import type { Peer } from './peer.js';
-import { isRelayed, readPeerPath, UNKNOWN_PATH, type PeerPath } from './peer-path.js';
+import { isRelayed, readPathKey, readPeerPath, UNKNOWN_PATH, type PeerPath } from './peer-path.js';
 import { ReachabilityMonitor, type UnreachableDetail } from './reachability.js';
 import { PieceSources, StatsCounters, type PeerfetchStats } from './stats.js';
 import { SwLink } from './sw-link.js';
@@ -116,11 +116,12 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
   /** Counters so far: zeros before `ready`, the last values after `destroy()`. */
   getStats(): PeerfetchStats {
     if (this.#finalStats) return this.#finalStats;
-    const peers = [...(this.#swarm?.peers.values() ?? [])].map(({ id, bytesDownloaded, bytesUploaded, throughput }) => ({
+    const peers = [...(this.#swarm?.peers.values() ?? [])].map(({ id, bytesDownloaded, bytesUploaded, throughput, trusted }) => ({
       id,
       bytesDownloaded,
       bytesUploaded,
       throughput: Math.round(throughput),
+      trusted,
       ...(this.#paths.get(id) ?? UNKNOWN_PATH),
     }));
     return this.#stats.snapshot(peers, this.#sources.snapshot());
@@ -393,7 +394,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
           wantedPeers: () => swarm.wantedPeers(),
           reservePeerSlot: () => swarm.reservePeerSlot(),
           isConnected: (id) => swarm.isConnected(id),
-          onPeer: (id, connection, channel) => swarm.addPeer(id, connection, channel),
+          onPeer: (id, connection, channel) => this.#admitPeer(swarm, id, connection, channel),
           report: () => {
             const { bytesFromPeers, bytesFromOrigin, bytesUploaded } = this.getStats();
             return { bytesFromPeers, bytesFromOrigin, bytesUploaded };
@@ -406,6 +407,18 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
         }),
     );
     for (const tracker of this.#trackers) tracker.start();
+  }
+
+  /**
+   * A data channel to `peerId` opened: the peer joins the swarm with its address (read before it
+   * is used at all, so that a fresh id from a banned address never gets a request; its first
+   * messages wait in the channel's early buffer meanwhile).
+   */
+  async #admitPeer(swarm: Swarm, peerId: string, connection: RTCPeerConnection, channel: RTCDataChannel): Promise<void> {
+    const pathKey = await readPathKey(connection);
+    if (this.#destroyed || !this.#p2p) return connection.close();
+    if (pathKey !== undefined && swarm.isBannedPath(pathKey)) this.#log?.(`peer ${peerId} refused: a peer at its address was banned`);
+    swarm.addPeer(peerId, connection, channel, pathKey);
   }
 
   async #answerPieceRequest(

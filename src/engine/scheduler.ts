@@ -139,18 +139,24 @@ export class Scheduler {
       swarm.availability(asset.id, piece, true) === 0 &&
       !swarm.downloading(asset.id, piece) &&
       this.ownerOf(asset.id, piece) !== this.#components.selfId();
+    let announcedMeanwhile = false;
     if (canWait) {
       // Another member is assigned this piece and is probably fetching it from the origin now.
+      const claimedBefore = swarm.availability(asset.id, piece) > 0;
       const waitMs = Math.min(OWNER_WAIT_MS, deadlineMs / 2);
       if (!(await swarm.waitForHave(asset.id, piece, waitMs, signal))) return { ok: false, reason: 'no-peer' };
+      // A member that announced the piece while we waited (it fetched it from the origin as
+      // assigned) is asked for it even before it earned trust: in a flash crowd that is how the
+      // origin serves each piece once. A peer that merely claims pieces claimed it before the wait.
+      announcedMeanwhile = !claimedBefore;
     }
     // `urgent`: the player waits for this piece (relayed peers may be left out, see PeerfetchOptions.relay).
-    if (swarm.availability(asset.id, piece, true) === 0 && !swarm.downloading(asset.id, piece)) {
+    if (!announcedMeanwhile && swarm.availability(asset.id, piece, true) === 0 && !swarm.downloading(asset.id, piece)) {
       return { ok: false, reason: 'no-peer' };
     }
     const remaining = Math.max(0, deadlineMs - (this.#now() - started));
     // The SW finishes a piece partly received at the deadline from the origin.
-    return swarm.fetchPiece(asset.id, piece, remaining, signal, { handOver: true, urgent: true });
+    return swarm.fetchPiece(asset.id, piece, remaining, signal, { handOver: true, urgent: !announcedMeanwhile });
   }
 
   /** Something changed (a have, a new peer, a stored piece): plan again, once per task. */

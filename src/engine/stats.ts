@@ -30,6 +30,8 @@ export interface PeerStats extends PeerPath {
   bytesDownloaded: number;
   bytesUploaded: number;
   throughput: number;
+  /** Whether the peer delivered a piece that passed its hash: until then the player does not ask it for pieces (see Peer.trusted). */
+  trusted: boolean;
 }
 
 /** Where a piece came from, one letter per piece: `.` not held, `o` origin, `p` peers, `s` held before (local store). */

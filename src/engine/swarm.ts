@@ -5,7 +5,7 @@ import type { Manifest, ManifestAsset } from '../shared/manifest.js';
 import { pieceCount, pieceSpan } from '../shared/piece-math.js';
 import type { PieceStore, RemovedPieces } from '../store/piece-store.js';
 import { SharedTasks } from '../shared/shared-tasks.js';
-import { Peer } from './peer.js';
+import { Peer, type PeerRecord } from './peer.js';
 import { UploadLimiter } from './upload-limiter.js';
 
 /** Connected peers we aim for: enough sources for parallel pieces, few enough for a phone's radio. */
@@ -16,6 +16,20 @@ export const MAX_PEERS = 8;
  * takes ~50 ms at the 5 MB/s a channel carries here, so 3 s only trips on a stalled peer.
  */
 const PEER_ATTEMPT_TIMEOUT_MS = 3000;
+/**
+ * Longest wait (ms) of a piece the player needs on a prefetch of it already asked of a peer that
+ * has not delivered a verified piece yet and has sent nothing of this one: a first piece's
+ * deadline. An honest peer's first chunk comes within a round trip (milliseconds here, well under
+ * a second across continents), and the piece then counts as the peer's proof; a peer that claims
+ * pieces and stalls costs the player at most this, once per piece, until its stall is measured.
+ */
+const UNPROVEN_JOIN_WAIT_MS = 1000;
+/**
+ * Peers whose failures and stalls are remembered after they left (count, by id and by address,
+ * the oldest forgotten first). A page meets a few dozen peers per video; each entry costs a
+ * real WebRTC connection to create, so a hostile peer cannot grow this fast either.
+ */
+const MAX_REMEMBERED_PEERS = 128;
 
 /** What the swarm reports upwards (the orchestrator turns these into stats and public events). */
 export interface SwarmCallbacks {
@@ -51,6 +65,12 @@ export class Swarm {
   /** The cap on what this page uploads to all peers together. */
   readonly uploads = new UploadLimiter();
   readonly #banned = new Set<string>();
+  /** Addresses (see readPathKey) of peers banned for bad bytes or garbage: a fresh id from there is banned too. */
+  readonly #bannedPaths = new Set<string>();
+  /** Address of each connected peer, where knowable. */
+  readonly #pathOf = new Map<string, string>();
+  /** Failures and stalls of peers that left, by `id:<peer id>` and `path:<address>` (see MAX_REMEMBERED_PEERS). */
+  readonly #records = new Map<string, PeerRecord>();
   /** Connections being made (see reservePeerSlot). */
   #connecting = 0;
   #manifest: Manifest;
@@ -67,6 +87,8 @@ export class Swarm {
   readonly #relayed = new Set<string>();
   /** Whether relayed peers serve pieces the player waits for ('all'), or only prefetches ('ahead'). */
   relayedServeUrgent = true;
+  /** Per piece download in progress, the peer asked for it now. */
+  readonly #serving = new Map<string, Peer>();
   /** Per piece download in progress, the bytes kept from peers that stopped part way (see #download). */
   readonly #prefixes = new Map<string, Uint8Array>();
   readonly #stopListening: () => void;
@@ -125,6 +147,37 @@ export class Swarm {
 
   isConnected(peerId: string): boolean {
     return this.peers.has(peerId) || this.#banned.has(peerId);
+  }
+
+  /** Whether a peer at this address (see readPathKey) sent bad bytes or garbage under some id. */
+  isBannedPath(pathKey: string): boolean {
+    return this.#bannedPaths.has(pathKey);
+  }
+
+  /**
+   * What is known of peers at `pathKey`: a connected one's record (a peer coming back under a fresh
+   * id connects before its old connection is seen to close, which can take until ICE consent fails),
+   * else what was remembered when one left.
+   */
+  #recordAt(pathKey: string): PeerRecord | undefined {
+    for (const [id, path] of this.#pathOf) {
+      const live = this.peers.get(id);
+      if (path === pathKey && live?.blemished) return live.record();
+    }
+    return this.#records.get(`path:${pathKey}`);
+  }
+
+  #remember(peer: Peer): void {
+    if (!peer.blemished) return;
+    const record = peer.record();
+    const keys = [`id:${peer.id}`];
+    const path = this.#pathOf.get(peer.id);
+    if (path !== undefined) keys.push(`path:${path}`);
+    for (const key of keys) {
+      this.#records.delete(key); // re-inserted as the newest
+      this.#records.set(key, record);
+    }
+    while (this.#records.size > MAX_REMEMBERED_PEERS) this.#records.delete(this.#records.keys().next().value!);
   }
 
   /** Peers still wanted: MAX_PEERS less the connected ones and those being connected. */
@@ -198,7 +251,13 @@ export class Swarm {
     return this.#have.get(assetId)?.has(piece) ?? false;
   }
 
-  addPeer(peerId: string, connection: RTCPeerConnection, channel: RTCDataChannel): void {
+  /**
+   * Takes a peer whose data channel opened. `pathKey`: where its packets come from, when knowable
+   * (see readPathKey): a fresh id from the address of a banned peer is banned at once, and one
+   * from the address of a peer remembered as failing or stalling inherits that record.
+   */
+  addPeer(peerId: string, connection: RTCPeerConnection, channel: RTCDataChannel, pathKey?: string): void {
+    if (pathKey !== undefined && this.#bannedPaths.has(pathKey)) this.#banned.add(peerId);
     if (this.isConnected(peerId) || this.peers.size >= MAX_PEERS) {
       connection.close();
       return;
@@ -218,11 +277,17 @@ export class Swarm {
       beforeUpload: (bytes) => this.uploads.take(bytes),
       onClose: (closed, reason) => {
         if (this.peers.get(closed.id) !== closed) return;
+        if (closed.misbehaved) this.#banPeer(closed);
+        this.#remember(closed);
         this.peers.delete(closed.id);
+        this.#pathOf.delete(closed.id);
         this.#relayed.delete(closed.id);
         this.#callbacks.onPeerDisconnect(closed, reason);
       },
     });
+    const record = this.#records.get(`id:${peerId}`) ?? (pathKey === undefined ? undefined : this.#recordAt(pathKey));
+    if (record) peer.inherit(record);
+    if (pathKey !== undefined) this.#pathOf.set(peerId, pathKey);
     this.peers.set(peerId, peer);
     peer.hello(Object.fromEntries([...this.#have].map(([id, bits]) => [id, bits.toHex()])));
     this.#callbacks.onPeerConnect(peer);
@@ -308,6 +373,10 @@ export class Swarm {
     if (!asset || piece >= asset.pieces.length) return { ok: false, reason: 'unknown-asset' };
     const key = `${assetId}/${piece}`;
     const joining = this.#downloads.has(key);
+    // Through a prefetch already asked of a fresh peer, the player waits for it only briefly
+    // until that peer is sending this piece (a peer that claims pieces and stalls never does).
+    const serving = this.#serving.get(key);
+    const unproven = joining && urgent && serving !== undefined && !serving.trusted && !serving.partial(assetId, piece)?.length;
     if (!joining && this.availability(assetId, piece, urgent) > 0 && !this.canDeliverWithin(assetId, piece, deadlineMs, deadlineMs, urgent)) {
       return { ok: false, reason: 'slow-peers' };
     }
@@ -318,7 +387,7 @@ export class Swarm {
     const timer = setTimeout(() => {
       if (handOver && !signal.aborted) partial = this.#partialOf(asset, piece);
       caller.abort();
-    }, deadlineMs);
+    }, unproven ? Math.min(deadlineMs, UNPROVEN_JOIN_WAIT_MS) : deadlineMs);
     const onAbort = () => caller.abort();
     signal.addEventListener('abort', onAbort, { once: true });
     if (signal.aborted) caller.abort();
@@ -375,6 +444,7 @@ export class Swarm {
         // A timer rather than AbortSignal.timeout, so that tests drive it with a fake clock.
         const attempt = new AbortController();
         const attemptTimer = setTimeout(() => attempt.abort(), Math.min(PEER_ATTEMPT_TIMEOUT_MS, Math.max(remainingMs, 0)));
+        this.#serving.set(key, peer);
         try {
           const attemptSignal = AbortSignal.any([signal, attempt.signal]);
           data = await peer.request(asset.id, piece, bytes, attemptSignal, { prefix, deadlineMs: Math.max(0, Math.round(remainingMs)) });
@@ -405,6 +475,7 @@ export class Swarm {
           this.#prefixes.delete(key);
           continue;
         }
+        peer.noteVerified();
         await this.#store.put({ asset: asset.id, piece, data }).catch(() => {});
         this.#callbacks.onPieceVerified(asset, piece, peer, data.length);
         this.markHave(asset.id, piece);
@@ -412,6 +483,7 @@ export class Swarm {
       }
     } finally {
       this.#prefixes.delete(key);
+      this.#serving.delete(key);
     }
     if (signal.aborted) return { ok: false, reason: 'timeout' };
     return { ok: false, reason: rejected ? 'rejected' : tried.size === 0 ? 'no-peer' : 'timeout' };
@@ -419,19 +491,32 @@ export class Swarm {
 
   /**
    * Open peers that hold `piece` of `assetId`, other than those in `except`; for a piece the player
-   * waits for (`urgent`), relayed peers only when they serve those (relay policy 'all').
+   * waits for (`urgent`), only peers that earned trust (see Peer.trusted), and relayed peers only
+   * when they serve those (relay policy 'all').
    */
   #holders(assetId: string, piece: number, except: ReadonlySet<string>, urgent = false): Peer[] {
     const skipRelayed = urgent && !this.relayedServeUrgent;
     return [...this.peers.values()].filter(
-      (peer) => !except.has(peer.id) && !peer.closed && peer.has(assetId, piece) && !(skipRelayed && this.#relayed.has(peer.id)),
+      (peer) =>
+        !except.has(peer.id) &&
+        !peer.closed &&
+        peer.has(assetId, piece) &&
+        !(urgent && !peer.trusted) &&
+        !(skipRelayed && this.#relayed.has(peer.id)),
     );
   }
 
   #ban(peer: Peer, asset: ManifestAsset, piece: number): void {
-    this.#banned.add(peer.id);
+    this.#banPeer(peer);
     this.#callbacks.onPieceRejected(asset, piece, peer);
     peer.close('sent a piece that failed its hash');
+  }
+
+  /** Never accepts this peer again, under its id nor (where knowable) from its address. */
+  #banPeer(peer: Peer): void {
+    this.#banned.add(peer.id);
+    const path = this.#pathOf.get(peer.id);
+    if (path !== undefined) this.#bannedPaths.add(path);
   }
 
   destroy(): void {

@@ -59,8 +59,8 @@ export interface TrackerClientOptions {
   reservePeerSlot(): (() => void) | undefined;
   /** Whether we already hold a connection to `peerId` (so its offers are ignored). */
   isConnected(peerId: string): boolean;
-  /** A data channel to `peerId` opened. */
-  onPeer(peerId: string, connection: RTCPeerConnection, channel: RTCDataChannel): void;
+  /** A data channel to `peerId` opened; the connection's slot is held until the returned promise settles. */
+  onPeer(peerId: string, connection: RTCPeerConnection, channel: RTCDataChannel): void | Promise<void>;
   report(): SwarmReport;
   /**
    * The tracker cannot be reached, or refuses us (a `failure reason`, or a close with a reason):
@@ -390,7 +390,7 @@ export class TrackerClient {
       const open = await channelOpen(await Promise.race([channel, timeout]), CHANNEL_OPEN_TIMEOUT_MS);
       if (this.#destroyed || this.#options.isConnected(peerId)) return connection.close();
       this.#options.onAttempt?.({ ok: true, peerId });
-      this.#options.onPeer(peerId, connection, open);
+      await this.#options.onPeer(peerId, connection, open);
     } catch {
       const iceState = connection.iceConnectionState;
       connection.close();

@@ -146,9 +146,10 @@ describe('data path', () => {
     expect(fallbacks[0]?.detail).toMatchObject({ url: expect.stringContaining(VIDEO_URL) as unknown, reason: expect.any(String) as unknown });
     const reasons = fallbacks.map((event) => event.detail.reason as string);
     console.info(`slow peer: fallbacks by reason ${JSON.stringify(reasons)}`);
-    // Once a request to it had stalled, the peer was known to be slow: later pieces went to the
-    // origin at once ('slow-peers') instead of after waiting out their deadline ('timeout').
-    expect(reasons).toContain('slow-peers');
+    // A peer that never delivered a piece is not waited on by the player ('no-peer'), nor one known
+    // to be slow ('slow-peers'): the pieces went to the origin at once instead of after waiting out
+    // their deadline ('timeout').
+    expect(reasons.some((reason) => reason === 'no-peer' || reason === 'slow-peers')).toBe(true);
     expect(reasons.filter((reason) => reason === 'timeout').length).toBeLessThan(reasons.length / 2);
     expect(await recordedEvents(page, 'peer:connect')).toHaveLength(1);
     const after = await waitFor(async () => {

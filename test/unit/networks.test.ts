@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ReachabilityMonitor, type UnreachableDetail } from '../../src/engine/reachability.js';
 import { parseTrackerIce } from '../../src/engine/tracker-ice.js';
+import { addressKey } from '../../src/engine/peer-path.js';
 
 describe('ICE servers from an announce reply', () => {
   const turn = { urls: ['turn:turn.example:3478?transport=udp'], username: '1800000000:ab12', credential: 'c2VjcmV0' };
@@ -72,5 +73,21 @@ describe('swarm reachability', () => {
     reachability.onAttempt(failed(['host'], true), 0);
     reachability.onAttempt(failed(['host'], true), 0);
     expect(told.map((detail) => detail.reason)).toEqual(['checks-failed', 'gathering-timeout']);
+  });
+});
+
+describe('a peer\'s address, as bans and slow-peer memory key it', () => {
+  it.each([
+    ['198.51.100.7', '198.51.100.7'],
+    ['2001:db8:0:1:aaaa:bbbb:cccc:dddd', '2001:db8:0:1::/64'],
+    ['2001:db8:0:1::9', '2001:db8:0:1::/64'],
+    ['[2001:0DB8::1]', '2001:db8:0:0::/64'],
+    ['fe80::1%eth0', 'fe80:0:0:0::/64'],
+    ['0d4e1a2b-6c3f-4e5d-9a8b-7c6d5e4f3a2b.local', undefined],
+    ['', undefined],
+    ['2001:db8::1::2', undefined],
+    ['not an address', undefined],
+  ])('%s -> %s', (address, key) => {
+    expect(addressKey(address)).toBe(key);
   });
 });

@@ -261,6 +261,24 @@ describe('Peer protocol', () => {
       expect(leecher.expectedDelay(PIECE_BYTES)).toBeLessThan(10 * fresh);
     });
 
+    it('stalls in a row double the time the peer is not waited for', async () => {
+      const { leecher, fresh, advance, giveUp } = await stalledDownload();
+      advance(2000);
+      await giveUp();
+      advance(15_001);
+      expect(leecher.expectedDelay(PIECE_BYTES)).toBeLessThanOrEqual(fresh);
+      // Asked again, it sends nothing at all (its line stays congested): the second stall counts 30 s.
+      const abort = new AbortController();
+      const again = leecher.request(ASSET, 2, PIECE_BYTES, abort.signal).catch(() => undefined);
+      advance(2000);
+      abort.abort();
+      await again;
+      advance(15_001);
+      expect(leecher.expectedDelay(PIECE_BYTES)).toBeGreaterThan(10 * fresh);
+      advance(15_000);
+      expect(leecher.expectedDelay(PIECE_BYTES)).toBeLessThanOrEqual(fresh);
+    });
+
     it('a request given up on at once says nothing about the peer', async () => {
       const { leecher, fresh, advance, giveUp } = await stalledDownload();
       advance(100);
@@ -278,6 +296,24 @@ describe('Peer protocol', () => {
     const { leecherEnd, closed } = connect(new Map());
     leecherEnd.onmessage?.({ data: new Uint8Array([0, 9, 1, 2]).buffer });
     expect(closed).toEqual(['invalid message']);
+  });
+
+  it('a flood of control messages closes the peer as misbehaving; an honest rate does not', async () => {
+    let now = 1000;
+    vi.spyOn(performance, 'now').mockImplementation(() => now);
+    const { leecher, leecherEnd, closed } = connect(new Map());
+    const have = (piece: number) => leecherEnd.onmessage?.({ data: encodePeerMessage({ type: 'have', asset: ASSET, piece }).slice().buffer });
+    // 1000 haves a second for 10 s: a busy honest peer.
+    for (let i = 0; i < 10_000; i++) {
+      have(i % 10);
+      now += 1;
+    }
+    expect(closed).toEqual([]);
+    // The same piece announced 10 000 times at once.
+    for (let i = 0; i < 10_000; i++) have(3);
+    expect(closed).toEqual(['flooding']);
+    expect(leecher.misbehaved).toBe(true);
+    vi.restoreAllMocks();
   });
 
   it('closing rejects every download in flight', async () => {

@@ -177,12 +177,157 @@ describe('Swarm: relayed peers (relay policy)', () => {
 
   it("'all': a relayed peer serves the player too; a peer no longer relayed is an ordinary peer", async () => {
     const { swarm, assetId } = await setup();
+    // A fresh peer earns trust on a prefetch first (see 'a fresh peer earns trust' below).
+    expect(await swarm.fetchPiece(assetId, 1, 5000, new AbortController().signal)).toMatchObject({ ok: true });
     expect(swarm.availability(assetId, 0, true)).toBe(1);
     const urgent = await swarm.fetchPiece(assetId, 0, 5000, new AbortController().signal, { urgent: true });
     expect(urgent.ok && urgent.data).toEqual(pieceBytes(0));
     swarm.relayedServeUrgent = false;
     swarm.markRelayed('relayed', false);
     expect(swarm.availability(assetId, 1, true)).toBe(1);
+    swarm.destroy();
+  });
+});
+
+describe('Swarm: hostile peers', () => {
+  const PATH = '198.51.100.7';
+
+  it('a fresh peer earns trust on a prefetch before the player waits on it', async () => {
+    const m = await manifest();
+    const swarm = new Swarm(m, new MemoryPieceStore(), noCallbacks);
+    await swarm.loadHave();
+    const assetId = m.assets[0]!.id;
+    connectRemote(swarm, assetId, 'fresh', [0, 1]);
+    await vi.waitFor(() => expect(swarm.availability(assetId, 0)).toBe(1));
+    expect(swarm.availability(assetId, 0, true), 'not counted for the player yet').toBe(0);
+    expect(await swarm.fetchPiece(assetId, 0, 5000, new AbortController().signal, { urgent: true })).toMatchObject({ ok: false, reason: 'no-peer' });
+    expect(await swarm.fetchPiece(assetId, 1, 5000, new AbortController().signal)).toMatchObject({ ok: true });
+    expect(swarm.peers.get('fresh')!.trusted).toBe(true);
+    expect(await swarm.fetchPiece(assetId, 0, 5000, new AbortController().signal, { urgent: true })).toMatchObject({ ok: true });
+    swarm.destroy();
+  });
+
+  it('the player waits only briefly on a fresh peer through a prefetch of it that has not started', async () => {
+    vi.useFakeTimers();
+    try {
+      const m = await manifest();
+      const swarm = new Swarm(m, new MemoryPieceStore(), noCallbacks);
+      await swarm.loadHave();
+      const assetId = m.assets[0]!.id;
+      const [swarmEnd, remoteEnd] = channelPair();
+      const staller = new Peer('us', fakeConnection(), remoteEnd as unknown as RTCDataChannel, { ...remoteHandlers(new Map()), readPiece: () => new Promise(() => {}) });
+      swarm.addPeer('staller', fakeConnection(), swarmEnd as unknown as RTCDataChannel);
+      const bits = new Bitfield(PIECES);
+      bits.set(0);
+      staller.hello({ [assetId]: bits.toHex() });
+      await vi.advanceTimersByTimeAsync(10);
+      expect(swarm.availability(assetId, 0)).toBe(1);
+      const stop = new AbortController();
+      const prefetch = swarm.fetchPiece(assetId, 0, 10_000, stop.signal);
+      expect(swarm.downloading(assetId, 0)).toBe(true);
+      let answer: unknown;
+      void swarm.fetchPiece(assetId, 0, 4000, new AbortController().signal, { urgent: true, handOver: true }).then((result) => (answer = result));
+      await vi.advanceTimersByTimeAsync(990);
+      expect(answer, 'still waiting').toBeUndefined();
+      await vi.advanceTimersByTimeAsync(20);
+      expect(answer, 'given up after 1 s, not its 4 s deadline').toEqual({ ok: false, reason: 'timeout' });
+      expect(swarm.downloading(assetId, 0), 'the prefetch goes on').toBe(true);
+      stop.abort();
+      await prefetch;
+      swarm.destroy();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a peer banned for a bad piece is refused under a fresh id from the same address, not from another', async () => {
+    const m = await manifest();
+    const rejected: string[] = [];
+    const swarm = new Swarm(m, new MemoryPieceStore(), { ...noCallbacks, onPieceRejected: (_asset, _piece, peer) => rejected.push(peer.id) });
+    await swarm.loadHave();
+    const assetId = m.assets[0]!.id;
+    // A remote that answers piece 0 with the bytes of piece 1.
+    const [swarmEnd, remoteEnd] = channelPair();
+    const liar = new Peer('us', fakeConnection(), remoteEnd as unknown as RTCDataChannel, remoteHandlers(new Map([[0, pieceBytes(1)]])));
+    swarm.addPeer('liar', fakeConnection(), swarmEnd as unknown as RTCDataChannel, PATH);
+    const bits = new Bitfield(PIECES);
+    bits.set(0);
+    liar.hello({ [assetId]: bits.toHex() });
+    await vi.waitFor(() => expect(swarm.availability(assetId, 0)).toBe(1));
+    expect(await swarm.fetchPiece(assetId, 0, 5000, new AbortController().signal)).toMatchObject({ ok: false, reason: 'rejected' });
+    expect(rejected).toEqual(['liar']);
+    expect(swarm.isBannedPath(PATH)).toBe(true);
+
+    const [again] = channelPair();
+    const closed = fakeConnection();
+    const close = vi.spyOn(closed, 'close');
+    swarm.addPeer('liar-fresh-id', closed, again as unknown as RTCDataChannel, PATH);
+    expect(close).toHaveBeenCalled();
+    expect(swarm.peers.has('liar-fresh-id')).toBe(false);
+    expect(swarm.isConnected('liar-fresh-id'), 'that id is banned too').toBe(true);
+
+    connectRemote(swarm, assetId, 'neighbour', [0]);
+    expect(swarm.peers.has('neighbour'), 'a peer at another (or no known) address is taken').toBe(true);
+    swarm.destroy();
+  });
+
+  it('garbage on the channel bans the peer and its address', async () => {
+    const m = await manifest();
+    const swarm = new Swarm(m, new MemoryPieceStore(), noCallbacks);
+    await swarm.loadHave();
+    const [swarmEnd, remoteEnd] = channelPair();
+    swarm.addPeer('babbler', fakeConnection(), swarmEnd as unknown as RTCDataChannel, PATH);
+    (remoteEnd as FakeChannel).other.onmessage?.({ data: new Uint8Array([0, 3, 1, 2, 3]).buffer });
+    await vi.waitFor(() => expect(swarm.peers.has('babbler')).toBe(false));
+    expect(swarm.isConnected('babbler')).toBe(true);
+    expect(swarm.isBannedPath(PATH)).toBe(true);
+    swarm.destroy();
+  });
+});
+
+describe('Swarm: a stalling peer is remembered', () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  it('by id and by address: coming back under a fresh id does not wipe its stall', async () => {
+    const m = await manifest();
+    const swarm = new Swarm(m, new MemoryPieceStore(), noCallbacks);
+    await swarm.loadHave();
+    const assetId = m.assets[0]!.id;
+    // A remote that claims pieces and never sends a byte of them.
+    const [swarmEnd, remoteEnd] = channelPair();
+    const staller = new Peer('us', fakeConnection(), remoteEnd as unknown as RTCDataChannel, {
+      ...remoteHandlers(new Map()),
+      readPiece: () => new Promise(() => {}),
+    });
+    swarm.addPeer('staller', fakeConnection(), swarmEnd as unknown as RTCDataChannel, '198.51.100.9');
+    const bits = new Bitfield(PIECES);
+    for (let piece = 0; piece < PIECES; piece++) bits.set(piece);
+    staller.hello({ [assetId]: bits.toHex() });
+    await vi.advanceTimersByTimeAsync(10);
+    expect(swarm.canDeliverWithin(assetId, 0, 4000)).toBe(true);
+    const attempt = swarm.fetchPiece(assetId, 0, 5000, new AbortController().signal);
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(await attempt).toMatchObject({ ok: false });
+    expect(swarm.canDeliverWithin(assetId, 0, 4000), 'a stalled peer is not waited for').toBe(false);
+
+    // Back under a fresh id while its old connection still looks open.
+    const [liveEnd, liveRemote] = channelPair();
+    const meanwhile = new Peer('us', fakeConnection(), liveRemote as unknown as RTCDataChannel, remoteHandlers(new Map()));
+    swarm.addPeer('staller-second-id', fakeConnection(), liveEnd as unknown as RTCDataChannel, '198.51.100.9');
+    meanwhile.hello({ [assetId]: bits.toHex() });
+    await vi.advanceTimersByTimeAsync(10);
+    expect(swarm.peers.get('staller-second-id')!.expectedDelay(PIECE) > 100, 'it inherits the stall of the open one').toBe(true);
+    swarm.peers.get('staller-second-id')!.close('gone');
+    swarm.peers.get('staller')!.close('gone');
+
+    const [freshEnd, freshRemote] = channelPair();
+    const fresh = new Peer('us', fakeConnection(), freshRemote as unknown as RTCDataChannel, remoteHandlers(new Map()));
+    swarm.addPeer('staller-fresh-id', fakeConnection(), freshEnd as unknown as RTCDataChannel, '198.51.100.9');
+    fresh.hello({ [assetId]: bits.toHex() });
+    await vi.advanceTimersByTimeAsync(10);
+    expect(swarm.availability(assetId, 0)).toBe(1);
+    expect(swarm.canDeliverWithin(assetId, 0, 4000), 'the fresh id inherits the stall').toBe(false);
     swarm.destroy();
   });
 });

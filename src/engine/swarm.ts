@@ -13,7 +13,9 @@ export const MAX_PEERS = 8;
 
 /**
  * Longest time (ms) one peer gets for one piece before the next peer is tried: a 256 KiB piece
- * takes ~50 ms at the 5 MB/s a channel carries here, so 3 s only trips on a stalled peer.
+ * takes ~50 ms at the 5 MB/s a channel carries here, so 3 s only trips on a stalled peer. The
+ * last peer that holds the piece gets the whole deadline: giving up on it early only fails the
+ * piece (a 2 Mbit/s home line needs over a second per piece, more behind other requests).
  */
 const PEER_ATTEMPT_TIMEOUT_MS = 3000;
 /**
@@ -30,6 +32,12 @@ const UNPROVEN_JOIN_WAIT_MS = 1000;
  * real WebRTC connection to create, so a hostile peer cannot grow this fast either.
  */
 const MAX_REMEMBERED_PEERS = 128;
+/**
+ * A caller that joined a download started for someone else (a prefetch) and saw it fail with at
+ * least this much (ms) of its own deadline left starts it again: the prefetch's attempt may have
+ * been given up sooner than this caller needs.
+ */
+const REJOIN_MIN_MS = 500;
 
 /** What the swarm reports upwards (the orchestrator turns these into stats and public events). */
 export interface SwarmCallbacks {
@@ -392,7 +400,14 @@ export class Swarm {
     signal.addEventListener('abort', onAbort, { once: true });
     if (signal.aborted) caller.abort();
     try {
-      return await this.#downloads.run(key, (shared) => this.#download(asset, piece, deadlineMs, shared, urgent), caller.signal);
+      const started = performance.now();
+      let joined = joining;
+      for (;;) {
+        const leftMs = deadlineMs - (performance.now() - started);
+        const result = await this.#downloads.run(key, (shared) => this.#download(asset, piece, leftMs, shared, urgent), caller.signal);
+        if (result.ok || !joined || result.reason !== 'timeout' || deadlineMs - (performance.now() - started) < REJOIN_MIN_MS) return result;
+        joined = this.#downloads.has(key);
+      }
     } catch {
       if (!partial) return { ok: false, reason: 'timeout' };
       // The caller finishes the piece from here: nobody needs the rest from a peer any more.
@@ -443,7 +458,8 @@ export class Swarm {
         let data: Uint8Array;
         // A timer rather than AbortSignal.timeout, so that tests drive it with a fake clock.
         const attempt = new AbortController();
-        const attemptTimer = setTimeout(() => attempt.abort(), Math.min(PEER_ATTEMPT_TIMEOUT_MS, Math.max(remainingMs, 0)));
+        const attemptMs = candidates.length > 1 ? Math.min(PEER_ATTEMPT_TIMEOUT_MS, remainingMs) : remainingMs;
+        const attemptTimer = setTimeout(() => attempt.abort(), Math.max(attemptMs, 0));
         this.#serving.set(key, peer);
         try {
           const attemptSignal = AbortSignal.any([signal, attempt.signal]);

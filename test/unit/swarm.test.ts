@@ -136,6 +136,20 @@ describe('Swarm: requests sized to each line', () => {
     swarm.destroy();
   });
 
+  it('the only peer that holds a piece gets the whole deadline, not one attempt of 3 s', async () => {
+    const { swarm, assetId } = await setup();
+    connectRemote(swarm, assetId, 'slow', [0], 16_000); // 128 kbit/s: 64 KiB take 4.1 s
+    await vi.advanceTimersByTimeAsync(10);
+    const slow = swarm.fetchPiece(assetId, 0, 8000, new AbortController().signal);
+    // Past 3 s the piece is still arriving; the clock then stops short of the deadline, so
+    // hashing it (real time) cannot race the deadline's timer.
+    await vi.advanceTimersByTimeAsync(6000);
+    const result = await slow;
+    expect(result).toMatchObject({ ok: true });
+    expect(result.ok && result.data).toEqual(pieceBytes(0));
+    swarm.destroy();
+  });
+
   it('does not queue a request on a line that cannot deliver it in time', async () => {
     const { swarm, assetId } = await setup();
     connectRemote(swarm, assetId, 'slow', [0, 1, 2], 50_000);

@@ -86,7 +86,7 @@ export function table(summaries) {
     iceCell(s),
     s.load.map((x) => x.toFixed(1)).join(' → '),
   ]);
-  return [head, head.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+  return markdownTable(head, rows);
 }
 
 /** What the system itself says it fetched, as a cross-check of the origin's counter. */
@@ -269,7 +269,7 @@ export function uplinksTable(summaries) {
     iceCell(s),
     s.load.map((x) => x.toFixed(1)).join(' → '),
   ]);
-  return [head, head.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+  return markdownTable(head, rows);
 }
 
 /** The goals of issue 15 for the mixed swarm, per P2P system that ran; only complete runs count. */
@@ -341,7 +341,7 @@ export function liveTable(summaries) {
     iceCell(s),
     s.load.map((x) => x.toFixed(1)).join(' → '),
   ]);
-  return [head, head.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+  return markdownTable(head, rows);
 }
 
 /**
@@ -387,4 +387,9 @@ export function liveGoals(summaries) {
     add(`${label}: latency and rebuffers against origin-only`, 'not measured', `${SYSTEMS['origin-hls'].label} did not complete`);
   }
   return out;
+}
+
+/** A Markdown table of `head` and `rows` (arrays of cell texts), as the BENCHMARKS.md sections show them. */
+function markdownTable(head, rows) {
+  return [head, head.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
 }

@@ -32,7 +32,7 @@ export interface PeerfetchOptions {
   p2p?: boolean;
   /** Cap on stored piece bytes (LRU eviction above it). Default 512 MiB, or half the origin's quota if less. */
   storeCapBytes?: number;
-  /** Cap on upload to all peers together, bytes per second. Default none. */
+  /** Cap on upload to all peers together, bytes per second; 0 uploads nothing (peers are told this page holds nothing). Default none. */
   uploadLimit?: number;
 }
 
@@ -117,7 +117,8 @@ export function resolveOptions(options: PeerfetchOptions, location: Location): R
     debug: options.debug ?? false,
     p2p: options.p2p ?? true,
     storeCapBytes: positiveInteger('storeCapBytes (data-store-cap-bytes)', options.storeCapBytes),
-    uploadLimit: positiveInteger('uploadLimit (data-upload-limit)', options.uploadLimit),
+    // 0 is a limit too: seed nothing.
+    uploadLimit: options.uploadLimit === 0 ? 0 : positiveInteger('uploadLimit (data-upload-limit)', options.uploadLimit),
   };
 }
 

@@ -304,9 +304,18 @@ export class Peer {
     };
   }
 
-  /** Sends our hello (protocol version and what we hold); must be the first message. */
+  /**
+   * Sends our hello (protocol version and what we hold); must be the first message. Sent again
+   * later, it replaces what the peer knew we hold (see Swarm.setSeeding).
+   */
   hello(have: Record<string, string>): void {
     this.#send({ type: 'hello', version: PEER_PROTOCOL_VERSION, have });
+  }
+
+  /** Refuses every queued upload (`not-found`, so the peer asks us no more for those pieces): we stopped seeding. */
+  refuseUploads(): void {
+    for (const id of [...this.#uploads.keys()]) this.#send({ type: 'reject', id, reason: 'not-found' });
+    this.#uploads.clear();
   }
 
   announceHave(asset: string, piece: number): void {

@@ -144,10 +144,16 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     return this.#p2p;
   }
 
-  /** Caps what this page uploads to all peers together, in bytes per second; undefined removes the cap. */
+  /** Caps what this page uploads to all peers together, in bytes per second; 0 uploads nothing, undefined removes the cap. */
   setUploadLimit(bytesPerSecond: number | undefined): void {
     this.#uploadLimit = bytesPerSecond;
-    if (this.#swarm) this.#swarm.uploads.bytesPerSecond = bytesPerSecond;
+    if (this.#swarm) this.#applyUploadLimit(this.#swarm);
+  }
+
+  /** The upload limit on the swarm: 0 stops seeding (peers are told we hold nothing), any other value caps it. */
+  #applyUploadLimit(swarm: Swarm): void {
+    swarm.setSeeding(this.#uploadLimit !== 0);
+    swarm.uploads.bytesPerSecond = this.#uploadLimit;
   }
 
   /** Deletes every piece this site stored on this device (they are fetched again when needed). */
@@ -247,7 +253,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     });
     this.#link.listen();
     this.#manifest = manifest;
-    swarm.uploads.bytesPerSecond = this.#uploadLimit;
+    this.#applyUploadLimit(swarm);
     swarm.relayedServeUrgent = options.relay === 'all';
     this.#statsTimer = setInterval(() => {
       this.#refreshPaths();

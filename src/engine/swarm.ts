@@ -99,6 +99,8 @@ export class Swarm {
   readonly #serving = new Map<string, Peer>();
   /** Per piece download in progress, the bytes kept from peers that stopped part way (see #download). */
   readonly #prefixes = new Map<string, Uint8Array>();
+  /** Whether this page offers its pieces to peers (see setSeeding). */
+  #seeding = true;
   readonly #stopListening: () => void;
 
   constructor(manifest: Manifest, store: PieceStore, callbacks: SwarmCallbacks) {
@@ -210,12 +212,34 @@ export class Swarm {
     };
   }
 
-  /** We now hold `piece` (from the origin via the SW, or from a peer): tell every peer. */
+  /** We now hold `piece` (from the origin via the SW, or from a peer): tell every peer (unless we seed nothing). */
   markHave(assetId: string, piece: number): void {
     const bits = this.#have.get(assetId);
     if (!bits || bits.has(piece)) return;
     bits.set(piece);
+    if (!this.#seeding) return;
     for (const peer of this.peers.values()) peer.announceHave(assetId, piece);
+  }
+
+  /**
+   * Whether this page offers its pieces to peers. Off (an upload limit of 0: a metered line, or a
+   * viewer who does not want to upload), peers are told it holds nothing, so none asks it (a
+   * repeated hello replaces what a peer knew we hold); requests queued or arriving before they
+   * heard it are refused `not-found`. The page still downloads from peers.
+   */
+  setSeeding(seeding: boolean): void {
+    if (seeding === this.#seeding) return;
+    this.#seeding = seeding;
+    const have = this.#offered();
+    for (const peer of this.peers.values()) {
+      if (!seeding) peer.refuseUploads();
+      peer.hello(have);
+    }
+  }
+
+  /** Per asset id, the hex bitfield of the pieces peers are told we hold: all held ones, or none when not seeding. */
+  #offered(): Record<string, string> {
+    return Object.fromEntries([...this.#have].map(([id, bits]) => [id, (this.#seeding ? bits : new Bitfield(bits.length)).toHex()]));
   }
 
   /** Piece indexes held of `assetId`. */
@@ -276,7 +300,7 @@ export class Swarm {
         return asset && pieceCount(asset.size, asset.pieceSize);
       },
       onUnknownAsset: (from, asset) => this.#callbacks.onUnknownAsset(from, asset),
-      readPiece: (id, piece) => (this.holds(id, piece) ? this.#readHeld(id, piece) : Promise.resolve(undefined)),
+      readPiece: (id, piece) => (this.#seeding && this.holds(id, piece) ? this.#readHeld(id, piece) : Promise.resolve(undefined)),
       onHave: (from) => {
         for (const waiter of this.#haveWaiters) if (waiter.piece < 0 || from.has(waiter.asset, waiter.piece)) waiter.resolve();
         this.#callbacks.onPeerHave(from);
@@ -297,7 +321,7 @@ export class Swarm {
     if (record) peer.inherit(record);
     if (pathKey !== undefined) this.#pathOf.set(peerId, pathKey);
     this.peers.set(peerId, peer);
-    peer.hello(Object.fromEntries([...this.#have].map(([id, bits]) => [id, bits.toHex()])));
+    peer.hello(this.#offered());
     this.#callbacks.onPeerConnect(peer);
   }
 

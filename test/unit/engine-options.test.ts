@@ -32,6 +32,10 @@ describe('engine options', () => {
     });
   });
 
+  it('takes an upload limit of 0: seed nothing', () => {
+    expect(resolveOptions({ uploadLimit: 0 }, page).uploadLimit).toBe(0);
+  });
+
   it('takes STUN URLs as strings and TURN servers with credentials', () => {
     const turn = { urls: ['turns:turn.example:443', 'turn:turn.example:3478'], username: 'u', credential: 'c' };
     expect(resolveOptions({ iceServers: ['stun:stun.example:3478', turn], tracker: 'wss://t.example, ws://127.0.0.1:8000' }, page)).toMatchObject({
@@ -50,7 +54,7 @@ describe('engine options', () => {
     ['an http tracker', { tracker: 'http://t.example/announce' }, /must be a ws: or wss: URL/],
     ['a tracker that is not a URL', { tracker: 'tracker' }, /"tracker" is not a URL/],
     ['a fractional store cap', { storeCapBytes: 1.5 }, /storeCapBytes \(data-store-cap-bytes\) must be a positive whole number, got 1\.5/],
-    ['a zero upload limit', { uploadLimit: 0 }, /uploadLimit \(data-upload-limit\) must be a positive whole number, got 0/],
+    ['a negative upload limit', { uploadLimit: -1 }, /uploadLimit \(data-upload-limit\) must be a positive whole number, got -1/],
   ])('refuses %s with option-invalid', (_name, options, message) => {
     expect(refusal(options)).toMatch(message);
   });

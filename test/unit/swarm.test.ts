@@ -167,6 +167,57 @@ describe('Swarm: requests sized to each line', () => {
   });
 });
 
+describe('Swarm: seeding off (an upload limit of 0)', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('tells peers it holds nothing, refuses what they asked, and offers everything again when turned back on', async () => {
+    const m = await manifest();
+    const assetId = m.assets[0]!.id;
+    const store = new MemoryPieceStore();
+    for (const piece of [0, 1]) await store.put({ asset: assetId, piece, data: pieceBytes(piece) });
+    const swarm = new Swarm(m, store, noCallbacks);
+    await swarm.loadHave();
+    // Our uplink sends 20 kB/s: a 64 KiB piece is still on its way when seeding stops.
+    const [swarmEnd, remoteEnd] = channelPair(20_000);
+    const remote = new Peer('us', fakeConnection(), remoteEnd as unknown as RTCDataChannel, remoteHandlers(new Map()));
+    swarm.addPeer('remote', fakeConnection(), swarmEnd as unknown as RTCDataChannel);
+    remote.hello({});
+    await vi.advanceTimersByTimeAsync(10);
+    expect([0, 1].map((piece) => remote.has(assetId, piece))).toEqual([true, true]);
+    const outcome = (request: Promise<Uint8Array>) => request.then((data) => data, (error: { details: { reason?: string } }) => error.details.reason);
+
+    const uploading = outcome(remote.request(assetId, 0, PIECE, new AbortController().signal));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(chunksSent(swarmEnd).length).toBeGreaterThan(0);
+    swarm.setSeeding(false);
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(await uploading).toBe('not-found');
+    expect(chunksSent(swarmEnd).length).toBeLessThan(PIECE / (16 * 1024));
+    expect([0, 1].map((piece) => remote.has(assetId, piece))).toEqual([false, false]);
+
+    // A piece stored meanwhile is not announced; a request that comes anyway is refused.
+    await store.put({ asset: assetId, piece: 2, data: pieceBytes(2) });
+    swarm.markHave(assetId, 2);
+    const refused = outcome(remote.request(assetId, 1, PIECE, new AbortController().signal));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await refused).toBe('not-found');
+    expect(remote.has(assetId, 2)).toBe(false);
+
+    swarm.setSeeding(true);
+    await vi.advanceTimersByTimeAsync(10);
+    expect([0, 1, 2].map((piece) => remote.has(assetId, piece))).toEqual([true, true, true]);
+    const served = outcome(remote.request(assetId, 2, PIECE, new AbortController().signal));
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(await served).toEqual(pieceBytes(2));
+    swarm.destroy();
+  });
+});
+
 describe('Swarm: relayed peers (relay policy)', () => {
   async function setup() {
     const m = await manifest();

@@ -19,11 +19,16 @@
 //   node bench/run.mjs --systems origin,inpage --scenarios return --no-write                (return visit) The Delivery section of BENCHMARKS.md is rewritten after a default (complete)
 // run, or with --write; with --write, a run of the wan scenario alone, or of wan and staggered
 // (the LAN figure its goal compares with, in the same run), rewrites the WAN section instead, e.g.
-//   node bench/run.mjs --scenarios staggered,wan --systems origin-hls,peerfetch-hls,p2pml --write Scenario uplinks (issue 15, only when named): like wan, but the homes' uploads differ
-// (1, 2, 5 and 20 Mbit/s, see UPLINK_HOMES) and the figures are offload against what the uplinks
-// allow, wasted peer bytes and every viewer's rebuffers; a run of it alone with --write rewrites
-// the Home uplinks section, e.g.
+//   node bench/run.mjs --scenarios staggered,wan --systems origin-hls,peerfetch-hls,p2pml --write
+// Scenario uplinks (issue 15, only when named): like wan, but the homes' uploads differ (1, 2, 5
+// and 20 Mbit/s, with 8 viewers then 2, 1, 10 and 3; see UPLINK_HOMES) and the figures are offload
+// against what the uplinks allow, wasted peer bytes and every viewer's rebuffers; a run of it
+// alone with --write rewrites the Home uplinks section, e.g.
 //   node bench/run.mjs --scenarios uplinks --systems origin-hls,peerfetch-hls,p2pml --write
+// Scenario uplinks-noseed (issue 15 item 3, peerfetch only): the same homes, but the 2 Mbit/s
+// home's viewer seeds nothing (upload limit 0); beside uplinks, the report sets that viewer's
+// startup and rebuffers with and without seeding side by side (8 viewers: --viewers 8):
+//   node bench/run.mjs --scenarios uplinks,uplinks-noseed --systems origin-hls,peerfetch-hls,p2pml --write
 // Scenario live (issue 12, only when named; HLS systems only): a 90 s live stream packaged in real
 // time, viewers joining during its first 20 s (see LIVE in bench/lib/runs.mjs); offload, latency
 // against the stream's program date time, startup, rebuffers; a run of it alone with --write
@@ -182,9 +187,10 @@ async function benchmark() {
   const goalsText = report.goalsTable(goalList);
   const liveGoals = report.liveGoals(liveSummaries);
   const liveText = liveSummaries.length ? `${report.liveTable(liveSummaries)}\n\n${report.goalsTable(liveGoals, 'issue 12 item 5')}` : '';
-  const uplinkSummaries = results.filter((r) => r.scenario === 'uplinks').map((r) => report.summarizeUplinks(r, options.seconds));
+  const uplinkSummaries = results.filter((r) => runs.SCENARIOS[r.scenario].uplinks).map((r) => report.summarizeUplinks(r, options.seconds));
   const uplinkGoals = report.uplinksGoals(uplinkSummaries);
-  const uplinksText = uplinkSummaries.length ? `${report.uplinksTable(uplinkSummaries)}\n\n${report.goalsTable(uplinkGoals, 'issue 15')}` : '';
+  const uploaderText = report.uploaderTable(uplinkSummaries);
+  const uplinksText = uplinkSummaries.length ? `${report.uplinksTable(uplinkSummaries)}\n\n${report.goalsTable(uplinkGoals, 'issue 15')}${uploaderText ? `\n\n${uploaderText}` : ''}` : '';
   const minutes = ((Date.now() - started.getTime()) / 60000).toFixed(1);
   process.stdout.write(`\n${delivery.length ? `${tableText}\n\n${goalsText}\n\n` : ''}${uplinksText ? `${uplinksText}\n\n` : ''}${liveText ? `${liveText}\n\n` : ''}`);
 
@@ -195,8 +201,10 @@ async function benchmark() {
 
   // A run of the WAN or the uplinks scenario alone (or beside the staggered LAN run it is compared
   // with) writes its own section; any other run writes Delivery.
-  const shaped = options.scenarios.filter((id) => id !== 'staggered');
-  const only = shaped.length === 1 && (options.scenarios.length === 1 || options.scenarios.includes('staggered')) && ['wan', 'uplinks'].includes(shaped[0]) ? shaped[0] : options.scenarios.length === 1 ? options.scenarios[0] : null;
+  // The uplinks-noseed runs belong to the Home uplinks section.
+  const sections = [...new Set(options.scenarios.map((id) => (runs.SCENARIOS[id].uplinks ? 'uplinks' : id)))];
+  const shaped = sections.filter((id) => id !== 'staggered');
+  const only = shaped.length === 1 && (sections.length === 1 || sections.includes('staggered')) && ['wan', 'uplinks'].includes(shaped[0]) ? shaped[0] : sections.length === 1 ? sections[0] : null;
   const section = {
     wan: { heading: 'WAN', notes: 'wan-notes.md' },
     uplinks: { heading: 'Home uplinks', notes: 'uplinks-notes.md' },
@@ -238,9 +246,12 @@ async function benchmark() {
               'no added delay (this kernel has no netem qdisc; round trips stay under a millisecond). Every P2P system is given the same STUN server (coturn, STUN only) and connects through server-reflexive candidates.'
             : '') +
           (options.scenarios.includes('uplinks')
-            ? ` Home uplinks = like WAN, but the homes' uploads are capped at ${runs.UPLINK_HOMES.map((home) => home.uplinkKbit / 1000).join(', ')} Mbit/s (viewer by viewer, in join order, repeated), ` +
+            ? ` Home uplinks = like WAN, but the homes' uploads are capped at ${runs.UPLINK_HOMES.slice(0, options.viewers).map((home) => home.uplinkKbit / 1000).join(', ')} Mbit/s (viewer by viewer, in join order), ` +
               `downloads at ${runs.UPLINK_HOMES[0].downlinkKbit / 1000} Mbit/s, no loss. Allowed by the uplinks = the smaller of the ideal (N−1)/N and the viewers' total upload capacity over the video's duration divided by the bytes all viewers consumed. ` +
-              'Wasted peer bytes = data-channel payload received (RTCDataChannel stats) that the system did not use (peerfetch: verified pieces, `bytesFromPeers`; p2p-media-loader: segments completed from peers), over what was received.'
+              'Wasted peer bytes = data-channel payload received (RTCDataChannel stats) that the system did not use (peerfetch: verified pieces, `bytesFromPeers`; p2p-media-loader: segments completed from peers), over what was received.' +
+              (options.scenarios.includes('uplinks-noseed')
+                ? ` The uploader's own playback: peerfetch runs a second time with viewer ${runs.UPLINK_UPLOADER + 1} (the ${runs.UPLINK_HOMES[runs.UPLINK_UPLOADER].uplinkKbit / 1000} Mbit/s home) seeding nothing (\`data-upload-limit="0"\`; it still downloads from peers), and its startup and rebuffers are set beside its own in the seeding run and in origin-only.`
+                : '')
             : ''),
         '',
         'Offload = 1 − origin bytes / bytes consumed, over all viewers of a run; origin bytes are the media bytes (MP4, playlists, segments) the origin itself counted per viewer (User-Agent token); ' +

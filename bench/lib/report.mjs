@@ -101,7 +101,7 @@ function engineCell(stats) {
 /** Per-viewer detail lines (for the log and the collapsed section). */
 export function viewerLines(run) {
   return run.viewers.map((x) =>
-    `${x.name}: ${x.uplinkKbit ? `uplink ${x.uplinkKbit} kbit/s, ` : ''}joined ${x.joinedAtS.toFixed(1)} s, origin ${(x.originBytes / MB).toFixed(2)} MB of ${(x.consumedBytes / MB).toFixed(2)} MB ` +
+    `${x.name}: ${x.uplinkKbit ? `uplink ${x.uplinkKbit} kbit/s, ` : ''}${x.seeding === false ? 'not seeding, ' : ''}joined ${x.joinedAtS.toFixed(1)} s, origin ${(x.originBytes / MB).toFixed(2)} MB of ${(x.consumedBytes / MB).toFixed(2)} MB ` +
     `(offload ${pct(x.offload)}), startup ${secs(x.startupMs)} (<video> at ${secs(x.videoCreatedMs)}), ${x.stalls} rebuffers (${secs(x.stallMs)})` +
     `${x.stallLog.length ? ` [${x.stallLog.map((l) => `@${l.at}s ${l.ms ?? '?'}ms`).join(' ')}]` : ''}, ` +
     `${x.playedToEnd ? 'played to the end' : `stopped at ${x.position.toFixed(1)}/${x.duration.toFixed(1)} s`}, ` +
@@ -233,7 +233,8 @@ export function goalsTable(list, issue = 'issue 4 item 8; WAN: issue 10 item 5; 
  */
 export function summarizeUplinks(run, seconds) {
   const s = summarize(run, run.viewers.length);
-  const capacity = run.viewers.reduce((sum, x) => sum + ((x.uplinkKbit ?? 0) * 1000 * seconds) / 8, 0);
+  // A viewer that seeds nothing (uplinks-noseed) adds no capacity.
+  const capacity = run.viewers.reduce((sum, x) => sum + (x.seeding === false ? 0 : ((x.uplinkKbit ?? 0) * 1000 * seconds) / 8), 0);
   const capacityRatio = s.consumedBytes > 0 ? capacity / s.consumedBytes : 0;
   const allowed = Math.min(s.ideal, capacityRatio);
   const received = run.viewers.reduce((sum, x) => sum + (x.channelBytesReceived ?? 0), 0);
@@ -246,7 +247,16 @@ export function summarizeUplinks(run, seconds) {
     channelBytesReceived: received,
     peerBytesUsed: used,
     wasted: SYSTEMS[run.system].p2p && received > 0 ? Math.max(0, received - used) / received : null,
-    perViewer: run.viewers.map((x) => ({ uplinkKbit: x.uplinkKbit, stalls: x.stalls, stallMs: x.stallMs, offload: x.offload, startupMs: x.startupMs })),
+    perViewer: run.viewers.map((x) => ({
+      uplinkKbit: x.uplinkKbit,
+      seeding: x.seeding !== false,
+      uploadedBytes: x.engineStats?.bytesUploaded ?? null,
+      stalls: x.stalls,
+      stallMs: x.stallMs,
+      offload: x.offload,
+      startupMs: x.startupMs,
+      playedToEnd: x.playedToEnd,
+    })),
   };
 }
 
@@ -254,16 +264,16 @@ export function summarizeUplinks(run, seconds) {
 export function uplinksTable(summaries) {
   const head = [
     'system', 'uplinks (kbit/s)', 'offload', 'allowed by the uplinks', 'of allowed', 'wasted peer bytes (received, used)',
-    'rebuffers per viewer: count (time), by uplink', 'startup median', 'played to end', 'P2P: selected ICE pairs', 'machine load before → after',
+    'rebuffers per viewer (join order, uplink): count (time)', 'startup median', 'played to end', 'P2P: selected ICE pairs', 'machine load before → after',
   ];
   const rows = summaries.map((s) => [
-    SYSTEMS[s.system].label,
+    uplinksRunLabel(s),
     s.perViewer.map((v) => v.uplinkKbit).join(', '),
     pct(s.offload),
     `${pct(s.allowed)} (capacity/demand ${s.capacityRatio.toFixed(2)})`,
     pct(s.ofAllowed),
     s.wasted == null ? '—' : `${pct(s.wasted)} (${(s.channelBytesReceived / MB).toFixed(1)} MB, ${(s.peerBytesUsed / MB).toFixed(1)} MB)`,
-    s.perViewer.map((v) => `${v.uplinkKbit}: ${v.stalls} (${secs(v.stallMs)})`).join('; '),
+    s.perViewer.map((v, index) => `${index + 1} (${v.uplinkKbit}): ${v.stalls} (${secs(v.stallMs)})`).join('; '),
     secs(s.startupMedianMs),
     `${s.playedToEnd}/${s.viewers}${s.complete ? '' : ' ⚠'}`,
     iceCell(s),
@@ -272,12 +282,47 @@ export function uplinksTable(summaries) {
   return markdownTable(head, rows);
 }
 
-/** The goals of issue 15 for the mixed swarm, per P2P system that ran; only complete runs count. */
+/** A run's row label: the system, and who did not seed (the uplinks-noseed scenario). */
+function uplinksRunLabel(s) {
+  const quiet = s.perViewer.findIndex((v) => !v.seeding);
+  return quiet === -1 ? SYSTEMS[s.system].label : `${SYSTEMS[s.system].label}, viewer ${quiet + 1} not seeding`;
+}
+
+/**
+ * Issue 15 item 3: the uploader's own playback with and without seeding, per system that ran the
+ * uplinks-noseed scenario beside uplinks: the viewer that did not seed there, in both runs, and
+ * the same viewer (join order, uplink) in the origin-only run when there is one.
+ */
+export function uploaderTable(summaries) {
+  const head = [
+    'system', 'uploader (join order, uplink)', 'seeding: uploaded, startup, rebuffers (time)', 'not seeding: uploaded, startup, rebuffers (time)',
+    'origin only: startup, rebuffers (time)',
+  ];
+  const cell = (v) => (v ? `${v.uploadedBytes == null ? 'n/a' : `${(v.uploadedBytes / MB).toFixed(2)} MB`}, ${secs(v.startupMs)}, ${v.stalls} (${secs(v.stallMs)})${v.playedToEnd ? '' : ' ⚠ did not play to the end'}` : 'not run');
+  const base = summaries.find((s) => s.scenario === 'uplinks' && s.system === 'origin-hls') ?? summaries.find((s) => s.scenario === 'uplinks' && s.system === 'origin-mp4');
+  const rows = [];
+  for (const quiet of summaries.filter((s) => s.scenario !== 'uplinks' && s.perViewer.some((v) => !v.seeding))) {
+    const index = quiet.perViewer.findIndex((v) => !v.seeding);
+    const seeding = summaries.find((s) => s.scenario === 'uplinks' && s.system === quiet.system);
+    const origin = base?.perViewer[index];
+    rows.push([
+      SYSTEMS[quiet.system].label,
+      `${index + 1} (${quiet.perViewer[index].uplinkKbit} kbit/s)`,
+      cell(seeding?.perViewer[index]),
+      cell(quiet.perViewer[index]),
+      origin ? `${secs(origin.startupMs)}, ${origin.stalls} (${secs(origin.stallMs)})` : 'not run',
+    ]);
+  }
+  return rows.length ? markdownTable(head, rows) : '';
+}
+
+/** The goals of issue 15 for the mixed swarm, per P2P system that ran; only complete runs of the uplinks scenario count. */
 export function uplinksGoals(summaries) {
   const out = [];
   const add = (goal, status, figure) => out.push({ goal, status, figure });
-  const base = summaries.find((s) => s.system === 'origin-hls' && s.complete) ?? summaries.find((s) => s.system === 'origin-mp4' && s.complete);
-  for (const s of summaries.filter((x) => SYSTEMS[x.system].p2p)) {
+  const runs = summaries.filter((s) => s.scenario === 'uplinks');
+  const base = runs.find((s) => s.system === 'origin-hls' && s.complete) ?? runs.find((s) => s.system === 'origin-mp4' && s.complete);
+  for (const s of runs.filter((x) => SYSTEMS[x.system].p2p)) {
     const label = `${SYSTEMS[s.system].label}, ${s.viewers} viewers`;
     if (!s.complete) {
       add(`${label}: every goal`, 'not measured', 'not every viewer played to the end');
@@ -293,7 +338,7 @@ export function uplinksGoals(summaries) {
     add(
       `${label}: every viewer's rebuffers ≤ origin-only (the uploaders' included)`,
       worse.length === 0 ? 'met' : 'not met',
-      s.perViewer.map((v, index) => `${v.uplinkKbit} kbit/s: ${v.stalls} vs ${base.perViewer[index]?.stalls ?? '?'}`).join('; '),
+      s.perViewer.map((v, index) => `${index + 1} (${v.uplinkKbit} kbit/s): ${v.stalls} vs ${base.perViewer[index]?.stalls ?? '?'}`).join('; '),
     );
   }
   return out;

@@ -33,6 +33,21 @@ export const SYSTEM_ALIASES = { origin: ['origin-mp4', 'origin-hls'], peerfetch:
 /** The default systems: the player in the page has its own scenario (`--systems origin,peerfetch,inpage`). */
 export const DEFAULT_SYSTEMS = ['origin-mp4', 'origin-hls', 'peerfetch-mp4', 'peerfetch-hls', 'p2pml', 'webtorrent'];
 
+/**
+ * The homes of the uplinks scenario, viewer by viewer in join order: upload caps from a weak DSL
+ * line (1 Mbit/s, under the video's 1.2 Mbit/s) to fibre (20 Mbit/s), each with a 20 Mbit/s
+ * downlink and no loss, so that what differs between viewers is only what they can send. The
+ * first four are the 4-viewer swarm; with 8 viewers the next four join as a second mix of home
+ * lines (2, 1, 10 and 3 Mbit/s: cable and DSL uplinks of 1 to 3 Mbit/s are the common case), so
+ * that slow homes also join when many peers are ahead of them. More viewers repeat the list.
+ */
+export const UPLINK_HOMES = [1000, 2000, 5000, 20_000, 2000, 1000, 10_000, 3000].map((uplinkKbit) => ({ nat: 'cone', uplinkKbit, downlinkKbit: 20_000, lossPercent: 0 }));
+/**
+ * The uploader whose own playback is measured with and without seeding (issue 15 item 3), by join
+ * order: the 2 Mbit/s home, 1.7x the video's bitrate, which serves every viewer joining after it.
+ */
+export const UPLINK_UPLOADER = 1;
+
 export const SCENARIOS = {
   staggered: { label: 'staggered', description: 'viewers join 8 s apart', staggered: true },
   flash: { label: 'flash crowd', description: 'all viewers join together' },
@@ -43,10 +58,24 @@ export const SCENARIOS = {
   // Issue 15: homes whose uplinks differ (see UPLINK_HOMES); only when named (`--scenarios uplinks`).
   uplinks: {
     label: 'home uplinks',
-    description: 'viewers join 8 s apart, each alone in a home behind a NAT, the homes\' uploads capped at 1, 2, 5 and 20 Mbit/s',
+    description: 'viewers join 8 s apart, each alone in a home behind a NAT, the homes\' uploads capped at 1, 2, 5 and 20 Mbit/s (8 viewers: then 2, 1, 10 and 3)',
     staggered: true,
     wan: true,
+    uplinks: true,
     home: (index) => UPLINK_HOMES[index % UPLINK_HOMES.length],
+  },
+  // Issue 15 item 3: the same, but the uploader measured (UPLINK_UPLOADER) seeds nothing (upload
+  // limit 0), so its own startup and rebuffers can be set beside the seeding run's; peerfetch only
+  // (`--scenarios uplinks,uplinks-noseed`).
+  'uplinks-noseed': {
+    label: 'home uplinks, one uploader not seeding',
+    description: `like home uplinks, but viewer ${UPLINK_UPLOADER + 1} (the ${UPLINK_HOMES[UPLINK_UPLOADER].uplinkKbit / 1000} Mbit/s home) uploads nothing`,
+    staggered: true,
+    wan: true,
+    uplinks: true,
+    home: (index) => UPLINK_HOMES[index % UPLINK_HOMES.length],
+    notSeeding: UPLINK_UPLOADER,
+    systems: ['peerfetch-mp4', 'peerfetch-hls'],
   },
   // Issue 12 item 5: a live stream (see LIVE); only when named (`--scenarios live`), HLS systems only.
   live: {
@@ -85,12 +114,6 @@ export const SCENARIO_ALIASES = { 'flash-crowd': ['flash'], all: ['staggered', '
  * kernel has no netem (see the topology harness).
  */
 export const WAN_HOME = { nat: 'cone', uplinkKbit: 2000, downlinkKbit: 20_000, lossPercent: 1 };
-/**
- * The homes of the uplinks scenario, viewer by viewer (repeated for more viewers): upload caps
- * from a weak DSL line (1 Mbit/s, under the video's 1.2 Mbit/s) to fibre (20 Mbit/s), each with a
- * 20 Mbit/s downlink and no loss, so that what differs between viewers is only what they can send.
- */
-export const UPLINK_HOMES = [1000, 2000, 5000, 20_000].map((uplinkKbit) => ({ nat: 'cone', uplinkKbit, downlinkKbit: 20_000, lossPercent: 0 }));
 /** The STUN server both P2P systems are given in the WAN scenario: coturn, STUN only, on the internet. */
 const WAN_STUN_PORT = 3478;
 
@@ -244,7 +267,11 @@ export async function runOne(options) {
       await context.addInitScript({ path: join(root, 'bench', 'lib', 'probe.js') });
       const page = await context.newPage();
 
-      const viewer = { index, name, context, page, joinedAtMs: Date.now() - runStart, last: null, originBytesBefore: 0 };      page.on('crash', () => result.problems.push(`${name}: page crashed`));
+      // The uploader of the uplinks-noseed scenario seeds nothing (the page's upload limit 0).
+      const seeding = SCENARIOS[scenario].notSeeding !== index;
+      const viewerUrl = seeding ? pageUrl : `${pageUrl}&${new URLSearchParams({ 'upload-limit': '0' })}`;
+      const viewer = { index, name, context, page, seeding, joinedAtMs: Date.now() - runStart, last: null, originBytesBefore: 0 };
+      page.on('crash', () => result.problems.push(`${name}: page crashed`));
       // PEERFETCH_BENCH_DEBUG=<folder>: each viewer's console (the engine's decisions with the
       // page's debug switch) goes to <folder>/<viewer>.log, to read why a piece came from where.
       if (debugDir) {
@@ -253,7 +280,7 @@ export async function runOne(options) {
         viewer.saveLog = () => writeFile(join(debugDir, `${name}.log`), `${lines.join('\n')}\n`);
       }
       if (SCENARIOS[scenario].returnVisit) {
-        await page.goto(pageUrl, { waitUntil: 'domcontentloaded' });
+        await page.goto(viewerUrl, { waitUntil: 'domcontentloaded' });
         await page
           .waitForFunction(() => (document.querySelector('video')?.currentTime ?? 0) > 0, null, { timeout: FIRST_VISIT_MS, polling: 200 })
           .catch(() => result.problems.push(`${name}: the first visit did not play within ${FIRST_VISIT_MS} ms`));
@@ -264,7 +291,7 @@ export async function runOne(options) {
         viewer.joinedAtMs = Date.now() - runStart;
       }
       joined.push(viewer);
-      await page.goto(pageUrl, { waitUntil: 'domcontentloaded' });
+      await page.goto(viewerUrl, { waitUntil: 'domcontentloaded' });
       return viewer;
     };
     const sample = async (viewer) => {
@@ -319,6 +346,7 @@ export async function runOne(options) {
       result.viewers.push({
         ...measureViewer({ viewer, spec, originStats, media: live ? { ...options.media, fileSizes: liveSizes } : options.media, runStartEpoch: runStart, live }),
         uplinkKbit: result.homes?.[viewer.index]?.uplinkKbit ?? null,
+        seeding: viewer.seeding,
       });
     }
     result.anonymousOriginBytes = mediaBytes(originStats.byViewer.anonymous ?? {});

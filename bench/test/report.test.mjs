@@ -4,7 +4,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'vitest';
-import { goals, liveGoals, liveTable, summarize, summarizeUplinks, uplinksGoals, writeDeliverySection } from '../lib/report.mjs';
+import { goals, liveGoals, liveTable, summarize, summarizeUplinks, uplinksGoals, uploaderTable, writeDeliverySection } from '../lib/report.mjs';
 
 const SIZE = 1_000_000;
 function viewer(name, originBytes, { startupMs = 1000, stalls = 0, copies = 1, ended = true } = {}) {
@@ -92,6 +92,32 @@ test('home uplinks: offload against what the uplinks allow, wasted peer bytes, r
   assert.equal(byGoal['offload ≥ 85% of what the uplinks allow'], 'not met');
   assert.equal(byGoal['wasted peer bytes ≤ 5%'], 'met');
   assert.equal(byGoal["every viewer's rebuffers ≤ origin-only (the uploaders' included)"], 'not met');
+});
+
+test("home uplinks: the uploader's own playback with and without seeding, beside origin-only; the run without it is no goal run", () => {
+  const uplinks = [1000, 2000, 5000, 20_000];
+  const homes = (viewers, extra = () => ({})) => viewers.map((v, i) => ({ ...v, uplinkKbit: uplinks[i], ...extra(i) }));
+  const uploaded = (i) => ({ engineStats: { bytesFromPeers: 0, bytesFromOrigin: 0, bytesUploaded: i === 1 ? 2.5e6 : 1e6 } });
+  const summaries = [
+    run('origin-hls', 'uplinks', homes([viewer('a', SIZE), viewer('b', SIZE, { startupMs: 1500 }), viewer('c', SIZE), viewer('d', SIZE)])),
+    run('peerfetch-hls', 'uplinks', homes([viewer('a', SIZE), viewer('b', 0, { startupMs: 1700, stalls: 3 }), viewer('c', 0), viewer('d', 0)], uploaded)),
+    // Viewer 2 seeds nothing: it adds no upload capacity, and it is the one the table shows.
+    run('peerfetch-hls', 'uplinks-noseed', homes([viewer('a', SIZE), viewer('b', 0, { startupMs: 1600 }), viewer('c', SIZE), viewer('d', 0)], (i) => ({
+      ...uploaded(i),
+      ...(i === 1 ? { seeding: false, engineStats: { bytesFromPeers: 0, bytesFromOrigin: 0, bytesUploaded: 0 } } : {}),
+    }))),
+  ].map((r) => summarizeUplinks(r, 60));
+  assert.equal(summaries[2].capacityRatio * 4 * SIZE, ((1000 + 5000 + 20_000) * 1000 * 60) / 8);
+  assert.equal(
+    uploaderTable(summaries).split('\n')[2],
+    '| peerfetch, HLS (hls.js) | 2 (2000 kbit/s) | 2.50 MB, 1.70 s, 3 (0.00 s) | 0.00 MB, 1.60 s, 0 (0.00 s) | 1.50 s, 0 (0.00 s) |',
+  );
+  // Goals are judged on the uplinks runs only: one peerfetch row of three goals.
+  const list = uplinksGoals(summaries);
+  assert.equal(list.length, 3);
+  assert.equal(list.find((g) => g.goal.includes('rebuffers')).status, 'not met');
+  // Without an uplinks-noseed run there is no uploader table.
+  assert.equal(uploaderTable(summaries.slice(0, 2)), '');
 });
 
 test('live: the ideal is what the distinct segments allow, and the goals compare offload, latency and rebuffers', () => {

@@ -20,6 +20,8 @@
     stallOpenAt: null,
     stallLog: [],
     videoAt: null,
+    /** When peerfetch reloaded a first visit's player through its service worker (its src gained #peerfetch), ms since navigation start. */
+    takenOverAt: null,
     ended: false,
     endedAt: null,
     currentTime: 0,
@@ -99,6 +101,9 @@
       state.stalls += 1;
       state.stallOpenAt = performance.now();
       if (state.stallLog.length < 50) state.stallLog.push({ at: Number(video.currentTime.toFixed(2)), ms: null });
+    });
+    video.addEventListener('loadstart', () => {
+      if (state.takenOverAt === null && video.currentSrc.endsWith('#peerfetch')) state.takenOverAt = performance.now();
     });
     video.addEventListener('ended', () => {
       state.ended = true;

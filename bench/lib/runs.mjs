@@ -231,12 +231,12 @@ export async function runOne(options) {
     const baseUa = await defaultUserAgent(firstBrowser);
     if (topology) result.topology = { homes: SCENARIOS[scenario].home ? result.homes : WAN_HOME, stun: stunUrl };
     // `ice`: the STUN server the pages give their P2P system (none on the LAN: host candidates suffice).
-    if (spec.tracker === 'template') {
-      // A static script tag as a site writes it, with this run's tracker.
-      const page = await readFile(join(root, 'bench', 'pages', spec.page), 'utf8');
-      await writeFile(join(site.dir, spec.page), page.replaceAll('__TRACKER__', trackerUrl));
-    }
     const debugDir = process.env.PEERFETCH_BENCH_DEBUG;
+    if (spec.tracker === 'template') {
+      // A static script tag as a site writes it, with this run's tracker (and the engine's log on with PEERFETCH_BENCH_DEBUG).
+      const page = await readFile(join(root, 'bench', 'pages', spec.page), 'utf8');
+      await writeFile(join(site.dir, spec.page), page.replaceAll('__TRACKER__', trackerUrl).replaceAll('__DEBUG__', debugDir ? 'on' : 'off'));
+    }
     if (debugDir) await mkdir(debugDir, { recursive: true });
     const liveQuery = live ? { src: '/live/index.m3u8', manifest: '/live/peerfetch-manifest.json' } : {};
     const pageUrl = `${originUrl}/${spec.page}?${new URLSearchParams({ tracker: trackerUrl, ...(stunUrl ? { ice: stunUrl } : {}), ...(debugDir ? { debug: 'on' } : {}), ...liveQuery })}`;
@@ -458,6 +458,7 @@ function measureViewer({ viewer, spec, originStats, media, runStartEpoch, live =
     offload: 1 - originBytes / consumed,
     startupMs: s.firstPlaying ?? null,
     videoCreatedMs: s.videoAt ?? null,
+    takenOverMs: s.takenOverAt ?? null,
     stallLog: s.stallLog ?? [],
     stalls: s.stalls ?? 0,
     stallMs: s.stallMs ?? 0,

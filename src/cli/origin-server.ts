@@ -57,6 +57,8 @@ export interface OriginStats {
   byViewer: Record<string, number>;
   /** Per URL path. */
   byPath: Record<string, number>;
+  /** Per viewer, per URL path: what one visitor got of one file (its media, apart from pages and scripts). */
+  byViewerPath: Record<string, Record<string, number>>;
   /** Requests answered, the stats endpoints excepted. */
   requests: number;
 }
@@ -86,7 +88,7 @@ const MAX_BURST = 64 * 1024;
 const LISTEN_ATTEMPTS = 5;
 
 function emptyStats(): OriginStats {
-  return { totalBytes: 0, byViewer: {}, byPath: {}, requests: 0 };
+  return { totalBytes: 0, byViewer: {}, byPath: {}, byViewerPath: {}, requests: 0 };
 }
 
 function viewerOf(request: IncomingMessage): string {
@@ -142,6 +144,8 @@ export async function startOriginServer(options: OriginServerOptions): Promise<O
     counters.totalBytes += bytes;
     counters.byViewer[viewer] = (counters.byViewer[viewer] ?? 0) + bytes;
     counters.byPath[urlPath] = (counters.byPath[urlPath] ?? 0) + bytes;
+    const viewerPaths = (counters.byViewerPath[viewer] ??= {});
+    viewerPaths[urlPath] = (viewerPaths[urlPath] ?? 0) + bytes;
   }
 
   /** Ends `response` with `body`, counting it once it reached the socket. */

@@ -1,4 +1,5 @@
 import { findAsset, type Manifest, type ManifestAsset } from '../shared/manifest.js';
+import { pieceCount } from '../shared/piece-math.js';
 
 /**
  * Fragment given to a taken-over element's URL. Chromium keys the media data it keeps by URL
@@ -21,39 +22,211 @@ export function mediaLoadingFromNetwork(root: ParentNode = document): HTMLMediaE
   );
 }
 
+/** Where an element stands in its resource, in seconds. */
+export interface MediaProgress {
+  currentTime: number;
+  duration: number;
+  /** End of the buffered range that holds the playhead (0 when none does). */
+  bufferedEnd: number;
+}
+
+/** The pieces a takeover of an element at `progress` concerns. */
+export interface TakeoverPieces {
+  /** The first piece the element has not loaded at all: pieces from here on are what a takeover can gain. */
+  firstUnloaded: number;
+  /**
+   * The pieces the reloaded element reads again although it had them: its first piece (an MP4's
+   * header) and those from just before the playhead to its buffered end. A takeover waits until
+   * these are in the store, so that it never has the viewer fetch from the origin what it had.
+   */
+  reread: number[];
+}
+
 /**
- * Reloads a media element that loads a manifest asset from the network as a new resource that
- * the SW answers (store, peers, origin), where it was: same position, same play/pause state,
- * same rate. Returns false for elements that play something else.
- *
- * What it costs, measured on a first visit (Chromium 156, 1.2 Mbit/s MP4 from an origin capped at
- * 3 Mbit/s): Chromium reads a progressive MP4 through one open-ended Range request and never
- * issues another one while it plays (the whole 9 MB file came through the first request; it
- * pauses reading when its buffer is full and resumes on the same connection), so without a
- * reload not one later byte goes through the SW. The reload shows as one short wait of the
- * element (`emptied`, `waiting`, then `playing`).
+ * Seconds before the playhead that the reloaded element may read again: it resumes at the keyframe
+ * at or before its position, one GOP back at most. Streaming encodes put a keyframe every 2 s
+ * (ffmpeg `-g 50` at 25 fps in the benchmark's and the tests' media) to 4 s; 5 s covers either.
  */
-export async function takeOver(
-  media: HTMLMediaElement,
-  manifest: Manifest,
-  beforeReload: (url: string) => Promise<boolean>,
-): Promise<boolean> {
-  const url = media.currentSrc.split('#', 1)[0]!;
-  const asset = findAsset(manifest, url);
-  if (!asset || fullyLoaded(media)) return false;
-  if (!(await beforeReload(url))) return false;
-  await warm(asset, url, media);
-  // The element may have moved on (the site changed its source) while the SW answered.
-  if (media.currentSrc.split('#', 1)[0] !== url) return false;
-  const position = media.currentTime;
-  const playing = !media.paused;
-  const rate = media.playbackRate;
-  media.src = `${url}#${TAKEOVER_FRAGMENT}`;
-  // Before the metadata is in, this sets the position the element starts at once it is.
-  media.currentTime = position;
-  media.playbackRate = rate;
-  if (playing) await media.play().catch(() => {});
-  return true;
+const REREAD_BEFORE_PLAYHEAD_SECONDS = 5;
+
+/**
+ * Which pieces a takeover of an element loading `asset` from the network concerns, estimated from
+ * its position and buffered range. Chromium reports a progressive file's buffered range as its
+ * downloaded bytes scaled linearly to the duration (BufferedDataSourceHostImpl), so the same
+ * scaling gives the bytes back. Undefined while the duration is unknown (no metadata yet).
+ */
+export function takeoverPieces(asset: Pick<ManifestAsset, 'size' | 'pieceSize'>, { currentTime, duration, bufferedEnd }: MediaProgress): TakeoverPieces | undefined {
+  if (!Number.isFinite(duration) || duration <= 0) return undefined;
+  const count = pieceCount(asset.size, asset.pieceSize);
+  const pieceAt = (seconds: number) => Math.min(count - 1, Math.max(0, Math.floor(((seconds / duration) * asset.size) / asset.pieceSize)));
+  // The piece holding the buffered end is loaded in part: the element reads all of it again.
+  const lastLoaded = pieceAt(Math.max(bufferedEnd, currentTime));
+  const reread = new Set([0]);
+  for (let piece = pieceAt(currentTime - REREAD_BEFORE_PLAYHEAD_SECONDS); piece <= lastLoaded; piece++) reread.add(piece);
+  return { firstUnloaded: bufferedEnd >= duration ? count : lastLoaded + 1, reread: [...reread].sort((a, b) => a - b) };
+}
+
+/** What a page gives its takeovers (see MediaTakeovers). */
+export interface TakeoverComponents {
+  /** Whether the local store holds the piece. */
+  holds(assetId: string, piece: number): boolean;
+  /** Whether a connected peer holds the piece. */
+  peerHolds(assetId: string, piece: number): boolean;
+  /** Fetches a piece from peers (never the origin) into the store; true once it is there. */
+  fetchFromPeers(assetId: string, piece: number, timeoutMs: number): Promise<boolean>;
+  /** Tells the SW that the element of `url` is reloaded as a new resource; false when it did not confirm. */
+  beforeReload(url: string): Promise<boolean>;
+  /** The engine's debug log (see PeerfetchOptions.debug). */
+  log?: (message: string) => void;
+}
+
+/**
+ * Longest wait (ms) for one piece a takeover reads from peers before the reload. Nothing waits on
+ * it (the element plays on from the network meanwhile); a piece that does not come in time leaves
+ * the element on the network until the next attempt.
+ */
+const TAKEOVER_PIECE_MS = 8000;
+/**
+ * Rounds of reading pieces from peers before one reload: the element keeps loading from the
+ * network meanwhile, so each round may find a few more pieces to read. On a LAN one round takes
+ * well under a second; on a line slower than the element's own download the rounds never catch up,
+ * and the takeover is left for a later attempt.
+ */
+const TAKEOVER_ROUNDS = 4;
+/**
+ * Time (ms) between two checks of elements left on the network: peers' holdings change without
+ * any event when a piece arrives while an attempt was under way, and an attempt that failed is
+ * tried again. A check reads the element and the peers' bitfields: nothing to measure.
+ */
+const TAKEOVER_CHECK_MS = 1000;
+
+/**
+ * The first visit's media elements that loaded from the network before the SW controlled the page
+ * (see mediaLoadingFromNetwork), and their takeover: an element is reloaded through the SW only
+ * when a connected peer holds pieces it has not loaded yet, and only once the pieces it would read
+ * again are in the store. So a viewer alone in the swarm, or among peers that hold nothing it
+ * lacks, is never reloaded (a reload would only fetch the same bytes from the origin again, behind
+ * a wait of the player), and a reload never has the viewer fetch from the origin what it had.
+ */
+export class MediaTakeovers {
+  readonly #pending: Set<HTMLMediaElement>;
+  readonly #manifest: Manifest;
+  readonly #components: TakeoverComponents;
+  #running: Promise<void> | undefined;
+  #again = false;
+  #stopped = false;
+  /** The last reason logged per element: a check every second logs only what changed. */
+  readonly #lastWhy = new WeakMap<HTMLMediaElement, string>();
+  readonly #timer: ReturnType<typeof setInterval>;
+
+  constructor(media: HTMLMediaElement[], manifest: Manifest, components: TakeoverComponents) {
+    this.#pending = new Set(media);
+    this.#manifest = manifest;
+    this.#components = components;
+    this.#timer = setInterval(() => void this.consider(), TAKEOVER_CHECK_MS);
+    void this.consider();
+  }
+
+  /** Peers or their holdings changed: check the elements again (one pass at a time). Resolves when the checks asked for so far are done. */
+  consider(): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
+    if (this.#running) {
+      this.#again = true;
+      return this.#running;
+    }
+    // Nothing in a pass rejects (its components never do); a bug must not stop later checks.
+    this.#running = this.#pass().catch(() => {}).then(() => {
+      this.#running = undefined;
+      if (this.#pending.size === 0) this.stop();
+      if (!this.#again) return;
+      this.#again = false;
+      return this.consider();
+    });
+    return this.#running;
+  }
+
+  /** No more takeovers (P2P off, destroy). */
+  stop(): void {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+  }
+
+  async #pass(): Promise<void> {
+    for (const media of [...this.#pending]) {
+      if (this.#stopped) return;
+      const { outcome, why } = await this.#attempt(media);
+      if (outcome !== 'not-yet') this.#pending.delete(media);
+      if (this.#lastWhy.get(media) !== why) this.#components.log?.(`player of ${withoutFragment(media.currentSrc)} at ${media.currentTime.toFixed(1)} s: ${why}`);
+      this.#lastWhy.set(media, why);
+    }
+  }
+
+  /** Reloads `media` when a takeover gains pieces from peers and costs no origin bytes. */
+  async #attempt(media: HTMLMediaElement): Promise<{ outcome: 'taken-over' | 'not-yet' | 'never'; why: string }> {
+    const url = withoutFragment(media.currentSrc);
+    const asset = findAsset(this.#manifest, url);
+    if (!asset) return { outcome: 'never', why: 'not a manifest asset, left on the network' };
+    if (fullyLoaded(media)) return { outcome: 'never', why: 'loaded whole from the network, left there' };
+    const { holds, peerHolds, fetchFromPeers } = this.#components;
+    for (let round = 0; round < TAKEOVER_ROUNDS; round++) {
+      if (this.#stopped || withoutFragment(media.currentSrc) !== url) return { outcome: 'never', why: 'source changed, left alone' };
+      const pieces = takeoverPieces(asset, progressOf(media));
+      if (!pieces) return { outcome: 'not-yet', why: 'no duration yet' };
+      let gain = false;
+      for (let piece = pieces.firstUnloaded; piece < asset.pieces.length && !gain; piece++) gain = peerHolds(asset.id, piece);
+      if (!gain) return { outcome: 'not-yet', why: 'no peer holds a piece it has not loaded: stays on the network' };
+      const missing = pieces.reread.filter((piece) => !holds(asset.id, piece));
+      if (missing.length === 0) {
+        const outcome = await this.#reload(media, url);
+        return { outcome, why: outcome === 'taken-over' ? `reloaded through the service worker (pieces it reads again: ${pieces.reread.join(', ')})` : 'the service worker did not confirm: left on the network' };
+      }
+      if (missing.some((piece) => !peerHolds(asset.id, piece))) return { outcome: 'not-yet', why: `pieces it would read again (${missing.join(', ')}) are not all held by peers: stays on the network` };
+      // One at a time: each is asked of the fastest holder, whose line then carries one piece at once.
+      for (const piece of missing) {
+        if (!(await fetchFromPeers(asset.id, piece, TAKEOVER_PIECE_MS))) return { outcome: 'not-yet', why: `piece ${piece}, which it would read again, did not come from peers: stays on the network` };
+      }
+    }
+    return { outcome: 'not-yet', why: 'still loading faster from the network than peers deliver what it would read again' };
+  }
+
+  /**
+   * Reloads the element as a new resource that the SW answers (store, peers, origin), where it
+   * was: same position, same play/pause state, same rate.
+   *
+   * What it costs, measured on a first visit (Chromium 156, 1.2 Mbit/s MP4 from an origin capped
+   * at 3 Mbit/s): Chromium reads a progressive MP4 through one open-ended Range request and never
+   * issues another one while it plays (the whole 9 MB file came through the first request; it
+   * pauses reading when its buffer is full and resumes on the same connection), so without a
+   * reload not one later byte goes through the SW. The reload shows as one short wait of the
+   * element (`emptied`, `waiting`, then `playing`: 0.24 s with its bytes in the store).
+   */
+  async #reload(media: HTMLMediaElement, url: string): Promise<'taken-over' | 'never'> {
+    if (!(await this.#components.beforeReload(url))) return 'never';
+    // The element may have moved on (the site changed its source) while the SW answered.
+    if (withoutFragment(media.currentSrc) !== url) return 'never';
+    const position = media.currentTime;
+    const playing = !media.paused;
+    const rate = media.playbackRate;
+    media.src = `${url}#${TAKEOVER_FRAGMENT}`;
+    // Before the metadata is in, this sets the position the element starts at once it is.
+    media.currentTime = position;
+    media.playbackRate = rate;
+    if (playing) await media.play().catch(() => {});
+    return 'taken-over';
+  }
+}
+
+function withoutFragment(url: string): string {
+  return url.split('#', 1)[0]!;
+}
+
+function progressOf(media: HTMLMediaElement): MediaProgress {
+  const { buffered, currentTime, duration } = media;
+  let bufferedEnd = 0;
+  for (let range = 0; range < buffered.length; range++) {
+    if (buffered.start(range) <= currentTime && buffered.end(range) >= currentTime) bufferedEnd = buffered.end(range);
+  }
+  return { currentTime, duration, bufferedEnd };
 }
 
 /** Whether the element already has every byte it will play: a reload would gain nothing. */
@@ -63,41 +236,4 @@ function fullyLoaded(media: HTMLMediaElement): boolean {
   if (!Number.isFinite(duration) || buffered.length === 0) return false;
   // Chromium's buffered ranges end within a frame of the duration when the whole file is in.
   return buffered.start(0) <= media.currentTime && buffered.end(buffered.length - 1) >= duration - 0.1 && buffered.length === 1;
-}
-
-/**
- * Seconds of media after the playhead that are read through the SW before the reload, so that
- * the reloaded element finds them in the local store: the reload waits on the store instead of
- * on a first piece from peers (up to FIRST_PIECE_DEADLINE_MS) or the origin. 6 s is the time the
- * warm-up itself may take (TAKEOVER_WARM_MS) plus the few seconds Chromium reads before it plays.
- */
-const WARM_AHEAD_SECONDS = 6;
-/** Longest warm-up (ms): past it the element is reloaded anyway (it then waits on the SW's usual sources). */
-const TAKEOVER_WARM_MS = 3000;
-
-/**
- * Reads `url` (the element's, with a signed URL's query) through the SW (which keeps what it delivers): the first piece, where the reloaded element
- * reads its header, and the bytes around the playhead, estimated from the element's duration at
- * an even bitrate. Never rejects.
- */
-async function warm(asset: ManifestAsset, url: string, media: HTMLMediaElement): Promise<void> {
-  const ranges: Array<[number, number]> = [[0, Math.min(asset.size, asset.pieceSize) - 1]];
-  if (Number.isFinite(media.duration) && media.duration > 0) {
-    const bytesPerSecond = asset.size / media.duration;
-    const start = Math.floor(media.currentTime * bytesPerSecond);
-    const end = Math.min(asset.size, Math.ceil((media.currentTime + WARM_AHEAD_SECONDS) * bytesPerSecond)) - 1;
-    if (end >= start && start >= asset.pieceSize) ranges.push([start, end]);
-    else if (end >= asset.pieceSize) ranges[0] = [0, end];
-  }
-  const signal = AbortSignal.timeout(TAKEOVER_WARM_MS);
-  await Promise.all(
-    ranges.map(async ([start, end]) => {
-      try {
-        const response = await fetch(url, { headers: { Range: `bytes=${start}-${end}` }, signal });
-        await response.arrayBuffer();
-      } catch {
-        // Timed out or failed: the reload then takes what the SW has.
-      }
-    }),
-  );
 }

@@ -11,7 +11,7 @@ import { isRelayed, readPathKey, readPeerPath, UNKNOWN_PATH, type PeerPath } fro
 import { ReachabilityMonitor, type UnreachableDetail } from './reachability.js';
 import { PieceSources, StatsCounters, type PeerfetchStats } from './stats.js';
 import { SwLink } from './sw-link.js';
-import { takeOver } from './media-takeover.js';
+import { MediaTakeovers } from './media-takeover.js';
 import { bufferedAheadMs, playbackDeadlineMs } from './playback-slack.js';
 import { Scheduler } from './scheduler.js';
 import { Swarm } from './swarm.js';
@@ -79,6 +79,8 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
   /** Aborted when P2P is turned off while waiting to lead. */
   #leadership: AbortController | undefined;
   #finalStats: PeerfetchStats | undefined;
+  /** A first visit's media elements left on the network, until a takeover pays (see media-takeover.ts). */
+  #takeovers: MediaTakeovers | undefined;
   /** Network path per connected peer, refreshed on the stats tick (getStats() must stay synchronous). */
   readonly #paths = new Map<string, PeerPath>();
   #refreshingPaths = false;
@@ -214,6 +216,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     for (const tracker of this.#trackers) tracker.destroy();
     this.#trackers = [];
     this.#scheduler?.stop();
+    this.#takeovers?.stop();
     this.#swarm?.destroy();
     this.#link.deactivate();
     this.#lifetime.abort();
@@ -272,22 +275,22 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
 
   /**
    * A first visit's player that started before the SW controlled the page loads from the network
-   * to its end (see media-takeover.ts): reload it through the SW so that peers can serve it, once
-   * a peer is connected. Before that the reload would only move the same origin bytes behind a
-   * short wait of the player, so a viewer alone in the swarm (the first one) is never reloaded.
-   * Only with P2P on: with it off, a first visit's store is empty and the reload would gain nothing.
+   * to its end (see media-takeover.ts): it is reloaded through the SW once a connected peer holds
+   * pieces it has not loaded, after the pieces it would read again came from peers. Only with P2P
+   * on: with it off, a first visit's store is empty and the reload would gain nothing.
    */
   #takeOverMedia(manifest: Manifest): void {
     const direct = this.#link.directMedia;
     this.#link.directMedia = [];
-    if (direct.length === 0) return;
-    const takeOverAll = () => {
-      this.removeEventListener('peer:connect', takeOverAll);
-      if (this.#destroyed || !this.#p2p) return;
-      for (const media of direct) void takeOver(media, manifest, (url) => this.#link.takeover(url));
-    };
-    if ((this.#swarm?.peers.size ?? 0) > 0) return takeOverAll();
-    this.addEventListener('peer:connect', takeOverAll);
+    const swarm = this.#swarm;
+    if (direct.length === 0 || !swarm) return;
+    this.#takeovers = new MediaTakeovers(direct, manifest, {
+      holds: (asset, piece) => swarm.holds(asset, piece),
+      peerHolds: (asset, piece) => swarm.availability(asset, piece) > 0,
+      fetchFromPeers: async (asset, piece, timeoutMs) => (await swarm.fetchPiece(asset, piece, timeoutMs, this.#lifetime.signal)).ok,
+      beforeReload: (url) => this.#link.takeover(url),
+      log: this.#log && ((message) => this.#log?.(`takeover: ${message}`)),
+    });
   }
 
   /**
@@ -347,7 +350,10 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
         this.#scheduler?.reschedule();
         void this.#readPath(peer);
       },
-      onPeerHave: () => this.#scheduler?.reschedule(),
+      onPeerHave: () => {
+        this.#scheduler?.reschedule();
+        void this.#takeovers?.consider();
+      },
       onPeerDisconnect: (peer, reason) => {
         this.#paths.delete(peer.id);
         this.#log?.(`peer ${peer.id} disconnected: ${reason}`);
@@ -374,6 +380,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
   #leaveSwarm(): void {
     for (const tracker of this.#trackers) tracker.destroy();
     this.#trackers = [];
+    this.#takeovers?.stop();
     for (const peer of [...(this.#swarm?.peers.values() ?? [])]) peer.close('peer-to-peer turned off');
     this.#link.retire();
     this.#leadership?.abort();

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { assertNoPageErrors, useChromium, waitFor } from '../harness/browser.js';
-import { openSeeder, stats, useTestSite } from './test-site.js';
+import { openPage, openSeeder, originBytesFor, stats, useTestSite } from './test-site.js';
 
 // A first visit to a page whose player is in its HTML: the <video> starts loading while the page
 // is parsed, before peerfetch's service worker controls the page. Chromium reads such a video
@@ -36,6 +36,8 @@ function videoState(page: Page) {
     return {
       currentSrc: video.currentSrc,
       currentTime: video.currentTime,
+      duration: video.duration,
+      bufferedEnd: video.buffered.length > 0 ? video.buffered.end(video.buffered.length - 1) : 0,
       ended: video.ended,
       error: video.error ? `${video.error.code}: ${video.error.message}` : null,
     };
@@ -65,8 +67,42 @@ describe('player in the page on a first visit', () => {
     expect(state.ended).toBe(true);
     expect(state.currentSrc).toMatch(/\/media\/video\.mp4#peerfetch$/);
     expect((await stats(page)).bytesFromPeers).toBeGreaterThan(0);
+    // What the element had loaded from the network before the reload and read again came from
+    // peers: the origin sent this viewer less than the whole video.
+    expect(await originBytesFor(fixture.originUrl, 'first-visit-viewer', '/media/video.mp4')).toBeLessThan(fixture.site.videoBytes.length);
     assertNoPageErrors(seeder.context);
     assertNoPageErrors(viewer);
+  });
+
+  it('stays on the network while its only peer holds nothing it lacks: never reloaded, nothing fetched twice', async () => {
+    // A peer of the swarm that holds nothing (its page loads no video), there before the viewer.
+    const empty = await chromium.viewer('first-visit-empty-peer');
+    await openPage(await empty.newPage(), fixture.originUrl, { tracker: fixture.trackerUrl, swarm: 'first-visit-empty' });
+    const viewer = await chromium.viewer('first-visit-alone');
+    const page = await viewer.newPage();
+    await page.goto(await inPageHtml('in-page-empty-peer.html', { tracker: fixture.trackerUrl, swarm: 'first-visit-empty' }));
+    await page.evaluate(() => window.peerfetch!.ready);
+    // The peer connects while the element still loads from the network: a takeover could happen now.
+    let atConnect = await videoState(page);
+    await waitFor(
+      async () => {
+        atConnect = await videoState(page);
+        if ((await stats(page)).peers > 0) return true;
+        throw new Error(`no peer connected; video ${JSON.stringify(atConnect)}`);
+      },
+      { what: 'the empty peer to connect' },
+    );
+    expect(atConnect.bufferedEnd, `video when the peer connected: ${JSON.stringify(atConnect)}`).toBeLessThan(atConnect.duration - 0.1);
+    await waitFor(async () => (await videoState(page)).ended || (await videoState(page)).error, { timeoutMs: 60_000, what: 'the video to end' });
+    const state = await videoState(page);
+    expect(state.error).toBeNull();
+    // Never reloaded: the element played its network resource to the end, and the SW answered none of it.
+    expect(state.currentSrc).toMatch(/\/media\/video\.mp4$/);
+    expect((await stats(page)).bytesServed).toBe(0);
+    // The origin sent the video once (a reload would have had the first pieces sent again).
+    expect(await originBytesFor(fixture.originUrl, 'first-visit-alone', '/media/video.mp4')).toBeLessThanOrEqual(fixture.site.videoBytes.length);
+    assertNoPageErrors(viewer);
+    assertNoPageErrors(empty);
   });
 
   it('stays on the network when it is not taken over: a seek after the SW took control plays on', async () => {

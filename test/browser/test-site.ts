@@ -76,11 +76,11 @@ export async function startTracker(host = '127.0.0.1', extra: string[] = []): Pr
   return { tracker, trackerUrl: tracker.ready![0] };
 }
 
-/** Bytes the origin process sent to `viewer`, by its own counter. */
-export async function originBytesFor(originUrl: string, viewer: string): Promise<number> {
+/** Bytes the origin process sent to `viewer` (of the file at `path` only, when given), by its own counter. */
+export async function originBytesFor(originUrl: string, viewer: string, path?: string): Promise<number> {
   const response = await fetch(`${originUrl}/__peerfetch/origin-stats`);
-  const stats = (await response.json()) as { byViewer: Record<string, number>; byPath: Record<string, number> };
-  return stats.byViewer[viewer] ?? 0;
+  const stats = (await response.json()) as { byViewer: Record<string, number>; byViewerPath: Record<string, Record<string, number>> };
+  return (path === undefined ? stats.byViewer[viewer] : stats.byViewerPath[viewer]?.[path]) ?? 0;
 }
 
 /** One event of the page's peerfetch instance, as recorded by {@link recordEvents}. */

@@ -239,13 +239,14 @@ describe('byte counters', () => {
       totalBytes: 1000 + SIZE + 10,
       byViewer: { alice: 1000, 'bob-2': SIZE, anonymous: 10 },
       byPath: { '/media/film.mp4': 1000 + SIZE + 10 },
+      byViewerPath: { alice: { '/media/film.mp4': 1000 }, 'bob-2': { '/media/film.mp4': SIZE }, anonymous: { '/media/film.mp4': 10 } },
       requests: 4,
     });
     // Reading the counters is not counted.
     expect((await stats()).requests).toBe(4);
     expect(origin.stats()).toEqual(counted);
     await rawRequest(origin.url, '/__peerfetch/origin-stats/reset', { method: 'POST' });
-    expect(await stats()).toEqual({ totalBytes: 0, byViewer: {}, byPath: {}, requests: 0 });
+    expect(await stats()).toEqual({ totalBytes: 0, byViewer: {}, byPath: {}, byViewerPath: {}, requests: 0 });
   });
 });
 

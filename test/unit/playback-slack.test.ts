@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { bufferedAheadMs, playbackDeadlineMs, PLAYBACK_RESERVE_MS, type PlayingMedia } from '../../src/engine/playback-slack.js';
+import { bufferedAheadMs, ORIGIN_RESCUE_MS, playbackDeadlineMs, PLAYBACK_RESERVE_MS, type PlayingMedia } from '../../src/engine/playback-slack.js';
 
 /** A media element's state as the engine reads it: buffered ranges in seconds. */
 function media(currentTime: number, ranges: [number, number][], state: Partial<PlayingMedia> = {}): PlayingMedia {
   return {
     paused: false,
     ended: false,
+    played: { length: 1 },
     playbackRate: 1,
     currentTime,
     buffered: { length: ranges.length, start: (i) => ranges[i]![0], end: (i) => ranges[i]![1] },
@@ -22,9 +23,11 @@ describe('bufferedAheadMs', () => {
     expect(bufferedAheadMs([media(10, [[10.05, 16]])])).toBeCloseTo(6000, 5);
   });
 
-  it('is 0 when the playhead is outside every range (after a seek) and undefined when nothing plays', () => {
+  it('is 0 when the playhead is outside every range (after a seek) and undefined when nothing plays or before the start', () => {
     expect(bufferedAheadMs([media(35, [[8, 30]])])).toBe(0);
     expect(bufferedAheadMs([media(10, [[0, 30]], { paused: true }), media(5, [[0, 30]], { ended: true })])).toBeUndefined();
+    // Autoplay before the first frame: not paused, nothing played or buffered yet.
+    expect(bufferedAheadMs([media(0, [], { played: { length: 0 } })])).toBeUndefined();
     expect(bufferedAheadMs([])).toBeUndefined();
   });
 
@@ -37,7 +40,14 @@ describe('playbackDeadlineMs', () => {
   it('gives what the buffer spares beyond the reserve, between the plain deadline and the cap', () => {
     expect(playbackDeadlineMs(4000, 8000, 20_000)).toBe(8000);
     expect(playbackDeadlineMs(4000, 8000, PLAYBACK_RESERVE_MS + 6000)).toBe(6000);
-    expect(playbackDeadlineMs(4000, 8000, 5000)).toBe(4000);
+    expect(playbackDeadlineMs(4000, 8000, 7000)).toBe(4000);
+  });
+
+  it('leaves the origin its rescue time when the buffer is short, and peers nothing when it is empty', () => {
+    expect(playbackDeadlineMs(4000, 8000, ORIGIN_RESCUE_MS + 4000)).toBe(4000);
+    expect(playbackDeadlineMs(4000, 8000, ORIGIN_RESCUE_MS + 1500)).toBe(1500);
+    expect(playbackDeadlineMs(4000, 8000, ORIGIN_RESCUE_MS - 500)).toBe(0);
+    expect(playbackDeadlineMs(4000, 8000, 0)).toBe(0);
   });
 
   it('keeps the plain deadline when the SW allows no more or nothing plays', () => {

@@ -17,6 +17,20 @@ export type PieceLoader = (piece: number, signal: AbortSignal, first: boolean) =
  */
 const LOOKAHEAD_PIECES = 2;
 
+/** How a response yields to a new version of its worker (see {@link assetResponse}). */
+export interface YieldOptions {
+  /**
+   * A 206 answers at most to the end of the range's first piece, as an HTTP server may answer
+   * `bytes=N-` with less than the rest of the file; the player asks again for what follows.
+   */
+  short?: boolean;
+  /**
+   * Aborted when the response must yield: the body fails at once, pulled or not (a player may
+   * leave a response open without reading it), and the player asks again from where it stopped.
+   */
+  stop?: AbortSignal;
+}
+
 /**
  * Answers a request for `asset` the way an HTTP server honouring Range would: 200 for no or an
  * ignorable Range, 206 with Content-Range for one satisfiable range, 416 past the end. The body
@@ -30,6 +44,7 @@ export function assetResponse(
   rangeHeader: string | null,
   loadPiece: PieceLoader,
   onBytes: (bytes: number) => void = () => {},
+  { short = false, stop }: YieldOptions = {},
 ): Response {
   const request = parseRange(rangeHeader, asset.size);
   const headers = new Headers({
@@ -40,11 +55,12 @@ export function assetResponse(
     headers.set('Content-Range', `bytes */${asset.size}`);
     return new Response(null, { status: 416, statusText: 'Range Not Satisfiable', headers });
   }
-  const range: ByteRange = request.kind === 'partial' ? request.range : { start: 0, end: asset.size - 1 };
+  const range: ByteRange = request.kind === 'partial' ? { ...request.range } : { start: 0, end: asset.size - 1 };
+  if (short && request.kind === 'partial') range.end = Math.min(range.end, pieceSpan(Math.floor(range.start / asset.pieceSize), asset.size, asset.pieceSize).end - 1);
   const length = asset.size === 0 ? 0 : range.end - range.start + 1;
   headers.set('Content-Length', String(length));
   if (request.kind === 'partial') headers.set('Content-Range', contentRange(range, asset.size));
-  const body = length === 0 ? null : pieceStream(asset, range, loadPiece, onBytes);
+  const body = length === 0 ? null : pieceStream(asset, range, loadPiece, onBytes, stop);
   return request.kind === 'partial'
     ? new Response(body, { status: 206, statusText: 'Partial Content', headers })
     : new Response(body, { status: 200, statusText: 'OK', headers });
@@ -56,6 +72,7 @@ export function pieceStream(
   range: ByteRange,
   loadPiece: PieceLoader,
   onBytes: (bytes: number) => void,
+  stop?: AbortSignal,
 ): ReadableStream<Uint8Array> {
   const pieces = piecesCovering(range.start, range.end + 1, asset.pieceSize);
   const abort = new AbortController();
@@ -72,7 +89,17 @@ export function pieceStream(
     }
   };
 
+  let onStop = () => {};
+  const stopped = () => stop?.removeEventListener('abort', onStop);
   return new ReadableStream<Uint8Array>({
+    start(controller) {
+      onStop = () => {
+        abort.abort();
+        controller.error(new PeerfetchError('origin-failed', 'the response yields to a new version of the worker', { url: asset.href }));
+      };
+      if (stop?.aborted) onStop();
+      else stop?.addEventListener('abort', onStop, { once: true });
+    },
     async pull(controller) {
       fill();
       const loading = pending.shift();
@@ -109,14 +136,21 @@ export function pieceStream(
         }
       } catch (error) {
         abort.abort();
+        stopped();
+        // Failed already when it yielded (see `stop`).
+        if (stop?.aborted) return;
         throw error;
       } finally {
         if (delivered > 0) onBytes(delivered);
       }
-      if (nextToLoad === pieces.length && pending.length === 0) controller.close();
+      if (nextToLoad === pieces.length && pending.length === 0) {
+        stopped();
+        controller.close();
+      }
     },
     cancel() {
       abort.abort();
+      stopped();
     },
   });
 }

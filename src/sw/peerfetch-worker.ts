@@ -118,13 +118,41 @@ export function startPeerfetchWorker(scope: ServiceWorkerGlobalScope, options: P
       if (!allowed) fetchable.set(asset.id, (allowed = originAllowsFetch(asset, scope.location.origin, { url: signedUrls.originUrl(asset) })));
       if (!(await allowed)) return fetch(request);
       const loadPiece = (await pieceSources()).loaderFor(asset, clientId);
-      return assetResponse(asset, request.headers.get('range'), loadPiece, (bytes) => {
-        void bridge.notify(clientId, { type: 'bytes-served', bytes });
-      });
+      return assetResponse(
+        asset,
+        request.headers.get('range'),
+        loadPiece,
+        (bytes) => void bridge.notify(clientId, { type: 'bytes-served', bytes }),
+        // A one-piece answer needs no stopping; a whole one stops when a new version is installed.
+        newVersionWaiting() ? { short: true } : { stop: yieldToNewVersion.signal },
+      );
     } catch {
       return fetch(request);
     }
   }
+
+  /**
+   * A new version of this worker installed and waiting to take over (the site deployed one).
+   * Chromium activates a waiting worker, even one told to skip waiting, only once the active one
+   * has nothing in progress, and a response body still open counts, read or not (measured,
+   * Chromium 156: a v2 told to skip waiting stayed `installed` until the player's 1.8 MB response
+   * from v1 ended, 6 s later; for a long video that the player reads slowly it would wait up to
+   * Chromium's 5 min lame-duck limit). So
+   * peerfetch yields: the bodies open when a new version is installed fail at once (the player
+   * asks again from where it stopped), and while it waits, requests are answered one piece at a
+   * time, so that it takes over between two of them.
+   */
+  let yieldToNewVersion = new AbortController();
+  const registration = scope.registration as ServiceWorkerRegistration | undefined;
+  registration?.addEventListener('updatefound', () => {
+    const installing = registration.installing;
+    installing?.addEventListener('statechange', () => {
+      if (installing.state !== 'installed') return;
+      yieldToNewVersion.abort();
+      yieldToNewVersion = new AbortController();
+    });
+  });
+  const newVersionWaiting = () => Boolean(registration?.waiting);
 
   function route(event: FetchEvent): Promise<Response> | undefined {
     const { request } = event;
@@ -176,7 +204,9 @@ export function startPeerfetchWorker(scope: ServiceWorkerGlobalScope, options: P
       directMedia.delete(clientId, message.url);
       return event.ports[0]?.postMessage({ type: 'media-takeover-ready' });
     }
-    event.waitUntil(prefetchPiece(message.asset, message.piece, clientId));
+    const prefetching = prefetchPiece(message.asset, message.piece, clientId);
+    // A prefetch holding its event open would hold a waiting new version back too (see yieldToNewVersion).
+    if (!newVersionWaiting()) event.waitUntil(prefetching);
   });
 
   // A restarted SW has lost its list of ready engines: ask the pages again.

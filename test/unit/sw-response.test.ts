@@ -50,6 +50,27 @@ describe('assetResponse', () => {
     expect(asked[0]).toBe(Math.floor(start / PIECE));
   });
 
+  it('yields to a new version of the worker: a short answer ends with its first piece, a stopped body fails at once, read or not', async () => {
+    const asset = await makeAsset();
+    const short = assetResponse(asset, 'bytes=20000-', async (piece) => fromBytes(piece), () => {}, { short: true });
+    expect(short.status).toBe(206);
+    expect(short.headers.get('content-range')).toBe(`bytes 20000-${2 * PIECE - 1}/${bytes.length}`);
+    expect(new Uint8Array(await short.arrayBuffer())).toEqual(bytes.subarray(20000, 2 * PIECE));
+    // A whole answer is never shortened.
+    expect(assetResponse(asset, null, async (piece) => fromBytes(piece), () => {}, { short: true }).headers.get('content-length')).toBe(String(bytes.length));
+
+    const stop = new AbortController();
+    const asked: number[] = [];
+    const reading = assetResponse(asset, 'bytes=0-', async (piece) => (asked.push(piece), fromBytes(piece)), () => {}, { stop: stop.signal });
+    const reader = reading.body!.getReader();
+    expect((await reader.read()).value).toEqual(fromBytes(0));
+    stop.abort();
+    await expect(reader.read()).rejects.toThrow(/yields to a new version/);
+    // A body nobody reads fails too (a player may leave a response open without reading it).
+    const unread = assetResponse(asset, 'bytes=0-', async (piece) => fromBytes(piece), () => {}, { stop: stop.signal });
+    await expect(unread.arrayBuffer()).rejects.toThrow(/yields to a new version/);
+  });
+
   it('answers 416 with the size past the end', async () => {
     const asset = await makeAsset();
     const response = assetResponse(asset, `bytes=${bytes.length}-`, async () => new Uint8Array());

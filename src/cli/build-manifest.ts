@@ -22,6 +22,7 @@ import {
   assetContentType,
 } from './content-types.js';
 import { isMediaPath, pathExtension } from '../shared/media-extensions.js';
+import { CATALOG_FOLDER_NAME } from './catalog-writer.js';
 
 /** File name `peerfetch manifest` writes by default, and that the page loads. */
 export const MANIFEST_FILE_NAME = 'peerfetch-manifest.json';
@@ -282,7 +283,8 @@ async function walk(
       const entryPath = path.join(folder, name);
       const entryRelative = [...relative, name];
       const shown = entryRelative.join('/');
-      if (name.startsWith('.')) continue;
+      // Dotfiles, and the catalog a manifest of this folder wrote (its shards and piece lists are not assets).
+      if (name.startsWith('.') || name === CATALOG_FOLDER_NAME) continue;
       let info;
       let real = entryPath;
       try {

@@ -32,6 +32,7 @@ import {
 import { FALLBACK_CONTENT_TYPE, assetContentType } from './content-types.js';
 import { parseDashMpd } from './dash-mpd.js';
 import { parseHlsPlaylist } from './hls-playlist.js';
+import { wantsCatalog, writeCatalog, type CatalogMode } from './catalog-writer.js';
 
 /**
  * How often (ms) the packagers' playlists are checked for a change. A stat per playlist is
@@ -53,6 +54,12 @@ const PACKAGER_PLAYLIST = /^\.([^/]+\.(?:m3u8|mpd))$/;
 
 /** Options of {@link watchManifest}. */
 export interface WatchManifestOptions extends BuildManifestOptions {
+  /**
+   * When the folder's other files are written as a catalog (see catalog-writer.ts): `auto`
+   * (default) when they would make the manifest larger than 64 KiB. Live segments are always
+   * listed in the manifest itself, which pages reload as the stream moves.
+   */
+  catalog?: CatalogMode;
   /** Called after each manifest write, with the manifest and the playlists published after it. */
   onUpdate?(update: { manifest: ManifestJson; published: string[] }): void;
   /** Called once per distinct problem (a segment that cannot be read, a write that failed). */
@@ -240,13 +247,26 @@ export async function watchManifest(dir: string, options: WatchManifestOptions =
     return true;
   }
 
-  function compose(): ManifestJson {
+  /** The catalog of the folder's other files as last written, and which files it lists. */
+  let catalog: { key: string; root: ManifestJson } | undefined;
+
+  async function compose(): Promise<ManifestJson> {
     const liveFolders = [...streams.values()].map((stream) => {
       const folder = path.posix.dirname(stream.published);
       return makeUrl(folder === '.' ? '' : `${encodePath(folder)}/`);
     });
     // Files beside a live playlist are the packager's (old or unfinished segments): only what its playlist names is listed.
-    const assets = initial.manifest.assets.filter((asset) => !liveFolders.some((folder) => asset.url.startsWith(folder)));
+    let assets = initial.manifest.assets.filter((asset) => !liveFolders.some((folder) => asset.url.startsWith(folder)));
+    let catalogField: ManifestJson['catalog'];
+    const { ignoreQuery } = initial.manifest;
+    const fixed: ManifestJson = { version: MANIFEST_VERSION, assets, ...(ignoreQuery ? { ignoreQuery } : {}) };
+    if (assets.length > 0 && wantsCatalog(fixed, options.catalog)) {
+      // Written again only when a new live folder takes files out of it.
+      const key = assets.map((asset) => asset.url).join('\n');
+      if (catalog?.key !== key) catalog = { key, root: await writeCatalog(fixed, outFile) };
+      catalogField = catalog.root.catalog;
+      assets = [];
+    }
     const live: ManifestLiveJson[] = [];
     const listed = new Set<string>();
     for (const stream of streams.values()) {
@@ -260,8 +280,14 @@ export async function watchManifest(dir: string, options: WatchManifestOptions =
     // Forget hashes of segments no playlist names any more (the window moved past them).
     const named = new Set([...streams.values()].flatMap((stream) => stream.assets.map((asset) => asset.url)));
     for (const [relative, segment] of hashed) if (!named.has(segment.asset.url)) hashed.delete(relative);
-    const { ignoreQuery } = initial.manifest;
-    return { version: MANIFEST_VERSION, assets, ...(live.length > 0 ? { live } : {}), refreshMs: WATCH_REFRESH_MS, ...(ignoreQuery ? { ignoreQuery } : {}) };
+    return {
+      version: MANIFEST_VERSION,
+      assets,
+      ...(live.length > 0 ? { live } : {}),
+      refreshMs: WATCH_REFRESH_MS,
+      ...(ignoreQuery ? { ignoreQuery } : {}),
+      ...(catalogField ? { catalog: catalogField } : {}),
+    };
   }
 
   async function cycle(rescan: boolean): Promise<void> {
@@ -269,7 +295,7 @@ export async function watchManifest(dir: string, options: WatchManifestOptions =
     let changed = writtenText === undefined;
     for (const stream of streams.values()) if (await readStream(stream)) changed = true;
     if (!changed) return;
-    const next = compose();
+    const next = await compose();
     const text = `${JSON.stringify(next, null, 2)}\n`;
     if (text !== writtenText) {
       try {

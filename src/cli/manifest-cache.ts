@@ -12,7 +12,8 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { parseManifest } from '../shared/manifest.js';
+import { parseManifest, type ManifestJson } from '../shared/manifest.js';
+import { readCatalog } from './catalog-writer.js';
 import type { ManifestReuse } from './build-manifest.js';
 
 interface CacheFile {
@@ -53,8 +54,12 @@ export async function loadManifestReuse(outFile: string, env: NodeJS.ProcessEnv 
   if (typeof cache.fingerprints !== 'object' || cache.fingerprints === null) return undefined;
   try {
     // Validated like a page validates it; the base URL only resolves URLs, which reuse compares as written.
-    const parsed = await parseManifest(JSON.parse(manifestText.toString('utf8')), 'http://localhost/');
-    return { manifest: { version: parsed.version, assets: parsed.assets }, fingerprints: cache.fingerprints };
+    const json = JSON.parse(manifestText.toString('utf8')) as ManifestJson;
+    const parsed = await parseManifest(json, 'http://localhost/');
+    // A catalog's assets are in its shards and piece lists beside the manifest.
+    const assets = parsed.catalog ? await readCatalog(json, outFile) : parsed.assets;
+    if (!assets) return undefined;
+    return { manifest: { version: parsed.version, assets }, fingerprints: cache.fingerprints };
   } catch {
     return undefined;
   }

@@ -11,6 +11,7 @@ import { joinNegativeValues } from '../shared/command-line.js';
 import { PeerfetchError } from '../shared/errors.js';
 import { MANIFEST_FILE_NAME, buildManifest, checkIgnoreQuery, checkPieceSize, parseSize, urlMaker, type ManifestProgress } from './build-manifest.js';
 import { watchManifest, type WatchManifestOptions } from './live-manifest.js';
+import { wantsCatalog, writeCatalog, type CatalogMode } from './catalog-writer.js';
 import {
   EXIT_FAILURE,
   EXIT_USAGE,
@@ -47,6 +48,9 @@ last run over the same folder keep their hashes (fingerprints in $XDG_CACHE_HOME
   --all-files       list every file (images, fonts, archives), not only video and audio
   --ignore-query NAMES  query parameters of signed URLs, comma-separated (e.g.
                     token,expires): pages and workers match assets whatever their values
+  --catalog MODE    auto (default): a manifest over 64 KiB is written as a catalog in
+                    peerfetch-catalog/ beside it (shards and per-file piece lists that
+                    workers load when a file is first requested); on: always; off: never
   --watch           keep running and keep the manifest current (a live stream's packager)
   --progress        show progress on stderr (default: only when stderr is a terminal)
   --no-progress     never show progress
@@ -111,11 +115,18 @@ const MANIFEST_OPTIONS = {
   'base-url': { type: 'string' },
   'all-files': { type: 'boolean' },
   'ignore-query': { type: 'string' },
+  catalog: { type: 'string' },
   watch: { type: 'boolean' },
   progress: { type: 'boolean' },
   rehash: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+/** The `--catalog` mode; throws `option-invalid` for anything else. */
+function checkCatalogMode(value: string | undefined): CatalogMode {
+  if (value === undefined || value === 'auto' || value === 'on' || value === 'off') return value ?? 'auto';
+  throw new PeerfetchError('option-invalid', `invalid catalog mode "${value}": use auto, on or off`, { catalog: value });
+}
 
 /** `peerfetch manifest <dir> ...` */
 async function manifestCommand(argv: string[]): Promise<number> {
@@ -144,7 +155,8 @@ async function manifestCommand(argv: string[]): Promise<number> {
   const allFiles = values['all-files'] ?? false;
   const ignoreQuery = values['ignore-query']?.split(',').map((name) => name.trim()).filter(Boolean);
   if (ignoreQuery) forFlag('--ignore-query', () => checkIgnoreQuery(ignoreQuery));
-  if (values.watch) return watchCommand(dir, { pieceSize, baseUrl, outFile, allFiles, ignoreQuery });
+  const catalog = forFlag('--catalog', () => checkCatalogMode(values.catalog));
+  if (values.watch) return watchCommand(dir, { pieceSize, baseUrl, outFile, allFiles, ignoreQuery, catalog });
 
   const showProgress = values.progress ?? process.stderr.isTTY === true;
   let lastProgressAt = 0;
@@ -163,7 +175,8 @@ async function manifestCommand(argv: string[]): Promise<number> {
   const { manifest, warnings, fingerprints, reused } = await buildManifest(dir, { pieceSize, baseUrl, outFile, allFiles, ignoreQuery, reuse, onProgress: showProgress ? onProgress : undefined });
   if (progressShown && process.stderr.isTTY) err('\n');
   for (const warning of warnings) err(`peerfetch manifest: warning: ${warning}\n`);
-  const text = `${JSON.stringify(manifest, null, 2)}\n`;
+  const written = wantsCatalog(manifest, catalog) ? await writeCatalog(manifest, outFile) : manifest;
+  const text = `${JSON.stringify(written, null, 2)}\n`;
   // Write beside the target and rename, so a server never serves a half-written manifest.
   const temporary = `${outFile}.${process.pid}.tmp`;
   try {
@@ -179,7 +192,8 @@ async function manifestCommand(argv: string[]): Promise<number> {
   err(
     `peerfetch manifest: ${manifest.assets.length} asset${manifest.assets.length === 1 ? '' : 's'}, ` +
       `${formatBytes(bytes)} in ${pieces} piece${pieces === 1 ? '' : 's'} of ${formatBytes(size)}` +
-      `${reused > 0 ? `, ${reused} unchanged since the last run` : ''} -> ${outFile}\n`,
+      `${reused > 0 ? `, ${reused} unchanged since the last run` : ''} -> ${outFile}` +
+      `${written.catalog ? ` (a catalog of ${written.catalog.count} shard${written.catalog.count === 1 ? '' : 's'} in ${path.join(path.dirname(outFile), written.catalog.shards)})` : ''}\n`,
   );
   return 0;
 }

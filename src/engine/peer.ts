@@ -2,6 +2,7 @@ import { PeerfetchError } from '../shared/errors.js';
 import { decodePeerMessage, encodePeerMessage } from '../shared/peer-codec.js';
 import { CHUNK_SIZE, MAX_REQUEST_DEADLINE_MS, PEER_PROTOCOL_VERSION, type PeerMessage } from '../shared/peer-messages.js';
 import { Bitfield } from '../shared/bitfield.js';
+import { forEachRunPiece, type Holdings, type PieceRuns } from '../shared/holdings.js';
 import { takeEarlyMessages } from './rtc.js';
 import { SendPacer } from './send-pacer.js';
 
@@ -52,6 +53,17 @@ const FAILURE_PENALTY_S = 0.5;
 export const MAX_PENDING_ASSETS = 32;
 /** Highest piece index parked per unknown asset (+1): a live segment has a handful of pieces. */
 export const MAX_PENDING_PIECES = 4096;
+/**
+ * Stream heads a peer's `reading` messages are kept for (count): a page plays a few streams at
+ * once (video and audio, a few players); the oldest goes first, so a peer cannot grow it.
+ */
+export const MAX_READING_HEADS = 8;
+/**
+ * How long (ms) a stream head counts after it last moved, ours and peers': a stream whose head has
+ * not moved for this long is over (paused long, closed or seeked away), and its window is no
+ * longer fetched (see Scheduler).
+ */
+export const READING_MEMORY_MS = 30_000;
 /** Requests from one peer queued at once; more is answered `busy`, so a greedy peer cannot hog us. */
 export const MAX_QUEUED_UPLOADS = 16;
 /**
@@ -143,8 +155,16 @@ export class Peer {
   readonly #channel: RTCDataChannel;
   readonly #handlers: PeerHandlers;
   readonly #have = new Map<string, Bitfield>();
-  /** Haves for assets we do not know yet, per asset id: a hello's hex bitfield and single pieces. */
-  readonly #pending = new Map<string, { hex: string | undefined; pieces: Set<number> }>();
+  /** Haves for assets we do not know yet, per asset id: single pieces announced after the hello. */
+  readonly #pending = new Map<string, { pieces: Set<number> }>();
+  /**
+   * The hello's holdings of assets we do not know yet (a large site's catalog is learnt asset by
+   * asset as they are requested): taken when we learn the asset (see `adopt`). Bounded by the
+   * hello's size (MAX_HOLDINGS_BYTES), and replaced, not grown, by a later hello.
+   */
+  #helloHoldings = new Map<string, PieceRuns>();
+  /** Where this peer's player reads, per asset id, and when it said so (see `reading`). */
+  readonly #reading = new Map<string, { piece: number; at: number }>();
   readonly #downloads = new Map<number, Download>();
   readonly #uploads = new Map<number, Upload>();
   readonly #pacer = new SendPacer();
@@ -187,10 +207,10 @@ export class Peer {
    * pieces of them parked for it): bounded by MAX_QUEUED_UPLOADS, MAX_PENDING_ASSETS and
    * MAX_PENDING_PIECES whatever it sends. For tests and diagnostics.
    */
-  get keptState(): { uploads: number; parkedAssets: number; parkedPieces: number } {
+  get keptState(): { uploads: number; parkedAssets: number; parkedPieces: number; helloAssets: number; readingHeads: number } {
     let parkedPieces = 0;
     for (const pending of this.#pending.values()) parkedPieces += pending.pieces.size;
-    return { uploads: this.#uploads.size, parkedAssets: this.#pending.size, parkedPieces };
+    return { uploads: this.#uploads.size, parkedAssets: this.#pending.size, parkedPieces, helloAssets: this.#helloHoldings.size, readingHeads: this.#reading.size };
   }
 
   /**
@@ -308,8 +328,8 @@ export class Peer {
    * Sends our hello (protocol version and what we hold); must be the first message. Sent again
    * later, it replaces what the peer knew we hold (see Swarm.setSeeding).
    */
-  hello(have: Record<string, string>): void {
-    this.#send({ type: 'hello', version: PEER_PROTOCOL_VERSION, have });
+  hello(holdings: Holdings): void {
+    this.#send({ type: 'hello', version: PEER_PROTOCOL_VERSION, holdings });
   }
 
   /** Refuses every queued upload (`not-found`, so the peer asks us no more for those pieces): we stopped seeding. */
@@ -322,6 +342,21 @@ export class Peer {
     this.#send({ type: 'have', asset, piece });
   }
 
+  /** Tells the peer where our player now reads (see the `reading` message). */
+  announceReading(asset: string, piece: number): void {
+    this.#send({ type: 'reading', asset, piece });
+  }
+
+  /**
+   * Where this peer's player read, per asset id, said within the last `maxAgeMs`: the piece of its
+   * latest `reading` of each (at most MAX_READING_HEADS assets).
+   */
+  readingHeads(maxAgeMs: number, now = performance.now()): Array<{ asset: string; piece: number }> {
+    const heads: Array<{ asset: string; piece: number }> = [];
+    for (const [asset, { piece, at }] of this.#reading) if (now - at <= maxAgeMs) heads.push({ asset, piece });
+    return heads;
+  }
+
   /** Tells the peer we no longer hold `piece` (evicted or cleared), so it stops asking us for it. */
   announceLost(asset: string, piece: number): void {
     this.#send({ type: 'lost', asset, piece });
@@ -331,27 +366,30 @@ export class Peer {
     return this.#have.get(asset)?.has(piece) ?? false;
   }
 
-  /** Our manifest now lists `asset`: takes the haves this peer sent for it before it did. */
+  /** We now know `asset` (our manifest lists it, or its entry was loaded): takes the haves this peer sent for it before. */
   adopt(asset: string): void {
+    const runs = this.#helloHoldings.get(asset);
+    this.#helloHoldings.delete(asset);
+    if (runs) this.#setHave(asset, runs);
     const pending = this.#pending.get(asset);
     this.#pending.delete(asset);
-    if (!pending) return;
-    if (pending.hex !== undefined) this.#setHave(asset, pending.hex);
-    for (const piece of pending.pieces) this.#addHave(asset, piece);
+    if (pending) for (const piece of pending.pieces) this.#addHave(asset, piece);
   }
 
   /** `asset` left our manifest: forgets what this peer holds of it. */
   forget(asset: string): void {
     this.#have.delete(asset);
     this.#pending.delete(asset);
+    this.#helloHoldings.delete(asset);
   }
 
-  #park(asset: string): { hex: string | undefined; pieces: Set<number> } {
+  #park(asset: string): { pieces: Set<number> } {
     let pending = this.#pending.get(asset);
     if (!pending) {
       if (this.#pending.size >= MAX_PENDING_ASSETS) this.#pending.delete(this.#pending.keys().next().value!);
-      this.#pending.set(asset, (pending = { hex: undefined, pieces: new Set() }));
-      this.#handlers.onUnknownAsset(this, asset);
+      this.#pending.set(asset, (pending = { pieces: new Set() }));
+      // Said once per asset: its hello may have named it already.
+      if (!this.#helloHoldings.has(asset)) this.#handlers.onUnknownAsset(this, asset);
     }
     return pending;
   }
@@ -481,7 +519,7 @@ export class Peer {
     switch (message.type) {
       case 'hello':
         if (message.version !== PEER_PROTOCOL_VERSION) return this.close('protocol version mismatch');
-        for (const [asset, hex] of Object.entries(message.have)) this.#setHave(asset, hex);
+        this.#onHello(message.holdings);
         return this.#handlers.onHave(this);
       case 'have': {
         if (this.#handlers.pieceCount(message.asset) === undefined) {
@@ -490,6 +528,13 @@ export class Peer {
         }
         // A have that changes nothing (a repeat, as a flooding peer sends them) costs no planning.
         if (!this.#addHave(message.asset, message.piece)) return;
+        return this.#handlers.onHave(this);
+      }
+      case 'reading': {
+        // Re-inserted as the newest; the oldest head goes when a peer names too many assets.
+        this.#reading.delete(message.asset);
+        this.#reading.set(message.asset, { piece: message.piece, at: performance.now() });
+        if (this.#reading.size > MAX_READING_HEADS) this.#reading.delete(this.#reading.keys().next().value!);
         return this.#handlers.onHave(this);
       }
       case 'lost': {
@@ -544,14 +589,30 @@ export class Peer {
     return true;
   }
 
-  #setHave(asset: string, hex: string): void {
-    const count = this.#handlers.pieceCount(asset);
-    if (count === undefined) {
-      if (hex.length <= MAX_PENDING_PIECES / 4) this.#park(asset).hex = hex;
-      return;
+  /** A hello replaces what we knew this peer to hold; holdings of assets we do not know yet wait for `adopt`. */
+  #onHello(holdings: Holdings): void {
+    this.#have.clear();
+    this.#helloHoldings = new Map();
+    let unknown: string | undefined;
+    for (const [asset, runs] of holdings) {
+      if (this.#handlers.pieceCount(asset) === undefined) {
+        this.#helloHoldings.set(asset, runs);
+        unknown ??= asset;
+      } else {
+        this.#setHave(asset, runs);
+      }
     }
-    const bits = Bitfield.fromHex(hex, count);
-    if (bits) this.#have.set(asset, bits);
+    // Once per hello, not per asset: on a large site most of a peer's assets are unknown to us.
+    if (unknown !== undefined) this.#handlers.onUnknownAsset(this, unknown);
+  }
+
+  /** Records the pieces of `runs` as held (those past the asset's end are a lie and ignored). */
+  #setHave(asset: string, runs: PieceRuns): void {
+    const count = this.#handlers.pieceCount(asset);
+    if (count === undefined) return;
+    const bits = new Bitfield(count);
+    forEachRunPiece(runs, count, (piece) => bits.set(piece));
+    this.#have.set(asset, bits);
   }
 
   #onChunk(chunk: Extract<PeerMessage, { type: 'chunk' }>): void {

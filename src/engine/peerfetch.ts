@@ -1,5 +1,5 @@
 import { PeerfetchError } from '../shared/errors.js';
-import { parseManifest, type Manifest } from '../shared/manifest.js';
+import { parseAsset, parseManifest, type Manifest, type ManifestAsset } from '../shared/manifest.js';
 import type { PieceAnswer, WorkerToPage } from '../shared/bridge-messages.js';
 import { randomPeerId, swarmInfoHash } from '../shared/swarm-id.js';
 import { TypedEventTarget } from '../shared/typed-events.js';
@@ -25,6 +25,12 @@ const STATS_INTERVAL_MS = 1000;
  * catches up with all of them, and a peer announcing made-up assets costs at most 4 requests a second.
  */
 const UNKNOWN_ASSET_RELOAD_MS = 250;
+/**
+ * Catalog assets one page takes from its worker (count): the videos it plays and the segments it
+ * reads ahead into, far fewer in any real session; past it, more are not taken (their pieces come
+ * from the origin), so the page's memory does not grow with the site's catalog.
+ */
+const MAX_CATALOG_ASSETS = 4096;
 
 /** Events of a peerfetch instance, by name. */
 export interface PeerfetchEventMap {
@@ -69,6 +75,8 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
   #p2p: boolean;
   #uploadLimit: number | undefined;
   #manifest: Manifest | undefined;
+  /** Catalog assets the SW described to this page (see shared/catalog.ts), by id: they stay while the page lives. */
+  readonly #catalogAssets = new Map<string, ManifestAsset>();
   /** Manifest versions being applied, one after another (see #followManifest). */
   #manifestUpdates: Promise<void> = Promise.resolve();
   /** When the last reload for an unknown asset started (see UNKNOWN_ASSET_RELOAD_MS). */
@@ -163,7 +171,38 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     await this.#store?.delete();
     this.#swarm?.forgetAll();
     const manifest = this.#manifest;
-    if (manifest) for (const asset of manifest.assets) this.#sources.track(asset.id, asset.href, asset.pieces.length, []);
+    if (manifest) for (const asset of this.#known(manifest)) this.#sources.track(asset.id, asset.href, asset.pieces.length, []);
+  }
+
+  /** The assets this page knows: the manifest's, and the catalog assets its worker described. */
+  #known(manifest: Manifest): ManifestAsset[] {
+    const listed = new Set(manifest.assets.map((asset) => asset.id));
+    return [...manifest.assets, ...[...this.#catalogAssets.values()].filter((asset) => !listed.has(asset.id))];
+  }
+
+  /**
+   * Takes a catalog asset the SW described (before it asks for pieces of it, or in answer to our
+   * `resolve`): it joins the swarm and the prefetch plan. Applied in order with manifest versions;
+   * one that does not parse is ignored.
+   */
+  #followAsset(json: unknown, url: string): Promise<void> {
+    this.#manifestUpdates = this.#manifestUpdates.then(async () => {
+      let asset: ManifestAsset;
+      try {
+        asset = await parseAsset(json, url);
+      } catch {
+        return;
+      }
+      const swarm = this.#swarm;
+      const manifest = this.#manifest;
+      if (this.#destroyed || !swarm || !manifest || this.#catalogAssets.has(asset.id) || this.#catalogAssets.size >= MAX_CATALOG_ASSETS) return;
+      this.#catalogAssets.set(asset.id, asset);
+      const { added } = await swarm.setManifest({ ...manifest, assets: this.#known(manifest) });
+      if (this.#destroyed) return;
+      this.#scheduler?.addAssets([asset]);
+      for (const each of added) this.#sources.track(each.id, each.href, each.pieces.length, swarm.held(each.id));
+    });
+    return this.#manifestUpdates;
   }
 
   /**
@@ -182,11 +221,12 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       }
       const swarm = this.#swarm;
       if (this.#destroyed || !swarm) return;
-      const { added, removed } = await swarm.setManifest(manifest);
+      const { added, removed } = await swarm.setManifest({ ...manifest, assets: this.#known(manifest) });
       if (this.#destroyed) return;
       this.#manifest = manifest;
       this.#scheduler?.setManifest(manifest);
       for (const asset of added) this.#sources.track(asset.id, asset.href, asset.pieces.length, swarm.held(asset.id));
+      // Catalog assets stay (#known keeps them): only assets that left the manifest's own list go.
       for (const id of removed) {
         this.#sources.untrack(id);
         void this.#store?.delete(id).catch(() => {});
@@ -253,6 +293,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       // Before joining a swarm (or with P2P off) this page is its own swarm of one.
       selfId: () => this.#peerId,
       prefetchFromOrigin: (asset, piece) => this.#link.prefetch(asset.id, piece),
+      resolve: (href) => this.#link.resolve(href),
     });
     this.#link.listen();
     this.#manifest = manifest;
@@ -466,7 +507,19 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     if (this.#destroyed) return;
     if (notice.type === 'bytes-served') return this.#stats.add('bytesServed', notice.bytes);
     if (notice.type === 'manifest') return void this.#followManifest(notice.manifest, notice.url);
+    if (notice.type === 'asset') return void this.#followAsset(notice.asset, notice.url);
     if (notice.type !== 'piece-delivered') return;
+    this.#onDelivered(notice);
+  }
+
+  /**
+   * A piece the SW delivered for this page. One of an asset this page does not know yet waits for
+   * the manifest versions and catalog assets being applied (the SW describes a catalog asset just
+   * before its pieces), once, so that its stats count it.
+   */
+  #onDelivered(notice: Extract<WorkerToPage, { type: 'piece-delivered' }>, waited = false): void {
+    if (this.#destroyed) return;
+    if (!waited && this.#swarm && !this.#swarm.asset(notice.asset)) return void this.#manifestUpdates.then(() => this.#onDelivered(notice, true));
     const counter = { origin: 'bytesFromOrigin', store: 'bytesFromStore', peers: 'bytesFromPeers' } as const;
     this.#stats.add(counter[notice.source], notice.bytes);
     if (notice.source !== 'store') this.#sources.mark(notice.asset, notice.piece, notice.source === 'origin' ? 'o' : 'p');

@@ -1,4 +1,5 @@
 import { streamKey, type Manifest, type ManifestAsset } from '../shared/manifest.js';
+import { READING_MEMORY_MS } from './peer.js';
 import type { PieceResult, Swarm } from './swarm.js';
 
 /**
@@ -38,8 +39,10 @@ const ORIGIN_PREFETCH_TIMEOUT_MS = 20_000;
  * pieces after a stream's first wait: the player is already busy with the first one.
  */
 const JOIN_GRACE_MS = 2500;
-/** A stream whose head has not moved for this long (ms) is over (paused long, closed or seeked away). */
-const STREAM_IDLE_MS = 30_000;
+/** URLs remembered as asked of the SW (count), so each is asked once; far more than a session reads ahead into. */
+const MAX_RESOLVING = 4096;
+/** A stream whose head has not moved for this long (ms) is over; peers' heads count as long (see READING_MEMORY_MS). */
+const STREAM_IDLE_MS = READING_MEMORY_MS;
 
 interface StreamHead {
   asset: ManifestAsset;
@@ -53,6 +56,11 @@ export interface SchedulerComponents {
   selfId: () => string | undefined;
   /** Has the SW fetch a piece from the origin into the store (it announces it when stored). */
   prefetchFromOrigin(asset: ManifestAsset, piece: number): void;
+  /**
+   * Has the SW load the catalog asset at `href` (the next asset of a stream, named by the one
+   * before it) and describe it to this page, which then calls `addAssets`. Absent: not followed.
+   */
+  resolve?(href: string): void;
   now?: () => number;
 }
 
@@ -85,6 +93,10 @@ export class Scheduler {
   readonly #components: SchedulerComponents;
   readonly #heads = new Map<string, StreamHead>();
   #assetOrder: Map<string, number>;
+  /** Catalog assets this page knows (see addAssets), by URL, for streams that name their next asset. */
+  readonly #byHref = new Map<string, ManifestAsset>();
+  /** URLs asked of the SW (see SchedulerComponents.resolve), once each. */
+  readonly #resolving = new Set<string>();
   /** Origin prefetches asked of the SW and not yet reported back, with the time they were asked. */
   readonly #originRequested = new Map<string, number>();
   #peerPrefetches = 0;
@@ -101,16 +113,72 @@ export class Scheduler {
   setManifest(manifest: Manifest): void {
     this.#components.manifest = manifest;
     this.#assetOrder = new Map(manifest.assets.map((asset, index) => [asset.id, index]));
-    for (const [key, head] of this.#heads) if (!this.#assetOrder.has(head.asset.id)) this.#heads.delete(key);
+    for (const [key, head] of this.#heads) {
+      if (!this.#assetOrder.has(head.asset.id) && this.#byHref.get(head.asset.href) !== head.asset) this.#heads.delete(key);
+    }
     this.reschedule();
   }
 
-  /** The swarm member that fetches `piece` from the origin when no peer holds it. */
+  /** Catalog assets the SW described (see shared/catalog.ts): they may be read and read ahead into. */
+  addAssets(assets: Iterable<ManifestAsset>): void {
+    for (const asset of assets) this.#byHref.set(asset.href, asset);
+    this.reschedule();
+  }
+
+  /**
+   * The swarm member that fetches `piece` from the origin when no peer holds it: one of the members
+   * that play its stream (us, and the peers whose player reads the same video or rendition, see
+   * the `reading` message), picked by a stable hash so that every member picks the same one. A
+   * peer watching another video of the page is never assigned it: it would never fetch it. The
+   * set is the same for every member of a stream whatever their positions, so that two members
+   * never each leave a piece to the other.
+   */
   ownerOf(assetId: string, piece: number): string | undefined {
+    const members = this.#members(assetId);
+    return members.length === 0 ? undefined : members[fnv1a(`${assetId}/${piece}`) % members.length];
+  }
+
+  /** Us and the connected peers that play the stream of `assetId` (see ownerOf), sorted; empty before we have an id. */
+  #members(assetId: string): string[] {
     const self = this.#components.selfId();
-    if (!self) return undefined;
-    const members = [self, ...this.#components.swarm.peers.keys()].sort();
-    return members[fnv1a(`${assetId}/${piece}`) % members.length];
+    if (!self) return [];
+    const { swarm } = this.#components;
+    const asset = swarm.asset(assetId);
+    const key = asset && streamKey(asset);
+    const members = [self];
+    for (const peer of swarm.peers.values()) {
+      const reads = peer.readingHeads(READING_MEMORY_MS).some((head) => {
+        const read = swarm.asset(head.asset);
+        return head.asset === assetId || (read !== undefined && streamKey(read) === key);
+      });
+      if (reads) members.push(peer.id);
+    }
+    return members.sort();
+  }
+
+  /**
+   * Whether the member `owner` wants `piece` now: its player reads at the piece or within the
+   * read-ahead window before it, so it is fetching it (a member behind in the stream fetches it
+   * later, one that seeked past it never will): only then does a player wait for it.
+   */
+  #ownerWants(owner: string, assetId: string, piece: number): boolean {
+    const peer = this.#components.swarm.peers.get(owner);
+    return peer !== undefined && peer.readingHeads(READING_MEMORY_MS).some((head) => this.#wants(head, assetId, piece));
+  }
+
+  /**
+   * Whether a player reading at `head` wants `piece` of `assetId`: the piece is the head's own or
+   * in the read-ahead window after it, which the scheduler of that player fetches (the same
+   * PREFETCH_WINDOW_PIECES in every member).
+   */
+  #wants(head: { asset: string; piece: number }, assetId: string, piece: number): boolean {
+    if (head.asset === assetId) return piece >= head.piece && piece <= head.piece + PREFETCH_WINDOW_PIECES;
+    const asset = this.#components.swarm.asset(head.asset);
+    if (!asset) return false;
+    for (const [next, nextPiece] of this.#window({ asset, piece: head.piece, updatedAt: 0 })) {
+      if (next.id === assetId && nextPiece === piece) return true;
+    }
+    return false;
   }
 
   /** The tracker reported `peers` peers in the swarm (us included). */
@@ -134,14 +202,17 @@ export class Scheduler {
     // Joining a swarm whose peers are not connected yet: a piece the player does not need this
     // instant waits for them instead of going to the origin (the flash crowd and late joiners).
     if (grace > 0) await swarm.waitForPeer(grace, signal);
+    const owner = this.ownerOf(asset.id, piece);
     const canWait =
       !first &&
       swarm.availability(asset.id, piece, true) === 0 &&
       !swarm.downloading(asset.id, piece) &&
-      this.ownerOf(asset.id, piece) !== this.#components.selfId();
+      owner !== undefined &&
+      owner !== this.#components.selfId() &&
+      this.#ownerWants(owner, asset.id, piece);
     let announcedMeanwhile = false;
     if (canWait) {
-      // Another member is assigned this piece and is probably fetching it from the origin now.
+      // Another member that wants this piece is assigned it and is probably fetching it from the origin now.
       const claimedBefore = swarm.availability(asset.id, piece) > 0;
       const waitMs = Math.min(OWNER_WAIT_MS, deadlineMs / 2);
       if (!(await swarm.waitForHave(asset.id, piece, waitMs, signal))) return { ok: false, reason: 'no-peer' };
@@ -184,6 +255,8 @@ export class Scheduler {
     // A stream reads forward; an earlier piece means a seek back, a later one the stream moving on.
     if (!current || current.asset !== asset || current.piece !== piece) {
       this.#heads.set(key, { asset, piece, updatedAt: this.#now() });
+      // Peers assign us the pieces we read ahead of here from now on (see ownerOf).
+      this.#components.swarm.announceReading(asset.id, piece);
     } else {
       current.updatedAt = this.#now();
     }
@@ -193,23 +266,39 @@ export class Scheduler {
 
   /** The next pieces after a head, continuing into the following assets of the same stream. */
   *#window(head: StreamHead): Generator<[ManifestAsset, number]> {
-    const { assets } = this.#components.manifest;
-    let index = this.#assetOrder.get(head.asset.id) ?? assets.length;
+    let asset: ManifestAsset | undefined = head.asset;
     let piece = head.piece + 1;
     let yielded = 0;
     const key = streamKey(head.asset);
-    while (yielded < PREFETCH_WINDOW_PIECES && index < assets.length) {
-      const asset = assets[index]!;
-      if (streamKey(asset) !== key) return;
+    while (yielded < PREFETCH_WINDOW_PIECES && asset) {
       if (piece < asset.pieces.length) {
         yield [asset, piece];
         yielded++;
         piece++;
-      } else {
-        index++;
-        piece = 0;
+        continue;
       }
+      asset = this.#nextOf(asset);
+      piece = 0;
+      if (asset && streamKey(asset) !== key) return;
     }
+  }
+
+  /**
+   * The asset after `asset` in its stream: the one it names (a catalog asset; asked of the SW when
+   * this page does not know it yet, and then there next time), else the next in the manifest.
+   */
+  #nextOf(asset: ManifestAsset): ManifestAsset | undefined {
+    if (asset.nextHref !== undefined) {
+      const next = this.#byHref.get(asset.nextHref);
+      if (!next && !this.#resolving.has(asset.nextHref) && this.#components.resolve) {
+        if (this.#resolving.size >= MAX_RESOLVING) this.#resolving.clear();
+        this.#resolving.add(asset.nextHref);
+        this.#components.resolve(asset.nextHref);
+      }
+      return next;
+    }
+    const index = this.#assetOrder.get(asset.id);
+    return index === undefined ? undefined : this.#components.manifest.assets[index + 1];
   }
 
   #plan(): void {
@@ -232,8 +321,8 @@ export class Scheduler {
         // nobody held it (fetchPiece would refuse it). Urgency 0 counts none of their queue.
         if (availability > 0 && swarm.canDeliverWithin(asset.id, piece, PREFETCH_QUEUE_MS, 0)) {
           fromPeers.push({ asset, piece, availability, order });
-        } else if (self && swarm.peers.size > 0 && this.ownerOf(asset.id, piece) === self) {
-          // Alone, the player's own stream fetches what it needs; splitting only pays with company.
+        } else if (self && this.#members(asset.id).length > 1 && this.ownerOf(asset.id, piece) === self) {
+          // Alone in wanting it, the player's own stream fetches what it needs; splitting only pays with company.
           this.#requestFromOrigin(asset, piece);
         }
       }

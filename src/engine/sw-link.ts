@@ -184,6 +184,11 @@ export class SwLink {
     this.#post({ type: 'prefetch', asset, piece });
   }
 
+  /** Asks the SW to load the catalog asset at `url` and describe it to this page (see the bridge's `resolve`). */
+  resolve(url: string): void {
+    if (url.length <= MAX_MESSAGE_URL_LENGTH) this.#post({ type: 'resolve', url });
+  }
+
   readonly #announce = () => this.#post({ type: 'engine-ready', version: BRIDGE_VERSION });
 
   #post(message: PageToWorker): void {

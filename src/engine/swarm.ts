@@ -1,11 +1,11 @@
-import { Bitfield } from '../shared/bitfield.js';
+import { MAX_HELD_PIECES, runsOf, type PieceRuns } from '../shared/holdings.js';
 import { PeerfetchError } from '../shared/errors.js';
 import { verifyPiece } from '../shared/integrity.js';
 import type { Manifest, ManifestAsset } from '../shared/manifest.js';
 import { pieceCount, pieceSpan } from '../shared/piece-math.js';
 import type { PieceStore, RemovedPieces } from '../store/piece-store.js';
 import { SharedTasks } from '../shared/shared-tasks.js';
-import { Peer, type PeerRecord } from './peer.js';
+import { MAX_READING_HEADS, Peer, READING_MEMORY_MS, type PeerRecord } from './peer.js';
 import { UploadLimiter } from './upload-limiter.js';
 
 /** Connected peers we aim for: enough sources for parallel pieces, few enough for a phone's radio. */
@@ -85,8 +85,13 @@ export class Swarm {
   #assets: Map<string, ManifestAsset>;
   readonly #store: PieceStore;
   readonly #callbacks: SwarmCallbacks;
-  /** What we hold, per asset id: sent in hellos, kept current by `markHave`. */
-  readonly #have = new Map<string, Bitfield>();
+  /**
+   * What we hold, per asset id (only assets with pieces: a site's catalog may list 100,000), sent
+   * in hellos and kept current by `markHave`. The asset stored to last is last in the map.
+   */
+  readonly #have = new Map<string, Set<number>>();
+  /** Where our player reads, per asset id, newest last (see announceReading). */
+  readonly #reading = new Map<string, { piece: number; at: number }>();
   /** Peer downloads in progress, one per piece, shared by every caller that wants that piece. */
   readonly #downloads = new SharedTasks<PieceResult, AbortSignal>();
   /** Callers waiting for some peer to announce a piece. */
@@ -112,20 +117,35 @@ export class Swarm {
     this.#stopListening = store.onRemoved((removed) => this.#withdraw(removed));
   }
 
-  /** Loads what the store already holds (pieces kept from earlier visits are seeded again). */
+  /**
+   * Loads what the store already holds (pieces kept from earlier visits are seeded again): one
+   * read of the store's keys, whatever the size of the manifest.
+   */
   async loadHave(): Promise<void> {
-    for (const asset of this.#manifest.assets) await this.#loadHaveOf(asset);
+    const held = await this.#store.held().catch(() => new Map<string, number[]>());
+    for (const [id, pieces] of held) this.#holdStored(id, pieces);
   }
 
   async #loadHaveOf(asset: ManifestAsset): Promise<void> {
-    const bits = new Bitfield(pieceCount(asset.size, asset.pieceSize));
-    for (const piece of await this.#store.list(asset.id).catch(() => [])) bits.set(piece);
-    // Gone again while the store answered (a newer manifest version): nothing to hold.
-    if (!this.#assets.has(asset.id)) return;
-    // A piece stored meanwhile (markHave before the list came back) stays held.
-    const earlier = this.#have.get(asset.id);
-    if (earlier) for (let piece = 0; piece < bits.length; piece++) if (earlier.has(piece)) bits.set(piece);
-    this.#have.set(asset.id, bits);
+    this.#holdStored(asset.id, await this.#store.list(asset.id).catch(() => []));
+  }
+
+  /**
+   * Takes stored pieces of an asset as held, within its pieces: of an asset the manifest lists
+   * (now: a newer version may have dropped it), or, when the manifest names a catalog, of any
+   * asset stored (this page knows only the catalog assets it loaded, and the store's pieces passed
+   * their hashes when they were stored: seeding them needs no piece hashes).
+   */
+  #holdStored(id: string, pieces: Iterable<number>): void {
+    const asset = this.#assets.get(id);
+    if (!asset && !this.#manifest.catalog) return;
+    const count = asset ? pieceCount(asset.size, asset.pieceSize) : MAX_HELD_PIECES;
+    let held = this.#have.get(id);
+    for (const piece of pieces) {
+      if (piece >= count) continue;
+      if (!held) this.#have.set(id, (held = new Set()));
+      held.add(piece);
+    }
   }
 
   /**
@@ -143,7 +163,6 @@ export class Swarm {
       this.#have.delete(id);
       for (const peer of this.peers.values()) peer.forget(id);
     }
-    for (const asset of added) this.#have.set(asset.id, new Bitfield(pieceCount(asset.size, asset.pieceSize)));
     for (const asset of added) {
       await this.#loadHaveOf(asset);
       for (const peer of this.peers.values()) peer.adopt(asset.id);
@@ -214,9 +233,15 @@ export class Swarm {
 
   /** We now hold `piece` (from the origin via the SW, or from a peer): tell every peer (unless we seed nothing). */
   markHave(assetId: string, piece: number): void {
-    const bits = this.#have.get(assetId);
-    if (!bits || bits.has(piece)) return;
-    bits.set(piece);
+    const asset = this.#assets.get(assetId);
+    // A catalog asset another tab's worker request stored may be unknown to this page: still ours to seed.
+    if (asset ? piece >= pieceCount(asset.size, asset.pieceSize) : !this.#manifest.catalog || piece >= MAX_HELD_PIECES) return;
+    const held = this.#have.get(assetId) ?? new Set<number>();
+    if (held.has(piece)) return;
+    held.add(piece);
+    // Last in the map: the hello lists the assets stored to most recently first.
+    this.#have.delete(assetId);
+    this.#have.set(assetId, held);
     if (!this.#seeding) return;
     for (const peer of this.peers.values()) peer.announceHave(assetId, piece);
   }
@@ -230,22 +255,39 @@ export class Swarm {
   setSeeding(seeding: boolean): void {
     if (seeding === this.#seeding) return;
     this.#seeding = seeding;
-    const have = this.#offered();
+    const holdings = this.#holdings();
     for (const peer of this.peers.values()) {
       if (!seeding) peer.refuseUploads();
-      peer.hello(have);
+      peer.hello(holdings);
     }
   }
 
-  /** Per asset id, the hex bitfield of the pieces peers are told we hold: all held ones, or none when not seeding. */
-  #offered(): Record<string, string> {
-    return Object.fromEntries([...this.#have].map(([id, bits]) => [id, (this.#seeding ? bits : new Bitfield(bits.length)).toHex()]));
+  /**
+   * Our player now reads `piece` of `assetId`: every peer is told (see the `reading` message),
+   * and peers that connect later hear of it after our hello.
+   */
+  announceReading(assetId: string, piece: number): void {
+    this.#reading.delete(assetId);
+    this.#reading.set(assetId, { piece, at: performance.now() });
+    if (this.#reading.size > MAX_READING_HEADS) this.#reading.delete(this.#reading.keys().next().value!);
+    for (const peer of this.peers.values()) peer.announceReading(assetId, piece);
   }
 
-  /** Piece indexes held of `assetId`. */
-  *held(assetId: string): Generator<number> {
-    const bits = this.#have.get(assetId);
-    if (bits) for (let piece = 0; piece < bits.length; piece++) if (bits.has(piece)) yield piece;
+  /** Piece indexes held of `assetId`, in order. */
+  held(assetId: string): number[] {
+    return [...(this.#have.get(assetId) ?? [])].sort((a, b) => a - b);
+  }
+
+  /**
+   * What a hello says we hold: nothing when we do not seed, else the assets stored to most
+   * recently first, so that a store holding more than a hello carries (see MAX_HOLDINGS_BYTES)
+   * announces what viewers are watching now.
+   */
+  #holdings(): Map<string, PieceRuns> {
+    const holdings = new Map<string, PieceRuns>();
+    if (!this.#seeding) return holdings;
+    for (const [id, held] of [...this.#have].reverse()) if (held.size > 0) holdings.set(id, runsOf(held));
+    return holdings;
   }
 
   /** Forgets every held piece (the store was cleared) and tells every peer. */
@@ -258,11 +300,11 @@ export class Swarm {
    * us for them, and stats and hellos to new peers say so.
    */
   #withdraw({ asset, pieces }: RemovedPieces): void {
-    for (const [id, bits] of this.#have) {
+    for (const [id, held] of this.#have) {
       if (asset !== undefined && id !== asset) continue;
-      for (const piece of pieces ?? Array.from({ length: bits.length }, (_, index) => index)) {
-        if (!bits.has(piece)) continue;
-        bits.clear(piece);
+      for (const piece of pieces ?? [...held]) {
+        if (!held.has(piece)) continue;
+        held.delete(piece);
         for (const peer of this.peers.values()) peer.announceLost(id, piece);
         this.#callbacks.onWithdrawn(id, piece);
       }
@@ -321,7 +363,8 @@ export class Swarm {
     if (record) peer.inherit(record);
     if (pathKey !== undefined) this.#pathOf.set(peerId, pathKey);
     this.peers.set(peerId, peer);
-    peer.hello(this.#offered());
+    peer.hello(this.#holdings());
+    for (const [assetId, { piece, at }] of this.#reading) if (performance.now() - at <= READING_MEMORY_MS) peer.announceReading(assetId, piece);
     this.#callbacks.onPeerConnect(peer);
   }
 

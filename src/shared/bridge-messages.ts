@@ -31,7 +31,12 @@ export type PageToWorker =
    * The page reloads its element of `url` as a new resource: answer that URL again. The SW
    * acknowledges on the transferred port, and the page reloads only then.
    */
-  | { type: 'media-takeover'; url: string };
+  | { type: 'media-takeover'; url: string }
+  /**
+   * This page's engine reads ahead into the asset at `url`, which its worker has not described to
+   * it yet (a catalog asset: the next segment of a stream): load it and answer with `asset`.
+   */
+  | { type: 'resolve'; url: string };
 
 /** SW -> page, posted to a window client. */
 export type WorkerToPage =
@@ -75,7 +80,13 @@ export type WorkerToPage =
    * The SW loaded a manifest that differs from its last one (a live stream moved): the raw JSON
    * and the URL it came from, so every page follows at once without fetching it again.
    */
-  | { type: 'manifest'; url: string; manifest: unknown };
+  | { type: 'manifest'; url: string; manifest: unknown }
+  /**
+   * A catalog asset the SW loaded (its shard entry and verified piece list; see catalog.ts), in a
+   * manifest's inline form, to resolve against the manifest's `url`: sent to a page before the
+   * SW asks it for a piece of that asset, and in answer to `resolve`.
+   */
+  | { type: 'asset'; url: string; asset: unknown };
 
 /**
  * Page -> SW on a piece request's port. `data` is transferred, not copied. `partial`: the first
@@ -153,6 +164,9 @@ export function asWorkerToPage(data: unknown): WorkerToPage | undefined {
     case 'manifest':
       // The manifest itself is checked by parseManifest where it is used.
       return isUrl(data.url) && isRecord(data.manifest) ? { type: data.type, url: data.url, manifest: data.manifest } : undefined;
+    case 'asset':
+      // The asset itself is checked by parseAsset where it is used.
+      return isUrl(data.url) && isRecord(data.asset) ? { type: data.type, url: data.url, asset: data.asset } : undefined;
     default:
       return undefined;
   }
@@ -174,6 +188,7 @@ export function asPageToWorker(data: unknown): PageToWorker | undefined {
       return { type: data.type, urls: [...urls] };
     }
     case 'media-takeover':
+    case 'resolve':
       return isUrl(data.url) ? { type: data.type, url: data.url } : undefined;
     default:
       return undefined;

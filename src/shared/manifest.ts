@@ -2,6 +2,7 @@ import { PeerfetchError } from './errors.js';
 import { sha256Hex } from './integrity.js';
 import { PlatformURL, utf8Encoder } from './platform.js';
 import { pieceCount } from './piece-math.js';
+import { encodePieceList, isPowerOfTwo, MAX_SHARDS, type CatalogEntryJson, type ManifestCatalogJson } from './catalog.js';
 
 /** Version of the manifest format written by `peerfetch manifest`. */
 export const MANIFEST_VERSION = 1;
@@ -26,6 +27,11 @@ export interface ManifestAssetJson {
    * Absent: the asset's position in the manifest.
    */
   sequence?: number;
+  /**
+   * URL of the asset that follows this one in its stream, as written (catalog assets, see
+   * catalog.ts, whose neighbours are in other shards). Absent: the next asset of the manifest.
+   */
+  next?: string;
 }
 
 /**
@@ -70,6 +76,20 @@ export interface ManifestJson {
    * them, and origin fetches keep them. Absent: URLs must match exactly.
    */
   ignoreQuery?: string[];
+  /**
+   * The site's catalog (see catalog.ts): assets listed in shards and piece lists that a worker
+   * loads when an asset is first requested, so that a site of 100,000 assets publishes a manifest
+   * of a few hundred bytes. `assets` then lists only what changes while pages are open (live
+   * segments). Older readers ignore it and take nothing of the catalog from peers.
+   */
+  catalog?: ManifestCatalogJson;
+}
+
+/** The catalog after parsing: its folders as absolute URLs (ending in `/`). */
+export interface ManifestCatalog {
+  shardsHref: string;
+  piecesHref: string;
+  count: number;
 }
 
 /** A live stream after parsing: URLs resolved against the manifest's own URL. */
@@ -95,6 +115,8 @@ export interface ManifestAsset extends ManifestAssetJson {
   index: number;
   /** The live stream the asset is a segment of (it is under that stream's folder), if any. */
   live: ManifestLive | undefined;
+  /** Absolute URL of the next asset of its stream when the manifest names it (see ManifestAssetJson.next). */
+  nextHref?: string;
 }
 
 export interface Manifest {
@@ -107,6 +129,8 @@ export interface Manifest {
   refreshMs?: number;
   /** See ManifestJson.ignoreQuery; absent or empty: URLs must match exactly. */
   ignoreQuery?: string[];
+  /** See ManifestJson.catalog. */
+  catalog?: ManifestCatalog;
 }
 
 /** Most ignored query parameter names: a CDN signature takes two to four (token, expiry, key id, policy). */
@@ -125,7 +149,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 /** Checks the shape of one asset entry and returns it typed; throws `manifest-invalid`. */
-function checkAsset(raw: unknown, position: number): ManifestAssetJson {
+function checkAsset(raw: unknown, position: number, checkPieces = true): ManifestAssetJson {
   if (!isRecord(raw)) throw invalid(`asset ${position} is not an object`, { position });
   const { url, size, contentType, pieceSize, pieces } = raw;
   if (typeof url !== 'string' || url.length === 0) throw invalid(`asset ${position} has no url`, { position });
@@ -144,7 +168,7 @@ function checkAsset(raw: unknown, position: number): ManifestAssetJson {
   if (!Array.isArray(pieces) || !pieces.every((hash) => typeof hash === 'string' && HASH_PATTERN.test(hash))) {
     throw invalid(`asset ${url} has invalid piece hashes`, { url });
   }
-  if (pieces.length !== pieceCount(size, pieceSize)) {
+  if (checkPieces && pieces.length !== pieceCount(size, pieceSize)) {
     throw invalid(`asset ${url} has ${pieces.length} pieces, expected ${pieceCount(size, pieceSize)}`, { url });
   }
   const { sequence } = raw;
@@ -153,7 +177,39 @@ function checkAsset(raw: unknown, position: number): ManifestAssetJson {
   }
   const checked: ManifestAssetJson = { url, size, contentType, pieceSize, pieces: pieces as string[] };
   if (sequence !== undefined) checked.sequence = sequence;
+  const { next } = raw;
+  if (next !== undefined && (typeof next !== 'string' || next.length === 0)) throw invalid(`asset ${url} has an invalid next`, { url });
+  if (next !== undefined) checked.next = next;
   return checked;
+}
+
+/**
+ * Checks one entry of a catalog shard and returns it typed; throws `manifest-invalid`. Its
+ * pieces are checked when its piece list is loaded (decodePieceList).
+ */
+export function checkCatalogEntry(raw: unknown, position: number): CatalogEntryJson {
+  const { pieces: _unused, ...shape } = checkAsset(isRecord(raw) ? { ...raw, pieces: [] } : raw, position, false);
+  const { piecesSha256 } = raw as Record<string, unknown>;
+  if (typeof piecesSha256 !== 'string' || !HASH_PATTERN.test(piecesSha256)) throw invalid(`asset ${shape.url} has an invalid piecesSha256`, { url: shape.url });
+  return { ...shape, piecesSha256 };
+}
+
+/** Checks the `catalog` field of a manifest and resolves its folders; throws `manifest-invalid`. */
+function checkCatalog(raw: unknown, manifestUrl: string): ManifestCatalog | undefined {
+  if (raw === undefined) return undefined;
+  if (!isRecord(raw)) throw invalid('catalog is not an object');
+  const { shards, pieces, count } = raw;
+  if (!isPowerOfTwo(count) || count > MAX_SHARDS) throw invalid(`catalog count must be a power of two up to ${MAX_SHARDS}`, { count });
+  const folder = (value: unknown, name: string): string => {
+    if (typeof value !== 'string' || value.length === 0) throw invalid(`catalog has no ${name}`);
+    try {
+      const href = new PlatformURL(value, manifestUrl).href;
+      return href.endsWith('/') ? href : `${href}/`;
+    } catch {
+      throw invalid(`catalog ${name} ${value} is not a URL`, { [name]: value });
+    }
+  };
+  return { shardsHref: folder(shards, 'shards'), piecesHref: folder(pieces, 'pieces'), count };
 }
 
 function isDuration(value: unknown): value is number {
@@ -186,10 +242,45 @@ export function isAssetId(value: unknown): value is string {
   return typeof value === 'string' && ASSET_ID_PATTERN.test(value);
 }
 
-/** Content id of an asset: the first 16 hex chars of SHA-256 over its size and piece hashes. */
+/**
+ * Content id of an asset: the first 16 hex chars of SHA-256 over its size, piece size and the
+ * SHA-256 of its piece list (catalog.ts), so an asset listed in full and the same asset in a
+ * catalog (known by its list's SHA-256 before the list is loaded) have one id.
+ */
 export async function assetId(asset: Pick<ManifestAssetJson, 'size' | 'pieceSize' | 'pieces'>): Promise<string> {
-  const text = `${asset.size}:${asset.pieceSize}:${asset.pieces.join('')}`;
-  return (await sha256Hex(utf8Encoder.encode(text))).slice(0, 16);
+  return assetIdOf(asset.size, asset.pieceSize, await sha256Hex(encodePieceList(asset.pieces)));
+}
+
+/** {@link assetId} from the SHA-256 of the asset's piece list. */
+export async function assetIdOf(size: number, pieceSize: number, piecesSha256: string): Promise<string> {
+  return (await sha256Hex(utf8Encoder.encode(`${size}:${pieceSize}:${piecesSha256}`))).slice(0, 16);
+}
+
+/**
+ * An asset after parsing, from its checked JSON: URLs resolved against the manifest's URL
+ * (`next` included), its id computed, `position` its place in the manifest (its play order when
+ * it has no `sequence`). Throws `manifest-invalid` for a URL that does not parse.
+ */
+export async function resolveAsset(asset: ManifestAssetJson, manifestUrl: string, position: number, live: ManifestLive | undefined): Promise<ManifestAsset> {
+  const resolve = (url: string): string => {
+    try {
+      return new PlatformURL(url, manifestUrl).href;
+    } catch {
+      throw invalid(`asset url ${url} is not a URL`, { url });
+    }
+  };
+  const resolved: ManifestAsset = { ...asset, href: resolve(asset.url), id: await assetId(asset), index: asset.sequence ?? position, live };
+  if (asset.next !== undefined) resolved.nextHref = resolve(asset.next);
+  return resolved;
+}
+
+/**
+ * Parses one asset given in full (a manifest's inline form, such as a catalog asset whose piece
+ * list a worker loaded and hands to its pages). Throws `manifest-invalid`.
+ */
+export async function parseAsset(raw: unknown, manifestUrl: string): Promise<ManifestAsset> {
+  const asset = checkAsset(raw, 0);
+  return resolveAsset(asset, manifestUrl, asset.sequence ?? 0, undefined);
 }
 
 /**
@@ -225,9 +316,12 @@ export async function parseManifest(raw: unknown, manifestUrl: string): Promise<
     if (seen.has(href)) throw invalid(`asset ${asset.url} is listed twice`, { url: asset.url });
     seen.add(href);
     const stream = byFolder.find((candidate) => href.startsWith(candidate.folderHref));
-    assets.push({ ...asset, href, id: await assetId(asset), index: asset.sequence ?? assets.length, live: stream });
+    assets.push(await resolveAsset(asset, manifestUrl, assets.length, stream));
   }
-  return { version: MANIFEST_VERSION, assets, live, refreshMs: raw.refreshMs, ignoreQuery: checkIgnoreQuery(raw.ignoreQuery) };
+  const manifest: Manifest = { version: MANIFEST_VERSION, assets, live, refreshMs: raw.refreshMs, ignoreQuery: checkIgnoreQuery(raw.ignoreQuery) };
+  const catalog = checkCatalog(raw.catalog, manifestUrl);
+  if (catalog) manifest.catalog = catalog;
+  return manifest;
 }
 
 function checkIgnoreQuery(raw: unknown): string[] {

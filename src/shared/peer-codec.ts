@@ -1,6 +1,7 @@
 import { PeerfetchError } from './errors.js';
-import { CHUNK_SIZE, MAX_REQUEST_DEADLINE_MS, type PeerMessage } from './peer-messages.js';
+import { CHUNK_SIZE, MAX_REQUEST_DEADLINE_MS, PEER_PROTOCOL_VERSION, type PeerMessage } from './peer-messages.js';
 import { isAssetId } from './manifest.js';
+import { decodeHoldings, encodeHoldings } from './holdings.js';
 import { isIndex } from './piece-math.js';
 import { utf8Decoder, utf8Encoder } from './platform.js';
 
@@ -10,13 +11,16 @@ import { utf8Decoder, utf8Encoder } from './platform.js';
  * keeps piece bytes out of JSON (no base64 inflation).
  */
 const MAX_HEADER_BYTES = 64 * 1024 - 1;
-/** Largest bitfield accepted in a hello, in hex chars: 2^20 pieces is 256 GiB of 256 KiB pieces. */
-const MAX_BITFIELD_HEX = 2 ** 18;
-/** Assets announced in one hello: more is a hostile peer, not a real manifest. */
-const MAX_HELLO_ASSETS = 4096;
 
 export function encodePeerMessage(message: PeerMessage): Uint8Array {
-  const { data, ...header } = message as PeerMessage & { data?: Uint8Array };
+  let data: Uint8Array | undefined;
+  let header: Record<string, unknown>;
+  if (message.type === 'hello') {
+    header = { type: 'hello', version: message.version, have: {} };
+    data = encodeHoldings(message.holdings);
+  } else {
+    ({ data, ...header } = message as PeerMessage & { data?: Uint8Array });
+  }
   const headerBytes = utf8Encoder.encode(JSON.stringify(header));
   if (headerBytes.length > MAX_HEADER_BYTES) {
     throw new PeerfetchError('codec-invalid', 'peer message header too large', { bytes: headerBytes.length });
@@ -51,20 +55,15 @@ export function decodePeerMessage(frame: Uint8Array): PeerMessage {
   const { type } = header;
   switch (type) {
     case 'hello': {
-      const { version, have } = header;
+      const { version } = header;
       if (!isIndex(version)) throw bad('hello without version');
-      if (typeof have !== 'object' || have === null || Array.isArray(have)) throw bad('hello without have');
-      const entries = Object.entries(have);
-      if (entries.length > MAX_HELLO_ASSETS) throw bad('hello with too many assets');
-      for (const [asset, bits] of entries) {
-        if (!isAssetId(asset) || typeof bits !== 'string' || bits.length > MAX_BITFIELD_HEX) {
-          throw bad('hello with an invalid bitfield');
-        }
-      }
-      return { type, version, have: have as Record<string, string> };
+      // Another version's hello is read no further: the peer closes the channel on the version alone.
+      if (version !== PEER_PROTOCOL_VERSION) return { type, version, holdings: new Map() };
+      return { type, version, holdings: decodeHoldings(payload) };
     }
     case 'have':
-    case 'lost': {
+    case 'lost':
+    case 'reading': {
       const { asset, piece } = header;
       if (!isAssetId(asset) || !isIndex(piece)) throw bad(`invalid ${type}`);
       return { type, asset, piece };

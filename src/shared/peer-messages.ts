@@ -1,9 +1,14 @@
+import type { Holdings } from './holdings.js';
+
 /**
  * The peerfetch peer-to-peer protocol, spoken over one ordered WebRTC data channel per peer pair.
  * `hello` is always the first message and carries the protocol version; everything else is
  * pull-based: a peer asks for one piece, the other answers it in chunks or rejects it.
+ * Version 3: the hello lists only what the sender holds, in binary runs (version 2 sent a hex
+ * bitfield for every asset of the manifest, which passed the 64 KiB header limit at a few
+ * thousand assets, so no connection of a large site ever got past its hello).
  */
-export const PEER_PROTOCOL_VERSION = 2;
+export const PEER_PROTOCOL_VERSION = 3;
 
 /**
  * Longest `deadlineMs` a request may carry: a prefetch's whole budget fits (10 s); anything
@@ -20,10 +25,23 @@ export const MAX_REQUEST_DEADLINE_MS = 60_000;
 export const CHUNK_SIZE = 16 * 1024;
 
 export type PeerMessage =
-  /** First message on a channel: version and, per asset id, a hex bitfield of the pieces held. */
-  | { type: 'hello'; version: number; have: Record<string, string> }
+  /**
+   * First message on a channel: version and what the sender holds (see holdings.ts), in the
+   * frame's payload. Its header also carries an empty `have` object, the field version 2 required,
+   * so that a peer of the older version reads it, sees the version and closes without taking it
+   * for garbage (which would ban our address).
+   */
+  | { type: 'hello'; version: number; holdings: Holdings }
   /** The sender now holds `piece` of `asset`. */
   | { type: 'have'; asset: string; piece: number }
+  /**
+   * The sender's player now reads `asset` at `piece` (a stream's head moved: the next piece, a
+   * seek, another video of the page). The sender fetches from the origin, for the swarm, only
+   * pieces within its read-ahead window of such a head, so a piece is assigned only to members
+   * that read near it (see Scheduler.ownerOf), and no player waits for a member that does not want
+   * the piece (one page path may serve many videos).
+   */
+  | { type: 'reading'; asset: string; piece: number }
   /** The sender no longer holds `piece` of `asset` (its store evicted or cleared it). */
   | { type: 'lost'; asset: string; piece: number }
   /**

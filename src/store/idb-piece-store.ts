@@ -1,5 +1,5 @@
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
-import { DEFAULT_STORE_CAP_BYTES, RemovalListeners, removedBy, type PieceStore, type RemovedPieces, type StoredPiece } from './piece-store.js';
+import { DEFAULT_STORE_CAP_BYTES, RemovalListeners, groupByAsset, removedBy, type PieceStore, type RemovedPieces, type StoredPiece } from './piece-store.js';
 
 /** Database shared by the SW and every page of the origin; bump the version when the schema changes. */
 export const DB_NAME = 'peerfetch';
@@ -173,6 +173,10 @@ export class IdbPieceStore implements PieceStore {
   async list(asset: string): Promise<number[]> {
     const keys = await this.#db.getAllKeysFromIndex('meta', 'by-asset', asset);
     return keys.map(([, piece]) => piece).sort((a, b) => a - b);
+  }
+
+  async held(): Promise<Map<string, number[]>> {
+    return groupByAsset(await this.#db.getAllKeys('meta'));
   }
 
   async delete(asset?: string, piece?: number): Promise<void> {

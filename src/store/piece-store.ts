@@ -26,6 +26,8 @@ export interface PieceStore {
   put(piece: StoredPiece): Promise<void>;
   /** Indexes of the pieces of `asset` that are stored. */
   list(asset: string): Promise<number[]>;
+  /** Every stored piece, as indexes per asset id (keys only: no piece bytes are read). */
+  held(): Promise<Map<string, number[]>>;
   /** Removes one piece (for example one found corrupt), or every piece when called without arguments. */
   delete(asset?: string, piece?: number): Promise<void>;
   /** Bytes currently stored. */
@@ -113,6 +115,10 @@ export class MemoryPieceStore implements PieceStore {
     return [...this.#pieces.values()].filter((p) => p.asset === asset).map((p) => p.piece).sort((a, b) => a - b);
   }
 
+  async held(): Promise<Map<string, number[]>> {
+    return groupByAsset([...this.#pieces.values()].map(({ asset, piece }) => [asset, piece] as const));
+  }
+
   async delete(asset?: string, piece?: number): Promise<void> {
     for (const [key, stored] of this.#pieces) {
       if ((asset === undefined || stored.asset === asset) && (piece === undefined || stored.piece === piece)) {
@@ -132,6 +138,18 @@ export class MemoryPieceStore implements PieceStore {
   }
 
   close(): void {}
+}
+
+/** Piece keys grouped per asset, indexes in order (PieceStore.held). */
+export function groupByAsset(keys: Iterable<readonly [string, number]>): Map<string, number[]> {
+  const grouped = new Map<string, number[]>();
+  for (const [asset, piece] of keys) {
+    const pieces = grouped.get(asset);
+    if (pieces) pieces.push(piece);
+    else grouped.set(asset, [piece]);
+  }
+  for (const pieces of grouped.values()) pieces.sort((a, b) => a - b);
+  return grouped;
 }
 
 /** What `delete(asset, piece)` removes, as a RemovedPieces notice. */

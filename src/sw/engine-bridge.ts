@@ -88,10 +88,25 @@ export class EngineBridge {
     clientId: string,
     asset: string,
     piece: number,
-    { deadlineMs, maxDeadlineMs, first, signal }: { deadlineMs: number; maxDeadlineMs?: number; first: boolean; signal: AbortSignal },
+    {
+      deadlineMs,
+      maxDeadlineMs,
+      first,
+      signal,
+      beforeAsking,
+    }: {
+      deadlineMs: number;
+      maxDeadlineMs?: number;
+      first: boolean;
+      signal: AbortSignal;
+      /** Called with the page that will be asked, before it is: what it must be told first (a catalog asset it does not know). */
+      beforeAsking?: (engineId: string) => Promise<void>;
+    },
   ): Promise<PeerAnswer | undefined> {
     const engine = await this.#pickEngine(clientId);
     if (!engine || signal.aborted) return undefined;
+    // Messages to one page arrive in the order they were posted: what it is told comes before the request.
+    await beforeAsking?.(engine.id).catch(() => {});
     // Only the asking page knows how much its player has buffered: another tab's engine gets the plain deadline.
     const longest = engine.id === clientId && maxDeadlineMs !== undefined ? Math.max(deadlineMs, maxDeadlineMs) : deadlineMs;
     const channel = new MessageChannel();

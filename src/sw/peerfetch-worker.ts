@@ -7,6 +7,7 @@ import { findAsset, findLiveStream, type Manifest, type ManifestAsset } from '..
 import { IdbPieceStore } from '../store/idb-piece-store.js';
 import type { PieceStore } from '../store/piece-store.js';
 import { assetResponse } from './asset-response.js';
+import { CatalogSource } from './catalog-source.js';
 import { DirectMedia } from './direct-media.js';
 import { EngineBridge } from './engine-bridge.js';
 import { ManifestSource, type ManifestChange } from './manifest-source.js';
@@ -45,6 +46,13 @@ const MANIFEST_WAIT_MS = 3000;
  * round trip to the origin): the segment is usually just published, and then listed in it.
  */
 const LIVE_MANIFEST_WAIT_MS = 1000;
+/**
+ * URLs the SW remembers passing through (count): media URLs a catalog does not list, or that came
+ * before a manifest. Far more than one session requests; past it the oldest is forgotten.
+ */
+const MAX_PASSED_THROUGH = 4096;
+/** Pages whose catalog assets the SW remembers describing (count): more tabs than anyone keeps open. */
+const MAX_DESCRIBED_PAGES = 64;
 /** Playlists are never assets: a request for one in a live stream's folder is not waited on. */
 const PLAYLIST_PATH = /\.(m3u8|mpd)$/i;
 /** Request destinations that are never media assets: decided without waiting for the manifest. */
@@ -67,8 +75,12 @@ export function startPeerfetchWorker(scope: ServiceWorkerGlobalScope, options: P
   const signedUrls = new SignedUrls();
   /** Per page, media URLs whose elements began loading on the network (see DirectMedia). */
   const directMedia = new DirectMedia();
-  /** URLs answered by the network because no manifest was there in time. */
+  /** URLs answered by the network because no manifest was there in time, or the catalog did not list them. */
   const passedThrough = new Set<string>();
+  /** The catalog of the current manifest, if it has one (see shared/catalog.ts); a new one per catalog folder. */
+  let catalog: CatalogSource | undefined;
+  /** Per page, the catalog assets described to it (see describeTo). */
+  const described = new Map<string, Set<string>>();
   const capParam = Number(params.get('store-cap-bytes'));
   const storeCapBytes = options.storeCapBytes ?? (Number.isSafeInteger(capParam) && capParam > 0 ? capParam : undefined);
 
@@ -77,9 +89,37 @@ export function startPeerfetchWorker(scope: ServiceWorkerGlobalScope, options: P
     return storeOpening;
   }
 
+  /** The catalog source for `manifest`: the current one while the manifest names the same catalog folder. */
+  function catalogOf(manifest: Manifest | undefined): CatalogSource | undefined {
+    const named = manifest?.catalog;
+    if (!manifest || !named) return (catalog = undefined);
+    if (catalog?.catalog.shardsHref !== named.shardsHref || catalog.catalog.piecesHref !== named.piecesHref) {
+      catalog = new CatalogSource({ ...manifest, catalog: named }, manifests.url);
+    }
+    return catalog;
+  }
+
+  /**
+   * Tells the page `clientId` about a catalog asset before the SW asks it for pieces of it or
+   * answers its `resolve` (a page knows catalog assets only from its worker); once per page.
+   */
+  async function describeTo(clientId: string, asset: ManifestAsset): Promise<void> {
+    const json = catalog?.describe(asset);
+    if (!json || !clientId) return;
+    let told = described.get(clientId);
+    if (told?.has(asset.id)) return;
+    if (!told) {
+      described.set(clientId, (told = new Set()));
+      // Pages come and go: forget the oldest page when many were told.
+      if (described.size > MAX_DESCRIBED_PAGES) described.delete(described.keys().next().value!);
+    }
+    told.add(asset.id);
+    await bridge.notify(clientId, { type: 'asset', url: manifests.url, asset: json });
+  }
+
   /** A new manifest (a live stream moved): forget what was kept about assets that left it, and tell the pages. */
   function onManifestChange({ manifest, json, url }: ManifestChange): void {
-    const kept = new Set(manifest.assets.map((asset) => asset.id));
+    const kept = new Set([...manifest.assets.map((asset) => asset.id), ...(catalogOf(manifest)?.ids() ?? [])]);
     for (const id of fetchable.keys()) if (!kept.has(id)) fetchable.delete(id);
     void sources?.then((loaded) => loaded.forget(kept));
     void bridge.tellPages({ type: 'manifest', url, manifest: json });
@@ -90,7 +130,8 @@ export function startPeerfetchWorker(scope: ServiceWorkerGlobalScope, options: P
       (store) =>
         new PieceSources({
           store,
-          fromPeers: (clientId, asset, piece, options) => bridge.requestPiece(clientId, asset.id, piece, options),
+          fromPeers: (clientId, asset, piece, options) =>
+            bridge.requestPiece(clientId, asset.id, piece, { ...options, beforeAsking: (engineId) => describeTo(engineId, asset) }),
           fromOrigin: (asset, piece, signal, from) => fetchPieceFromOrigin(asset, piece, signal, { from, url: signedUrls.originUrl(asset) }),
           notify: (clientId, message) => void bridge.notify(clientId, message),
           onStaleManifest: () => manifests.invalidate(),
@@ -101,7 +142,7 @@ export function startPeerfetchWorker(scope: ServiceWorkerGlobalScope, options: P
 
   /** Carries out a page's prefetch of a piece it was assigned to fetch from the origin for the swarm. */
   async function prefetchPiece(assetId: string, piece: number, clientId: string): Promise<void> {
-    const find = (manifest: Manifest | undefined) => manifest?.assets.find((candidate) => candidate.id === assetId);
+    const find = (manifest: Manifest | undefined) => manifest?.assets.find((candidate) => candidate.id === assetId) ?? catalogOf(manifest)?.byId(assetId);
     let asset = find(manifests.current());
     // The page learnt of a new live segment before this SW did (peers announced it): catch up.
     if (!asset && manifests.current()?.live.some((stream) => !stream.ended)) asset = find(await manifests.loadSince(Date.now()));
@@ -117,6 +158,8 @@ export function startPeerfetchWorker(scope: ServiceWorkerGlobalScope, options: P
       let allowed = fetchable.get(asset.id);
       if (!allowed) fetchable.set(asset.id, (allowed = originAllowsFetch(asset, scope.location.origin, { url: signedUrls.originUrl(asset) })));
       if (!(await allowed)) return fetch(request);
+      // A catalog asset is described to the page before any notice about its pieces (its stats, its seeding).
+      await describeTo(clientId, asset);
       const loadPiece = (await pieceSources()).loaderFor(asset, clientId);
       return assetResponse(
         asset,
@@ -163,12 +206,15 @@ export function startPeerfetchWorker(scope: ServiceWorkerGlobalScope, options: P
     const manifest = manifests.current();
     if (killSwitchOn(scope, manifest)) return undefined;
     if (manifest && !passedThrough.has(request.url)) {
-      const asset = findAsset(manifest, request.url);
+      const source = catalogOf(manifest);
+      const asset = findAsset(manifest, request.url) ?? source?.peek(request.url);
       if (asset) {
         manifests.revalidate();
         return respond(event, asset);
       }
       const stream = findLiveStream(manifest, request.url);
+      const catalogued = source && !stream ? fromCatalog(event, source) : undefined;
+      if (catalogued) return catalogued;
       if (!stream || stream.ended) return void manifests.refreshIfWatched();
       const requestedAt = Date.now();
       // The player reloads the playlist: the stream may have moved, and the manifest with it. The
@@ -190,9 +236,36 @@ export function startPeerfetchWorker(scope: ServiceWorkerGlobalScope, options: P
     return Promise.race([manifests.load(), new Promise<undefined>((resolve) => setTimeout(resolve, MANIFEST_WAIT_MS))]).then((loaded) => {
       const asset = loaded && findAsset(loaded, request.url);
       if (asset) return respond(event, asset);
-      if (!loaded) passedThrough.add(request.url);
+      const source = catalogOf(loaded);
+      if (source) return fromCatalog(event, source) ?? fetch(request);
+      if (!loaded) passThrough(request.url);
       return fetch(request);
     });
+  }
+
+  /**
+   * A request the manifest does not list while it names a catalog: a request that could be media
+   * waits (at most MANIFEST_WAIT_MS) for the catalog's answer, and is answered by peerfetch or
+   * passed through for good. Anything else (images, API calls) is never looked up: each lookup
+   * may cost a shard fetch, and a page makes many such requests.
+   */
+  function fromCatalog(event: FetchEvent, source: CatalogSource): Promise<Response> | undefined {
+    const { request } = event;
+    if (!couldBeMedia(request)) return undefined;
+    return Promise.race([source.resolve(request.url), new Promise<undefined>((resolve) => setTimeout(resolve, MANIFEST_WAIT_MS))]).then((asset) => {
+      if (asset) {
+        manifests.revalidate();
+        return respond(event, asset);
+      }
+      passThrough(request.url);
+      return fetch(request);
+    });
+  }
+
+  /** Answers `url` from the network from now on (see passedThrough), forgetting the oldest past MAX_PASSED_THROUGH. */
+  function passThrough(url: string): void {
+    passedThrough.add(url);
+    if (passedThrough.size > MAX_PASSED_THROUGH) passedThrough.delete(passedThrough.values().next().value!);
   }
 
   scope.addEventListener('message', (event) => {
@@ -203,6 +276,13 @@ export function startPeerfetchWorker(scope: ServiceWorkerGlobalScope, options: P
     if (message.type === 'media-takeover') {
       directMedia.delete(clientId, message.url);
       return event.ports[0]?.postMessage({ type: 'media-takeover-ready' });
+    }
+    if (message.type === 'resolve') {
+      const source = catalogOf(manifests.current());
+      const resolving = source?.resolve(message.url).then((asset) => asset && describeTo(clientId, asset));
+      // Like a prefetch, it must not hold a waiting new version back (see yieldToNewVersion).
+      if (resolving && !newVersionWaiting()) event.waitUntil(resolving);
+      return;
     }
     const prefetching = prefetchPiece(message.asset, message.piece, clientId);
     // A prefetch holding its event open would hold a waiting new version back too (see yieldToNewVersion).

@@ -23,6 +23,8 @@ export const pieceStoreContract: Record<string, (open: StoreFactory) => Promise<
     if ((await store.get('a', 1)) !== undefined) failures.push('get of a missing piece is not undefined');
     if (JSON.stringify(await store.list('a')) !== '[0,2]') failures.push(`list(a) = ${JSON.stringify(await store.list('a'))}`);
     if ((await store.size()) !== 2 * KIB + 100) failures.push(`size = ${await store.size()}`);
+    const held = JSON.stringify([...(await store.held())].sort());
+    if (held !== '[["a",[0,2]],["b",[1]]]') failures.push(`held() = ${held}`);
     store.close();
     return failures;
   },

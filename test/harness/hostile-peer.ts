@@ -7,7 +7,7 @@ import { CHUNK_SIZE, PEER_PROTOCOL_VERSION, type PeerMessage } from '../../src/s
 import { parseManifest, type Manifest, type ManifestAsset } from '../../src/shared/manifest.js';
 import { pieceCount, pieceSpan } from '../../src/shared/piece-math.js';
 import { swarmInfoHash } from '../../src/shared/swarm-id.js';
-import { Bitfield } from '../../src/shared/bitfield.js';
+import type { PieceRuns } from '../../src/shared/holdings.js';
 
 /**
  * A hostile member of a peerfetch swarm, outside the browser: it speaks the real tracker protocol
@@ -304,15 +304,11 @@ export class HostilePeer {
       else if (message.type === 'cancel') behaviour.onCancel?.(message.id, session);
     });
     const send = () => {
-      const have: Record<string, string> = {};
+      const holdings = new Map<string, PieceRuns>();
       if ((behaviour.claims ?? 'all') === 'all') {
-        for (const asset of this.manifest.assets) {
-          const bits = new Bitfield(pieceCount(asset.size, asset.pieceSize));
-          for (let piece = 0; piece < bits.length; piece++) bits.set(piece);
-          have[asset.id] = bits.toHex();
-        }
+        for (const asset of this.manifest.assets) holdings.set(asset.id, Uint32Array.of(0, pieceCount(asset.size, asset.pieceSize)));
       }
-      session.send({ type: 'hello', version: PEER_PROTOCOL_VERSION, have });
+      session.send({ type: 'hello', version: PEER_PROTOCOL_VERSION, holdings });
       behaviour.onOpen?.(session);
     };
     if (channel.isOpen()) send();

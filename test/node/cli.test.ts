@@ -269,6 +269,12 @@ describe('peerfetch tracker', () => {
     const run = await peerfetch('tracker', '--port', 'nope');
     expect(run.code).toBe(2);
   });
+
+  it('manifest --catalog takes auto, on or off only', async () => {
+    const run = await peerfetch('manifest', '.', '--catalog', 'maybe');
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('--catalog: invalid catalog mode "maybe"');
+  });
 });
 
 describe('peerfetch demo', () => {

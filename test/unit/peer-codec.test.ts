@@ -1,13 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { decodePeerMessage, encodePeerMessage } from '../../src/shared/peer-codec.js';
-import { CHUNK_SIZE, MAX_REQUEST_DEADLINE_MS, type PeerMessage } from '../../src/shared/peer-messages.js';
+import { CHUNK_SIZE, MAX_REQUEST_DEADLINE_MS, PEER_PROTOCOL_VERSION, type PeerMessage } from '../../src/shared/peer-messages.js';
+import { runsOf } from '../../src/shared/holdings.js';
 import { isPeerfetchError } from '../../src/shared/errors.js';
 
 const ASSET = '0123456789abcdef';
 
 describe('peer codec', () => {
   it.each<PeerMessage>([
-    { type: 'hello', version: 1, have: { [ASSET]: 'ff80' } },
+    { type: 'hello', version: PEER_PROTOCOL_VERSION, holdings: new Map([[ASSET, runsOf([0, 1, 2, 3, 4, 5, 6, 7, 8])]]) },
+    { type: 'hello', version: PEER_PROTOCOL_VERSION, holdings: new Map() },
+    { type: 'reading', asset: ASSET, piece: 12 },
     { type: 'have', asset: ASSET, piece: 3 },
     { type: 'request', id: 7, asset: ASSET, piece: 0 },
     { type: 'request', id: 8, asset: ASSET, piece: 2, from: 32768, deadlineMs: 4000 },
@@ -35,7 +38,8 @@ describe('peer codec', () => {
     ['a fractional id', header({ type: 'cancel', id: 1.5 })],
     ['a chunk without data', header({ type: 'chunk', id: 1, offset: 0, total: 10 })],
     ['a hello without version', header({ type: 'hello', have: {} })],
-    ['a hello with a non-hex bitfield key', header({ type: 'hello', version: 1, have: { nothex: 'ff' } })],
+    ['a hello whose holdings are cut short', new Uint8Array([...header({ type: 'hello', version: PEER_PROTOCOL_VERSION, have: {} }), 1, 2, 3])],
+    ['a reading without a piece', header({ type: 'reading', asset: ASSET })],
     ['a reject with an unknown reason', header({ type: 'reject', id: 1, reason: 'nope' })],
     ['a lost without a piece', header({ type: 'lost', asset: ASSET })],
     ['a request starting at a negative byte', header({ type: 'request', id: 1, asset: ASSET, piece: 1, from: -5 })],
@@ -48,6 +52,16 @@ describe('peer codec', () => {
       error = caught;
     }
     expect(isPeerfetchError(error, 'codec-invalid')).toBe(true);
+  });
+
+  it('reads a hello of another version no further (the peer closes on the version, and does not ban for it)', () => {
+    // What a peer of protocol version 2 sent: a hex bitfield per asset in the header, no payload.
+    const older = header({ type: 'hello', version: 2, have: { [ASSET]: 'ff80' } });
+    expect(decodePeerMessage(older)).toEqual({ type: 'hello', version: 2, holdings: new Map() });
+    // And ours carries the empty `have` object version 2 requires, so such a peer reads our version too.
+    const ours = encodePeerMessage({ type: 'hello', version: PEER_PROTOCOL_VERSION, holdings: new Map([[ASSET, runsOf([1])]]) });
+    const headerLength = (ours[0]! << 8) | ours[1]!;
+    expect(JSON.parse(new TextDecoder().decode(ours.subarray(2, 2 + headerLength)))).toEqual({ type: 'hello', version: PEER_PROTOCOL_VERSION, have: {} });
   });
 
   it('clamps a request deadline to MAX_REQUEST_DEADLINE_MS, so a peer cannot push its requests behind everyone on purpose', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
-import { MAX_PENDING_ASSETS, MAX_PENDING_PIECES, MAX_QUEUED_UPLOADS, Peer, type PeerHandlers } from '../../src/engine/peer.js';
+import { MAX_PENDING_ASSETS, MAX_PENDING_PIECES, MAX_QUEUED_UPLOADS, MAX_READING_HEADS, Peer, type PeerHandlers } from '../../src/engine/peer.js';
 import { Swarm } from '../../src/engine/swarm.js';
-import { Bitfield } from '../../src/shared/bitfield.js';
+import { MAX_HOLDINGS_BYTES, runsOf } from '../../src/shared/holdings.js';
 import { PeerfetchError } from '../../src/shared/errors.js';
 import { sha256Hex } from '../../src/shared/integrity.js';
 import { parseManifest } from '../../src/shared/manifest.js';
@@ -63,8 +63,8 @@ function plausibleMessage({ int, pick, random, bytes }: Tools): PeerMessage {
   const piece = random() < 0.8 ? int(PIECES + 2) : int(10_000);
   switch (int(8)) {
     case 0: {
-      const hex = random() < 0.6 ? new Bitfield(PIECES, bytes(2)).toHex() : Array.from(bytes(int(40)), (b) => b.toString(16).padStart(2, '0')).join('');
-      return { type: 'hello', version: random() < 0.9 ? PEER_PROTOCOL_VERSION : int(5), have: { [asset]: hex } };
+      const pieces = Array.from(bytes(random() < 0.6 ? 2 : int(40)), (byte) => (random() < 0.8 ? byte % (PIECES + 2) : byte * 1000));
+      return { type: 'hello', version: random() < 0.9 ? PEER_PROTOCOL_VERSION : int(5), holdings: new Map([[asset, runsOf(pieces)]]) };
     }
     case 1: return { type: 'have', asset, piece };
     case 2: return { type: 'lost', asset, piece };
@@ -79,7 +79,10 @@ function plausibleMessage({ int, pick, random, bytes }: Tools): PeerMessage {
       return { type: 'chunk', id: 1 + int(OUR_REQUESTS + 1), offset, total, data: bytes(length) };
     }
     case 6: return { type: 'reject', id: int(OUR_REQUESTS + 2), reason: pick(['not-found', 'busy'] as const) };
-    default: return { type: 'have', asset: Array.from({ length: 16 }, () => '0123456789abcdef'[int(16)]).join(''), piece: int(5000) };
+    default: {
+      const other = Array.from({ length: 16 }, () => '0123456789abcdef'[int(16)]).join('');
+      return random() < 0.5 ? { type: 'have', asset: other, piece: int(5000) } : { type: 'reading', asset: random() < 0.5 ? ASSET : other, piece: int(5000) };
+    }
   }
 }
 
@@ -112,6 +115,11 @@ function hostileFrame(tools: Tools, previous: ArrayBuffer | string | undefined, 
     return buffer(rawFrame(message, message.type === 'chunk' ? bytes(int(100)) : undefined));
   }
   if (draw < 97) return 'a text frame';
+  if (random() < 0.5) {
+    // A hello of this version whose holdings are garbage, cut short, or claim huge runs.
+    const holdings = pick([bytes(int(64)), Uint8Array.from([...bytes(8), 0xff, 0xff, 0xff, 0xff, 0x7f]), Uint8Array.from([...bytes(8), 1, 0, 0x80, 0x80, 0x80, 0x08])]);
+    return buffer(rawFrame({ type: 'hello', version: PEER_PROTOCOL_VERSION, have: {} }, holdings));
+  }
   return buffer(rawFrame(pick([null, 42, [1, 2], 'hello', { type: '__proto__' }, { type: 'hello', version: 2, have: Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [i.toString(16).padStart(16, '0'), '00'])) }])));
 }
 
@@ -150,6 +158,8 @@ describe(`peer protocol fuzz (seed ${seed})`, () => {
         expect(kept.uploads, where).toBeLessThanOrEqual(MAX_QUEUED_UPLOADS);
         expect(kept.parkedAssets, where).toBeLessThanOrEqual(MAX_PENDING_ASSETS);
         expect(kept.parkedPieces, where).toBeLessThanOrEqual(MAX_PENDING_ASSETS * MAX_PENDING_PIECES);
+        expect(kept.helloAssets, where).toBeLessThanOrEqual(MAX_HOLDINGS_BYTES / 9);
+        expect(kept.readingHeads, where).toBeLessThanOrEqual(MAX_READING_HEADS);
         expect(peer.inFlight, where).toBeLessThanOrEqual(OUR_REQUESTS);
         if (frame % 8 === 0) await turn();
       }
@@ -229,8 +239,7 @@ describe(`swarm under peers answering with random chunks (seed ${seed})`, () => 
       onPeerConnect() {}, onPeerDisconnect() {}, onPieceRejected() {}, onUploaded() {}, onPeerHave() {}, onWithdrawn() {}, onUnknownAsset() {},
       onPieceVerified: (_asset, _index, from) => verifiedFrom.push(from.id),
     });
-    const all = new Bitfield(4);
-    for (let index = 0; index < 4; index++) all.set(index);
+    const all = new Map([[assetId, runsOf([0, 1, 2, 3])]]);
 
     // Hostile peers, one at a time the only holder: each claims every piece and answers a request
     // with chunks from the fuzzer (random offsets, totals, lengths and bytes, sometimes plausible),
@@ -253,7 +262,7 @@ describe(`swarm under peers answering with random chunks (seed ${seed})`, () => 
         setTimeout(() => swarmEnd.onmessage?.({ data: invalid }), 0);
       };
       swarm.addPeer(`hostile-${round}`, fakeConnection(), swarmEnd as unknown as RTCDataChannel);
-      hostileEnd.send(encodePeerMessage({ type: 'hello', version: PEER_PROTOCOL_VERSION, have: { [assetId]: all.toHex() } }));
+      hostileEnd.send(encodePeerMessage({ type: 'hello', version: PEER_PROTOCOL_VERSION, holdings: all }));
       const index = tools.int(4);
       await vi.waitFor(() => expect(swarm.availability(assetId, index), where).toBe(1));
       const result = await swarm.fetchPiece(assetId, index, 10_000, new AbortController().signal);
@@ -271,7 +280,7 @@ describe(`swarm under peers answering with random chunks (seed ${seed})`, () => 
       readPiece: async (_asset, index) => piece(index),
     });
     swarm.addPeer('honest', fakeConnection(), honestSwarmEnd as unknown as RTCDataChannel);
-    honest.hello({ [assetId]: all.toHex() });
+    honest.hello(all);
     await vi.waitFor(() => expect(swarm.availability(assetId, 3)).toBe(1));
     for (let index = 0; index < 4; index++) {
       const result = await swarm.fetchPiece(assetId, index, 10_000, new AbortController().signal);

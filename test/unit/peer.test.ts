@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Peer, type PeerHandlers } from '../../src/engine/peer.js';
+import { MAX_READING_HEADS, Peer, READING_MEMORY_MS, type PeerHandlers } from '../../src/engine/peer.js';
 import { encodePeerMessage } from '../../src/shared/peer-codec.js';
 import { CHUNK_SIZE } from '../../src/shared/peer-messages.js';
+import { runsOf } from '../../src/shared/holdings.js';
 import { channelPair, fakeConnection, FakeChannel } from './fake-channel.js';
 
 // The peer protocol between two Peer objects over an in-memory data channel pair: what the
@@ -36,7 +37,7 @@ const piece = Uint8Array.from({ length: PIECE_BYTES }, (_, i) => i % 256);
 describe('Peer protocol', () => {
   it('learns what the other side holds from hello and have', async () => {
     const { leecher, seeder } = connect(new Map());
-    seeder.hello({ [ASSET]: '8000' }); // piece 0
+    seeder.hello(new Map([[ASSET, runsOf([0])]]));
     await vi.waitFor(() => expect(leecher.has(ASSET, 0)).toBe(true));
     expect(leecher.has(ASSET, 1)).toBe(false);
     seeder.announceHave(ASSET, 7);
@@ -54,7 +55,7 @@ describe('Peer protocol', () => {
       onUnknownAsset: (_peer, asset) => unknown.push(asset),
     }));
     const seeder = new Peer('leecher', fakeConnection(), seederEnd as unknown as RTCDataChannel, handlers(new Map()));
-    seeder.hello({ [ASSET]: '80', [LATER]: '40' }); // piece 0 of ASSET, piece 1 of LATER
+    seeder.hello(new Map([[ASSET, runsOf([0])], [LATER, runsOf([1])]]));
     seeder.announceHave(LATER, 3);
     seeder.announceHave(ASSET, 2);
     await vi.waitFor(() => expect(leecher.has(ASSET, 2)).toBe(true)); // every earlier message has arrived
@@ -83,13 +84,40 @@ describe('Peer protocol', () => {
         seeder: new Peer('leecher', fakeConnection(), seederEnd as unknown as RTCDataChannel, handlers(new Map())),
       };
     })();
-    seeder.hello({});
+    seeder.hello(new Map());
     for (let n = 0; n < 100; n++) seeder.announceHave(n.toString(16).padStart(16, '0'), 0);
     await vi.waitFor(() => expect(unknown).toHaveLength(100));
     // The first asset's have was dropped to make room: announcing it again parks it anew.
     seeder.announceHave('0'.repeat(16), 0);
     await vi.waitFor(() => expect(unknown).toHaveLength(101));
     expect(leecher.closed).toBe(false);
+  });
+
+  it('a hello claiming pieces past an asset\'s end is taken only within it', async () => {
+    const { leecher, seeder } = connect(new Map());
+    seeder.hello(new Map([[ASSET, runsOf([8, 9, 10, 11, 5000])]]));
+    await vi.waitFor(() => expect(leecher.has(ASSET, 9)).toBe(true));
+    expect([leecher.has(ASSET, 8), leecher.has(ASSET, 10), leecher.has(ASSET, 5000)]).toEqual([true, false, false]);
+  });
+
+  it('keeps where the other side reads, a bounded number of assets, for a limited time', async () => {
+    let now = 1000;
+    vi.spyOn(performance, 'now').mockImplementation(() => now);
+    try {
+      const { leecher, seeder } = connect(new Map());
+      seeder.hello(new Map());
+      for (let n = 0; n < MAX_READING_HEADS + 5; n++) seeder.announceReading(n.toString(16).padStart(16, '0'), n);
+      seeder.announceReading(ASSET, 3);
+      seeder.announceReading(ASSET, 4);
+      await vi.waitFor(() => expect(leecher.readingHeads(READING_MEMORY_MS).some((head) => head.asset === ASSET)).toBe(true));
+      const heads = leecher.readingHeads(READING_MEMORY_MS);
+      expect(heads).toHaveLength(MAX_READING_HEADS);
+      expect(heads.filter((head) => head.asset === ASSET)).toEqual([{ asset: ASSET, piece: 4 }]);
+      now += READING_MEMORY_MS + 1;
+      expect(leecher.readingHeads(READING_MEMORY_MS)).toEqual([]);
+    } finally {
+      vi.restoreAllMocks();
+    }
   });
 
   it('downloads a whole piece in chunks and measures the peer', async () => {
@@ -102,7 +130,7 @@ describe('Peer protocol', () => {
 
   it('a piece the peer no longer holds is answered not-found: no longer expected there, and no failure', async () => {
     const { leecher, seeder } = connect(new Map());
-    seeder.hello({ [ASSET]: '4000' }); // claims piece 1, which its store has lost meanwhile
+    seeder.hello(new Map([[ASSET, runsOf([1])]])); // claims piece 1, which its store has lost meanwhile
     await vi.waitFor(() => expect(leecher.has(ASSET, 1)).toBe(true));
     await expect(leecher.request(ASSET, 1, PIECE_BYTES, new AbortController().signal)).rejects.toMatchObject({
       code: 'peer-closed',
@@ -114,7 +142,7 @@ describe('Peer protocol', () => {
 
   it('a lost piece is withdrawn from what the other side expects of us', async () => {
     const { leecher, seeder } = connect(new Map());
-    seeder.hello({ [ASSET]: 'c000' }); // pieces 0 and 1
+    seeder.hello(new Map([[ASSET, runsOf([0, 1])]]));
     await vi.waitFor(() => expect(leecher.has(ASSET, 1)).toBe(true));
     seeder.announceLost(ASSET, 1);
     await vi.waitFor(() => expect(leecher.has(ASSET, 1)).toBe(false));

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Peer, type PeerHandlers } from '../../src/engine/peer.js';
 import { Swarm } from '../../src/engine/swarm.js';
-import { Bitfield } from '../../src/shared/bitfield.js';
+import { runsOf } from '../../src/shared/holdings.js';
 import { sha256Hex } from '../../src/shared/integrity.js';
 import { parseManifest, type Manifest } from '../../src/shared/manifest.js';
 import { MemoryPieceStore } from '../../src/store/piece-store.js';
@@ -49,9 +49,7 @@ function connectRemote(swarm: Swarm, assetId: string, name: string, held: number
   const [swarmEnd, remoteEnd] = channelPair(undefined, rate);
   const remote = new Peer('us', fakeConnection(), remoteEnd as unknown as RTCDataChannel, remoteHandlers(new Map(held.map((piece) => [piece, pieceBytes(piece)]))));
   swarm.addPeer(name, fakeConnection(), swarmEnd as unknown as RTCDataChannel);
-  const bits = new Bitfield(PIECES);
-  for (const piece of held) bits.set(piece);
-  remote.hello({ [assetId]: bits.toHex() });
+  remote.hello(new Map([[assetId, runsOf(held)]]));
   return { remote, remoteEnd: remoteEnd as FakeChannel };
 }
 
@@ -186,7 +184,7 @@ describe('Swarm: seeding off (an upload limit of 0)', () => {
     const [swarmEnd, remoteEnd] = channelPair(20_000);
     const remote = new Peer('us', fakeConnection(), remoteEnd as unknown as RTCDataChannel, remoteHandlers(new Map()));
     swarm.addPeer('remote', fakeConnection(), swarmEnd as unknown as RTCDataChannel);
-    remote.hello({});
+    remote.hello(new Map());
     await vi.advanceTimersByTimeAsync(10);
     expect([0, 1].map((piece) => remote.has(assetId, piece))).toEqual([true, true]);
     const outcome = (request: Promise<Uint8Array>) => request.then((data) => data, (error: { details: { reason?: string } }) => error.details.reason);
@@ -282,9 +280,7 @@ describe('Swarm: hostile peers', () => {
       const [swarmEnd, remoteEnd] = channelPair();
       const staller = new Peer('us', fakeConnection(), remoteEnd as unknown as RTCDataChannel, { ...remoteHandlers(new Map()), readPiece: () => new Promise(() => {}) });
       swarm.addPeer('staller', fakeConnection(), swarmEnd as unknown as RTCDataChannel);
-      const bits = new Bitfield(PIECES);
-      bits.set(0);
-      staller.hello({ [assetId]: bits.toHex() });
+      staller.hello(new Map([[assetId, runsOf([0])]]));
       await vi.advanceTimersByTimeAsync(10);
       expect(swarm.availability(assetId, 0)).toBe(1);
       const stop = new AbortController();
@@ -315,9 +311,7 @@ describe('Swarm: hostile peers', () => {
     const [swarmEnd, remoteEnd] = channelPair();
     const liar = new Peer('us', fakeConnection(), remoteEnd as unknown as RTCDataChannel, remoteHandlers(new Map([[0, pieceBytes(1)]])));
     swarm.addPeer('liar', fakeConnection(), swarmEnd as unknown as RTCDataChannel, PATH);
-    const bits = new Bitfield(PIECES);
-    bits.set(0);
-    liar.hello({ [assetId]: bits.toHex() });
+    liar.hello(new Map([[assetId, runsOf([0])]]));
     await vi.waitFor(() => expect(swarm.availability(assetId, 0)).toBe(1));
     expect(await swarm.fetchPiece(assetId, 0, 5000, new AbortController().signal)).toMatchObject({ ok: false, reason: 'rejected' });
     expect(rejected).toEqual(['liar']);
@@ -366,9 +360,8 @@ describe('Swarm: a stalling peer is remembered', () => {
       readPiece: () => new Promise(() => {}),
     });
     swarm.addPeer('staller', fakeConnection(), swarmEnd as unknown as RTCDataChannel, '198.51.100.9');
-    const bits = new Bitfield(PIECES);
-    for (let piece = 0; piece < PIECES; piece++) bits.set(piece);
-    staller.hello({ [assetId]: bits.toHex() });
+    const all = new Map([[assetId, runsOf([0, 1, 2, 3])]]);
+    staller.hello(all);
     await vi.advanceTimersByTimeAsync(10);
     expect(swarm.canDeliverWithin(assetId, 0, 4000)).toBe(true);
     const attempt = swarm.fetchPiece(assetId, 0, 5000, new AbortController().signal);
@@ -380,7 +373,7 @@ describe('Swarm: a stalling peer is remembered', () => {
     const [liveEnd, liveRemote] = channelPair();
     const meanwhile = new Peer('us', fakeConnection(), liveRemote as unknown as RTCDataChannel, remoteHandlers(new Map()));
     swarm.addPeer('staller-second-id', fakeConnection(), liveEnd as unknown as RTCDataChannel, '198.51.100.9');
-    meanwhile.hello({ [assetId]: bits.toHex() });
+    meanwhile.hello(all);
     await vi.advanceTimersByTimeAsync(10);
     expect(swarm.peers.get('staller-second-id')!.expectedDelay(PIECE) > 100, 'it inherits the stall of the open one').toBe(true);
     swarm.peers.get('staller-second-id')!.close('gone');
@@ -389,7 +382,7 @@ describe('Swarm: a stalling peer is remembered', () => {
     const [freshEnd, freshRemote] = channelPair();
     const fresh = new Peer('us', fakeConnection(), freshRemote as unknown as RTCDataChannel, remoteHandlers(new Map()));
     swarm.addPeer('staller-fresh-id', fakeConnection(), freshEnd as unknown as RTCDataChannel, '198.51.100.9');
-    fresh.hello({ [assetId]: bits.toHex() });
+    fresh.hello(all);
     await vi.advanceTimersByTimeAsync(10);
     expect(swarm.availability(assetId, 0)).toBe(1);
     expect(swarm.canDeliverWithin(assetId, 0, 4000), 'the fresh id inherits the stall').toBe(false);

@@ -37,6 +37,10 @@
 // Scenario hostile (issue 13, only when named): staggered, plus one hostile swarm member
 // (bench/lib/hostile.mjs); compare with staggered for the no-attack figure, never written:
 //   node bench/run.mjs --systems origin-mp4,peerfetch-mp4 --scenarios staggered,hostile --no-write
+// Scenario catalog (issue 11 item 3, only when named; MP4): three videos on one page path (one
+// swarm), each viewer picks one (two of four the first) and seeks forward once; offload against
+// that mix's ideal (each video's watched part from the origin once), goals in the report:
+//   node bench/run.mjs --systems origin-mp4,peerfetch-mp4 --scenarios catalog --no-write
 // Results of every run go to bench/.cache/results/.
 //
 // The harness's own tests (origin counters, goal checks, BENCHMARKS.md writer) are part of npm test.
@@ -132,9 +136,16 @@ async function benchmark() {
   /** Video bitrate in kbit/s (issue 4 item 8: about 1.2 Mbit/s). */
   const VIDEO_KBPS = 1200;
   const media = await ensureMedia(cacheDir, { seconds: options.seconds, kbps: VIDEO_KBPS });
-  const site = await buildSite({ root, cacheDir, media });
+  // The catalog scenario's other videos: encodes of their own (other frame sizes), so no piece is shared between videos.
+  const extraVideos = {};
+  if (options.scenarios.some((id) => runs.SCENARIOS[id].catalog)) {
+    const sizes = ['640x352', '624x360'];
+    for (const [index, url] of runs.CATALOG.videos.slice(1).entries()) extraVideos[url] = (await ensureMp4(cacheDir, { seconds: options.seconds, kbps: VIDEO_KBPS, size: sizes[index] })).mp4;
+  }
+  const site = await buildSite({ root, cacheDir, media, extraVideos });
   const fileSizes = {};
   fileSizes['/media/video.mp4'] = (await stat(media.mp4)).size;
+  for (const [url, file] of Object.entries(extraVideos)) fileSizes[url] = (await stat(file)).size;
   for (const name of await readdir(media.hlsDir)) fileSizes[`/hls/${name}`] = (await stat(join(media.hlsDir, name))).size;
   const mediaInfo = { mp4Bytes: fileSizes['/media/video.mp4'], hlsBytes: await folderBytes(media.hlsDir), fileSizes };
 
@@ -210,6 +221,7 @@ async function benchmark() {
     uplinks: { heading: 'Home uplinks', notes: 'uplinks-notes.md' },
     // One section per swarm size: the 4- and 8-viewer figures are separate runs.
     live: { heading: `Live, ${options.viewers} viewers`, notes: 'live-notes.md' },
+    catalog: { heading: 'Catalog', notes: 'catalog-notes.md' },
   }[only] ?? { heading: 'Delivery', notes: 'delivery-notes.md' };
   /** Setup and definitions of the live section. */
   const liveDescription = () => [
@@ -252,6 +264,11 @@ async function benchmark() {
               (options.scenarios.includes('uplinks-noseed')
                 ? ` The uploader's own playback: peerfetch runs a second time with viewer ${runs.UPLINK_UPLOADER + 1} (the ${runs.UPLINK_HOMES[runs.UPLINK_UPLOADER].uplinkKbit / 1000} Mbit/s home) seeding nothing (\`data-upload-limit="0"\`; it still downloads from peers), and its startup and rebuffers are set beside its own in the seeding run and in origin-only.`
                 : '')
+            : '') +
+          (options.scenarios.includes('catalog')
+            ? ` Catalog = joins 8 s apart on one page path (one swarm) with three videos (${runs.CATALOG.videos.join(', ')}: the benchmark video and two encodes of their own at other frame sizes); ` +
+              `viewer by viewer in join order the videos ${runs.CATALOG.picks.map((pick) => pick + 1).join(', ')} (repeated), each seeking once, at ${runs.CATALOG.seekAtFraction * 100}% of the video, forward to ${runs.CATALOG.seekToFraction * 100}%. ` +
+              'Its bytes consumed = the part of its video a viewer plays (all but what the seek skips), and its ideal = 1 − (each picked video\'s played part once) / (bytes consumed): the mix\'s ideal; the wait after a seek is not a rebuffer.'
             : ''),
         '',
         'Offload = 1 − origin bytes / bytes consumed, over all viewers of a run; origin bytes are the media bytes (MP4, playlists, segments) the origin itself counted per viewer (User-Agent token); ' +

@@ -97,7 +97,8 @@
       }
     });
     video.addEventListener('waiting', () => {
-      if (state.firstPlaying === null || state.ended || state.stallOpenAt !== null) return;
+      // The wait that follows a seek is the seek's, not a rebuffer (and is the same for every system).
+      if (state.firstPlaying === null || state.ended || state.stallOpenAt !== null || video.seeking) return;
       state.stalls += 1;
       state.stallOpenAt = performance.now();
       if (state.stallLog.length < 50) state.stallLog.push({ at: Number(video.currentTime.toFixed(2)), ms: null });
@@ -145,8 +146,23 @@
     }, LATENCY_SAMPLE_MS);
   }
 
+  /** Seeks once, to `seek-to` s, when playback reaches `seek-at` s (both from the page's query; absent: no seek). */
+  function seekOnce(video, query) {
+    const at = Number(query.get('seek-at'));
+    const to = Number(query.get('seek-to'));
+    if (!query.has('seek-at') || !Number.isFinite(at) || !Number.isFinite(to)) return;
+    const onTime = () => {
+      if (video.currentTime < at) return;
+      video.removeEventListener('timeupdate', onTime);
+      state.extra.seek = { at: Number(video.currentTime.toFixed(2)), to };
+      video.currentTime = to;
+    };
+    video.addEventListener('timeupdate', onTime);
+  }
+
   window.__bench = {
     attach,
+    seekOnce,
     watchHls,
     error(message) {
       state.errors.push(String(message));

@@ -86,6 +86,15 @@ export const SCENARIOS = {
   },
   // Issue 13: one more member of the swarm attacks it (bench/lib/hostile.mjs); only when named
   // (`--scenarios hostile`), against origin-only and peerfetch (it speaks peerfetch's protocol).
+  // Issue 11 item 3: three videos on one page path (one swarm, as `/watch?v=…` pages make it),
+  // each viewer picks one and seeks once (see CATALOG); only when named (`--scenarios catalog`), MP4.
+  catalog: {
+    label: 'catalog',
+    description: 'three videos on one page path; viewers join 8 s apart, each picks one (two of four the first) and seeks forward once',
+    staggered: true,
+    catalog: true,
+    systems: ['origin-mp4', 'peerfetch-mp4'],
+  },
   hostile: {
     label: 'one hostile viewer',
     description: 'viewers join 8 s apart; one more swarm member claims every piece, sends none, floods have messages and comes back under a fresh id every 10 s',
@@ -101,6 +110,22 @@ export const SCENARIOS = {
  * viewers joining evenly spread over the stream's first 20 s.
  */
 export const LIVE = { streamSeconds: 90, joinSpreadMs: 20_000, windowSegments: 6 };
+/**
+ * The catalog scenario: the videos of the page path (the benchmark video and two more, each its
+ * own encode), the one each viewer picks in join order (repeated for more viewers: two of four
+ * watch the first, as a page's first video is the most watched), and its one seek: at a quarter
+ * of the video, forward to half of it, so viewers of one video read it at different positions.
+ */
+export const CATALOG = {
+  videos: ['/media/video.mp4', '/media/video-2.mp4', '/media/video-3.mp4'],
+  picks: [0, 1, 0, 2],
+  seekAtFraction: 0.25,
+  seekToFraction: 0.5,
+};
+/** The video viewer `index` plays in the catalog scenario. */
+export function catalogVideo(index) {
+  return CATALOG.videos[CATALOG.picks[index % CATALOG.picks.length]];
+}
 /** Longest wait for the live source's first published playlist, in ms: one 2 s segment plus a slow start on a busy machine. */
 const LIVE_FIRST_PLAYLIST_MS = 30_000;
 /** The default scenarios: the LAN ones. `--scenarios wan` (or `all`) adds the WAN scenario. */
@@ -261,6 +286,13 @@ export async function runOne(options) {
     const runStart = Date.now();
     const joined = [];
 
+    // Catalog: each viewer's video and seek in its page URL (the same page path for all).
+    const catalog = Boolean(SCENARIOS[scenario].catalog);
+    const viewerPageUrl = (index) => {
+      if (!catalog) return pageUrl;
+      const query = new URLSearchParams({ src: catalogVideo(index), 'seek-at': String(seconds * CATALOG.seekAtFraction), 'seek-to': String(seconds * CATALOG.seekToFraction) });
+      return `${pageUrl}&${query}`;
+    };
     const joinViewer = async (index) => {
       const name = `${system}-${scenario}-v${index}`;
       const context = await (await browserFor(index)).newContext({ userAgent: `${baseUa} ${VIEWER_UA_TOKEN}${name}` });
@@ -269,7 +301,7 @@ export async function runOne(options) {
 
       // The uploader of the uplinks-noseed scenario seeds nothing (the page's upload limit 0).
       const seeding = SCENARIOS[scenario].notSeeding !== index;
-      const viewerUrl = seeding ? pageUrl : `${pageUrl}&${new URLSearchParams({ 'upload-limit': '0' })}`;
+      const viewerUrl = seeding ? viewerPageUrl(index) : `${viewerPageUrl(index)}&${new URLSearchParams({ 'upload-limit': '0' })}`;
       const viewer = { index, name, context, page, seeding, joinedAtMs: Date.now() - runStart, last: null, originBytesBefore: 0 };
       page.on('crash', () => result.problems.push(`${name}: page crashed`));
       // PEERFETCH_BENCH_DEBUG=<folder>: each viewer's console (the engine's decisions with the
@@ -341,6 +373,14 @@ export async function runOne(options) {
       // The players' own byte counts are not reliable (hls.js hands a segment's buffer to its worker); the origin's file sizes are.
       for (const viewer of joined) for (const path of Object.keys(viewer.last?.fragments ?? {})) liveSizes[path] = originStats.sizes[path] ?? 0;
       result.liveDistinctBytes = Object.values(liveSizes).reduce((sum, bytes) => sum + bytes, 0);
+    }
+    if (catalog) {
+      // What the player reads of its video (all but the part its seek skips); the origin must send each video's part once.
+      const watchedShare = 1 - (CATALOG.seekToFraction - CATALOG.seekAtFraction);
+      const watched = (index) => (options.media.fileSizes[catalogVideo(index)] ?? 0) * watchedShare;
+      const distinct = new Map(joined.map((viewer) => [catalogVideo(viewer.index), watched(viewer.index)]));
+      result.distinctBytes = [...distinct.values()].reduce((sum, bytes) => sum + bytes, 0);
+      for (const viewer of joined) viewer.consumedBytes = watched(viewer.index);
     }
     for (const viewer of joined) {
       result.viewers.push({
@@ -425,7 +465,7 @@ function measureViewer({ viewer, spec, originStats, media, runStartEpoch, live =
   const s = viewer.last ?? {};
   const byPath = originStats.byViewer[viewer.name] ?? {};
   const liveSegmentBytes = Object.entries(byPath).reduce((sum, [path, bytes]) => sum + (isLiveSegmentPath(path) ? bytes : 0), 0);
-  const consumed = live ? Object.keys(s.fragments ?? {}).reduce((sum, path) => sum + (media.fileSizes[path] ?? 0), 0) : spec.format === 'mp4' ? media.mp4Bytes : media.hlsBytes;
+  const consumed = viewer.consumedBytes ?? (live ? Object.keys(s.fragments ?? {}).reduce((sum, path) => sum + (media.fileSizes[path] ?? 0), 0) : spec.format === 'mp4' ? media.mp4Bytes : media.hlsBytes);
   const originBytes = live ? liveSegmentBytes : mediaBytes(byPath) - viewer.originBytesBefore;
   const copies = maxCopies(originStats.pieces[viewer.name], media.fileSizes);
   // When a piece went out more than once, list the viewer's requests that covered it: which

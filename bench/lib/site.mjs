@@ -12,14 +12,16 @@ export const PIECE_SIZE = 256 * 1024;
 
 /**
  * Writes the site into `<cacheDir>/site` and returns its layout.
- * @param {{ root: string, cacheDir: string, media: { mp4: string, hlsDir: string } }} options
+ * @param {{ root: string, cacheDir: string, media: { mp4: string, hlsDir: string }, extraVideos?: Record<string, string> }} options
  */
-export async function buildSite({ root, cacheDir, media }) {
+export async function buildSite({ root, cacheDir, media, extraVideos = {} }) {
   const dir = join(cacheDir, 'site');
   await rm(dir, { recursive: true, force: true });
   await mkdir(join(dir, 'media'), { recursive: true });
   await mkdir(join(dir, 'bench'), { recursive: true });
   await copyFile(media.mp4, join(dir, 'media', 'video.mp4'));
+  // More videos of the page path (the catalog scenario), by URL path.
+  for (const [url, file] of Object.entries(extraVideos)) await copyFile(file, join(dir, ...url.split('/').filter(Boolean)));
   await cp(media.hlsDir, join(dir, 'hls'), { recursive: true });
   await copyFile(join(root, 'dist', 'peerfetch.js'), join(dir, 'peerfetch.js'));
   await copyFile(join(root, 'dist', 'peerfetch-sw.js'), join(dir, 'peerfetch-sw.js'));

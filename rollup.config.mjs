@@ -16,11 +16,11 @@ const BUDGETS = {
   // hardening of issue #13 (every bridge message checked field by field, responses of one version
   // of a file, the kill switch by absence: about 0.5 KB), with the rest of a KB for what follows.
   // Catalogs (issue #11 item 3: shards and piece lists loaded when an asset is first requested,
-  // about 1.7 KB) on top.
-  'dist/peerfetch-sw.js': 13.5 * 1000,
+  // about 1.7 KB) and a site's worker update never held back (about 0.3 KB) on top.
+  'dist/peerfetch-sw.js': 14 * 1000,
   // The same worker code as an ES module (a site's module or bundled worker), plus its fetch-helper
   // and Workbox-route wrappers: the classic file's budget.
-  'dist/peerfetch-sw.mjs': 13.5 * 1000,
+  'dist/peerfetch-sw.mjs': 14 * 1000,
 };
 
 function sizeReport() {

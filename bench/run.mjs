@@ -268,7 +268,7 @@ async function benchmark() {
           (options.scenarios.includes('catalog')
             ? ` Catalog = joins 8 s apart on one page path (one swarm) with three videos (${runs.CATALOG.videos.join(', ')}: the benchmark video and two encodes of their own at other frame sizes); ` +
               `viewer by viewer in join order the videos ${runs.CATALOG.picks.map((pick) => pick + 1).join(', ')} (repeated), each seeking once, at ${runs.CATALOG.seekAtFraction * 100}% of the video, forward to ${runs.CATALOG.seekToFraction * 100}%. ` +
-              'Its bytes consumed = the part of its video a viewer plays (all but what the seek skips), and its ideal = 1 − (each picked video\'s played part once) / (bytes consumed): the mix\'s ideal; the wait after a seek is not a rebuffer.'
+              'Its bytes consumed = the size of the video a viewer plays, and its ideal = 1 − (each picked video once) / (bytes consumed): the mix\'s ideal; the wait after a seek is not a rebuffer.'
             : ''),
         '',
         'Offload = 1 − origin bytes / bytes consumed, over all viewers of a run; origin bytes are the media bytes (MP4, playlists, segments) the origin itself counted per viewer (User-Agent token); ' +

@@ -375,9 +375,9 @@ export async function runOne(options) {
       result.liveDistinctBytes = Object.values(liveSizes).reduce((sum, bytes) => sum + bytes, 0);
     }
     if (catalog) {
-      // What the player reads is its whole video (measured: with the origin's 3 Mbit/s a player has
-      // buffered past the seek's target before it seeks, and origin-only viewers fetched 1.33 times
-      // the file); the origin must send each picked video once.
+      // What the player reads is its whole video (measured in a 20 s run: with the origin's 3 Mbit/s
+      // each origin-only viewer fetched the whole file, 1.00 of it, not the 75% it played); the
+      // origin must send each picked video once.
       const watched = (index) => options.media.fileSizes[catalogVideo(index)] ?? 0;
       const distinct = new Map(joined.map((viewer) => [catalogVideo(viewer.index), watched(viewer.index)]));
       result.distinctBytes = [...distinct.values()].reduce((sum, bytes) => sum + bytes, 0);

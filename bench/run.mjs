@@ -228,7 +228,7 @@ async function benchmark() {
     `Setup: ${options.viewers} viewers, each its own Chromium browser context (own storage and service worker), muted autoplay at 1x; ` +
       `a ${runs.LIVE.streamSeconds} s H.264 test pattern at ${VIDEO_KBPS} kbit/s packaged in real time by ffmpeg (\`-re -c copy\`, encoded ahead so a busy machine cannot make the source late) as live HLS: 2 s segments, a playlist window of ${runs.LIVE.windowSegments}, EXT-X-PROGRAM-DATE-TIME on every segment, #EXT-X-ENDLIST at the end; ` +
       '`peerfetch manifest --watch` follows the folder and publishes each playlist after the manifest lists its segments, for every system alike (the same publication delay for all). ' +
-      `Viewers join evenly spread over the stream's first ${runs.LIVE.joinSpreadMs / 1000} s and play until the stream ends; hls.js ${versions['hls.js']} with default settings in every system (live: it starts three segments behind the edge). ` +
+      `Viewers join evenly spread over the stream's first ${runs.LIVE.joinSpreadMs / 1000} s and play until the stream ends; hls.js ${versions['hls.js']} with the same settings in every system: its defaults, with liveSyncDurationCount 3 stated so that p2p-media-loader does not raise it to the window (it starts three segments behind the edge). ` +
       `Origin capped at ${options.rateKbps} kbit/s per TCP connection for the stream; a fresh tracker, origin, watcher, source and Chromium per run, inside a private network namespace.`,
     '',
     'Offload = 1 − origin segment bytes / segment bytes the players loaded, over all viewers; playlists (reloaded from the origin by every system every segment) and peerfetch\'s manifest reloads are left out of both sides and shown in their own column. ' +

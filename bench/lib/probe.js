@@ -139,10 +139,18 @@
     hls.on(events.ERROR, (_event, data) => {
       if (hlsErrors.length < 40) hlsErrors.push({ at: Math.round(performance.now()), details: data.details, fatal: data.fatal, url: data.frag?.url ? new URL(data.frag.url, location.href).pathname : undefined });
     });
+    // Where hls.js holds the playhead at a live edge, to tell a player setting from delivery: its
+    // target latency (seconds behind the playlist's edge) and the liveSyncDurationCount it uses
+    // (a P2P engine may change it), first and last seen.
+    const liveSync = {};
+    state.extra.liveSync = liveSync;
     setInterval(() => {
       const date = hls.playingDate;
       if (!date || video.paused || video.readyState < 3 || state.latencies.length >= MAX_LATENCY_SAMPLES) return;
       state.latencies.push(Date.now() - date.getTime());
+      const seen = { targetLatency: hls.targetLatency, behindEdge: hls.latency, liveSyncDurationCount: hls.config.liveSyncDurationCount };
+      liveSync.first ??= seen;
+      liveSync.last = seen;
     }, LATENCY_SAMPLE_MS);
   }
 
@@ -161,6 +169,15 @@
   }
 
   window.__bench = {
+    /**
+     * The hls.js settings of every system's page: hls.js's own defaults, stated where an engine
+     * tunes what a page leaves unset. p2p-media-loader raises liveSyncDurationCount (how many
+     * segments behind a live edge the player starts) up to the playlist window, 5 segments here,
+     * and live latency must be compared with the same player settings in every system. (Its
+     * maxBufferLength tuning is left alone: a live player cannot buffer past the edge, and the
+     * on-demand scenarios keep the conditions of their recorded runs.)
+     */
+    hlsConfig: { liveSyncDurationCount: 3 },
     attach,
     seekOnce,
     watchHls,

@@ -520,6 +520,7 @@ function measureViewer({ viewer, spec, originStats, media, runStartEpoch, live =
     engineStats: s.peerfetch ?? s.extra?.p2pml ?? s.extra?.webtorrent ?? null,
     hlsMilestones: s.extra?.hls ?? null,
     hlsErrors: s.extra?.hlsErrors ?? null,
+    liveSync: s.extra?.liveSync ?? null,
     // Live: the median latency over the viewer's samples (once a second while playing), and the bytes the origin sent it besides segments.
     latencyMedianMs: latencies.length ? latencies[Math.floor(latencies.length / 2)] : null,
     latencySamples: latencies.length,

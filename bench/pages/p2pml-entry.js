@@ -17,6 +17,8 @@ document.body.append(video);
 
 const HlsWithP2P = HlsJsP2PEngine.injectMixin(Hls);
 const hls = new HlsWithP2P({
+  // The same hls.js settings as every other system's page (see hlsConfig in bench/lib/probe.js).
+  ...window.__bench.hlsConfig,
   p2p: {
     core: { announceTrackers: [tracker], rtcConfig: { iceServers } },
     onHlsJsCreated(instance) {

@@ -1,6 +1,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { TokenBucket } from '../shared/token-bucket.js';
+import { addressKey } from './client-address.js';
 import { encodeBindingSuccess, parseBindingRequest, type StunIgnoredReason } from './stun-codec.js';
 
 /**
@@ -10,6 +11,18 @@ import { encodeBindingSuccess, parseBindingRequest, type StunIgnoredReason } fro
  * port send to a victim.
  */
 const MAX_RESPONSES_PER_SECOND = 20_000;
+
+/**
+ * Binding responses sent to one address (an IPv4 address or an IPv6 /64) per second, and at once.
+ * A UDP source address can be forged, so without this one forged victim could be sent the whole
+ * MAX_RESPONSES_PER_SECOND, and one flooder could use it up for every honest page. A page gathering
+ * ICE candidates sends a few requests per peer connection (each retransmitted a few times), and
+ * several pages share a NAT's address: 400 at once and 200 a second leave room for a busy office.
+ */
+export const MAX_RESPONSES_PER_ADDRESS = 400;
+const RESPONSES_PER_ADDRESS_PER_SECOND = 200;
+/** How often buckets that are full again are forgotten, in ms (a missing one is a full one). */
+const PRUNE_INTERVAL_MS = 1000;
 
 /** Counters of the STUN service, shown in /metrics. */
 export interface StunCounters {
@@ -26,22 +39,39 @@ export interface RunningStunServer {
  * The tracker's STUN service: answers Binding requests on UDP `host`:`port` (0 = any free port) so
  * that pages learn their public address (server-reflexive ICE candidates) from the operator's own
  * tracker instead of a third-party STUN server; counts what it does in `counters`. Rejects if the
- * port cannot be bound.
+ * port cannot be bound. `now` is the clock of the response budgets, in ms.
  */
-export function startStunServer(host: string, port: number, counters: StunCounters): Promise<RunningStunServer> {
+export function startStunServer(host: string, port: number, counters: StunCounters, now: () => number = Date.now): Promise<RunningStunServer> {
   const socket: Socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4' });
   // A second's worth of answers may go out at once after a quiet spell, never more.
-  const answers = new TokenBucket(MAX_RESPONSES_PER_SECOND, MAX_RESPONSES_PER_SECOND);
+  const answers = new TokenBucket(MAX_RESPONSES_PER_SECOND, MAX_RESPONSES_PER_SECOND, now);
+  // At most one bucket per address answered within the last few seconds: the global budget, checked
+  // first, bounds how many there can be.
+  const perAddress = new Map<string, TokenBucket>();
+  let prunedAt = now();
   socket.on('message', (datagram, remote) => {
     const request = parseBindingRequest(datagram);
     if (!request.ok) {
       counters.ignored[request.reason]++;
       return;
     }
-    if (answers.take(1) === 0) {
+    const t = now();
+    if (t - prunedAt >= PRUNE_INTERVAL_MS) {
+      prunedAt = t;
+      for (const [key, bucket] of perAddress) if (bucket.waitMs(bucket.capacity) === 0) perAddress.delete(key);
+    }
+    if (answers.waitMs(1) > 0) {
       counters.ignored['rate-limited']++;
       return;
     }
+    const key = addressKey(remote.address);
+    let bucket = perAddress.get(key);
+    if (!bucket) perAddress.set(key, (bucket = new TokenBucket(RESPONSES_PER_ADDRESS_PER_SECOND, MAX_RESPONSES_PER_ADDRESS, now)));
+    if (bucket.take(1) === 0) {
+      counters.ignored['rate-limited']++;
+      return;
+    }
+    answers.take(1);
     const response = encodeBindingSuccess(request.transactionId, remote.address, remote.port);
     if (!response) {
       counters.ignored.malformed++;

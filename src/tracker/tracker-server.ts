@@ -246,7 +246,7 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
   }
 
   async listen(): Promise<number> {
-    if (this.options.stunPort !== undefined) this.stun = await startStunServer(this.options.stunHost, this.options.stunPort, this.metrics.stun);
+    if (this.options.stunPort !== undefined) this.stun = await startStunServer(this.options.stunHost, this.options.stunPort, this.metrics.stun, this.options.now);
     let port: number;
     try {
       if (this.options.adminPort !== undefined) {

@@ -3,6 +3,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseTrackerArgs } from '../../src/tracker/cli.js';
 import { addressBytes, encodeBindingSuccess, MAGIC_COOKIE, parseBindingRequest } from '../../src/tracker/stun-codec.js';
+import { MAX_RESPONSES_PER_ADDRESS } from '../../src/tracker/stun-server.js';
 import { announce, isReply, randomId, useTrackerFixture, waitFor } from './helpers.js';
 
 /** A STUN header: type, body length, magic cookie (or another value), transaction id, then the body. */
@@ -174,6 +175,35 @@ describe('the tracker answers STUN over UDP', () => {
     expect(await (await fetch(`${tracker.httpUrl}/metrics`)).text()).toContain('peerfetch_tracker_stun_answered_total 2');
     const health = (await (await fetch(`${tracker.httpUrl}/health`)).json()) as { stunPort: number | null; turn: boolean };
     expect(health).toMatchObject({ status: 'ok', stunPort: tracker.stunPort, turn: false });
+  });
+
+  it('answers one address at most its burst at once, so a forged victim or a flooder cannot take the whole budget', async () => {
+    // A frozen clock: no budget refills during the test, so the counts are exact at any load.
+    const frozen = Date.now();
+    const tracker = await fx.start({ now: () => frozen });
+    const flooder = await udpClient();
+    const metric = async (pattern: RegExp): Promise<number> => Number(pattern.exec(await (await fetch(`${tracker.httpUrl}/metrics`)).text())?.[1] ?? 0);
+    const answered = () => metric(/^peerfetch_tracker_stun_answered_total (\d+)$/m);
+    const limited = () => metric(/^peerfetch_tracker_stun_ignored_total\{reason="rate-limited"\} (\d+)$/m);
+    const total = MAX_RESPONSES_PER_ADDRESS + 100;
+    // In batches, each waited for in the counters, so that no datagram is lost to a full socket buffer.
+    for (let sent = 0; sent < total; ) {
+      const batch = Math.min(50, total - sent);
+      for (let i = 0; i < batch; i++) flooder.socket.send(stunMessage(0x0001), tracker.stunPort!, '127.0.0.1');
+      sent += batch;
+      let seen = 0;
+      await waitFor(`${sent} requests handled (last seen ${seen})`, async () => (seen = (await answered()) + (await limited())) === sent);
+    }
+    expect(await answered()).toBe(MAX_RESPONSES_PER_ADDRESS);
+    expect(await limited()).toBe(100);
+    await waitFor(`${MAX_RESPONSES_PER_ADDRESS} responses received (got ${flooder.received.length})`, () => flooder.received.length === MAX_RESPONSES_PER_ADDRESS);
+    // Another address is answered all the same.
+    const other = createSocket('udp4');
+    sockets.push(other);
+    await new Promise<void>((resolve) => other.bind(0, '127.0.0.2', resolve));
+    const response = new Promise<Buffer>((resolve) => other.once('message', resolve));
+    other.send(stunMessage(0x0001), tracker.stunPort!, '127.0.0.1');
+    expect(mappedAddress(await response)).toEqual({ address: '127.0.0.2', port: other.address().port });
   });
 
   it('binds STUN on stunHost, apart from the WebSocket address', async () => {

@@ -261,6 +261,32 @@ describe.each(TRANSPORTS)('observability, %s transport', (kind) => {
     await socketClosed;
   });
 
+  it('cuts off a client that trickles its request headers (Slowloris)', { timeout: 60_000 }, async () => {
+    await start();
+    const socket = net.connect(fx.tracker.port, '127.0.0.1');
+    socket.on('error', () => {});
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    let closed = false;
+    let received = '';
+    socket.on('data', (data) => (received += data.toString('latin1')));
+    socket.once('close', () => (closed = true));
+    // A header line every half second: never idle, never done.
+    socket.write('GET /health HTTP/1.1\r\nHost: x\r\n');
+    let lines = 0;
+    const trickle = setInterval(() => {
+      if (!socket.destroyed) socket.write(`X-Slow-${lines++}: y\r\n`);
+    }, 500);
+    try {
+      await waitFor(`the tracker to close a socket trickling headers (${lines} lines sent)`, () => closed, 40_000);
+    } finally {
+      clearInterval(trickle);
+      socket.destroy();
+    }
+    expect(received).not.toMatch(/^HTTP\/1\.1 200/);
+    // Honest requests are still answered.
+    expect((await fetch(`${fx.tracker.httpUrl}/health`)).status).toBe(200);
+  });
+
   it('writes structured JSON log lines for lifecycle and rejections', async () => {
     const lines: string[] = [];
     const entries: LogEntry[] = [];

@@ -2,13 +2,15 @@
  * `peerfetch demo`: the tracker, and an origin serving demo/ with the peerfetch scripts, a fresh
  * manifest of demo/media and the page with the tracker URL filled in. Everything on loopback.
  */
+import { createSocket } from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { createJsonLogger, startTracker } from '../tracker/index.js';
+import { createJsonLogger, startTracker, type RunningTracker } from '../tracker/index.js';
+import { DEFAULT_STUN_PORT } from '../tracker/options.js';
 import { MANIFEST_FILE_NAME, buildManifest } from './build-manifest.js';
 import type { ManifestJson } from '../shared/manifest.js';
 import { DEMO_LIVE_PLAYLIST, DEMO_LIVE_PREFIX, startDemoLiveSource, type DemoLiveSource } from './demo-live.js';
@@ -33,6 +35,13 @@ export interface DemoOptions {
   host?: string;
   /** Port of the tracker. Default 8000; 0 picks a free one. */
   trackerPort?: number;
+  /**
+   * UDP port of the tracker's STUN service, as the tracker's `stunPort` (0 turns it off). Default:
+   * the tracker's (3478; a free port when `trackerPort` is 0). A port that is taken (a STUN or TURN
+   * server already running on this machine) is replaced by a free one, with a warning: pages learn
+   * the port from the tracker.
+   */
+  stunPort?: number;
   /** Bandwidth cap of each origin connection in bytes per second. Default: none (the command's default is DEFAULT_DEMO_RATE_KBPS). */
   bytesPerSecond?: number;
   /** The demo site folder. Default: demo/ of this package. */
@@ -62,6 +71,8 @@ export interface RunningDemo {
   /** Every address the page is served on, the first one first: one viewer each (own origin, own storage). */
   viewerUrls: string[];
   trackerUrl: string;
+  /** UDP port of the tracker's STUN service, undefined when it is off. */
+  stunPort: number | undefined;
   origin: OriginServer;
   /** The headless viewers, once any was started (with `viewers` or the page's button). */
   readonly headless: HeadlessViewers | undefined;
@@ -129,6 +140,40 @@ function siteManifest(media: ManifestJson, live: DemoLiveSource | undefined): Ma
   return { ...media, assets: [...media.assets, ...stream.assets], live: stream.live, ...(stream.refreshMs ? { refreshMs: stream.refreshMs } : {}) };
 }
 
+/** A UDP port free on `host` right now (the system picks it), for a service that must not fail on a taken one. */
+function freeUdpPort(host: string): Promise<number> {
+  const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  return new Promise((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(0, host, () => {
+      const { port } = socket.address();
+      socket.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * The demo's tracker. Its STUN port (UDP 3478 by default) is often taken on a developer's machine
+ * (coturn, another tracker, a TURN server of a video-call tool): the demo then runs its STUN
+ * service on a free port and says so in `warnings`, instead of failing to start. Pages learn the
+ * port from the tracker's announce replies, so any port works for them.
+ */
+async function startDemoTracker(host: string, port: number, stunPort: number | undefined, warnings: string[]): Promise<RunningTracker> {
+  const start = (stun: number | undefined) =>
+    startTracker({ port, host, ...(stun === undefined ? {} : { stunPort: stun }), logger: createJsonLogger((line) => process.stderr.write(line), 'warn') });
+  const wanted = stunPort ?? (port === 0 ? undefined : DEFAULT_STUN_PORT);
+  try {
+    return await start(wanted);
+  } catch (error) {
+    // Only the STUN socket binds UDP (`bind`); a taken tracker port fails in `listen` and is the caller's to report.
+    const { code, syscall, port: failedPort } = error as NodeJS.ErrnoException & { port?: number };
+    if (wanted === undefined || code !== 'EADDRINUSE' || syscall !== 'bind' || failedPort !== wanted) throw error;
+  }
+  const tracker = await start(await freeUdpPort(host));
+  warnings.push(`UDP port ${wanted} (STUN) is already in use on ${host}: the tracker's STUN service answers on UDP port ${tracker.stunPort} instead`);
+  return tracker;
+}
+
 function isWildcard(host: string): boolean {
   return host === '0.0.0.0' || host === '::';
 }
@@ -170,13 +215,9 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     liveProblem = 'the demo was started without its live stream';
   }
 
-  let tracker;
+  let tracker: RunningTracker;
   try {
-    tracker = await startTracker({
-      port: options.trackerPort ?? 8000,
-      host,
-      logger: createJsonLogger((line) => process.stderr.write(line), 'warn'),
-    });
+    tracker = await startDemoTracker(host, options.trackerPort ?? 8000, options.stunPort, warnings);
   } catch (error) {
     await live?.stop();
     throw error;
@@ -285,6 +326,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     secondViewerUrl: viewerUrls[1],
     viewerUrls,
     trackerUrl: tracker.url,
+    stunPort: tracker.stunPort,
     origin,
     get headless() {
       return headless;
@@ -305,7 +347,9 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
  */
 export const DEFAULT_DEMO_RATE_KBPS = 150;
 
-const DEMO_USAGE = `Usage: peerfetch demo [--port 8080] [--host 127.0.0.1] [--tracker-port 8000] [--rate KBPS] [--viewers N]
+const DEMO_USAGE = `Usage: peerfetch demo [--port 8080] [--host 127.0.0.1] [--tracker-port 8000] [--stun-port 3478] [--rate KBPS] [--viewers N]
+  --stun-port N UDP port of the tracker's STUN service (default 3478; taken: a free one, with a
+                warning; 0: off)
   --rate KBPS   cap each origin connection at KBPS kilobytes per second, like a CDN edge
                 (default ${DEFAULT_DEMO_RATE_KBPS}; 0: no cap)
   --viewers N   also start N headless viewers (at most ${MAX_HEADLESS_VIEWERS}), each its own browser context,
@@ -316,6 +360,7 @@ const DEMO_OPTIONS = {
   port: { type: 'string' },
   host: { type: 'string' },
   'tracker-port': { type: 'string' },
+  'stun-port': { type: 'string' },
   rate: { type: 'string' },
   viewers: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -339,6 +384,7 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
     port: parsePort(values.port, 8080, '--port'),
     host: values.host ?? '127.0.0.1',
     trackerPort: parsePort(values['tracker-port'], 8000, '--tracker-port'),
+    ...(values['stun-port'] === undefined ? {} : { stunPort: parsePort(values['stun-port'], DEFAULT_STUN_PORT, '--stun-port') }),
     bytesPerSecond: parseRate(values.rate ?? String(DEFAULT_DEMO_RATE_KBPS)),
     viewers,
   };
@@ -363,7 +409,7 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
       second ? `  2nd viewer   ${second}  (another origin: its own storage, a separate peer)` : undefined,
       more.length > 0 ? `  more         ${more[0]} ... ${more.at(-1)}  (or the page's "Open another viewer" button)` : undefined,
       demo.headless ? `  headless     ${demo.headless.count} viewer${demo.headless.count === 1 ? '' : 's'} in Chromium (--viewers)` : undefined,
-      `  tracker      ${demo.trackerUrl}`,
+      `  tracker      ${demo.trackerUrl}${demo.stunPort === undefined ? '' : `  (STUN on UDP port ${demo.stunPort})`}`,
       `  origin       ${cap}, byte counts at ${demo.origin.url}${ORIGIN_STATS_PATH}`,
       demo.live ? `  live         ${demo.url}#live  (ffmpeg in real time, 2 s segments, a window of 6)` : undefined,
       '',

@@ -3,7 +3,8 @@
  * (`npm test` builds first; alone, run `npm run build` before this file).
  */
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -339,6 +340,40 @@ describe('peerfetch demo', () => {
       expect((await rawRequest(url!, '/media/live/.index.m3u8')).status).toBe(404);
     } finally {
       expect(await demo.stop()).toBe(0);
+    }
+  });
+
+  it('starts when its STUN port is taken: the tracker answers STUN on a free port, and the demo says so', async () => {
+    // Another STUN or TURN server on the machine holds the port (coturn takes 3478, the default).
+    const squatter = createSocket('udp4');
+    await new Promise<void>((resolve) => squatter.bind(0, '127.0.0.1', resolve));
+    const taken = squatter.address().port;
+    const probe = createSocket('udp4');
+    try {
+      const demo = await startProcess(process.execPath, [BIN, 'demo', '--port', '0', '--tracker-port', '0', '--stun-port', String(taken), '--rate', '0'], {
+        readyPattern: /Press Ctrl\+C to stop/,
+        name: 'peerfetch demo',
+      });
+      try {
+        expect(demo.stderr()).toContain(`warning: UDP port ${taken} (STUN) is already in use on 127.0.0.1`);
+        const stunPort = Number(/\(STUN on UDP port (\d+)\)/.exec(demo.stdout())?.[1]);
+        expect(stunPort).toBeGreaterThan(0);
+        expect(stunPort).not.toBe(taken);
+        // The tracker's STUN service answers a Binding request (RFC 8489: type 0x0001, magic cookie) there.
+        const request = Buffer.alloc(20);
+        request.writeUInt16BE(0x0001, 0);
+        request.writeUInt32BE(0x2112a442, 4);
+        randomBytes(12).copy(request, 8);
+        const answered = new Promise<Buffer>((resolve) => probe.once('message', resolve));
+        probe.send(request, stunPort, '127.0.0.1');
+        const response = await answered;
+        expect([response.readUInt16BE(0), response.subarray(8, 20)]).toEqual([0x0101, request.subarray(8, 20)]);
+      } finally {
+        expect(await demo.stop()).toBe(0);
+      }
+    } finally {
+      probe.close();
+      squatter.close();
     }
   });
 });

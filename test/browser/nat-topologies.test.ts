@@ -163,6 +163,52 @@ describe('NAT topologies', () => {
     // Three visitors, a played video and two 15 s attempts: more than the default 120 s on a busy machine.
   }, 240_000);
 
+  it("e: by default (relay 'ahead') a visitor behind the symmetric NAT uses TURN, for pieces ahead of the playhead", async () => {
+    // No data-relay: the default policy, with a TURN server on offer.
+    const swarm = { swarm: 'case-e' };
+    const seeder = await openSeeder(inHome(0), { site, originUrl, trackerUrl: turnTrackerUrl }, 'e-seeder', swarm);
+    const { context, page } = await openVisitor(2, 0, 'e-viewer', { tracker: turnTrackerUrl, ...swarm });
+
+    const pairs = await connectedPairs(page, 'the visitor behind the symmetric NAT to connect through TURN');
+    expect(pairs).toHaveLength(1);
+    expect([pairs[0]!.local, pairs[0]!.remote]).toContain('relay');
+    await playInPage(page, VIDEO_URL);
+    expect((await stats(page)).bytesFromPeers).toBeGreaterThan(0);
+    assertNoPageErrors(seeder.context);
+    assertNoPageErrors(context);
+  });
+
+  it("f: with relay 'never' a visitor behind the symmetric NAT uses no TURN: the video comes from the origin and swarm:unreachable says why", async () => {
+    // The site's setting, on every page; the tracker still hands out TURN credentials.
+    const attributes = { swarm: 'case-f', relay: 'never' };
+    // Two peers in other homes, as in case c: the visitor's first announce makes an attempt to each.
+    const seeder = await openSeeder(inHome(0), { site, originUrl, trackerUrl: turnTrackerUrl }, 'f-seeder', attributes);
+    const other = await openVisitor(1, 0, 'f-other', { tracker: turnTrackerUrl, ...attributes });
+    const { context, page } = await openVisitor(2, 0, 'f-viewer', { tracker: turnTrackerUrl, ...attributes });
+
+    const played = await playInPage(page, VIDEO_URL, { rate: 4 });
+    expect(played.duration).toBeGreaterThan(9);
+    expect(await originBytesFor(originUrl, 'f-viewer')).toBeGreaterThanOrEqual(site.videoBytes.length);
+
+    const [event] = await waitFor(async () => {
+      const events = await recordedEvents(page, 'swarm:unreachable');
+      return events.length > 0 && events;
+    }, { what: "swarm:unreachable on the visitor behind the symmetric NAT with relay 'never'", timeoutMs: 60_000 });
+    // It had a public address (the tracker's STUN answered), yet no check succeeded: only TURN would help.
+    expect(event!.detail).toMatchObject({ reason: 'checks-failed', peersInSwarm: 3 });
+    expect(event!.detail.attempts).toBeGreaterThanOrEqual(2);
+    // Never connected, so no relayed pair and no byte through the relay.
+    expect(await recordedEvents(page, 'peer:connect')).toEqual([]);
+    expect((await stats(page)).bytesFromPeers).toBe(0);
+    // The peers behind ordinary NATs still connect, directly.
+    const otherPairs = await connectedPairs(other.page, 'the peers of homes 0 and 1 to connect');
+    expect(otherPairs).toEqual([{ local: 'srflx', remote: 'srflx' }]);
+    assertNoPageErrors(seeder.context);
+    assertNoPageErrors(other.context);
+    assertNoPageErrors(context);
+    // Three visitors, a played video and two 15 s attempts, as in case c.
+  }, 240_000);
+
   it('d: two visitors in one home connect directly over their LAN (host candidates), never through TURN', async () => {
     // The TURN-handing tracker: a relay is on offer, and must not be chosen.
     const attributes = { swarm: 'case-d', relay: 'all' };

@@ -3,9 +3,9 @@ import { monotonicNow } from './platform.js';
 /**
  * A token bucket: `rate` tokens per second refill it up to `capacity`. The one rate arithmetic of
  * peerfetch: the page's upload cap (bytes, engine/upload-limiter.ts), the origin server's bandwidth
- * per connection (bytes, cli/origin-server.ts) and the tracker's STUN answers (datagrams,
- * tracker/stun-server.ts). The clock is injected so the arithmetic is tested without waiting; the
- * callers wait with their own runtime's timers and cancellation.
+ * per connection (bytes, cli/origin-server.ts), the tracker's STUN answers (datagrams,
+ * tracker/stun-server.ts) and its message budget per address (messages, tracker/address-budget.ts). The clock is injected so the arithmetic
+ * is tested without waiting; the callers wait with their own runtime's timers and cancellation.
  *
  * @example
  * const bucket = new TokenBucket(1000, 500); // 1000 per second, bursts of 500, starts full
@@ -75,6 +75,21 @@ export class TokenBucket {
     this.#tokens -= amount;
     if (this.#tokens >= 0) return 0;
     return this.#rate > 0 ? (-this.#tokens * 1000) / this.#rate : Infinity;
+  }
+
+  /** What the bucket holds now (below 0: a debt, see spend). */
+  get tokens(): number {
+    this.#refill();
+    return this.#tokens;
+  }
+
+  /**
+   * Sets what the bucket holds as of now, at most its capacity (below 0: a debt): the level of a
+   * bucket kept elsewhere, such as the tracker's per-address budget shared by its instances.
+   */
+  setTokens(tokens: number): void {
+    this.#tokens = Math.min(this.capacity, tokens);
+    this.#last = this.#now();
   }
 
   /** Leaves the bucket empty as of now (no credit for time that passed, no debt). */

@@ -43,11 +43,13 @@ PEERFETCH_MAX_CONNECTIONS; repeatable options take a comma-separated list; switc
   --max-peers-per-swarm N      (default 5000)
   --max-swarms N               (default 100000)
   --max-connections N          (default 50000)
-  --max-connections-per-ip N   (default 64; an IPv6 /64 counts as one address)
+  --max-connections-per-ip N   (default 64; an IPv6 /64 counts as one address; over all
+                               instances sharing --redis)
   --max-peers-per-swarm-per-connection N  peer ids one connection holds in a swarm (default 2)
   --max-peers-per-swarm-per-ip N          peers one address holds in a swarm (default 32)
   --max-messages-per-window N  messages per connection per rate window (default 100)
-  --max-messages-per-window-per-ip N  per address, over reconnects (default 1000)
+  --max-messages-per-window-per-ip N  per address, over reconnects and over all instances
+                               sharing --redis (default 1000)
   --rate-window-ms MS          (default 10000)
   --max-report-bytes-per-sec N growth of a peer's reported byte counters counted per second
                                (default 12500000); swarm byte figures are estimates

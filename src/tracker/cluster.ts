@@ -18,6 +18,8 @@ export interface ClusterAnnounce {
   report: PeerReport | undefined;
   /** Random peers wanted for this announce's offers (0 for none). */
   wanted: number;
+  /** This instance's peers from `address` in the swarm after the announce: the per-address cap holds over all instances. */
+  addressPeers: number;
   /** This instance's counts for the swarm after the announce. */
   local: SwarmTotals;
 }
@@ -39,20 +41,62 @@ export interface SwarmTotals {
 export interface Cluster {
   readonly instanceId: string;
   /**
-   * Records the peer, and returns swarm-wide counts and up to `wanted` random peers of other
-   * instances; or `refused` when a live instance holds the peer id for another address.
+   * Records the peer, and returns swarm-wide counts, up to `wanted` random peers of other
+   * instances and the peers its address holds in the swarm on the other instances; or `refused`
+   * when a live instance holds the peer id for another address.
    */
-  announce(request: ClusterAnnounce): Promise<{ refused?: boolean; complete: number; incomplete: number; candidates: ClusterPeer[] }>;
-  /** Removes a local peer from the shared state; `local` is this instance's remaining totals. */
-  leave(infoHash: string, peerId: string, local: SwarmTotals): void;
+  announce(request: ClusterAnnounce): Promise<ClusterAnnounceReply>;
+  /**
+   * Removes a local peer from the shared state; `local` is this instance's remaining totals and
+   * `addressPeers` its remaining peers from the peer's address in the swarm.
+   */
+  leave(infoHash: string, peerId: string, local: SwarmTotals, address: string, addressPeers: number): void;
   /** The instance a peer is connected to, if it is alive. */
   locate(infoHash: string, peerId: string): Promise<string | undefined>;
   /** Hands a frame to the instance holding `toPeerId`. */
   relay(instanceId: string, infoHash: string, toPeerId: string, frame: string): void;
   /** Swarm-wide counts of several swarms (live instances only). */
   totals(infoHashes: string[]): Promise<SwarmTotals[]>;
+  /**
+   * Tells the other instances what this one counted per client address since the last call, and
+   * learns what they counted: one pipelined round trip for the whole batch, made in the background
+   * (never on a message's path). The answers come in the order of `usage`.
+   */
+  shareAddresses(usage: AddressUsage[]): Promise<SharedAddressUse[]>;
   /** Removes this instance's peers from the shared state and disconnects. */
   close(): Promise<void>;
+}
+
+export interface ClusterAnnounceReply {
+  refused?: boolean;
+  complete: number;
+  incomplete: number;
+  candidates: ClusterPeer[];
+  /** Peers of the announcing peer's address in the swarm on the other live instances. */
+  addressPeersElsewhere: number;
+}
+
+/** One address's use on this instance, as shared with the other instances. */
+export interface AddressUsage {
+  /** The address key (see addressKey). */
+  address: string;
+  /** Its open connections on this instance now. */
+  connections: number;
+  /** Messages accepted from it on this instance since the last share. */
+  spent: number;
+}
+
+/** One address's use summed over the instances. */
+export interface SharedAddressUse {
+  /** Its open connections on the other live instances. */
+  otherConnections: number;
+  /**
+   * What is left of its message budget shared by all instances, after this share (below 0: a
+   * debt): a token bucket of maxMessagesPerWindowPerIp tokens refilled over rateWindowMs.
+   */
+  tokens: number;
+  /** Orders the levels of one address: a level older than one already applied is ignored. */
+  version: number;
 }
 
 /** One local peer as the shared state records it. */
@@ -71,4 +115,11 @@ export interface ClusterHost {
   localPeers(): Iterable<LocalPeer>;
   /** This instance's totals of one swarm. */
   localTotals(infoHash: string): SwarmTotals;
+  /**
+   * An instance spent from an address's shared message budget and left it at `tokens` (below half
+   * full, see redis-cluster.ts); `version` orders the levels of one address (newer is greater).
+   */
+  addressLevel(address: string, tokens: number, version: number): void;
+  /** Every address with open connections here, and how many: written again after Redis lost them. */
+  localAddresses(): Iterable<{ address: string; connections: number }>;
 }

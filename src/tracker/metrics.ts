@@ -34,6 +34,8 @@ export class TrackerMetrics {
   clusterRelaysIn = 0;
   /** Shared-state operations that failed (the instance then serves its own peers only). */
   clusterErrors = 0;
+  /** Shares of per-address use with the other instances that Redis answered (see TrackerServer.shareAddressBudgets). */
+  addressShares = 0;
   readonly rejections = new Map<RejectReason, number>();
   /** STUN Binding requests answered and datagrams ignored on the STUN port. */
   readonly stun: StunCounters = { answered: 0, ignored: { malformed: 0, 'not-binding-request': 0, 'rate-limited': 0 } };
@@ -103,6 +105,8 @@ export interface MetricsRegistry {
 export interface MetricsSource {
   readonly metrics: TrackerMetrics;
   gauges(): { connections: number; peers: number; swarms: number };
+  /** True while per-address limits hold over all instances. */
+  readonly sharedLimits: boolean;
   uptimeSec(): number;
   readonly transport: { readonly name: string };
   readonly transportPackage: string;
@@ -203,6 +207,8 @@ export function createMetricsExporter(source: MetricsSource, given: MetricsRegis
       ['in', m.clusterRelaysIn],
     ]);
     counter('peerfetch_tracker_cluster_errors_total', 'Failed shared-state (Redis) operations.', () => m.clusterErrors);
+    gauge('peerfetch_tracker_shared_limits', '1 while per-address limits hold over all instances (Redis answers), 0 on one instance or while Redis is down or slow.', () => (source.sharedLimits ? 1 : 0));
+    counter('peerfetch_tracker_address_shares_total', 'Shares of per-address use with the other instances answered by Redis.', () => m.addressShares);
     counter('peerfetch_tracker_stun_answered_total', 'STUN Binding requests answered.', () => m.stun.answered);
     counterBy('peerfetch_tracker_stun_ignored_total', 'Datagrams on the STUN port not answered, by reason.', 'reason', () => Object.entries(m.stun.ignored));
     counterBy('peerfetch_tracker_rejections_total', 'Frames, announces and connections refused, by reason.', 'reason', () => m.rejections);

@@ -135,7 +135,7 @@ export interface TrackerOptions {
    * maxFrameBytes for each client in the middle of sending a frame.
    */
   maxConnections?: number;
-  /** Open connections from one IP address. Default 64: a whole office behind one NAT still fits. */
+  /** Open connections from one IP address, over all instances sharing Redis. Default 64: a whole office behind one NAT still fits. */
   maxConnectionsPerIp?: number;
   /**
    * Messages one connection may send per rate window. Default 100 per 10 s: a peer answering the
@@ -144,8 +144,10 @@ export interface TrackerOptions {
   maxMessagesPerWindow?: number;
   /**
    * Messages one address (IPv4 address or IPv6 /64) may send per rate window over all its
-   * connections, counted across reconnects: a client cannot reset its budget by reconnecting.
-   * Default 1000 per 10 s: ten busy browsers behind one NAT at their per-connection limit.
+   * connections, counted across reconnects and over all instances sharing Redis: a client cannot
+   * reset its budget by reconnecting, nor multiply it by reaching several instances. A token
+   * bucket: this many at once, refilled over rateWindowMs. Default 1000 per 10 s: ten busy
+   * browsers behind one NAT at their per-connection limit.
    */
   maxMessagesPerWindowPerIp?: number;
   /**

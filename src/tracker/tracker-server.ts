@@ -1,8 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { binaryToHex } from '../shared/hex.js';
 import { performance } from 'node:perf_hooks';
+import { AddressBudget } from './address-budget.js';
 import { addressKey, clientAddress } from './client-address.js';
-import type { Cluster, ClusterHost, ClusterPeer, LocalPeer, SwarmTotals } from './cluster.js';
+import type { AddressUsage, Cluster, ClusterHost, ClusterPeer, LocalPeer, SharedAddressUse, SwarmTotals } from './cluster.js';
 import { startAdminServer, type AdminServer } from './admin-server.js';
 import { routeHttpRequest, type HttpAccess } from './http-routes.js';
 import { randomTurnId, turnCredential, type IceHandout, type TurnCredential } from './ice-servers.js';
@@ -103,25 +104,39 @@ const CLOSE_MESSAGE_TOO_BIG = 1009;
 const DROPS_BEFORE_DISCONNECT = 32;
 
 /**
- * What the tracker keeps per client address (an IPv4 address or an IPv6 /64, see addressKey): its
- * open connections and its message budget. It outlives the connections for the rest of a rate
- * window, so reconnecting does not reset the budget.
+ * How often an instance of a cluster shares per-address use (messages, connections) with the
+ * others, in ms: one pipelined Redis round trip per interval, whatever the load, and never on a
+ * message's path. Between two shares each instance's replica of an address's budget is all that
+ * holds the address back (see AddressBudget), so an address spread over N instances gets at most
+ * about N budgets' worth of one interval beyond its own.
  */
-interface AddressState {
-  readonly key: string;
-  connections: number;
-  windowStart: number;
-  windowCount: number;
-}
+const ADDRESS_SHARE_INTERVAL_MS = 1000;
+/** A share still unanswered after this long (ms) means Redis is too slow to count on: limits are this instance's own until a share returns. */
+const ADDRESS_SHARE_TIMEOUT_MS = 2000;
+/** Addresses per share, at most: bounds one pipeline (the rest go in the next share). */
+const MAX_ADDRESSES_PER_SHARE = 5000;
+/**
+ * How long an address's connection count on the other instances is believed, in ms: it is read
+ * again whenever the address connects, disconnects, sends or is refused here, so an older figure
+ * belongs to an address that left, and must not keep refusing it.
+ */
+const REMOTE_CONNECTIONS_TTL_MS = 10_000;
 
 interface Connection {
   readonly socket: ClientSocket;
   readonly ip: string;
   readonly prefix: string;
-  readonly address: AddressState;
+  readonly address: AddressBudget;
   /** This connection's peers: info_hash + peer_id → member. */
   readonly joined: Map<string, Member>;
   lastMessageAt: number;
+  /**
+   * The connection's own message budget, inside its address's: a fixed window (maxMessagesPerWindow
+   * per rateWindowMs), not a token bucket like the address's. Two numbers on the connection
+   * cost less than a bucket object (measured with bench/tracker.mjs: 1.01 KiB of heap per peer with
+   * the window, 1.10 KiB with a TokenBucket per connection), and the window's one weakness, twice
+   * its budget around a window's edge, is bounded by the address's bucket.
+   */
   windowStart: number;
   windowCount: number;
   /** Set once the tracker started closing this connection (sweeps skip it). */
@@ -193,7 +208,14 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
   readonly transport: Transport;
   private readonly swarms = new Map<string, Swarm<Member>>();
   private readonly connections = new Set<Connection>();
-  private readonly addresses = new Map<string, AddressState>();
+  private readonly addresses = new Map<string, AddressBudget>();
+  /** Addresses whose use changed since they were last shared with the other instances (cluster only). */
+  private readonly unshared = new Set<AddressBudget>();
+  private shareTimer: NodeJS.Timeout | undefined;
+  /** When the share in flight started (performance.now() ms), if one is. */
+  private shareStartedAt: number | undefined;
+  /** Whether the last share with Redis succeeded in time (see sharedLimits); 'unknown' before the first. */
+  private limitsMode: 'unknown' | 'shared' | 'local' = 'unknown';
   private readonly startedAt: number;
   /** The configured logger, rate-limited per event (see rateLimitLogger); the cluster logs through it too. */
   readonly log: ResolvedTrackerOptions['logger'];
@@ -264,6 +286,8 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
     }
     this.sweepTimer = setInterval(() => this.sweep(), this.options.sweepIntervalMs);
     this.sweepTimer.unref();
+    this.shareTimer = setInterval(() => this.shareAddressBudgets(), ADDRESS_SHARE_INTERVAL_MS);
+    this.shareTimer.unref();
     return port;
   }
 
@@ -300,10 +324,15 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
     }
     const ip = this.clientIp(info);
     const key = addressKey(ip);
+    const now = this.options.now();
+    let address = this.addresses.get(key);
     let refusal: RejectReason | undefined;
     if (this.connections.size >= this.options.maxConnections) refusal = 'too-many-connections';
-    else if ((this.addresses.get(key)?.connections ?? 0) >= this.options.maxConnectionsPerIp) refusal = 'too-many-connections-from-ip';
-    else if (this.options.allowOrigins) {
+    else if (address && address.connections + this.remoteConnections(address, now) >= this.options.maxConnectionsPerIp) {
+      refusal = 'too-many-connections-from-ip';
+      // Read the other instances' count again: the address may have left them.
+      if (this.cluster) this.unshared.add(address);
+    } else if (this.options.allowOrigins) {
       if (!info.origin || !this.options.allowOrigins.has(normaliseOrigin(info.origin))) refusal = 'origin-not-allowed';
     }
     if (refusal) {
@@ -314,10 +343,10 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
       socket.close(refusal === 'origin-not-allowed' ? CLOSE_POLICY : CLOSE_TRY_AGAIN_LATER, FAILURE_TEXT[refusal]);
       return undefined;
     }
-    const now = this.options.now();
-    let address = this.addresses.get(key);
-    if (!address) this.addresses.set(key, (address = { key, connections: 0, windowStart: now, windowCount: 0 }));
+    const { maxMessagesPerWindowPerIp, rateWindowMs } = this.options;
+    if (!address) this.addresses.set(key, (address = new AddressBudget(key, (maxMessagesPerWindowPerIp * 1000) / rateWindowMs, maxMessagesPerWindowPerIp, this.options.now)));
     address.connections++;
+    if (this.cluster) this.unshared.add(address);
     const conn: Connection = {
       socket,
       ip,
@@ -356,9 +385,10 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
 
   closed(conn: Connection): void {
     if (!this.connections.delete(conn)) return;
-    // The address's state stays until its rate window is over (see sweep): reconnecting must not
+    // The address's state stays until its budget is full again (see sweep): reconnecting must not
     // hand a client a fresh budget.
     conn.address.connections--;
+    if (this.cluster) this.unshared.add(conn.address);
     for (const member of [...conn.joined.values()]) this.leave(member);
     if (this.connections.size === 0) this.onAllClosed?.();
   }
@@ -391,32 +421,34 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
     const now = this.options.now();
     conn.lastMessageAt = now;
     const address = conn.address;
-    if (now - conn.windowStart >= this.options.rateWindowMs) {
+    const windowMs = this.options.rateWindowMs;
+    if (now - conn.windowStart >= windowMs) {
       conn.windowStart = now;
       conn.windowCount = 0;
     }
-    if (now - address.windowStart >= this.options.rateWindowMs) {
-      address.windowStart = now;
-      address.windowCount = 0;
-    }
-    conn.windowCount++;
-    address.windowCount++;
     const max = this.options.maxMessagesPerWindow;
-    const maxPerIp = this.options.maxMessagesPerWindowPerIp;
-    if (conn.windowCount > max || address.windowCount > maxPerIp) {
-      // One failure per connection and window tells the client; the rest are dropped unanswered,
-      // and a connection that keeps going at twice a limit is disconnected.
+    conn.windowCount++;
+    // Refused messages are spent too (as a debt): a client that keeps sending stays refused.
+    const addressWaitMs = address.spend(1);
+    if (conn.windowCount > max || addressWaitMs > 0) {
+      // One failure tells the client until a message is accepted again; the rest are dropped
+      // unanswered, and a connection that keeps going at twice a budget (twice its window's, or a
+      // debt of its address's whole budget, which takes a rate window to repay) is disconnected.
       if (!conn.toldRateLimited) {
         conn.toldRateLimited = true;
         this.fail(conn, 'rate-limited');
       } else this.metrics.reject('rate-limited');
-      if ((conn.windowCount > 2 * max || address.windowCount > 2 * maxPerIp) && !conn.closing) {
+      if ((conn.windowCount > 2 * max || addressWaitMs > windowMs) && !conn.closing) {
         conn.closing = true;
         conn.socket.close(CLOSE_POLICY, FAILURE_TEXT['rate-limited']);
       }
       return;
     }
     conn.toldRateLimited = false;
+    if (this.cluster) {
+      address.unshared++;
+      this.unshared.add(address);
+    }
     if (text === undefined) {
       this.fail(conn, 'binary-frame');
       return;
@@ -448,7 +480,7 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
     swarm.remove(member);
     this.peerCount--;
     if (swarm.size === 0) this.swarms.delete(infoHash);
-    this.cluster?.leave(infoHash, member.peerId, this.totalsOf(swarm));
+    this.cluster?.leave(infoHash, member.peerId, this.totalsOf(swarm), member.address, swarm.membersFrom(member.address));
   }
 
   /** Joins, updates or leaves per the announce; returns the member, or a refusal. */
@@ -517,6 +549,7 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
       this.fail(conn, 'swarm-not-allowed', 'announce', msg.infoHash);
       return;
     }
+    const joining = !conn.joined.has(msg.infoHash + msg.peerId) && msg.event !== 'stopped';
     const result = this.applyAnnounce(conn, msg);
     if (typeof result === 'string') {
       this.fail(conn, result, 'announce', msg.infoHash);
@@ -542,7 +575,7 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
     const cluster = this.cluster;
     const local = swarm ? swarm.select(wanted, member, conn.prefix) : [];
     return cluster
-      .announce({ infoHash: msg.infoHash, peerId: msg.peerId, prefix: conn.prefix, address: conn.address.key, complete: member.complete, report: member.report, wanted, local: this.totalsOf(swarm) })
+      .announce({ infoHash: msg.infoHash, peerId: msg.peerId, prefix: conn.prefix, address: conn.address.key, complete: member.complete, report: member.report, wanted, local: this.totalsOf(swarm), addressPeers: swarm?.membersFrom(conn.address.key) ?? 0 })
       .then(
         (shared) => {
           if (shared.refused) {
@@ -550,6 +583,16 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
             // instance (applyAnnounce), across instances.
             this.leave(member);
             this.fail(conn, 'peer-id-in-use', 'announce', msg.infoHash);
+            return;
+          }
+          // The per-address cap of a swarm over all instances (applyAnnounce checked this one's):
+          // a join that takes the address over it leaves again. Two joins at the same moment on two
+          // instances may both stay; the next join of that address is refused.
+          if (joining && swarm && swarm.membersFrom(conn.address.key) + shared.addressPeersElsewhere > this.options.maxPeersPerSwarmPerIp) {
+            this.leave(member);
+            this.fail(conn, 'too-many-peers-from-ip', 'announce', msg.infoHash);
+            // As on one instance: a peer that cannot join may still answer an offer it got.
+            if (msg.answer) this.relayAnswer(msg, swarm);
             return;
           }
           if (!msg.answer) this.send(conn, this.announceReply(conn, msg, shared.complete, shared.incomplete));
@@ -680,13 +723,133 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
     this.cluster.totals(msg.infoHashes).then(reply, () => reply(local));
   }
 
+  // ---------------------------------------------------------------- limits over instances
+
+  /** The address's open connections on the other instances, while the last count read is recent. */
+  private remoteConnections(address: AddressBudget, now: number): number {
+    return this.cluster && now - address.remoteAt < REMOTE_CONNECTIONS_TTL_MS ? address.remoteConnections : 0;
+  }
+
+  addressLevel(key: string, tokens: number, version: number): void {
+    const address = this.addresses.get(key);
+    if (address) this.applyLevel(address, tokens, version);
+  }
+
+  /** Sets an address's budget to a shared level newer than the one it has. */
+  private applyLevel(address: AddressBudget, tokens: number, version: number): void {
+    if (version <= address.sharedVersion) return;
+    address.sharedVersion = version;
+    // What this instance accepted since its last share is not in the shared level yet.
+    address.setTokens(tokens - address.unshared);
+  }
+
+  *localAddresses(): Iterable<{ address: string; connections: number }> {
+    for (const address of this.addresses.values()) if (address.connections > 0) yield { address: address.key, connections: address.connections };
+  }
+
+  /**
+   * Shares the use of the addresses that changed with the other instances (one Redis round trip
+   * for the batch, see Cluster.shareAddresses), then sets each one's budget to the shared level and
+   * closes connections of addresses over their connection limit over all instances. Runs every
+   * ADDRESS_SHARE_INTERVAL_MS, one share at a time; while Redis fails or is slow, the limits are
+   * this instance's own (logged, and 0 in the peerfetch_tracker_shared_limits gauge).
+   */
+  private shareAddressBudgets(): void {
+    const cluster = this.cluster;
+    if (!cluster) return;
+    if (this.shareStartedAt !== undefined) {
+      if (performance.now() - this.shareStartedAt > ADDRESS_SHARE_TIMEOUT_MS) this.limitsLocal(`Redis has not answered for ${ADDRESS_SHARE_TIMEOUT_MS} ms`);
+      return;
+    }
+    if (this.unshared.size === 0) return;
+    const batch: AddressBudget[] = [];
+    for (const address of this.unshared) {
+      this.unshared.delete(address);
+      batch.push(address);
+      if (batch.length >= MAX_ADDRESSES_PER_SHARE) break;
+    }
+    const usage: AddressUsage[] = batch.map((a) => ({ address: a.key, connections: a.connections, spent: a.unshared }));
+    // Counted from now on: what arrives while the share is on its way goes into the next one.
+    for (const address of batch) address.unshared = 0;
+    const startedAt = (this.shareStartedAt = performance.now());
+    cluster.shareAddresses(usage).then(
+      (shared) => {
+        this.shareStartedAt = undefined;
+        this.metrics.addressShares++;
+        if (performance.now() - startedAt <= ADDRESS_SHARE_TIMEOUT_MS) this.limitsShared();
+        this.applyShared(batch, shared);
+      },
+      (error: unknown) => {
+        // The counts of this batch stay this instance's own: limits are local until Redis answers.
+        this.shareStartedAt = undefined;
+        this.metrics.clusterErrors++;
+        this.limitsLocal(String(error));
+      },
+    );
+  }
+
+  private applyShared(batch: AddressBudget[], shared: SharedAddressUse[]): void {
+    const now = this.options.now();
+    const max = this.options.maxConnectionsPerIp;
+    let over = false;
+    for (let i = 0; i < batch.length; i++) {
+      const address = batch[i]!;
+      const use = shared[i];
+      if (!use) continue;
+      this.applyLevel(address, use.tokens, use.version);
+      address.remoteConnections = use.otherConnections;
+      address.remoteAt = now;
+      // Over the limit over all instances: the instance that sees it closes the surplus it holds.
+      // Two instances seeing it at once may both close, which only ever costs that address.
+      const surplus = address.connections + use.otherConnections - max;
+      address.excess = surplus > 0 ? Math.min(surplus, address.connections) : 0;
+      if (address.excess > 0) over = true;
+    }
+    if (!over) return;
+    const candidates: Connection[] = [];
+    for (const conn of this.connections) if (conn.address.excess > 0 && !conn.closing) candidates.push(conn);
+    // The newest connections go first, as if they had been refused when they came.
+    for (let i = candidates.length - 1; i >= 0; i--) {
+      const conn = candidates[i]!;
+      const address = conn.address;
+      if (address.excess <= 0) continue;
+      address.excess--;
+      this.metrics.reject('too-many-connections-from-ip');
+      this.log.log({ level: 'warn', event: 'connection:closed', reason: 'too-many-connections-from-ip', ip: conn.ip });
+      conn.closing = true;
+      conn.socket.close(CLOSE_TRY_AGAIN_LATER, FAILURE_TEXT['too-many-connections-from-ip']);
+    }
+  }
+
+  /**
+   * True while per-address limits hold over all instances (the last share with Redis succeeded in
+   * time); false on a single instance or while Redis is down or slow (each instance's own limits).
+   */
+  get sharedLimits(): boolean {
+    return this.limitsMode === 'shared';
+  }
+
+  private limitsShared(): void {
+    if (this.limitsMode === 'shared') return;
+    this.limitsMode = 'shared';
+    this.log.log({ level: 'info', event: 'limits:shared', message: 'per-address limits hold over all instances (Redis)' });
+  }
+
+  private limitsLocal(reason: string): void {
+    if (this.limitsMode === 'local') return;
+    this.limitsMode = 'local';
+    this.log.log({ level: 'warn', event: 'limits:local-only', message: `per-address limits are this instance's own until Redis answers: ${reason}` });
+  }
+
   // ---------------------------------------------------------------- housekeeping
 
   /** Expires peers that stopped announcing, closes idle and dead connections, pings the rest. */
   private sweep(): void {
     const now = this.options.now();
     for (const [key, address] of this.addresses) {
-      if (address.connections <= 0 && now - address.windowStart >= this.options.rateWindowMs) this.addresses.delete(key);
+      // Gone, with its budget full again and nothing left to tell the other instances: forgetting
+      // it hands it nothing it would not have anyway.
+      if (address.connections <= 0 && address.waitMs(address.capacity) === 0 && !this.unshared.has(address)) this.addresses.delete(key);
     }
     for (const conn of this.connections) {
       for (const member of [...conn.joined.values()]) {
@@ -767,6 +930,7 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
   private async shutdown(): Promise<void> {
     this.log.log({ level: 'info', event: 'tracker:closing', connections: this.connections.size });
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.shareTimer) clearInterval(this.shareTimer);
     this.transport.stopAccepting();
     const allClosed = new Promise<void>((resolve) => (this.onAllClosed = resolve));
     if (this.connections.size === 0) this.onAllClosed?.();

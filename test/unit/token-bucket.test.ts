@@ -76,6 +76,19 @@ describe('TokenBucket', () => {
     expect(bucket.take(500)).toBe(110);
   });
 
+  it('reads and sets its level: capped at the capacity, a level below 0 is a debt repaid by the refill', () => {
+    const clock = fakeClock();
+    const bucket = new TokenBucket(10, 20, clock.now);
+    expect(bucket.tokens).toBe(20);
+    bucket.setTokens(50);
+    expect(bucket.tokens).toBe(20);
+    bucket.setTokens(-5);
+    expect(bucket.spend(1)).toBe(600); // 6 tokens owed at 10/s
+    clock.advance(1000); // + 10
+    expect(bucket.tokens).toBe(4);
+    expect(bucket.take(10)).toBe(4);
+  });
+
   it('with no rate nothing refills, and waiting is endless', () => {
     const clock = fakeClock();
     const bucket = new TokenBucket(0, 500, clock.now, 0);

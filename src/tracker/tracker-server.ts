@@ -379,18 +379,33 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
   frameTooLarge(conn: Connection): void {
     this.metrics.reject('frame-too-large');
     this.log.log({ level: 'warn', event: 'frame:rejected', reason: 'frame-too-large', ip: conn.ip });
-    conn.closing = true;
-    conn.socket.close(CLOSE_MESSAGE_TOO_BIG, FAILURE_TEXT['frame-too-large']);
+    this.closeConnection(conn, CLOSE_MESSAGE_TOO_BIG, FAILURE_TEXT['frame-too-large']);
   }
 
   closed(conn: Connection): void {
     if (!this.connections.delete(conn)) return;
     // The address's state stays until its budget is full again (see sweep): reconnecting must not
-    // hand a client a fresh budget.
-    conn.address.connections--;
-    if (this.cluster) this.unshared.add(conn.address);
+    // hand a client a fresh budget. A connection the tracker closed left its count already.
+    if (!conn.closing) this.uncount(conn);
     for (const member of [...conn.joined.values()]) this.leave(member);
     if (this.connections.size === 0) this.onAllClosed?.();
+  }
+
+  /**
+   * Closes a connection with a code and a reason. It leaves its address's count at once: the close
+   * handshake may take a while, and a connection on its way out must not make the address look over
+   * its limit (that would close another of its connections).
+   */
+  private closeConnection(conn: Connection, code: number, reason: string): void {
+    if (conn.closing) return;
+    conn.closing = true;
+    this.uncount(conn);
+    conn.socket.close(code, reason);
+  }
+
+  private uncount(conn: Connection): void {
+    conn.address.connections--;
+    if (this.cluster) this.unshared.add(conn.address);
   }
 
   private send(conn: Connection, frame: string): boolean {
@@ -439,8 +454,7 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
         this.fail(conn, 'rate-limited');
       } else this.metrics.reject('rate-limited');
       if ((conn.windowCount > 2 * max || addressWaitMs > windowMs) && !conn.closing) {
-        conn.closing = true;
-        conn.socket.close(CLOSE_POLICY, FAILURE_TEXT['rate-limited']);
+        this.closeConnection(conn, CLOSE_POLICY, FAILURE_TEXT['rate-limited']);
       }
       return;
     }
@@ -816,8 +830,7 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
       address.excess--;
       this.metrics.reject('too-many-connections-from-ip');
       this.log.log({ level: 'warn', event: 'connection:closed', reason: 'too-many-connections-from-ip', ip: conn.ip });
-      conn.closing = true;
-      conn.socket.close(CLOSE_TRY_AGAIN_LATER, FAILURE_TEXT['too-many-connections-from-ip']);
+      this.closeConnection(conn, CLOSE_TRY_AGAIN_LATER, FAILURE_TEXT['too-many-connections-from-ip']);
     }
   }
 
@@ -858,8 +871,7 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
       if (conn.closing) continue;
       if (now - conn.lastMessageAt >= this.options.idleTimeoutMs) {
         this.metrics.reject('idle-timeout');
-        conn.closing = true;
-        conn.socket.close(CLOSE_NORMAL, FAILURE_TEXT['idle-timeout']);
+        this.closeConnection(conn, CLOSE_NORMAL, FAILURE_TEXT['idle-timeout']);
         continue;
       }
       if (now - conn.lastPingAt < this.options.heartbeatIntervalMs) continue;

@@ -31,6 +31,12 @@ export class AddressBudget extends TokenBucket {
   remoteAt = 0;
   /** Connections this instance still has to close because the address is over its connection limit everywhere. */
   excess = 0;
+  /**
+   * Connections the address opened here since its last share: only these are closed when it turns
+   * out over its limit over all instances, so an instance never closes an older connection because
+   * the address grew elsewhere (the instance where it grew closes the new ones).
+   */
+  openedSinceShare = 0;
 
   constructor(
     readonly key: string,

@@ -346,7 +346,10 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
     const { maxMessagesPerWindowPerIp, rateWindowMs } = this.options;
     if (!address) this.addresses.set(key, (address = new AddressBudget(key, (maxMessagesPerWindowPerIp * 1000) / rateWindowMs, maxMessagesPerWindowPerIp, this.options.now)));
     address.connections++;
-    if (this.cluster) this.unshared.add(address);
+    if (this.cluster) {
+      address.openedSinceShare++;
+      this.unshared.add(address);
+    }
     const conn: Connection = {
       socket,
       ip,
@@ -783,15 +786,19 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
       if (batch.length >= MAX_ADDRESSES_PER_SHARE) break;
     }
     const usage: AddressUsage[] = batch.map((a) => ({ address: a.key, connections: a.connections, spent: a.unshared }));
+    const opened = batch.map((a) => a.openedSinceShare);
     // Counted from now on: what arrives while the share is on its way goes into the next one.
-    for (const address of batch) address.unshared = 0;
+    for (const address of batch) {
+      address.unshared = 0;
+      address.openedSinceShare = 0;
+    }
     const startedAt = (this.shareStartedAt = performance.now());
     cluster.shareAddresses(usage).then(
       (shared) => {
         this.shareStartedAt = undefined;
         this.metrics.addressShares++;
         if (performance.now() - startedAt <= ADDRESS_SHARE_TIMEOUT_MS) this.limitsShared();
-        this.applyShared(batch, shared);
+        this.applyShared(batch, shared, opened);
       },
       (error: unknown) => {
         // The counts of this batch stay this instance's own: limits are local until Redis answers.
@@ -802,7 +809,7 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
     );
   }
 
-  private applyShared(batch: AddressBudget[], shared: SharedAddressUse[]): void {
+  private applyShared(batch: AddressBudget[], shared: SharedAddressUse[], opened: number[]): void {
     const now = this.options.now();
     const max = this.options.maxConnectionsPerIp;
     let over = false;
@@ -813,10 +820,11 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
       this.applyLevel(address, use.tokens, use.version);
       address.remoteConnections = use.otherConnections;
       address.remoteAt = now;
-      // Over the limit over all instances: the instance that sees it closes the surplus it holds.
-      // Two instances seeing it at once may both close, which only ever costs that address.
+      // Over the limit over all instances: the instance where the address opened connections since
+      // its last share closes the surplus among those. Two instances where it grew at once may
+      // both close, which only ever costs that address new connections.
       const surplus = address.connections + use.otherConnections - max;
-      address.excess = surplus > 0 ? Math.min(surplus, address.connections) : 0;
+      address.excess = surplus > 0 ? Math.min(surplus, opened[i] ?? 0, address.connections) : 0;
       if (address.excess > 0) over = true;
     }
     if (!over) return;

@@ -362,6 +362,11 @@ export class Peer {
     this.#send({ type: 'lost', asset, piece });
   }
 
+  /** Tells the peer our manifest now lists `asset`, a new live segment (see the `listed` message). */
+  announceListed(asset: string): void {
+    this.#send({ type: 'listed', asset });
+  }
+
   has(asset: string, piece: number): boolean {
     return this.#have.get(asset)?.has(piece) ?? false;
   }
@@ -537,6 +542,11 @@ export class Peer {
         if (this.#reading.size > MAX_READING_HEADS) this.#reading.delete(this.#reading.keys().next().value!);
         return this.#handlers.onHave(this);
       }
+      case 'listed':
+        // Only news for us when our manifest lacks the asset: parked like a have, the swarm is told
+        // once per asset and peer (the orchestrator reloads the manifest from the origin).
+        if (this.#handlers.pieceCount(message.asset) === undefined) this.#park(message.asset);
+        return;
       case 'lost': {
         const bits = this.#have.get(message.asset);
         if (!bits?.has(message.piece)) return;

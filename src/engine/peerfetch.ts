@@ -1,5 +1,5 @@
 import { PeerfetchError } from '../shared/errors.js';
-import { parseAsset, parseManifest, type Manifest, type ManifestAsset } from '../shared/manifest.js';
+import { isOlderLiveVersion, parseAsset, parseManifest, type Manifest, type ManifestAsset } from '../shared/manifest.js';
 import type { PieceAnswer, WorkerToPage } from '../shared/bridge-messages.js';
 import { randomPeerId, swarmInfoHash } from '../shared/swarm-id.js';
 import { TypedEventTarget } from '../shared/typed-events.js';
@@ -12,7 +12,7 @@ import { ReachabilityMonitor, type UnreachableDetail } from './reachability.js';
 import { PieceSources, StatsCounters, type PeerfetchStats } from './stats.js';
 import { SwLink } from './sw-link.js';
 import { MediaTakeovers } from './media-takeover.js';
-import { bufferedAheadMs, playbackDeadlineMs } from './playback-slack.js';
+import { bufferedAheadMs, liveReserveMs, playbackDeadlineMs } from './playback-slack.js';
 import { Scheduler } from './scheduler.js';
 import { Swarm } from './swarm.js';
 import { TrackerClient } from './tracker-client.js';
@@ -20,9 +20,11 @@ import { TrackerClient } from './tracker-client.js';
 /** How often (ms) the `stats` event fires: smooth enough for a live panel, cheap enough to ignore. */
 const STATS_INTERVAL_MS = 1000;
 /**
- * Least time (ms) between two manifest reloads asked for by peers holding assets we do not know.
- * At a live edge every member announces the newest segment within a few hundred ms: one reload
- * catches up with all of them, and a peer announcing made-up assets costs at most 4 requests a second.
+ * Least time (ms) between two manifest reloads asked for by peers that hold or list assets we do
+ * not know. At a live edge every member announces the newest segment within a few hundred ms: one
+ * reload catches up with all of them, and a peer announcing made-up assets costs at most 4
+ * requests a second. A reload asked for sooner happens when the interval ends (the news may be
+ * newer than the reload under way).
  */
 const UNKNOWN_ASSET_RELOAD_MS = 250;
 /**
@@ -81,6 +83,8 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
   #manifestUpdates: Promise<void> = Promise.resolve();
   /** When the last reload for an unknown asset started (see UNKNOWN_ASSET_RELOAD_MS). */
   #unknownAssetReloadAt = 0;
+  /** A reload for an unknown asset waiting for the interval to end. */
+  #unknownAssetReload: ReturnType<typeof setTimeout> | undefined;
   /** Aborted by destroy(): cancels a pending leadership request. */
   readonly #lifetime = new AbortController();
   #releaseLeadership: (() => void) | undefined;
@@ -221,8 +225,11 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       }
       const swarm = this.#swarm;
       if (this.#destroyed || !swarm) return;
+      // The worker's reload and our own may finish out of order: never step back.
+      if (this.#manifest && isOlderLiveVersion(manifest, this.#manifest)) return;
       const { added, removed } = await swarm.setManifest({ ...manifest, assets: this.#known(manifest) });
       if (this.#destroyed) return;
+      if (added.length > 0) this.#log?.(`manifest lists ${added.map((asset) => asset.href).join(', ')}`);
       this.#manifest = manifest;
       this.#scheduler?.setManifest(manifest);
       for (const asset of added) this.#sources.track(asset.id, asset.href, asset.pieces.length, swarm.held(asset.id));
@@ -235,16 +242,25 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     return this.#manifestUpdates;
   }
 
-  /** A peer holds an asset we do not know: with a live stream playing, our manifest is behind. */
+  /**
+   * A peer holds or lists an asset we do not know: with a live stream playing, our manifest is
+   * behind. It is fetched again from the origin (what peers say is never used but as this hint).
+   */
   #onUnknownAsset(): void {
     const live = this.#manifest?.live.some((stream) => !stream.ended);
-    const now = Date.now();
-    if (!live || now - this.#unknownAssetReloadAt < UNKNOWN_ASSET_RELOAD_MS) return;
-    this.#unknownAssetReloadAt = now;
-    void this.#fetchManifestJson().then(
-      ({ json, url }) => this.#followManifest(json, url),
-      () => {},
-    );
+    if (!live || this.#unknownAssetReload !== undefined || this.#destroyed) return;
+    const reload = () => {
+      this.#unknownAssetReload = undefined;
+      if (this.#destroyed) return;
+      this.#unknownAssetReloadAt = Date.now();
+      void this.#fetchManifestJson().then(
+        ({ json, url }) => this.#followManifest(json, url),
+        () => {},
+      );
+    };
+    const waitMs = this.#unknownAssetReloadAt + UNKNOWN_ASSET_RELOAD_MS - Date.now();
+    if (waitMs <= 0) return reload();
+    this.#unknownAssetReload = setTimeout(reload, waitMs);
   }
 
   /** Leaves the swarm, closes every connection and stops all events. Idempotent. */
@@ -253,6 +269,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     this.#finalStats = this.getStats();
     this.#destroyed = true;
     clearInterval(this.#statsTimer);
+    clearTimeout(this.#unknownAssetReload);
     for (const tracker of this.#trackers) tracker.destroy();
     this.#trackers = [];
     this.#scheduler?.stop();
@@ -292,7 +309,10 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       swarm,
       // Before joining a swarm (or with P2P off) this page is its own swarm of one.
       selfId: () => this.#peerId,
-      prefetchFromOrigin: (asset, piece) => this.#link.prefetch(asset.id, piece),
+      prefetchFromOrigin: (asset, piece) => {
+        this.#log?.(`piece ${piece} of ${asset.href}: fetching it from the origin for the swarm`);
+        this.#link.prefetch(asset.id, piece);
+      },
       resolve: (href) => this.#link.resolve(href),
     });
     this.#link.listen();
@@ -490,7 +510,8 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       if (!asset || this.#destroyed) return { type: 'piece-miss', reason: 'unknown-asset' };
     }
     // A piece read far ahead of a playing player may wait longer for peers on slow lines.
-    const deadlineMs = playbackDeadlineMs(request.deadlineMs, request.maxDeadlineMs, typeof document === 'undefined' ? undefined : bufferedAheadMs(document.querySelectorAll<HTMLMediaElement>('video, audio')));
+    const aheadMs = typeof document === 'undefined' ? undefined : bufferedAheadMs(document.querySelectorAll<HTMLMediaElement>('video, audio'));
+    const deadlineMs = playbackDeadlineMs(request.deadlineMs, request.maxDeadlineMs, aheadMs, asset.live && liveReserveMs(asset.live.segmentMs));
     const result = await scheduler.answer(asset, request.piece, deadlineMs, request.first, signal);
     if (result.ok) {
       const data = result.data.buffer.slice(result.data.byteOffset, result.data.byteOffset + result.data.byteLength) as ArrayBuffer;

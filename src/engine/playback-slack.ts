@@ -14,6 +14,18 @@ export const PLAYBACK_RESERVE_MS = 4000;
  */
 export const ORIGIN_RESCUE_MS = 2000;
 
+/**
+ * Buffer (ms of play time) a playing live player must keep when a piece of a live stream waits for
+ * peers: one segment's play time. If the peers fail at the deadline, the origin sends the rest of
+ * the segment within it (a 2 s segment at 1.2 Mbit/s is 300 KB, 0.8 s at 3 Mbit/s). Smaller than
+ * PLAYBACK_RESERVE_MS because a live player sits a few segments behind the edge and never has more
+ * buffered (hls.js: 4-6 s when a new segment appears), so the on-demand reserve would leave it no
+ * more than the plain live deadline.
+ */
+export function liveReserveMs(segmentMs: number): number {
+  return Math.min(PLAYBACK_RESERVE_MS, segmentMs);
+}
+
 /** What this needs of a media element (HTMLMediaElement has it; tests pass plain objects). */
 export interface PlayingMedia {
   paused: boolean;
@@ -49,16 +61,17 @@ export function bufferedAheadMs(media: Iterable<PlayingMedia>): number | undefin
 
 /**
  * The deadline (ms) for a piece the SW allows up to `maxMs` for: what the player's buffer spares
- * beyond the reserve; the SW's plain `deadlineMs` when that is less, as long as the buffer holds
- * it and ORIGIN_RESCUE_MS more; less (down to 0) when the buffer is shorter.
+ * beyond the reserve (`reserveMs`; a live stream's is liveReserveMs); the SW's plain `deadlineMs`
+ * when that is less, as long as the buffer holds it and ORIGIN_RESCUE_MS more; less (down to 0)
+ * when the buffer is shorter.
  *
  * @example
  * playbackDeadlineMs(4000, 8000, 20_000) // 8000: 20 s buffered, 16 s to spare, capped
  * playbackDeadlineMs(4000, 8000, 7_000)  // 4000: only 3 s to spare, the plain deadline
  * playbackDeadlineMs(4000, 8000, 3_000)  // 1000: 3 s buffered, 2 s of it left to the origin
  */
-export function playbackDeadlineMs(deadlineMs: number, maxMs: number | undefined, aheadMs: number | undefined): number {
+export function playbackDeadlineMs(deadlineMs: number, maxMs: number | undefined, aheadMs: number | undefined, reserveMs = PLAYBACK_RESERVE_MS): number {
   if (maxMs === undefined || aheadMs === undefined) return deadlineMs;
   const shortBuffer = Math.max(0, Math.min(deadlineMs, aheadMs - ORIGIN_RESCUE_MS));
-  return Math.round(Math.min(maxMs, Math.max(shortBuffer, aheadMs - PLAYBACK_RESERVE_MS)));
+  return Math.round(Math.min(maxMs, Math.max(shortBuffer, aheadMs - reserveMs)));
 }

@@ -31,6 +31,17 @@ const PEER_PREFETCH_TIMEOUT_MS = 10_000;
  * rescues the piece in time when that member is slow or gone.
  */
 const OWNER_WAIT_MS = 2000;
+/**
+ * Least time (ms) a live piece keeps of its deadline for the transfer from its assigned member,
+ * when it waits for that member to announce it; more when that member's line is expected to take
+ * longer (its measured rate). A 256 KiB piece crosses a data channel in about 50 ms here (5 MB/s),
+ * and one not finished at the deadline is handed over part way, the origin sending the rest.
+ * A live piece waits for the rest of its deadline, not half of it: at the edge the member fetches
+ * the piece from the origin while the others ask for it (each learns of a new segment within
+ * milliseconds of the first, see the `listed` message), and an origin at 3 Mbit/s needs 0.7 s for
+ * a 256 KiB piece, more than half the plain 1 s live deadline.
+ */
+const LIVE_TRANSFER_MS = 300;
 /** An origin prefetch not reported back within this time (ms) is given up, freeing its slot. */
 const ORIGIN_PREFETCH_TIMEOUT_MS = 20_000;
 /**
@@ -97,8 +108,8 @@ export class Scheduler {
   readonly #byHref = new Map<string, ManifestAsset>();
   /** URLs asked of the SW (see SchedulerComponents.resolve), once each. */
   readonly #resolving = new Set<string>();
-  /** Origin prefetches asked of the SW and not yet reported back, with the time they were asked. */
-  readonly #originRequested = new Map<string, number>();
+  /** Origin prefetches asked of the SW and not yet reported back, by `asset/piece`. */
+  readonly #originRequested = new Map<string, { assetId: string; piece: number; at: number }>();
   #peerPrefetches = 0;
   #scheduled = false;
   #stopped = false;
@@ -214,7 +225,8 @@ export class Scheduler {
     if (canWait) {
       // Another member that wants this piece is assigned it and is probably fetching it from the origin now.
       const claimedBefore = swarm.availability(asset.id, piece) > 0;
-      const waitMs = Math.min(OWNER_WAIT_MS, deadlineMs / 2);
+      const transferMs = Math.max(LIVE_TRANSFER_MS, (owner && swarm.deliveryMs(owner, asset.id, piece, deadlineMs)) || 0);
+      const waitMs = asset.live ? Math.max(0, deadlineMs - (this.#now() - started) - transferMs) : Math.min(OWNER_WAIT_MS, deadlineMs / 2);
       if (!(await swarm.waitForHave(asset.id, piece, waitMs, signal))) return { ok: false, reason: 'no-peer' };
       // A member that announced the piece while we waited (it fetched it from the origin as
       // assigned) is asked for it even before it earned trust: in a flash crowd that is how the
@@ -347,11 +359,16 @@ export class Scheduler {
   #requestFromOrigin(asset: ManifestAsset, piece: number): void {
     const key = `${asset.id}/${piece}`;
     const now = this.#now();
-    for (const [pending, askedAt] of this.#originRequested) {
-      if (now - askedAt > ORIGIN_PREFETCH_TIMEOUT_MS) this.#originRequested.delete(pending);
+    const { swarm } = this.#components;
+    for (const [pending, { assetId, piece: pendingPiece, at }] of this.#originRequested) {
+      // A piece that arrived otherwise (from a peer, or the player's own request) frees its slot:
+      // the SW reports nothing for a prefetch the store already answers, and a slot held until
+      // the timeout stopped this member fetching what it was assigned (live bench: 15 s without
+      // an origin prefetch while its pieces went to the origin once per viewer).
+      if (now - at > ORIGIN_PREFETCH_TIMEOUT_MS || swarm.holds(assetId, pendingPiece) || swarm.asset(assetId) === undefined) this.#originRequested.delete(pending);
     }
     if (this.#originRequested.has(key) || this.#originRequested.size >= MAX_ORIGIN_PREFETCHES) return;
-    this.#originRequested.set(key, now);
+    this.#originRequested.set(key, { assetId: asset.id, piece, at: now });
     this.#components.prefetchFromOrigin(asset, piece);
   }
 

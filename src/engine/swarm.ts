@@ -151,7 +151,8 @@ export class Swarm {
   /**
    * Follows a new version of the manifest (a live stream moved): new assets are held as far as
    * the store has them and peers' haves for them are taken; assets that left are forgotten here
-   * and by every peer. Returns the ids that came and went.
+   * and by every peer; peers are told of new live segments (see the `listed` message). Returns
+   * the ids that came and went.
    */
   async setManifest(manifest: Manifest): Promise<{ added: ManifestAsset[]; removed: string[] }> {
     const assets = new Map(manifest.assets.map((asset) => [asset.id, asset]));
@@ -163,6 +164,11 @@ export class Swarm {
       this.#have.delete(id);
       for (const peer of this.peers.values()) peer.forget(id);
     }
+    // A new live segment: peers whose manifest lags learn now that the origin lists it (they fetch
+    // the manifest themselves), so its pieces' assigned members start fetching them at once. Each
+    // member tells its peers once per segment, so the news spreads through a swarm that is not
+    // fully connected too.
+    for (const asset of added) if (asset.live) for (const peer of this.peers.values()) peer.announceListed(asset.id);
     for (const asset of added) {
       await this.#loadHaveOf(asset);
       for (const peer of this.peers.values()) peer.adopt(asset.id);
@@ -389,6 +395,18 @@ export class Swarm {
     if (!asset) return false;
     const span = pieceSpan(piece, asset.size, asset.pieceSize);
     return this.#holders(assetId, piece, new Set(), urgent).some((peer) => peer.expectedDelay(span.end - span.start, urgencyMs) * 1000 <= ms);
+  }
+
+  /**
+   * Time (ms) `peerId` is expected to take to deliver `piece` of `assetId` once it holds it, after
+   * what it has to send us as urgently (see Peer.expectedDelay); undefined for a peer not connected.
+   */
+  deliveryMs(peerId: string, assetId: string, piece: number, urgencyMs: number): number | undefined {
+    const peer = this.peers.get(peerId);
+    const asset = this.#assets.get(assetId);
+    if (!peer || !asset) return undefined;
+    const span = pieceSpan(piece, asset.size, asset.pieceSize);
+    return peer.expectedDelay(span.end - span.start, urgencyMs) * 1000;
   }
 
   /** Whether a peer download of `piece` is in progress. */

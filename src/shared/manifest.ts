@@ -401,3 +401,31 @@ export function streamKey(asset: Pick<ManifestAsset, 'href' | 'contentType'>): s
   const folderEnd = path.lastIndexOf('/') + 1;
   return `${path.slice(0, folderEnd)}${path.slice(folderEnd).replace(SEGMENT_NUMBER, '')}|${asset.contentType}`;
 }
+
+/**
+ * Whether `candidate` is an older version of `current`, a live manifest: a live stream's newest
+ * segment in `candidate` is one `current` lists too, and `current` reaches a later segment (its
+ * `index`, the sequence number) or has ended there while `candidate` has not. Versions of a live
+ * manifest come from several fetches (the worker's and the page's own) that may finish out of
+ * order; applying an older one after a newer one would drop the newest segment and the pieces
+ * stored of it. A stream that restarted (new segments, numbered from 0 again) is not older.
+ *
+ * @example
+ * isOlderLiveVersion(manifestListingSegments0to5, manifestListingSegments1to6) // true
+ */
+export function isOlderLiveVersion(candidate: Manifest, current: Manifest): boolean {
+  const newest = (manifest: Manifest, playlistHref: string) => {
+    let found: ManifestAsset | undefined;
+    for (const asset of manifest.assets) if (asset.live?.playlistHref === playlistHref && (!found || asset.index > found.index)) found = asset;
+    return found;
+  };
+  const known = new Set(current.assets.map((asset) => asset.id));
+  for (const stream of current.live) {
+    const other = candidate.live.find((candidateStream) => candidateStream.playlistHref === stream.playlistHref);
+    const theirs = other && newest(candidate, stream.playlistHref);
+    const ours = newest(current, stream.playlistHref);
+    if (!other || !theirs || !ours || !known.has(theirs.id)) continue;
+    if (theirs.index < ours.index || (stream.ended && !other.ended)) return true;
+  }
+  return false;
+}

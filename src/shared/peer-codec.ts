@@ -68,6 +68,11 @@ export function decodePeerMessage(frame: Uint8Array): PeerMessage {
       if (!isAssetId(asset) || !isIndex(piece)) throw bad(`invalid ${type}`);
       return { type, asset, piece };
     }
+    case 'listed': {
+      const { asset } = header;
+      if (!isAssetId(asset)) throw bad('invalid listed');
+      return { type, asset };
+    }
     case 'request': {
       const { id, asset, piece, from, deadlineMs } = header;
       if (!isIndex(id) || !isAssetId(asset) || !isIndex(piece)) {

@@ -6,7 +6,8 @@ import type { Holdings } from './holdings.js';
  * pull-based: a peer asks for one piece, the other answers it in chunks or rejects it.
  * Version 3: the hello lists only what the sender holds, in binary runs (version 2 sent a hex
  * bitfield for every asset of the manifest, which passed the 64 KiB header limit at a few
- * thousand assets, so no connection of a large site ever got past its hello).
+ * thousand assets, so no connection of a large site ever got past its hello); `reading` and
+ * `listed` are new in it.
  */
 export const PEER_PROTOCOL_VERSION = 3;
 
@@ -44,6 +45,14 @@ export type PeerMessage =
   | { type: 'reading'; asset: string; piece: number }
   /** The sender no longer holds `piece` of `asset` (its store evicted or cleared it). */
   | { type: 'lost'; asset: string; piece: number }
+  /**
+   * The sender's manifest, as its origin published it, now lists `asset`: a new segment of a live
+   * stream. A hint and nothing more: a receiver whose manifest does not list it fetches the
+   * manifest again from its origin (the only source of the hashes it uses), so the member assigned
+   * to fetch the segment's pieces from the origin starts at once instead of at its own next
+   * playlist reload. Since version 3.
+   */
+  | { type: 'listed'; asset: string }
   /**
    * Ask for one piece; `id` is chosen by the requester and unique per channel. `from`: send the
    * piece from this byte on (the requester already has the bytes before it, from another peer).

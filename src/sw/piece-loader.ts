@@ -29,6 +29,17 @@ export function liveDeadlineMs(live: ManifestLive): number {
   return Math.min(PEER_DEADLINE_MS, Math.max(FIRST_PIECE_DEADLINE_MS, live.segmentMs / 2));
 }
 /**
+ * Longest deadline (ms) of a live piece whose player has buffered ahead: one segment's play time,
+ * never more than PEER_DEADLINE_MS. The page's engine gives it what the buffer spares beyond one
+ * segment's play time (engine/playback-slack.ts, liveReserveMs). hls.js plays three segments
+ * behind the edge, so it has 4-6 s buffered when a new segment appears: a piece of it may wait
+ * 2 s for the member fetching it from the origin (0.7 s for 256 KiB at 3 Mbit/s, after it learnt
+ * of the segment), where the plain live deadline let it wait 0.7 s.
+ */
+export function liveMaxDeadlineMs(live: ManifestLive): number {
+  return Math.min(PEER_DEADLINE_MS, Math.max(liveDeadlineMs(live), live.segmentMs));
+}
+/**
  * Longest deadline (ms) of an on-demand piece whose player has buffered far ahead: the page's
  * engine waits for peers up to its buffer minus a reserve (engine/playback-slack.ts), never longer
  * than this. A peer on a home line 1.7x the video's bitrate (2 Mbit/s for 1.2 Mbit/s) sends a
@@ -106,8 +117,8 @@ export class PieceSources {
         return stored;
       }
       const deadlineMs = first ? FIRST_PIECE_DEADLINE_MS : asset.live ? liveDeadlineMs(asset.live) : PEER_DEADLINE_MS;
-      // A piece read ahead of an on-demand stream may wait longer when the player has buffered enough.
-      const maxDeadlineMs = first || asset.live ? undefined : PLAYBACK_MAX_DEADLINE_MS;
+      // A piece read ahead may wait longer when the player has buffered enough.
+      const maxDeadlineMs = first ? undefined : asset.live ? liveMaxDeadlineMs(asset.live) : PLAYBACK_MAX_DEADLINE_MS;
       const delivery = await this.#components
         .fromPeers(clientId, asset, piece, { deadlineMs, maxDeadlineMs, first, signal })
         .catch(() => undefined);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { findAsset, findLiveStream, parseManifest, splitSignedUrl, streamKey, withSignature, type ManifestJson } from '../../src/shared/manifest.js';
+import { findAsset, findLiveStream, isOlderLiveVersion, parseManifest, splitSignedUrl, streamKey, withSignature, type ManifestJson } from '../../src/shared/manifest.js';
 import { sha256Hex, verifyPiece } from '../../src/shared/integrity.js';
 import { isPeerfetchError } from '../../src/shared/errors.js';
 import { binaryToHex } from '../../src/shared/hex.js';
@@ -235,5 +235,42 @@ describe('streamKey: which assets are played one after another', () => {
 
   it('keeps files of other types apart', () => {
     expect(key('/hls/seg1.ts')).not.toBe(key('/hls/seg1.aac', 'audio/aac'));
+  });
+});
+
+describe('isOlderLiveVersion: versions of a live manifest from fetches that finish out of order', () => {
+  /** A live manifest listing segments `from`..`to` of /live/ (sequence numbers; `run` tells a restarted stream's bytes), maybe ended. */
+  const version = (from: number, to: number, ended = false, run = 'a') =>
+    parseManifest(
+      {
+        version: 1,
+        live: [{ playlist: '/live/index.m3u8', segmentMs: 2000, windowMs: 6000, ended }],
+        assets: Array.from({ length: to - from + 1 }, (_, i) => ({ url: `/live/seg-${from + i}.ts`, size: 10, contentType: 'video/mp2t', pieceSize: 16_384, pieces: [`${run}${from + i}`.padStart(64, '0')], sequence: from + i })),
+      },
+      'https://site.example/peerfetch-manifest.json',
+    );
+
+  it.each([
+    ['the window one segment behind', [0, 2], [1, 3], true],
+    ['the same version', [1, 3], [1, 3], false],
+    ['a newer version', [2, 4], [1, 3], false],
+    ['a growing window behind (the stream just began)', [0, 1], [0, 2], true],
+  ] as const)('%s', async (_name, [from, to], [currentFrom, currentTo], older) => {
+    expect(isOlderLiveVersion(await version(from, to), await version(currentFrom, currentTo))).toBe(older);
+  });
+
+  it('the version before the stream ended is older than the ended one, not the other way round', async () => {
+    expect(isOlderLiveVersion(await version(1, 3), await version(1, 3, true))).toBe(true);
+    expect(isOlderLiveVersion(await version(1, 3, true), await version(1, 3))).toBe(false);
+  });
+
+  it('a stream that restarted (its segments numbered from 0 again) is not older', async () => {
+    expect(isOlderLiveVersion(await version(0, 1, false, 'b'), await version(7, 9))).toBe(false);
+  });
+
+  it('a manifest of another stream, or of on-demand files only, is never older', async () => {
+    const onDemand = await parseManifest({ version: 1, assets: [] }, 'https://site.example/peerfetch-manifest.json');
+    expect(isOlderLiveVersion(onDemand, await version(1, 3))).toBe(false);
+    expect(isOlderLiveVersion(await version(1, 3), onDemand)).toBe(false);
   });
 });

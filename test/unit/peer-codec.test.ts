@@ -15,6 +15,7 @@ describe('peer codec', () => {
     { type: 'request', id: 7, asset: ASSET, piece: 0 },
     { type: 'request', id: 8, asset: ASSET, piece: 2, from: 32768, deadlineMs: 4000 },
     { type: 'lost', asset: ASSET, piece: 3 },
+    { type: 'listed', asset: ASSET },
     { type: 'cancel', id: 7 },
     { type: 'chunk', id: 7, offset: 16384, total: 40000, data: new Uint8Array([1, 2, 3]) },
     { type: 'reject', id: 7, reason: 'not-found' },
@@ -42,6 +43,7 @@ describe('peer codec', () => {
     ['a reading without a piece', header({ type: 'reading', asset: ASSET })],
     ['a reject with an unknown reason', header({ type: 'reject', id: 1, reason: 'nope' })],
     ['a lost without a piece', header({ type: 'lost', asset: ASSET })],
+    ['a listed with a bad asset id', header({ type: 'listed', asset: '../x' })],
     ['a request starting at a negative byte', header({ type: 'request', id: 1, asset: ASSET, piece: 1, from: -5 })],
     ['a request with a fractional deadline', header({ type: 'request', id: 1, asset: ASSET, piece: 1, deadlineMs: 0.5 })],
   ])('rejects %s with codec-invalid', (_name, frame) => {

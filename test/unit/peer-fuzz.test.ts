@@ -81,7 +81,10 @@ function plausibleMessage({ int, pick, random, bytes }: Tools): PeerMessage {
     case 6: return { type: 'reject', id: int(OUR_REQUESTS + 2), reason: pick(['not-found', 'busy'] as const) };
     default: {
       const other = Array.from({ length: 16 }, () => '0123456789abcdef'[int(16)]).join('');
-      return random() < 0.5 ? { type: 'have', asset: other, piece: int(5000) } : { type: 'reading', asset: random() < 0.5 ? ASSET : other, piece: int(5000) };
+      const draw = random();
+      if (draw < 0.4) return { type: 'have', asset: other, piece: int(5000) };
+      if (draw < 0.8) return { type: 'reading', asset: random() < 0.5 ? ASSET : other, piece: int(5000) };
+      return { type: 'listed', asset: random() < 0.5 ? ASSET : other };
     }
   }
 }

@@ -72,6 +72,27 @@ describe('Peer protocol', () => {
     expect(leecher.has(LATER, 1)).toBe(false);
   });
 
+  it('a peer listing a segment our manifest lacks (a new live segment) asks the engine, once, to reload it; one we know changes nothing', async () => {
+    const LATER = 'fedcba9876543210';
+    const unknown: string[] = [];
+    const [leecherEnd, seederEnd] = channelPair();
+    const leecher = new Peer('seeder', fakeConnection(), leecherEnd as unknown as RTCDataChannel, handlers(new Map(), {
+      onUnknownAsset: (_peer, asset) => unknown.push(asset),
+    }));
+    const seeder = new Peer('leecher', fakeConnection(), seederEnd as unknown as RTCDataChannel, handlers(new Map()));
+    seeder.hello(new Map());
+    seeder.announceListed(ASSET); // our manifest lists it already
+    seeder.announceListed(LATER);
+    seeder.announceListed(LATER); // every member announces a new segment: repeats cost nothing
+    seeder.announceHave(ASSET, 2);
+    await vi.waitFor(() => expect(leecher.has(ASSET, 2)).toBe(true)); // every earlier message has arrived
+    expect(unknown).toEqual([LATER]);
+    // Listing is no have: the peer is not asked for pieces it did not say it holds.
+    leecher.adopt(LATER);
+    expect(leecher.has(LATER, 0)).toBe(false);
+    expect(leecher.closed).toBe(false);
+  });
+
   it('parks haves of a bounded number of unknown assets, the oldest dropped first', async () => {
     const unknown: string[] = [];
     const { seeder, leecher } = (() => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bufferedAheadMs, ORIGIN_RESCUE_MS, playbackDeadlineMs, PLAYBACK_RESERVE_MS, type PlayingMedia } from '../../src/engine/playback-slack.js';
+import { bufferedAheadMs, liveReserveMs, ORIGIN_RESCUE_MS, playbackDeadlineMs, PLAYBACK_RESERVE_MS, type PlayingMedia } from '../../src/engine/playback-slack.js';
 
 /** A media element's state as the engine reads it: buffered ranges in seconds. */
 function media(currentTime: number, ranges: [number, number][], state: Partial<PlayingMedia> = {}): PlayingMedia {
@@ -48,6 +48,18 @@ describe('playbackDeadlineMs', () => {
     expect(playbackDeadlineMs(4000, 8000, ORIGIN_RESCUE_MS + 1500)).toBe(1500);
     expect(playbackDeadlineMs(4000, 8000, ORIGIN_RESCUE_MS - 500)).toBe(0);
     expect(playbackDeadlineMs(4000, 8000, 0)).toBe(0);
+  });
+
+  it('a live piece keeps one segment of buffer in reserve, not the on-demand reserve', () => {
+    // hls.js at the edge of a stream of 2 s segments: 5 s buffered when a new segment appears.
+    expect(liveReserveMs(2000)).toBe(2000);
+    expect(playbackDeadlineMs(1000, 2000, 5000, liveReserveMs(2000))).toBe(2000);
+    // A short buffer still leaves the origin its rescue time.
+    expect(playbackDeadlineMs(1000, 2000, 2500, liveReserveMs(2000))).toBe(2500 - ORIGIN_RESCUE_MS);
+    // The on-demand reserve would leave it the plain live deadline.
+    expect(playbackDeadlineMs(1000, 2000, 5000)).toBe(1000);
+    // Long segments keep at most the on-demand reserve.
+    expect(liveReserveMs(10_000)).toBe(PLAYBACK_RESERVE_MS);
   });
 
   it('keeps the plain deadline when the SW allows no more or nothing plays', () => {

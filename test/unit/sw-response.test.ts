@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { assetResponse } from '../../src/sw/asset-response.js';
-import { PieceSources } from '../../src/sw/piece-loader.js';
+import { FIRST_PIECE_DEADLINE_MS, PieceSources } from '../../src/sw/piece-loader.js';
 import { parseManifest, type ManifestAsset } from '../../src/shared/manifest.js';
 import { sha256Hex } from '../../src/shared/integrity.js';
 import { MemoryPieceStore } from '../../src/store/piece-store.js';
@@ -244,6 +244,30 @@ describe('PieceSources and HLS segments', () => {
     await play(1);
     await play(3);
     expect(firsts).toEqual([true, false, true]);
+  });
+
+  it('a live piece read ahead may wait up to one segment for peers when the player has buffered enough; a first piece only the first-piece deadline', async () => {
+    const pieces = [await sha256Hex(fromBytes(0))];
+    const segment = (name: string) => ({ url: `/live/${name}`, size: PIECE, contentType: 'video/mp2t', pieceSize: PIECE, pieces });
+    const manifest = await parseManifest(
+      { version: 1, live: [{ playlist: '/live/index.m3u8', segmentMs: 2000, windowMs: 12_000 }], assets: [segment('seg-7.ts'), segment('seg-8.ts')] },
+      'https://site.example/peerfetch-manifest.json',
+    );
+    const asked: { deadlineMs: number; maxDeadlineMs: number | undefined }[] = [];
+    const sources = new PieceSources({
+      store: undefined,
+      fromPeers: async (_client, _asset, _piece, { deadlineMs, maxDeadlineMs }) => (asked.push({ deadlineMs, maxDeadlineMs }), { data: fromBytes(0), byOtherPage: false }),
+      fromOrigin: async () => new GrowingPiece(0),
+      notify: () => {},
+      onStaleManifest: () => {},
+    });
+    const play = (index: number) => sources.loaderFor(manifest.assets[index]!, 'page-1')(0, new AbortController().signal, true);
+    await play(0);
+    await play(1);
+    expect(asked).toEqual([
+      { deadlineMs: FIRST_PIECE_DEADLINE_MS, maxDeadlineMs: undefined },
+      { deadlineMs: 1000, maxDeadlineMs: 2000 },
+    ]);
   });
 });
 

@@ -389,3 +389,40 @@ describe('Swarm: a stalling peer is remembered', () => {
     swarm.destroy();
   });
 });
+
+describe('Swarm: live segments', () => {
+  /** A live manifest listing segments `from`..`to` (sequence numbers; segment n holds pieceBytes(n)) and one on-demand file. */
+  async function liveManifest(from: number, to: number, onDemandPiece = 0): Promise<Manifest> {
+    const segments = [];
+    for (let n = from; n <= to; n++) {
+      segments.push({ url: `/live/seg-${n}.ts`, size: PIECE, contentType: 'video/mp2t', pieceSize: PIECE, pieces: [await sha256Hex(pieceBytes(n))], sequence: n });
+    }
+    const onDemand = { url: `/v${onDemandPiece}.mp4`, size: PIECE, contentType: 'video/mp4', pieceSize: PIECE, pieces: [await sha256Hex(pieceBytes(onDemandPiece).reverse())] };
+    return parseManifest(
+      { version: 1, live: [{ playlist: '/live/index.m3u8', segmentMs: 2000, windowMs: 4000 }], assets: [...segments, onDemand] },
+      'https://site.example/peerfetch-manifest.json',
+    );
+  }
+
+  it('tells every peer, once, of each new live segment its manifest lists (not of on-demand files, nor of segments that left)', async () => {
+    const first = await liveManifest(0, 1);
+    const swarm = new Swarm(first, new MemoryPieceStore(), { ...noCallbacks, onUnknownAsset() {} });
+    await swarm.loadHave();
+    const ends = ['a', 'b'].map((name) => {
+      const [swarmEnd, remoteEnd] = channelPair();
+      new Peer('us', fakeConnection(), remoteEnd as unknown as RTCDataChannel, { ...remoteHandlers(new Map()), onUnknownAsset() {} });
+      swarm.addPeer(name, fakeConnection(), swarmEnd as unknown as RTCDataChannel);
+      return swarmEnd;
+    });
+    const listed = (end: FakeChannel) => end.sent.filter((message) => message.type === 'listed').map((message) => (message as { asset: string }).asset);
+
+    const next = await liveManifest(1, 2, 3); // segment 2 came, segment 0 left; the on-demand file changed too
+    await swarm.setManifest(next);
+    const segment2 = next.assets.find((asset) => asset.href.endsWith('/seg-2.ts'))!.id;
+    for (const end of ends) expect(listed(end)).toEqual([segment2]);
+
+    await swarm.setManifest(next); // the same version again (the worker's copy after our own reload)
+    for (const end of ends) expect(listed(end)).toEqual([segment2]);
+    swarm.destroy();
+  });
+});

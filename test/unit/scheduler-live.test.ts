@@ -1,0 +1,132 @@
+import { describe, expect, it } from 'vitest';
+import { Scheduler } from '../../src/engine/scheduler.js';
+import type { PieceResult, Swarm } from '../../src/engine/swarm.js';
+import { parseManifest, type Manifest, type ManifestAsset } from '../../src/shared/manifest.js';
+
+// The scheduler's answer to the player's request for a piece nobody holds yet, against a fake
+// swarm (only what the scheduler asks of it): how long it waits for the member assigned to fetch
+// the piece from the origin.
+
+const SELF = 'member-a';
+const OTHER = 'member-b';
+
+/** One live segment and one on-demand file, each of 8 pieces (hashes never checked here, only distinct). */
+function manifest(): Promise<Manifest> {
+  const asset = (url: string, seed: string) => ({
+    url,
+    size: 8 * 16_384,
+    contentType: url.endsWith('.ts') ? 'video/mp2t' : 'video/mp4',
+    pieceSize: 16_384,
+    pieces: Array.from({ length: 8 }, (_, i) => `${seed}${i}`.padStart(64, '0')),
+  });
+  return parseManifest(
+    { version: 1, live: [{ playlist: '/live/index.m3u8', segmentMs: 2000, windowMs: 12_000 }], assets: [asset('/live/seg-7.ts', 'a'), asset('/film.mp4', 'b')] },
+    'https://site.example/peerfetch-manifest.json',
+  );
+}
+
+/**
+ * A swarm of two members where nobody holds anything; records the waits asked of it. The other
+ * member's player reads the start of every asset, so it plays each stream and wants every piece
+ * (see Scheduler.ownerOf): only then is it assigned pieces and waited for.
+ */
+function fakeSwarm(m: Manifest, haveArrives: boolean) {
+  const waits: number[] = [];
+  const fetches: { deadlineMs: number; urgent: boolean | undefined }[] = [];
+  let announced = false;
+  const held = new Set<string>();
+  const swarm = {
+    peers: new Map([[OTHER, { id: OTHER, readingHeads: () => m.assets.map((asset) => ({ asset: asset.id, piece: 0 })) }]]),
+    asset: (id: string) => m.assets.find((asset) => asset.id === id),
+    announceReading: () => {},
+    availability: () => (announced ? 1 : 0),
+    downloading: () => false,
+    holds: (asset: string, piece: number) => held.has(`${asset}/${piece}`),
+    deliveryMs: () => 50,
+    canDeliverWithin: () => true,
+    waitForPeer: async () => true,
+    waitForHave: async (_asset: string, _piece: number, timeoutMs: number) => {
+      waits.push(timeoutMs);
+      announced = haveArrives;
+      return haveArrives;
+    },
+    fetchPiece: async (_asset: string, _piece: number, deadlineMs: number, _signal: AbortSignal, options?: { urgent?: boolean }): Promise<PieceResult> => {
+      // The player's requests (handed over at the deadline); prefetches of announced pieces pass no options.
+      if (options) fetches.push({ deadlineMs, urgent: options.urgent });
+      return { ok: true, data: new Uint8Array(1) };
+    },
+  };
+  return { swarm: swarm as unknown as Swarm, waits, fetches, held };
+}
+
+/** A piece of `asset` whose assigned member is the other one. */
+function othersPiece(scheduler: Scheduler, asset: ManifestAsset): number {
+  const piece = asset.pieces.findIndex((_, index) => scheduler.ownerOf(asset.id, index) === OTHER);
+  expect(piece).toBeGreaterThanOrEqual(0);
+  return piece;
+}
+
+describe('Scheduler: waiting for the member assigned to fetch a piece from the origin', () => {
+  it('a live piece waits for it all of its deadline but the transfer time; an on-demand piece half of it', async () => {
+    const m = await manifest();
+    const [segment, film] = m.assets as [ManifestAsset, ManifestAsset];
+    const { swarm, waits } = fakeSwarm(m, false);
+    const scheduler = new Scheduler({ manifest: m, swarm, selfId: () => SELF, prefetchFromOrigin: () => {} });
+    const signal = new AbortController().signal;
+
+    expect(await scheduler.answer(segment, othersPiece(scheduler, segment), 1000, false, signal)).toEqual({ ok: false, reason: 'no-peer' });
+    expect(await scheduler.answer(film, othersPiece(scheduler, film), 1000, false, signal)).toEqual({ ok: false, reason: 'no-peer' });
+    // At the live edge the assigned member fetches the piece from the origin while the others ask
+    // for it: 0.7 s for 256 KiB at 3 Mbit/s, more than half of the 1 s live deadline.
+    expect(waits[0]).toBeGreaterThan(500);
+    expect(waits[0]).toBeLessThanOrEqual(1000);
+    expect(waits[1]).toBe(500);
+    scheduler.stop();
+  });
+
+  it('a live piece announced while it waited is fetched from that member in the time left', async () => {
+    const m = await manifest();
+    const segment = m.assets[0]!;
+    const { swarm, waits, fetches } = fakeSwarm(m, true);
+    const scheduler = new Scheduler({ manifest: m, swarm, selfId: () => SELF, prefetchFromOrigin: () => {} });
+    const result = await scheduler.answer(segment, othersPiece(scheduler, segment), 1000, false, new AbortController().signal);
+    expect(result.ok).toBe(true);
+    expect(waits).toHaveLength(1);
+    // Announced meanwhile: asked of that member even before it earned trust (not `urgent`).
+    expect(fetches).toEqual([{ deadlineMs: expect.any(Number), urgent: false }]);
+    expect(fetches[0]!.deadlineMs).toBeLessThanOrEqual(1000);
+    scheduler.stop();
+  });
+
+  it('the player\'s first piece never waits for another member', async () => {
+    const m = await manifest();
+    const segment = m.assets[0]!;
+    const { swarm, waits } = fakeSwarm(m, true);
+    const scheduler = new Scheduler({ manifest: m, swarm, selfId: () => SELF, prefetchFromOrigin: () => {} });
+    expect(await scheduler.answer(segment, othersPiece(scheduler, segment), 1000, true, new AbortController().signal)).toEqual({ ok: false, reason: 'no-peer' });
+    expect(waits).toEqual([]);
+    scheduler.stop();
+  });
+});
+
+describe('Scheduler: origin prefetches for the swarm', () => {
+  it('a piece assigned to this member that arrived otherwise (a peer, the player) frees its origin prefetch slot at once', async () => {
+    const m = await manifest();
+    const segment = m.assets[0]!;
+    const { swarm, held } = fakeSwarm(m, false);
+    const asked: number[] = [];
+    const scheduler = new Scheduler({ manifest: m, swarm, selfId: () => SELF, prefetchFromOrigin: (_asset, piece) => asked.push(piece) });
+    const ours = segment.pieces.map((_, piece) => piece).filter((piece) => piece > 0 && scheduler.ownerOf(segment.id, piece) === SELF);
+    expect(ours.length).toBeGreaterThan(2);
+    // The player reads piece 0: the pieces after it that this member is assigned are fetched from the origin, two at a time.
+    await scheduler.answer(segment, 0, 1000, true, new AbortController().signal);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(asked).toEqual(ours.slice(0, 2));
+    // Both arrive from a peer before the SW reports anything (it reports nothing for a prefetch the store answers).
+    for (const piece of asked) held.add(`${segment.id}/${piece}`);
+    scheduler.reschedule();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(asked).toEqual(ours.slice(0, 4));
+    scheduler.stop();
+  });
+});

@@ -4,15 +4,6 @@
  * (a 256 KiB piece takes under a second from an origin at 3 Mbit/s), with room for a second try.
  */
 export const PLAYBACK_RESERVE_MS = 4000;
-/**
- * Play time (ms) left to the origin when the player's buffer is short (under the reserve and the
- * plain deadline together): peers get only what the buffer holds beyond it, none when it is empty
- * (a stall). The origin sends a 256 KiB piece in 0.7 s at 3 Mbit/s; on a home uplink busy with
- * uploads the request and its acknowledgements also wait in the router's queue (up to 400 ms in
- * the uplinks benchmark). Without this, a piece got the plain 4 s however little was buffered,
- * and a viewer reading from one slow line ahead of it ran dry while it waited.
- */
-export const ORIGIN_RESCUE_MS = 2000;
 
 /**
  * Buffer (ms of play time) a playing live player must keep when a piece of a live stream waits for
@@ -29,8 +20,6 @@ export function liveReserveMs(segmentMs: number): number {
 /** What this needs of a media element (HTMLMediaElement has it; tests pass plain objects). */
 export interface PlayingMedia {
   paused: boolean;
-  /** What has been played so far: nothing before the start. */
-  played: { length: number };
   ended: boolean;
   currentTime: number;
   playbackRate: number;
@@ -39,14 +28,13 @@ export interface PlayingMedia {
 
 /**
  * Play time (ms) the page's playing media have buffered ahead of their playheads, the least of
- * them (0 while one stalls, or after a seek the buffer does not cover); undefined when nothing
- * plays (before the start, paused, ended: pieces then get the SW's plain deadline).
+ * them; undefined when nothing plays (before the start, paused, after a seek the buffer does not
+ * cover: the player then waits for what it asks, and pieces get the SW's plain deadline).
  */
 export function bufferedAheadMs(media: Iterable<PlayingMedia>): number | undefined {
   let least: number | undefined;
   for (const element of media) {
-    // Before its first frame an autoplaying element is not paused, and has nothing buffered yet.
-    if (element.paused || element.ended || element.played.length === 0) continue;
+    if (element.paused || element.ended) continue;
     const now = element.currentTime;
     let ahead = 0;
     for (let i = 0; i < element.buffered.length; i++) {
@@ -61,17 +49,14 @@ export function bufferedAheadMs(media: Iterable<PlayingMedia>): number | undefin
 
 /**
  * The deadline (ms) for a piece the SW allows up to `maxMs` for: what the player's buffer spares
- * beyond the reserve (`reserveMs`; a live stream's is liveReserveMs); the SW's plain `deadlineMs`
- * when that is less, as long as the buffer holds it and ORIGIN_RESCUE_MS more; less (down to 0)
- * when the buffer is shorter.
+ * beyond the reserve (`reserveMs`; a live stream's is liveReserveMs), never less than the SW's plain
+ * `deadlineMs`.
  *
  * @example
  * playbackDeadlineMs(4000, 8000, 20_000) // 8000: 20 s buffered, 16 s to spare, capped
- * playbackDeadlineMs(4000, 8000, 7_000)  // 4000: only 3 s to spare, the plain deadline
- * playbackDeadlineMs(4000, 8000, 3_000)  // 1000: 3 s buffered, 2 s of it left to the origin
+ * playbackDeadlineMs(4000, 8000, 6_000)  // 4000: only 2 s to spare, the plain deadline
  */
 export function playbackDeadlineMs(deadlineMs: number, maxMs: number | undefined, aheadMs: number | undefined, reserveMs = PLAYBACK_RESERVE_MS): number {
   if (maxMs === undefined || aheadMs === undefined) return deadlineMs;
-  const shortBuffer = Math.max(0, Math.min(deadlineMs, aheadMs - ORIGIN_RESCUE_MS));
-  return Math.round(Math.min(maxMs, Math.max(shortBuffer, aheadMs - reserveMs)));
+  return Math.round(Math.min(maxMs, Math.max(deadlineMs, aheadMs - reserveMs)));
 }

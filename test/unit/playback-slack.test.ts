@@ -1,12 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { bufferedAheadMs, liveReserveMs, ORIGIN_RESCUE_MS, playbackDeadlineMs, PLAYBACK_RESERVE_MS, type PlayingMedia } from '../../src/engine/playback-slack.js';
+import { bufferedAheadMs, liveReserveMs, playbackDeadlineMs, PLAYBACK_RESERVE_MS, type PlayingMedia } from '../../src/engine/playback-slack.js';
 
 /** A media element's state as the engine reads it: buffered ranges in seconds. */
 function media(currentTime: number, ranges: [number, number][], state: Partial<PlayingMedia> = {}): PlayingMedia {
   return {
     paused: false,
     ended: false,
-    played: { length: 1 },
     playbackRate: 1,
     currentTime,
     buffered: { length: ranges.length, start: (i) => ranges[i]![0], end: (i) => ranges[i]![1] },
@@ -23,11 +22,9 @@ describe('bufferedAheadMs', () => {
     expect(bufferedAheadMs([media(10, [[10.05, 16]])])).toBeCloseTo(6000, 5);
   });
 
-  it('is 0 when the playhead is outside every range (after a seek) and undefined when nothing plays or before the start', () => {
+  it('is 0 when the playhead is outside every range (after a seek) and undefined when nothing plays', () => {
     expect(bufferedAheadMs([media(35, [[8, 30]])])).toBe(0);
     expect(bufferedAheadMs([media(10, [[0, 30]], { paused: true }), media(5, [[0, 30]], { ended: true })])).toBeUndefined();
-    // Autoplay before the first frame: not paused, nothing played or buffered yet.
-    expect(bufferedAheadMs([media(0, [], { played: { length: 0 } })])).toBeUndefined();
     expect(bufferedAheadMs([])).toBeUndefined();
   });
 
@@ -40,22 +37,15 @@ describe('playbackDeadlineMs', () => {
   it('gives what the buffer spares beyond the reserve, between the plain deadline and the cap', () => {
     expect(playbackDeadlineMs(4000, 8000, 20_000)).toBe(8000);
     expect(playbackDeadlineMs(4000, 8000, PLAYBACK_RESERVE_MS + 6000)).toBe(6000);
-    expect(playbackDeadlineMs(4000, 8000, 7000)).toBe(4000);
-  });
-
-  it('leaves the origin its rescue time when the buffer is short, and peers nothing when it is empty', () => {
-    expect(playbackDeadlineMs(4000, 8000, ORIGIN_RESCUE_MS + 4000)).toBe(4000);
-    expect(playbackDeadlineMs(4000, 8000, ORIGIN_RESCUE_MS + 1500)).toBe(1500);
-    expect(playbackDeadlineMs(4000, 8000, ORIGIN_RESCUE_MS - 500)).toBe(0);
-    expect(playbackDeadlineMs(4000, 8000, 0)).toBe(0);
+    expect(playbackDeadlineMs(4000, 8000, 5000)).toBe(4000);
   });
 
   it('a live piece keeps one segment of buffer in reserve, not the on-demand reserve', () => {
     // hls.js at the edge of a stream of 2 s segments: 5 s buffered when a new segment appears.
     expect(liveReserveMs(2000)).toBe(2000);
     expect(playbackDeadlineMs(1000, 2000, 5000, liveReserveMs(2000))).toBe(2000);
-    // A short buffer still leaves the origin its rescue time.
-    expect(playbackDeadlineMs(1000, 2000, 2500, liveReserveMs(2000))).toBe(2500 - ORIGIN_RESCUE_MS);
+    // A short buffer gets the plain live deadline.
+    expect(playbackDeadlineMs(1000, 2000, 2500, liveReserveMs(2000))).toBe(1000);
     // The on-demand reserve would leave it the plain live deadline.
     expect(playbackDeadlineMs(1000, 2000, 5000)).toBe(1000);
     // Long segments keep at most the on-demand reserve.

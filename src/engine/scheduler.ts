@@ -1,6 +1,7 @@
 import { streamKey, type Manifest, type ManifestAsset } from '../shared/manifest.js';
 import { READING_MEMORY_MS } from './peer.js';
 import type { PieceResult, Swarm } from './swarm.js';
+import { fnv1a } from '../shared/string-hash.js';
 
 /**
  * Pieces prefetched ahead of a stream's head (count). 8 pieces of 256 KiB are ~14 s of
@@ -79,16 +80,6 @@ export interface SchedulerComponents {
 interface SwarmSize {
   peers: number;
   at: number;
-}
-
-/** FNV-1a: a cheap, stable string hash, so every member computes the same owner for a piece. */
-function fnv1a(text: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    hash ^= text.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193) >>> 0;
-  }
-  return hash;
 }
 
 /**

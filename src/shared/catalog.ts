@@ -18,6 +18,7 @@
 import { bytesToHex } from './hex.js';
 import { sha256Hex } from './integrity.js';
 import { pieceCount } from './piece-math.js';
+import { fnv1a } from './string-hash.js';
 
 /** Bytes of one piece hash in a piece list (a raw SHA-256). */
 export const PIECE_HASH_BYTES = 32;
@@ -57,16 +58,6 @@ export interface CatalogEntryJson {
 /** A shard file. */
 export interface CatalogShardJson {
   assets: CatalogEntryJson[];
-}
-
-/** FNV-1a over a string's UTF-16 code units: cheap and stable in every runtime, so the builder and every worker pick the same shard. */
-function fnv1a(text: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    hash ^= text.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193) >>> 0;
-  }
-  return hash;
 }
 
 /**

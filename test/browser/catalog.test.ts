@@ -7,7 +7,7 @@ import type { Page } from 'playwright-core';
 import { assertNoPageErrors, useChromium, waitFor } from '../harness/browser.js';
 import { ensureTestVideo } from '../harness/media.js';
 import { startProcess, type RunningProcess } from '../harness/processes.js';
-import { fetchInPage, openPage, playInPage, sha256, startOrigin, startTracker, stats, waitUntilHeld } from './test-site.js';
+import { fetchInPage, openPage, PAGE, playInPage, sha256, startOrigin, startTracker, stats, waitUntilHeld } from './test-site.js';
 
 // A site with a catalog of 5,001 assets (a clip and 5,000 small files, as issue 11 describes):
 // its manifest is written as a catalog (shards and per-file piece lists), a second visitor takes
@@ -21,19 +21,6 @@ const PIECE_SIZE = '64KiB';
 /** The small files of the large site (and 9 of the small one): 5,000 of them, and the clip, make 5,001 assets. */
 const LARGE_FILES = 5000;
 const SMALL_FILES = 9;
-
-/** The test page: inserts the script tag with the data- attributes of its own query string. */
-const PAGE = `<!doctype html>
-<meta charset="utf-8">
-<title>peerfetch catalog test page</title>
-<body>
-<script>
-  const script = document.createElement('script');
-  script.src = '/peerfetch.js';
-  for (const [name, value] of new URLSearchParams(location.search)) script.dataset[name] = value;
-  document.head.append(script);
-</script>
-</body>`;
 
 interface Site {
   dir: string;

@@ -22,7 +22,7 @@ export interface TestSite {
 }
 
 /** The test page: inserts the script tag after load, with attributes from its own query string. */
-const PAGE = `<!doctype html>
+export const PAGE = `<!doctype html>
 <meta charset="utf-8">
 <title>peerfetch test page</title>
 <body>

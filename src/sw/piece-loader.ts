@@ -116,6 +116,11 @@ export class PieceSources {
         notify(clientId, { type: 'piece-delivered', asset: asset.id, piece, source: 'store', bytes: stored.length, stored: true });
         return stored;
       }
+      // This worker is fetching the piece from the origin already (a prefetch for the swarm, or
+      // another response): join that transfer. Asking peers first let it complete and leave
+      // #arriving meanwhile, and the origin sent the piece a second time (LAN benchmark, 2026-12-05:
+      // the first viewer got seg-013's first piece twice, 0.8 s apart).
+      if (this.#originUnderWay(asset, piece)) return this.#fromOrigin(asset, piece, clientId);
       const deadlineMs = first ? FIRST_PIECE_DEADLINE_MS : asset.live ? liveDeadlineMs(asset.live) : PEER_DEADLINE_MS;
       // A piece read ahead may wait longer when the player has buffered enough.
       const maxDeadlineMs = first ? undefined : asset.live ? liveMaxDeadlineMs(asset.live) : PLAYBACK_MAX_DEADLINE_MS;
@@ -137,8 +142,20 @@ export class PieceSources {
         const finished = await this.#finishFromOrigin(asset, piece, delivery.partial, clientId).catch(() => undefined);
         if (finished) return finished;
       }
+      // What arrived from the origin while peers were asked (a prefetch that completed meanwhile) is in the store.
+      const storedMeanwhile = this.#originUnderWay(asset, piece) ? undefined : await this.#fromStore(asset, piece);
+      if (storedMeanwhile) {
+        notify(clientId, { type: 'piece-delivered', asset: asset.id, piece, source: 'store', bytes: storedMeanwhile.length, stored: true });
+        return storedMeanwhile;
+      }
       return this.#fromOrigin(asset, piece, clientId);
     };
+  }
+
+  /** Whether an origin transfer of the piece is under way in this worker (waiting for headers, or its bytes arriving). */
+  #originUnderWay(asset: ManifestAsset, piece: number): boolean {
+    const key = `${asset.id}/${piece}`;
+    return this.#originFetches.has(key) || this.#arriving.has(key);
   }
 
   /**

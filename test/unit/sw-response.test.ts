@@ -174,6 +174,50 @@ describe('PieceSources', () => {
     await vi.waitFor(() => expect(notices.filter((notice) => notice.type === 'piece-delivered')).toHaveLength(1));
   });
 
+  it('a piece this worker is prefetching from the origin is never fetched twice: a request joins the transfer, or takes it from the store once it completed', async () => {
+    const asset = await makeAsset();
+    const store = new MemoryPieceStore();
+    let originCalls = 0;
+    const peerCalls: number[] = [];
+    let answerPeers!: () => void;
+    const peersAnswer = new Promise<void>((resolve) => (answerPeers = resolve));
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const sources = new PieceSources({
+      store,
+      // For piece 2 the engine answers "no peer" only once the prefetch below has completed.
+      fromPeers: async (_client, _asset, piece) => {
+        peerCalls.push(piece);
+        if (piece === 2) await peersAnswer;
+        return undefined;
+      },
+      fromOrigin: async (_asset, piece) => {
+        originCalls++;
+        const growing = new GrowingPiece(fromBytes(piece).length);
+        void held.then(() => growing.append(fromBytes(piece)));
+        return growing;
+      },
+      notify: () => {},
+      onStaleManifest: () => {},
+    });
+    const load = sources.loaderFor(asset, 'page-1');
+    // Piece 1: the prefetch is under way when the player asks: it joins at once, peers are not asked.
+    const prefetch1 = sources.prefetch(asset, 1, 'page-1');
+    await vi.waitFor(() => expect(originCalls).toBe(1));
+    const joined = load(1, signal(), false);
+    release();
+    expect(await bytesOf(await joined)).toEqual(fromBytes(1));
+    await prefetch1;
+    expect(peerCalls).toEqual([]);
+    // Piece 2: the player asked peers before the prefetch started; it completes while they answer.
+    const asked = load(2, signal(), false);
+    await vi.waitFor(() => expect(peerCalls).toEqual([2]));
+    await sources.prefetch(asset, 2, 'page-1');
+    answerPeers();
+    expect(await bytesOf(await asked)).toEqual(fromBytes(2));
+    expect(originCalls).toBe(2);
+  });
+
   it('finishes a piece peers half-delivered with an origin Range from where they stopped, verified whole before the player gets it', async () => {
     const half = fromBytes(1).slice(0, 5000);
     const { load, calls, store, asset, notices } = await setup({ peers: (piece) => (piece === 1 ? { partial: half } : undefined) });

@@ -144,6 +144,17 @@
     // (a P2P engine may change it), first and last seen.
     const liveSync = {};
     state.extra.liveSync = liveSync;
+    // The phase of the segment cycle at which the player loaded its first live playlist: how old
+    // the end of its newest segment was (wall clock minus that segment's program date time plus its
+    // duration). hls.js starts a fixed distance behind that end, so this age goes into the
+    // viewer's latency whole; it depends on the moment of the load within the 2 s cycle, not on
+    // delivery (every system here loads playlists from the origin).
+    hls.on(events.LEVEL_LOADED, (_event, data) => {
+      const newest = data.details?.fragments?.[data.details.fragments.length - 1];
+      if (liveSync.playlistAgeMs !== undefined || !data.details?.live || !newest?.programDateTime) return;
+      liveSync.playlistLoadedMs = Math.round(performance.now());
+      liveSync.playlistAgeMs = Math.round(Date.now() - (newest.programDateTime + newest.duration * 1000));
+    });
     setInterval(() => {
       const date = hls.playingDate;
       if (!date || video.paused || video.readyState < 3 || state.latencies.length >= MAX_LATENCY_SAMPLES) return;

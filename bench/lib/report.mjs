@@ -56,6 +56,10 @@ export function summarize(run, viewerCount) {
     latencyMedianMs: median(v.map((x) => x.latencyMedianMs)),
     latencyMaxMs: v.some((x) => x.latencyMedianMs != null) ? Math.max(...v.map((x) => x.latencyMedianMs ?? 0)) : null,
     liveOtherOriginBytes: v.reduce((sum, x) => sum + (x.liveOtherOriginBytes ?? 0), 0),
+    // Live: the same median without each viewer's phase at its playlist load (see measureViewer).
+    latencyLessPhaseMedianMs: median(v.map((x) => x.latencyLessPhaseMs)),
+    // CPU seconds of the run's processes (bench/lib/cpu.mjs): all, Chromium's renderers (pages and their workers), and the busiest renderer.
+    cpu: run.cpu ? { totalSeconds: run.cpu.totalSeconds, renderers: run.cpu.byKind['chromium renderer'] ?? 0, busiestRenderer: run.cpu.renderers[0] ?? 0 } : null,
   };
 }
 
@@ -112,7 +116,7 @@ export function viewerLines(run) {
     `peer connections ${x.connectedPairs}/${x.peerConnections}${x.icePairs.length ? ` [${x.icePairs.join(', ')}]` : ''}` +
     `${engineCell(x.engineStats)}` +
     `${x.channelBytesReceived ? `; data channels ${(x.channelBytesReceived / MB).toFixed(2)} MB received, ${((x.peerBytesUsed ?? 0) / MB).toFixed(2)} MB used` : ''}` +
-    `${x.latencyMedianMs != null ? `; live latency median ${secs(x.latencyMedianMs)} over ${x.latencySamples} samples, ${x.segmentsLoaded} segments loaded, ${((x.liveOtherOriginBytes ?? 0) / 1000).toFixed(0)} kB of playlists and manifests from the origin` : ''}` +
+    `${x.latencyMedianMs != null ? `; live latency median ${secs(x.latencyMedianMs)} (playlist ${x.playlistAgeMs != null ? secs(x.playlistAgeMs) : 'n/a'} old at its load) over ${x.latencySamples} samples, ${x.segmentsLoaded} segments loaded, ${((x.liveOtherOriginBytes ?? 0) / 1000).toFixed(0)} kB of playlists and manifests from the origin` : ''}` +
     `${x.hlsMilestones ? `; hls.js at ${Object.entries(x.hlsMilestones).map(([k, t]) => `${k} ${(t / 1000).toFixed(2)} s`).join(', ')}` : ''}` +
     `${x.errors.length ? `, errors: ${x.errors.join(' | ')}` : ''}`,
   );
@@ -383,7 +387,8 @@ export async function writeSection(file, heading, body) {
 export function liveTable(summaries) {
   const head = [
     'system', 'viewers', 'offload (segments)', 'of ideal', 'origin MB / consumed MB (segments)', 'latency: median of viewers (worst viewer)',
-    'startup median (max)', 'rebuffers (time; long ones)', 'played to the end', 'origin MB besides segments (playlists, manifests)', 'P2P: selected ICE pairs', 'machine load (1 min avg) before → after',
+    'latency less the phase at the playlist load: median of viewers', 'startup median (max)', 'rebuffers (time; long ones)', 'played to the end',
+    'origin MB besides segments (playlists, manifests)', 'P2P: selected ICE pairs', 'CPU s: all processes (Chromium renderers; busiest renderer)', 'machine load (1 min avg) before → after',
   ];
   const rows = summaries.map((s) => [
     SYSTEMS[s.system].label,
@@ -392,11 +397,13 @@ export function liveTable(summaries) {
     `${pct(s.ofIdeal)} of ${pct(s.ideal)}`,
     `${(s.originBytes / MB).toFixed(1)} / ${(s.consumedBytes / MB).toFixed(1)}`,
     `${secs(s.latencyMedianMs)} (${secs(s.latencyMaxMs)})`,
+    secs(s.latencyLessPhaseMedianMs),
     `${secs(s.startupMedianMs)} (${secs(s.startupMaxMs)})`,
     `${s.stalls} (${secs(s.stallMs)}; ${s.longStalls} ≥ ${LONG_STALL_MS / 1000} s)`,
     `${s.playedToEnd}/${s.viewers}${s.complete ? '' : ' ⚠'}`,
     (s.liveOtherOriginBytes / MB).toFixed(2),
     iceCell(s),
+    s.cpu ? `${s.cpu.totalSeconds.toFixed(0)} (${s.cpu.renderers.toFixed(0)}; ${s.cpu.busiestRenderer.toFixed(0)})` : 'n/a',
     s.load.map((x) => x.toFixed(1)).join(' → '),
   ]);
   return markdownTable(head, rows);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { COTURN_READY_PATTERN, coturnCommand } from '../../test/harness/coturn.mjs';
 import { buildTopology, INTERNET_ADDRESS, secureOriginArgs, TURN_ADDRESS } from '../../test/harness/topology.mjs';
 import { defaultUserAgent, launchChromium, VIEWER_UA_TOKEN } from './browser.mjs';
+import { cpuBetween, cpuSnapshot } from './cpu.mjs';
 import { HLS_SEGMENT_SECONDS } from './media.mjs';
 import { startBackground, startProcess } from './processes.mjs';
 import { startHostileMember } from './hostile.mjs';
@@ -110,6 +111,19 @@ export const SCENARIOS = {
  * viewers joining evenly spread over the stream's first 20 s.
  */
 export const LIVE = { streamSeconds: 90, joinSpreadMs: 20_000, windowSegments: 6 };
+/**
+ * When live viewer `index` of `viewers` joins, in ms after the stream's first playlist: spread over
+ * the first LIVE.joinSpreadMs, and at a different phase of the 2 s segment cycle each (viewer i of n
+ * at i/n of a segment). A viewer's latency holds the phase at which its player loaded the
+ * playlist (0-2 s), and 4 viewers 5 s apart had only two phases, 0 and 1 s, so a system whose
+ * page loads the playlist a few hundred ms later could land all of them just past or just before
+ * a new segment: a median moved by about a second from run to run. The same schedule for every system.
+ */
+export function liveJoinMs(index, viewers) {
+  const segmentMs = HLS_SEGMENT_SECONDS * 1000;
+  const spread = (index * LIVE.joinSpreadMs) / viewers;
+  return Math.floor(spread / segmentMs) * segmentMs + (index * segmentMs) / viewers;
+}
 /**
  * The catalog scenario: the videos of the page path (the benchmark video and two more, each its
  * own encode), the one each viewer picks in join order (repeated for more viewers: two of four
@@ -263,7 +277,10 @@ export async function runOne(options) {
       await writeFile(join(site.dir, spec.page), page.replaceAll('__TRACKER__', trackerUrl).replaceAll('__DEBUG__', debugDir ? 'on' : 'off'));
     }
     if (debugDir) await mkdir(debugDir, { recursive: true });
-    const liveQuery = live ? { src: '/live/index.m3u8', manifest: '/live/peerfetch-manifest.json' } : {};
+    const profileDir = process.env.PEERFETCH_BENCH_PROFILE;
+    if (profileDir) await mkdir(profileDir, { recursive: true });
+    // Live: players start at once (peerfetch's page does not wait for its worker; see peerfetch-hls.html).
+    const liveQuery = live ? { src: '/live/index.m3u8', manifest: '/live/peerfetch-manifest.json', player: 'at-once' } : {};
     const pageUrl = `${originUrl}/${spec.page}?${new URLSearchParams({ tracker: trackerUrl, ...(stunUrl ? { ice: stunUrl } : {}), ...(debugDir ? { debug: 'on' } : {}), ...liveQuery })}`;
     let liveEndsAt = 0;
     if (live) {
@@ -285,6 +302,7 @@ export async function runOne(options) {
     }
     const runStart = Date.now();
     const joined = [];
+    const cpuBefore = cpuSnapshot();
 
     // Catalog: each viewer's video and seek in its page URL (the same page path for all).
     const catalog = Boolean(SCENARIOS[scenario].catalog);
@@ -311,6 +329,10 @@ export async function runOne(options) {
         page.on('console', (message) => lines.push(`${(Date.now() - runStart) / 1000}s ${message.text()}`));
         viewer.saveLog = () => writeFile(join(debugDir, `${name}.log`), `${lines.join('\n')}\n`);
       }
+      // PEERFETCH_BENCH_PROFILE=<folder>: each viewer's page (its main thread's JavaScript, not
+      // its worker's) is sampled by V8's profiler for the whole run: <folder>/<viewer>.cpuprofile
+      // (opens in Chromium's DevTools) and <folder>/<viewer>.txt, the functions with the most self time.
+      if (profileDir) viewer.saveProfile = await startProfile(context, page, join(profileDir, name));
       if (SCENARIOS[scenario].returnVisit) {
         await page.goto(viewerUrl, { waitUntil: 'domcontentloaded' });
         await page
@@ -346,7 +368,7 @@ export async function runOne(options) {
         await sleep(Math.max(0, runStart + index * STAGGER_MS - Date.now()));
       }
       // Live: joins spread evenly over the stream's first seconds, while it is already running.
-      if (live) await sleep(Math.max(0, runStart + (index * LIVE.joinSpreadMs) / viewers - Date.now()));
+      if (live) await sleep(Math.max(0, runStart + liveJoinMs(index, viewers) - Date.now()));
       joins.push(joinViewer(index));
     }
     await Promise.all(joins);
@@ -365,8 +387,12 @@ export async function runOne(options) {
       }
       await sleep(POLL_MS);
     }
+    // Before anything is stopped: a thread that has ended is not counted.
+    result.cpu = cpuBetween(cpuBefore, cpuSnapshot());
+    log(`  CPU ${result.cpu.totalSeconds} s: ${Object.entries(result.cpu.byKind).slice(0, 6).map(([kind, seconds]) => `${kind} ${seconds}`).join(', ')}; renderers ${result.cpu.renderers.join(', ')}`);
     const originStats = await (await fetch(`${originUrl}/__bench/stats`)).json();
     await Promise.all(joined.map((viewer) => viewer.saveLog?.()));
+    await Promise.all(joined.map((viewer) => viewer.saveProfile?.().catch((error) => result.problems.push(`${viewer.name}: profile not saved: ${error.message}`))));
     // Live: what was consumed is what each player loaded; the origin had to send each distinct segment once.
     const liveSizes = {};
     if (live) {
@@ -403,6 +429,39 @@ export async function runOne(options) {
     }
   }
   return result;
+}
+
+/** Sampling interval of PEERFETCH_BENCH_PROFILE, in µs: V8's default (1 ms) is fine enough for a 90 s run and cheap. */
+const PROFILE_SAMPLING_US = 1000;
+/** Functions listed in a profile's summary, by self time. */
+const PROFILE_SUMMARY_LINES = 40;
+
+/** Starts V8's sampling profiler on `page`; the returned function stops it and writes `<base>.cpuprofile` and `<base>.txt`. */
+async function startProfile(context, page, base) {
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Profiler.enable');
+  await cdp.send('Profiler.setSamplingInterval', { interval: PROFILE_SAMPLING_US });
+  await cdp.send('Profiler.start');
+  return async () => {
+    const { profile } = await cdp.send('Profiler.stop');
+    await writeFile(`${base}.cpuprofile`, JSON.stringify(profile));
+    await writeFile(`${base}.txt`, profileSummary(profile));
+  };
+}
+
+/** Self time per function (name, script and line) of a V8 CPU profile, the largest first. */
+function profileSummary(profile) {
+  const intervalMs = (profile.endTime - profile.startTime) / 1000 / Math.max(1, profile.samples.length);
+  const self = new Map();
+  let total = 0;
+  for (const node of profile.nodes) {
+    const { functionName, url, lineNumber } = node.callFrame;
+    const key = `${functionName || '(anonymous)'} ${url.split('/').pop()}:${lineNumber + 1}`;
+    self.set(key, (self.get(key) ?? 0) + node.hitCount);
+    if (!['(idle)', '(program)', '(garbage collector)'].includes(functionName)) total += node.hitCount;
+  }
+  const lines = [...self].sort((a, b) => b[1] - a[1]).slice(0, PROFILE_SUMMARY_LINES).map(([key, hits]) => `${(hits * intervalMs).toFixed(0).padStart(8)} ms  ${key}`);
+  return `${(total * intervalMs).toFixed(0)} ms of JavaScript and the functions it called (idle, program and GC apart) over ${((profile.endTime - profile.startTime) / 1e6).toFixed(1)} s\n${lines.join('\n')}\n`;
 }
 
 /** True for URL paths of the video (what "bytes consumed" and "origin bytes" count): the MP4, HLS playlists and segments, the live stream's files. */
@@ -524,6 +583,10 @@ function measureViewer({ viewer, spec, originStats, media, runStartEpoch, live =
     // Live: the median latency over the viewer's samples (once a second while playing), and the bytes the origin sent it besides segments.
     latencyMedianMs: latencies.length ? latencies[Math.floor(latencies.length / 2)] : null,
     latencySamples: latencies.length,
+    // The same less the age of the first playlist at its load (see probe.js): the latency without
+    // the phase of the segment cycle at which the viewer happened to load it.
+    playlistAgeMs: s.extra?.liveSync?.playlistAgeMs ?? null,
+    latencyLessPhaseMs: latencies.length && s.extra?.liveSync?.playlistAgeMs != null ? latencies[Math.floor(latencies.length / 2)] - s.extra.liveSync.playlistAgeMs : null,
     liveOtherOriginBytes: live ? mediaBytes(byPath) - liveSegmentBytes : null,
     segmentsLoaded: live ? Object.keys(s.fragments ?? {}).length : null,
     errors: (s.errors ?? []).slice(0, 5),

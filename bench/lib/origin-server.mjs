@@ -152,8 +152,19 @@ async function handle(request, response) {
   const type = TYPES[path.extname(file)] ?? 'application/octet-stream';
   response.setHeader('Content-Type', type);
   response.setHeader('Accept-Ranges', 'bytes');
-  // Pages, scripts and playlists: no-cache like a deploy would set them; media: cacheable like a CDN.
-  if (/^(text|application\/(json|vnd))/.test(type)) response.setHeader('Cache-Control', 'no-cache');
+  // Pages, scripts, playlists and manifests: no-cache like a deploy would set them, with a validator
+  // as any web server and CDN sends (and `peerfetch origin`), so that a client asking again for an
+  // unchanged file gets a 304 without the body; media: cacheable like a CDN.
+  if (/^(text|application\/(json|vnd))/.test(type)) {
+    response.setHeader('Cache-Control', 'no-cache');
+    const etag = `"${size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`;
+    response.setHeader('ETag', etag);
+    if (request.headers['if-none-match'] === etag) {
+      response.statusCode = 304;
+      response.end();
+      return;
+    }
+  }
   const range = parseRange(request.headers.range, size);
   if (range === null) {
     response.statusCode = 416;

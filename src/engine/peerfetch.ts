@@ -12,6 +12,7 @@ import { ReachabilityMonitor, type UnreachableDetail } from './reachability.js';
 import { PieceSources, StatsCounters, type PeerfetchStats } from './stats.js';
 import { SwLink } from './sw-link.js';
 import { MediaTakeovers } from './media-takeover.js';
+import { ManifestHints } from './manifest-hints.js';
 import { bufferedAheadMs, liveReserveMs, playbackDeadlineMs } from './playback-slack.js';
 import { Scheduler } from './scheduler.js';
 import { Swarm } from './swarm.js';
@@ -20,13 +21,12 @@ import { TrackerClient } from './tracker-client.js';
 /** How often (ms) the `stats` event fires: smooth enough for a live panel, cheap enough to ignore. */
 const STATS_INTERVAL_MS = 1000;
 /**
- * Least time (ms) between two manifest reloads asked for by peers that hold or list assets we do
- * not know. At a live edge every member announces the newest segment within a few hundred ms: one
- * reload catches up with all of them, and a peer announcing made-up assets costs at most 4
- * requests a second. A reload asked for sooner happens when the interval ends (the news may be
- * newer than the reload under way).
+ * How often (ms) every peer's network path (candidate types, RTT) is read again after the read at
+ * connect. Each read is a full RTCPeerConnection.getStats(): read every second for 7 peers it was
+ * one of the page's largest costs (8 live viewers, V8 profile: getStats and its parsing about 7 s of
+ * the 40 s the pages spent in peerfetch's code), and a path changes only when ICE picks another pair.
  */
-const UNKNOWN_ASSET_RELOAD_MS = 250;
+const PATH_REFRESH_MS = 5000;
 /**
  * Catalog assets one page takes from its worker (count): the videos it plays and the segments it
  * reads ahead into, far fewer in any real session; past it, more are not taken (their pieces come
@@ -81,10 +81,11 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
   readonly #catalogAssets = new Map<string, ManifestAsset>();
   /** Manifest versions being applied, one after another (see #followManifest). */
   #manifestUpdates: Promise<void> = Promise.resolve();
-  /** When the last reload for an unknown asset started (see UNKNOWN_ASSET_RELOAD_MS). */
-  #unknownAssetReloadAt = 0;
-  /** A reload for an unknown asset waiting for the interval to end. */
-  #unknownAssetReload: ReturnType<typeof setTimeout> | undefined;
+  /** Manifest reloads asked for by peers naming assets we do not know (a live stream moved on). */
+  readonly #hints = new ManifestHints({
+    isKnown: (asset) => this.#swarm?.asset(asset) !== undefined,
+    reload: () => this.#fetchManifestJson().then(({ json, url }) => this.#followManifest(json, url)),
+  });
   /** Aborted by destroy(): cancels a pending leadership request. */
   readonly #lifetime = new AbortController();
   #releaseLeadership: (() => void) | undefined;
@@ -96,6 +97,8 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
   /** Network path per connected peer, refreshed on the stats tick (getStats() must stay synchronous). */
   readonly #paths = new Map<string, PeerPath>();
   #refreshingPaths = false;
+  /** When the paths were last read again (see PATH_REFRESH_MS). */
+  #pathsReadAt = 0;
   readonly #reachability = new ReachabilityMonitor((detail) => {
     this.#log?.(`swarm unreachable: ${detail.reason} (${detail.peersInSwarm} peers in the swarm, ${detail.attempts} failed attempts)`);
     this.emit('swarm:unreachable', detail);
@@ -242,25 +245,10 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     return this.#manifestUpdates;
   }
 
-  /**
-   * A peer holds or lists an asset we do not know: with a live stream playing, our manifest is
-   * behind. It is fetched again from the origin (what peers say is never used but as this hint).
-   */
-  #onUnknownAsset(): void {
+  /** A peer holds or lists an asset we do not know: with a live stream playing, our manifest may be behind (see ManifestHints). */
+  #onUnknownAsset(asset: string): void {
     const live = this.#manifest?.live.some((stream) => !stream.ended);
-    if (!live || this.#unknownAssetReload !== undefined || this.#destroyed) return;
-    const reload = () => {
-      this.#unknownAssetReload = undefined;
-      if (this.#destroyed) return;
-      this.#unknownAssetReloadAt = Date.now();
-      void this.#fetchManifestJson().then(
-        ({ json, url }) => this.#followManifest(json, url),
-        () => {},
-      );
-    };
-    const waitMs = this.#unknownAssetReloadAt + UNKNOWN_ASSET_RELOAD_MS - Date.now();
-    if (waitMs <= 0) return reload();
-    this.#unknownAssetReload = setTimeout(reload, waitMs);
+    if (live && !this.#destroyed) this.#hints.hint(asset);
   }
 
   /** Leaves the swarm, closes every connection and stops all events. Idempotent. */
@@ -269,7 +257,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     this.#finalStats = this.getStats();
     this.#destroyed = true;
     clearInterval(this.#statsTimer);
-    clearTimeout(this.#unknownAssetReload);
+    this.#hints.stop();
     for (const tracker of this.#trackers) tracker.destroy();
     this.#trackers = [];
     this.#scheduler?.stop();
@@ -433,7 +421,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       },
       onUploaded: (_peer, bytes) => this.#stats.add('bytesUploaded', bytes),
       onWithdrawn: (assetId, piece) => this.#sources.unmark(assetId, piece),
-      onUnknownAsset: () => this.#onUnknownAsset(),
+      onUnknownAsset: (_peer, asset) => this.#onUnknownAsset(asset),
     });
   }
 
@@ -466,6 +454,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
           log: this.#log,
           onAttempt: (attempt) => this.#reachability.onAttempt(attempt, swarm.peers.size),
           wantedPeers: () => swarm.wantedPeers(),
+          connectedPeers: () => swarm.peers.size,
           reservePeerSlot: () => swarm.reservePeerSlot(),
           isConnected: (id) => swarm.isConnected(id),
           onPeer: (id, connection, channel) => this.#admitPeer(swarm, id, connection, channel),
@@ -551,7 +540,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
   }
 
   /**
-   * Reads a peer's network path (at connect, then every stats tick): a relayed one is closed
+   * Reads a peer's network path (at connect, then every PATH_REFRESH_MS): a relayed one is closed
    * (relay 'never') or kept out of the pieces the player waits for (relay 'ahead').
    */
   async #readPath(peer: Peer): Promise<void> {
@@ -567,10 +556,11 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     this.#swarm?.markRelayed(peer.id, relayed);
   }
 
-  /** Refreshes every peer's path (candidate types, RTT) in the background; one pass at a time. */
+  /** Refreshes every peer's path (candidate types, RTT) in the background, every PATH_REFRESH_MS; one pass at a time. */
   #refreshPaths(): void {
     const peers = [...(this.#swarm?.peers.values() ?? [])];
-    if (this.#refreshingPaths || peers.length === 0) return;
+    if (this.#refreshingPaths || peers.length === 0 || Date.now() - this.#pathsReadAt < PATH_REFRESH_MS) return;
+    this.#pathsReadAt = Date.now();
     this.#refreshingPaths = true;
     void Promise.all(peers.map((peer) => this.#readPath(peer))).finally(() => (this.#refreshingPaths = false));
   }

@@ -69,6 +69,12 @@ export interface TrackerClientOptions {
   onProblem(code: TrackerProblemCode, message: string): void;
   /** The tracker said how many peers the swarm has (us included), from its announce response. */
   onSwarmSize?(peers: number): void;
+  /**
+   * Peers we are connected to (over any tracker). With the swarm's size, it bounds our offers: a
+   * tracker relays each offer to another member, and members beyond the swarm's others are none.
+   * Absent: offers are not bounded by the swarm's size.
+   */
+  connectedPeers?(): number;
   /** A connection attempt ended (opened, or failed with what our side gathered). */
   onAttempt?(attempt: ConnectionAttempt): void;
   /** Debug log of this client's decisions (undefined: off, and nothing is formatted). */
@@ -96,6 +102,8 @@ export class TrackerClient {
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   #reconnectDelay = RECONNECT_MIN_MS;
   #intervalS = DEFAULT_INTERVAL_S;
+  /** The swarm's size (us included) as the tracker last said it; undefined before it did. */
+  #swarmSize: number | undefined;
   #started = false;
   #destroyed = false;
   /** The last problem reported (see onProblem), cleared by a successful announce. */
@@ -221,7 +229,7 @@ export class TrackerClient {
       ...(event ? { event } : {}),
     };
     // Until the ICE servers are known no offer is made (the reply that tells them brings the offers).
-    const wanted = withOffers && this.#iceSettled ? Math.min(this.#options.wantedPeers(), OFFERS_PER_ANNOUNCE) : 0;
+    const wanted = withOffers && this.#iceSettled ? Math.min(this.#options.wantedPeers(), OFFERS_PER_ANNOUNCE, this.#othersNotConnected()) : 0;
     if (wanted === 0) {
       this.#send({ ...base, numwant: 0 });
     } else {
@@ -231,6 +239,22 @@ export class TrackerClient {
       clearTimeout(this.#announceTimer);
       this.#announceTimer = setTimeout(() => this.#announce(undefined, true), this.#intervalS * 1000);
     }
+  }
+
+  /**
+   * Members of the swarm we are not connected to, as far as the tracker's count tells. An offer
+   * beyond them reaches nobody new (the tracker relays it to a member we are connected to, who
+   * ignores it) and still costs a peer connection for OFFER_TTL_MS: the first viewer of a swarm
+   * made 5 offers to nobody, and in a swarm of 8 every member made offers at each announce to
+   * members it was already connected to (8 live viewers, V8 profile: making offers and answering
+   * them, mostly RTCPeerConnection construction, was the pages' largest cost in peerfetch's code,
+   * 10 s of 40 s, most of it while players started).
+   */
+  #othersNotConnected(): number {
+    const size = this.#swarmSize;
+    const connected = this.#options.connectedPeers?.();
+    if (size === undefined || connected === undefined) return OFFERS_PER_ANNOUNCE;
+    return Math.max(0, size - 1 - connected);
   }
 
   async #makeOffers(count: number): Promise<{ offer: RTCSessionDescriptionInit; offer_id: string }[]> {
@@ -304,14 +328,16 @@ export class TrackerClient {
     if (typeof message['failure reason'] === 'string') {
       return this.#reportProblem('tracker-refused', `the tracker ${this.#options.url} refused: ${message['failure reason']}`);
     }
+    // The swarm's size first: the first announce reply's offers are bounded by it.
+    const { complete, incomplete } = message;
+    if (typeof complete === 'number' && typeof incomplete === 'number' && Number.isFinite(complete + incomplete)) {
+      this.#swarmSize = complete + incomplete;
+      this.#options.onSwarmSize?.(complete + incomplete);
+    }
     if (typeof message.interval === 'number' && Number.isFinite(message.interval)) {
       this.#intervalS = Math.min(MAX_INTERVAL_S, Math.max(MIN_INTERVAL_S, message.interval));
       this.#problem = undefined; // an announce reply: the tracker serves us again
       this.#onAnnounceReply(message.peerfetch);
-    }
-    const { complete, incomplete } = message;
-    if (typeof complete === 'number' && typeof incomplete === 'number' && Number.isFinite(complete + incomplete)) {
-      this.#options.onSwarmSize?.(complete + incomplete);
     }
     const fromPeer = typeof message.peer_id === 'string' ? message.peer_id : undefined;
     const offerId = typeof message.offer_id === 'string' ? message.offer_id : undefined;

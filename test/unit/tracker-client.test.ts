@@ -93,7 +93,7 @@ const noCallbacks: SwarmCallbacks = {
   onWithdrawn: () => {},
 };
 
-function startClient(): { client: TrackerClient; swarm: Swarm; socket: () => TrackerSocket } {
+function startClient({ boundedBySwarm = false } = {}): { client: TrackerClient; swarm: Swarm; socket: () => TrackerSocket } {
   const swarm = new Swarm({ version: 1, assets: [], live: [] } as Manifest, new MemoryPieceStore(), noCallbacks);
   const client = new TrackerClient({
     url: 'wss://tracker.test',
@@ -101,6 +101,7 @@ function startClient(): { client: TrackerClient; swarm: Swarm; socket: () => Tra
     peerId: peerId(0),
     iceServers: [],
     wantedPeers: () => swarm.wantedPeers(),
+    ...(boundedBySwarm ? { connectedPeers: () => swarm.peers.size } : {}),
     reservePeerSlot: () => swarm.reservePeerSlot(),
     isConnected: (id) => swarm.isConnected(id),
     onPeer: (id, connection, channel) => swarm.addPeer(id, connection, channel),
@@ -160,6 +161,28 @@ describe('TrackerClient against a hostile tracker', () => {
     tracker.receive({ action: 'announce', info_hash: INFO_HASH, peer_id: peerId(200), offer_id: 'late', offer: { type: 'offer', sdp: 'v=0 late' } });
     await vi.advanceTimersByTimeAsync(1);
     expect(tracker.sent.filter((f) => f.answer !== undefined)).toHaveLength(MAX_PEERS + 1);
+  });
+
+  it('makes no more offers than the swarm has members it is not connected to', async () => {
+    const started = startClient({ boundedBySwarm: true });
+    client = started.client;
+    await vi.advanceTimersByTimeAsync(1);
+    const tracker = started.socket();
+    const offersSent = () => tracker.sent.filter(withOffers).map((frame) => (frame.offers as unknown[]).length);
+    // Before the tracker told the swarm's size: the usual 5.
+    expect(offersSent()).toEqual([5]);
+    const alive = CountedPeerConnection.alive;
+    // Alone in the swarm (the count includes us): an announce offers nothing, and makes no connection.
+    tracker.receive({ action: 'announce', info_hash: INFO_HASH, interval: 120, complete: 0, incomplete: 1 });
+    started.client.wantMorePeers();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(offersSent()).toEqual([5]);
+    expect(CountedPeerConnection.alive).toBe(alive);
+    // Two others: two offers.
+    tracker.receive({ action: 'announce', info_hash: INFO_HASH, interval: 120, complete: 1, incomplete: 2 });
+    started.client.wantMorePeers();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(offersSent()).toEqual([5, 2]);
   });
 
   it('clamps the announce interval a tracker names on both sides', async () => {

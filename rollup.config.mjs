@@ -12,8 +12,9 @@ const BUDGETS = {
   // 25 KB, plus catalogs and the compact hello (issue #11 item 3: holdings in runs, playing positions,
   // catalog assets from the worker: about 1.8 KB), plus following a live stream's edge (issue #12:
   // a peer telling its peers of a new segment, older manifest versions refused, live waits for the
-  // assigned member: about 0.45 KB).
-  'dist/peerfetch.js': 27.5 * 1000,
+  // assigned member: about 0.45 KB), plus handing a piece to the origin before its deadline when
+  // the peer sending it would be too late for the player's buffer (issue #15 item 1: about 0.45 KB).
+  'dist/peerfetch.js': 28 * 1000,
   // 10 KB, plus what following a live stream's manifest added (issue #12: about 0.6 KB), plus the
   // hardening of issue #13 (every bridge message checked field by field, responses of one version
   // of a file, the kill switch by absence: about 0.5 KB), with the rest of a KB for what follows.

@@ -177,6 +177,10 @@ export class Peer {
   /** Measured download rate in bytes per second (moving average over busy time). */
   throughput = ASSUMED_THROUGHPUT_BPS;
   #throughputMeasured = false;
+  /** Whether `throughput` was measured (else it is the assumed ASSUMED_THROUGHPUT_BPS). */
+  get throughputMeasured(): boolean {
+    return this.#throughputMeasured;
+  }
   /** Measured round-trip time (ms): a request sent to an idle peer until its first chunk. */
   rttMs = ASSUMED_RTT_MS;
   #rttMeasured = false;
@@ -274,6 +278,30 @@ export class Peer {
       if (deadlineMs === undefined || download.deadlineMs <= deadlineMs) ahead += download.buffer.length - download.next;
     }
     return this.rttMs / 1000 + (ahead + bytes) / Math.max(this.#currentThroughput(), 1) + this.failures * FAILURE_PENALTY_S;
+  }
+
+  /**
+   * Expected ms until this peer has sent us the rest of `piece` of `asset`, which we asked it for:
+   * first what it sends before it (our outstanding requests due earlier: the peer serves the most
+   * urgent first), then the rest of the piece, at its current rate; plus a round trip while nothing
+   * of the piece has arrived. Undefined when no request for the piece is outstanding, or before
+   * the peer's rate was measured (the assumed rate says nothing about this line: a LAN peer would
+   * look slower than the origin with a few prefetches queued).
+   */
+  finishMs(asset: string, piece: number): number | undefined {
+    if (!this.#throughputMeasured) return undefined;
+    let target: Download | undefined;
+    for (const download of this.#downloads.values()) {
+      if (download.asset === asset && download.piece === piece && (!target || download.next > target.next)) target = download;
+    }
+    if (!target) return undefined;
+    const dueAt = target.sentAt + target.deadlineMs;
+    let bytes = target.buffer.length - target.next;
+    for (const download of this.#downloads.values()) {
+      if (download !== target && download.sentAt + download.deadlineMs < dueAt) bytes += download.buffer.length - download.next;
+    }
+    const roundTripMs = target.firstChunkAt === undefined ? this.rttMs : 0;
+    return roundTripMs + (bytes * 1000) / Math.max(this.#currentThroughput(), 1);
   }
 
   /** The moving average, or a recent stall's rate when lower (a congested uplink shows there first). */

@@ -498,15 +498,16 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       asset = swarm.asset(request.asset);
       if (!asset || this.#destroyed) return { type: 'piece-miss', reason: 'unknown-asset' };
     }
-    // A piece read far ahead of a playing player may wait longer for peers on slow lines.
-    const aheadMs = typeof document === 'undefined' ? undefined : bufferedAheadMs(document.querySelectorAll<HTMLMediaElement>('video, audio'));
-    const deadlineMs = playbackDeadlineMs(request.deadlineMs, request.maxDeadlineMs, aheadMs, asset.live && liveReserveMs(asset.live.segmentMs));
-    const result = await scheduler.answer(asset, request.piece, deadlineMs, request.first, signal);
+    // A piece read far ahead of a playing player may wait longer for peers on slow lines; one a
+    // short buffer cannot wait for goes to the origin early (see Swarm.fetchPiece).
+    const bufferMs = () => (typeof document === 'undefined' ? undefined : bufferedAheadMs(document.querySelectorAll<HTMLMediaElement>('video, audio')));
+    const deadlineMs = playbackDeadlineMs(request.deadlineMs, request.maxDeadlineMs, bufferMs(), asset.live && liveReserveMs(asset.live.segmentMs));
+    const result = await scheduler.answer(asset, request.piece, deadlineMs, request.first, signal, bufferMs);
     if (result.ok) {
       const data = result.data.buffer.slice(result.data.byteOffset, result.data.byteOffset + result.data.byteLength) as ArrayBuffer;
       return { type: 'piece', data };
     }
-    this.#log?.(`piece ${request.piece} of ${asset.href} from the origin: ${result.reason} (deadline ${deadlineMs} ms)`);
+    this.#log?.(`piece ${request.piece} of ${asset.href} from the origin: ${result.reason} (deadline ${deadlineMs} ms, buffer ${Math.round(bufferMs() ?? -1)} ms)`);
     this.emit('asset:fallback', { url: asset.href, piece: request.piece, reason: result.reason });
     if (!result.partial) return { type: 'piece-miss', reason: result.reason };
     const partial = result.partial.buffer.slice(result.partial.byteOffset, result.partial.byteOffset + result.partial.byteLength) as ArrayBuffer;

@@ -17,10 +17,52 @@ export function liveReserveMs(segmentMs: number): number {
   return Math.min(PLAYBACK_RESERVE_MS, segmentMs);
 }
 
+/**
+ * Time (ms) the origin is assumed to take before the first bytes of a piece arrive: the SW's
+ * request and the response's headers, a round trip or two, plus the wait of the request in a
+ * home router's queue when the uplink is busy with uploads (up to 400 ms in the WAN benchmark's
+ * homes, see test/harness/topology.mjs).
+ */
+export const ORIGIN_FIRST_BYTE_MS = 400;
+/**
+ * Rate (bytes/s) the origin is assumed to send a piece at: 3 Mbit/s, the cap per connection of
+ * the benchmark's origin. A real CDN is usually faster; assuming it slower only makes the engine
+ * wait for peers longer before it hands a piece to the origin.
+ */
+export const ORIGIN_ASSUMED_BPS = 375_000;
+
+/** Time (ms) the origin is expected to take to send `bytes` of a piece (see ORIGIN_ASSUMED_BPS). */
+export function originMs(bytes: number): number {
+  return ORIGIN_FIRST_BYTE_MS + (Math.max(0, bytes) * 1000) / ORIGIN_ASSUMED_BPS;
+}
+
+/**
+ * Whether a piece the player reads next is better finished by the origin now than by the peer
+ * sending it, which is expected to be done in `peerMs`: it is when the peer would be done after
+ * the origin (`originMsForRest`, for what is still missing) and so late that the buffer
+ * (`bufferMs` of play time, undefined when nothing plays) would then hold less than the origin
+ * needs. Waiting any longer, a peer that slips a little more could no longer be rescued in time.
+ * A peer expected faster than the origin is always waited for, however short the buffer: with a
+ * rule on the buffer alone (waiting only for what it held beyond 2 s, commit a1396ea) a player
+ * just started, with 1-2 s buffered, sent every piece to the origin while a peer on the same LAN
+ * was delivering it in 50 ms, and a second visitor got the video from both.
+ *
+ * @example
+ * finishFromOrigin(2000, 1100, 2500) // true: 0.5 s left at the peer's end, the origin needs 1.1 s
+ * finishFromOrigin(1000, 1100, 2500) // false: the peer is faster than the origin
+ * finishFromOrigin(1500, 1100, 6000) // false: 4.5 s left when the peer is done
+ */
+export function finishFromOrigin(peerMs: number, originMsForRest: number, bufferMs: number | undefined): boolean {
+  if (bufferMs === undefined) return false;
+  return peerMs > originMsForRest && bufferMs - peerMs < originMsForRest;
+}
+
 /** What this needs of a media element (HTMLMediaElement has it; tests pass plain objects). */
 export interface PlayingMedia {
   paused: boolean;
   ended: boolean;
+  /** What has been played so far: nothing before the first frame. */
+  played: { length: number };
   currentTime: number;
   playbackRate: number;
   buffered: { length: number; start(index: number): number; end(index: number): number };
@@ -28,13 +70,15 @@ export interface PlayingMedia {
 
 /**
  * Play time (ms) the page's playing media have buffered ahead of their playheads, the least of
- * them; undefined when nothing plays (before the start, paused, after a seek the buffer does not
- * cover: the player then waits for what it asks, and pieces get the SW's plain deadline).
+ * them (0 while one stalls, or after a seek the buffer does not cover); undefined when nothing
+ * plays (before the first frame, paused, ended): pieces then get the SW's plain deadline.
  */
 export function bufferedAheadMs(media: Iterable<PlayingMedia>): number | undefined {
   let least: number | undefined;
   for (const element of media) {
-    if (element.paused || element.ended) continue;
+    // Before its first frame an autoplaying element is not paused and has nothing buffered yet:
+    // it says nothing about how long a piece may take (the first piece has its own deadline).
+    if (element.paused || element.ended || element.played.length === 0) continue;
     const now = element.currentTime;
     let ahead = 0;
     for (let i = 0; i < element.buffered.length; i++) {

@@ -194,8 +194,12 @@ export class Scheduler {
     return Math.max(0, JOIN_GRACE_MS - (this.#now() - size.at));
   }
 
-  /** Answers the SW's request for a piece the player will read next. */
-  async answer(asset: ManifestAsset, piece: number, deadlineMs: number, first: boolean, signal: AbortSignal): Promise<PieceResult> {
+  /**
+   * Answers the SW's request for a piece the player will read next. `bufferMs`: the play time the
+   * player has buffered now (undefined when nothing plays): a peer expected to deliver too late
+   * for it is not waited for (see Swarm.fetchPiece).
+   */
+  async answer(asset: ManifestAsset, piece: number, deadlineMs: number, first: boolean, signal: AbortSignal, bufferMs?: () => number | undefined): Promise<PieceResult> {
     const { swarm } = this.#components;
     this.#noteHead(asset, piece);
     const started = this.#now();
@@ -229,7 +233,7 @@ export class Scheduler {
     }
     const remaining = Math.max(0, deadlineMs - (this.#now() - started));
     // The SW finishes a piece partly received at the deadline from the origin.
-    return swarm.fetchPiece(asset.id, piece, remaining, signal, { handOver: true, urgent: !announcedMeanwhile });
+    return swarm.fetchPiece(asset.id, piece, remaining, signal, { handOver: true, urgent: !announcedMeanwhile, bufferMs });
   }
 
   /** Something changed (a have, a new peer, a stored piece): plan again, once per task. */

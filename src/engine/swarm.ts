@@ -7,6 +7,7 @@ import type { PieceStore, RemovedPieces } from '../store/piece-store.js';
 import { SharedTasks } from '../shared/shared-tasks.js';
 import { MAX_READING_HEADS, Peer, READING_MEMORY_MS, type PeerRecord } from './peer.js';
 import { UploadLimiter } from './upload-limiter.js';
+import { finishFromOrigin, originMs } from './playback-slack.js';
 
 /** Connected peers we aim for: enough sources for parallel pieces, few enough for a phone's radio. */
 export const MAX_PEERS = 8;
@@ -38,6 +39,12 @@ const MAX_REMEMBERED_PEERS = 128;
  * been given up sooner than this caller needs.
  */
 const REJOIN_MIN_MS = 500;
+/**
+ * How often (ms) a piece the player waits for checks the progress of the peer sending it against
+ * the player's buffer (see fetchPiece's `bufferMs`): the span of one throughput sample
+ * (Peer's RATE_WINDOW_MS), as the estimate of the peer's rate changes no faster.
+ */
+const LATE_CHECK_MS = 250;
 
 /** What the swarm reports upwards (the orchestrator turns these into stats and public events). */
 export interface SwarmCallbacks {
@@ -394,7 +401,7 @@ export class Swarm {
     const asset = this.#assets.get(assetId);
     if (!asset) return false;
     const span = pieceSpan(piece, asset.size, asset.pieceSize);
-    return this.#holders(assetId, piece, new Set(), urgent).some((peer) => peer.expectedDelay(span.end - span.start, urgencyMs) * 1000 <= ms);
+    return this.#fastestMs(assetId, piece, span.end - span.start, urgencyMs, urgent) <= ms;
   }
 
   /**
@@ -449,9 +456,13 @@ export class Swarm {
    * too slow, or busy with requests as urgent), answers `slow-peers` at once instead of queueing
    * a request that cannot finish in time.
    *
-   * `handOver`: at the deadline, a piece partly received is handed over in `partial` and its
-   * transfer stopped for every caller, so that the caller (the SW) finishes it from the origin
-   * from where the peers stopped; without it, the transfer goes on for the other callers.
+   * `handOver`: the caller (the SW) finishes the piece from the origin when peers do not deliver
+   * it: at the deadline, a piece partly received is handed over in `partial`, and the transfer is
+   * stopped for every caller (a prefetch that asked for it too), so that no byte of it comes from
+   * both. `bufferMs`: the play time the player has buffered (see playback-slack.ts): with it, the
+   * piece is handed over before the deadline (`slow-peers`) as soon as the peer sending it is
+   * expected to finish too late for the buffer (see finishFromOrigin); checked every
+   * LATE_CHECK_MS against the peer's progress, and before a request is sent.
    * `urgent`: the player waits for this piece (relayed peers may be left out, see
    * PeerfetchOptions.relay).
    */
@@ -460,30 +471,49 @@ export class Swarm {
     piece: number,
     deadlineMs: number,
     signal: AbortSignal,
-    { handOver = false, urgent = false }: { handOver?: boolean; urgent?: boolean } = {},
+    { handOver = false, urgent = false, bufferMs }: { handOver?: boolean; urgent?: boolean; bufferMs?: () => number | undefined } = {},
   ): Promise<PieceResult> {
     const asset = this.#assets.get(assetId);
     if (!asset || piece >= asset.pieces.length) return { ok: false, reason: 'unknown-asset' };
     const key = `${assetId}/${piece}`;
+    const span = pieceSpan(piece, asset.size, asset.pieceSize);
+    const size = span.end - span.start;
     const joining = this.#downloads.has(key);
     // Through a prefetch already asked of a fresh peer, the player waits for it only briefly
     // until that peer is sending this piece (a peer that claims pieces and stalls never does).
     const serving = this.#serving.get(key);
     const unproven = joining && urgent && serving !== undefined && !serving.trusted && !serving.partial(assetId, piece)?.length;
-    if (!joining && this.availability(assetId, piece, urgent) > 0 && !this.canDeliverWithin(assetId, piece, deadlineMs, deadlineMs, urgent)) {
-      return { ok: false, reason: 'slow-peers' };
+    if (!joining && this.availability(assetId, piece, urgent) > 0) {
+      if (this.#fastestMs(assetId, piece, size, deadlineMs, urgent) > deadlineMs) return { ok: false, reason: 'slow-peers' };
+      // Only measured lines count as too late (see Peer.finishMs).
+      const measuredMs = bufferMs && this.#fastestMs(assetId, piece, size, deadlineMs, urgent, true);
+      if (measuredMs !== undefined && finishFromOrigin(measuredMs, originMs(size), bufferMs!())) return { ok: false, reason: 'slow-peers' };
     }
-    // The partial is taken at the deadline before this caller leaves the transfer: the last caller
-    // leaving cancels it at the peer, and the bytes received so far with it.
+    // The partial is taken before this caller leaves the transfer: the last caller leaving
+    // cancels it at the peer, and the bytes received so far with it.
     const caller = new AbortController();
     let partial: Uint8Array | undefined;
+    /** Handed over before the deadline: the peer sending it would finish too late (see bufferMs). */
+    let late = false;
     const timer = setTimeout(() => {
       if (handOver && !signal.aborted) partial = this.#partialOf(asset, piece);
       caller.abort();
     }, unproven ? Math.min(deadlineMs, UNPROVEN_JOIN_WAIT_MS) : deadlineMs);
+    const checkLate = () => {
+      if (!bufferMs || late || signal.aborted || caller.signal.aborted) return;
+      const peerMs = this.#serving.get(key)?.finishMs(assetId, piece);
+      if (peerMs === undefined) return; // between two peers: the next one's request is being sent
+      const received = this.#partialOf(asset, piece);
+      if (!finishFromOrigin(peerMs, originMs(size - (received?.length ?? 0)), bufferMs())) return;
+      late = true;
+      partial = received;
+      caller.abort();
+    };
+    const lateChecks = handOver && bufferMs ? setInterval(checkLate, LATE_CHECK_MS) : undefined;
     const onAbort = () => caller.abort();
     signal.addEventListener('abort', onAbort, { once: true });
     if (signal.aborted) caller.abort();
+    if (joining) checkLate();
     try {
       const started = performance.now();
       let joined = joining;
@@ -494,14 +524,31 @@ export class Swarm {
         joined = this.#downloads.has(key);
       }
     } catch {
-      if (!partial) return { ok: false, reason: 'timeout' };
-      // The caller finishes the piece from here: nobody needs the rest from a peer any more.
-      this.#downloads.abort(key);
-      return { ok: false, reason: 'timeout', partial };
+      // The caller fetches the piece from the origin now (the rest of it after `partial`): nobody
+      // needs it from a peer any more. A prefetch that asked for it too would otherwise go on
+      // receiving it, and the piece would come from both (a second visitor's browser test:
+      // 0.67-0.93 MB of a 1.2 MB video from the origin beside 1.1 MB from peers).
+      if (handOver && !signal.aborted) this.#downloads.abort(key);
+      const reason = late ? 'slow-peers' : 'timeout';
+      return partial ? { ok: false, reason, partial } : { ok: false, reason };
     } finally {
       clearTimeout(timer);
+      clearInterval(lateChecks);
       signal.removeEventListener('abort', onAbort);
     }
+  }
+
+  /**
+   * Expected time (ms) until the fastest peer holding `piece` delivers its `bytes`, after what it
+   * has to send first as urgently as `urgencyMs` (see Peer.expectedDelay); Infinity when none holds
+   * it. `unmeasuredAsInstant`: a peer whose rate was not measured yet counts as 0.
+   */
+  #fastestMs(assetId: string, piece: number, bytes: number, urgencyMs: number, urgent: boolean, unmeasuredAsInstant = false): number {
+    let fastest = Infinity;
+    for (const peer of this.#holders(assetId, piece, new Set(), urgent)) {
+      fastest = Math.min(fastest, unmeasuredAsInstant && !peer.throughputMeasured ? 0 : peer.expectedDelay(bytes, urgencyMs) * 1000);
+    }
+    return fastest;
   }
 
   /** The longest run of a piece's first bytes received from peers so far (unverified), if any. */

@@ -1,11 +1,22 @@
 import { describe, expect, it } from 'vitest';
-import { bufferedAheadMs, liveReserveMs, playbackDeadlineMs, PLAYBACK_RESERVE_MS, type PlayingMedia } from '../../src/engine/playback-slack.js';
+import {
+  bufferedAheadMs,
+  finishFromOrigin,
+  liveReserveMs,
+  ORIGIN_ASSUMED_BPS,
+  ORIGIN_FIRST_BYTE_MS,
+  originMs,
+  playbackDeadlineMs,
+  PLAYBACK_RESERVE_MS,
+  type PlayingMedia,
+} from '../../src/engine/playback-slack.js';
 
 /** A media element's state as the engine reads it: buffered ranges in seconds. */
 function media(currentTime: number, ranges: [number, number][], state: Partial<PlayingMedia> = {}): PlayingMedia {
   return {
     paused: false,
     ended: false,
+    played: { length: 1 },
     playbackRate: 1,
     currentTime,
     buffered: { length: ranges.length, start: (i) => ranges[i]![0], end: (i) => ranges[i]![1] },
@@ -22,9 +33,11 @@ describe('bufferedAheadMs', () => {
     expect(bufferedAheadMs([media(10, [[10.05, 16]])])).toBeCloseTo(6000, 5);
   });
 
-  it('is 0 when the playhead is outside every range (after a seek) and undefined when nothing plays', () => {
+  it('is 0 when the playhead is outside every range (after a seek) and undefined when nothing plays or before the first frame', () => {
     expect(bufferedAheadMs([media(35, [[8, 30]])])).toBe(0);
     expect(bufferedAheadMs([media(10, [[0, 30]], { paused: true }), media(5, [[0, 30]], { ended: true })])).toBeUndefined();
+    // Autoplay before the first frame: not paused, nothing played or buffered yet.
+    expect(bufferedAheadMs([media(0, [], { played: { length: 0 } })])).toBeUndefined();
     expect(bufferedAheadMs([])).toBeUndefined();
   });
 
@@ -55,5 +68,41 @@ describe('playbackDeadlineMs', () => {
   it('keeps the plain deadline when the SW allows no more or nothing plays', () => {
     expect(playbackDeadlineMs(4000, undefined, 20_000)).toBe(4000);
     expect(playbackDeadlineMs(4000, 8000, undefined)).toBe(4000);
+  });
+});
+
+describe('finishFromOrigin', () => {
+  const wholePiece = originMs(256 * 1024);
+
+  it('expects the origin to take its first-byte time plus the bytes at its assumed rate', () => {
+    expect(originMs(0)).toBe(ORIGIN_FIRST_BYTE_MS);
+    expect(originMs(ORIGIN_ASSUMED_BPS)).toBe(ORIGIN_FIRST_BYTE_MS + 1000);
+    expect(originMs(128 * 1024)).toBeLessThan(wholePiece);
+  });
+
+  it('always waits for a peer expected faster than the origin, however short the buffer (a LAN peer at start-up)', () => {
+    // A 256 KiB piece at 5 MB/s: about 50 ms; with 1 s buffered, or while the player stalls.
+    expect(finishFromOrigin(60, wholePiece, 1000)).toBe(false);
+    expect(finishFromOrigin(60, wholePiece, 0)).toBe(false);
+    expect(finishFromOrigin(wholePiece - 1, wholePiece, 0)).toBe(false);
+  });
+
+  it('waits for a slow peer while the buffer leaves the origin time to rescue the piece after it', () => {
+    // A 2 Mbit/s home line, 1.8 s for the rest, 6 s buffered: 4.2 s left when it is done.
+    expect(finishFromOrigin(1800, wholePiece, 6000)).toBe(false);
+    expect(finishFromOrigin(1800, wholePiece, 1800 + wholePiece)).toBe(false);
+  });
+
+  it('leaves a slow peer when the buffer would then hold less than the origin needs (WAN: 2-2.8 s buffered, a piece queued on the only line ahead)', () => {
+    expect(finishFromOrigin(1800, wholePiece, 1800 + wholePiece - 1)).toBe(true);
+    expect(finishFromOrigin(3000, wholePiece, 2500)).toBe(true);
+    // Stalled: anything slower than the origin goes to it.
+    expect(finishFromOrigin(wholePiece + 1, wholePiece, 0)).toBe(true);
+    // Only the rest is missing: the origin's share is smaller, the peer is left later.
+    expect(finishFromOrigin(900, originMs(64 * 1024), 2000)).toBe(false);
+  });
+
+  it('never leaves a peer when nothing plays (before the first frame, paused)', () => {
+    expect(finishFromOrigin(10_000, wholePiece, undefined)).toBe(false);
   });
 });

@@ -165,6 +165,134 @@ describe('Swarm: requests sized to each line', () => {
   });
 });
 
+describe('Swarm: a piece the player waits for, against its buffer', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** A swarm with one remote peer holding every piece on a line of `rate` bytes/s (unlimited when absent). */
+  async function withLine(rate?: number) {
+    const m = await manifest();
+    const store = new MemoryPieceStore();
+    const swarm = new Swarm(m, store, noCallbacks);
+    await swarm.loadHave();
+    const assetId = m.assets[0]!.id;
+    const line = connectRemote(swarm, assetId, 'line', [0, 1, 2, 3], rate);
+    await vi.advanceTimersByTimeAsync(10);
+    return { swarm, store, assetId, ...line };
+  }
+
+  /** A piece the player asks for through the SW (handed over when peers fail), its buffer read from `buffer`. */
+  function playerAsks(swarm: Swarm, assetId: string, piece: number, buffer: () => number | undefined) {
+    const answer: { result?: Awaited<ReturnType<Swarm['fetchPiece']>> } = {};
+    const promise = swarm.fetchPiece(assetId, piece, 4000, new AbortController().signal, { handOver: true, urgent: true, bufferMs: buffer });
+    void promise.then((result) => (answer.result = result));
+    return { answer, promise };
+  }
+
+  it('a piece a slow line is sending is finished by the origin from where the line stopped once the buffer cannot wait for it, and the line stops', async () => {
+    const { swarm, assetId, remoteEnd } = await withLine(50_000); // 400 kbit/s: 64 KiB take 1.3 s
+    // Piece 0 measures the line and earns the peer trust; piece 1 is being prefetched when the player needs it.
+    const measuring = swarm.fetchPiece(assetId, 0, 10_000, new AbortController().signal);
+    await vi.advanceTimersByTimeAsync(1500);
+    expect(await measuring).toMatchObject({ ok: true });
+    const prefetch = swarm.fetchPiece(assetId, 1, 10_000, new AbortController().signal);
+    await vi.advanceTimersByTimeAsync(400);
+    // 0.6 s buffered: the rest (about 48 KiB, 1 s on this line) would come after the player ran dry.
+    const { answer } = playerAsks(swarm, assetId, 1, () => 600);
+    await vi.advanceTimersByTimeAsync(0);
+    const result = answer.result;
+    expect(result, 'answered at once, not at the 4 s deadline').toMatchObject({ ok: false, reason: 'slow-peers' });
+    const partial = result && !result.ok ? result.partial : undefined;
+    expect(partial?.length).toBeGreaterThan(0);
+    expect(partial).toEqual(pieceBytes(1).subarray(0, partial!.length));
+    // Nobody needs the rest from the line: the prefetch's transfer is cancelled, not carried on beside the origin's.
+    expect(swarm.downloading(assetId, 1)).toBe(false);
+    expect(await prefetch).toMatchObject({ ok: false });
+    const sentAtHandOver = chunksSent(remoteEnd).length;
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(chunksSent(remoteEnd).length - sentAtHandOver).toBeLessThanOrEqual(1);
+    swarm.destroy();
+  });
+
+  it('checks the line while the player waits: a buffer that runs out hands the piece over before the deadline', async () => {
+    const { swarm, assetId } = await withLine(50_000);
+    const measuring = swarm.fetchPiece(assetId, 0, 10_000, new AbortController().signal);
+    await vi.advanceTimersByTimeAsync(1500);
+    expect(await measuring).toMatchObject({ ok: true });
+    // 3 s buffered when asked: the 1.3 s the line needs for the piece leave the origin time after it.
+    let buffer = 3000;
+    const { answer } = playerAsks(swarm, assetId, 1, () => buffer);
+    await vi.advanceTimersByTimeAsync(300);
+    expect(answer.result, 'still waiting for the line').toBeUndefined();
+    // The player stalls (its other stream ran dry): the line would now be later than the origin.
+    buffer = 0;
+    await vi.advanceTimersByTimeAsync(300);
+    const result = answer.result;
+    expect(result).toMatchObject({ ok: false, reason: 'slow-peers' });
+    expect(result && !result.ok && result.partial?.length).toBeGreaterThan(0);
+    expect(swarm.downloading(assetId, 1)).toBe(false);
+    swarm.destroy();
+  });
+
+  it('waits for a slow line when the buffer leaves the origin time to rescue the piece after it', async () => {
+    const { swarm, assetId } = await withLine(50_000);
+    const measuring = swarm.fetchPiece(assetId, 0, 10_000, new AbortController().signal);
+    await vi.advanceTimersByTimeAsync(1500);
+    expect(await measuring).toMatchObject({ ok: true });
+    const { promise } = playerAsks(swarm, assetId, 1, () => 10_000);
+    await vi.advanceTimersByTimeAsync(1600);
+    const result = await promise;
+    expect(result).toMatchObject({ ok: true });
+    expect(result.ok && result.data).toEqual(pieceBytes(1));
+    swarm.destroy();
+  });
+
+  it('always waits for a line faster than the origin, with nothing buffered (a peer on a fast line at start-up)', async () => {
+    const { swarm, assetId } = await withLine(250_000); // 2 Mbit/s: 64 KiB in 0.26 s, from the origin in 0.6 s
+    // Two pieces measure the line (a rate sample spans 250 ms of it).
+    const measuring = [0, 1].map((piece) => swarm.fetchPiece(assetId, piece, 10_000, new AbortController().signal));
+    await vi.advanceTimersByTimeAsync(700);
+    for (const result of await Promise.all(measuring)) expect(result).toMatchObject({ ok: true });
+    expect(swarm.peers.get('line')!.throughputMeasured).toBe(true);
+    const prefetch = swarm.fetchPiece(assetId, 2, 10_000, new AbortController().signal);
+    await vi.advanceTimersByTimeAsync(5);
+    // The player stalls (nothing buffered) and needs the piece being prefetched and the next one.
+    const joined = playerAsks(swarm, assetId, 2, () => 0);
+    const fresh = playerAsks(swarm, assetId, 3, () => 0);
+    await vi.advanceTimersByTimeAsync(800);
+    for (const [piece, answer] of [[2, await joined.promise], [3, await fresh.promise]] as const) {
+      expect(answer).toMatchObject({ ok: true });
+      expect(answer.ok && answer.data).toEqual(pieceBytes(piece));
+    }
+    expect(await prefetch).toMatchObject({ ok: true });
+    swarm.destroy();
+  });
+
+  it('at the deadline, a prefetch the player joined is stopped even when nothing of the piece arrived', async () => {
+    const { swarm, assetId, remote } = await withLine(50_000);
+    const measuring = swarm.fetchPiece(assetId, 0, 10_000, new AbortController().signal);
+    await vi.advanceTimersByTimeAsync(1500);
+    expect(await measuring).toMatchObject({ ok: true });
+    // Three prefetches queue on the line; the player needs the last one within 0.5 s.
+    const prefetches = [1, 2, 3].map((piece) => swarm.fetchPiece(assetId, piece, 10_000, new AbortController().signal));
+    await vi.advanceTimersByTimeAsync(5);
+    const answer = swarm.fetchPiece(assetId, 3, 500, new AbortController().signal, { handOver: true, urgent: true });
+    await vi.advanceTimersByTimeAsync(600);
+    expect(await answer).toEqual({ ok: false, reason: 'timeout' });
+    expect(swarm.downloading(assetId, 3), 'the origin fetches it: the line does not send it too').toBe(false);
+    expect(await prefetches[2]).toMatchObject({ ok: false });
+    await vi.advanceTimersByTimeAsync(10);
+    expect(remote.keptState.uploads, 'only pieces 1 and 2 left queued at the sender').toBeLessThanOrEqual(2);
+    await vi.advanceTimersByTimeAsync(4000);
+    for (const piece of [1, 2]) expect(await prefetches[piece - 1]).toMatchObject({ ok: true });
+    swarm.destroy();
+  });
+});
+
 describe('Swarm: seeding off (an upload limit of 0)', () => {
   beforeEach(() => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
@@ -292,9 +420,11 @@ describe('Swarm: hostile peers', () => {
       expect(answer, 'still waiting').toBeUndefined();
       await vi.advanceTimersByTimeAsync(20);
       expect(answer, 'given up after 1 s, not its 4 s deadline').toEqual({ ok: false, reason: 'timeout' });
-      expect(swarm.downloading(assetId, 0), 'the prefetch goes on').toBe(true);
+      // The player takes the piece from the origin: the prefetch's request is cancelled too, or
+      // the piece would come from both.
+      expect(swarm.downloading(assetId, 0), 'the prefetch is stopped').toBe(false);
+      expect(await prefetch).toMatchObject({ ok: false });
       stop.abort();
-      await prefetch;
       swarm.destroy();
     } finally {
       vi.useRealTimers();

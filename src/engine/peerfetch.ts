@@ -92,8 +92,10 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
   /** Aborted when P2P is turned off while waiting to lead. */
   #leadership: AbortController | undefined;
   #finalStats: PeerfetchStats | undefined;
-  /** A first visit's media elements left on the network, until a takeover pays (see media-takeover.ts). */
+  /** A first visit's media elements left on the network, until they are taken over (see media-takeover.ts). */
   #takeovers: MediaTakeovers | undefined;
+  /** The tracker's last announce reply counted other members of the swarm (see MediaTakeovers' early takeover). */
+  #othersInSwarm = false;
   /** Network path per connected peer, refreshed on the stats tick (getStats() must stay synchronous). */
   readonly #paths = new Map<string, PeerPath>();
   #refreshingPaths = false;
@@ -319,14 +321,16 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       this.#leaveSwarm();
       throw error;
     }
+    // On a first visit, media loaded until now went to the network (see media-takeover.ts).
+    this.#log?.(`the service worker controls the page, ${Math.round(performance.now())} ms after navigation`);
     if (this.#p2p) this.#takeOverMedia(manifest);
   }
 
   /**
    * A first visit's player that started before the SW controlled the page loads from the network
-   * to its end (see media-takeover.ts): it is reloaded through the SW once a connected peer holds
-   * pieces it has not loaded, after the pieces it would read again came from peers. Only with P2P
-   * on: with it off, a first visit's store is empty and the reload would gain nothing.
+   * to its end (see media-takeover.ts): it is reloaded through the SW early, while it has loaded
+   * little, or once a connected peer holds pieces it has not loaded. Only with P2P on: with it off
+   * nobody gets its pieces and the reload would gain nothing.
    */
   #takeOverMedia(manifest: Manifest): void {
     const direct = this.#link.directMedia;
@@ -337,6 +341,8 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       holds: (asset, piece) => swarm.holds(asset, piece),
       peerHolds: (asset, piece) => swarm.availability(asset, piece) > 0,
       fetchFromPeers: async (asset, piece, timeoutMs) => (await swarm.fetchPiece(asset, piece, timeoutMs, this.#lifetime.signal)).ok,
+      prefetchFromOrigin: (asset, piece) => this.#link.prefetch(asset, piece),
+      peersExpected: () => this.#othersInSwarm && swarm.peers.size === 0,
       beforeReload: (url) => this.#link.takeover(url),
       log: this.#log && ((message) => this.#log?.(`takeover: ${message}`)),
     });
@@ -464,6 +470,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
           },
           onProblem: (code, message) => this.#fail(new PeerfetchError(code, message, { tracker: url })),
           onSwarmSize: (peers) => {
+            this.#othersInSwarm = peers > 1;
             this.#reachability.onSwarmSize(peers);
             this.#scheduler?.onSwarmSize(peers);
           },
@@ -534,7 +541,10 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     const counter = { origin: 'bytesFromOrigin', store: 'bytesFromStore', peers: 'bytesFromPeers' } as const;
     this.#stats.add(counter[notice.source], notice.bytes);
     if (notice.source !== 'store') this.#sources.mark(notice.asset, notice.piece, notice.source === 'origin' ? 'o' : 'p');
-    if (notice.stored) this.#swarm?.markHave(notice.asset, notice.piece);
+    if (notice.stored) {
+      this.#swarm?.markHave(notice.asset, notice.piece);
+      this.#takeovers?.onStored(notice.asset, notice.piece);
+    }
     if (notice.source === 'origin') this.#scheduler?.onStored(notice.asset, notice.piece);
     // Seeding backs off when this visitor's own requests slow down (its uplink is full).
     if (notice.source === 'origin' && typeof notice.latencyMs === 'number') this.#swarm?.uploads.noteOwnDelay(notice.latencyMs);

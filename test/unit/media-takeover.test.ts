@@ -1,9 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { MediaTakeovers, takeoverPieces, type TakeoverComponents } from '../../src/engine/media-takeover.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { EARLY_TAKEOVER_MAX_BYTES, MediaTakeovers, earlyTakeoverPieces, takeoverPieces, type TakeoverComponents } from '../../src/engine/media-takeover.js';
 import { parseManifest, type Manifest } from '../../src/shared/manifest.js';
 
-// 10 pieces of 16 KiB (the smallest piece a manifest allows): a 100 s video, 10 s per piece.
-const VIDEO = { size: 10 * 16 * 1024, pieceSize: 16 * 1024 };
+// 10 pieces of 512 KiB: a 100 s video, 10 s per piece. An early takeover allows 2 MiB loaded: 4 pieces.
+const VIDEO = { size: 10 * 512 * 1024, pieceSize: 512 * 1024 };
 const URL_OF_VIDEO = 'https://site.example/media/video.mp4';
 
 function manifest(): Promise<Manifest> {
@@ -30,36 +30,64 @@ function element(currentTime: number, bufferedEnd: number) {
       media.reloads.push(url);
     },
     play: () => Promise.resolve(),
+    addEventListener: () => {},
   };
   return media;
 }
 
-/** Holdings of this page and its peers, and what the takeover asked of them. */
-function world({ peers = [] as number[], own = [] as number[], peersDeliver = true } = {}) {
+/**
+ * Holdings of this page and its peers, and what the takeover asked of them. The origin stores a
+ * piece asked of it (through the SW) unless `originDelivers` is false; `peersExpected` is what the
+ * tracker said; `clock` is the takeovers' clock (ms).
+ */
+function world({ peers = [] as number[], own = [] as number[], peersDeliver = true, originDelivers = true, peersExpected = false, clock = { ms: 0 } } = {}) {
   const stored = new Set(own);
   const fetched: number[] = [];
+  const fromOrigin: number[] = [];
   const told: string[] = [];
-  const components: TakeoverComponents = {
-    holds: (_asset, piece) => stored.has(piece),
-    peerHolds: (_asset, piece) => peers.includes(piece),
-    fetchFromPeers: async (_asset, piece) => {
-      fetched.push(piece);
-      if (peersDeliver) stored.add(piece);
-      return peersDeliver;
-    },
-    beforeReload: async (url) => {
-      told.push(url);
-      return true;
-    },
+  const world = {
+    fetched,
+    fromOrigin,
+    told,
+    stored,
+    instance: undefined as MediaTakeovers | undefined,
+    components: {
+      holds: (_asset, piece) => stored.has(piece),
+      peerHolds: (_asset, piece) => peers.includes(piece),
+      fetchFromPeers: async (_asset, piece) => {
+        fetched.push(piece);
+        if (peersDeliver) stored.add(piece);
+        return peersDeliver;
+      },
+      prefetchFromOrigin: (asset, piece) => {
+        fromOrigin.push(piece);
+        if (!originDelivers) return;
+        // As the SW does: the piece-delivered notice comes later, in another task.
+        setTimeout(() => {
+          stored.add(piece);
+          world.instance?.onStored(asset, piece);
+        }, 0);
+      },
+      peersExpected: () => peersExpected,
+      now: () => clock.ms,
+      beforeReload: async (url) => {
+        told.push(url);
+        return true;
+      },
+    } satisfies TakeoverComponents as TakeoverComponents,
   };
-  return { components, fetched, told, stored };
+  return world;
 }
 
 const running: MediaTakeovers[] = [];
-afterEach(() => running.splice(0).forEach((takeovers) => takeovers.stop()));
+afterEach(() => {
+  running.splice(0).forEach((takeovers) => takeovers.stop());
+  vi.useRealTimers();
+});
 
-async function takeovers(media: ReturnType<typeof element>, components: TakeoverComponents): Promise<MediaTakeovers> {
-  const instance = new MediaTakeovers([media as unknown as HTMLMediaElement], await manifest(), components);
+async function takeovers(media: ReturnType<typeof element>, components: TakeoverComponents | ReturnType<typeof world>): Promise<MediaTakeovers> {
+  const instance = new MediaTakeovers([media as unknown as HTMLMediaElement], await manifest(), 'components' in components ? components.components : components);
+  if ('components' in components) components.instance = instance;
   running.push(instance);
   await instance.consider();
   return instance;
@@ -81,8 +109,27 @@ describe('takeoverPieces', () => {
   });
 });
 
+describe('earlyTakeoverPieces', () => {
+  it('resumes from the first piece and those from a keyframe before the playhead to 2 s past it', () => {
+    // Just started: everything is in the first piece.
+    expect(earlyTakeoverPieces(VIDEO, { currentTime: 2, duration: 100, bufferedEnd: 5 })).toEqual([0]);
+    // Playhead at 12 s (keyframe at 7 s, piece 0), 2 s ahead in piece 1; loaded into piece 2.
+    expect(earlyTakeoverPieces(VIDEO, { currentTime: 12, duration: 100, bufferedEnd: 25 })).toEqual([0, 1]);
+    // Loaded up to 4 pieces, exactly the bound: the keyframe 5 s back is in piece 3.
+    expect(4 * VIDEO.pieceSize).toBe(EARLY_TAKEOVER_MAX_BYTES);
+    expect(earlyTakeoverPieces(VIDEO, { currentTime: 38, duration: 100, bufferedEnd: 38 })).toEqual([0, 3, 4]);
+  });
+
+  it('is no longer possible once the element loaded more than the bound, or before the duration is known', () => {
+    // 6 pieces loaded (3 MiB): the reload would have the origin send too much again.
+    expect(earlyTakeoverPieces(VIDEO, { currentTime: 35, duration: 100, bufferedEnd: 55 })).toBeUndefined();
+    expect(earlyTakeoverPieces(VIDEO, { currentTime: 20, duration: 100, bufferedEnd: 100 })).toBeUndefined();
+    expect(earlyTakeoverPieces(VIDEO, { currentTime: 0, duration: Number.NaN, bufferedEnd: 0 })).toBeUndefined();
+  });
+});
+
 describe('MediaTakeovers', () => {
-  it('leaves the element on the network while no peer holds a piece it has not loaded', async () => {
+  it('leaves the element on the network when it loaded more than an early takeover allows and no peer holds a piece it has not loaded', async () => {
     const media = element(35, 55);
     // Peers hold only what the element already has.
     const { components, fetched, told } = world({ peers: [0, 1, 2, 3, 4, 5] });
@@ -90,6 +137,55 @@ describe('MediaTakeovers', () => {
     expect(media.reloads).toEqual([]);
     expect(fetched).toEqual([]);
     expect(told).toEqual([]);
+  });
+
+  it('takes a viewer alone in the swarm over early: the pieces to resume from come from the origin into the store, then the reload', async () => {
+    const media = element(12, 25);
+    const alone = world();
+    await takeovers(media, alone);
+    expect(alone.fromOrigin).toEqual([0, 1]);
+    expect(alone.told).toEqual([URL_OF_VIDEO]);
+    expect(media.reloads).toEqual([`${URL_OF_VIDEO}#peerfetch`]);
+    expect(media.currentTime).toBe(12);
+  });
+
+  it('reads the pieces to resume from from peers where they hold them, even with nothing ahead to gain', async () => {
+    const media = element(12, 25);
+    // Peers hold only what the element already has: nothing to gain, but the origin need not send them again.
+    const early = world({ peers: [0, 1, 2] });
+    await takeovers(media, early);
+    expect(early.fetched).toEqual([0, 1]);
+    expect(early.fromOrigin).toEqual([]);
+    expect(media.reloads).toEqual([`${URL_OF_VIDEO}#peerfetch`]);
+  });
+
+  it('does not take over early when the origin does not deliver the pieces to resume from', async () => {
+    vi.useFakeTimers();
+    const media = element(12, 25);
+    const failing = world({ originDelivers: false });
+    const instance = new MediaTakeovers([media as unknown as HTMLMediaElement], await manifest(), failing.components);
+    running.push(instance);
+    // Past the wait for the pieces (8 s): the attempt gave up, and the checks every second try again.
+    await vi.advanceTimersByTimeAsync(9000);
+    expect(failing.fromOrigin.slice(0, 2)).toEqual([0, 1]);
+    expect(failing.fromOrigin.length).toBeGreaterThan(2);
+    expect(media.reloads).toEqual([]);
+  });
+
+  it('waits up to 2 s for the peers the tracker reported before an early takeover', async () => {
+    const media = element(12, 25);
+    const clock = { ms: 0 };
+    const expecting = world({ peersExpected: true, clock });
+    const instance = await takeovers(media, expecting);
+    expect(expecting.fromOrigin).toEqual([]);
+    expect(media.reloads).toEqual([]);
+    clock.ms = 1999;
+    await instance.consider();
+    expect(media.reloads).toEqual([]);
+    clock.ms = 2000;
+    await instance.consider();
+    expect(expecting.fromOrigin).toEqual([0, 1]);
+    expect(media.reloads).toEqual([`${URL_OF_VIDEO}#peerfetch`]);
   });
 
   it('reads the pieces the element would read again from peers, then reloads it where it was', async () => {

@@ -124,7 +124,7 @@ export interface TakeoverComponents {
   fetchFromPeers(assetId: string, piece: number, timeoutMs: number): Promise<boolean>;
   /** Asks the SW to fetch a piece from the origin into the store; MediaTakeovers.onStored tells when it is there. */
   prefetchFromOrigin(assetId: string, piece: number): void;
-  /** Whether the tracker reported other members of the swarm and none is connected yet. */
+  /** Whether peers may come with pieces: the tracker has not answered yet, or reported other members and none has said what it holds. */
   peersExpected(): boolean;
   /** Clock (ms); injected for tests. Default: performance.now. */
   now?: () => number;

@@ -94,8 +94,10 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
   #finalStats: PeerfetchStats | undefined;
   /** A first visit's media elements left on the network, until they are taken over (see media-takeover.ts). */
   #takeovers: MediaTakeovers | undefined;
-  /** The tracker's last announce reply counted other members of the swarm (see MediaTakeovers' early takeover). */
-  #othersInSwarm = false;
+  /** Whether the tracker's last announce reply counted other members of the swarm; undefined before one came (see MediaTakeovers' early takeover). */
+  #othersInSwarm: boolean | undefined;
+  /** A peer has said what it holds (its hello): until then a connected peer's pieces are unknown. */
+  #heardFromPeer = false;
   /** Network path per connected peer, refreshed on the stats tick (getStats() must stay synchronous). */
   readonly #paths = new Map<string, PeerPath>();
   #refreshingPaths = false;
@@ -342,7 +344,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       peerHolds: (asset, piece) => swarm.availability(asset, piece) > 0,
       fetchFromPeers: async (asset, piece, timeoutMs) => (await swarm.fetchPiece(asset, piece, timeoutMs, this.#lifetime.signal)).ok,
       prefetchFromOrigin: (asset, piece) => this.#link.prefetch(asset, piece),
-      peersExpected: () => this.#othersInSwarm && swarm.peers.size === 0,
+      peersExpected: () => this.#othersInSwarm !== false && !this.#heardFromPeer,
       beforeReload: (url) => this.#link.takeover(url),
       log: this.#log && ((message) => this.#log?.(`takeover: ${message}`)),
     });
@@ -406,6 +408,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
         void this.#readPath(peer);
       },
       onPeerHave: () => {
+        this.#heardFromPeer = true;
         this.#scheduler?.reschedule();
         void this.#takeovers?.consider();
       },

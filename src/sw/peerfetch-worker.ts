@@ -143,7 +143,9 @@ export function startPeerfetchWorker(scope: ServiceWorkerGlobalScope, options: P
   /** Carries out a page's prefetch of a piece it was assigned to fetch from the origin for the swarm. */
   async function prefetchPiece(assetId: string, piece: number, clientId: string): Promise<void> {
     const find = (manifest: Manifest | undefined) => manifest?.assets.find((candidate) => candidate.id === assetId) ?? catalogOf(manifest)?.byId(assetId);
-    let asset = find(manifests.current());
+    // A worker just installed on a first visit may be asked before its manifest is in (a takeover
+    // of a player already in the page asks at once): it waits for it rather than drop the prefetch.
+    let asset = find(manifests.current() ?? (await manifests.load()));
     // The page learnt of a new live segment before this SW did (peers announced it): catch up.
     if (!asset && manifests.current()?.live.some((stream) => !stream.ended)) asset = find(await manifests.loadSince(Date.now()));
     if (!asset || piece >= asset.pieces.length) return;

@@ -29,6 +29,11 @@
 // home's viewer seeds nothing (upload limit 0); beside uplinks, the report sets that viewer's
 // startup and rebuffers with and without seeding side by side (8 viewers: --viewers 8):
 //   node bench/run.mjs --scenarios uplinks,uplinks-noseed --systems origin-hls,peerfetch-hls,p2pml --write
+// Scenarios uplinks-even and uplinks-uncapped (issue 15 item 4, only when named): homes behind NATs
+// whose uploads are all 1.5x the video's bitrate, and the same homes not capped; the goal holds the
+// second viewer's share from peers in the first within 10 points of the second; with --write they
+// rewrite the "Home uplinks at 1.5x the bitrate" section:
+//   node bench/run.mjs --scenarios uplinks-even,uplinks-uncapped --systems peerfetch-hls,p2pml --viewers 2 --no-write
 // Scenario live (issue 12, only when named; HLS systems only): a 90 s live stream packaged in real
 // time, viewers joining during its first 20 s (see LIVE in bench/lib/runs.mjs); offload, latency
 // against the stream's program date time, startup, rebuffers; a run of it alone with --write
@@ -199,7 +204,7 @@ async function benchmark() {
   const liveGoals = report.liveGoals(liveSummaries);
   const liveText = liveSummaries.length ? `${report.liveTable(liveSummaries)}\n\n${report.goalsTable(liveGoals, 'issue 12 item 5')}` : '';
   const uplinkSummaries = results.filter((r) => runs.SCENARIOS[r.scenario].uplinks).map((r) => report.summarizeUplinks(r, options.seconds));
-  const uplinkGoals = report.uplinksGoals(uplinkSummaries);
+  const uplinkGoals = [...report.uplinksGoals(uplinkSummaries), ...report.evenUplinksGoals(uplinkSummaries)];
   const uploaderText = report.uploaderTable(uplinkSummaries);
   const uplinksText = uplinkSummaries.length ? `${report.uplinksTable(uplinkSummaries)}\n\n${report.goalsTable(uplinkGoals, 'issue 15')}${uploaderText ? `\n\n${uploaderText}` : ''}` : '';
   const minutes = ((Date.now() - started.getTime()) / 60000).toFixed(1);
@@ -212,13 +217,14 @@ async function benchmark() {
 
   // A run of the WAN or the uplinks scenario alone (or beside the staggered LAN run it is compared
   // with) writes its own section; any other run writes Delivery.
-  // The uplinks-noseed runs belong to the Home uplinks section.
-  const sections = [...new Set(options.scenarios.map((id) => (runs.SCENARIOS[id].uplinks ? 'uplinks' : id)))];
+  // The uplinks-noseed runs belong to the Home uplinks section; uplinks-even and uplinks-uncapped to their own.
+  const sections = [...new Set(options.scenarios.map((id) => (runs.SCENARIOS[id].uplinks ? (runs.SCENARIOS[id].section ?? 'uplinks') : id)))];
   const shaped = sections.filter((id) => id !== 'staggered');
-  const only = shaped.length === 1 && (sections.length === 1 || sections.includes('staggered')) && ['wan', 'uplinks'].includes(shaped[0]) ? shaped[0] : sections.length === 1 ? sections[0] : null;
+  const only = shaped.length === 1 && (sections.length === 1 || sections.includes('staggered')) && ['wan', 'uplinks', 'uplinks-even'].includes(shaped[0]) ? shaped[0] : sections.length === 1 ? sections[0] : null;
   const section = {
     wan: { heading: 'WAN', notes: 'wan-notes.md' },
     uplinks: { heading: 'Home uplinks', notes: 'uplinks-notes.md' },
+    'uplinks-even': { heading: 'Home uplinks at 1.5x the bitrate', notes: 'uplinks-even-notes.md' },
     // One section per swarm size: the 4- and 8-viewer figures are separate runs.
     live: { heading: `Live, ${options.viewers} viewers`, notes: 'live-notes.md' },
     catalog: { heading: 'Catalog', notes: 'catalog-notes.md' },
@@ -265,7 +271,11 @@ async function benchmark() {
                 ? ` The uploader's own playback: peerfetch runs a second time with viewer ${runs.UPLINK_UPLOADER + 1} (the ${runs.UPLINK_HOMES[runs.UPLINK_UPLOADER].uplinkKbit / 1000} Mbit/s home) seeding nothing (\`data-upload-limit="0"\`; it still downloads from peers), and its startup and rebuffers are set beside its own in the seeding run and in origin-only.`
                 : '')
             : '') +
-          (options.scenarios.includes('catalog')
+          (options.scenarios.some((id) => runs.SCENARIOS[id].section === 'uplinks-even')
+            ? ` Home uplinks at 1.5x the bitrate = like WAN, but every home's upload capped at ${runs.EVEN_UPLINK_HOME.uplinkKbit / 1000} Mbit/s (1.5x the video's ${VIDEO_KBPS / 1000} Mbit/s), downloads at ${runs.EVEN_UPLINK_HOME.downlinkKbit / 1000} Mbit/s, no loss; ` +
+              "home uplinks not capped = the same homes and NATs with no line capped. Goal (issue 15 item 4): the second viewer's share of its video from peers (its offload: only the first viewer is ahead of it) at 1.5x within 10 points of the uncapped one."
+            : '') +
+                    (options.scenarios.includes('catalog')
             ? ` Catalog = joins 8 s apart on one page path (one swarm) with three videos (${runs.CATALOG.videos.join(', ')}: the benchmark video and two encodes of their own at other frame sizes); ` +
               `viewer by viewer in join order the videos ${runs.CATALOG.picks.map((pick) => pick + 1).join(', ')} (repeated), each seeking once, at ${runs.CATALOG.seekAtFraction * 100}% of the video, forward to ${runs.CATALOG.seekToFraction * 100}%. ` +
               'Its bytes consumed = the size of the video a viewer plays, and its ideal = 1 − (each picked video once) / (bytes consumed): the mix\'s ideal; the wait after a seek is not a rebuffer.'
@@ -278,7 +288,7 @@ async function benchmark() {
           'P2P column: the selected ICE candidate pairs seen on the pages\' RTCPeerConnections (none = the run had no P2P) and the bytes received over them.',
         '',
       ]),
-      ...(only === 'uplinks' ? [uplinksText] : only === 'live' ? [liveText] : [tableText, '', goalsText]),
+      ...(only === 'uplinks' || only === 'uplinks-even' ? [uplinksText] : only === 'live' ? [liveText] : [tableText, '', goalsText]),
       '',
       ...(notes ? [notes.trim(), ''] : []),
       '<details><summary>Per viewer</summary>',

@@ -250,8 +250,8 @@ export function goalsTable(list, issue = 'issue 4 item 8; WAN: issue 10 item 5; 
  */
 export function summarizeUplinks(run, seconds) {
   const s = summarize(run, run.viewers.length);
-  // A viewer that seeds nothing (uplinks-noseed) adds no capacity.
-  const capacity = run.viewers.reduce((sum, x) => sum + (x.seeding === false ? 0 : ((x.uplinkKbit ?? 0) * 1000 * seconds) / 8), 0);
+  // A viewer that seeds nothing (uplinks-noseed) adds no capacity; an uncapped line (uplinks-uncapped) no bound.
+  const capacity = run.viewers.reduce((sum, x) => sum + (x.seeding === false ? 0 : x.uplinkKbit ? (x.uplinkKbit * 1000 * seconds) / 8 : Infinity), 0);
   const capacityRatio = s.consumedBytes > 0 ? capacity / s.consumedBytes : 0;
   const allowed = Math.min(s.ideal, capacityRatio);
   const received = run.viewers.reduce((sum, x) => sum + (x.channelBytesReceived ?? 0), 0);
@@ -285,12 +285,12 @@ export function uplinksTable(summaries) {
   ];
   const rows = summaries.map((s) => [
     uplinksRunLabel(s),
-    s.perViewer.map((v) => v.uplinkKbit).join(', '),
+    s.perViewer.map((v) => v.uplinkKbit || 'not capped').join(', '),
     pct(s.offload),
-    `${pct(s.allowed)} (capacity/demand ${s.capacityRatio.toFixed(2)})`,
+    `${pct(s.allowed)} (capacity/demand ${Number.isFinite(s.capacityRatio) ? s.capacityRatio.toFixed(2) : 'unbounded'})`,
     pct(s.ofAllowed),
     s.wasted == null ? '—' : `${pct(s.wasted)} (${(s.channelBytesReceived / MB).toFixed(1)} MB, ${(s.peerBytesUsed / MB).toFixed(1)} MB)`,
-    s.perViewer.map((v, index) => `${index + 1} (${v.uplinkKbit}): ${v.stalls} (${secs(v.stallMs)})`).join('; '),
+    s.perViewer.map((v, index) => `${index + 1} (${v.uplinkKbit || 'not capped'}): ${v.stalls} (${secs(v.stallMs)})`).join('; '),
     secs(s.startupMedianMs),
     `${s.playedToEnd}/${s.viewers}${s.complete ? '' : ' ⚠'}`,
     iceCell(s),
@@ -299,10 +299,36 @@ export function uplinksTable(summaries) {
   return markdownTable(head, rows);
 }
 
-/** A run's row label: the system, and who did not seed (the uplinks-noseed scenario). */
+/** A run's row label: the system, and who did not seed (the uplinks-noseed scenario) or how the lines were capped (uplinks-even, uplinks-uncapped). */
 function uplinksRunLabel(s) {
   const quiet = s.perViewer.findIndex((v) => !v.seeding);
-  return quiet === -1 ? SYSTEMS[s.system].label : `${SYSTEMS[s.system].label}, viewer ${quiet + 1} not seeding`;
+  if (quiet !== -1) return `${SYSTEMS[s.system].label}, viewer ${quiet + 1} not seeding`;
+  return s.scenario === 'uplinks' ? SYSTEMS[s.system].label : `${SYSTEMS[s.system].label}, ${SCENARIOS[s.scenario]?.label ?? s.scenario}`;
+}
+
+/**
+ * Issue 15 item 4's first goal, per P2P system that ran both uplinks-even and uplinks-uncapped:
+ * with every home's upload at 1.5x the bitrate, the second viewer's share of its video from peers
+ * (its offload; only the first viewer is ahead of it) within 10 points of the same share with no
+ * line capped. Only runs where every viewer played to the end count.
+ */
+export function evenUplinksGoals(summaries) {
+  const out = [];
+  for (const capped of summaries.filter((s) => s.scenario === 'uplinks-even' && SYSTEMS[s.system].p2p)) {
+    const free = summaries.find((s) => s.scenario === 'uplinks-uncapped' && s.system === capped.system);
+    const goal = `${SYSTEMS[capped.system].label}: second viewer's share from peers with uploads at 1.5x the bitrate within 10 points of uncapped`;
+    if (!free) {
+      out.push({ goal, status: 'not measured', figure: 'no uplinks-uncapped run' });
+      continue;
+    }
+    if (!capped.complete || !free.complete || capped.perViewer.length < 2) {
+      out.push({ goal, status: 'not measured', figure: 'not every viewer played to the end' });
+      continue;
+    }
+    const [even, uncapped] = [capped.perViewer[1].offload, free.perViewer[1].offload];
+    out.push({ goal, status: Math.abs(uncapped - even) <= 0.1 ? 'met' : 'not met', figure: `${pct(even)} vs ${pct(uncapped)}` });
+  }
+  return out;
 }
 
 /**

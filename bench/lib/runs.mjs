@@ -48,6 +48,15 @@ export const UPLINK_HOMES = [1000, 2000, 5000, 20_000, 2000, 1000, 10_000, 3000]
  * order: the 2 Mbit/s home, 1.7x the video's bitrate, which serves every viewer joining after it.
  */
 export const UPLINK_UPLOADER = 1;
+/**
+ * The homes of the uplinks-even scenario (issue 15 item 4's first goal): every home's upload at
+ * 1.5x the video's bitrate (bench/run.mjs VIDEO_KBPS, 1.2 Mbit/s), the line that can just carry one
+ * stream, with a 20 Mbit/s downlink and no loss; uplinks-uncapped has the same homes with no cap,
+ * the figure the second viewer's share from peers is held to (within 10 points).
+ */
+export const EVEN_UPLINK_HOME = { nat: 'cone', uplinkKbit: 1800, downlinkKbit: 20_000, lossPercent: 0 };
+/** No rate given: the topology caps nothing (test/harness/topology.mjs). */
+export const UNCAPPED_HOME = { nat: 'cone', lossPercent: 0 };
 
 export const SCENARIOS = {
   staggered: { label: 'staggered', description: 'viewers join 8 s apart', staggered: true },
@@ -77,6 +86,27 @@ export const SCENARIOS = {
     home: (index) => UPLINK_HOMES[index % UPLINK_HOMES.length],
     notSeeding: UPLINK_UPLOADER,
     systems: ['peerfetch-mp4', 'peerfetch-hls'],
+  },
+  // Issue 15 item 4: every home's upload at 1.5x the bitrate, and the same homes uncapped; the
+  // report holds the second viewer's share from peers in the first to the second's
+  // (`--scenarios uplinks-even,uplinks-uncapped`).
+  'uplinks-even': {
+    label: 'home uplinks at 1.5x the bitrate',
+    description: `viewers join 8 s apart, each alone in a home behind a NAT, every home's upload capped at ${EVEN_UPLINK_HOME.uplinkKbit / 1000} Mbit/s (1.5x the video's bitrate)`,
+    staggered: true,
+    wan: true,
+    uplinks: true,
+    section: 'uplinks-even',
+    home: () => EVEN_UPLINK_HOME,
+  },
+  'uplinks-uncapped': {
+    label: 'home uplinks not capped',
+    description: 'viewers join 8 s apart, each alone in a home behind a NAT, no line capped',
+    staggered: true,
+    wan: true,
+    uplinks: true,
+    section: 'uplinks-even',
+    home: () => UNCAPPED_HOME,
   },
   // Issue 12 item 5: a live stream (see LIVE); only when named (`--scenarios live`), HLS systems only.
   live: {

@@ -4,7 +4,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'vitest';
-import { goals, liveGoals, liveTable, summarize, summarizeUplinks, uplinksGoals, uploaderTable, writeDeliverySection } from '../lib/report.mjs';
+import { evenUplinksGoals, goals, liveGoals, liveTable, summarize, summarizeUplinks, uplinksGoals, uplinksTable, uploaderTable, writeDeliverySection } from '../lib/report.mjs';
 
 const SIZE = 1_000_000;
 function viewer(name, originBytes, { startupMs = 1000, stalls = 0, copies = 1, ended = true } = {}) {
@@ -118,6 +118,22 @@ test("home uplinks: the uploader's own playback with and without seeding, beside
   assert.equal(list.find((g) => g.goal.includes('rebuffers')).status, 'not met');
   // Without an uplinks-noseed run there is no uploader table.
   assert.equal(uploaderTable(summaries.slice(0, 2)), '');
+});
+
+test('home uplinks at 1.5x the bitrate: the second viewer\'s share from peers against the same homes not capped', () => {
+  const homes = (kbit, viewers) => viewers.map((v) => ({ ...v, uplinkKbit: kbit }));
+  // Second viewer: 45% from peers capped, 60% not capped (15 points apart); 52% is within 10.
+  const capped = (second) => summarizeUplinks(run('peerfetch-hls', 'uplinks-even', homes(1800, [viewer('a', SIZE), viewer('b', (1 - second) * SIZE)])), 60);
+  const free = summarizeUplinks(run('peerfetch-hls', 'uplinks-uncapped', homes(null, [viewer('a', SIZE), viewer('b', 0.4 * SIZE)])), 60);
+  // An uncapped line bounds nothing: the uplinks allow the ideal.
+  assert.equal(free.capacityRatio, Infinity);
+  assert.equal(free.allowed, free.ideal);
+  assert.match(uplinksTable([free]), /\| peerfetch, HLS \(hls.js\), home uplinks not capped \| not capped, not capped \|.*capacity\/demand unbounded/);
+  assert.deepEqual(evenUplinksGoals([capped(0.45), free]).map((g) => [g.status, g.figure]), [['not met', '45.0% vs 60.0%']]);
+  assert.equal(evenUplinksGoals([capped(0.52), free])[0].status, 'met');
+  assert.equal(evenUplinksGoals([capped(0.52)])[0].status, 'not measured');
+  // The mixed swarm's goals ignore these runs.
+  assert.deepEqual(uplinksGoals([capped(0.52), free]), []);
 });
 
 test('live: the ideal is what the distinct segments allow, and the goals compare offload, latency and rebuffers', () => {

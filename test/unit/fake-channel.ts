@@ -26,7 +26,11 @@ export class FakeChannel extends EventTarget {
   readonly #queue: { frame: ArrayBuffer; left: number }[] = [];
   #timer: ReturnType<typeof setInterval> | undefined;
 
-  constructor(readonly bytesPerSecond?: number) {
+  /** `eventLagMs`: how late the page handles `bufferedamountlow` (a busy page's event loop). */
+  constructor(
+    readonly bytesPerSecond?: number,
+    readonly eventLagMs = 0,
+  ) {
     super();
   }
 
@@ -62,7 +66,8 @@ export class FakeChannel extends EventTarget {
       this.#timer = undefined;
     }
     if (before > this.bufferedAmountLowThreshold && this.bufferedAmount <= this.bufferedAmountLowThreshold) {
-      this.dispatchEvent(new Event('bufferedamountlow'));
+      if (this.eventLagMs > 0) setTimeout(() => this.dispatchEvent(new Event('bufferedamountlow')), this.eventLagMs);
+      else this.dispatchEvent(new Event('bufferedamountlow'));
     }
   }
 
@@ -75,10 +80,10 @@ export class FakeChannel extends EventTarget {
   }
 }
 
-/** Two connected ends; `aRate`/`bRate`: the line rate (bytes/s) each end sends at, unlimited when absent. */
-export function channelPair(aRate?: number, bRate?: number): [FakeChannel, FakeChannel] {
-  const a = new FakeChannel(aRate);
-  const b = new FakeChannel(bRate);
+/** Two connected ends; `aRate`/`bRate`: the line rate (bytes/s) each end sends at, unlimited when absent; `eventLagMs`: see FakeChannel. */
+export function channelPair(aRate?: number, bRate?: number, eventLagMs = 0): [FakeChannel, FakeChannel] {
+  const a = new FakeChannel(aRate, eventLagMs);
+  const b = new FakeChannel(bRate, eventLagMs);
   a.other = b;
   b.other = a;
   return [a, b];

@@ -27,8 +27,8 @@ function handlers(stored: Map<string, Uint8Array>): PeerHandlers {
   };
 }
 
-function connect(seederRate: number) {
-  const [leecherEnd, seederEnd] = channelPair(undefined, seederRate);
+function connect(seederRate: number, eventLagMs = 0) {
+  const [leecherEnd, seederEnd] = channelPair(undefined, seederRate, eventLagMs);
   const leecher = new Peer('seeder', fakeConnection(), leecherEnd as unknown as RTCDataChannel, handlers(new Map()));
   new Peer('leecher', fakeConnection(), seederEnd as unknown as RTCDataChannel, handlers(pieces));
   return { leecher, seederEnd };
@@ -54,6 +54,21 @@ describe('uploads on a slow line', () => {
     // The receiver measured the line, not the assumed rate.
     expect(leecher.throughput).toBeGreaterThan(SLOW_LINE * 0.8);
     expect(leecher.throughput).toBeLessThan(SLOW_LINE * 1.2);
+  });
+
+  it('keep it within a quarter second of a 1 Mbit/s line on a busy page, which refills it late', async () => {
+    const line = 125_000;
+    // The queue's low event is handled 300 ms late: every refill finds the queue empty.
+    const { leecher, seederEnd } = connect(line, 300);
+    const all = Promise.all([0, 1, 2, 3].map((index) => leecher.request(ASSET, index, PIECE_BYTES, never())));
+    // Until a wait finds bytes left in the queue, the line's rate is unknown and the target grows.
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(seederEnd.maxBufferedAmount).toBeLessThanOrEqual(128 * 1024 + CHUNK_SIZE + FRAME_OVERHEAD);
+    seederEnd.maxBufferedAmount = 0;
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect((await all).map((data) => data[0])).toEqual([0, 1, 2, 3]);
+    // Then a quarter second of this line, less than the smallest target (before: it grew to 1 MiB).
+    expect(seederEnd.maxBufferedAmount).toBeLessThanOrEqual(MIN_SEND_QUEUE_BYTES + CHUNK_SIZE + FRAME_OVERHEAD);
   });
 
   it('grow the target on a fast line, up to its cap', async () => {

@@ -13,12 +13,17 @@ import { finishFromOrigin, originMs } from './playback-slack.js';
 export const MAX_PEERS = 8;
 
 /**
- * Longest time (ms) one peer gets for one piece before the next peer is tried: a 256 KiB piece
- * takes ~50 ms at the 5 MB/s a channel carries here, so 3 s only trips on a stalled peer. The
- * last peer that holds the piece gets the whole deadline: giving up on it early only fails the
- * piece (a 2 Mbit/s home line needs over a second per piece, more behind other requests).
+ * Time (ms) one peer gets for one piece before the next peer is tried, at least: a 256 KiB piece
+ * takes ~50 ms at the 5 MB/s a channel carries here, so 3 s only trips on a stalled peer. A peer
+ * expected to take longer (a home line, requests queued ahead) gets twice what it was expected to
+ * take: cut at 3 s, a 1-2 Mbit/s line sending a piece behind another was cancelled part way, and
+ * what it had queued still came and was thrown away (uplinks benchmark: 1.4 MB of 1.8 MB wasted).
+ * The last peer that holds the piece gets the whole deadline: giving up on it early only fails
+ * the piece.
  */
 const PEER_ATTEMPT_TIMEOUT_MS = 3000;
+/** How many times its expected delivery time a peer gets for a piece before the next is tried (see PEER_ATTEMPT_TIMEOUT_MS). */
+const PEER_ATTEMPT_SLACK = 2;
 /**
  * Longest wait (ms) of a piece the player needs on a prefetch of it already asked of a peer that
  * has not delivered a verified piece yet and has sent nothing of this one: a first piece's
@@ -590,7 +595,8 @@ export class Swarm {
         let data: Uint8Array;
         // A timer rather than AbortSignal.timeout, so that tests drive it with a fake clock.
         const attempt = new AbortController();
-        const attemptMs = candidates.length > 1 ? Math.min(PEER_ATTEMPT_TIMEOUT_MS, remainingMs) : remainingMs;
+        const expectedMs = candidates[0]!.delay * 1000 * PEER_ATTEMPT_SLACK;
+        const attemptMs = candidates.length > 1 ? Math.min(Math.max(PEER_ATTEMPT_TIMEOUT_MS, expectedMs), remainingMs) : remainingMs;
         const attemptTimer = setTimeout(() => attempt.abort(), Math.max(attemptMs, 0));
         this.#serving.set(key, peer);
         try {

@@ -134,6 +134,24 @@ describe('Swarm: requests sized to each line', () => {
     swarm.destroy();
   });
 
+  it('a slow line expected to take longer than 3 s gets twice that before the next peer is asked', async () => {
+    const { swarm, assetId } = await setup();
+    const slow = connectRemote(swarm, assetId, 'a-slow', [0, 2], 20_000); // 160 kbit/s: 64 KiB take 3.3 s
+    const slower = connectRemote(swarm, assetId, 'b-slower', [1, 2], 10_000);
+    await vi.advanceTimersByTimeAsync(10);
+    // One piece from each measures both lines.
+    const measured = [0, 1].map((piece) => swarm.fetchPiece(assetId, piece, 20_000, new AbortController().signal));
+    await vi.advanceTimersByTimeAsync(8000);
+    for (const result of await Promise.all(measured)) expect(result).toMatchObject({ ok: true });
+    // Piece 2: the faster of the two sends it whole, in about 3.3 s; the other is never asked.
+    const fetching = swarm.fetchPiece(assetId, 2, 20_000, new AbortController().signal);
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(await fetching).toMatchObject({ ok: true });
+    expect(slower.remoteEnd.other.sent.some((message) => message.type === 'request' && message.piece === 2)).toBe(false);
+    expect(chunksSent(slow.remoteEnd).length).toBe((2 * PIECE) / (16 * 1024));
+    swarm.destroy();
+  });
+
   it('the only peer that holds a piece gets the whole deadline, not one attempt of 3 s', async () => {
     const { swarm, assetId } = await setup();
     connectRemote(swarm, assetId, 'slow', [0], 16_000); // 128 kbit/s: 64 KiB take 4.1 s

@@ -12,6 +12,14 @@ import { SendPacer } from './send-pacer.js';
  * first measurement (a quarter second of its line, see RATE_WINDOW_MS) replaces the guess.
  */
 const ASSUMED_THROUGHPUT_BPS = 1_000_000;
+/**
+ * Rate (bytes/s) at which what is already queued at a peer is assumed to drain until its line was
+ * measured: 1 Mbit/s, the slowest home uplink a viewer shares from. A new peer then takes one
+ * prefetch ahead of another within the 4 s a prefetch may queue (scheduler PREFETCH_QUEUE_MS), not
+ * all six at once on the 8 Mbit/s guess: on a 1 Mbit/s line six pieces are 12 s of sending, which
+ * the player caught up with (uplinks benchmark). A lone request still counts the guess.
+ */
+const UNMEASURED_QUEUE_BPS = 125_000;
 /** Round-trip time (ms) assumed before one was measured: a request crossing a continent and back. */
 const ASSUMED_RTT_MS = 150;
 /** Weight of the newest measurement in the throughput and round-trip moving averages. */
@@ -277,7 +285,9 @@ export class Peer {
     for (const download of this.#downloads.values()) {
       if (deadlineMs === undefined || download.deadlineMs <= deadlineMs) ahead += download.buffer.length - download.next;
     }
-    return this.rttMs / 1000 + (ahead + bytes) / Math.max(this.#currentThroughput(), 1) + this.failures * FAILURE_PENALTY_S;
+    const rate = Math.max(this.#currentThroughput(), 1);
+    const queueRate = this.#throughputMeasured ? rate : Math.min(rate, UNMEASURED_QUEUE_BPS);
+    return this.rttMs / 1000 + ahead / queueRate + bytes / rate + this.failures * FAILURE_PENALTY_S;
   }
 
   /**

@@ -311,6 +311,35 @@ describe('Swarm: a piece the player waits for, against its buffer', () => {
   });
 });
 
+describe('Swarm: a fresh peer before its line is measured', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('takes one request ahead of another within a second, as on a 1 Mbit/s line, until a piece measured it', async () => {
+    const m = await manifest();
+    const assetId = m.assets[0]!.id;
+    const swarm = new Swarm(m, new MemoryPieceStore(), noCallbacks);
+    await swarm.loadHave();
+    connectRemote(swarm, assetId, 'fresh', [0, 1, 2, 3], 400_000); // 3.2 Mbit/s, unknown to us yet
+    await vi.advanceTimersByTimeAsync(10);
+    // Two 64 KiB pieces asked: another fits a second only if they drain faster than 1 Mbit/s (1.05 s).
+    const first = [0, 1].map((piece) => swarm.fetchPiece(assetId, piece, 10_000, new AbortController().signal));
+    expect(swarm.canDeliverWithin(assetId, 2, 1000, 10_000)).toBe(false);
+    // They measured the line (a quarter second of it): two outstanding now count at its rate (0.33 s).
+    await vi.advanceTimersByTimeAsync(1000);
+    for (const result of await Promise.all(first)) expect(result).toMatchObject({ ok: true });
+    const next = [2, 3].map((piece) => swarm.fetchPiece(assetId, piece, 10_000, new AbortController().signal));
+    expect(swarm.canDeliverWithin(assetId, 0, 1000, 10_000)).toBe(true);
+    await vi.advanceTimersByTimeAsync(1000);
+    for (const result of await Promise.all(next)) expect(result).toMatchObject({ ok: true });
+    swarm.destroy();
+  });
+});
+
 describe('Swarm: seeding off (an upload limit of 0)', () => {
   beforeEach(() => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });

@@ -85,6 +85,22 @@ const CONTROL_MESSAGES_PER_S = 2000;
 const CONTROL_MESSAGES_BURST = 4000;
 /** Urgency (ms) of a request that states none: after every request that does (a prefetch's budget). */
 const DEFAULT_UPLOAD_DEADLINE_MS = MAX_REQUEST_DEADLINE_MS;
+/**
+ * How long (ms) the plan waits for a peer to say what it holds (its hello) before it goes on as if
+ * the peer held nothing more. A peer sends its hello the moment its channel opens, so it comes one
+ * trip after ours opened: a few ms on a LAN, 300 ms on a relayed path across continents. 2 s is
+ * several such trips plus a page busy with a long task. Waiting costs the pieces this page would
+ * fetch from the origin for the swarm meanwhile (their owner, see Scheduler); not waiting cost
+ * fetching pieces the peer held (WAN benchmark: each viewer after the first fetched two of them).
+ */
+export const HOLDINGS_WAIT_MS = 2000;
+/**
+ * A peer whose hello has not come this long (ms) after its channel opened is closed: a hello is
+ * the first thing every peer sends, so one still silent by now is broken or hostile, and it holds
+ * one of the page's few connection slots (MAX_PEERS) for nothing. Five times HOLDINGS_WAIT_MS, so
+ * a page that was only busy (its hello late, the plan already going on without it) is kept.
+ */
+export const HELLO_DEADLINE_MS = 10_000;
 
 /** What a Peer needs from the swarm (passed down; a Peer never reaches up). */
 export interface PeerHandlers {
@@ -94,7 +110,10 @@ export interface PeerHandlers {
   onUnknownAsset(peer: Peer, asset: string): void;
   /** Bytes of a stored piece to upload, or undefined. */
   readPiece(asset: string, piece: number): Promise<Uint8Array | undefined>;
-  /** The peer announced pieces (hello, have) or withdrew one (lost, not-found). */
+  /**
+   * The peer announced pieces (hello, have) or withdrew one (lost, not-found), or what it holds is
+   * taken as said (its hello did not come within HOLDINGS_WAIT_MS, see `holdingsPending`).
+   */
   onHave(peer: Peer): void;
   onUploaded(peer: Peer, bytes: number): void;
   /** Resolves when `bytes` more may be uploaded (the page's upload cap). */
@@ -206,6 +225,12 @@ export class Peer {
   #verifiedPieces = 0;
   /** Closed for breaking the protocol (garbage, a text frame, a flood): the swarm bans it like a bad piece. */
   #misbehaved = false;
+  /** Its hello arrived. */
+  #greeted = false;
+  /** Since when (performance.now() time) we wait for its hello (see holdingsPending); undefined once it came. */
+  #holdingsDueSince: number | undefined = performance.now();
+  /** Tells the engine when the wait for its hello ended without it (HOLDINGS_WAIT_MS), and closes it later (HELLO_DEADLINE_MS). */
+  #helloTimers: ReturnType<typeof setTimeout>[] = [];
   /** Token bucket of control messages (see CONTROL_MESSAGES_PER_S): tokens left, at performance.now() time. */
   #controlBudget = { tokens: CONTROL_MESSAGES_BURST, at: performance.now() };
 
@@ -239,6 +264,16 @@ export class Peer {
   noteVerified(): void {
     this.#verifiedPieces++;
     this.#stallsInARow = 0;
+  }
+
+  /**
+   * Whether we wait for this peer to say what it holds: its hello has not come, for less than
+   * HOLDINGS_WAIT_MS. Meanwhile it holds nothing as far as we know, which is not the same as holding
+   * nothing (a channel opens a round trip before the hello comes): the plan fetches nothing from the
+   * origin that the peer may hold. Past the wait the plan goes on without it (`onHave` says when).
+   */
+  get holdingsPending(): boolean {
+    return this.#holdingsDueSince !== undefined && performance.now() - this.#holdingsDueSince < HOLDINGS_WAIT_MS;
   }
 
   /** Whether the peer broke the protocol (closed with reason 'invalid message', 'text frame' or 'flooding'). */
@@ -360,6 +395,14 @@ export class Peer {
     connection.onconnectionstatechange = () => {
       if (connection.connectionState === 'failed' || connection.connectionState === 'closed') this.close('connection lost');
     };
+    this.#helloTimers = [
+      setTimeout(() => {
+        if (this.#holdingsDueSince !== undefined) this.#handlers.onHave(this);
+      }, HOLDINGS_WAIT_MS),
+      setTimeout(() => {
+        if (!this.#greeted) this.close('no hello');
+      }, HELLO_DEADLINE_MS),
+    ];
   }
 
   /**
@@ -508,6 +551,7 @@ export class Peer {
   close(reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
+    for (const timer of this.#helloTimers) clearTimeout(timer);
     const downloads = [...this.#downloads.values()];
     this.#downloads.clear();
     for (const download of downloads) {
@@ -563,6 +607,8 @@ export class Peer {
       case 'hello':
         if (message.version !== PEER_PROTOCOL_VERSION) return this.close('protocol version mismatch');
         this.#onHello(message.holdings);
+        this.#greeted = true;
+        this.#holdingsDueSince = undefined;
         return this.#handlers.onHave(this);
       case 'have': {
         if (this.#handlers.pieceCount(message.asset) === undefined) {

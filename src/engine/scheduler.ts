@@ -317,6 +317,11 @@ export class Scheduler {
     // at every have (8 live viewers, V8 profile: 3 s of the 40 s the pages spent in peerfetch's code).
     const membersOf = new Map<string, string[]>();
     const members = (assetId: string) => membersOf.get(assetId) ?? membersOf.set(assetId, this.#members(assetId)).get(assetId)!;
+    // A peer whose hello has not come yet seems to hold nothing: fetching its pieces from the
+    // origin as their owner would fetch what it holds (WAN benchmark: each viewer joining after
+    // the first fetched two pieces the first one held, in the plan right after connecting). The
+    // wait is bounded (HOLDINGS_WAIT_MS): a peer that never says hello does not stop it for good.
+    const everyPeerSaid = ![...swarm.peers.values()].some((peer) => peer.holdingsPending);
     let order = 0;
     for (const [key, head] of this.#heads) {
       if (now - head.updatedAt > STREAM_IDLE_MS) {
@@ -331,7 +336,7 @@ export class Scheduler {
         // nobody held it (fetchPiece would refuse it). Urgency 0 counts none of their queue.
         if (availability > 0 && swarm.canDeliverWithin(asset.id, piece, PREFETCH_QUEUE_MS, 0)) {
           fromPeers.push({ asset, piece, availability, order });
-        } else if (self && members(asset.id).length > 1 && this.ownerOf(asset.id, piece, members(asset.id)) === self) {
+        } else if (self && everyPeerSaid && members(asset.id).length > 1 && this.ownerOf(asset.id, piece, members(asset.id)) === self) {
           // Alone in wanting it, the player's own stream fetches what it needs; splitting only pays with company.
           this.#requestFromOrigin(asset, piece);
         }

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { MAX_READING_HEADS, Peer, READING_MEMORY_MS, type PeerHandlers } from '../../src/engine/peer.js';
+import { HELLO_DEADLINE_MS, HOLDINGS_WAIT_MS, MAX_READING_HEADS, Peer, READING_MEMORY_MS, type PeerHandlers } from '../../src/engine/peer.js';
 import { encodePeerMessage } from '../../src/shared/peer-codec.js';
 import { CHUNK_SIZE } from '../../src/shared/peer-messages.js';
 import { runsOf } from '../../src/shared/holdings.js';
@@ -363,6 +363,35 @@ describe('Peer protocol', () => {
     expect(closed).toEqual(['flooding']);
     expect(leecher.misbehaved).toBe(true);
     vi.restoreAllMocks();
+  });
+
+  it('a peer that never says hello is waited for HOLDINGS_WAIT_MS, then closed at HELLO_DEADLINE_MS; one that said hello stays', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+    try {
+      const settled: number[] = [];
+      const closed: string[] = [];
+      const [silentEnd] = channelPair();
+      const silent = new Peer('silent', fakeConnection(), silentEnd as unknown as RTCDataChannel, handlers(new Map(), {
+        onHave: () => settled.push(performance.now()),
+        onClose: (_peer, reason) => closed.push(reason),
+      }));
+      const { leecher, seeder } = connect(new Map());
+      leecher.hello(new Map());
+      seeder.hello(new Map());
+      await vi.advanceTimersByTimeAsync(10);
+      expect(leecher.holdingsPending, 'its hello came').toBe(false);
+      expect(silent.holdingsPending).toBe(true);
+      await vi.advanceTimersByTimeAsync(HOLDINGS_WAIT_MS);
+      expect(silent.holdingsPending, 'no longer waited for').toBe(false);
+      expect(settled, 'the engine is told to plan without it').toHaveLength(1);
+      expect(closed).toEqual([]);
+      await vi.advanceTimersByTimeAsync(HELLO_DEADLINE_MS - HOLDINGS_WAIT_MS);
+      expect(closed).toEqual(['no hello']);
+      expect(silent.misbehaved, 'closed, not banned: its page may have been busy').toBe(false);
+      expect([leecher.closed, seeder.closed]).toEqual([false, false]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('closing rejects every download in flight', async () => {

@@ -28,7 +28,8 @@ function manifest(): Promise<Manifest> {
 /**
  * A swarm of two members where nobody holds anything; records the waits asked of it. The other
  * member's player reads the start of every asset, so it plays each stream and wants every piece
- * (see Scheduler.ownerOf): only then is it assigned pieces and waited for.
+ * (see Scheduler.ownerOf): only then is it assigned pieces and waited for. Its hello has arrived
+ * (not `holdingsPending`): this member fetches its own pieces from the origin.
  */
 function fakeSwarm(m: Manifest, haveArrives: boolean) {
   const waits: number[] = [];
@@ -36,7 +37,7 @@ function fakeSwarm(m: Manifest, haveArrives: boolean) {
   let announced = false;
   const held = new Set<string>();
   const swarm = {
-    peers: new Map([[OTHER, { id: OTHER, readingHeads: () => m.assets.map((asset) => ({ asset: asset.id, piece: 0 })) }]]),
+    peers: new Map([[OTHER, { id: OTHER, holdingsPending: false, readingHeads: () => m.assets.map((asset) => ({ asset: asset.id, piece: 0 })) }]]),
     asset: (id: string) => m.assets.find((asset) => asset.id === id),
     announceReading: () => {},
     availability: () => (announced ? 1 : 0),

@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Peer, type PeerHandlers } from '../../src/engine/peer.js';
+import { HELLO_DEADLINE_MS, HOLDINGS_WAIT_MS, Peer, type PeerHandlers } from '../../src/engine/peer.js';
 import { Scheduler } from '../../src/engine/scheduler.js';
 import { Swarm } from '../../src/engine/swarm.js';
+import { runsOf } from '../../src/shared/holdings.js';
 import { sha256Hex } from '../../src/shared/integrity.js';
 import { parseManifest, type Manifest } from '../../src/shared/manifest.js';
 import { MemoryPieceStore } from '../../src/store/piece-store.js';
@@ -97,5 +98,98 @@ describe('Scheduler: the member assigned a piece wants it', () => {
     await vi.advanceTimersByTimeAsync(31_000);
     expect(owners().every((owner) => owner === 'self')).toBe(true);
     scheduler.stop();
+  });
+});
+
+describe('Scheduler: a peer that has just connected', () => {
+  // Real bytes, so that the peer holding them serves pieces that pass their hash.
+  const bytes = Uint8Array.from({ length: PIECE * PIECES }, (_, i) => (i * 13 + (i >> 8)) % 251);
+  const pieceBytes = (piece: number) => bytes.slice(piece * PIECE, (piece + 1) * PIECE);
+
+  /** One video, a swarm and its scheduler; `connect` adds a remote peer that serves any piece. */
+  async function setUp() {
+    const pieces = await Promise.all(Array.from({ length: PIECES }, (_, piece) => sha256Hex(pieceBytes(piece))));
+    const manifest = await parseManifest(
+      { version: 1, assets: [{ url: '/media/video.mp4', size: bytes.length, contentType: 'video/mp4', pieceSize: PIECE, pieces }] },
+      'https://site.example/peerfetch-manifest.json',
+    );
+    const asset = manifest.assets[0]!;
+    const fromOrigin: number[] = [];
+    const disconnects: string[] = [];
+    let scheduler: Scheduler | undefined;
+    const swarm = new Swarm(manifest, new MemoryPieceStore(), {
+      ...callbacks,
+      onPeerConnect: () => scheduler?.reschedule(),
+      onPeerHave: () => scheduler?.reschedule(),
+      onPeerDisconnect: (peer, reason) => disconnects.push(`${peer.id}: ${reason}`),
+    });
+    await swarm.loadHave();
+    scheduler = new Scheduler({ manifest, swarm, selfId: () => 'self', prefetchFromOrigin: (_asset, piece) => fromOrigin.push(piece) });
+    const connect = (id: string) => {
+      const [ourEnd, remoteEnd] = channelPair();
+      const remote = new Peer('self', fakeConnection(), remoteEnd as unknown as RTCDataChannel, {
+        ...remoteHandlers(),
+        readPiece: async (_asset, piece) => pieceBytes(piece),
+      });
+      swarm.addPeer(id, fakeConnection(), ourEnd as unknown as RTCDataChannel);
+      return { remote, ourEnd };
+    };
+    return { asset, swarm, scheduler, fromOrigin, disconnects, connect };
+  }
+
+  it('no piece is fetched from the origin as its owner before every connected peer said what it holds', async () => {
+    const { asset, swarm, scheduler, fromOrigin, connect } = await setUp();
+    // A peer that plays the same video and holds none of it: with it, this page owns some of the pieces ahead.
+    const watcher = connect('watcher');
+    watcher.remote.hello(new Map());
+    watcher.remote.announceReading(asset.id, 0);
+    await vi.waitFor(() => expect(swarm.peers.get('watcher')?.readingHeads(60_000)).toHaveLength(1));
+    const owners = Array.from({ length: 8 }, (_, index) => scheduler.ownerOf(asset.id, index + 1));
+    expect(owners, 'this page owns pieces of the window: the check below could not pass by chance').toContain('self');
+    // A peer that holds the whole video connects; its hello comes a moment after its channel
+    // opened, and the player reads its first piece in between (the plan runs before the hello).
+    const seeder = connect('seeder');
+    seeder.remote.hello(new Map([[asset.id, runsOf(Array.from({ length: PIECES }, (_, piece) => piece))]]));
+    expect(await scheduler.answer(asset, 0, 4000, true, new AbortController().signal)).toMatchObject({ ok: false });
+    // Once it said so, the pieces ahead come from it, and none was asked of the origin meanwhile.
+    await vi.waitFor(() => expect(seeder.ourEnd.sent.filter((message) => message.type === 'request').length).toBeGreaterThan(0));
+    expect(fromOrigin).toEqual([]);
+    scheduler.stop();
+    swarm.destroy();
+  });
+
+  it('a peer that never says hello holds the owner fetches back HOLDINGS_WAIT_MS only, and is closed after HELLO_DEADLINE_MS', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+    try {
+      const { asset, swarm, scheduler, fromOrigin, disconnects, connect } = await setUp();
+      const watcher = connect('watcher');
+      watcher.remote.hello(new Map());
+      watcher.remote.announceReading(asset.id, 0);
+      await vi.advanceTimersByTimeAsync(10);
+      expect(swarm.peers.get('watcher')?.readingHeads(60_000)).toHaveLength(1);
+      // A peer whose channel opened and that never sends a byte (nothing listens at its end).
+      const [silentEnd] = channelPair();
+      swarm.addPeer('silent', fakeConnection(), silentEnd as unknown as RTCDataChannel);
+      expect(await scheduler.answer(asset, 0, 4000, true, new AbortController().signal)).toMatchObject({ ok: false });
+      await vi.advanceTimersByTimeAsync(HOLDINGS_WAIT_MS - 200);
+      expect(swarm.peers.get('watcher')!.holdingsPending).toBe(false);
+      expect(swarm.peers.get('silent')!.holdingsPending).toBe(true);
+      expect(fromOrigin, 'nothing fetched for the swarm while its hello may still come').toEqual([]);
+      // Past the wait the plan goes on without it: this page fetches the pieces it owns.
+      await vi.advanceTimersByTimeAsync(200);
+      const owned = Array.from({ length: 8 }, (_, index) => index + 1).filter((piece) => scheduler.ownerOf(asset.id, piece) === 'self');
+      expect(owned.length).toBeGreaterThan(0);
+      expect(fromOrigin.length).toBeGreaterThan(0);
+      expect(fromOrigin.every((piece) => owned.includes(piece))).toBe(true);
+      expect(swarm.peers.has('silent'), 'kept until its deadline: its page may only be busy').toBe(true);
+      await vi.advanceTimersByTimeAsync(HELLO_DEADLINE_MS - HOLDINGS_WAIT_MS);
+      expect(swarm.peers.has('silent')).toBe(false);
+      expect(disconnects).toEqual(['silent: no hello']);
+      expect(swarm.peers.has('watcher'), 'a peer that said hello stays').toBe(true);
+      scheduler.stop();
+      swarm.destroy();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

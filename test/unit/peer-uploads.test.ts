@@ -30,7 +30,10 @@ function handlers(stored: Map<string, Uint8Array>): PeerHandlers {
 function connect(seederRate: number, eventLagMs = 0) {
   const [leecherEnd, seederEnd] = channelPair(undefined, seederRate, eventLagMs);
   const leecher = new Peer('seeder', fakeConnection(), leecherEnd as unknown as RTCDataChannel, handlers(new Map()));
-  new Peer('leecher', fakeConnection(), seederEnd as unknown as RTCDataChannel, handlers(pieces));
+  const seeder = new Peer('leecher', fakeConnection(), seederEnd as unknown as RTCDataChannel, handlers(pieces));
+  // Both say hello, as every peer does when its channel opens: one silent past the hello deadline is closed.
+  seeder.hello(new Map());
+  leecher.hello(new Map());
   return { leecher, seederEnd };
 }
 

@@ -225,8 +225,6 @@ export class Peer {
   #verifiedPieces = 0;
   /** Closed for breaking the protocol (garbage, a text frame, a flood): the swarm bans it like a bad piece. */
   #misbehaved = false;
-  /** Its hello arrived. */
-  #greeted = false;
   /** Since when (performance.now() time) we wait for its hello (see holdingsPending); undefined once it came. */
   #holdingsDueSince: number | undefined = performance.now();
   /** Tells the engine when the wait for its hello ended without it (HOLDINGS_WAIT_MS), and closes it later (HELLO_DEADLINE_MS). */
@@ -400,7 +398,7 @@ export class Peer {
         if (this.#holdingsDueSince !== undefined) this.#handlers.onHave(this);
       }, HOLDINGS_WAIT_MS),
       setTimeout(() => {
-        if (!this.#greeted) this.close('no hello');
+        if (this.#holdingsDueSince !== undefined) this.close('no hello');
       }, HELLO_DEADLINE_MS),
     ];
   }
@@ -607,7 +605,6 @@ export class Peer {
       case 'hello':
         if (message.version !== PEER_PROTOCOL_VERSION) return this.close('protocol version mismatch');
         this.#onHello(message.holdings);
-        this.#greeted = true;
         this.#holdingsDueSince = undefined;
         return this.#handlers.onHave(this);
       case 'have': {

@@ -128,6 +128,11 @@ export interface TakeoverComponents {
   peersExpected(): boolean;
   /** Clock (ms); injected for tests. Default: performance.now. */
   now?: () => number;
+  /**
+   * Tells peers where the element reads (see Swarm.announceReading): they tell a page what they
+   * hold of a video, and serve it pieces of it, only once it said it reads that video.
+   */
+  reading(assetId: string, piece: number): void;
   /** Tells the SW that the element of `url` is reloaded as a new resource; false when it did not confirm. */
   beforeReload(url: string): Promise<boolean>;
   /** The engine's debug log (see PeerfetchOptions.debug). */
@@ -253,12 +258,14 @@ export class MediaTakeovers {
     const asset = findAsset(this.#manifest, url);
     if (!asset) return { outcome: 'never', why: 'not a manifest asset, left on the network' };
     if (fullyLoaded(media)) return { outcome: 'never', why: 'loaded whole from the network, left there' };
-    const { holds, peerHolds, fetchFromPeers } = this.#components;
+    const { holds, peerHolds, fetchFromPeers, reading } = this.#components;
     for (let round = 0; round < TAKEOVER_ROUNDS; round++) {
       if (this.#stopped || withoutFragment(media.currentSrc) !== url) return { outcome: 'never', why: 'source changed, left alone' };
       const progress = progressOf(media);
       const pieces = takeoverPieces(asset, progress);
       if (!pieces) return { outcome: 'not-yet', why: 'no duration yet' };
+      // Where it loads from the network next: peers tell what they hold of the video from then on.
+      reading(asset.id, Math.min(pieces.firstUnloaded, asset.pieces.length - 1));
       let gain = false;
       for (let piece = pieces.firstUnloaded; piece < asset.pieces.length && !gain; piece++) gain = peerHolds(asset.id, piece);
       if (!gain) return this.#attemptEarly(media, url, asset, progress);

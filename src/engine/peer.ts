@@ -62,8 +62,9 @@ export const MAX_PENDING_ASSETS = 32;
 /** Highest piece index parked per unknown asset (+1): a live segment has a handful of pieces. */
 export const MAX_PENDING_PIECES = 4096;
 /**
- * Stream heads a peer's `reading` messages are kept for (count): a page plays a few streams at
- * once (video and audio, a few players); the oldest goes first, so a peer cannot grow it.
+ * Stream heads kept (count): those a peer's `reading` messages named, and the streams our own
+ * players read (see Swarm.announceReading). A page plays a few streams at once (video and audio,
+ * their init segments, a few players); the oldest goes first, so a peer cannot grow it.
  */
 export const MAX_READING_HEADS = 8;
 /**
@@ -116,6 +117,11 @@ export interface PeerHandlers {
    */
   onHave(peer: Peer): void;
   onUploaded(peer: Peer, bytes: number): void;
+  /**
+   * The peer said its player reads `asset` (see the `reading` message): it may now be told what we
+   * hold of that stream; `ask`: it waits for a hello in answer. Absent: nothing is told.
+   */
+  onReading?(peer: Peer, asset: string, ask: boolean): void;
   /** Resolves when `bytes` more may be uploaded (the page's upload cap). */
   beforeUpload(bytes: number): Promise<void>;
   onClose(peer: Peer, reason: string): void;
@@ -225,10 +231,22 @@ export class Peer {
   #verifiedPieces = 0;
   /** Closed for breaking the protocol (garbage, a text frame, a flood): the swarm bans it like a bad piece. */
   #misbehaved = false;
-  /** Since when (performance.now() time) we wait for its hello (see holdingsPending); undefined once it came. */
-  #holdingsDueSince: number | undefined = performance.now();
-  /** Tells the engine when the wait for its hello ended without it (HOLDINGS_WAIT_MS), and closes it later (HELLO_DEADLINE_MS). */
-  #helloTimers: ReturnType<typeof setTimeout>[] = [];
+  /** Its hello arrived. */
+  #greeted = false;
+  /**
+   * Since when (performance.now() time) we wait for it to say what it holds (see holdingsPending):
+   * its first hello, or a hello answering our `reading` that asked; undefined when we do not.
+   */
+  #holdingsDueSince: number | undefined;
+  /** Tells the engine when a wait for its holdings ended without them (HOLDINGS_WAIT_MS). */
+  #holdingsTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Closes the peer when its hello does not come (HELLO_DEADLINE_MS). */
+  #helloDeadline: ReturnType<typeof setTimeout> | undefined;
+  /** Our `reading` messages that asked for a hello, and how many of them its last hello answered. */
+  #asksSent = 0;
+  #asksAnswered = 0;
+  /** Its `reading` messages that asked for a hello (our hellos say how many they answer). */
+  #asksReceived = 0;
   /** Token bucket of control messages (see CONTROL_MESSAGES_PER_S): tokens left, at performance.now() time. */
   #controlBudget = { tokens: CONTROL_MESSAGES_BURST, at: performance.now() };
 
@@ -265,10 +283,12 @@ export class Peer {
   }
 
   /**
-   * Whether we wait for this peer to say what it holds: its hello has not come, for less than
-   * HOLDINGS_WAIT_MS. Meanwhile it holds nothing as far as we know, which is not the same as holding
-   * nothing (a channel opens a round trip before the hello comes): the plan fetches nothing from the
-   * origin that the peer may hold. Past the wait the plan goes on without it (`onHave` says when).
+   * Whether we wait for this peer to say what it holds: its hello, or its answer to our `reading`
+   * that asked (a peer tells us what it holds of a stream only once we said we read it), has not
+   * come, for less than HOLDINGS_WAIT_MS. Meanwhile it holds nothing more as far as we know, which
+   * is not the same as holding nothing more (a channel opens a round trip before the hello comes):
+   * the plan fetches nothing from the origin that the peer may hold. Past the wait the plan goes on
+   * without it (`onHave` says when).
    */
   get holdingsPending(): boolean {
     return this.#holdingsDueSince !== undefined && performance.now() - this.#holdingsDueSince < HOLDINGS_WAIT_MS;
@@ -393,14 +413,25 @@ export class Peer {
     connection.onconnectionstatechange = () => {
       if (connection.connectionState === 'failed' || connection.connectionState === 'closed') this.close('connection lost');
     };
-    this.#helloTimers = [
-      setTimeout(() => {
-        if (this.#holdingsDueSince !== undefined) this.#handlers.onHave(this);
-      }, HOLDINGS_WAIT_MS),
-      setTimeout(() => {
-        if (this.#holdingsDueSince !== undefined) this.close('no hello');
-      }, HELLO_DEADLINE_MS),
-    ];
+    this.#awaitHoldings();
+    this.#helloDeadline = setTimeout(() => {
+      if (!this.#greeted) this.close('no hello');
+    }, HELLO_DEADLINE_MS);
+  }
+
+  /**
+   * Starts waiting for the peer to say what it holds (see holdingsPending), unless a wait is under
+   * way: a hello answers every ask sent before it, so the wait ends with the first hello that
+   * answers them all, or HOLDINGS_WAIT_MS after it began.
+   */
+  #awaitHoldings(): void {
+    if (this.holdingsPending) return;
+    const since = performance.now();
+    this.#holdingsDueSince = since;
+    clearTimeout(this.#holdingsTimer);
+    this.#holdingsTimer = setTimeout(() => {
+      if (this.#holdingsDueSince === since && !this.#closed) this.#handlers.onHave(this);
+    }, HOLDINGS_WAIT_MS);
   }
 
   /**
@@ -408,7 +439,7 @@ export class Peer {
    * later, it replaces what the peer knew we hold (see Swarm.setSeeding).
    */
   hello(holdings: Holdings): void {
-    this.#send({ type: 'hello', version: PEER_PROTOCOL_VERSION, holdings });
+    this.#send({ type: 'hello', version: PEER_PROTOCOL_VERSION, holdings, asks: this.#asksReceived });
   }
 
   /** Refuses every queued upload (`not-found`, so the peer asks us no more for those pieces): we stopped seeding. */
@@ -421,9 +452,16 @@ export class Peer {
     this.#send({ type: 'have', asset, piece });
   }
 
-  /** Tells the peer where our player now reads (see the `reading` message). */
-  announceReading(asset: string, piece: number): void {
-    this.#send({ type: 'reading', asset, piece });
+  /**
+   * Tells the peer where our player now reads (see the `reading` message). `ask`: we just began
+   * the stream (or connected): the peer answers with a hello, and we wait for it (holdingsPending).
+   */
+  announceReading(asset: string, piece: number, ask = false): void {
+    if (ask && !this.#closed) {
+      this.#asksSent++;
+      this.#awaitHoldings();
+    }
+    this.#send(ask ? { type: 'reading', asset, piece, ask } : { type: 'reading', asset, piece });
   }
 
   /**
@@ -549,7 +587,8 @@ export class Peer {
   close(reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const timer of this.#helloTimers) clearTimeout(timer);
+    clearTimeout(this.#holdingsTimer);
+    clearTimeout(this.#helloDeadline);
     const downloads = [...this.#downloads.values()];
     this.#downloads.clear();
     for (const download of downloads) {
@@ -605,7 +644,10 @@ export class Peer {
       case 'hello':
         if (message.version !== PEER_PROTOCOL_VERSION) return this.close('protocol version mismatch');
         this.#onHello(message.holdings);
-        this.#holdingsDueSince = undefined;
+        this.#greeted = true;
+        // A hello without the count is from a peer that lists all it holds: nothing left to wait for.
+        this.#asksAnswered = Math.max(this.#asksAnswered, message.asks ?? this.#asksSent);
+        if (this.#asksAnswered >= this.#asksSent) this.#holdingsDueSince = undefined;
         return this.#handlers.onHave(this);
       case 'have': {
         if (this.#handlers.pieceCount(message.asset) === undefined) {
@@ -621,6 +663,8 @@ export class Peer {
         this.#reading.delete(message.asset);
         this.#reading.set(message.asset, { piece: message.piece, at: performance.now() });
         if (this.#reading.size > MAX_READING_HEADS) this.#reading.delete(this.#reading.keys().next().value!);
+        if (message.ask) this.#asksReceived++;
+        this.#handlers.onReading?.(this, message.asset, message.ask === true);
         return this.#handlers.onHave(this);
       }
       case 'listed':

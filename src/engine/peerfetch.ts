@@ -345,6 +345,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       fetchFromPeers: async (asset, piece, timeoutMs) => (await swarm.fetchPiece(asset, piece, timeoutMs, this.#lifetime.signal)).ok,
       prefetchFromOrigin: (asset, piece) => this.#link.prefetch(asset, piece),
       peersExpected: () => this.#othersInSwarm !== false && !this.#heardFromPeer,
+      reading: (asset, piece) => swarm.announceReading(asset, piece),
       beforeReload: (url) => this.#link.takeover(url),
       log: this.#log && ((message) => this.#log?.(`takeover: ${message}`)),
     });

@@ -1,10 +1,11 @@
 import { MAX_HELD_PIECES, runsOf, type PieceRuns } from '../shared/holdings.js';
 import { PeerfetchError } from '../shared/errors.js';
 import { verifyPiece } from '../shared/integrity.js';
-import type { Manifest, ManifestAsset } from '../shared/manifest.js';
+import { streamKey, type Manifest, type ManifestAsset } from '../shared/manifest.js';
 import { pieceCount, pieceSpan } from '../shared/piece-math.js';
 import type { PieceStore, RemovedPieces } from '../store/piece-store.js';
 import { SharedTasks } from '../shared/shared-tasks.js';
+import { TokenBucket } from '../shared/token-bucket.js';
 import { MAX_READING_HEADS, Peer, READING_MEMORY_MS, type PeerRecord } from './peer.js';
 import { UploadLimiter } from './upload-limiter.js';
 import { finishFromOrigin, originMs } from './playback-slack.js';
@@ -50,6 +51,28 @@ const REJOIN_MIN_MS = 500;
  * (Peer's RATE_WINDOW_MS), as the estimate of the peer's rate changes no faster.
  */
 const LATE_CHECK_MS = 250;
+/**
+ * Hellos one peer can make us send by what it says (per second, and in one burst): an honest peer
+ * needs one when its page begins a stream (a video, a rendition, the first read after a long
+ * pause), a few a minute. A hello may carry up to MAX_HOLDINGS_BYTES, so a peer naming new streams
+ * or asking in a loop gets one a second, not one per message; what it asked meanwhile is answered
+ * by that one (a hello answers every ask before it).
+ */
+const PEER_HELLOS_PER_S = 1;
+const PEER_HELLO_BURST = 4;
+
+/** What one peer was told of our holdings (see Swarm's privacy rule, #mayTell). */
+interface Disclosure {
+  /** Assets it was told we hold pieces of (in our last hello, or in haves since). */
+  told: Set<string>;
+  /** The streams our last hello to it covered: those our player read then and those it had said it reads. */
+  streams: Set<string>;
+  /** It asked for a hello (see the `reading` message) that was not sent yet. */
+  asked: boolean;
+  /** A hello put off by the budget (PEER_HELLOS_PER_S). */
+  timer: ReturnType<typeof setTimeout> | undefined;
+  budget: TokenBucket;
+}
 
 /** What the swarm reports upwards (the orchestrator turns these into stats and public events). */
 export interface SwarmCallbacks {
@@ -79,6 +102,14 @@ export type PieceResult =
  * The peers of this page's swarm, what each holds, and fetching verified pieces from them.
  * Every byte from a peer is checked against the manifest's SHA-256 before it leaves this class;
  * a peer that sends a bad piece is dropped and never accepted again.
+ *
+ * What a peer learns of the viewer (issue 13 item 7): what we hold of a stream (a video, one
+ * rendition of it, DASH audio or an init segment, a live stream; see streamKey) is told to a peer
+ * only while our player reads that stream (it read it within READING_MEMORY_MS: a page's players
+ * read several streams at once), or once the peer said its player reads it (`reading`), and only
+ * pieces of such a stream are sent to it; any other request is refused `not-found`, as for a piece
+ * not held. So a peer learns what the viewer watches now or what it watches itself, never the
+ * viewer's history, from hellos, haves, losses and requests alike.
  */
 export class Swarm {
   readonly peers = new Map<string, Peer>();
@@ -102,8 +133,16 @@ export class Swarm {
    * in hellos and kept current by `markHave`. The asset stored to last is last in the map.
    */
   readonly #have = new Map<string, Set<number>>();
-  /** Where our player reads, per asset id, newest last (see announceReading). */
-  readonly #reading = new Map<string, { piece: number; at: number }>();
+  /**
+   * Where our player last read each stream (see streamKey), newest last, at most MAX_READING_HEADS
+   * streams (see announceReading). Kept per stream, not per asset: a stream of segment files names
+   * a new asset every few seconds, which would push out the streams read beside it.
+   */
+  readonly #reading = new Map<string, { asset: string; piece: number; at: number }>();
+  /** What each connected peer was told of our holdings, by peer id. */
+  readonly #disclosures = new Map<string, Disclosure>();
+  /** streamKey of each asset, computed once per asset object (a new manifest brings new objects). */
+  readonly #streamKeys = new WeakMap<ManifestAsset, string>();
   /** Peer downloads in progress, one per piece, shared by every caller that wants that piece. */
   readonly #downloads = new SharedTasks<PieceResult, AbortSignal>();
   /** Callers waiting for some peer to announce a piece. */
@@ -261,7 +300,12 @@ export class Swarm {
     this.#have.delete(assetId);
     this.#have.set(assetId, held);
     if (!this.#seeding) return;
-    for (const peer of this.peers.values()) peer.announceHave(assetId, piece);
+    const readNow = this.#streamsReadNow();
+    for (const peer of this.peers.values()) {
+      if (!this.#mayTell(peer, assetId, readNow)) continue;
+      this.#disclosures.get(peer.id)?.told.add(assetId);
+      peer.announceHave(assetId, piece);
+    }
   }
 
   /**
@@ -273,39 +317,127 @@ export class Swarm {
   setSeeding(seeding: boolean): void {
     if (seeding === this.#seeding) return;
     this.#seeding = seeding;
-    const holdings = this.#holdings();
     for (const peer of this.peers.values()) {
       if (!seeding) peer.refuseUploads();
-      peer.hello(holdings);
+      this.#hello(peer);
     }
   }
 
   /**
    * Our player now reads `piece` of `assetId`: every peer is told (see the `reading` message),
-   * and peers that connect later hear of it after our hello.
+   * and peers that connect later hear of it after our hello. A stream our player was not reading
+   * (see #streamsReadNow) now asks every peer for its holdings of it (they tell them only from now
+   * on), and peers may now be told what we hold of it.
    */
   announceReading(assetId: string, piece: number): void {
-    this.#reading.delete(assetId);
-    this.#reading.set(assetId, { piece, at: performance.now() });
+    const now = performance.now();
+    const stream = this.#streamOf(assetId);
+    const fresh = !this.#streamsReadNow(now).has(stream);
+    this.#reading.delete(stream);
+    this.#reading.set(stream, { asset: assetId, piece, at: now });
     if (this.#reading.size > MAX_READING_HEADS) this.#reading.delete(this.#reading.keys().next().value!);
-    for (const peer of this.peers.values()) peer.announceReading(assetId, piece);
+    const held = fresh && [...this.#have].some(([id, pieces]) => pieces.size > 0 && this.#streamOf(id) === stream);
+    for (const peer of this.peers.values()) {
+      if (held && !this.#disclosures.get(peer.id)?.streams.has(stream)) this.#disclose(peer, false);
+      peer.announceReading(assetId, piece, fresh);
+    }
+  }
+
+  /** The stream of an asset (see streamKey); an asset this page does not know is a stream of its own. */
+  #streamOf(assetId: string): string {
+    const asset = this.#assets.get(assetId);
+    if (!asset) return assetId;
+    let key = this.#streamKeys.get(asset);
+    if (key === undefined) this.#streamKeys.set(asset, (key = streamKey(asset)));
+    return key;
+  }
+
+  /**
+   * The streams our player reads now: every stream it read within READING_MEMORY_MS, not only the
+   * latest. A page reads several streams at once (a DASH player its video and audio segments and
+   * their init segments; an ABR player the rendition it leaves while it starts the next; two
+   * players): a rule of one stream withdrew a DASH player's video segments whenever it read its
+   * audio, and a second dash.js or Shaka viewer took 41-285 kB of 0.8 MB from peers. A player that
+   * plays a stream reads it at least once a segment (seconds); a stream not read for that long
+   * (the scheduler too takes it for over then) is history and stops being told.
+   */
+  #streamsReadNow(now = performance.now()): Set<string> {
+    const streams = new Set<string>();
+    for (const [stream, { at }] of this.#reading) if (now - at <= READING_MEMORY_MS) streams.add(stream);
+    return streams;
+  }
+
+  /** The streams `peer` said its player reads (its last MAX_READING_HEADS `reading` messages, whatever their age). */
+  #streamsReadBy(peer: Peer): Set<string> {
+    return new Set(peer.readingHeads(Infinity).map((head) => this.#streamOf(head.asset)));
+  }
+
+  /**
+   * Whether `peer` may learn what we hold of `assetId`: we seed, and our player reads its stream
+   * now or the peer said its player reads it (see the class comment).
+   */
+  #mayTell(peer: Peer, assetId: string, readNow = this.#streamsReadNow()): boolean {
+    if (!this.#seeding) return false;
+    const stream = this.#streamOf(assetId);
+    return readNow.has(stream) || this.#streamsReadBy(peer).has(stream);
+  }
+
+  /**
+   * Sends `peer` a hello: what it may know we hold (see #mayTell), the assets stored to most
+   * recently first; with `onlyNews`, only when that names an asset it was not told of.
+   */
+  #hello(peer: Peer, onlyNews = false): void {
+    const holdings = new Map<string, PieceRuns>();
+    const readNow = this.#streamsReadNow();
+    const readByPeer = this.#streamsReadBy(peer);
+    if (this.#seeding) {
+      for (const [id, held] of [...this.#have].reverse()) {
+        const stream = this.#streamOf(id);
+        if (held.size > 0 && (readNow.has(stream) || readByPeer.has(stream))) holdings.set(id, runsOf(held));
+      }
+    }
+    const disclosure = this.#disclosures.get(peer.id);
+    if (disclosure) {
+      disclosure.streams = new Set([...readNow, ...readByPeer]);
+      if (onlyNews && [...holdings.keys()].every((id) => disclosure.told.has(id))) return;
+      disclosure.told = new Set(holdings.keys());
+      disclosure.asked = false;
+    }
+    peer.hello(holdings);
+  }
+
+  /**
+   * `peer` may know more of what we hold (it or our player began a stream), or it asked for a hello
+   * (`asked`): it gets one when it asked or when the hello would tell it something new, within its
+   * budget (PEER_HELLOS_PER_S); over it, one hello follows when the budget allows.
+   */
+  #disclose(peer: Peer, asked: boolean): void {
+    const disclosure = this.#disclosures.get(peer.id);
+    if (!disclosure || this.peers.get(peer.id) !== peer) return;
+    disclosure.asked ||= asked;
+    if (disclosure.timer !== undefined) return;
+    const waitMs = disclosure.budget.waitMs(1);
+    if (waitMs > 0) {
+      disclosure.timer = setTimeout(() => {
+        disclosure.timer = undefined;
+        this.#disclose(peer, false);
+      }, waitMs);
+      return;
+    }
+    disclosure.budget.take(1);
+    this.#hello(peer, !disclosure.asked);
+  }
+
+  /** `peer` said its player reads `assetId`: a stream it had not named may bring it news of our holdings; an ask is answered. */
+  #onPeerReading(peer: Peer, assetId: string, ask: boolean): void {
+    const disclosure = this.#disclosures.get(peer.id);
+    if (!disclosure) return;
+    if (ask || !disclosure.streams.has(this.#streamOf(assetId))) this.#disclose(peer, ask);
   }
 
   /** Piece indexes held of `assetId`, in order. */
   held(assetId: string): number[] {
     return [...(this.#have.get(assetId) ?? [])].sort((a, b) => a - b);
-  }
-
-  /**
-   * What a hello says we hold: nothing when we do not seed, else the assets stored to most
-   * recently first, so that a store holding more than a hello carries (see MAX_HOLDINGS_BYTES)
-   * announces what viewers are watching now.
-   */
-  #holdings(): Map<string, PieceRuns> {
-    const holdings = new Map<string, PieceRuns>();
-    if (!this.#seeding) return holdings;
-    for (const [id, held] of [...this.#have].reverse()) if (held.size > 0) holdings.set(id, runsOf(held));
-    return holdings;
   }
 
   /** Forgets every held piece (the store was cleared) and tells every peer. */
@@ -323,7 +455,8 @@ export class Swarm {
       for (const piece of pieces ?? [...held]) {
         if (!held.has(piece)) continue;
         held.delete(piece);
-        for (const peer of this.peers.values()) peer.announceLost(id, piece);
+        // Only peers told we held it hear that we no longer do.
+        for (const peer of this.peers.values()) if (this.#disclosures.get(peer.id)?.told.has(id)) peer.announceLost(id, piece);
         this.#callbacks.onWithdrawn(id, piece);
       }
     }
@@ -354,13 +487,15 @@ export class Swarm {
       connection.close();
       return;
     }
-    const peer = new Peer(peerId, connection, channel, {
+    const peer: Peer = new Peer(peerId, connection, channel, {
       pieceCount: (id) => {
         const asset = this.#assets.get(id);
         return asset && pieceCount(asset.size, asset.pieceSize);
       },
       onUnknownAsset: (from, asset) => this.#callbacks.onUnknownAsset(from, asset),
-      readPiece: (id, piece) => (this.#seeding && this.holds(id, piece) ? this.#readHeld(id, piece) : Promise.resolve(undefined)),
+      // A piece of a stream the peer may not know we hold is refused as if we did not hold it.
+      readPiece: (id, piece) => (this.holds(id, piece) && this.#mayTell(peer, id) ? this.#readHeld(id, piece) : Promise.resolve(undefined)),
+      onReading: (from, asset, ask) => this.#onPeerReading(from, asset, ask),
       onHave: (from) => {
         for (const waiter of this.#haveWaiters) if (waiter.piece < 0 || from.has(waiter.asset, waiter.piece)) waiter.resolve();
         this.#callbacks.onPeerHave(from);
@@ -372,6 +507,8 @@ export class Swarm {
         if (closed.misbehaved) this.#banPeer(closed);
         this.#remember(closed);
         this.peers.delete(closed.id);
+        clearTimeout(this.#disclosures.get(closed.id)?.timer);
+        this.#disclosures.delete(closed.id);
         this.#pathOf.delete(closed.id);
         this.#relayed.delete(closed.id);
         this.#callbacks.onPeerDisconnect(closed, reason);
@@ -381,8 +518,13 @@ export class Swarm {
     if (record) peer.inherit(record);
     if (pathKey !== undefined) this.#pathOf.set(peerId, pathKey);
     this.peers.set(peerId, peer);
-    peer.hello(this.#holdings());
-    for (const [assetId, { piece, at }] of this.#reading) if (performance.now() - at <= READING_MEMORY_MS) peer.announceReading(assetId, piece);
+    const budget = new TokenBucket(PEER_HELLOS_PER_S, PEER_HELLO_BURST, () => performance.now());
+    this.#disclosures.set(peerId, { told: new Set(), streams: new Set(), asked: false, timer: undefined, budget });
+    this.#hello(peer);
+    // Where our player reads now (streams not read within memory stay untold); the last asks for the peer's holdings of them all.
+    const now = performance.now();
+    const heads = [...this.#reading.values()].filter(({ at }) => now - at <= READING_MEMORY_MS);
+    heads.forEach(({ asset, piece }, index) => peer.announceReading(asset, piece, index === heads.length - 1));
     this.#callbacks.onPeerConnect(peer);
   }
 
@@ -675,6 +817,7 @@ export class Swarm {
 
   destroy(): void {
     this.#stopListening();
+    for (const { timer } of this.#disclosures.values()) clearTimeout(timer);
     for (const peer of [...this.peers.values()]) peer.close('destroyed');
     this.peers.clear();
   }

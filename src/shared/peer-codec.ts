@@ -16,7 +16,7 @@ export function encodePeerMessage(message: PeerMessage): Uint8Array {
   let data: Uint8Array | undefined;
   let header: Record<string, unknown>;
   if (message.type === 'hello') {
-    header = { type: 'hello', version: message.version, have: {} };
+    header = { type: 'hello', version: message.version, have: {}, ...(message.asks === undefined ? {} : { asks: message.asks }) };
     data = encodeHoldings(message.holdings);
   } else {
     ({ data, ...header } = message as PeerMessage & { data?: Uint8Array });
@@ -59,14 +59,21 @@ export function decodePeerMessage(frame: Uint8Array): PeerMessage {
       if (!isIndex(version)) throw bad('hello without version');
       // Another version's hello is read no further: the peer closes the channel on the version alone.
       if (version !== PEER_PROTOCOL_VERSION) return { type, version, holdings: new Map() };
-      return { type, version, holdings: decodeHoldings(payload) };
+      const { asks } = header;
+      if (asks !== undefined && !isIndex(asks)) throw bad('invalid hello');
+      const holdings = decodeHoldings(payload);
+      return asks === undefined ? { type, version, holdings } : { type, version, holdings, asks };
     }
     case 'have':
-    case 'lost':
-    case 'reading': {
+    case 'lost': {
       const { asset, piece } = header;
       if (!isAssetId(asset) || !isIndex(piece)) throw bad(`invalid ${type}`);
       return { type, asset, piece };
+    }
+    case 'reading': {
+      const { asset, piece, ask } = header;
+      if (!isAssetId(asset) || !isIndex(piece) || (ask !== undefined && ask !== true)) throw bad('invalid reading');
+      return ask ? { type, asset, piece, ask } : { type, asset, piece };
     }
     case 'listed': {
       const { asset } = header;

@@ -7,7 +7,9 @@ import type { Holdings } from './holdings.js';
  * Version 3: the hello lists only what the sender holds, in binary runs (version 2 sent a hex
  * bitfield for every asset of the manifest, which passed the 64 KiB header limit at a few
  * thousand assets, so no connection of a large site ever got past its hello); `reading` and
- * `listed` are new in it.
+ * `listed` are new in it. `reading`'s `ask` and `hello`'s `asks` came later within version 3:
+ * optional header fields, which earlier builds of it ignore (they keep telling every peer all
+ * they hold and never answer an ask, which the asker waits for only HOLDINGS_WAIT_MS).
  */
 export const PEER_PROTOCOL_VERSION = 3;
 
@@ -31,8 +33,15 @@ export type PeerMessage =
    * frame's payload. Its header also carries an empty `have` object, the field version 2 required,
    * so that a peer of the older version reads it, sees the version and closes without taking it
    * for garbage (which would ban our address).
+   *
+   * A sender tells a peer only what it holds of the streams its own players read now (each one
+   * read within the last 30 s) and of those the peer said it reads (`reading`): never the viewer's
+   * history. So a hello is sent again when
+   * the peer may know more (it replaces what the peer knew we hold). `asks`: how many `reading`
+   * messages that asked (`ask`) the sender had received when it sent this hello; the hello answers
+   * them. Absent (a sender that does not know `ask`, which lists all it holds): it answers all.
    */
-  | { type: 'hello'; version: number; holdings: Holdings }
+  | { type: 'hello'; version: number; holdings: Holdings; asks?: number }
   /** The sender now holds `piece` of `asset`. */
   | { type: 'have'; asset: string; piece: number }
   /**
@@ -40,9 +49,14 @@ export type PeerMessage =
    * seek, another video of the page). The sender fetches from the origin, for the swarm, only
    * pieces within its read-ahead window of such a head, so a piece is assigned only to members
    * that read near it (see Scheduler.ownerOf), and no player waits for a member that does not want
-   * the piece (one page path may serve many videos).
+   * the piece (one page path may serve many videos). The receiver may now tell the sender what it
+   * holds of that stream (see `hello`); a request for a piece of a stream the requester never said
+   * it reads is refused `not-found`, as if the piece were not held. `ask`: the sender just began
+   * reading the stream (or just connected) and waits for a hello in answer, which the receiver
+   * sends even when it holds nothing of the stream, so that the sender knows when it has heard
+   * what every peer holds of it (see `hello`'s `asks`). Peers that do not know `ask` ignore it.
    */
-  | { type: 'reading'; asset: string; piece: number }
+  | { type: 'reading'; asset: string; piece: number; ask?: true }
   /** The sender no longer holds `piece` of `asset` (its store evicted or cleared it). */
   | { type: 'lost'; asset: string; piece: number }
   /**

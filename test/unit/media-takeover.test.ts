@@ -45,7 +45,9 @@ function world({ peers = [] as number[], own = [] as number[], peersDeliver = tr
   const fetched: number[] = [];
   const fromOrigin: number[] = [];
   const told: string[] = [];
+  const readAt: number[] = [];
   const world = {
+    readAt,
     fetched,
     fromOrigin,
     told,
@@ -69,6 +71,7 @@ function world({ peers = [] as number[], own = [] as number[], peersDeliver = tr
         }, 0);
       },
       peersExpected: () => peersExpected,
+      reading: (_asset, piece) => readAt.push(piece),
       now: () => clock.ms,
       beforeReload: async (url) => {
         told.push(url);
@@ -132,11 +135,14 @@ describe('MediaTakeovers', () => {
   it('leaves the element on the network when it loaded more than an early takeover allows and no peer holds a piece it has not loaded', async () => {
     const media = element(35, 55);
     // Peers hold only what the element already has.
-    const { components, fetched, told } = world({ peers: [0, 1, 2, 3, 4, 5] });
+    const { components, fetched, told, readAt } = world({ peers: [0, 1, 2, 3, 4, 5] });
     await takeovers(media, components);
     expect(media.reloads).toEqual([]);
     expect(fetched).toEqual([]);
     expect(told).toEqual([]);
+    // Peers are told (at each check) where it loads from the network next, piece 6: they tell a
+    // page what they hold of a video only once it said it reads it.
+    expect([...new Set(readAt)]).toEqual([6]);
   });
 
   it('takes a viewer alone in the swarm over early: the pieces to resume from come from the origin into the store, then the reload', async () => {

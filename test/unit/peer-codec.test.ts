@@ -10,7 +10,9 @@ describe('peer codec', () => {
   it.each<PeerMessage>([
     { type: 'hello', version: PEER_PROTOCOL_VERSION, holdings: new Map([[ASSET, runsOf([0, 1, 2, 3, 4, 5, 6, 7, 8])]]) },
     { type: 'hello', version: PEER_PROTOCOL_VERSION, holdings: new Map() },
+    { type: 'hello', version: PEER_PROTOCOL_VERSION, holdings: new Map(), asks: 3 },
     { type: 'reading', asset: ASSET, piece: 12 },
+    { type: 'reading', asset: ASSET, piece: 12, ask: true },
     { type: 'have', asset: ASSET, piece: 3 },
     { type: 'request', id: 7, asset: ASSET, piece: 0 },
     { type: 'request', id: 8, asset: ASSET, piece: 2, from: 32768, deadlineMs: 4000 },
@@ -41,6 +43,8 @@ describe('peer codec', () => {
     ['a hello without version', header({ type: 'hello', have: {} })],
     ['a hello whose holdings are cut short', new Uint8Array([...header({ type: 'hello', version: PEER_PROTOCOL_VERSION, have: {} }), 1, 2, 3])],
     ['a reading without a piece', header({ type: 'reading', asset: ASSET })],
+    ['a reading whose ask is not true', header({ type: 'reading', asset: ASSET, piece: 1, ask: 'yes' })],
+    ['a hello answering a negative number of asks', header({ type: 'hello', version: PEER_PROTOCOL_VERSION, have: {}, asks: -1 })],
     ['a reject with an unknown reason', header({ type: 'reject', id: 1, reason: 'nope' })],
     ['a lost without a piece', header({ type: 'lost', asset: ASSET })],
     ['a listed with a bad asset id', header({ type: 'listed', asset: '../x' })],
@@ -64,6 +68,14 @@ describe('peer codec', () => {
     const ours = encodePeerMessage({ type: 'hello', version: PEER_PROTOCOL_VERSION, holdings: new Map([[ASSET, runsOf([1])]]) });
     const headerLength = (ours[0]! << 8) | ours[1]!;
     expect(JSON.parse(new TextDecoder().decode(ours.subarray(2, 2 + headerLength)))).toEqual({ type: 'hello', version: PEER_PROTOCOL_VERSION, have: {} });
+  });
+
+  it('ask and asks are extra header fields: the frames stay what a peer of this version that does not know them reads', () => {
+    const reading = encodePeerMessage({ type: 'reading', asset: ASSET, piece: 4, ask: true });
+    const hello = encodePeerMessage({ type: 'hello', version: PEER_PROTOCOL_VERSION, holdings: new Map([[ASSET, runsOf([1])]]), asks: 2 });
+    const headerOf = (frame: Uint8Array) => JSON.parse(new TextDecoder().decode(frame.subarray(2, 2 + ((frame[0]! << 8) | frame[1]!)))) as Record<string, unknown>;
+    expect(headerOf(reading)).toEqual({ type: 'reading', asset: ASSET, piece: 4, ask: true });
+    expect(headerOf(hello)).toEqual({ type: 'hello', version: PEER_PROTOCOL_VERSION, have: {}, asks: 2 });
   });
 
   it('clamps a request deadline to MAX_REQUEST_DEADLINE_MS, so a peer cannot push its requests behind everyone on purpose', () => {

@@ -64,7 +64,7 @@ function plausibleMessage({ int, pick, random, bytes }: Tools): PeerMessage {
   switch (int(8)) {
     case 0: {
       const pieces = Array.from(bytes(random() < 0.6 ? 2 : int(40)), (byte) => (random() < 0.8 ? byte % (PIECES + 2) : byte * 1000));
-      return { type: 'hello', version: random() < 0.9 ? PEER_PROTOCOL_VERSION : int(5), holdings: new Map([[asset, runsOf(pieces)]]) };
+      return { type: 'hello', version: random() < 0.9 ? PEER_PROTOCOL_VERSION : int(5), holdings: new Map([[asset, runsOf(pieces)]]), ...(random() < 0.3 ? { asks: int(10) } : {}) };
     }
     case 1: return { type: 'have', asset, piece };
     case 2: return { type: 'lost', asset, piece };
@@ -83,7 +83,7 @@ function plausibleMessage({ int, pick, random, bytes }: Tools): PeerMessage {
       const other = Array.from({ length: 16 }, () => '0123456789abcdef'[int(16)]).join('');
       const draw = random();
       if (draw < 0.4) return { type: 'have', asset: other, piece: int(5000) };
-      if (draw < 0.8) return { type: 'reading', asset: random() < 0.5 ? ASSET : other, piece: int(5000) };
+      if (draw < 0.8) return { type: 'reading', asset: random() < 0.5 ? ASSET : other, piece: int(5000), ...(random() < 0.5 ? { ask: true as const } : {}) };
       return { type: 'listed', asset: random() < 0.5 ? ASSET : other };
     }
   }

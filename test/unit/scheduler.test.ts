@@ -171,6 +171,9 @@ describe('Scheduler: a peer that has just connected', () => {
       const [silentEnd] = channelPair();
       swarm.addPeer('silent', fakeConnection(), silentEnd as unknown as RTCDataChannel);
       expect(await scheduler.answer(asset, 0, 4000, true, new AbortController().signal)).toMatchObject({ ok: false });
+      // The watcher answers what our reading asked (see the `reading` message): only the silent peer is awaited.
+      await vi.advanceTimersByTimeAsync(10);
+      watcher.remote.hello(new Map());
       await vi.advanceTimersByTimeAsync(HOLDINGS_WAIT_MS - 200);
       expect(swarm.peers.get('watcher')!.holdingsPending).toBe(false);
       expect(swarm.peers.get('silent')!.holdingsPending).toBe(true);

@@ -1,11 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Peer, type PeerHandlers } from '../../src/engine/peer.js';
+import { Peer, READING_MEMORY_MS, type PeerHandlers } from '../../src/engine/peer.js';
 import { Swarm } from '../../src/engine/swarm.js';
 import { runsOf } from '../../src/shared/holdings.js';
 import { sha256Hex } from '../../src/shared/integrity.js';
 import { parseManifest, type Manifest } from '../../src/shared/manifest.js';
 import { MemoryPieceStore } from '../../src/store/piece-store.js';
 import { channelPair, fakeConnection, type FakeChannel } from './fake-channel.js';
+import type { PeerMessage } from '../../src/shared/peer-messages.js';
 
 // The swarm against remote Peer objects over fake data channels (some on slow lines, driven by
 // fake timers): what it tells peers it holds, and how it gets a piece from lines of every speed.
@@ -65,6 +66,7 @@ describe('Swarm: holdings stay true', () => {
     const swarm = new Swarm(m, store, noCallbacks);
     await swarm.loadHave();
     const { remote } = connectRemote(swarm, assetId, 'remote', []);
+    remote.announceReading(assetId, 0, true); // it plays the video: it may know what we hold of it
     await vi.waitFor(() => expect([remote.has(assetId, 0), remote.has(assetId, 1)]).toEqual([true, true]));
 
     // Storing a third piece evicts the least recently used one (the SW does this without the page).
@@ -360,6 +362,7 @@ describe('Swarm: seeding off (an upload limit of 0)', () => {
     const remote = new Peer('us', fakeConnection(), remoteEnd as unknown as RTCDataChannel, remoteHandlers(new Map()));
     swarm.addPeer('remote', fakeConnection(), swarmEnd as unknown as RTCDataChannel);
     remote.hello(new Map());
+    remote.announceReading(assetId, 0, true);
     await vi.advanceTimersByTimeAsync(10);
     expect([0, 1].map((piece) => remote.has(assetId, piece))).toEqual([true, true]);
     const outcome = (request: Promise<Uint8Array>) => request.then((data) => data, (error: { details: { reason?: string } }) => error.details.reason);
@@ -600,6 +603,235 @@ describe('Swarm: live segments', () => {
 
     await swarm.setManifest(next); // the same version again (the worker's copy after our own reload)
     for (const end of ends) expect(listed(end)).toEqual([segment2]);
+    swarm.destroy();
+  });
+});
+
+describe('Swarm: what a peer learns of the viewer (issue 13 item 7)', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** Two videos of one page (A, then B: other bytes, so other ids), `PIECES` pieces each. */
+  async function twoVideos() {
+    const bytesOf = (video: number, piece: number) => pieceBytes(piece).map((byte) => byte ^ (video + 1));
+    const entry = async (video: number) => ({
+      url: `/media/video-${video}.mp4`,
+      size: bytes.length,
+      contentType: 'video/mp4',
+      pieceSize: PIECE,
+      pieces: await Promise.all(Array.from({ length: PIECES }, (_, piece) => sha256Hex(bytesOf(video, piece)))),
+    });
+    const m = await parseManifest({ version: 1, assets: [await entry(0), await entry(1)] }, 'https://site.example/peerfetch-manifest.json');
+    return { m, a: m.assets[0]!.id, b: m.assets[1]!.id, bytesOf };
+  }
+
+  const outcome = (request: Promise<Uint8Array>) => request.then((data) => data, (error: { details: { reason?: string } }) => error.details.reason);
+  const namesAsset = (message: PeerMessage, asset: string) =>
+    message.type === 'hello' ? message.holdings.has(asset) : 'asset' in message && message.asset === asset;
+
+  it('a page that read A longer ago than its reading memory, then B tells a peer reading only B nothing of A (hello, haves, losses, readings) and refuses its requests for A; B is told and served', async () => {
+    const { m, a, b, bytesOf } = await twoVideos();
+    const store = new MemoryPieceStore();
+    for (const [video, id] of [[0, a], [1, b]] as const) {
+      for (let piece = 0; piece < PIECES - 1; piece++) await store.put({ asset: id, piece, data: bytesOf(video, piece) });
+    }
+    const swarm = new Swarm(m, store, noCallbacks);
+    await swarm.loadHave();
+    // The player read A, then moved on to B, reading nothing of A since.
+    swarm.announceReading(a, 0);
+    await vi.advanceTimersByTimeAsync(1000);
+    swarm.announceReading(a, 2);
+    await vi.advanceTimersByTimeAsync(READING_MEMORY_MS + 1000);
+    swarm.announceReading(b, 0);
+    await vi.advanceTimersByTimeAsync(1000);
+
+    const [swarmEnd, remoteEnd] = channelPair();
+    const probe = new Peer('us', fakeConnection(), remoteEnd as unknown as RTCDataChannel, remoteHandlers(new Map()));
+    swarm.addPeer('probe', fakeConnection(), swarmEnd as unknown as RTCDataChannel);
+    probe.hello(new Map());
+    probe.announceReading(b, 0, true);
+    await vi.advanceTimersByTimeAsync(10);
+    expect([0, 1, 2].map((piece) => probe.has(b, piece)), 'B, which the page reads and the peer too').toEqual([true, true, true]);
+    // Another tab stores the last piece of each; the store evicts a piece of each.
+    for (const [video, id] of [[0, a], [1, b]] as const) {
+      await store.put({ asset: id, piece: PIECES - 1, data: bytesOf(video, PIECES - 1) });
+      swarm.markHave(id, PIECES - 1);
+      await store.delete(id, 1);
+    }
+    await vi.advanceTimersByTimeAsync(10);
+    expect(probe.has(b, PIECES - 1)).toBe(true);
+    expect(probe.has(b, 1)).toBe(false);
+    // Requests: A refused as if not held (it is held), B served.
+    const forA = outcome(probe.request(a, 0, PIECE, new AbortController().signal));
+    const forB = outcome(probe.request(b, 2, PIECE, new AbortController().signal));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await forA).toBe('not-found');
+    expect(await forB).toEqual(bytesOf(1, 2));
+    expect(swarm.holds(a, 0), 'A is held all along').toBe(true);
+    const aboutA = swarmEnd.sent.filter((message) => namesAsset(message, a));
+    expect(aboutA, 'nothing the peer was sent names A').toEqual([]);
+    expect(swarmEnd.sent.filter((message) => message.type === 'hello').length, 'its hello, and the answer to its ask').toBe(2);
+
+    // Once the peer says it reads A too, it is told of A, and served.
+    probe.announceReading(a, 0, true);
+    await vi.advanceTimersByTimeAsync(10);
+    expect([0, 2].map((piece) => probe.has(a, piece))).toEqual([true, true]);
+    const nowForA = outcome(probe.request(a, 0, PIECE, new AbortController().signal));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await nowForA).toEqual(bytesOf(0, 0));
+    swarm.destroy();
+  });
+
+  it('a page reading nothing says hello with nothing; a peer reading a video is told what the page holds of it, a peer reading another is not', async () => {
+    const { m, a, b, bytesOf } = await twoVideos();
+    const store = new MemoryPieceStore();
+    for (let piece = 0; piece < PIECES; piece++) await store.put({ asset: a, piece, data: bytesOf(0, piece) });
+    const swarm = new Swarm(m, store, noCallbacks);
+    await swarm.loadHave();
+    const connect = (name: string) => {
+      const [swarmEnd, remoteEnd] = channelPair();
+      const remote = new Peer('us', fakeConnection(), remoteEnd as unknown as RTCDataChannel, remoteHandlers(new Map()));
+      swarm.addPeer(name, fakeConnection(), swarmEnd as unknown as RTCDataChannel);
+      remote.hello(new Map());
+      return { remote, swarmEnd };
+    };
+    const readerOfA = connect('reads-a');
+    const readerOfB = connect('reads-b');
+    await vi.advanceTimersByTimeAsync(10);
+    const hellos = (end: FakeChannel) => end.sent.flatMap((message) => (message.type === 'hello' ? [[...message.holdings.keys()]] : []));
+    expect(hellos(readerOfA.swarmEnd)).toEqual([[]]);
+    readerOfA.remote.announceReading(a, 0, true);
+    readerOfB.remote.announceReading(b, 0, true);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(hellos(readerOfA.swarmEnd)).toEqual([[], [a]]);
+    expect(hellos(readerOfB.swarmEnd), 'answered, with nothing of A').toEqual([[], []]);
+    expect(readerOfA.remote.has(a, 0)).toBe(true);
+    expect(readerOfB.swarmEnd.sent.filter((message) => namesAsset(message, a))).toEqual([]);
+    swarm.destroy();
+  });
+
+  it('asks in a loop get one hello a second, which answers them all', async () => {
+    const { m, b } = await twoVideos();
+    const swarm = new Swarm(m, new MemoryPieceStore(), noCallbacks);
+    await swarm.loadHave();
+    const [swarmEnd, remoteEnd] = channelPair();
+    const asker = new Peer('us', fakeConnection(), remoteEnd as unknown as RTCDataChannel, remoteHandlers(new Map()));
+    swarm.addPeer('asker', fakeConnection(), swarmEnd as unknown as RTCDataChannel);
+    asker.hello(new Map());
+    let asks = 0;
+    for (let second = 0; second < 10; second++) {
+      for (let i = 0; i < 100; i++, asks++) asker.announceReading(b, i, true);
+      await vi.advanceTimersByTimeAsync(1000);
+    }
+    await vi.advanceTimersByTimeAsync(2000);
+    const answers = swarmEnd.sent.filter((message): message is Extract<PeerMessage, { type: 'hello' }> => message.type === 'hello').slice(1);
+    // A burst of a few, then one a second (10 s of asking, 2 s more to answer the last).
+    expect(answers.length).toBeGreaterThan(1);
+    expect(answers.length).toBeLessThanOrEqual(4 + 12);
+    expect(answers.at(-1)!.asks, 'the last hello answers every ask').toBe(asks);
+    expect(swarm.peers.get('asker')!.closed).toBe(false);
+    swarm.destroy();
+  });
+
+  it('between two pages: the one that begins a video waits for the other to say what it holds of it, then takes it', async () => {
+    const { m, a, b, bytesOf } = await twoVideos();
+    const seederStore = new MemoryPieceStore();
+    for (let piece = 0; piece < PIECES; piece++) {
+      await seederStore.put({ asset: a, piece, data: bytesOf(0, piece) });
+      await seederStore.put({ asset: b, piece, data: bytesOf(1, piece) });
+    }
+    const seeder = new Swarm(m, seederStore, noCallbacks);
+    const viewer = new Swarm(m, new MemoryPieceStore(), noCallbacks);
+    await Promise.all([seeder.loadHave(), viewer.loadHave()]);
+    const [seederEnd, viewerEnd] = channelPair();
+    seeder.addPeer('viewer', fakeConnection(), seederEnd as unknown as RTCDataChannel);
+    viewer.addPeer('seeder', fakeConnection(), viewerEnd as unknown as RTCDataChannel);
+    await vi.advanceTimersByTimeAsync(10);
+    const seen = viewer.peers.get('seeder')!;
+    expect(seen.holdingsPending, 'its hello came').toBe(false);
+    expect(viewer.availability(b, 0), 'a seeder reading nothing tells nothing').toBe(0);
+
+    viewer.announceReading(b, 0);
+    expect(seen.holdingsPending, 'waiting for its answer').toBe(true);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(seen.holdingsPending).toBe(false);
+    expect(Array.from({ length: PIECES }, (_, piece) => viewer.availability(b, piece))).toEqual(Array(PIECES).fill(1));
+    expect(viewer.availability(a, 0), 'nothing of the other video').toBe(0);
+    const fetched = viewer.fetchPiece(b, 1, 5000, new AbortController().signal);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await fetched).toEqual({ ok: true, data: bytesOf(1, 1) });
+    seeder.destroy();
+    viewer.destroy();
+  });
+
+  /** A DASH VOD of segment files: video and audio segments, and their init segments (one stream: see streamKey). */
+  async function dashSegments() {
+    const files = ['init-stream0.m4s', 'chunk-stream0-00001.m4s', 'chunk-stream1-00001.m4s'];
+    const bytesOf = (file: number, piece: number) => pieceBytes(piece).map((byte) => byte ^ (file + 7));
+    const entry = async (file: number) => ({
+      url: `/dash/${files[file]}`,
+      size: bytes.length,
+      contentType: 'video/iso.segment',
+      pieceSize: PIECE,
+      pieces: await Promise.all(Array.from({ length: PIECES }, (_, piece) => sha256Hex(bytesOf(file, piece)))),
+    });
+    const m = await parseManifest({ version: 1, assets: await Promise.all(files.map((_, file) => entry(file))) }, 'https://site.example/peerfetch-manifest.json');
+    const [init, video, audio] = m.assets.map((asset) => asset.id) as [string, string, string];
+    return { m, init, video, audio, bytesOf };
+  }
+
+  it('a page whose player reads init, video and audio segments at once tells and serves all three, also the video while it last read audio; none once it read nothing for its reading memory', async () => {
+    const { m, init, video, audio, bytesOf } = await dashSegments();
+    const store = new MemoryPieceStore();
+    for (const [file, id] of [init, video, audio].entries()) {
+      for (let piece = 0; piece < PIECES - 1; piece++) await store.put({ asset: id, piece, data: bytesOf(file, piece) });
+    }
+    const swarm = new Swarm(m, store, noCallbacks);
+    await swarm.loadHave();
+    const connect = (name: string) => {
+      const [swarmEnd, remoteEnd] = channelPair();
+      const remote = new Peer('us', fakeConnection(), remoteEnd as unknown as RTCDataChannel, remoteHandlers(new Map()));
+      swarm.addPeer(name, fakeConnection(), swarmEnd as unknown as RTCDataChannel);
+      remote.hello(new Map());
+      return { remote, swarmEnd };
+    };
+    // dash.js reads the video's init segment, then its first media segment...
+    swarm.announceReading(init, 0);
+    await vi.advanceTimersByTimeAsync(500);
+    swarm.announceReading(video, 0);
+    await vi.advanceTimersByTimeAsync(500);
+    // ... when a peer that says nothing of its own reading connects (its player has not started).
+    const { remote: probe, swarmEnd } = connect('probe');
+    await vi.advanceTimersByTimeAsync(10);
+    expect([init, video].map((id) => probe.has(id, 0)), 'the init segment as well as the video').toEqual([true, true]);
+    // The audio begins: the peer is told of it, and still of the video and the init segment.
+    swarm.announceReading(audio, 0);
+    await vi.advanceTimersByTimeAsync(10);
+    expect([init, video, audio].map((id) => probe.has(id, 0)), 'init, video, audio').toEqual([true, true, true]);
+    // A video piece stored while the player last read audio is told, and the peer is served it and the init segment.
+    await store.put({ asset: video, piece: PIECES - 1, data: bytesOf(1, PIECES - 1) });
+    swarm.markHave(video, PIECES - 1);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(probe.has(video, PIECES - 1)).toBe(true);
+    const forVideo = outcome(probe.request(video, PIECES - 1, PIECE, new AbortController().signal));
+    const forInit = outcome(probe.request(init, 1, PIECE, new AbortController().signal));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await forVideo).toEqual(bytesOf(1, PIECES - 1));
+    expect(await forInit).toEqual(bytesOf(0, 1));
+    expect(swarmEnd.sent.filter((message) => message.type === 'lost'), 'nothing withdrawn').toEqual([]);
+
+    // The player reads nothing for its reading memory (ended, or closed): a peer connecting now learns nothing.
+    await vi.advanceTimersByTimeAsync(READING_MEMORY_MS + 1000);
+    const { remote: late, swarmEnd: lateEnd } = connect('late');
+    await vi.advanceTimersByTimeAsync(10);
+    expect(lateEnd.sent.filter((message) => message.type !== 'hello' || message.holdings.size > 0), 'a hello naming nothing, and no reading').toEqual([]);
+    const refused = outcome(late.request(video, 0, PIECE, new AbortController().signal));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await refused).toBe('not-found');
     swarm.destroy();
   });
 });

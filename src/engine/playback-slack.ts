@@ -104,3 +104,20 @@ export function playbackDeadlineMs(deadlineMs: number, maxMs: number | undefined
   if (maxMs === undefined || aheadMs === undefined) return deadlineMs;
   return Math.round(Math.min(maxMs, Math.max(deadlineMs, aheadMs - reserveMs)));
 }
+
+/**
+ * Time (ms) a piece the player reads next may still wait for peers while its player plays on the
+ * `bufferMs` it has buffered, so that the origin, asked after the wait, still delivers the piece
+ * (`bytes`, see originMs) before that buffer runs out; 0 when it cannot wait at all, Infinity when
+ * nothing plays (the SW's deadline alone bounds the wait then). A live player that joined with the
+ * stream plays one segment behind the edge with about a second buffered when a new segment appears:
+ * its waits for the member fetching the segment from the origin were each a rebuffer (live
+ * benchmark, 8 viewers: pieces sent to the origin after waiting 0.7-1 s with 0.3-1.1 s buffered).
+ *
+ * @example
+ * originSlackMs(5000, 262_144) // 3900.95: the origin needs 1.1 s of the 5 s
+ * originSlackMs(1000, 262_144) // 0: the origin alone already takes longer
+ */
+export function originSlackMs(bufferMs: number | undefined, bytes: number): number {
+  return bufferMs === undefined ? Infinity : Math.max(0, bufferMs - originMs(bytes));
+}

@@ -2,6 +2,8 @@ import { streamKey, type Manifest, type ManifestAsset } from '../shared/manifest
 import { READING_MEMORY_MS } from './peer.js';
 import type { PieceResult, Swarm } from './swarm.js';
 import { fnv1a } from '../shared/string-hash.js';
+import { pieceSpan } from '../shared/piece-math.js';
+import { originSlackMs } from './playback-slack.js';
 
 /**
  * Pieces prefetched ahead of a stream's head (count). 8 pieces of 256 KiB are ~14 s of
@@ -220,7 +222,11 @@ export class Scheduler {
       // Another member that wants this piece is assigned it and is probably fetching it from the origin now.
       const claimedBefore = swarm.availability(asset.id, piece) > 0;
       const transferMs = Math.max(LIVE_TRANSFER_MS, (owner && swarm.deliveryMs(owner, asset.id, piece, deadlineMs)) || 0);
-      const waitMs = asset.live ? Math.max(0, deadlineMs - (this.#now() - started) - transferMs) : Math.min(OWNER_WAIT_MS, deadlineMs / 2);
+      // A live player's buffer is a few seconds, often less than the deadline (one that joined with
+      // the stream plays a segment behind the edge): the wait leaves the origin the time it needs.
+      const span = pieceSpan(piece, asset.size, asset.pieceSize);
+      const liveLeftMs = Math.min(deadlineMs - (this.#now() - started), originSlackMs(bufferMs?.(), span.end - span.start));
+      const waitMs = asset.live ? Math.max(0, liveLeftMs - transferMs) : Math.min(OWNER_WAIT_MS, deadlineMs / 2);
       if (!(await swarm.waitForHave(asset.id, piece, waitMs, signal))) return { ok: false, reason: 'no-peer' };
       // A member that announced the piece while we waited (it fetched it from the origin as
       // assigned) is asked for it even before it earned trust: in a flash crowd that is how the

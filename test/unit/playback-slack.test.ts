@@ -6,6 +6,7 @@ import {
   ORIGIN_ASSUMED_BPS,
   ORIGIN_FIRST_BYTE_MS,
   originMs,
+  originSlackMs,
   playbackDeadlineMs,
   PLAYBACK_RESERVE_MS,
   type PlayingMedia,
@@ -104,5 +105,14 @@ describe('finishFromOrigin', () => {
 
   it('never leaves a peer when nothing plays (before the first frame, paused)', () => {
     expect(finishFromOrigin(10_000, wholePiece, undefined)).toBe(false);
+  });
+});
+
+describe('originSlackMs', () => {
+  it('is the buffer less what the origin takes for the piece, never below 0, and unbounded when nothing plays', () => {
+    expect(originSlackMs(5000, 262_144)).toBe(5000 - originMs(262_144));
+    expect(originSlackMs(1000, 262_144)).toBe(0);
+    expect(originSlackMs(0, 1)).toBe(0);
+    expect(originSlackMs(undefined, 262_144)).toBe(Infinity);
   });
 });

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Scheduler } from '../../src/engine/scheduler.js';
 import type { PieceResult, Swarm } from '../../src/engine/swarm.js';
 import { parseManifest, type Manifest, type ManifestAsset } from '../../src/shared/manifest.js';
+import { originMs } from '../../src/engine/playback-slack.js';
 
 // The scheduler's answer to the player's request for a piece nobody holds yet, against a fake
 // swarm (only what the scheduler asks of it): how long it waits for the member assigned to fetch
@@ -82,6 +83,29 @@ describe('Scheduler: waiting for the member assigned to fetch a piece from the o
     expect(waits[0]).toBeGreaterThan(500);
     expect(waits[0]).toBeLessThanOrEqual(1000);
     expect(waits[1]).toBe(500);
+    scheduler.stop();
+  });
+
+  it('a live piece waits for it no longer than the player\'s buffer leaves the origin to deliver the piece', async () => {
+    const m = await manifest();
+    const segment = m.assets[0]!;
+    const { swarm, waits } = fakeSwarm(m, false);
+    const scheduler = new Scheduler({ manifest: m, swarm, selfId: () => SELF, prefetchFromOrigin: () => {} });
+    const piece = othersPiece(scheduler, segment);
+    const ask = (bufferMs: number | undefined) => scheduler.answer(segment, piece, 2000, false, new AbortController().signal, () => bufferMs);
+    // The origin is assumed to take originMs(16 KiB) for the piece, the member's transfer LIVE_TRANSFER_MS (300 ms).
+    const originForPiece = originMs(16_384);
+    for (const bufferMs of [5000, 2000, 700, 0, undefined]) expect(await ask(bufferMs)).toEqual({ ok: false, reason: 'no-peer' });
+    // 5 s buffered: the whole deadline but the transfer, as without a buffer (nothing plays yet).
+    expect(waits[0]).toBeGreaterThan(1600);
+    expect(waits[0]).toBeLessThanOrEqual(1700);
+    // 2 s buffered: what the origin leaves of them, less the transfer.
+    expect(waits[1]).toBeGreaterThan(2000 - originForPiece - 300 - 100);
+    expect(waits[1]).toBeLessThanOrEqual(2000 - originForPiece - 300);
+    // 0.7 s buffered (the origin's 0.44 s and the transfer's 0.3 s do not fit), or stalled: no wait at all (each was a rebuffer).
+    expect(waits[2]).toBe(0);
+    expect(waits[3]).toBe(0);
+    expect(waits[4]).toBeGreaterThan(1600);
     scheduler.stop();
   });
 

@@ -155,3 +155,25 @@ describe('Scheduler: origin prefetches for the swarm', () => {
     scheduler.stop();
   });
 });
+
+describe('Scheduler: the member that fetches a piece from the origin for the swarm', () => {
+  it('members that count different members (a swarm not fully connected) agree on the owner of every piece whose owner both count', async () => {
+    const m = await manifest();
+    const { swarm } = fakeSwarm(m, false);
+    const scheduler = new Scheduler({ manifest: m, swarm, selfId: () => SELF, prefetchFromOrigin: () => {} });
+    const everyone = Array.from({ length: 8 }, (_, index) => `-PF0100-viewer${index}abcdef`);
+    const owned = new Map(everyone.map((id) => [id, 0]));
+    for (let piece = 0; piece < 400; piece++) {
+      const owner = scheduler.ownerOf('live-segment', piece, everyone)!;
+      owned.set(owner, owned.get(owner)! + 1);
+      // A member not connected to one of the others still names the same owner.
+      for (const missing of everyone.filter((id) => id !== owner)) {
+        expect(scheduler.ownerOf('live-segment', piece, everyone.filter((id) => id !== missing)), `piece ${piece} without ${missing}`).toBe(owner);
+      }
+    }
+    // Each of the 8 members owns about an eighth of the pieces (50 of 400).
+    for (const [id, count] of owned) expect(count, id).toBeGreaterThan(25);
+    for (const [id, count] of owned) expect(count, id).toBeLessThan(75);
+    scheduler.stop();
+  });
+});

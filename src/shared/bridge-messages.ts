@@ -59,7 +59,8 @@ export type WorkerToPage =
     }
   /**
    * Bytes the SW moved for this page, for its stats; `stored` pieces may now be seeded.
-   * `peers`: another tab's engine fetched it from peers for this page.
+   * `peers`: another tab's engine fetched it from peers for this page. 0 bytes from the store: a
+   * prefetch found the piece stored already.
    */
   | {
       type: 'piece-delivered';

@@ -178,9 +178,15 @@ export class PieceSources {
     for (const id of this.#firstOriginResponse.keys()) if (!kept.has(id)) this.#firstOriginResponse.delete(id);
   }
 
-  /** Fetches a piece into the store ahead of need (store, else origin); never rejects. */
+  /**
+   * Fetches a piece into the store ahead of need (store, else origin); never rejects. A piece the
+   * store holds already is reported too (0 bytes moved): the page may not know it holds it (another
+   * tab's request stored it), and a takeover waiting for it waited its whole 8 s for a notice.
+   */
   async prefetch(asset: ManifestAsset, piece: number, clientId: string): Promise<void> {
-    if (await this.#fromStore(asset, piece)) return;
+    if (await this.#fromStore(asset, piece)) {
+      return this.#components.notify(clientId, { type: 'piece-delivered', asset: asset.id, piece, source: 'store', bytes: 0, stored: true });
+    }
     const arriving = await this.#fromOrigin(asset, piece, clientId).catch(() => undefined);
     await arriving?.done.catch(() => {});
   }

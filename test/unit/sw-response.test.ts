@@ -174,6 +174,14 @@ describe('PieceSources', () => {
     await vi.waitFor(() => expect(notices.filter((notice) => notice.type === 'piece-delivered')).toHaveLength(1));
   });
 
+  it('a prefetch of a piece the store holds already reports it stored, with no bytes moved and no origin fetch', async () => {
+    const { calls, sources, asset, notices, store } = await setup();
+    await store.put({ asset: asset.id, piece: 1, data: fromBytes(1) });
+    await sources.prefetch(asset, 1, 'page-1');
+    expect(calls.origin).toBe(0);
+    expect(notices).toEqual([{ type: 'piece-delivered', asset: asset.id, piece: 1, source: 'store', bytes: 0, stored: true }]);
+  });
+
   it('a piece this worker is prefetching from the origin is never fetched twice: a request joins the transfer, or takes it from the store once it completed', async () => {
     const asset = await makeAsset();
     const store = new MemoryPieceStore();

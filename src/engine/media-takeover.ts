@@ -126,6 +126,8 @@ export interface TakeoverComponents {
   prefetchFromOrigin(assetId: string, piece: number): void;
   /** Whether peers may come with pieces: the tracker has not answered yet, or reported other members and none has said what it holds. */
   peersExpected(): boolean;
+  /** Whether this page uploads to peers (its upload limit is not 0): an early takeover gains the swarm nothing otherwise. */
+  seeds(): boolean;
   /** Clock (ms); injected for tests. Default: performance.now. */
   now?: () => number;
   /**
@@ -173,7 +175,8 @@ const TAKEOVER_CHECK_MS = 1000;
  * - it pays: a connected peer holds pieces the element has not loaded; the element is reloaded
  *   once the pieces it would read again came from peers, so the origin sends it nothing twice;
  * - early: the element has loaded little (EARLY_TAKEOVER_MAX_BYTES), no peer the tracker reported
- *   is still expected (EARLY_PEER_WAIT_MS), and nothing is to be gained from peers: the element is
+ *   is still expected (EARLY_PEER_WAIT_MS), the page seeds (its upload limit is not 0), and
+ *   nothing is to be gained from peers: the element is
  *   reloaded once its first piece and those at its playhead are in the store (from peers where
  *   they hold them, else the origin), so that from then on its pieces go into the store and reach
  *   the viewers after it. This costs the origin at most what the element had loaded past its
@@ -287,6 +290,8 @@ export class MediaTakeovers {
   async #attemptEarly(media: HTMLMediaElement, url: string, asset: ManifestAsset, progress: MediaProgress): Promise<{ outcome: 'taken-over' | 'not-yet' | 'never'; why: string }> {
     const resume = earlyTakeoverPieces(asset, progress);
     if (!resume) return { outcome: 'not-yet', why: 'no peer holds a piece it has not loaded: stays on the network' };
+    // Its pieces would reach nobody, and the reload costs a pause and pieces read again (not-yet: the limit may change).
+    if (!this.#components.seeds()) return { outcome: 'not-yet', why: 'uploads nothing (upload limit 0), an early takeover gains nothing: stays on the network' };
     if (this.#components.peersExpected() && this.#now() - this.#startedAt < EARLY_PEER_WAIT_MS) return { outcome: 'not-yet', why: 'waiting for the peers the tracker reported' };
     const { holds, peerHolds, fetchFromPeers } = this.#components;
     const missing = resume.filter((piece) => !holds(asset.id, piece));

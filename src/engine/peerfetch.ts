@@ -346,6 +346,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       prefetchFromOrigin: (asset, piece) => this.#link.prefetch(asset, piece),
       peersExpected: () => this.#othersInSwarm !== false && !this.#heardFromPeer,
       reading: (asset, piece) => swarm.announceReading(asset, piece),
+      seeds: () => this.#uploadLimit !== 0,
       beforeReload: (url) => this.#link.takeover(url),
       log: this.#log && ((message) => this.#log?.(`takeover: ${message}`)),
     });

@@ -40,7 +40,7 @@ function element(currentTime: number, bufferedEnd: number) {
  * piece asked of it (through the SW) unless `originDelivers` is false; `peersExpected` is what the
  * tracker said; `clock` is the takeovers' clock (ms).
  */
-function world({ peers = [] as number[], own = [] as number[], peersDeliver = true, originDelivers = true, peersExpected = false, clock = { ms: 0 } } = {}) {
+function world({ peers = [] as number[], own = [] as number[], peersDeliver = true, originDelivers = true, peersExpected = false, seeds = true, clock = { ms: 0 } } = {}) {
   const stored = new Set(own);
   const fetched: number[] = [];
   const fromOrigin: number[] = [];
@@ -72,6 +72,7 @@ function world({ peers = [] as number[], own = [] as number[], peersDeliver = tr
       },
       peersExpected: () => peersExpected,
       reading: (_asset, piece) => readAt.push(piece),
+      seeds: () => seeds,
       now: () => clock.ms,
       beforeReload: async (url) => {
         told.push(url);
@@ -153,6 +154,20 @@ describe('MediaTakeovers', () => {
     expect(alone.told).toEqual([URL_OF_VIDEO]);
     expect(media.reloads).toEqual([`${URL_OF_VIDEO}#peerfetch`]);
     expect(media.currentTime).toBe(12);
+  });
+
+  it('does not take over early a viewer that uploads nothing, but still when peers hold pieces it has not loaded', async () => {
+    const media = element(12, 25);
+    // Upload limit 0: its pieces would reach nobody.
+    const leech = world({ seeds: false });
+    await takeovers(media, leech);
+    expect(leech.fromOrigin).toEqual([]);
+    expect(media.reloads).toEqual([]);
+    // It pays (peers hold what it lacks): the takeover goes ahead, its pieces read again from peers.
+    const gaining = world({ seeds: false, peers: [0, 1, 2, 3, 4] });
+    await takeovers(media, gaining);
+    expect(gaining.fetched).toEqual([0, 1, 2]);
+    expect(media.reloads).toEqual([`${URL_OF_VIDEO}#peerfetch`]);
   });
 
   it('reads the pieces to resume from from peers where they hold them, even with nothing ahead to gain', async () => {

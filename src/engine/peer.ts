@@ -160,6 +160,10 @@ interface Download {
   /** Nothing else was outstanding at this peer when it was sent: its first chunk measures the round trip. */
   measuresRtt: boolean;
   firstChunkAt: number | undefined;
+  /** This peer's bytesDownloaded when the request was sent, then just before its first chunk: what its line sent us since (see #noteGivenUp). */
+  lineBytesAt: number;
+  /** Cancelled because the player cannot wait, not because the peer stalled (see `excuse`). */
+  excused: boolean;
   resolve(data: Uint8Array): void;
   reject(error: PeerfetchError): void;
 }
@@ -358,13 +362,22 @@ export class Peer {
       if (download.asset === asset && download.piece === piece && (!target || download.next > target.next)) target = download;
     }
     if (!target) return undefined;
-    const dueAt = target.sentAt + target.deadlineMs;
-    let bytes = target.buffer.length - target.next;
-    for (const download of this.#downloads.values()) {
-      if (download !== target && download.sentAt + download.deadlineMs < dueAt) bytes += download.buffer.length - download.next;
-    }
+    const bytes = target.buffer.length - target.next + this.#bytesDueBefore(target);
     const roundTripMs = target.firstChunkAt === undefined ? this.rttMs : 0;
     return roundTripMs + (bytes * 1000) / Math.max(this.#currentThroughput(), 1);
+  }
+
+  /**
+   * Bytes still to come of our other requests at this peer that are due before `download`: the
+   * peer sends the most urgent request first, so these come before the rest of it.
+   */
+  #bytesDueBefore(download: Download): number {
+    const dueAt = download.sentAt + download.deadlineMs;
+    let bytes = 0;
+    for (const other of this.#downloads.values()) {
+      if (other !== download && other.sentAt + other.deadlineMs < dueAt) bytes += other.buffer.length - other.next;
+    }
+    return bytes;
   }
 
   /** The moving average, or a recent stall's rate when lower (a congested uplink shows there first). */
@@ -376,15 +389,15 @@ export class Peer {
 
   /**
    * A request is given up on (a deadline, a cancel): when the peer was serving it (the most
-   * urgent outstanding one, which the peer sends first) for long enough, what arrived meanwhile
-   * is the peer's rate now.
+   * urgent outstanding one, which the peer sends first) for long enough, what its line sent us
+   * meanwhile is the peer's rate now: of this request and of any other of ours it sent meanwhile
+   * (one due earlier that came after this one's first chunk took the line for a while).
    */
   #noteGivenUp(download: Download): void {
     // While a request due earlier was outstanding, the peer was (rightly) sending that one: this
     // request's slow progress says nothing about the line (measured: on a 2 Mbit/s uplink the
     // third of three pieces asked for together looked like a stall and the peer was shunned).
-    const dueAt = download.sentAt + download.deadlineMs;
-    for (const other of this.#downloads.values()) if (other !== download && other.sentAt + other.deadlineMs < dueAt) return;
+    if (this.#bytesDueBefore(download) > 0) return;
     // Served from its first chunk on (before that, the round trip and what was sent ahead of it).
     const servedSince = download.firstChunkAt ?? download.sentAt;
     const elapsedMs = performance.now() - servedSince;
@@ -394,7 +407,10 @@ export class Peer {
     const previous = this.#stall;
     if (!previous || performance.now() - previous.at > previous.memoryMs) this.#stallsInARow++;
     const memoryMs = Math.min(MAX_STALL_MEMORY_MS, STALL_MEMORY_MS * 2 ** (this.#stallsInARow - 1));
-    this.#stall = { rate: ((download.next - (download.buffer.length - download.asked)) * 1000) / elapsedMs, at: performance.now(), memoryMs };
+    // The line's bytes, not this request's: a piece handed over to the origin while the player
+    // waited for it had often waited behind another piece, and measured on its own bytes the only
+    // line ahead of a viewer looked several times slower than it was, for STALL_MEMORY_MS.
+    this.#stall = { rate: ((this.bytesDownloaded - download.lineBytesAt) * 1000) / elapsedMs, at: performance.now(), memoryMs };
   }
 
   constructor(id: string, connection: RTCPeerConnection, channel: RTCDataChannel, handlers: PeerHandlers) {
@@ -527,6 +543,18 @@ export class Peer {
     return true;
   }
 
+  /**
+   * Our player cannot wait for this peer to finish `piece` (its buffer would run out first, see
+   * Swarm.fetchPiece): another source takes it over, and cancelling our request for it measures no
+   * stall. The line was sending at the rate the decision was made on; marked slow on the half
+   * second since its last chunk, the only peer ahead of a viewer was refused for 15 s (WAN
+   * benchmark: a stall of 31 kB/s on a line measured at 111 kB/s, then every piece it held went
+   * to the origin as too slow, and the viewer fetched the pieces it owned of them for the swarm).
+   */
+  excuse(asset: string, piece: number): void {
+    for (const download of this.#downloads.values()) if (download.asset === asset && download.piece === piece) download.excused = true;
+  }
+
   /** The bytes of `piece` received so far from this peer's outstanding request for it (a copy), if any. */
   partial(asset: string, piece: number): Uint8Array | undefined {
     let best: Download | undefined;
@@ -551,7 +579,7 @@ export class Peer {
       const onAbort = () => {
         const download = this.#downloads.get(id);
         if (!download) return;
-        this.#noteGivenUp(download);
+        if (!download.excused) this.#noteGivenUp(download);
         this.#forget(id);
         this.#send({ type: 'cancel', id });
         download.reject(new PeerfetchError('aborted', 'request cancelled', { peer: this.id }));
@@ -571,6 +599,8 @@ export class Peer {
         deadlineMs,
         measuresRtt: this.#downloads.size === 0,
         firstChunkAt: undefined,
+        lineBytesAt: this.bytesDownloaded,
+        excused: false,
         resolve: (data) => (settle(), resolve(data)),
         reject: (error) => {
           settle();
@@ -762,6 +792,7 @@ export class Peer {
     const now = performance.now();
     if (download.firstChunkAt === undefined) {
       download.firstChunkAt = now;
+      download.lineBytesAt = this.bytesDownloaded;
       if (download.measuresRtt) this.#noteRtt(now - download.sentAt);
     }
     if (this.#lastChunkAt !== undefined) this.#noteBusy(chunk.data.length, now - this.#lastChunkAt);

@@ -611,14 +611,15 @@ export class Swarm {
    * expected to finish too late for the buffer (see finishFromOrigin); checked every
    * LATE_CHECK_MS against the peer's progress, and before a request is sent.
    * `urgent`: the player waits for this piece (relayed peers may be left out, see
-   * PeerfetchOptions.relay).
+   * PeerfetchOptions.relay). `from`: only these peers are asked (a prefetch the scheduler steers
+   * away from lines others need more); a caller that joins the transfer later does not narrow it.
    */
   async fetchPiece(
     assetId: string,
     piece: number,
     deadlineMs: number,
     signal: AbortSignal,
-    { handOver = false, urgent = false, bufferMs }: { handOver?: boolean; urgent?: boolean; bufferMs?: () => number | undefined } = {},
+    { handOver = false, urgent = false, bufferMs, from }: { handOver?: boolean; urgent?: boolean; bufferMs?: () => number | undefined; from?: ReadonlySet<string> } = {},
   ): Promise<PieceResult> {
     const asset = this.#assets.get(assetId);
     if (!asset || piece >= asset.pieces.length) return { ok: false, reason: 'unknown-asset' };
@@ -653,6 +654,8 @@ export class Swarm {
       const received = this.#partialOf(asset, piece);
       if (!finishFromOrigin(peerMs, originMs(size - (received?.length ?? 0)), bufferMs())) return;
       late = true;
+      // Handed over for the buffer's sake: no stall of the line (see Peer.excuse).
+      this.#serving.get(key)?.excuse(assetId, piece);
       partial = received;
       caller.abort();
     };
@@ -666,7 +669,7 @@ export class Swarm {
       let joined = joining;
       for (;;) {
         const leftMs = deadlineMs - (performance.now() - started);
-        const result = await this.#downloads.run(key, (shared) => this.#download(asset, piece, leftMs, shared, urgent), caller.signal);
+        const result = await this.#downloads.run(key, (shared) => this.#download(asset, piece, leftMs, shared, urgent, from), caller.signal);
         if (result.ok || !joined || result.reason !== 'timeout' || deadlineMs - (performance.now() - started) < REJOIN_MIN_MS) return result;
         joined = this.#downloads.has(key);
       }
@@ -714,7 +717,7 @@ export class Swarm {
    * for the rest only. The whole piece is verified; when bytes of several peers fail together,
    * nobody can be blamed (no ban), and the piece is not taken from them again in this download.
    */
-  async #download(asset: ManifestAsset, piece: number, deadlineMs: number, signal: AbortSignal, urgent: boolean): Promise<PieceResult> {
+  async #download(asset: ManifestAsset, piece: number, deadlineMs: number, signal: AbortSignal, urgent: boolean, from?: ReadonlySet<string>): Promise<PieceResult> {
     const span = pieceSpan(piece, asset.size, asset.pieceSize);
     const bytes = span.end - span.start;
     const key = `${asset.id}/${piece}`;
@@ -729,6 +732,7 @@ export class Swarm {
         const left = bytes - (prefix?.length ?? 0);
         const remainingMs = endsAt - performance.now();
         const candidates = this.#holders(asset.id, piece, tried, urgent)
+          .filter((holder) => !from || from.has(holder.id))
           .map((peer) => ({ peer, delay: peer.expectedDelay(left, deadlineMs) }))
           .sort((a, b) => a.delay - b.delay);
         const peer = candidates[0]?.peer;

@@ -328,6 +328,38 @@ describe('Peer protocol', () => {
       expect(leecher.expectedDelay(PIECE_BYTES)).toBeLessThanOrEqual(fresh);
     });
 
+    it("measures the line, not the request: a more urgent request of ours it sent meanwhile counts", async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+      try {
+        const RATE = 50_000; // bytes/s: a piece takes 1.3 s
+        const { leecher } = connect(new Map([[`${ASSET}/1`, piece], [`${ASSET}/2`, piece]]), RATE);
+        // A prefetch of piece 1 (due in 10 s) is being sent ...
+        const prefetch = new AbortController();
+        const prefetched = leecher.request(ASSET, 1, PIECE_BYTES, prefetch.signal, { deadlineMs: 10_000 }).catch(() => undefined);
+        await vi.advanceTimersByTimeAsync(400);
+        expect(leecher.bytesDownloaded).toBeGreaterThan(0);
+        // ... when the player needs piece 2 within 2 s: the peer sends that one first, whole.
+        const urgent = leecher.request(ASSET, 2, PIECE_BYTES, new AbortController().signal, { deadlineMs: 2000 });
+        await vi.advanceTimersByTimeAsync(2000);
+        expect(await urgent).toEqual(piece);
+        // Piece 1, which got the line only before and after piece 2, is given up (handed to the origin).
+        prefetch.abort();
+        await prefetched;
+        // Its own bytes over the time since its first chunk would say 24 kB/s; the line sent 55 kB/s.
+        expect(leecher.expectedDelay(PIECE_BYTES) - leecher.rttMs / 1000).toBeLessThan((1.5 * PIECE_BYTES) / RATE);
+      } finally {
+        vi.useRealTimers();
+      }
+    });
+
+    it('a request the player could not wait for (excused: another source takes the piece over) measures no stall', async () => {
+      const { leecher, fresh, advance, giveUp } = await stalledDownload();
+      advance(2000);
+      leecher.excuse(ASSET, 2);
+      await giveUp();
+      expect(leecher.expectedDelay(PIECE_BYTES)).toBeLessThanOrEqual(fresh);
+    });
+
     it('a request given up on at once says nothing about the peer', async () => {
       const { leecher, fresh, advance, giveUp } = await stalledDownload();
       advance(100);

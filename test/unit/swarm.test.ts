@@ -258,6 +258,29 @@ describe('Swarm: a piece the player waits for, against its buffer', () => {
     swarm.destroy();
   });
 
+  it('a piece handed over for the buffer does not mark the line slow: the next piece is asked of it again', async () => {
+    const { swarm, assetId, remoteEnd } = await withLine(50_000);
+    const measuring = swarm.fetchPiece(assetId, 0, 10_000, new AbortController().signal);
+    await vi.advanceTimersByTimeAsync(1500);
+    expect(await measuring).toMatchObject({ ok: true });
+    expect(swarm.canDeliverWithin(assetId, 2, 4000, 0)).toBe(true);
+    // The uploader's line is busy for a moment (its page, its other peers): nothing arrives.
+    const line = remoteEnd as unknown as { bytesPerSecond: number };
+    line.bytesPerSecond = 1000;
+    let buffer = 3000;
+    const { answer } = playerAsks(swarm, assetId, 1, () => buffer);
+    await vi.advanceTimersByTimeAsync(800);
+    expect(answer.result, 'still waiting for the line').toBeUndefined();
+    // The buffer cannot wait any longer: the origin takes the piece over.
+    buffer = 1000;
+    await vi.advanceTimersByTimeAsync(300);
+    expect(answer.result).toMatchObject({ ok: false, reason: 'slow-peers' });
+    // The line is back; the player's buffer forced the hand-over, the line did not fail a deadline.
+    line.bytesPerSecond = 50_000;
+    expect(swarm.canDeliverWithin(assetId, 2, 4000, 0)).toBe(true);
+    swarm.destroy();
+  });
+
   it('waits for a slow line when the buffer leaves the origin time to rescue the piece after it', async () => {
     const { swarm, assetId } = await withLine(50_000);
     const measuring = swarm.fetchPiece(assetId, 0, 10_000, new AbortController().signal);

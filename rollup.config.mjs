@@ -19,8 +19,10 @@ const BUDGETS = {
   // held for a connected peer's hello (issue #10: about 0.1 KB), plus viewer privacy (issue #13
   // item 7: holdings told per stream and peer, requests refused outside them, hellos asked for and
   // answered: about 0.8 KB, 29.4 KB in all), plus owners agreed on in a swarm not fully connected
-  // and live waits bounded by the player's buffer (issue #12: about 0.1 KB).
-  'dist/peerfetch.js': 29.6 * 1000,
+  // and live waits bounded by the player's buffer (issue #12: about 0.1 KB), plus prefetches that
+  // ask the holders furthest behind in a stream and hand-overs that mark no stall (issue #10 item 5:
+  // about 0.3 KB).
+  'dist/peerfetch.js': 29.9 * 1000,
   // 10 KB, plus what following a live stream's manifest added (issue #12: about 0.6 KB), plus the
   // hardening of issue #13 (every bridge message checked field by field, responses of one version
   // of a file, the kill switch by absence: about 0.5 KB), with the rest of a KB for what follows.

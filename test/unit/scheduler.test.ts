@@ -101,19 +101,22 @@ describe('Scheduler: the member assigned a piece wants it', () => {
   });
 });
 
-describe('Scheduler: a peer that has just connected', () => {
-  // Real bytes, so that the peer holding them serves pieces that pass their hash.
+/** One video of real bytes (so that a peer holding them serves pieces that pass their hash) and its manifest. */
+async function oneVideo() {
   const bytes = Uint8Array.from({ length: PIECE * PIECES }, (_, i) => (i * 13 + (i >> 8)) % 251);
   const pieceBytes = (piece: number) => bytes.slice(piece * PIECE, (piece + 1) * PIECE);
+  const pieces = await Promise.all(Array.from({ length: PIECES }, (_, piece) => sha256Hex(pieceBytes(piece))));
+  const manifest = await parseManifest(
+    { version: 1, assets: [{ url: '/media/video.mp4', size: bytes.length, contentType: 'video/mp4', pieceSize: PIECE, pieces }] },
+    'https://site.example/peerfetch-manifest.json',
+  );
+  return { manifest, asset: manifest.assets[0]!, pieceBytes };
+}
 
+describe('Scheduler: a peer that has just connected', () => {
   /** One video, a swarm and its scheduler; `connect` adds a remote peer that serves any piece. */
   async function setUp() {
-    const pieces = await Promise.all(Array.from({ length: PIECES }, (_, piece) => sha256Hex(pieceBytes(piece))));
-    const manifest = await parseManifest(
-      { version: 1, assets: [{ url: '/media/video.mp4', size: bytes.length, contentType: 'video/mp4', pieceSize: PIECE, pieces }] },
-      'https://site.example/peerfetch-manifest.json',
-    );
-    const asset = manifest.assets[0]!;
+    const { manifest, asset, pieceBytes } = await oneVideo();
     const fromOrigin: number[] = [];
     const disconnects: string[] = [];
     let scheduler: Scheduler | undefined;
@@ -194,5 +197,54 @@ describe('Scheduler: a peer that has just connected', () => {
     } finally {
       vi.useRealTimers();
     }
+  });
+});
+
+describe('Scheduler: prefetches leave the lines of viewers far ahead to the viewers behind them', () => {
+  /** One video, a swarm and its scheduler; `connect` adds a remote peer holding `held` and reading at `readingAt`. */
+  async function setUp() {
+    const { manifest, asset, pieceBytes } = await oneVideo();
+    let scheduler: Scheduler | undefined;
+    const swarm = new Swarm(manifest, new MemoryPieceStore(), { ...callbacks, onPeerConnect: () => scheduler?.reschedule(), onPeerHave: () => scheduler?.reschedule() });
+    await swarm.loadHave();
+    scheduler = new Scheduler({ manifest, swarm, selfId: () => 'self', prefetchFromOrigin: () => {} });
+    const connect = async (id: string, held: number[], readingAt: number) => {
+      const [ourEnd, remoteEnd] = channelPair();
+      const remote = new Peer('self', fakeConnection(), remoteEnd as unknown as RTCDataChannel, { ...remoteHandlers(), readPiece: async (_asset, piece) => pieceBytes(piece) });
+      swarm.addPeer(id, fakeConnection(), ourEnd as unknown as RTCDataChannel);
+      remote.hello(new Map([[asset.id, runsOf(held)]]));
+      remote.announceReading(asset.id, readingAt);
+      await vi.waitFor(() => expect(swarm.peers.get(id)?.readingHeads(60_000)).toHaveLength(1));
+      /** The pieces we asked this peer for. */
+      return () => ourEnd.sent.flatMap((message) => (message.type === 'request' ? [message.piece] : []));
+    };
+    return { asset, swarm, scheduler, connect };
+  }
+
+  const all = Array.from({ length: PIECES }, (_, piece) => piece);
+
+  it('asks the holder furthest behind in the stream, not the one far ahead whose line the viewers between need', async () => {
+    const { asset, swarm, scheduler, connect } = await setUp();
+    // Connected first, so that without the rule it is asked first (both lines unmeasured, equally fast).
+    const askedOfAhead = await connect('ahead', all, 30);
+    const askedOfNear = await connect('near', all, 5);
+    await scheduler.answer(asset, 0, 4000, true, new AbortController().signal);
+    // The read-ahead window (pieces 1-8) comes from the peer nearer us.
+    await vi.waitFor(() => expect(new Set(askedOfNear())).toEqual(new Set([1, 2, 3, 4, 5, 6, 7, 8])));
+    expect(askedOfAhead()).toEqual([]);
+    scheduler.stop();
+    swarm.destroy();
+  });
+
+  it('a piece only the viewer far ahead holds is still prefetched from it', async () => {
+    const { asset, swarm, scheduler, connect } = await setUp();
+    const askedOfAhead = await connect('ahead', all, 30);
+    const askedOfNear = await connect('near', [0, 1, 2, 3, 4], 2);
+    await scheduler.answer(asset, 0, 4000, true, new AbortController().signal);
+    await vi.waitFor(() => expect(new Set([...askedOfNear(), ...askedOfAhead()])).toEqual(new Set([1, 2, 3, 4, 5, 6, 7, 8])));
+    expect(new Set(askedOfNear())).toEqual(new Set([1, 2, 3, 4]));
+    expect(new Set(askedOfAhead())).toEqual(new Set([5, 6, 7, 8]));
+    scheduler.stop();
+    swarm.destroy();
   });
 });

@@ -54,6 +54,15 @@ function connectRemote(swarm: Swarm, assetId: string, name: string, held: number
   return { remote, remoteEnd: remoteEnd as FakeChannel };
 }
 
+/** A remote peer connected to `swarm` that holds nothing and says a hello naming nothing (its player reads nothing yet). */
+function connectEmptyRemote(swarm: Swarm, name: string) {
+  const [swarmEnd, remoteEnd] = channelPair();
+  const remote = new Peer('us', fakeConnection(), remoteEnd as unknown as RTCDataChannel, remoteHandlers(new Map()));
+  swarm.addPeer(name, fakeConnection(), swarmEnd as unknown as RTCDataChannel);
+  remote.hello(new Map());
+  return { remote, swarmEnd };
+}
+
 const chunksSent = (end: FakeChannel) => end.sent.filter((message) => message.type === 'chunk') as { offset: number }[];
 
 describe('Swarm: holdings stay true', () => {
@@ -715,15 +724,8 @@ describe('Swarm: what a peer learns of the viewer (issue 13 item 7)', () => {
     for (let piece = 0; piece < PIECES; piece++) await store.put({ asset: a, piece, data: bytesOf(0, piece) });
     const swarm = new Swarm(m, store, noCallbacks);
     await swarm.loadHave();
-    const connect = (name: string) => {
-      const [swarmEnd, remoteEnd] = channelPair();
-      const remote = new Peer('us', fakeConnection(), remoteEnd as unknown as RTCDataChannel, remoteHandlers(new Map()));
-      swarm.addPeer(name, fakeConnection(), swarmEnd as unknown as RTCDataChannel);
-      remote.hello(new Map());
-      return { remote, swarmEnd };
-    };
-    const readerOfA = connect('reads-a');
-    const readerOfB = connect('reads-b');
+    const readerOfA = connectEmptyRemote(swarm, 'reads-a');
+    const readerOfB = connectEmptyRemote(swarm, 'reads-b');
     await vi.advanceTimersByTimeAsync(10);
     const hellos = (end: FakeChannel) => end.sent.flatMap((message) => (message.type === 'hello' ? [[...message.holdings.keys()]] : []));
     expect(hellos(readerOfA.swarmEnd)).toEqual([[]]);
@@ -815,20 +817,13 @@ describe('Swarm: what a peer learns of the viewer (issue 13 item 7)', () => {
     }
     const swarm = new Swarm(m, store, noCallbacks);
     await swarm.loadHave();
-    const connect = (name: string) => {
-      const [swarmEnd, remoteEnd] = channelPair();
-      const remote = new Peer('us', fakeConnection(), remoteEnd as unknown as RTCDataChannel, remoteHandlers(new Map()));
-      swarm.addPeer(name, fakeConnection(), swarmEnd as unknown as RTCDataChannel);
-      remote.hello(new Map());
-      return { remote, swarmEnd };
-    };
     // dash.js reads the video's init segment, then its first media segment...
     swarm.announceReading(init, 0);
     await vi.advanceTimersByTimeAsync(500);
     swarm.announceReading(video, 0);
     await vi.advanceTimersByTimeAsync(500);
     // ... when a peer that says nothing of its own reading connects (its player has not started).
-    const { remote: probe, swarmEnd } = connect('probe');
+    const { remote: probe, swarmEnd } = connectEmptyRemote(swarm, 'probe');
     await vi.advanceTimersByTimeAsync(10);
     expect([init, video].map((id) => probe.has(id, 0)), 'the init segment as well as the video').toEqual([true, true]);
     // The audio begins: the peer is told of it, and still of the video and the init segment.
@@ -849,7 +844,7 @@ describe('Swarm: what a peer learns of the viewer (issue 13 item 7)', () => {
 
     // The player reads nothing for its reading memory (ended, or closed): a peer connecting now learns nothing.
     await vi.advanceTimersByTimeAsync(READING_MEMORY_MS + 1000);
-    const { remote: late, swarmEnd: lateEnd } = connect('late');
+    const { remote: late, swarmEnd: lateEnd } = connectEmptyRemote(swarm, 'late');
     await vi.advanceTimersByTimeAsync(10);
     expect(lateEnd.sent.filter((message) => message.type !== 'hello' || message.holdings.size > 0), 'a hello naming nothing, and no reading').toEqual([]);
     const refused = outcome(late.request(video, 0, PIECE, new AbortController().signal));

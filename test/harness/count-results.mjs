@@ -30,6 +30,12 @@ export function countResults(report, exitCode) {
       const fileFailed = cases.filter((c) => c.status === 'failed').length;
       passed += filePassed;
       failed += fileFailed;
+      // Name every failed case with the first line of its error, so the end of a CI log (often all
+      // that is kept of it) says which test failed and why.
+      for (const c of cases.filter((one) => one.status === 'failed')) {
+        const why = String((Array.isArray(c.failureMessages) && c.failureMessages[0]) || '').split('\n')[0];
+        notes.push(`failed: ${file.name} > ${c.fullName ?? c.title}${why ? `: ${why.slice(0, 300)}` : ''}`);
+      }
       if (file.status === 'failed' && fileFailed === 0) {
         failed += 1;
         const why = String(file.message ?? '').split('\n')[0];

@@ -142,4 +142,20 @@ describe('countResults (the CI summary line)', () => {
     const { passed, failed } = countResults(report, exitCode);
     expect({ passed, failed }).toEqual(expected);
   });
+
+  it('names each failed case and the first line of its error, for the end of the CI log', () => {
+    const report = {
+      testResults: [
+        {
+          name: '/p/test/browser/a.test.ts',
+          status: 'failed',
+          assertionResults: [
+            { status: 'passed', fullName: 'a works' },
+            { status: 'failed', fullName: 'a plays to the end', failureMessages: ['AssertionError: expected 1 to be 0\n    at x.ts:1'] },
+          ],
+        },
+      ],
+    };
+    expect(countResults(report, 1).notes).toEqual(['failed: /p/test/browser/a.test.ts > a plays to the end: AssertionError: expected 1 to be 0']);
+  });
 });

@@ -12,21 +12,8 @@ import { median, playbackFigures, useLiveSite, watchPlayback, type PlaybackFigur
 // plays it live in Chromium viewers through peerfetch. One source for the whole file (a live
 // test needs real time); the stream ends with #EXT-X-ENDLIST after STREAM_SECONDS.
 
-/** Length of the live stream (s): long enough for three viewers to join it running and play several new segments each, then end. */
+/** Length of the live stream (s): long enough for three viewers to join it running (RUNNING_STREAM_SEGMENTS) and play several new segments each, then end. */
 const STREAM_SECONDS = 44;
-/**
- * Segments the published playlist lists before the viewers' players start (count): a running
- * stream, so that hls.js starts three segments (6 s) behind the edge, as for any viewer who joins
- * after the stream's first seconds, with 4-6 s buffered whenever a new segment appears. A player
- * started on the first playlist (one segment) plays about one segment behind the edge with under
- * a second buffered at each new segment: its pieces cannot wait for the member fetching them for
- * the swarm (engine/playback-slack.ts, originSlackMs), and the viewer whose playlist reloads come
- * first after each publication rightly takes all of them from the origin (engine log at load 9:
- * seg-00001 to seg-00005 from the origin, "no-peer" with 0.5-0.8 s buffered, 0 B from peers).
- * Whether the players met one segment or three depended on how long a busy machine took to start
- * them (at load 16 the first playlist they loaded listed three).
- */
-const SEGMENTS_BEFORE_START = 3;
 /** Play time (s) each viewer must play before the figures are read: five new segments at a steady distance from the edge. */
 const SECONDS_WATCHED = 10;
 
@@ -64,12 +51,6 @@ function figures(page: Page): Promise<LiveFigures> {
   return playbackFigures(page) as Promise<LiveFigures>;
 }
 
-/** Segments the live playlist published so far lists (count). */
-async function publishedSegments(): Promise<number> {
-  const playlist = await readFile(join(live.site.dir, 'live', 'index.m3u8'), 'utf8').catch(() => '');
-  return playlist.split('\n').filter((line) => line.startsWith('#EXTINF')).length;
-}
-
 /** Waits until the viewer on `page` has played SECONDS_WATCHED; says what it last saw when it times out. */
 async function waitUntilPlayed(page: Page, viewer: string): Promise<void> {
   let last: LiveFigures | undefined;
@@ -96,11 +77,8 @@ describe('live HLS', () => {
     const plain = await (await chromium.viewer('live-origin-only')).newPage();
     await openPage(plain, live.originUrl, { p2p: 'off' });
     await Promise.all(pages.map((page) => waitFor(async () => (await stats(page)).peers >= 2, { what: 'every viewer connected to both others' })));
-    await live.startSource();
-    await waitFor(async () => (await publishedSegments()) >= SEGMENTS_BEFORE_START, {
-      timeoutMs: (SEGMENTS_BEFORE_START + 2) * 2000 + 10_000,
-      what: `the published playlist to list ${SEGMENTS_BEFORE_START} segments`,
-    });
+    // A running stream (see RUNNING_STREAM_SEGMENTS): each viewer has seconds buffered at a new segment.
+    await live.startRunningStream();
     await Promise.all([...pages, plain].map(playLive));
     await Promise.all(pages.map((page, index) => waitUntilPlayed(page, `viewer ${index}`)));
 

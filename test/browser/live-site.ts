@@ -3,9 +3,25 @@ import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import type { Page } from 'playwright-core';
 import { waitFor } from '../harness/browser.js';
-import { ensureTestVideo, liveSourceVideo, startLiveSource, type LiveSource, type LiveSourceOptions } from '../harness/media.js';
+import { ensureTestVideo, HLS_SEGMENT_SECONDS, liveSourceVideo, startLiveSource, type LiveSource, type LiveSourceOptions } from '../harness/media.js';
 import { startProcess, type RunningProcess } from '../harness/processes.js';
 import { createTestSite, startOrigin, startTracker, type TestSite } from './test-site.js';
+import { parseDashMpd } from '../../src/cli/dash-mpd.js';
+import { parseHlsPlaylist } from '../../src/cli/hls-playlist.js';
+
+/**
+ * Segments (count) the published playlist lists when startRunningStream resolves: a running
+ * stream, so that hls.js started then begins three segments behind the edge with 4-6 s buffered
+ * whenever a new segment appears, as for any viewer who joins after the stream's first seconds.
+ * A player started on the first playlist (one segment) plays about one segment behind the edge
+ * with under a second buffered at each new segment: its pieces cannot wait for the member
+ * fetching them for the swarm (engine/playback-slack.ts, originSlackMs), and the viewer whose
+ * playlist reloads come first after each publication rightly takes every piece from the origin
+ * (live HLS test, engine log at load 9: seg-00001 to seg-00005 from the origin, "no-peer" with
+ * 0.5-0.8 s buffered, 0 B from peers). Whether players met one segment or three depended on how
+ * long a busy machine took to start them (at load 16 hls.js's first playlist listed three).
+ */
+export const RUNNING_STREAM_SEGMENTS = 3;
 
 /** A test site with a live stream: ffmpeg writing in real time, `peerfetch manifest --watch`, origin and tracker. */
 export interface LiveSiteFixture {
@@ -18,6 +34,11 @@ export interface LiveSiteFixture {
    * opening them takes long, and a stream started earlier could be over before they play.
    */
   startSource(): Promise<void>;
+  /**
+   * Starts the live source (see startSource) and resolves once its published playlist lists
+   * RUNNING_STREAM_SEGMENTS segments: players started then join a running stream.
+   */
+  startRunningStream(): Promise<void>;
   readonly originUrl: string;
   readonly trackerUrl: string;
   /** URL path of the published playlist (`/live/index.m3u8`, `/dash/live.mpd`). */
@@ -61,6 +82,19 @@ export function useLiveSite(folder: string, options: LiveSourceOptions): LiveSit
     if (value === undefined) throw new Error('useLiveSite: available only inside tests, after beforeAll');
     return value;
   };
+  const startSource = () => {
+    starting ??= (async () => {
+      const dir = ready(site).dir;
+      source = await startLiveSource(join(dir, folder), options);
+      await waitFor(() => readFile(join(dir, folder, published), 'utf8').catch(() => ''), { what: 'the first published playlist' });
+    })();
+    return starting;
+  };
+  /** Play time (ms) of the segments the published playlist lists now; 0 before it is readable. */
+  const publishedWindowMs = async () => {
+    const text = await readFile(join(ready(site).dir, folder, published), 'utf8').catch(() => '');
+    return (options.format === 'hls' ? parseHlsPlaylist : parseDashMpd)(text)?.windowMs ?? 0;
+  };
   return {
     get site() {
       return ready(site);
@@ -68,13 +102,17 @@ export function useLiveSite(folder: string, options: LiveSourceOptions): LiveSit
     get source() {
       return ready(source);
     },
-    startSource() {
-      starting ??= (async () => {
-        const dir = ready(site).dir;
-        source = await startLiveSource(join(dir, folder), options);
-        await waitFor(() => readFile(join(dir, folder, published), 'utf8').catch(() => ''), { what: 'the first published playlist' });
-      })();
-      return starting;
+    startSource,
+    async startRunningStream() {
+      await startSource();
+      const segmentMs = HLS_SEGMENT_SECONDS * 1000;
+      let windowMs = 0;
+      await waitFor(async () => (windowMs = await publishedWindowMs()) >= RUNNING_STREAM_SEGMENTS * segmentMs, {
+        timeoutMs: (RUNNING_STREAM_SEGMENTS + 2) * segmentMs + 10_000,
+        what: `the published playlist to list ${RUNNING_STREAM_SEGMENTS} segments`,
+      }).catch((error: Error) => {
+        throw new Error(`${error.message}; it last listed ${windowMs} ms`);
+      });
     },
     get originUrl() {
       return originUrl;

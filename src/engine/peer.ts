@@ -5,6 +5,7 @@ import { Bitfield } from '../shared/bitfield.js';
 import { forEachRunPiece, type Holdings, type PieceRuns } from '../shared/holdings.js';
 import { takeEarlyMessages } from './rtc.js';
 import { SendPacer } from './send-pacer.js';
+import type { UploadTurn } from './upload-turns.js';
 
 /**
  * Download rate (bytes/s) assumed for a peer before it was measured: 8 Mbit/s, a good home
@@ -124,6 +125,8 @@ export interface PeerHandlers {
   onReading?(peer: Peer, asset: string, ask: boolean): void;
   /** Resolves when `bytes` more may be uploaded (the page's upload cap). */
   beforeUpload(bytes: number): Promise<void>;
+  /** This peer's place among the page's uploads to all its peers: the most urgent is sent first (see UploadTurns). */
+  uploadTurn?: UploadTurn;
   onClose(peer: Peer, reason: string): void;
 }
 
@@ -625,6 +628,7 @@ export class Peer {
       download.reject(new PeerfetchError('peer-closed', `peer closed: ${reason}`, { peer: this.id }));
     }
     this.#uploads.clear();
+    this.#handlers.uploadTurn?.idle();
     try {
       this.#channel.close();
       this.connection.close();
@@ -863,11 +867,14 @@ export class Peer {
           await this.#queueDrained();
           continue; // a cancel or a more urgent request may have come meanwhile
         }
+        // Another peer's upload due earlier is being sent over the same line: it goes first.
+        if (await this.#handlers.uploadTurn?.wait(upload.due)) continue;
         const chunk = upload.data.subarray(upload.offset, upload.offset + CHUNK_SIZE);
         await this.#handlers.beforeUpload(chunk.length);
         if (this.#closed) break;
         if (!this.#uploads.has(upload.id)) continue; // cancelled while waiting for the upload cap
         this.#send({ type: 'chunk', id: upload.id, offset: upload.offset, total: upload.data.length, data: chunk });
+        this.#handlers.uploadTurn?.sent(upload.due);
         upload.offset += chunk.length;
         if (upload.offset >= upload.data.length) this.#uploads.delete(upload.id);
         this.bytesUploaded += chunk.length;
@@ -875,6 +882,7 @@ export class Peer {
       }
     } finally {
       this.#uploading = false;
+      this.#handlers.uploadTurn?.idle();
     }
   }
 

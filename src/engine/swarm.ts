@@ -8,6 +8,7 @@ import { SharedTasks } from '../shared/shared-tasks.js';
 import { TokenBucket } from '../shared/token-bucket.js';
 import { MAX_READING_HEADS, Peer, READING_MEMORY_MS, type PeerRecord } from './peer.js';
 import { UploadLimiter } from './upload-limiter.js';
+import { UploadTurns } from './upload-turns.js';
 import { finishFromOrigin, originMs } from './playback-slack.js';
 
 /** Connected peers we aim for: enough sources for parallel pieces, few enough for a phone's radio. */
@@ -115,6 +116,8 @@ export class Swarm {
   readonly peers = new Map<string, Peer>();
   /** The cap on what this page uploads to all peers together. */
   readonly uploads = new UploadLimiter();
+  /** The most urgent of this page's uploads to all peers goes first (see UploadTurns). */
+  readonly #uploadTurns = new UploadTurns();
   readonly #banned = new Set<string>();
   /** Addresses (see readPathKey) of peers banned for bad bytes or garbage: a fresh id from there is banned too. */
   readonly #bannedPaths = new Set<string>();
@@ -502,6 +505,7 @@ export class Swarm {
       },
       onUploaded: (from, bytes) => this.#callbacks.onUploaded(from, bytes),
       beforeUpload: (bytes) => this.uploads.take(bytes),
+      uploadTurn: this.#uploadTurns.turn(),
       onClose: (closed, reason) => {
         if (this.peers.get(closed.id) !== closed) return;
         if (closed.misbehaved) this.#banPeer(closed);

@@ -25,6 +25,8 @@ export class FakeChannel extends EventTarget {
   maxBufferedAmount = 0;
   readonly #queue: { frame: ArrayBuffer; left: number }[] = [];
   #timer: ReturnType<typeof setInterval> | undefined;
+  /** The line this end sends over together with other channels, if any (see SharedLine). */
+  line: SharedLine | undefined;
 
   /** `eventLagMs`: how late the page handles `bufferedamountlow` (a busy page's event loop). */
   constructor(
@@ -34,9 +36,21 @@ export class FakeChannel extends EventTarget {
     super();
   }
 
+  /** Whether bytes wait in this end's queue. */
+  get queued(): boolean {
+    return this.#queue.length > 0;
+  }
+
   send(frame: Uint8Array): void {
     this.sent.push(decodePeerMessage(frame));
     const copy = frame.slice().buffer;
+    if (this.line) {
+      this.#queue.push({ frame: copy, left: copy.byteLength });
+      this.bufferedAmount += copy.byteLength;
+      this.maxBufferedAmount = Math.max(this.maxBufferedAmount, this.bufferedAmount);
+      this.line.start();
+      return;
+    }
     if (this.bytesPerSecond === undefined) {
       // Deliver asynchronously, in order, as a data channel does.
       setTimeout(() => this.other.onmessage?.({ data: copy }), 0);
@@ -46,6 +60,11 @@ export class FakeChannel extends EventTarget {
     this.bufferedAmount += copy.byteLength;
     this.maxBufferedAmount = Math.max(this.maxBufferedAmount, this.bufferedAmount);
     this.#timer ??= setInterval(() => this.#drain((this.bytesPerSecond! * LINE_TICK_MS) / 1000), LINE_TICK_MS);
+  }
+
+  /** Moves up to `budget` bytes of the queue onto the line (see SharedLine). */
+  drain(budget: number): void {
+    this.#drain(budget);
   }
 
   #drain(budget: number): void {
@@ -61,7 +80,7 @@ export class FakeChannel extends EventTarget {
         this.other.onmessage?.({ data: head.frame });
       }
     }
-    if (this.#queue.length === 0) {
+    if (this.#queue.length === 0 && this.#timer !== undefined) {
       clearInterval(this.#timer);
       this.#timer = undefined;
     }
@@ -75,6 +94,7 @@ export class FakeChannel extends EventTarget {
     if (this.readyState === 'closed') return;
     this.readyState = 'closed';
     clearInterval(this.#timer);
+    this.#queue.length = 0;
     this.onclose?.();
     this.other.close();
   }
@@ -90,3 +110,37 @@ export function channelPair(aRate?: number, bRate?: number, eventLagMs = 0): [Fa
 }
 
 export const fakeConnection = () => ({ close() {}, connectionState: 'connected', onconnectionstatechange: null }) as unknown as RTCPeerConnection;
+
+/**
+ * One uplink that several channels send over, as a home's connections to several peers share its
+ * line: every tick's bytes are split evenly among the channels with bytes queued (each connection's
+ * congestion control takes its share), so a transfer sent beside another gets half the line.
+ */
+export class SharedLine {
+  readonly #channels: FakeChannel[] = [];
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(readonly bytesPerSecond: number) {}
+
+  /** Makes `channel` send over this line. */
+  add(channel: FakeChannel): void {
+    channel.line = this;
+    this.#channels.push(channel);
+  }
+
+  /** Bytes were queued: the line moves them from the next tick on. */
+  start(): void {
+    this.#timer ??= setInterval(() => this.#tick(), LINE_TICK_MS);
+  }
+
+  #tick(): void {
+    const busy = this.#channels.filter((channel) => channel.queued);
+    if (busy.length === 0) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+      return;
+    }
+    const share = (this.bytesPerSecond * LINE_TICK_MS) / 1000 / busy.length;
+    for (const channel of busy) channel.drain(share);
+  }
+}

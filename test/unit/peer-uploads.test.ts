@@ -1,8 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Peer, type PeerHandlers } from '../../src/engine/peer.js';
 import { MAX_SEND_QUEUE_BYTES, MIN_SEND_QUEUE_BYTES } from '../../src/engine/send-pacer.js';
+import { UploadTurns } from '../../src/engine/upload-turns.js';
 import { CHUNK_SIZE } from '../../src/shared/peer-messages.js';
-import { channelPair, fakeConnection } from './fake-channel.js';
+import { channelPair, fakeConnection, SharedLine } from './fake-channel.js';
 
 // Uploads over a slow line (a fake data channel that drains at a fixed rate, on fake timers):
 // the send queue stays short, a cancel stops a piece at once, an urgent request overtakes.
@@ -122,5 +123,49 @@ describe('uploads on a slow line', () => {
     // It waited for the short queue only, not for the ~450 KiB of prefetches still ahead of it.
     const lineMs = (bytes: number) => (bytes / SLOW_LINE) * 1000;
     expect(finishedAt.get('urgent')! - urgentAt).toBeLessThanOrEqual(lineMs(PIECE_BYTES + MIN_SEND_QUEUE_BYTES + 2 * CHUNK_SIZE) + 50);
+  });
+});
+
+describe('uploads to several peers over one line', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** Two leechers of one seeder page whose channels to them share one 2 Mbit/s line; `turns`: the page's UploadTurns. */
+  function twoLeechers(turns: UploadTurns | undefined) {
+    const line = new SharedLine(SLOW_LINE);
+    const leecher = (name: string) => {
+      const [leecherEnd, seederEnd] = channelPair();
+      line.add(seederEnd);
+      const leecherPeer = new Peer('seeder', fakeConnection(), leecherEnd as unknown as RTCDataChannel, handlers(new Map()));
+      const seeder = new Peer(name, fakeConnection(), seederEnd as unknown as RTCDataChannel, { ...handlers(pieces), uploadTurn: turns?.turn() });
+      seeder.hello(new Map());
+      leecherPeer.hello(new Map());
+      return leecherPeer;
+    };
+    return [leecher('a'), leecher('b')] as const;
+  }
+
+  /** Ms from when leecher b asks for a piece due in 2 s until it has it, while leecher a's three prefetches (due in 10 s) are being sent. */
+  async function urgentBesidePrefetches(turns: UploadTurns | undefined): Promise<number> {
+    const [a, b] = twoLeechers(turns);
+    const prefetches = [0, 1, 2].map((index) => a.request(ASSET, index, PIECE_BYTES, never(), { deadlineMs: 10_000 }));
+    await vi.advanceTimersByTimeAsync(200);
+    const askedAt = performance.now();
+    let tookMs = Infinity;
+    const urgent = b.request(ASSET, 3, PIECE_BYTES, never(), { deadlineMs: 2000 }).then(() => (tookMs = performance.now() - askedAt));
+    await vi.advanceTimersByTimeAsync(6000);
+    await Promise.all([...prefetches, urgent]);
+    return tookMs;
+  }
+
+  it("send another peer's more urgent piece first: it waits for what a's channel had queued, not for half the line", async () => {
+    const lineMs = (bytes: number) => (bytes / SLOW_LINE) * 1000;
+    // Sharing the line, the piece took twice its line time (2.1 s); in turn, its own time and a short queue's.
+    expect(await urgentBesidePrefetches(undefined)).toBeGreaterThan(lineMs(2 * PIECE_BYTES) * 0.9);
+    expect(await urgentBesidePrefetches(new UploadTurns())).toBeLessThanOrEqual(lineMs(PIECE_BYTES + 2 * (2 * MIN_SEND_QUEUE_BYTES + CHUNK_SIZE)) + 50);
   });
 });

@@ -1,0 +1,108 @@
+/**
+ * Time (ms) after its last chunk that a peer's upload still counts as being sent (see
+ * UploadTurns): a sender refills its short queue when half of it has drained, about every 130 ms
+ * on a 1 Mbit/s line with the smallest queue (32 KiB, send-pacer.ts), and once a second under the
+ * lowest upload backoff (16 KiB/s). An upload that sent nothing for longer waits for something else
+ * (a store read, a stalled channel) and holds no other back.
+ */
+export const SENDING_MS = 500;
+
+/** One peer's place in its page's UploadTurns (the page's swarm gives each peer one). */
+export interface UploadTurn {
+  /**
+   * Resolves once no other peer of the page is sending an upload due before `due` (ms,
+   * performance.now() time): true when it had to wait, so the caller picks its most urgent upload
+   * again (a cancel or a more urgent request may have come meanwhile).
+   */
+  wait(due: number): Promise<boolean>;
+  /** A chunk of an upload due at `due` went into the channel. */
+  sent(due: number): void;
+  /** This peer has nothing left to send (its uploads are done or cancelled, or it closed). */
+  idle(): void;
+}
+
+/**
+ * The most urgent upload first, across all the peers a page uploads to. Each connection to a peer
+ * has its own send queue and congestion control, so on a home uplink shared by three peers'
+ * transfers each got a third of the line whatever its deadline: a 256 KiB piece a player waited
+ * for took 6 s on a 1 Mbit/s line instead of 2, ran past its deadline and went to the origin while
+ * the line sent prefetches due seconds later (uplinks benchmark). Here a peer puts no further chunk
+ * of an upload into its channel while another peer's upload due earlier is being sent; the line then
+ * finishes pieces in the order they are due, and a piece waits for what is due before it, not for
+ * everything. A peer that asks for everything urgently is served first only while nothing it asked
+ * for is due later than the others' requests; every upload still keeps the per-peer bounds
+ * (MAX_QUEUED_UPLOADS, the control message budget).
+ *
+ * @example
+ * const turn = turns.turn(); // per peer
+ * if (await turn.wait(upload.due)) continue; // then send one chunk
+ * turn.sent(upload.due);
+ */
+export class UploadTurns {
+  /** Per peer (its turn), the due time of the upload it sent a chunk of last, and when. */
+  readonly #sending = new Map<object, { due: number; at: number }>();
+  /** Peers waiting for their turn: woken when an upload is done, or the next one is due later. */
+  readonly #waiters = new Set<() => void>();
+  readonly #now: () => number;
+
+  constructor(now: () => number = () => performance.now()) {
+    this.#now = now;
+  }
+
+  /** A place for one more peer. */
+  turn(): UploadTurn {
+    const key = {};
+    return {
+      wait: (due) => this.#wait(key, due),
+      sent: (due) => {
+        const before = this.#sending.get(key);
+        this.#sending.set(key, { due, at: this.#now() });
+        if (before && due > before.due) this.#wake();
+      },
+      idle: () => {
+        if (this.#sending.delete(key)) this.#wake();
+      },
+    };
+  }
+
+  /** Time (ms) until no other peer's upload due before `due` counts as being sent; 0 when none does. */
+  #blockedMs(key: object, due: number): number {
+    const now = this.#now();
+    let blockedMs = 0;
+    for (const [other, sending] of this.#sending) {
+      if (other === key || sending.due >= due) continue;
+      blockedMs = Math.max(blockedMs, SENDING_MS - (now - sending.at));
+    }
+    return blockedMs;
+  }
+
+  async #wait(key: object, due: number): Promise<boolean> {
+    // The peer moves on to this upload: what it sent before (a piece due earlier, finished or
+    // cancelled) holds no other back any more.
+    const mine = this.#sending.get(key);
+    if (mine && mine.due !== due) {
+      const later = due > mine.due;
+      mine.due = due;
+      if (later) this.#wake();
+    }
+    let waited = false;
+    for (let blockedMs = this.#blockedMs(key, due); blockedMs > 0; blockedMs = this.#blockedMs(key, due)) {
+      waited = true;
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          this.#waiters.delete(wake);
+          resolve();
+        };
+        // Past it, the upload ahead counts as stalled (see SENDING_MS): look again.
+        const timer = setTimeout(wake, blockedMs);
+        this.#waiters.add(wake);
+      });
+    }
+    return waited;
+  }
+
+  #wake(): void {
+    for (const wake of [...this.#waiters]) wake();
+  }
+}

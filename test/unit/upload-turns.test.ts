@@ -1,0 +1,64 @@
+import { describe, expect, it, vi } from 'vitest';
+import { SENDING_MS, UploadTurns } from '../../src/engine/upload-turns.js';
+
+// The most urgent upload first across a page's peers (the line's behaviour is in peer-uploads).
+
+describe('UploadTurns', () => {
+  it('holds an upload back while one due earlier is being sent, until that one is done', async () => {
+    const turns = new UploadTurns();
+    const [urgent, later] = [turns.turn(), turns.turn()];
+    urgent.sent(1000);
+    expect(await urgent.wait(1000), 'nothing due earlier').toBe(false);
+    let waited: boolean | undefined;
+    void later.wait(5000).then((result) => (waited = result));
+    await Promise.resolve();
+    expect(waited).toBeUndefined();
+    urgent.idle();
+    await vi.waitFor(() => expect(waited).toBe(true));
+    // Due at the same time: neither waits for the other.
+    later.sent(5000);
+    expect(await turns.turn().wait(5000)).toBe(false);
+  });
+
+  it('a peer that moves on to a piece due later holds back no upload due before it (it waits its turn instead)', async () => {
+    const turns = new UploadTurns();
+    const [a, b] = [turns.turn(), turns.turn()];
+    b.sent(2000);
+    a.sent(1000);
+    // a's piece due at 1000 is done; its next is due at 5000, after b's: b goes on, a waits for b.
+    let aWaited: boolean | undefined;
+    void a.wait(5000).then((result) => (aWaited = result));
+    expect(await b.wait(2000)).toBe(false);
+    b.idle();
+    await vi.waitFor(() => expect(aWaited).toBe(true));
+  });
+
+  it('lets go when the upload ahead sends nothing for SENDING_MS (a stalled channel holds nobody back)', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    try {
+      const turns = new UploadTurns();
+      const [stalled, other] = [turns.turn(), turns.turn()];
+      stalled.sent(0);
+      let waited: boolean | undefined;
+      void other.wait(10_000).then((result) => (waited = result));
+      await vi.advanceTimersByTimeAsync(SENDING_MS - 50);
+      expect(waited).toBeUndefined();
+      await vi.advanceTimersByTimeAsync(100);
+      expect(waited).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('wakes an upload held back as soon as the one ahead moves on to a piece due later', async () => {
+    const turns = new UploadTurns();
+    const [busy, waiting] = [turns.turn(), turns.turn()];
+    busy.sent(1000);
+    let waited: boolean | undefined;
+    void waiting.wait(3000).then((result) => (waited = result));
+    await Promise.resolve();
+    expect(waited).toBeUndefined();
+    busy.sent(8000);
+    await vi.waitFor(() => expect(waited).toBe(true));
+  });
+});

@@ -53,6 +53,12 @@ const REJOIN_MIN_MS = 500;
  */
 const LATE_CHECK_MS = 250;
 /**
+ * Pieces whose first bytes are kept after their peer download ended without the rest (count, the
+ * oldest forgotten first): at 256 KiB pieces at most 1 MiB of unverified bytes, a few prefetches'
+ * worth (MAX_PEER_PREFETCHES in the scheduler is 6, and few of them end part way at once).
+ */
+const MAX_LEFTOVERS = 4;
+/**
  * Hellos one peer can make us send by what it says (per second, and in one burst): an honest peer
  * needs one when its page begins a stream (a video, a rendition, the first read after a long
  * pause), a few a minute. A hello may carry up to MAX_HOLDINGS_BYTES, so a peer naming new streams
@@ -158,6 +164,13 @@ export class Swarm {
   readonly #serving = new Map<string, Peer>();
   /** Per piece download in progress, the bytes kept from peers that stopped part way (see #download). */
   readonly #prefixes = new Map<string, Uint8Array>();
+  /**
+   * The first bytes of pieces whose peer download ended without the rest (a prefetch out of time,
+   * every holder tried), unverified, with the peers that sent them: the next download of the piece
+   * asks only for the rest, and a hand-over passes them on, instead of a line sending them again.
+   * Dropped once the piece is held (see markHave).
+   */
+  readonly #leftovers = new Map<string, { bytes: Uint8Array; from: Peer[] }>();
   /** Whether this page offers its pieces to peers (see setSeeding). */
   #seeding = true;
   readonly #stopListening: () => void;
@@ -296,6 +309,7 @@ export class Swarm {
     const asset = this.#assets.get(assetId);
     // A catalog asset another tab's worker request stored may be unknown to this page: still ours to seed.
     if (asset ? piece >= pieceCount(asset.size, asset.pieceSize) : !this.#manifest.catalog || piece >= MAX_HELD_PIECES) return;
+    this.#leftovers.delete(`${assetId}/${piece}`);
     const held = this.#have.get(assetId) ?? new Set<number>();
     if (held.has(piece)) return;
     held.add(piece);
@@ -707,7 +721,8 @@ export class Swarm {
 
   /** The longest run of a piece's first bytes received from peers so far (unverified), if any. */
   #partialOf(asset: ManifestAsset, piece: number): Uint8Array | undefined {
-    let best = this.#prefixes.get(`${asset.id}/${piece}`);
+    const key = `${asset.id}/${piece}`;
+    let best = this.#prefixes.get(key) ?? this.#leftovers.get(key)?.bytes;
     for (const peer of this.peers.values()) {
       const partial = peer.partial(asset.id, piece);
       if (partial && partial.length > (best?.length ?? 0)) best = partial;
@@ -727,9 +742,17 @@ export class Swarm {
     const key = `${asset.id}/${piece}`;
     const endsAt = performance.now() + deadlineMs;
     const tried = new Set<string>();
+    // What an earlier download of the piece left (see #leftovers): only the rest is asked for,
+    // unless a peer that sent some of it was banned since.
+    let leftover = this.#leftovers.get(key);
+    this.#leftovers.delete(key);
+    if (leftover?.from.some((peer) => this.#banned.has(peer.id))) leftover = undefined;
     /** Peers whose bytes are in `prefix`. */
-    let contributors: Peer[] = [];
-    let prefix: Uint8Array | undefined;
+    let contributors: Peer[] = leftover?.from ?? [];
+    let prefix: Uint8Array | undefined = leftover?.bytes;
+    /** `prefix` holds bytes of an earlier download: a whole that fails its hash blames nobody, and the peer is asked for all of it. */
+    let inherited = leftover !== undefined;
+    if (prefix) this.#prefixes.set(key, prefix);
     let rejected = false;
     try {
       while (!signal.aborted) {
@@ -769,12 +792,16 @@ export class Swarm {
         }
         if (!(await verifyPiece(data, asset.pieces[piece]!))) {
           rejected = true;
-          if (contributors.length === 0 || contributors.every((contributor) => contributor === peer)) {
+          if (inherited) {
+            // The kept bytes may be the bad ones: the same peer is asked for the whole piece.
+            tried.delete(peer.id);
+          } else if (contributors.length === 0 || contributors.every((contributor) => contributor === peer)) {
             this.#ban(peer, asset, piece);
           } else {
             for (const contributor of contributors) tried.add(contributor.id);
           }
           prefix = undefined;
+          inherited = false;
           contributors = [];
           this.#prefixes.delete(key);
           continue;
@@ -786,11 +813,23 @@ export class Swarm {
         return { ok: true, data };
       }
     } finally {
+      if (prefix && !this.holds(asset.id, piece)) this.#keepLeftover(key, prefix, contributors);
       this.#prefixes.delete(key);
       this.#serving.delete(key);
     }
     if (signal.aborted) return { ok: false, reason: 'timeout' };
     return { ok: false, reason: rejected ? 'rejected' : tried.size === 0 ? 'no-peer' : 'timeout' };
+  }
+
+  /**
+   * Keeps the first bytes of a piece whose download ended without the rest (see #leftovers). A
+   * prefetch given up at its timeout on a slow line had received up to most of the piece, which the
+   * next download (the plan asks for the piece again at once) fetched whole again.
+   */
+  #keepLeftover(key: string, bytes: Uint8Array, from: Peer[]): void {
+    this.#leftovers.delete(key); // re-inserted as the newest
+    this.#leftovers.set(key, { bytes, from });
+    if (this.#leftovers.size > MAX_LEFTOVERS) this.#leftovers.delete(this.#leftovers.keys().next().value!);
   }
 
   /**

@@ -145,6 +145,30 @@ describe('Swarm: requests sized to each line', () => {
     swarm.destroy();
   });
 
+  it('a download that ended part way leaves its bytes: the next download of the piece asks only for the rest', async () => {
+    const { swarm, store, assetId } = await setup();
+    const slow = connectRemote(swarm, assetId, 'a-slow', [1], 20_000); // 160 kbit/s: 64 KiB take 3.3 s
+    await vi.advanceTimersByTimeAsync(10);
+    // A prefetch runs out of time with part of the piece received (its only holder is this slow line).
+    const prefetch = swarm.fetchPiece(assetId, 1, 2000, new AbortController().signal);
+    await vi.advanceTimersByTimeAsync(2100);
+    expect(await prefetch).toMatchObject({ ok: false });
+    const received = chunksSent(slow.remoteEnd).length;
+    expect(received).toBeGreaterThan(0);
+    // A fast peer arrives; the piece is asked for again: only what the slow line had not sent.
+    const fast = connectRemote(swarm, assetId, 'b-fast', [1]);
+    await vi.advanceTimersByTimeAsync(10);
+    const again = swarm.fetchPiece(assetId, 1, 10_000, new AbortController().signal);
+    await vi.advanceTimersByTimeAsync(1000);
+    const result = await again;
+    expect(result).toMatchObject({ ok: true });
+    expect(result.ok && result.data).toEqual(pieceBytes(1));
+    expect(await store.get(assetId, 1)).toEqual(pieceBytes(1));
+    expect(chunksSent(fast.remoteEnd)[0]?.offset, 'the fast peer starts where the slow line stopped').toBeGreaterThan(0);
+    expect(chunksSent(fast.remoteEnd)[0]!.offset).toBeLessThanOrEqual(received * 16 * 1024);
+    swarm.destroy();
+  });
+
   it('a slow line expected to take longer than 3 s gets twice that before the next peer is asked', async () => {
     const { swarm, assetId } = await setup();
     const slow = connectRemote(swarm, assetId, 'a-slow', [0, 2], 20_000); // 160 kbit/s: 64 KiB take 3.3 s

@@ -14,15 +14,17 @@ import { MAX_HELD_PIECES } from '../shared/holdings.js';
 const PREFETCH_WINDOW_PIECES = 8;
 /**
  * Peer prefetches in flight at once: several peers in parallel. Each peer gets only what it can
- * deliver in PREFETCH_QUEUE_MS (see #plan), and the player's own requests overtake prefetches at
- * the sender, so this bounds concurrency, not the load on one line.
+ * deliver within its stream's queue time (StreamHead.queueMs, see #plan), and the player's own
+ * requests overtake prefetches at the sender, so this bounds concurrency, not the load on one line.
  */
 const MAX_PEER_PREFETCHES = 6;
 /**
  * A peer is given another prefetch only while everything it has to send us drains within this
- * time (ms) at its measured rate: the SW's deadline for a piece the player reads next (4 s,
- * PEER_DEADLINE_MS), so that a prefetched piece the player catches up with is not still queued
- * on a slow line when its deadline comes. On a 2 Mbit/s uplink that is about four 256 KiB pieces.
+ * time (ms) at its measured rate, at least: the SW's plain deadline for a piece the player reads
+ * next (4 s, PEER_DEADLINE_MS), so that a prefetched piece the player catches up with is not still
+ * queued on a slow line when its deadline comes. On a 2 Mbit/s uplink that is about four 256 KiB
+ * pieces. A stream whose player has buffered more may queue for as long as its pieces' deadline
+ * (see StreamHead.queueMs).
  */
 const PREFETCH_QUEUE_MS = 4000;
 /** Origin prefetches in flight at once (through the SW), per page. */
@@ -63,6 +65,14 @@ interface StreamHead {
   asset: ManifestAsset;
   piece: number;
   updatedAt: number;
+  /**
+   * How long (ms) a prefetch of this stream may queue at a peer: the deadline its player's last
+   * request got (what the buffer spares, up to the SW's 8 s, see playback-slack.ts), at least
+   * PREFETCH_QUEUE_MS. The player's request for a piece being prefetched waits for it as long,
+   * so a line too slow for 4 s but fast enough for 8 s still carries the stream (uplinks benchmark:
+   * a 1 Mbit/s home shared by three viewers sends each a 256 KiB piece in 4-6 s, and was left idle).
+   */
+  queueMs: number;
 }
 
 export interface SchedulerComponents {
@@ -193,7 +203,7 @@ export class Scheduler {
     if (head.asset === assetId) return piece >= head.piece && piece <= head.piece + PREFETCH_WINDOW_PIECES;
     const asset = this.#components.swarm.asset(head.asset);
     if (!asset) return false;
-    for (const [next, nextPiece] of this.#window({ asset, piece: head.piece, updatedAt: 0 })) {
+    for (const [next, nextPiece] of this.#window({ asset, piece: head.piece })) {
       if (next.id === assetId && nextPiece === piece) return true;
     }
     return false;
@@ -218,7 +228,7 @@ export class Scheduler {
    */
   async answer(asset: ManifestAsset, piece: number, deadlineMs: number, first: boolean, signal: AbortSignal, bufferMs?: () => number | undefined): Promise<PieceResult> {
     const { swarm } = this.#components;
-    this.#noteHead(asset, piece);
+    this.#noteHead(asset, piece, deadlineMs);
     const started = this.#now();
     const grace = first ? 0 : Math.min(this.#joinGraceLeft(), deadlineMs / 2);
     // Joining a swarm whose peers are not connected yet: a piece the player does not need this
@@ -276,23 +286,26 @@ export class Scheduler {
     return (this.#components.now ?? Date.now)();
   }
 
-  #noteHead(asset: ManifestAsset, piece: number): void {
+  /** The player asked for `piece` of `asset` with `deadlineMs` (see StreamHead.queueMs). */
+  #noteHead(asset: ManifestAsset, piece: number, deadlineMs: number): void {
     const key = streamKey(asset);
     const current = this.#heads.get(key);
+    const queueMs = Math.max(PREFETCH_QUEUE_MS, deadlineMs);
     // A stream reads forward; an earlier piece means a seek back, a later one the stream moving on.
     if (!current || current.asset !== asset || current.piece !== piece) {
-      this.#heads.set(key, { asset, piece, updatedAt: this.#now() });
+      this.#heads.set(key, { asset, piece, updatedAt: this.#now(), queueMs });
       // Peers assign us the pieces we read ahead of here from now on (see ownerOf).
       this.#components.swarm.announceReading(asset.id, piece);
     } else {
       current.updatedAt = this.#now();
+      current.queueMs = queueMs;
     }
     this.reschedule();
   }
 
 
   /** The next pieces after a head, continuing into the following assets of the same stream. */
-  *#window(head: StreamHead): Generator<[ManifestAsset, number]> {
+  *#window(head: Pick<StreamHead, 'asset' | 'piece'>): Generator<[ManifestAsset, number]> {
     let asset: ManifestAsset | undefined = head.asset;
     let piece = head.piece + 1;
     let yielded = 0;
@@ -333,7 +346,7 @@ export class Scheduler {
     const { swarm } = this.#components;
     const now = this.#now();
     const self = this.#components.selfId();
-    const fromPeers: { asset: ManifestAsset; piece: number; availability: number; order: number }[] = [];
+    const fromPeers: { asset: ManifestAsset; piece: number; availability: number; order: number; queueMs: number }[] = [];
     // Members per asset, once per plan: each look walks every peer's reading heads, and a plan runs
     // at every have (8 live viewers, V8 profile: 3 s of the 40 s the pages spent in peerfetch's code).
     const membersOf = new Map<string, string[]>();
@@ -355,8 +368,8 @@ export class Scheduler {
         const availability = swarm.availability(asset.id, piece);
         // Held only by peers too slow to deliver it in time even with nothing else to send: as if
         // nobody held it (fetchPiece would refuse it). Urgency 0 counts none of their queue.
-        if (availability > 0 && swarm.canDeliverWithin(asset.id, piece, PREFETCH_QUEUE_MS, 0)) {
-          fromPeers.push({ asset, piece, availability, order });
+        if (availability > 0 && swarm.canDeliverWithin(asset.id, piece, head.queueMs, 0)) {
+          fromPeers.push({ asset, piece, availability, order, queueMs: head.queueMs });
         } else if (self && everyPeerSaid && members(asset.id).length > 1 && this.ownerOf(asset.id, piece, members(asset.id)) === self) {
           // Alone in wanting it, the player's own stream fetches what it needs; splitting only pays with company.
           this.#requestFromOrigin(asset, piece);
@@ -365,14 +378,14 @@ export class Scheduler {
     }
     // Rarest first spreads pieces through the swarm fastest; ties go to the earliest needed.
     fromPeers.sort((a, b) => a.availability - b.availability || a.order - b.order);
-    for (const { asset, piece } of fromPeers) {
+    for (const { asset, piece, queueMs } of fromPeers) {
       if (this.#peerPrefetches >= MAX_PEER_PREFETCHES) break;
-      const from = this.#prefetchSources(asset, piece);
+      const from = this.#prefetchSources(asset, piece, queueMs);
       // Each start adds to a holder's queue (the request is sent at once): a piece whose holders'
       // lines are full waits for a later plan (a prefetch ending plans again).
       const room = from
-        ? [...from].some((peerId) => (swarm.deliveryMs(peerId, asset.id, piece, PEER_PREFETCH_TIMEOUT_MS) ?? Infinity) <= PREFETCH_QUEUE_MS)
-        : swarm.canDeliverWithin(asset.id, piece, PREFETCH_QUEUE_MS, PEER_PREFETCH_TIMEOUT_MS);
+        ? [...from].some((peerId) => (swarm.deliveryMs(peerId, asset.id, piece, PEER_PREFETCH_TIMEOUT_MS) ?? Infinity) <= queueMs)
+        : swarm.canDeliverWithin(asset.id, piece, queueMs, PEER_PREFETCH_TIMEOUT_MS);
       if (!room) continue;
       this.#peerPrefetches++;
       void swarm
@@ -386,22 +399,23 @@ export class Scheduler {
 
   /**
    * The peers a prefetch of `piece` may ask (undefined: any holder, the fastest first): of the
-   * holders whose line can send it within PREFETCH_QUEUE_MS, those furthest behind in its stream
-   * (a holder not reading it counts as furthest behind: its line serves nobody's playback). The
-   * viewers behind a member can take pieces from it and those ahead of it cannot, so a member far
-   * ahead is the only source of the next viewers after it, and a prefetch that takes its line
-   * while a viewer nearer us holds the piece too takes it from them (WAN benchmark, 2 Mbit/s homes
-   * joining 8 s apart: the first viewer sent the third and fourth 6.2 MB while the second, who had
-   * no other peer ahead, took 4.2 MB of its 9.4 MB from the origin). A live stream's viewers all
-   * read near its edge: any holder. A piece the player waits for asks any holder (see answer).
+   * holders whose line can send it within `queueMs` (its stream's, see StreamHead.queueMs), those
+   * furthest behind in its stream (a holder not reading it counts as furthest behind: its line
+   * serves nobody's playback). The viewers behind a member can take pieces from it and those ahead
+   * of it cannot, so a member far ahead is the only source of the next viewers after it, and a
+   * prefetch that takes its line while a viewer nearer us holds the piece too takes it from them
+   * (WAN benchmark, 2 Mbit/s homes joining 8 s apart: the first viewer sent the third and fourth
+   * 6.2 MB while the second, who had no other peer ahead, took 4.2 MB of its 9.4 MB from the
+   * origin). A live stream's viewers all read near its edge: any holder. A piece the player waits
+   * for asks any holder (see answer).
    */
-  #prefetchSources(asset: ManifestAsset, piece: number): Set<string> | undefined {
+  #prefetchSources(asset: ManifestAsset, piece: number, queueMs: number): Set<string> | undefined {
     if (asset.live) return undefined;
     const { swarm } = this.#components;
     const holders: { id: string; position: number }[] = [];
     for (const peer of swarm.peers.values()) {
       if (peer.closed || !peer.has(asset.id, piece)) continue;
-      if ((swarm.deliveryMs(peer.id, asset.id, piece, 0) ?? Infinity) > PREFETCH_QUEUE_MS) continue;
+      if ((swarm.deliveryMs(peer.id, asset.id, piece, 0) ?? Infinity) > queueMs) continue;
       holders.push({ id: peer.id, position: this.#streamPosition(peer.readingHeads(READING_MEMORY_MS), asset) });
     }
     const furthestBehind = Math.min(...holders.map((holder) => holder.position));

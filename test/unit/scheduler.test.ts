@@ -248,3 +248,38 @@ describe('Scheduler: prefetches leave the lines of viewers far ahead to the view
     swarm.destroy();
   });
 });
+
+describe('Scheduler: prefetches sized to the time the player gives a piece', () => {
+  beforeEach(() => vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] }));
+  afterEach(() => vi.useRealTimers());
+
+  it('a line too slow for the plain 4 s but fast enough for what the buffer spares gets prefetches', async () => {
+    const { manifest, asset, pieceBytes } = await oneVideo();
+    const swarm = new Swarm(manifest, new MemoryPieceStore(), callbacks);
+    await swarm.loadHave();
+    const scheduler = new Scheduler({ manifest, swarm, selfId: () => 'self', prefetchFromOrigin: () => {} });
+    // A home line of 128 kbit/s holding every piece but piece 1: a 64 KiB piece takes 4.1 s on it.
+    const [ourEnd, remoteEnd] = channelPair(undefined, 16_000);
+    const remote = new Peer('self', fakeConnection(), remoteEnd as unknown as RTCDataChannel, { ...remoteHandlers(), readPiece: async (_asset, piece) => pieceBytes(piece) });
+    swarm.addPeer('home', fakeConnection(), ourEnd as unknown as RTCDataChannel);
+    remote.hello(new Map([[asset.id, runsOf(Array.from({ length: PIECES }, (_, piece) => piece).filter((piece) => piece !== 1))]]));
+    await vi.advanceTimersByTimeAsync(10);
+    // One piece measures the line.
+    const measuring = swarm.fetchPiece(asset.id, 0, 20_000, new AbortController().signal);
+    await vi.advanceTimersByTimeAsync(6000);
+    expect(await measuring).toMatchObject({ ok: true });
+    expect(swarm.peers.get('home')!.throughputMeasured).toBe(true);
+    const asked = () => ourEnd.sent.filter((message) => message.type === 'request' && message.piece === 2).length;
+
+    // The player reads piece 1 (nobody holds it) with the plain 4 s deadline: piece 2 is not queued on the line.
+    expect(await scheduler.answer(asset, 1, 4000, false, new AbortController().signal)).toEqual({ ok: false, reason: 'no-peer' });
+    await vi.advanceTimersByTimeAsync(10);
+    expect(asked(), 'a piece the line sends in more than 4 s').toBe(0);
+    // The same with 8 s (its buffer spares that much): the line gets piece 2 ahead of the player.
+    expect(await scheduler.answer(asset, 1, 8000, false, new AbortController().signal)).toEqual({ ok: false, reason: 'no-peer' });
+    await vi.advanceTimersByTimeAsync(10);
+    expect(asked()).toBe(1);
+    scheduler.stop();
+    swarm.destroy();
+  });
+});

@@ -21,8 +21,9 @@ const BUDGETS = {
   // answered: about 0.8 KB, 29.4 KB in all), plus owners agreed on in a swarm not fully connected
   // and live waits bounded by the player's buffer (issue #12: about 0.1 KB), plus prefetches that
   // ask the holders furthest behind in a stream and hand-overs that mark no stall (issue #10 item 5:
-  // about 0.3 KB).
-  'dist/peerfetch.js': 29.9 * 1000,
+  // about 0.3 KB), plus uploads to several peers in turns and the kept bytes of downloads that ended
+  // part way (issue #15 items 1-2: about 0.45 KB).
+  'dist/peerfetch.js': 30.4 * 1000,
   // 10 KB, plus what following a live stream's manifest added (issue #12: about 0.6 KB), plus the
   // hardening of issue #13 (every bridge message checked field by field, responses of one version
   // of a file, the kill switch by absence: about 0.5 KB), with the rest of a KB for what follows.

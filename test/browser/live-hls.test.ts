@@ -87,7 +87,10 @@ describe('live HLS', () => {
     for (const [index, { live, stats: s, verified }] of results.entries()) {
       console.log(
         `live viewer ${index}: ${live.loaded} segments loaded, ${verified.length} pieces verified from peers, ${s.bytesFromPeers} B from peers, ${s.bytesFromOrigin} B from the origin, ` +
-          `rebuffers ${live.rebuffers}, latency median ${median(live.latencies)} ms over ${live.latencies.length} samples`,
+          // Also the bytes answered from the store and all bytes handed to the player: once (load 11) a viewer
+          // loaded 9 segments (about 1.9 MB) with 0.2 MB from peers and the origin together, and nothing
+          // printed told whether the rest came from its store or went past peerfetch.
+          `${s.bytesFromStore} B from the store, ${s.bytesServed} B served, rebuffers ${live.rebuffers}, latency median ${median(live.latencies)} ms over ${live.latencies.length} samples`,
       );
     }
     console.log(`live origin-only viewer: latency median ${median(plainLive.latencies)} ms, rebuffers ${plainLive.rebuffers}`);

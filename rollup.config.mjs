@@ -22,7 +22,8 @@ const BUDGETS = {
   // and live waits bounded by the player's buffer (issue #12: about 0.1 KB), plus prefetches that
   // ask the holders furthest behind in a stream and hand-overs that mark no stall (issue #10 item 5:
   // about 0.3 KB), plus uploads to several peers in turns and the kept bytes of downloads that ended
-  // part way (issue #15 items 1-2: about 0.45 KB).
+  // part way (issue #15 items 1-2: about 0.45 KB), plus a stream's segments known by their names and
+  // whole files kept apart (issue #11 item 4: about 0.1 KB; 30.38 KB built).
   'dist/peerfetch.js': 30.4 * 1000,
   // 10 KB, plus what following a live stream's manifest added (issue #12: about 0.6 KB), plus the
   // hardening of issue #13 (every bridge message checked field by field, responses of one version

@@ -380,17 +380,35 @@ export function findAsset(manifest: Manifest, href: string): ManifestAsset | und
   return manifest.assets.find((asset) => asset.href === wanted);
 }
 
-/** The last run of digits in a file name: a packager's segment number (`seg10.ts`, `chunk-stream0-00041.m4s`). */
-const SEGMENT_NUMBER = /\d+(?=\D*$)/;
+/**
+ * A segment's name: an extension of formats that exist only as segments of a stream (MPEG-TS,
+ * fMP4 media segments `.m4s` of DASH and HLS, HLS packed audio `.aac`, CMAF tracks), or a segment
+ * word in a name of a container that is also a whole-file format (`.mp4`, `.m4a`, `.webm`): Apple's
+ * mediafilesegmenter writes `fileSequence0.mp4`, ffmpeg's DASH muxer `chunk-stream0-00001.webm`
+ * (VP9, Opus), Bento4 `segment-1.m4a`, others `seg-1.mp4` or `frag-1.mp4`.
+ */
+const SEGMENT_NAME = /\.(ts|m4s|aac|cmf[av])$|(?<![a-z])(seg(ment)?|chunk|frag(ment)?)(?![a-z])|sequence/i;
+
+/**
+ * The last run of digits before the name's extension: the segment number, which packagers write
+ * last (`seg10.ts`, `chunk-stream0-00041.m4s`, Bento4's `segment-1.0041.m4s`), after a
+ * rendition's. The extension's own digits are none: taking the `4` of `.m4s` made every DASH
+ * segment a stream of its own.
+ */
+const SEGMENT_NUMBER = /\d+(?=\D*(\.[^.]*)?$)/;
 
 /**
  * Assets played one after another share a stream: the segments of one rendition, files of one
- * folder and one type whose names differ only in their last number, the segment number every
- * packager writes last (ffmpeg `seg-%03d.ts` and DASH `chunk-stream$RepresentationID$-$Number$.m4s`,
- * where the representation's number comes first). So renditions, or DASH video and audio, that
- * share a folder are streams of their own, and so is each unnumbered file (an MP4). The scheduler
- * prefetches across a stream's assets in manifest order, and a request for the next segment
- * continues a stream rather than starting one.
+ * folder and one type whose names differ only in their segment number (ffmpeg `seg-%03d.ts` and
+ * DASH `chunk-stream$RepresentationID$-$Number$.m4s`, where the representation's number comes
+ * first). So renditions, or DASH video and audio, that share a folder are streams of their own, and
+ * so is a DASH init segment (`init-stream0.m4s`: it is read once, before the segments, so there is
+ * nothing to prefetch after it). Only segments share a stream (SEGMENT_NAME): numbered whole files
+ * (`video-0.mp4`, `video-1.mp4`, `12.mp4` of a catalog) are different videos, each a stream of its
+ * own: a stream is what a peer is told of while the viewer plays it (see Swarm), and a peer must
+ * not learn from video-1 that the viewer watched video-0; nor should video-0 be prefetched past its
+ * end. The scheduler prefetches across a stream's assets in manifest order, and a request for the
+ * next segment continues a stream rather than starting one.
  *
  * @example
  * streamKey({ href: 'https://site.example/dash/chunk-stream1-00007.m4s', contentType: 'video/iso.segment' })
@@ -399,7 +417,8 @@ const SEGMENT_NUMBER = /\d+(?=\D*$)/;
 export function streamKey(asset: Pick<ManifestAsset, 'href' | 'contentType'>): string {
   const path = asset.href.split('?', 1)[0]!;
   const folderEnd = path.lastIndexOf('/') + 1;
-  return `${path.slice(0, folderEnd)}${path.slice(folderEnd).replace(SEGMENT_NUMBER, '')}|${asset.contentType}`;
+  const name = path.slice(folderEnd);
+  return `${path.slice(0, folderEnd)}${SEGMENT_NAME.test(name) ? name.replace(SEGMENT_NUMBER, '') : name}|${asset.contentType}`;
 }
 
 /**

@@ -68,14 +68,25 @@ interface Playback {
   fragments: string[];
 }
 
-/** A seeder holding every file of `folder`, connected, and a viewer connected to it. */
+/**
+ * A seeder holding every file of `folder` from an earlier visit, connected, and a viewer connected
+ * to it. The seeder's page reads nothing, as a seeder that watched longer ago than its reading
+ * memory: it tells a peer what it holds of a stream only once that peer says its player reads the
+ * stream (see Swarm), so a player's segments come from it only if they share their stream (one
+ * stream per segment made a DASH viewer ask and wait again at every segment, and take 24-152 kB of
+ * 0.8 MB from peers).
+ */
 async function seederAndViewer(folder: string): Promise<{ seeder: BrowserContext; viewer: BrowserContext; page: Page }> {
   const seeder = await chromium.viewer(`${folder}-seeder`);
-  const seederPage = await seeder.newPage();
-  await openPage(seederPage, originUrl, { tracker: trackerUrl });
+  const earlierVisit = await seeder.newPage();
+  await openPage(earlierVisit, originUrl, { tracker: trackerUrl });
   const files = manifestUrls.filter((url) => url.startsWith(`/${folder}/`));
   expect(files.length).toBeGreaterThan(0);
-  for (const url of files) expect((await fetchInPage(seederPage, url)).status).toBe(200);
+  for (const url of files) expect((await fetchInPage(earlierVisit, url)).status).toBe(200);
+  for (const url of files) await waitUntilHeld(earlierVisit, url);
+  await earlierVisit.close();
+  const seederPage = await seeder.newPage();
+  await openPage(seederPage, originUrl, { tracker: trackerUrl });
   for (const url of files) await waitUntilHeld(seederPage, url);
 
   const viewer = await chromium.viewer(`${folder}-viewer`);

@@ -220,17 +220,43 @@ describe('streamKey: which assets are played one after another', () => {
     ['zero-padded segments', '/hls/seg-001.ts', '/hls/seg-041.ts'],
     ['a live stream’s segments', '/live/seg-00041.ts', '/live/seg-00042.ts'],
     ['a rendition numbered before its segments', '/hls/stream_1_001.ts', '/hls/stream_1_002.ts'],
-  ])('one stream: %s', (_name, a, b) => {
-    expect(key(a)).toBe(key(b));
+    ['a rendition in a numbered folder', '/hls/1080p/seg-00001.ts', '/hls/1080p/seg-00002.ts'],
+    ['ffmpeg DASH segments of one representation (the digit of .m4s is no segment number)', '/dash/chunk-stream0-00001.m4s', '/dash/chunk-stream0-00002.m4s', 'video/iso.segment'],
+    ['ffmpeg HLS fMP4 segments', '/hls/out0.m4s', '/hls/out12.m4s', 'video/iso.segment'],
+    ['Shaka Packager segments named by template', '/dash/h264_360p_1.m4s', '/dash/h264_360p_12.m4s', 'video/iso.segment'],
+    ['Bento4 mp4split segments (track, then number)', '/dash/segment-1.0001.m4s', '/dash/segment-1.0002.m4s', 'video/iso.segment'],
+    ['Apple fMP4 segments with the .mp4 extension', '/hls/v2/fileSequence0.mp4', '/hls/v2/fileSequence1.mp4', 'video/mp4'],
+    ['fMP4 segments named as segments', '/hls/seg1.mp4', '/hls/seg2.mp4', 'video/mp4'],
+    ['ffmpeg DASH WebM segments', '/dash/chunk-stream0-00001.webm', '/dash/chunk-stream0-00002.webm', 'video/webm'],
+    ['HLS packed audio', '/hls/audio/segment-1.aac', '/hls/audio/segment-2.aac', 'audio/aac'],
+    ['CMAF video tracks', '/cmaf/video_1.cmfv', '/cmaf/video_2.cmfv', 'video/mp4'],
+  ])('one stream: %s', (_name, a, b, contentType = 'video/mp2t') => {
+    expect(key(a, contentType)).toBe(key(b, contentType));
   });
 
   it.each([
     ['two renditions in one folder', '/hls/stream_0_001.ts', '/hls/stream_1_001.ts'],
-    ['DASH video and audio of ffmpeg in one folder', '/dash/chunk-stream0-00001.m4s', '/dash/chunk-stream1-00001.m4s'],
+    ['DASH video and audio of ffmpeg in one folder', '/dash/chunk-stream0-00001.m4s', '/dash/chunk-stream1-00001.m4s', 'video/iso.segment'],
+    ['two Shaka representations in one folder', '/dash/h264_360p_1.m4s', '/dash/h264_720p_1.m4s', 'video/iso.segment'],
+    // The init segment is read once, before the segments: nothing to prefetch after it.
+    ['a DASH init segment and its representation’s segments', '/dash/init-stream0.m4s', '/dash/chunk-stream0-00001.m4s', 'video/iso.segment'],
     ['renditions in folders of their own', '/hls/v0/seg1.ts', '/hls/v1/seg1.ts'],
-    ['two unnumbered videos', '/media/film.mp4', '/media/trailer.mp4'],
-  ])('separate streams: %s', (_name, a, b) => {
-    expect(key(a)).not.toBe(key(b));
+    ['renditions in numbered folders', '/hls/1080p/seg-00001.ts', '/hls/720p/seg-00001.ts'],
+    ['two unnumbered videos', '/media/film.mp4', '/media/trailer.mp4', 'video/mp4'],
+    // Numbered whole files are different videos: a peer must not learn from video-1 that the viewer watched video-0.
+    ['two numbered MP4 videos in one folder', '/media/video-0.mp4', '/media/video-1.mp4', 'video/mp4'],
+    ['two videos of a catalog named by number', '/videos/1.mp4', '/videos/2.mp4', 'video/mp4'],
+    ['two numbered WebM videos', '/media/episode-1.webm', '/media/episode-2.webm', 'video/webm'],
+    ['two numbered audio files', '/music/track1.m4a', '/music/track2.m4a', 'audio/mp4'],
+    ['one video in two numbered folders', '/v2/video.mp4', '/v3/video.mp4', 'video/mp4'],
+  ])('separate streams: %s', (_name, a, b, contentType = 'video/mp2t') => {
+    expect(key(a, contentType)).not.toBe(key(b, contentType));
+  });
+
+  it('keeps the digits of a whole file’s name and folder, and of an extension', () => {
+    expect(key('/v2/video.mp4', 'video/mp4')).toBe('https://site.example/v2/video.mp4|video/mp4');
+    expect(key('/media/video-1.mp4', 'video/mp4')).toBe('https://site.example/media/video-1.mp4|video/mp4');
+    expect(key('/dash/chunk-stream0-00007.m4s', 'video/iso.segment')).toBe('https://site.example/dash/chunk-stream0-.m4s|video/iso.segment');
   });
 
   it('keeps files of other types apart', () => {

@@ -817,9 +817,9 @@ describe('Swarm: what a peer learns of the viewer (issue 13 item 7)', () => {
     viewer.destroy();
   });
 
-  /** A DASH VOD of segment files: video and audio segments, and their init segments (one stream: see streamKey). */
+  /** A DASH VOD of segment files as ffmpeg names them: an init segment, video and audio segments, and the video's next segment. */
   async function dashSegments() {
-    const files = ['init-stream0.m4s', 'chunk-stream0-00001.m4s', 'chunk-stream1-00001.m4s'];
+    const files = ['init-stream0.m4s', 'chunk-stream0-00001.m4s', 'chunk-stream1-00001.m4s', 'chunk-stream0-00002.m4s'];
     const bytesOf = (file: number, piece: number) => pieceBytes(piece).map((byte) => byte ^ (file + 7));
     const entry = async (file: number) => ({
       url: `/dash/${files[file]}`,
@@ -829,9 +829,29 @@ describe('Swarm: what a peer learns of the viewer (issue 13 item 7)', () => {
       pieces: await Promise.all(Array.from({ length: PIECES }, (_, piece) => sha256Hex(bytesOf(file, piece)))),
     });
     const m = await parseManifest({ version: 1, assets: await Promise.all(files.map((_, file) => entry(file))) }, 'https://site.example/peerfetch-manifest.json');
-    const [init, video, audio] = m.assets.map((asset) => asset.id) as [string, string, string];
-    return { m, init, video, audio, bytesOf };
+    const [init, video, audio, nextVideo] = m.assets.map((asset) => asset.id) as [string, string, string, string];
+    return { m, init, video, audio, nextVideo, bytesOf };
   }
+
+  it('a page that reads nothing tells a peer reading a DASH video segment what it holds of that representation’s other segments (one stream), not of its audio or init segment', async () => {
+    const { m, init, video, audio, nextVideo, bytesOf } = await dashSegments();
+    const store = new MemoryPieceStore();
+    for (const [file, id] of [init, video, audio, nextVideo].entries()) {
+      for (let piece = 0; piece < PIECES; piece++) await store.put({ asset: id, piece, data: bytesOf(file, piece) });
+    }
+    const swarm = new Swarm(m, store, noCallbacks);
+    await swarm.loadHave();
+    const { remote: viewer } = connectEmptyRemote(swarm, 'viewer');
+    viewer.announceReading(video, 0, true);
+    await vi.advanceTimersByTimeAsync(10);
+    // Told at once, so the viewer's next segment needs no ask and no hello of its own (hellos are rate-limited).
+    expect([video, nextVideo].map((id) => viewer.has(id, PIECES - 1)), 'the segment read and the next one').toEqual([true, true]);
+    expect([audio, init].map((id) => viewer.has(id, 0)), 'other streams of the page').toEqual([false, false]);
+    const forNext = outcome(viewer.request(nextVideo, 0, PIECE, new AbortController().signal));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await forNext).toEqual(bytesOf(3, 0));
+    swarm.destroy();
+  });
 
   it('a page whose player reads init, video and audio segments at once tells and serves all three, also the video while it last read audio; none once it read nothing for its reading memory', async () => {
     const { m, init, video, audio, bytesOf } = await dashSegments();

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Peer, READING_MEMORY_MS, type PeerHandlers } from '../../src/engine/peer.js';
-import { Swarm } from '../../src/engine/swarm.js';
+import { Swarm, type PieceResult } from '../../src/engine/swarm.js';
 import { runsOf } from '../../src/shared/holdings.js';
 import { sha256Hex } from '../../src/shared/integrity.js';
 import { parseManifest, type Manifest } from '../../src/shared/manifest.js';
@@ -531,6 +531,55 @@ describe('Swarm: hostile peers', () => {
       expect(swarm.downloading(assetId, 0), 'the prefetch is stopped').toBe(false);
       expect(await prefetch).toMatchObject({ ok: false });
       stop.abort();
+      swarm.destroy();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a fresh peer on a home line, sending the piece when the player joined its prefetch, is waited for until it has sent it', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+    try {
+      const m = await manifest();
+      const swarm = new Swarm(m, new MemoryPieceStore(), noCallbacks);
+      await swarm.loadHave();
+      const assetId = m.assets[0]!.id;
+      // 40 kB/s: a 64 KiB piece takes 1.6 s, more than the 1 s a player waits on a fresh peer.
+      connectRemote(swarm, assetId, 'home', [0], 40_000);
+      await vi.advanceTimersByTimeAsync(200);
+      expect(swarm.availability(assetId, 0)).toBe(1);
+      const prefetch = swarm.fetchPiece(assetId, 0, 10_000, new AbortController().signal);
+      let answer: PieceResult | undefined;
+      const answered = swarm.fetchPiece(assetId, 0, 4000, new AbortController().signal, { urgent: true, handOver: true }).then((result) => (answer = result));
+      await vi.advanceTimersByTimeAsync(1100);
+      expect(answer, 'still waiting past 1 s: the peer is sending it').toBeUndefined();
+      await vi.advanceTimersByTimeAsync(1800);
+      expect(await answered).toMatchObject({ ok: true });
+      expect(await prefetch).toMatchObject({ ok: true });
+      expect(swarm.peers.get('home')!.trusted).toBe(true);
+      swarm.destroy();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a fresh peer trickling the piece is still given up after 1 s', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+    try {
+      const m = await manifest();
+      const swarm = new Swarm(m, new MemoryPieceStore(), noCallbacks);
+      await swarm.loadHave();
+      const assetId = m.assets[0]!.id;
+      // 4 kB/s: the piece would take 16 s.
+      connectRemote(swarm, assetId, 'trickler', [0], 4000);
+      await vi.advanceTimersByTimeAsync(200);
+      expect(swarm.availability(assetId, 0)).toBe(1);
+      const prefetch = swarm.fetchPiece(assetId, 0, 10_000, new AbortController().signal);
+      let answer: PieceResult | undefined;
+      void swarm.fetchPiece(assetId, 0, 4000, new AbortController().signal, { urgent: true, handOver: true }).then((result) => (answer = result));
+      await vi.advanceTimersByTimeAsync(1010);
+      expect(answer).toMatchObject({ ok: false, reason: 'timeout' });
+      expect(await prefetch).toMatchObject({ ok: false });
       swarm.destroy();
     } finally {
       vi.useRealTimers();

@@ -667,11 +667,19 @@ export class Swarm {
       if (handOver && !signal.aborted) partial = this.#partialOf(asset, piece);
       caller.abort();
     };
-    let timer = setTimeout(() => {
+    // A fresh peer is waited for past UNPROVEN_JOIN_WAIT_MS one such span at a time, each only
+    // while it sent more of the piece in the last and can finish in time: one that started well
+    // and then went silent holds the player one span more, not until the deadline.
+    const whileProving = (receivedBefore: number) => {
       const leftMs = deadlineMs - (performance.now() - joinedAt);
-      if (unproven && this.#provesItself(assetId, piece, leftMs)) timer = setTimeout(expire, leftMs);
-      else expire();
-    }, unproven ? Math.min(deadlineMs, UNPROVEN_JOIN_WAIT_MS) : deadlineMs);
+      const received = this.#serving.get(key)?.partial(assetId, piece)?.length ?? 0;
+      if (received > receivedBefore && this.#provesItself(assetId, piece, leftMs)) {
+        timer = setTimeout(() => whileProving(received), Math.min(leftMs, UNPROVEN_JOIN_WAIT_MS));
+      } else {
+        expire();
+      }
+    };
+    let timer = unproven ? setTimeout(() => whileProving(0), Math.min(deadlineMs, UNPROVEN_JOIN_WAIT_MS)) : setTimeout(expire, deadlineMs);
     const checkLate = () => {
       if (!bufferMs || late || signal.aborted || caller.signal.aborted) return;
       const peerMs = this.#serving.get(key)?.finishMs(assetId, piece);

@@ -563,6 +563,33 @@ describe('Swarm: hostile peers', () => {
     }
   });
 
+  it('a fresh peer that sends part of the piece and then goes silent holds the player 1 s more, not until the deadline', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+    try {
+      const m = await manifest();
+      const swarm = new Swarm(m, new MemoryPieceStore(), noCallbacks);
+      await swarm.loadHave();
+      const assetId = m.assets[0]!.id;
+      // 40 kB/s: a 16 KiB chunk every 0.41 s, the 64 KiB piece in 1.6 s.
+      const { remoteEnd } = connectRemote(swarm, assetId, 'quitter', [0], 40_000);
+      await vi.advanceTimersByTimeAsync(200);
+      expect(swarm.availability(assetId, 0)).toBe(1);
+      const prefetch = swarm.fetchPiece(assetId, 0, 10_000, new AbortController().signal);
+      let answer: PieceResult | undefined;
+      void swarm.fetchPiece(assetId, 0, 4000, new AbortController().signal, { urgent: true, handOver: true }).then((result) => (answer = result));
+      await vi.advanceTimersByTimeAsync(1050);
+      expect(answer, 'still waiting past 1 s: the peer is sending it').toBeUndefined();
+      // The line goes silent with two of the four chunks received.
+      remoteEnd.other.onmessage = null;
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(answer, 'given up 1 s after its last progress, not at the 4 s deadline').toMatchObject({ ok: false, reason: 'timeout' });
+      expect(await prefetch).toMatchObject({ ok: false });
+      swarm.destroy();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('a fresh peer trickling the piece is still given up after 1 s', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
     try {

@@ -673,7 +673,10 @@ export class Swarm {
     const whileProving = (receivedBefore: number) => {
       const leftMs = deadlineMs - (performance.now() - joinedAt);
       const received = this.#serving.get(key)?.partial(assetId, piece)?.length ?? 0;
-      if (received > receivedBefore && this.#provesItself(assetId, piece, leftMs)) {
+      // Nothing pending at the peer after bytes came: it sent the whole piece, now being verified
+      // (hashing is not instant on a busy page), or its request ended and the next holder is asked.
+      const sentAll = received === 0 && receivedBefore > 0;
+      if (sentAll || (received > receivedBefore && this.#provesItself(assetId, piece, leftMs))) {
         timer = setTimeout(() => whileProving(received), Math.min(leftMs, UNPROVEN_JOIN_WAIT_MS));
       } else {
         expire();

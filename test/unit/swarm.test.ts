@@ -537,22 +537,32 @@ describe('Swarm: hostile peers', () => {
     }
   });
 
-  it('a fresh peer on a home line, sending the piece when the player joined its prefetch, is waited for until it has sent it', async () => {
+  /**
+   * A fresh peer on a line of `rate` bytes/s holding piece 0, a prefetch of it under way and the
+   * player's request (4 s deadline, handed over at its end) joining that prefetch; fake timers
+   * (the caller restores real ones). `answer()` is the player's result once it came.
+   */
+  async function playerJoinsPrefetchOfFreshPeer(name: string, rate: number) {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+    const m = await manifest();
+    const swarm = new Swarm(m, new MemoryPieceStore(), noCallbacks);
+    await swarm.loadHave();
+    const assetId = m.assets[0]!.id;
+    const { remoteEnd } = connectRemote(swarm, assetId, name, [0], rate);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(swarm.availability(assetId, 0)).toBe(1);
+    const prefetch = swarm.fetchPiece(assetId, 0, 10_000, new AbortController().signal);
+    let result: PieceResult | undefined;
+    const answered = swarm.fetchPiece(assetId, 0, 4000, new AbortController().signal, { urgent: true, handOver: true }).then((value) => (result = value));
+    return { swarm, remoteEnd, prefetch, answered, answer: () => result };
+  }
+
+  it('a fresh peer on a home line, sending the piece when the player joined its prefetch, is waited for until it has sent it', async () => {
     try {
-      const m = await manifest();
-      const swarm = new Swarm(m, new MemoryPieceStore(), noCallbacks);
-      await swarm.loadHave();
-      const assetId = m.assets[0]!.id;
       // 40 kB/s: a 64 KiB piece takes 1.6 s, more than the 1 s a player waits on a fresh peer.
-      connectRemote(swarm, assetId, 'home', [0], 40_000);
-      await vi.advanceTimersByTimeAsync(200);
-      expect(swarm.availability(assetId, 0)).toBe(1);
-      const prefetch = swarm.fetchPiece(assetId, 0, 10_000, new AbortController().signal);
-      let answer: PieceResult | undefined;
-      const answered = swarm.fetchPiece(assetId, 0, 4000, new AbortController().signal, { urgent: true, handOver: true }).then((result) => (answer = result));
+      const { swarm, prefetch, answered, answer } = await playerJoinsPrefetchOfFreshPeer('home', 40_000);
       await vi.advanceTimersByTimeAsync(1100);
-      expect(answer, 'still waiting past 1 s: the peer is sending it').toBeUndefined();
+      expect(answer(), 'still waiting past 1 s: the peer is sending it').toBeUndefined();
       await vi.advanceTimersByTimeAsync(1800);
       expect(await answered).toMatchObject({ ok: true });
       expect(await prefetch).toMatchObject({ ok: true });
@@ -564,25 +574,15 @@ describe('Swarm: hostile peers', () => {
   });
 
   it('a fresh peer that sends part of the piece and then goes silent holds the player 1 s more, not until the deadline', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
     try {
-      const m = await manifest();
-      const swarm = new Swarm(m, new MemoryPieceStore(), noCallbacks);
-      await swarm.loadHave();
-      const assetId = m.assets[0]!.id;
       // 40 kB/s: a 16 KiB chunk every 0.41 s, the 64 KiB piece in 1.6 s.
-      const { remoteEnd } = connectRemote(swarm, assetId, 'quitter', [0], 40_000);
-      await vi.advanceTimersByTimeAsync(200);
-      expect(swarm.availability(assetId, 0)).toBe(1);
-      const prefetch = swarm.fetchPiece(assetId, 0, 10_000, new AbortController().signal);
-      let answer: PieceResult | undefined;
-      void swarm.fetchPiece(assetId, 0, 4000, new AbortController().signal, { urgent: true, handOver: true }).then((result) => (answer = result));
+      const { swarm, remoteEnd, prefetch, answer } = await playerJoinsPrefetchOfFreshPeer('quitter', 40_000);
       await vi.advanceTimersByTimeAsync(1050);
-      expect(answer, 'still waiting past 1 s: the peer is sending it').toBeUndefined();
+      expect(answer(), 'still waiting past 1 s: the peer is sending it').toBeUndefined();
       // The line goes silent with two of the four chunks received.
       remoteEnd.other.onmessage = null;
       await vi.advanceTimersByTimeAsync(1000);
-      expect(answer, 'given up 1 s after its last progress, not at the 4 s deadline').toMatchObject({ ok: false, reason: 'timeout' });
+      expect(answer(), 'given up 1 s after its last progress, not at the 4 s deadline').toMatchObject({ ok: false, reason: 'timeout' });
       expect(await prefetch).toMatchObject({ ok: false });
       swarm.destroy();
     } finally {
@@ -591,21 +591,11 @@ describe('Swarm: hostile peers', () => {
   });
 
   it('a fresh peer trickling the piece is still given up after 1 s', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
     try {
-      const m = await manifest();
-      const swarm = new Swarm(m, new MemoryPieceStore(), noCallbacks);
-      await swarm.loadHave();
-      const assetId = m.assets[0]!.id;
       // 4 kB/s: the piece would take 16 s.
-      connectRemote(swarm, assetId, 'trickler', [0], 4000);
-      await vi.advanceTimersByTimeAsync(200);
-      expect(swarm.availability(assetId, 0)).toBe(1);
-      const prefetch = swarm.fetchPiece(assetId, 0, 10_000, new AbortController().signal);
-      let answer: PieceResult | undefined;
-      void swarm.fetchPiece(assetId, 0, 4000, new AbortController().signal, { urgent: true, handOver: true }).then((result) => (answer = result));
+      const { swarm, prefetch, answer } = await playerJoinsPrefetchOfFreshPeer('trickler', 4000);
       await vi.advanceTimersByTimeAsync(1010);
-      expect(answer).toMatchObject({ ok: false, reason: 'timeout' });
+      expect(answer()).toMatchObject({ ok: false, reason: 'timeout' });
       expect(await prefetch).toMatchObject({ ok: false });
       swarm.destroy();
     } finally {

@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
 import { coturnCommand, COTURN_READY_PATTERN, turnCredentials } from '../test/harness/coturn.mjs';
 import { startProcess } from './lib/processes.mjs';
-import { canUnshare, enterPrivateNetwork, isFreshNamespace, reexecInPrivateNetwork } from '../test/harness/netns.mjs';
+import { runInPrivateNetwork } from '../test/harness/netns.mjs';
 
 const here = fileURLToPath(import.meta.url);
 const root = join(dirname(here), '..');
@@ -32,13 +32,7 @@ const TURN_PORT = 3479;
 const DEAD_PORT = 3999;
 const SECRET = 'gathering-bench';
 
-if (isFreshNamespace()) {
-  enterPrivateNetwork();
-  await main();
-} else {
-  if (!canUnshare()) throw new Error('needs root on Linux (unshare --net) to build a private network');
-  process.exit(await reexecInPrivateNetwork(here, process.argv.slice(2)));
-}
+await runInPrivateNetwork(here, main);
 
 function run(command, args) {
   const result = spawnSync(command, args, { encoding: 'utf8' });

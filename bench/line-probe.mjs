@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { launchChromium } from './lib/browser.mjs';
 import { startProcess } from './lib/processes.mjs';
 import { coturnCommand, COTURN_READY_PATTERN } from '../test/harness/coturn.mjs';
-import { canUnshare, enterPrivateNetwork, isFreshNamespace, reexecInPrivateNetwork } from '../test/harness/netns.mjs';
+import { runInPrivateNetwork } from '../test/harness/netns.mjs';
 import { buildTopology, TURN_ADDRESS } from '../test/harness/topology.mjs';
 
 const here = fileURLToPath(import.meta.url);
@@ -50,13 +50,7 @@ const MESSAGE_BYTES = 16 * 1024;
 const DOWNLINK_KBIT = 20_000;
 const STUN_PORT = 3478;
 
-if (isFreshNamespace()) {
-  enterPrivateNetwork();
-  await main();
-} else {
-  if (!canUnshare()) throw new Error('needs root on Linux (unshare --net) to build a private network');
-  process.exit(await reexecInPrivateNetwork(here, process.argv.slice(2)));
-}
+await runInPrivateNetwork(here, main);
 
 async function main() {
   const topology = buildTopology({ homes: [{ uplinkKbit: KBIT, downlinkKbit: DOWNLINK_KBIT }, { uplinkKbit: KBIT, downlinkKbit: DOWNLINK_KBIT }] });

@@ -7,6 +7,7 @@ export function runForwardingSignals(command: string, args: string[], options?: 
 export function reexecInPrivateNetwork(script: string, args: string[]): Promise<number>;
 export function isFreshNamespace(): boolean;
 export function enterPrivateNetwork(): string;
+export function runInPrivateNetwork(script: string, main: () => Promise<void>): Promise<void>;
 
 /** What the harness knows about the network this process sees. */
 export interface PrivateNetworkStatus {

@@ -68,6 +68,22 @@ export function isFreshNamespace() {
 }
 
 /**
+ * Runs `main` inside a private network namespace, for scripts that run there or not at all: in
+ * the fresh namespace (this process started again by reexecInPrivateNetwork) it sets the network
+ * up and calls `main`; otherwise it starts `script` again in a new namespace with this process's
+ * arguments and exits with its code. Throws when this user cannot create a namespace.
+ */
+export async function runInPrivateNetwork(script, main) {
+  if (isFreshNamespace()) {
+    enterPrivateNetwork();
+    await main();
+    return;
+  }
+  if (!canUnshare()) throw new Error('needs root on Linux (unshare --net) to build a private network');
+  process.exit(await reexecInPrivateNetwork(script, process.argv.slice(2)));
+}
+
+/**
  * Sets up the fresh namespace this process runs in and marks it, and every process it starts, as
  * inside it (PEERFETCH_NETNS=1, which privateNetworkStatus checks against the interfaces). Returns
  * a line describing the network; throws an Error naming the command that failed.

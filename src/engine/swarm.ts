@@ -647,7 +647,7 @@ export class Swarm {
     const joining = this.#downloads.has(key);
     // Through a prefetch already asked of a fresh peer, the player waits for it only briefly
     // until that peer is sending this piece (a peer that claims pieces and stalls never does);
-    // one sending it by then is waited for like any other (see #provesItself).
+    // one sending it by then is waited for like any other (see whileProving).
     const serving = this.#serving.get(key);
     const unproven = joining && urgent && serving !== undefined && !serving.trusted && !serving.partial(assetId, piece)?.length;
     if (!joining && this.availability(assetId, piece, urgent) > 0) {
@@ -662,21 +662,27 @@ export class Swarm {
     let partial: Uint8Array | undefined;
     /** Handed over before the deadline: the peer sending it would finish too late (see bufferMs). */
     let late = false;
-    const joinedAt = performance.now();
+    const started = performance.now();
     const expire = () => {
       if (handOver && !signal.aborted) partial = this.#partialOf(asset, piece);
       caller.abort();
     };
     // A fresh peer is waited for past UNPROVEN_JOIN_WAIT_MS one such span at a time, each only
-    // while it sent more of the piece in the last and can finish in time: one that started well
-    // and then went silent holds the player one span more, not until the deadline.
+    // while it sent more of the piece in the last and is expected to send the rest in time. A home
+    // line sends a 256 KiB piece in 1-2 s: cut after 1 s, every piece a player reached before the
+    // line finished it went to the origin with the prefetch, and a peer behind such a line never
+    // delivered a whole piece, so never earned trust (uplinks benchmark: the 2 Mbit/s viewer took
+    // no whole piece from the 1 Mbit/s home ahead of it in 60 s). One that started well and then
+    // went silent holds the player one span more, not until the deadline.
     const whileProving = (receivedBefore: number) => {
-      const leftMs = deadlineMs - (performance.now() - joinedAt);
-      const received = this.#serving.get(key)?.partial(assetId, piece)?.length ?? 0;
+      const leftMs = deadlineMs - (performance.now() - started);
+      const peer = this.#serving.get(key);
+      const received = peer?.partial(assetId, piece)?.length ?? 0;
       // Nothing pending at the peer after bytes came: it sent the whole piece, now being verified
       // (hashing is not instant on a busy page), or its request ended and the next holder is asked.
       const sentAll = received === 0 && receivedBefore > 0;
-      if (sentAll || (received > receivedBefore && this.#provesItself(assetId, piece, leftMs))) {
+      const finishMs = received > receivedBefore ? peer!.finishMs(assetId, piece) : undefined;
+      if (sentAll || (finishMs !== undefined && finishMs <= leftMs)) {
         timer = setTimeout(() => whileProving(received), Math.min(leftMs, UNPROVEN_JOIN_WAIT_MS));
       } else {
         expire();
@@ -701,7 +707,6 @@ export class Swarm {
     if (signal.aborted) caller.abort();
     if (joining) checkLate();
     try {
-      const started = performance.now();
       let joined = joining;
       for (;;) {
         const leftMs = deadlineMs - (performance.now() - started);
@@ -722,22 +727,6 @@ export class Swarm {
       clearInterval(lateChecks);
       signal.removeEventListener('abort', onAbort);
     }
-  }
-
-  /**
-   * Whether the peer a prefetch of `piece` is being received from, not yet trusted, is sending it
-   * now and is expected to have sent the rest within `leftMs`: a player's request that joined the
-   * prefetch then waits for it past UNPROVEN_JOIN_WAIT_MS. A home line sends a 256 KiB piece in
-   * 1-2 s: cut after 1 s, every piece a player reached before the line finished it went to the
-   * origin with the prefetch, and a peer behind such a line never delivered a whole piece, so never
-   * earned trust (uplinks benchmark: the 2 Mbit/s viewer took no whole piece from the 1 Mbit/s home
-   * ahead of it in 60 s).
-   */
-  #provesItself(assetId: string, piece: number, leftMs: number): boolean {
-    const peer = this.#serving.get(`${assetId}/${piece}`);
-    if (!peer?.partial(assetId, piece)?.length) return false;
-    const finishMs = peer.finishMs(assetId, piece);
-    return finishMs !== undefined && finishMs <= leftMs;
   }
 
   /**

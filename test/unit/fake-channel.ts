@@ -44,14 +44,7 @@ export class FakeChannel extends EventTarget {
   send(frame: Uint8Array): void {
     this.sent.push(decodePeerMessage(frame));
     const copy = frame.slice().buffer;
-    if (this.line) {
-      this.#queue.push({ frame: copy, left: copy.byteLength });
-      this.bufferedAmount += copy.byteLength;
-      this.maxBufferedAmount = Math.max(this.maxBufferedAmount, this.bufferedAmount);
-      this.line.start();
-      return;
-    }
-    if (this.bytesPerSecond === undefined) {
+    if (!this.line && this.bytesPerSecond === undefined) {
       // Deliver asynchronously, in order, as a data channel does.
       setTimeout(() => this.other.onmessage?.({ data: copy }), 0);
       return;
@@ -59,7 +52,8 @@ export class FakeChannel extends EventTarget {
     this.#queue.push({ frame: copy, left: copy.byteLength });
     this.bufferedAmount += copy.byteLength;
     this.maxBufferedAmount = Math.max(this.maxBufferedAmount, this.bufferedAmount);
-    this.#timer ??= setInterval(() => this.#drain((this.bytesPerSecond! * LINE_TICK_MS) / 1000), LINE_TICK_MS);
+    if (this.line) this.line.start();
+    else this.#timer ??= setInterval(() => this.#drain((this.bytesPerSecond! * LINE_TICK_MS) / 1000), LINE_TICK_MS);
   }
 
   /** Moves up to `budget` bytes of the queue onto the line (see SharedLine). */

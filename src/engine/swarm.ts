@@ -155,7 +155,8 @@ export class Swarm {
   /** Peer downloads in progress, one per piece, shared by every caller that wants that piece. */
   readonly #downloads = new SharedTasks<PieceResult, AbortSignal>();
   /** Callers waiting for some peer to announce a piece. */
-  readonly #haveWaiters = new Set<{ asset: string; piece: number; resolve(): void }>();
+  /** Waits for what peers hold (see waitForHave, waitForHoldings): each is told when a peer said more, and resolves when `settled(from)` holds. */
+  readonly #haveWaiters = new Set<{ settled(from: Peer): boolean; resolve(): void }>();
   /** Peers reached through a TURN relay (see PeerfetchOptions.relay). */
   readonly #relayed = new Set<string>();
   /** Whether relayed peers serve pieces the player waits for ('all'), or only prefetches ('ahead'). */
@@ -514,7 +515,7 @@ export class Swarm {
       readPiece: (id, piece) => (this.holds(id, piece) && this.#mayTell(peer, id) ? this.#readHeld(id, piece) : Promise.resolve(undefined)),
       onReading: (from, asset, ask) => this.#onPeerReading(from, asset, ask),
       onHave: (from) => {
-        for (const waiter of this.#haveWaiters) if (waiter.piece < 0 || from.has(waiter.asset, waiter.piece)) waiter.resolve();
+        for (const waiter of this.#haveWaiters) if (waiter.settled(from)) waiter.resolve();
         this.#callbacks.onPeerHave(from);
       },
       onUploaded: (from, bytes) => this.#callbacks.onUploaded(from, bytes),
@@ -589,15 +590,32 @@ export class Swarm {
   /** Resolves true once some peer is connected and has said what it holds, false after `timeoutMs` or an abort. */
   waitForPeer(timeoutMs: number, signal: AbortSignal): Promise<boolean> {
     if (this.peers.size > 0) return Promise.resolve(true);
-    return this.waitForHave('', -1, timeoutMs, signal);
+    return this.#waitFor(() => true, timeoutMs, signal);
+  }
+
+  /** Resolves true as soon as a connected peer holds `piece`, false after `timeoutMs` or an abort. */
+  waitForHave(assetId: string, piece: number, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
+    if (this.availability(assetId, piece) > 0) return Promise.resolve(true);
+    return this.#waitFor((from) => from.has(assetId, piece), timeoutMs, signal);
+  }
+
+  /** Whether some connected peer was asked what it holds and has not said yet (see Peer.holdingsPending). */
+  get holdingsPending(): boolean {
+    for (const peer of this.peers.values()) if (peer.holdingsPending) return true;
+    return false;
   }
 
   /**
-   * Resolves true as soon as a connected peer holds `piece` (any peer's hello when `piece` is -1),
-   * false after `timeoutMs` or an abort.
+   * Resolves as soon as a connected peer holds `piece`, or no peer's holdings are pending any more
+   * (every peer asked has answered, or its wait ended), at the latest after `timeoutMs` or an abort.
    */
-  waitForHave(assetId: string, piece: number, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
-    if (piece >= 0 && this.availability(assetId, piece) > 0) return Promise.resolve(true);
+  async waitForHoldings(assetId: string, piece: number, timeoutMs: number, signal: AbortSignal): Promise<void> {
+    if (this.availability(assetId, piece) > 0 || !this.holdingsPending) return;
+    await this.#waitFor((from) => from.has(assetId, piece) || !this.holdingsPending, timeoutMs, signal);
+  }
+
+  /** Resolves true once a peer's news makes `settled` true, false after `timeoutMs` or an abort. */
+  #waitFor(settled: (from: Peer) => boolean, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
     return new Promise((resolve) => {
       const finish = (found: boolean) => {
         clearTimeout(timer);
@@ -605,7 +623,7 @@ export class Swarm {
         this.#haveWaiters.delete(waiter);
         resolve(found);
       };
-      const waiter = { asset: assetId, piece, resolve: () => finish(true) };
+      const waiter = { settled, resolve: () => finish(true) };
       const onAbort = () => finish(false);
       const timer = setTimeout(() => finish(false), timeoutMs);
       signal.addEventListener('abort', onAbort, { once: true });

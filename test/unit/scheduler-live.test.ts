@@ -47,6 +47,7 @@ function fakeSwarm(m: Manifest, haveArrives: boolean) {
     deliveryMs: () => 50,
     canDeliverWithin: () => true,
     waitForPeer: async () => true,
+    waitForHoldings: async () => {},
     waitForHave: async (_asset: string, _piece: number, timeoutMs: number) => {
       waits.push(timeoutMs);
       announced = haveArrives;

@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { HELLO_DEADLINE_MS, HOLDINGS_WAIT_MS, Peer, type PeerHandlers } from '../../src/engine/peer.js';
 import { Scheduler } from '../../src/engine/scheduler.js';
-import { Swarm } from '../../src/engine/swarm.js';
-import { runsOf } from '../../src/shared/holdings.js';
+import { Swarm, type PieceResult } from '../../src/engine/swarm.js';
+import { runsOf, type Holdings } from '../../src/shared/holdings.js';
 import { sha256Hex } from '../../src/shared/integrity.js';
 import { parseManifest, type Manifest } from '../../src/shared/manifest.js';
 import { MemoryPieceStore } from '../../src/store/piece-store.js';
@@ -32,6 +32,29 @@ function remoteHandlers(): PeerHandlers {
   return { pieceCount: () => PIECES, readPiece: async () => undefined, onHave: () => {}, onUploaded: () => {}, beforeUpload: async () => {}, onClose: () => {}, onUnknownAsset: () => {} };
 }
 
+/**
+ * The far end of a connection as a page's swarm is: it answers a `reading` that asks what it holds
+ * (we began a stream, see Swarm.announceReading) with its hello again, as soon as the message arrives.
+ */
+class RemotePeer extends Peer {
+  #holdings: Holdings = new Map();
+
+  constructor(channel: RTCDataChannel, handlers: Partial<PeerHandlers> = {}) {
+    super('self', fakeConnection(), channel, {
+      ...remoteHandlers(),
+      ...handlers,
+      onReading: (peer, _asset, ask) => {
+        if (ask) (peer as RemotePeer).hello((peer as RemotePeer).#holdings);
+      },
+    });
+  }
+
+  override hello(holdings: Holdings): void {
+    this.#holdings = holdings;
+    super.hello(holdings);
+  }
+}
+
 describe('Scheduler: the member assigned a piece wants it', () => {
   beforeEach(() => vi.useFakeTimers());
   afterEach(() => vi.useRealTimers());
@@ -42,7 +65,7 @@ describe('Scheduler: the member assigned a piece wants it', () => {
     const swarm = new Swarm(manifest, new MemoryPieceStore(), callbacks);
     await swarm.loadHave();
     const [ourEnd, remoteEnd] = channelPair();
-    const remote = new Peer('self', fakeConnection(), remoteEnd as unknown as RTCDataChannel, remoteHandlers());
+    const remote = new RemotePeer(remoteEnd as unknown as RTCDataChannel);
     swarm.addPeer('other', fakeConnection(), ourEnd as unknown as RTCDataChannel);
     remote.hello(new Map());
     const scheduler = new Scheduler({ manifest, swarm, selfId: () => 'self', prefetchFromOrigin: () => {} });
@@ -130,10 +153,7 @@ describe('Scheduler: a peer that has just connected', () => {
     scheduler = new Scheduler({ manifest, swarm, selfId: () => 'self', prefetchFromOrigin: (_asset, piece) => fromOrigin.push(piece) });
     const connect = (id: string) => {
       const [ourEnd, remoteEnd] = channelPair();
-      const remote = new Peer('self', fakeConnection(), remoteEnd as unknown as RTCDataChannel, {
-        ...remoteHandlers(),
-        readPiece: async (_asset, piece) => pieceBytes(piece),
-      });
+      const remote = new RemotePeer(remoteEnd as unknown as RTCDataChannel, { readPiece: async (_asset, piece) => pieceBytes(piece) });
       swarm.addPeer(id, fakeConnection(), ourEnd as unknown as RTCDataChannel);
       return { remote, ourEnd };
     };
@@ -153,7 +173,10 @@ describe('Scheduler: a peer that has just connected', () => {
     // opened, and the player reads its first piece in between (the plan runs before the hello).
     const seeder = connect('seeder');
     seeder.remote.hello(new Map([[asset.id, runsOf(Array.from({ length: PIECES }, (_, piece) => piece))]]));
-    expect(await scheduler.answer(asset, 0, 4000, true, new AbortController().signal)).toMatchObject({ ok: false });
+    // The first piece waits for the hello, and comes from that peer though it has not earned trust yet.
+    const first = await scheduler.answer(asset, 0, 1000, true, new AbortController().signal);
+    expect(first).toMatchObject({ ok: true });
+    expect(seeder.ourEnd.sent.filter((message) => message.type === 'request' && message.piece === 0)).toHaveLength(1);
     // Once it said so, the pieces ahead come from it, and none was asked of the origin meanwhile.
     await vi.waitFor(() => expect(seeder.ourEnd.sent.filter((message) => message.type === 'request').length).toBeGreaterThan(0));
     expect(fromOrigin).toEqual([]);
@@ -173,11 +196,16 @@ describe('Scheduler: a peer that has just connected', () => {
       // A peer whose channel opened and that never sends a byte (nothing listens at its end).
       const [silentEnd] = channelPair();
       swarm.addPeer('silent', fakeConnection(), silentEnd as unknown as RTCDataChannel);
-      expect(await scheduler.answer(asset, 0, 4000, true, new AbortController().signal)).toMatchObject({ ok: false });
+      // The player's first piece waits for the peers' holdings a moment only (HOLDINGS_ANSWER_WAIT_MS), then goes to the origin.
+      let first: unknown;
+      void scheduler.answer(asset, 0, 1000, true, new AbortController().signal).then((result) => (first = result));
+      await vi.advanceTimersByTimeAsync(300);
+      expect(first).toMatchObject({ ok: false, reason: 'no-peer' });
       // The watcher answers what our reading asked (see the `reading` message): only the silent peer is awaited.
       await vi.advanceTimersByTimeAsync(10);
       watcher.remote.hello(new Map());
-      await vi.advanceTimersByTimeAsync(HOLDINGS_WAIT_MS - 200);
+      // 310 ms of the silent peer's wait went by above.
+      await vi.advanceTimersByTimeAsync(HOLDINGS_WAIT_MS - 510);
       expect(swarm.peers.get('watcher')!.holdingsPending).toBe(false);
       expect(swarm.peers.get('silent')!.holdingsPending).toBe(true);
       expect(fromOrigin, 'nothing fetched for the swarm while its hello may still come').toEqual([]);
@@ -210,7 +238,7 @@ describe('Scheduler: prefetches leave the lines of viewers far ahead to the view
     scheduler = new Scheduler({ manifest, swarm, selfId: () => 'self', prefetchFromOrigin: () => {} });
     const connect = async (id: string, held: number[], readingAt: number) => {
       const [ourEnd, remoteEnd] = channelPair();
-      const remote = new Peer('self', fakeConnection(), remoteEnd as unknown as RTCDataChannel, { ...remoteHandlers(), readPiece: async (_asset, piece) => pieceBytes(piece) });
+      const remote = new RemotePeer(remoteEnd as unknown as RTCDataChannel, { readPiece: async (_asset, piece) => pieceBytes(piece) });
       swarm.addPeer(id, fakeConnection(), ourEnd as unknown as RTCDataChannel);
       remote.hello(new Map([[asset.id, runsOf(held)]]));
       remote.announceReading(asset.id, readingAt);
@@ -229,8 +257,8 @@ describe('Scheduler: prefetches leave the lines of viewers far ahead to the view
     const askedOfAhead = await connect('ahead', all, 30);
     const askedOfNear = await connect('near', all, 5);
     await scheduler.answer(asset, 0, 4000, true, new AbortController().signal);
-    // The read-ahead window (pieces 1-8) comes from the peer nearer us.
-    await vi.waitFor(() => expect(new Set(askedOfNear())).toEqual(new Set([1, 2, 3, 4, 5, 6, 7, 8])));
+    // The first piece and the read-ahead window (pieces 1-8) come from the peer nearer us.
+    await vi.waitFor(() => expect(new Set(askedOfNear())).toEqual(new Set([0, 1, 2, 3, 4, 5, 6, 7, 8])));
     expect(askedOfAhead()).toEqual([]);
     scheduler.stop();
     swarm.destroy();
@@ -241,8 +269,8 @@ describe('Scheduler: prefetches leave the lines of viewers far ahead to the view
     const askedOfAhead = await connect('ahead', all, 30);
     const askedOfNear = await connect('near', [0, 1, 2, 3, 4], 2);
     await scheduler.answer(asset, 0, 4000, true, new AbortController().signal);
-    await vi.waitFor(() => expect(new Set([...askedOfNear(), ...askedOfAhead()])).toEqual(new Set([1, 2, 3, 4, 5, 6, 7, 8])));
-    expect(new Set(askedOfNear())).toEqual(new Set([1, 2, 3, 4]));
+    await vi.waitFor(() => expect(new Set([...askedOfNear(), ...askedOfAhead()])).toEqual(new Set([0, 1, 2, 3, 4, 5, 6, 7, 8])));
+    expect(new Set(askedOfNear())).toEqual(new Set([0, 1, 2, 3, 4]));
     expect(new Set(askedOfAhead())).toEqual(new Set([5, 6, 7, 8]));
     scheduler.stop();
     swarm.destroy();
@@ -253,6 +281,30 @@ describe('Scheduler: prefetches sized to the time the player gives a piece', () 
   beforeEach(() => vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] }));
   afterEach(() => vi.useRealTimers());
 
+  it("the player's first piece from a fresh peer slower than the origin is handed to the origin once the line is measured", async () => {
+    const { manifest, asset, pieceBytes } = await oneVideo();
+    const swarm = new Swarm(manifest, new MemoryPieceStore(), callbacks);
+    await swarm.loadHave();
+    const scheduler = new Scheduler({ manifest, swarm, selfId: () => 'self', prefetchFromOrigin: () => {} });
+    // A home line of 384 kbit/s holding the whole video: a 64 KiB piece takes 1.4 s on it, the origin 0.6 s.
+    const [ourEnd, remoteEnd] = channelPair(undefined, 48_000);
+    const remote = new RemotePeer(remoteEnd as unknown as RTCDataChannel, { readPiece: async (_asset, piece) => pieceBytes(piece) });
+    swarm.addPeer('home', fakeConnection(), ourEnd as unknown as RTCDataChannel);
+    remote.hello(new Map([[asset.id, runsOf(Array.from({ length: PIECES }, (_, piece) => piece))]]));
+    await vi.advanceTimersByTimeAsync(10);
+    let answer: PieceResult | undefined;
+    void scheduler.answer(asset, 0, 1000, true, new AbortController().signal).then((result) => (answer = result));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(ourEnd.sent.filter((message) => message.type === 'request' && message.piece === 0), 'asked of the fresh peer').toHaveLength(1);
+    expect(answer).toBeUndefined();
+    // Nothing plays yet: as soon as the line is measured slower than the origin (the piece shares
+    // it with the prefetches of the pieces after it), the origin finishes the piece.
+    await vi.advanceTimersByTimeAsync(800);
+    expect(answer, 'before its 1 s deadline').toMatchObject({ ok: false, reason: 'slow-peers' });
+    scheduler.stop();
+    swarm.destroy();
+  });
+
   it('a line too slow for the plain 4 s but fast enough for what the buffer spares gets prefetches', async () => {
     const { manifest, asset, pieceBytes } = await oneVideo();
     const swarm = new Swarm(manifest, new MemoryPieceStore(), callbacks);
@@ -260,7 +312,7 @@ describe('Scheduler: prefetches sized to the time the player gives a piece', () 
     const scheduler = new Scheduler({ manifest, swarm, selfId: () => 'self', prefetchFromOrigin: () => {} });
     // A home line of 128 kbit/s holding every piece but piece 1: a 64 KiB piece takes 4.1 s on it.
     const [ourEnd, remoteEnd] = channelPair(undefined, 16_000);
-    const remote = new Peer('self', fakeConnection(), remoteEnd as unknown as RTCDataChannel, { ...remoteHandlers(), readPiece: async (_asset, piece) => pieceBytes(piece) });
+    const remote = new RemotePeer(remoteEnd as unknown as RTCDataChannel, { readPiece: async (_asset, piece) => pieceBytes(piece) });
     swarm.addPeer('home', fakeConnection(), ourEnd as unknown as RTCDataChannel);
     remote.hello(new Map([[asset.id, runsOf(Array.from({ length: PIECES }, (_, piece) => piece).filter((piece) => piece !== 1))]]));
     await vi.advanceTimersByTimeAsync(10);
@@ -272,8 +324,9 @@ describe('Scheduler: prefetches sized to the time the player gives a piece', () 
     const asked = () => ourEnd.sent.filter((message) => message.type === 'request' && message.piece === 2).length;
 
     // The player reads piece 1 (nobody holds it) with the plain 4 s deadline: piece 2 is not queued on the line.
-    expect(await scheduler.answer(asset, 1, 4000, false, new AbortController().signal)).toEqual({ ok: false, reason: 'no-peer' });
+    const answering = scheduler.answer(asset, 1, 4000, false, new AbortController().signal);
     await vi.advanceTimersByTimeAsync(10);
+    expect(await answering).toEqual({ ok: false, reason: 'no-peer' });
     expect(asked(), 'a piece the line sends in more than 4 s').toBe(0);
     // The same with 8 s (its buffer spares that much): the line gets piece 2 ahead of the player.
     expect(await scheduler.answer(asset, 1, 8000, false, new AbortController().signal)).toEqual({ ok: false, reason: 'no-peer' });

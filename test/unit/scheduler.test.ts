@@ -281,17 +281,23 @@ describe('Scheduler: prefetches sized to the time the player gives a piece', () 
   beforeEach(() => vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] }));
   afterEach(() => vi.useRealTimers());
 
-  it("the player's first piece from a fresh peer slower than the origin is handed to the origin once the line is measured", async () => {
+  /** A swarm and its scheduler, and one peer behind a home line sending `bytesPerSecond`, holding `held`. */
+  async function homeLine(bytesPerSecond: number, held: (piece: number) => boolean) {
     const { manifest, asset, pieceBytes } = await oneVideo();
     const swarm = new Swarm(manifest, new MemoryPieceStore(), callbacks);
     await swarm.loadHave();
     const scheduler = new Scheduler({ manifest, swarm, selfId: () => 'self', prefetchFromOrigin: () => {} });
-    // A home line of 384 kbit/s holding the whole video: a 64 KiB piece takes 1.4 s on it, the origin 0.6 s.
-    const [ourEnd, remoteEnd] = channelPair(undefined, 48_000);
+    const [ourEnd, remoteEnd] = channelPair(undefined, bytesPerSecond);
     const remote = new RemotePeer(remoteEnd as unknown as RTCDataChannel, { readPiece: async (_asset, piece) => pieceBytes(piece) });
     swarm.addPeer('home', fakeConnection(), ourEnd as unknown as RTCDataChannel);
-    remote.hello(new Map([[asset.id, runsOf(Array.from({ length: PIECES }, (_, piece) => piece))]]));
+    remote.hello(new Map([[asset.id, runsOf(Array.from({ length: PIECES }, (_, piece) => piece).filter(held))]]));
     await vi.advanceTimersByTimeAsync(10);
+    return { asset, swarm, scheduler, ourEnd };
+  }
+
+  it("the player's first piece from a fresh peer slower than the origin is handed to the origin once the line is measured", async () => {
+    // A home line of 384 kbit/s holding the whole video: a 64 KiB piece takes 1.4 s on it, the origin 0.6 s.
+    const { asset, swarm, scheduler, ourEnd } = await homeLine(48_000, () => true);
     let answer: PieceResult | undefined;
     void scheduler.answer(asset, 0, 1000, true, new AbortController().signal).then((result) => (answer = result));
     await vi.advanceTimersByTimeAsync(100);
@@ -306,16 +312,8 @@ describe('Scheduler: prefetches sized to the time the player gives a piece', () 
   });
 
   it('a line too slow for the plain 4 s but fast enough for what the buffer spares gets prefetches', async () => {
-    const { manifest, asset, pieceBytes } = await oneVideo();
-    const swarm = new Swarm(manifest, new MemoryPieceStore(), callbacks);
-    await swarm.loadHave();
-    const scheduler = new Scheduler({ manifest, swarm, selfId: () => 'self', prefetchFromOrigin: () => {} });
     // A home line of 128 kbit/s holding every piece but piece 1: a 64 KiB piece takes 4.1 s on it.
-    const [ourEnd, remoteEnd] = channelPair(undefined, 16_000);
-    const remote = new RemotePeer(remoteEnd as unknown as RTCDataChannel, { readPiece: async (_asset, piece) => pieceBytes(piece) });
-    swarm.addPeer('home', fakeConnection(), ourEnd as unknown as RTCDataChannel);
-    remote.hello(new Map([[asset.id, runsOf(Array.from({ length: PIECES }, (_, piece) => piece).filter((piece) => piece !== 1))]]));
-    await vi.advanceTimersByTimeAsync(10);
+    const { asset, swarm, scheduler, ourEnd } = await homeLine(16_000, (piece) => piece !== 1);
     // One piece measures the line.
     const measuring = swarm.fetchPiece(asset.id, 0, 20_000, new AbortController().signal);
     await vi.advanceTimersByTimeAsync(6000);

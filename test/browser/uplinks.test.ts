@@ -105,7 +105,13 @@ describe('an uploader on a 2 Mbit/s home uplink', () => {
       `2 Mbit/s seeder: ${fromPeers} B of ${size} B from it (${((fromPeers / size) * 100).toFixed(1)}%), ${fromOrigin} B from the origin, ` +
         `${sent} B sent (${sent - fromPeers} B unused), at most ${mostQueued} B queued in its channel`,
     );
-    // The seeder served the viewer, through a queue of a quarter second of its line or so.
+    // The seeder served the viewer, through a queue of a quarter second of its line or so, and
+    // carried a sixth of the video at least. The player reads the 20 s video about 10 s ahead from
+    // the uncapped origin at the start, so a 2 Mbit/s line can carry only the rest, and how much
+    // depends on the first seconds: 27-60% in runs at machine loads of 1-19 (27% once at 19);
+    // 5-25%, most under 15%, when a fresh peer's line never earned the player's trust (every piece
+    // the player reached before the line finished it went to the origin).
+    expect(fromPeers).toBeGreaterThan(size / 6);
     expect(sent).toBeGreaterThan(0);
     expect(mostQueued).toBeGreaterThan(0);
     expect(mostQueued).toBeLessThanOrEqual(MAX_QUEUED_BYTES);

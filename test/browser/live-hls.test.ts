@@ -82,15 +82,25 @@ describe('live HLS', () => {
     await Promise.all([...pages, plain].map(playLive));
     await Promise.all(pages.map((page, index) => waitUntilPlayed(page, `viewer ${index}`)));
 
-    const results = await Promise.all(pages.map(async (page) => ({ live: await figures(page), stats: await stats(page), verified: await recordedEvents(page, 'piece:verified') })));
+    const results = await Promise.all(
+      pages.map(async (page) => ({
+        live: await figures(page),
+        stats: await stats(page),
+        verified: await recordedEvents(page, 'piece:verified'),
+        controlled: await page.evaluate(() => Boolean(navigator.serviceWorker.controller)),
+      })),
+    );
     const plainLive = await figures(plain);
-    for (const [index, { live, stats: s, verified }] of results.entries()) {
+    for (const [index, { live, stats: s, verified, controlled }] of results.entries()) {
       console.log(
         `live viewer ${index}: ${live.loaded} segments loaded, ${verified.length} pieces verified from peers, ${s.bytesFromPeers} B from peers, ${s.bytesFromOrigin} B from the origin, ` +
           // Also the bytes answered from the store and all bytes handed to the player: once (load 11) a viewer
           // loaded 9 segments (about 1.9 MB) with 0.2 MB from peers and the origin together, and nothing
           // printed told whether the rest came from its store or went past peerfetch.
-          `${s.bytesFromStore} B from the store, ${s.bytesServed} B served, rebuffers ${live.rebuffers}, latency median ${median(live.latencies)} ms over ${live.latencies.length} samples`,
+          // Once (load 19) all three viewers loaded 8 segments with 0 B served by peerfetch at all: whether
+          // the worker controlled the page tells a page left on the network from segments passed through.
+          `${s.bytesFromStore} B from the store, ${s.bytesServed} B served, worker ${controlled ? 'controls the page' : 'does not control the page'}, ` +
+          `rebuffers ${live.rebuffers}, latency median ${median(live.latencies)} ms over ${live.latencies.length} samples`,
       );
     }
     console.log(`live origin-only viewer: latency median ${median(plainLive.latencies)} ms, rebuffers ${plainLive.rebuffers}`);

@@ -26,7 +26,9 @@ const BUDGETS = {
   // whole files kept apart (issue #11 item 4: about 0.1 KB), plus the wait on a fresh peer that is
   // sending the piece (issue #15: about 0.07 KB), plus that wait cut once the peer stops sending
   // (issue #13 item 4: about 0.05 KB; 30.50 KB built), plus the first piece of a stream asked of
-  // peers that connected moments ago, after their holdings (issue #4 item 8, startup: about 0.14 KB).
+  // peers that connected moments ago, after their holdings (issue #4 item 8, startup: about 0.14 KB),
+  // plus a player with a buffer to spare waiting for the viewer ahead of it that is fetching the
+  // piece (issue #15: about 0.25 KB; 30.85 KB built).
   'dist/peerfetch.js': 31 * 1000,
   // 10 KB, plus what following a live stream's manifest added (issue #12: about 0.6 KB), plus the
   // hardening of issue #13 (every bridge message checked field by field, responses of one version

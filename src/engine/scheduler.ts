@@ -1,5 +1,5 @@
 import { streamKey, type Manifest, type ManifestAsset } from '../shared/manifest.js';
-import { READING_MEMORY_MS } from './peer.js';
+import { READING_MEMORY_MS, type Peer } from './peer.js';
 import type { PieceResult, Swarm } from './swarm.js';
 import { mixedHash } from '../shared/string-hash.js';
 import { pieceSpan } from '../shared/piece-math.js';
@@ -128,6 +128,13 @@ export class Scheduler {
   #scheduled = false;
   #stopped = false;
   #swarmSize: SwarmSize | undefined;
+  /**
+   * Per peer, per stream (streamKey): whether its player read further on than ours when we first
+   * saw both heads there, so that it plays ahead of ours (see #upstreamFetching). Decided once:
+   * later heads are where the players' buffers end, and a viewer on a fast line fills its buffer
+   * past the reading head of one ahead of it in the video on a slow line.
+   */
+  readonly #aheadWhenMet = new WeakMap<Peer, Map<string, boolean>>();
 
   constructor(components: SchedulerComponents) {
     this.#components = components;
@@ -257,6 +264,11 @@ export class Scheduler {
         this.#prefetchFromPeers(asset, piece, this.#prefetchSources(asset, piece, deadlineMs));
       }
     }
+    // A buffer that spares more than the plain deadline waits that much longer for a viewer ahead
+    // of us that is fetching the piece on a faster line than its holders' (see #upstreamFetching).
+    const spareMs = deadlineMs - PREFETCH_QUEUE_MS;
+    const upstream = !first && spareMs > 0 && !swarm.downloading(asset.id, piece) && this.#upstreamFetching(asset, piece, deadlineMs);
+    if (upstream) await swarm.waitForHave(asset.id, piece, spareMs, signal, upstream);
     const owner = this.ownerOf(asset.id, piece);
     const canWait =
       !first &&
@@ -387,9 +399,12 @@ export class Scheduler {
         this.#heads.delete(key);
         continue;
       }
+      this.#meetHeads(key, head);
       for (const [asset, piece] of this.#window(head)) {
         order++;
         if (swarm.holds(asset.id, piece) || swarm.downloading(asset.id, piece)) continue;
+        // With a buffer to spare, a piece a viewer ahead is fetching waits for it (see #upstreamFetching).
+        if (head.queueMs > PREFETCH_QUEUE_MS && this.#upstreamFetching(asset, piece, head.queueMs)) continue;
         const availability = swarm.availability(asset.id, piece);
         // Held only by peers too slow to deliver it in time even with nothing else to send: as if
         // nobody held it (fetchPiece would refuse it). Urgency 0 counts none of their queue.
@@ -425,6 +440,48 @@ export class Scheduler {
         this.#peerPrefetches--;
         this.reschedule();
       });
+  }
+
+  /**
+   * Notes, for each peer whose player reads the stream of `head` and was not seen there before,
+   * whether it read further on than our player (see #aheadWhenMet).
+   */
+  #meetHeads(key: string, head: StreamHead): void {
+    const ours = this.#streamPosition([{ asset: head.asset.id, piece: head.piece }], head.asset);
+    for (const peer of this.#components.swarm.peers.values()) {
+      let met = this.#aheadWhenMet.get(peer);
+      if (met?.has(key)) continue;
+      const theirs = this.#streamPosition(peer.readingHeads(READING_MEMORY_MS), head.asset);
+      if (theirs === -Infinity) continue;
+      if (!met) this.#aheadWhenMet.set(peer, (met = new Map()));
+      met.set(key, theirs > ours);
+    }
+  }
+
+  /**
+   * The peers ahead of us in the video (see #aheadWhenMet) that are fetching `piece` now (their
+   * player reads at it or within the read-ahead window before it) and would send it to us sooner
+   * than the trusted peers that hold it (as urgently as `urgencyMs`; a line not yet measured is
+   * assumed fast, see Peer); undefined when none. A player whose
+   * buffer spares time waits for them rather than take the piece from a slower line or the origin:
+   * in the uplinks benchmark the 20 Mbit/s viewer, 15-19 s buffered, took pieces from the 2 Mbit/s
+   * line that the 5 Mbit/s viewer ahead of it, 4-5 s buffered, was fetching from it too (26 and 23
+   * pieces), and that viewer handed every third piece to the origin; in the quiet run of main
+   * 2a4339c the 20 Mbit/s viewer took 74% of its video from the origin and sent 4.4 MB to the
+   * viewers ahead of it. A piece nobody holds is left to its assigned member (see ownerOf).
+   */
+  #upstreamFetching(asset: ManifestAsset, piece: number, urgencyMs: number): Set<string> | undefined {
+    const { swarm } = this.#components;
+    if (swarm.availability(asset.id, piece) === 0) return undefined;
+    const key = streamKey(asset);
+    let fetching: Set<string> | undefined;
+    for (const peer of swarm.peers.values()) {
+      if (peer.closed || !peer.trusted || peer.has(asset.id, piece) || !this.#aheadWhenMet.get(peer)?.get(key)) continue;
+      if (!peer.readingHeads(READING_MEMORY_MS).some((head) => this.#wants(head, asset.id, piece))) continue;
+      const ms = swarm.deliveryMs(peer.id, asset.id, piece, urgencyMs);
+      if (ms !== undefined && !swarm.canDeliverWithin(asset.id, piece, ms, urgencyMs, true)) (fetching ??= new Set()).add(peer.id);
+    }
+    return fetching;
   }
 
   /**

@@ -593,10 +593,11 @@ export class Swarm {
     return this.#waitFor(() => true, timeoutMs, signal);
   }
 
-  /** Resolves true as soon as a connected peer holds `piece`, false after `timeoutMs` or an abort. */
-  waitForHave(assetId: string, piece: number, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
-    if (this.availability(assetId, piece) > 0) return Promise.resolve(true);
-    return this.#waitFor((from) => from.has(assetId, piece), timeoutMs, signal);
+  /** Resolves true as soon as a connected peer (with `from`, one of these peers) holds `piece`, false after `timeoutMs` or an abort. */
+  waitForHave(assetId: string, piece: number, timeoutMs: number, signal: AbortSignal, from?: ReadonlySet<string>): Promise<boolean> {
+    const holds = (peer: Peer) => (!from || from.has(peer.id)) && peer.has(assetId, piece);
+    if ([...this.peers.values()].some((peer) => !peer.closed && holds(peer))) return Promise.resolve(true);
+    return this.#waitFor(holds, timeoutMs, signal);
   }
 
   /** Whether some connected peer was asked what it holds and has not said yet (see Peer.holdingsPending). */

@@ -4,7 +4,7 @@ import { Scheduler } from '../../src/engine/scheduler.js';
 import { Swarm, type PieceResult } from '../../src/engine/swarm.js';
 import { runsOf, type Holdings } from '../../src/shared/holdings.js';
 import { sha256Hex } from '../../src/shared/integrity.js';
-import { parseManifest, type Manifest } from '../../src/shared/manifest.js';
+import { parseManifest, type Manifest, type ManifestAsset } from '../../src/shared/manifest.js';
 import { MemoryPieceStore } from '../../src/store/piece-store.js';
 import { channelPair, fakeConnection } from './fake-channel.js';
 
@@ -330,6 +330,111 @@ describe('Scheduler: prefetches sized to the time the player gives a piece', () 
     expect(await scheduler.answer(asset, 1, 8000, false, new AbortController().signal)).toEqual({ ok: false, reason: 'no-peer' });
     await vi.advanceTimersByTimeAsync(10);
     expect(asked()).toBe(1);
+    scheduler.stop();
+    swarm.destroy();
+  });
+});
+
+describe('Scheduler: a player with a buffer to spare waits for the viewer ahead that is fetching the piece', () => {
+  beforeEach(() => vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] }));
+  afterEach(() => vi.useRealTimers());
+
+  /**
+   * Two viewers ahead of us, as in the uplinks benchmark: `far` holds the whole video behind a line
+   * of 64 kB/s (a 64 KiB piece in 1 s), `near` holds pieces 0-11 on a line without limit and reads
+   * at piece 10 (it fetches 10-18 now). Both delivered a piece (trusted, lines measured). Our player
+   * read piece 2 when it met them (`nearReadsAt` for where `near` read then). Each answer is awaited
+   * while its deadline is still ahead on the fake clock: the hash of a piece is checked on the real one.
+   */
+  async function setUp(nearReadsAt = 10) {
+    const { manifest, asset, pieceBytes } = await oneVideo();
+    let scheduler: Scheduler | undefined;
+    const swarm = new Swarm(manifest, new MemoryPieceStore(), { ...callbacks, onPeerConnect: () => scheduler?.reschedule(), onPeerHave: () => scheduler?.reschedule() });
+    await swarm.loadHave();
+    scheduler = new Scheduler({ manifest, swarm, selfId: () => 'self', prefetchFromOrigin: () => {} });
+    const connect = async (id: string, rate: number | undefined, held: number[], readingAt: number) => {
+      const [ourEnd, remoteEnd] = channelPair(undefined, rate);
+      const remote = new Peer('self', fakeConnection(), remoteEnd as unknown as RTCDataChannel, { ...remoteHandlers(), readPiece: async (_asset, piece) => pieceBytes(piece) });
+      swarm.addPeer(id, fakeConnection(), ourEnd as unknown as RTCDataChannel);
+      remote.hello(new Map([[asset.id, runsOf(held)]]));
+      remote.announceReading(asset.id, readingAt);
+      await vi.advanceTimersByTimeAsync(10);
+      /** The pieces we asked this peer for. */
+      const asked = () => ourEnd.sent.flatMap((message) => (message.type === 'request' ? [message.piece] : []));
+      return { remote, asked };
+    };
+    const far = await connect('far', 64_000, Array.from({ length: PIECES }, (_, piece) => piece), 30);
+    const near = await connect('near', undefined, Array.from({ length: 12 }, (_, piece) => piece), nearReadsAt);
+    for (const [id, piece] of [['far', 0], ['near', 1]] as const) {
+      const fetched = swarm.fetchPiece(asset.id, piece, 20_000, new AbortController().signal, { from: new Set([id]) });
+      await vi.advanceTimersByTimeAsync(3000);
+      expect(await fetched).toMatchObject({ ok: true });
+    }
+    expect(swarm.peers.get('far')!.throughputMeasured).toBe(true);
+    // Our player's first piece, from `near`; the plan then prefetches 3-10 from it (it holds them and reads behind `far`).
+    const first = scheduler.answer(asset, 2, 4000, true, new AbortController().signal);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(await first).toMatchObject({ ok: true });
+    return { asset, swarm, scheduler, far, near };
+  }
+
+  /**
+   * The player asks for `piece` with `deadlineMs` (what its buffer spares, see playbackDeadlineMs):
+   * `answered()` peeks at the answer, `answer` resolves with it.
+   */
+  function ask(scheduler: Scheduler, asset: ManifestAsset, piece: number, deadlineMs: number) {
+    let result: PieceResult | undefined;
+    const answer = scheduler.answer(asset, piece, deadlineMs, false, new AbortController().signal).then((answered) => (result = answered));
+    return { answered: () => result, answer };
+  }
+
+  it('takes the piece from the viewer ahead once it has it, not from the slower line it is fetching it from', async () => {
+    const { asset, swarm, scheduler, far, near } = await setUp();
+    // 8 s to spare (12 s buffered): piece 12, which `near` is fetching now and `far` holds.
+    const { answered, answer } = ask(scheduler, asset, 12, 8000);
+    await vi.advanceTimersByTimeAsync(1500);
+    expect(answered(), 'waiting for the viewer ahead').toBeUndefined();
+    // Nor is any piece `near` is fetching prefetched from `far` meanwhile; the ones past its window are.
+    expect(far.asked().filter((piece) => piece >= 12 && piece <= 18)).toEqual([]);
+    near.remote.announceHave(asset.id, 12);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await answer).toMatchObject({ ok: true });
+    expect(near.asked()).toContain(12);
+    expect(swarm.holds(asset.id, 12)).toBe(true);
+    scheduler.stop();
+    swarm.destroy();
+  });
+
+  it('waits only the time its buffer spares beyond the plain deadline, and not at all without it', async () => {
+    const { asset, swarm, scheduler, far } = await setUp();
+    // `near` never announces piece 12: after the 4 s spared, the piece comes from `far` in the plain 4 s.
+    const spared = ask(scheduler, asset, 12, 8000);
+    await vi.advanceTimersByTimeAsync(3900);
+    expect(far.asked()).not.toContain(12);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(far.asked()).toContain(12);
+    await vi.advanceTimersByTimeAsync(2500);
+    expect(await spared.answer).toMatchObject({ ok: true });
+    // With no time to spare (the plain deadline), piece 13 is asked of `far` at once.
+    const plain = ask(scheduler, asset, 13, 4000);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(far.asked()).toContain(13);
+    await vi.advanceTimersByTimeAsync(2500);
+    expect(await plain.answer).toMatchObject({ ok: true });
+    scheduler.stop();
+    swarm.destroy();
+  });
+
+  it('a viewer that was behind us when we met is not waited for', async () => {
+    // `near` read at piece 1 when our player (at 2) met it; it reads at 10 now.
+    const { asset, swarm, scheduler, far, near } = await setUp(1);
+    near.remote.announceReading(asset.id, 10);
+    await vi.advanceTimersByTimeAsync(10);
+    const { answer } = ask(scheduler, asset, 12, 8000);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(far.asked()).toContain(12);
+    await vi.advanceTimersByTimeAsync(2500);
+    expect(await answer).toMatchObject({ ok: true });
     scheduler.stop();
     swarm.destroy();
   });

@@ -154,7 +154,6 @@ export class Swarm {
   readonly #streamKeys = new WeakMap<ManifestAsset, string>();
   /** Peer downloads in progress, one per piece, shared by every caller that wants that piece. */
   readonly #downloads = new SharedTasks<PieceResult, AbortSignal>();
-  /** Callers waiting for some peer to announce a piece. */
   /** Waits for what peers hold (see waitForHave, waitForHoldings): each is told when a peer said more, and resolves when `settled(from)` holds. */
   readonly #haveWaiters = new Set<{ settled(from: Peer): boolean; resolve(): void }>();
   /** Peers reached through a TURN relay (see PeerfetchOptions.relay). */

@@ -13,7 +13,7 @@ import { PieceSources, StatsCounters, type PeerfetchStats } from './stats.js';
 import { SwLink } from './sw-link.js';
 import { MediaTakeovers } from './media-takeover.js';
 import { ManifestHints } from './manifest-hints.js';
-import { bufferedAheadMs, liveReserveMs, playbackDeadlineMs } from './playback-slack.js';
+import { awaitingFirstFrame, bufferedAheadMs, liveReserveMs, playbackDeadlineMs } from './playback-slack.js';
 import { Scheduler } from './scheduler.js';
 import { Swarm } from './swarm.js';
 import { TrackerClient } from './tracker-client.js';
@@ -512,9 +512,10 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     }
     // A piece read far ahead of a playing player may wait longer for peers on slow lines; one a
     // short buffer cannot wait for goes to the origin early (see Swarm.fetchPiece).
-    const bufferMs = () => (typeof document === 'undefined' ? undefined : bufferedAheadMs(document.querySelectorAll<HTMLMediaElement>('video, audio')));
+    const media = () => (typeof document === 'undefined' ? [] : document.querySelectorAll<HTMLMediaElement>('video, audio'));
+    const bufferMs = () => bufferedAheadMs(media());
     const deadlineMs = playbackDeadlineMs(request.deadlineMs, request.maxDeadlineMs, bufferMs(), asset.live && liveReserveMs(asset.live.segmentMs));
-    const result = await scheduler.answer(asset, request.piece, deadlineMs, request.first, signal, bufferMs);
+    const result = await scheduler.answer(asset, request.piece, deadlineMs, request.first, signal, bufferMs, () => awaitingFirstFrame(media()));
     if (result.ok) {
       const data = result.data.buffer.slice(result.data.byteOffset, result.data.byteOffset + result.data.byteLength) as ArrayBuffer;
       return { type: 'piece', data };

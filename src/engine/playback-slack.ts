@@ -92,6 +92,16 @@ export function bufferedAheadMs(media: Iterable<PlayingMedia>): number | undefin
 }
 
 /**
+ * Whether a media element of the page is starting: asked to play (not paused, not ended) and no
+ * frame shown yet. Its player waits for every piece it asks for now, not only the first of a
+ * response (hls.js needs a segment's last piece as much as its first before it appends any).
+ */
+export function awaitingFirstFrame(media: Iterable<PlayingMedia>): boolean {
+  for (const element of media) if (!element.paused && !element.ended && element.played.length === 0) return true;
+  return false;
+}
+
+/**
  * The deadline (ms) for a piece the SW allows up to `maxMs` for: what the player's buffer spares
  * beyond the reserve (`reserveMs`; a live stream's is liveReserveMs), never less than the SW's plain
  * `deadlineMs`.

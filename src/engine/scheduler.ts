@@ -241,13 +241,29 @@ export class Scheduler {
   /**
    * Answers the SW's request for a piece the player will read next. `bufferMs`: the play time the
    * player has buffered now (undefined when nothing plays): a peer expected to deliver too late
-   * for it is not waited for (see Swarm.fetchPiece).
+   * for it is not waited for (see Swarm.fetchPiece). `starting`: whether the page's player has
+   * not shown its first frame yet (see awaitingFirstFrame).
    */
-  async answer(asset: ManifestAsset, piece: number, deadlineMs: number, first: boolean, signal: AbortSignal, bufferMs?: () => number | undefined): Promise<PieceResult> {
+  async answer(
+    asset: ManifestAsset,
+    piece: number,
+    deadlineMs: number,
+    first: boolean,
+    signal: AbortSignal,
+    bufferMs?: () => number | undefined,
+    starting?: () => boolean,
+  ): Promise<PieceResult> {
     const { swarm } = this.#components;
     this.#noteHead(asset, piece, deadlineMs);
     const started = this.#now();
-    const grace = first ? 0 : Math.min(this.#joinGraceLeft(), deadlineMs / 2);
+    // A live player's latency is set by its first frame and never caught up (hls.js stays three
+    // segments behind the edge it saw), so every piece it asks for before that frame is treated as
+    // a response's first: no wait for a first peer or for the member assigned to the piece, whose
+    // cost would be added to every second of the session (waiting saves at most a segment of
+    // origin bytes; an on-demand player only starts later), fresh holders asked as a prefetch, and
+    // nothing counted as buffered.
+    const waitsNow = first || (asset.live !== undefined && starting?.() === true);
+    const grace = waitsNow ? 0 : Math.min(this.#joinGraceLeft(), deadlineMs / 2);
     // Joining a swarm whose peers are not connected yet: a piece the player does not need this
     // instant waits for them instead of going to the origin (the flash crowd and late joiners).
     if (grace > 0) await swarm.waitForPeer(grace, signal);
@@ -260,18 +276,18 @@ export class Scheduler {
       // line is measured (a first piece counts as nothing buffered, see `buffered`). Otherwise every
       // viewer's first piece came from the origin (LAN benchmark: 0.7 s at 3 Mbit/s, where a peer
       // on the LAN sends it in 20 ms).
-      if (first && !signal.aborted && swarm.availability(asset.id, piece) > 0 && !swarm.downloading(asset.id, piece)) {
+      if (waitsNow && !signal.aborted && swarm.availability(asset.id, piece) > 0 && !swarm.downloading(asset.id, piece)) {
         this.#prefetchFromPeers(asset, piece, this.#prefetchSources(asset, piece, deadlineMs));
       }
     }
     // A buffer that spares more than the plain deadline waits that much longer for a viewer ahead
     // of us that is fetching the piece on a faster line than its holders' (see #upstreamFetching).
     const spareMs = deadlineMs - PREFETCH_QUEUE_MS;
-    const upstream = !first && spareMs > 0 && !swarm.downloading(asset.id, piece) && this.#upstreamFetching(asset, piece, deadlineMs);
+    const upstream = !waitsNow && spareMs > 0 && !swarm.downloading(asset.id, piece) && this.#upstreamFetching(asset, piece, deadlineMs);
     if (upstream) await swarm.waitForHave(asset.id, piece, spareMs, signal, upstream);
     const owner = this.ownerOf(asset.id, piece);
     const canWait =
-      !first &&
+      !waitsNow &&
       swarm.availability(asset.id, piece, true) === 0 &&
       !swarm.downloading(asset.id, piece) &&
       owner !== undefined &&
@@ -300,7 +316,7 @@ export class Scheduler {
     const remaining = Math.max(0, deadlineMs - (this.#now() - started));
     // The SW finishes a piece partly received at the deadline from the origin.
     // Before the first frame nothing is buffered: the player waits for this piece now.
-    const buffered = first ? () => bufferMs?.() ?? 0 : bufferMs;
+    const buffered = waitsNow ? () => bufferMs?.() ?? 0 : bufferMs;
     return swarm.fetchPiece(asset.id, piece, remaining, signal, { handOver: true, urgent: !announcedMeanwhile, bufferMs: buffered });
   }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  awaitingFirstFrame,
   bufferedAheadMs,
   finishFromOrigin,
   liveReserveMs,
@@ -44,6 +45,16 @@ describe('bufferedAheadMs', () => {
 
   it('takes the least of several playing elements, in play time at their rate', () => {
     expect(bufferedAheadMs([media(0, [[0, 30]]), media(0, [[0, 12]], { playbackRate: 2 })])).toBe(6000);
+  });
+});
+
+describe('awaitingFirstFrame', () => {
+  it('is true while an element asked to play has shown no frame yet, false once one has, or when none is asked to play', () => {
+    expect(awaitingFirstFrame([media(0, [], { played: { length: 0 } })])).toBe(true);
+    expect(awaitingFirstFrame([media(10, [[0, 30]]), media(0, [[0, 2]], { played: { length: 0 } })])).toBe(true);
+    expect(awaitingFirstFrame([media(10, [[0, 30]])])).toBe(false);
+    expect(awaitingFirstFrame([media(0, [], { played: { length: 0 }, paused: true }), media(0, [], { played: { length: 0 }, ended: true })])).toBe(false);
+    expect(awaitingFirstFrame([])).toBe(false);
   });
 });
 

@@ -32,13 +32,15 @@ function manifest(): Promise<Manifest> {
  * (see Scheduler.ownerOf): only then is it assigned pieces and waited for. Its hello has arrived
  * (not `holdingsPending`): this member fetches its own pieces from the origin.
  */
-function fakeSwarm(m: Manifest, haveArrives: boolean) {
+function fakeSwarm(m: Manifest, haveArrives: boolean, { connected = true } = {}) {
   const waits: number[] = [];
+  /** Waits for a first connected peer (the join grace), in ms. */
+  const peerWaits: number[] = [];
   const fetches: { deadlineMs: number; urgent: boolean | undefined }[] = [];
   let announced = false;
   const held = new Set<string>();
   const swarm = {
-    peers: new Map([[OTHER, { id: OTHER, holdingsPending: false, readingHeads: () => m.assets.map((asset) => ({ asset: asset.id, piece: 0 })) }]]),
+    peers: new Map(connected ? [[OTHER, { id: OTHER, holdingsPending: false, readingHeads: () => m.assets.map((asset) => ({ asset: asset.id, piece: 0 })) }]] : []),
     asset: (id: string) => m.assets.find((asset) => asset.id === id),
     announceReading: () => {},
     availability: () => (announced ? 1 : 0),
@@ -46,7 +48,10 @@ function fakeSwarm(m: Manifest, haveArrives: boolean) {
     holds: (asset: string, piece: number) => held.has(`${asset}/${piece}`),
     deliveryMs: () => 50,
     canDeliverWithin: () => true,
-    waitForPeer: async () => true,
+    waitForPeer: async (timeoutMs: number) => {
+      peerWaits.push(timeoutMs);
+      return false;
+    },
     waitForHoldings: async () => {},
     waitForHave: async (_asset: string, _piece: number, timeoutMs: number) => {
       waits.push(timeoutMs);
@@ -59,7 +64,7 @@ function fakeSwarm(m: Manifest, haveArrives: boolean) {
       return { ok: true, data: new Uint8Array(1) };
     },
   };
-  return { swarm: swarm as unknown as Swarm, waits, fetches, held };
+  return { swarm: swarm as unknown as Swarm, waits, peerWaits, fetches, held };
 }
 
 /** A piece of `asset` whose assigned member is the other one. */
@@ -131,6 +136,44 @@ describe('Scheduler: waiting for the member assigned to fetch a piece from the o
     const scheduler = new Scheduler({ manifest: m, swarm, selfId: () => SELF, prefetchFromOrigin: () => {} });
     expect(await scheduler.answer(segment, othersPiece(scheduler, segment), 1000, true, new AbortController().signal)).toEqual({ ok: false, reason: 'no-peer' });
     expect(waits).toEqual([]);
+    scheduler.stop();
+  });
+});
+
+describe('Scheduler: a live player before its first frame', () => {
+  // hls.js appends a segment only once all of it is loaded, and its latency is set by the first
+  // frame for the whole session: the second piece of the first segment is as urgent as the first.
+  const notPlaying = () => undefined;
+
+  it('waits for no other member for any piece it asks for; after its first frame, and on demand, it does', async () => {
+    const m = await manifest();
+    const [segment, film] = m.assets as [ManifestAsset, ManifestAsset];
+    const { swarm, waits } = fakeSwarm(m, false);
+    const scheduler = new Scheduler({ manifest: m, swarm, selfId: () => SELF, prefetchFromOrigin: () => {} });
+    const ask = (asset: ManifestAsset, starting: boolean) =>
+      scheduler.answer(asset, othersPiece(scheduler, asset), 1000, false, new AbortController().signal, notPlaying, () => starting);
+    expect(await ask(segment, true)).toEqual({ ok: false, reason: 'no-peer' });
+    expect(waits).toEqual([]);
+    expect(await ask(segment, false)).toEqual({ ok: false, reason: 'no-peer' });
+    expect(waits).toHaveLength(1);
+    // An on-demand player's start costs only its startup: it still waits for the assigned member.
+    expect(await ask(film, true)).toEqual({ ok: false, reason: 'no-peer' });
+    expect(waits).toHaveLength(2);
+    scheduler.stop();
+  });
+
+  it('waits for no first peer while the swarm is being joined; after its first frame it does', async () => {
+    const m = await manifest();
+    const segment = m.assets[0]!;
+    const { swarm, peerWaits } = fakeSwarm(m, false, { connected: false });
+    const scheduler = new Scheduler({ manifest: m, swarm, selfId: () => SELF, prefetchFromOrigin: () => {} });
+    // The tracker says 4 are in the swarm; none is connected yet.
+    scheduler.onSwarmSize(4);
+    const ask = (starting: boolean) => scheduler.answer(segment, 1, 1000, false, new AbortController().signal, notPlaying, () => starting);
+    expect(await ask(true)).toEqual({ ok: false, reason: 'no-peer' });
+    expect(peerWaits).toEqual([]);
+    expect(await ask(false)).toEqual({ ok: false, reason: 'no-peer' });
+    expect(peerWaits).toEqual([500]);
     scheduler.stop();
   });
 });

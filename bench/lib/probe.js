@@ -129,6 +129,16 @@
    * playlist carries a program date time, the latency of the frame on screen.
    */
   function watchHls(hls, events, video) {
+    // Milestones of the player's startup (ms since navigation start), the same in every system's
+    // page, to see where startup time goes (a live viewer's latency holds the time from its
+    // playlist load to its first frame): hls.js's events, and when a service worker took control
+    // of the page (peerfetch on a first visit: a fragment asked for before that went to the network).
+    const milestones = {};
+    state.extra.hls = milestones;
+    for (const name of ['MEDIA_ATTACHED', 'MANIFEST_PARSED', 'FRAG_LOADING', 'FRAG_LOADED', 'FRAG_BUFFERED']) {
+      hls.once(events[name], () => (milestones[name] = Math.round(performance.now())));
+    }
+    navigator.serviceWorker?.addEventListener('controllerchange', () => (milestones.WORKER_CONTROLS ??= Math.round(performance.now())), { once: true });
     hls.on(events.FRAG_LOADED, (_event, data) => {
       const path = new URL(data.frag.url, location.href).pathname;
       state.fragments[path] = (state.fragments[path] ?? 0) + 1;

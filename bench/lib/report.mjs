@@ -116,7 +116,7 @@ export function viewerLines(run) {
     `peer connections ${x.connectedPairs}/${x.peerConnections}${x.icePairs.length ? ` [${x.icePairs.join(', ')}]` : ''}` +
     `${engineCell(x.engineStats)}` +
     `${x.channelBytesReceived ? `; data channels ${(x.channelBytesReceived / MB).toFixed(2)} MB received, ${((x.peerBytesUsed ?? 0) / MB).toFixed(2)} MB used` : ''}` +
-    `${x.latencyMedianMs != null ? `; live latency median ${secs(x.latencyMedianMs)} (playlist ${x.playlistAgeMs != null ? secs(x.playlistAgeMs) : 'n/a'} old at its load) over ${x.latencySamples} samples, ${x.segmentsLoaded} segments loaded, ${((x.liveOtherOriginBytes ?? 0) / 1000).toFixed(0)} kB of playlists and manifests from the origin` : ''}` +
+    `${x.latencyMedianMs != null ? `; live latency median ${secs(x.latencyMedianMs)} (playlist ${x.playlistAgeMs != null ? secs(x.playlistAgeMs) : 'n/a'} old at its load, first frame ${x.playlistToFirstFrameMs != null ? secs(x.playlistToFirstFrameMs) : 'n/a'} after it) over ${x.latencySamples} samples, ${x.segmentsLoaded} segments loaded, ${((x.liveOtherOriginBytes ?? 0) / 1000).toFixed(0)} kB of playlists and manifests from the origin` : ''}` +
     `${x.hlsMilestones ? `; hls.js at ${Object.entries(x.hlsMilestones).map(([k, t]) => `${k} ${(t / 1000).toFixed(2)} s`).join(', ')}` : ''}` +
     `${x.errors.length ? `, errors: ${x.errors.join(' | ')}` : ''}`,
   );

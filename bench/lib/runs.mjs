@@ -617,6 +617,9 @@ function measureViewer({ viewer, spec, originStats, media, runStartEpoch, live =
     // the phase of the segment cycle at which the viewer happened to load it.
     playlistAgeMs: s.extra?.liveSync?.playlistAgeMs ?? null,
     latencyLessPhaseMs: latencies.length && s.extra?.liveSync?.playlistAgeMs != null ? latencies[Math.floor(latencies.length / 2)] - s.extra.liveSync.playlistAgeMs : null,
+    // The term of that latency a system controls at startup (hls.js starts a fixed distance behind
+    // the playlist it loaded): from that load to the first frame.
+    playlistToFirstFrameMs: s.firstPlaying != null && s.extra?.liveSync?.playlistLoadedMs != null ? Math.round(s.firstPlaying - s.extra.liveSync.playlistLoadedMs) : null,
     liveOtherOriginBytes: live ? mediaBytes(byPath) - liveSegmentBytes : null,
     segmentsLoaded: live ? Object.keys(s.fragments ?? {}).length : null,
     errors: (s.errors ?? []).slice(0, 5),

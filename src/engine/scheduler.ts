@@ -268,7 +268,11 @@ export class Scheduler {
     // instant waits for them instead of going to the origin (the flash crowd and late joiners).
     if (grace > 0) await swarm.waitForPeer(grace, signal);
     if (swarm.availability(asset.id, piece, true) === 0) {
-      await swarm.waitForHoldings(asset.id, piece, Math.min(HOLDINGS_ANSWER_WAIT_MS, deadlineMs / 3), signal);
+      // No longer than the player's buffer leaves the origin to deliver the piece (a live viewer that
+      // joined with the stream plays with about a second buffered, and a peer connects at any time).
+      const pieceBytes = pieceSpan(piece, asset.size, asset.pieceSize);
+      const holdingsWaitMs = Math.min(HOLDINGS_ANSWER_WAIT_MS, deadlineMs / 3, originSlackMs(bufferMs?.(), pieceBytes.end - pieceBytes.start));
+      if (holdingsWaitMs > 0) await swarm.waitForHoldings(asset.id, piece, holdingsWaitMs, signal);
       // The start of a stream (startup, a seek) held only by peers that connected moments ago, none
       // of which has earned trust yet (see Swarm): it is asked of them as a prefetch, which the
       // player joins below, so a fresh peer holds it as a prefetch would (UNPROVEN_JOIN_WAIT_MS,

@@ -184,6 +184,30 @@ describe('Scheduler: a peer that has just connected', () => {
     swarm.destroy();
   });
 
+  it("a player's wait for what a new peer holds is no longer than its buffer leaves the origin", async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+    try {
+      const { asset, swarm, scheduler } = await setUp();
+      // A peer whose channel opened and whose hello has not come (nothing listens at its end).
+      const [silentEnd] = channelPair();
+      swarm.addPeer('silent', fakeConnection(), silentEnd as unknown as RTCDataChannel);
+      const answerAfter = async (piece: number, bufferMs: number | undefined) => {
+        let answer: unknown;
+        void scheduler.answer(asset, piece, 4000, false, new AbortController().signal, () => bufferMs).then((result) => (answer = result));
+        await vi.advanceTimersByTimeAsync(1);
+        return answer;
+      };
+      // Half a second buffered: the origin needs all of it for a 64 KiB piece, so no wait.
+      expect(await answerAfter(5, 500)).toEqual({ ok: false, reason: 'no-peer' });
+      // Nothing playing: the piece waits for the peer's answer (HOLDINGS_ANSWER_WAIT_MS).
+      expect(await answerAfter(6, undefined)).toBeUndefined();
+      scheduler.stop();
+      swarm.destroy();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('a peer that never says hello holds the owner fetches back HOLDINGS_WAIT_MS only, and is closed after HELLO_DEADLINE_MS', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
     try {

@@ -39,9 +39,11 @@ function fakeSwarm(m: Manifest, haveArrives: boolean, { connected = true } = {})
   const fetches: { deadlineMs: number; urgent: boolean | undefined }[] = [];
   let announced = false;
   const held = new Set<string>();
+  /** Assets the swarm has forgotten (they left the manifest). */
+  const removed = new Set<string>();
   const swarm = {
     peers: new Map(connected ? [[OTHER, { id: OTHER, holdingsPending: false, readingHeads: () => m.assets.map((asset) => ({ asset: asset.id, piece: 0 })) }]] : []),
-    asset: (id: string) => m.assets.find((asset) => asset.id === id),
+    asset: (id: string) => (removed.has(id) ? undefined : m.assets.find((asset) => asset.id === id)),
     announceReading: () => {},
     availability: () => (announced ? 1 : 0),
     downloading: () => false,
@@ -64,7 +66,7 @@ function fakeSwarm(m: Manifest, haveArrives: boolean, { connected = true } = {})
       return { ok: true, data: new Uint8Array(1) };
     },
   };
-  return { swarm: swarm as unknown as Swarm, waits, peerWaits, fetches, held };
+  return { swarm: swarm as unknown as Swarm, waits, peerWaits, fetches, held, removed };
 }
 
 /** A piece of `asset` whose assigned member is the other one. */
@@ -196,6 +198,26 @@ describe('Scheduler: origin prefetches for the swarm', () => {
     scheduler.reschedule();
     await new Promise((resolve) => setTimeout(resolve, 0));
     expect(asked).toEqual(ours.slice(0, 4));
+    scheduler.stop();
+  });
+
+  it('a segment that left the window is not fetched for the swarm while the plan still reads it', async () => {
+    const m = await manifest();
+    const segment = m.assets[0]!;
+    const { swarm, removed } = fakeSwarm(m, false);
+    const asked: number[] = [];
+    const scheduler = new Scheduler({ manifest: m, swarm, selfId: () => SELF, prefetchFromOrigin: (_asset, piece) => asked.push(piece) });
+    await scheduler.answer(segment, 0, 1000, true, new AbortController().signal);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(asked.length).toBe(2);
+    // The swarm applied a manifest without the segment; the scheduler hears of it only once the
+    // swarm has loaded what the store holds of the new segments, and plans meanwhile (peers' haves).
+    removed.add(segment.id);
+    for (let plan = 0; plan < 3; plan++) {
+      scheduler.reschedule();
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    expect(asked.length).toBe(2);
     scheduler.stop();
   });
 });

@@ -197,8 +197,16 @@
      * and live latency must be compared with the same player settings in every system. (Its
      * maxBufferLength tuning is left alone: a live player cannot buffer past the edge, and the
      * on-demand scenarios keep the conditions of their recorded runs.)
+     * enableWorker false: p2p-media-loader's page bundles hls.js, which resolves to its ES module
+     * build, and that build has no transmuxing worker without a `workerPath`; the other pages load
+     * hls.min.js, which starts one at the first segment (0.12-0.54 s from FRAG_LOADED to
+     * FRAG_BUFFERED against 0.03-0.12 s inline, live, 4 viewers: the whole of p2p-media-loader's
+     * lead in startup and in latency less the phase). Given hls.min.js (the same file for every
+     * page), p2p-media-loader's viewers failed to parse the segments they took from peers (3 of 4
+     * stopped with a fatal internalException, staggered scenario): so every page transmuxes on its
+     * own thread, as p2p-media-loader's always has.
      */
-    hlsConfig: { liveSyncDurationCount: 3 },
+    hlsConfig: { liveSyncDurationCount: 3, enableWorker: false },
     attach,
     seekOnce,
     watchHls,

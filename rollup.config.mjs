@@ -28,8 +28,10 @@ const BUDGETS = {
   // (issue #13 item 4: about 0.05 KB; 30.50 KB built), plus the first piece of a stream asked of
   // peers that connected moments ago, after their holdings (issue #4 item 8, startup: about 0.14 KB),
   // plus a player with a buffer to spare waiting for the viewer ahead of it that is fetching the
-  // piece (issue #15: about 0.25 KB; 30.85 KB built).
-  'dist/peerfetch.js': 31 * 1000,
+  // piece (issue #15: about 0.25 KB; 30.85 KB built), plus prefetches that tell the peer when their
+  // player needs the piece, from its buffer and pace, and urgency that orders a page's uploads only
+  // within a peer's share of its line (issue #10 item 5: about 0.34 KB; 31.24 KB built).
+  'dist/peerfetch.js': 31.3 * 1000,
   // 10 KB, plus what following a live stream's manifest added (issue #12: about 0.6 KB), plus the
   // hardening of issue #13 (every bridge message checked field by field, responses of one version
   // of a file, the kill switch by absence: about 0.5 KB), with the rest of a KB for what follows.

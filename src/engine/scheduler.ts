@@ -3,7 +3,7 @@ import { READING_MEMORY_MS, type Peer } from './peer.js';
 import type { PieceResult, Swarm } from './swarm.js';
 import { mixedHash } from '../shared/string-hash.js';
 import { pieceSpan } from '../shared/piece-math.js';
-import { originSlackMs } from './playback-slack.js';
+import { originSlackMs, playbackDeadlineMs } from './playback-slack.js';
 import { MAX_HELD_PIECES } from '../shared/holdings.js';
 
 /**
@@ -29,8 +29,17 @@ const MAX_PEER_PREFETCHES = 6;
 const PREFETCH_QUEUE_MS = 4000;
 /** Origin prefetches in flight at once (through the SW), per page. */
 const MAX_ORIGIN_PREFETCHES = 2;
-/** Timeout (ms) of one peer prefetch; prefetches have no player waiting, only a bound. */
+/**
+ * Timeout (ms) of one peer prefetch; prefetches have no player waiting, only a bound. Also how
+ * urgent a prefetch says it is while its player's pace is not known (see #prefetchUrgencyMs).
+ */
 const PEER_PREFETCH_TIMEOUT_MS = 10_000;
+/**
+ * Least play time (ms) a player must have read of a stream before its pace dates prefetches (see
+ * StreamHead.pace): two 2 s HLS segments. The buffer grows a segment at a time while the
+ * pieces are counted as asked, so a shorter span misjudges the pace by half or more.
+ */
+const MIN_PACE_MS = 4000;
 /**
  * Longest wait (ms) for the swarm member assigned to fetch a piece from the origin to announce it
  * when the player asks for it. Bounded well under the SW's peer deadline, so the origin still
@@ -83,6 +92,15 @@ interface StreamHead {
    * a 1 Mbit/s home shared by three viewers sends each a 256 KiB piece in 4-6 s, and was left idle).
    */
   queueMs: number;
+  /** The play time (ms) the page's players have buffered (see Scheduler.answer); undefined when the SW gave none. */
+  bufferMs: (() => number | undefined) | undefined;
+  /**
+   * The player's pace on this stream: since when it is measured, what the player had buffered then,
+   * the bytes of the pieces it read since (those before its head), and the play time (ms) per byte
+   * they give once they span MIN_PACE_MS of play time. Undefined while nothing plays; measured
+   * again from a seek.
+   */
+  pace: { at: number; bufferMs: number; bytes: number; msPerByte?: number } | undefined;
 }
 
 export interface SchedulerComponents {
@@ -254,7 +272,7 @@ export class Scheduler {
     starting?: () => boolean,
   ): Promise<PieceResult> {
     const { swarm } = this.#components;
-    this.#noteHead(asset, piece, deadlineMs);
+    this.#noteHead(asset, piece, deadlineMs, bufferMs);
     const started = this.#now();
     // A live player's latency is set by its first frame and never caught up (hls.js stays three
     // segments behind the edge it saw), so every piece it asks for before that frame is treated as
@@ -281,7 +299,11 @@ export class Scheduler {
       // viewer's first piece came from the origin (LAN benchmark: 0.7 s at 3 Mbit/s, where a peer
       // on the LAN sends it in 20 ms).
       if (waitsNow && !signal.aborted && swarm.availability(asset.id, piece) > 0 && !swarm.downloading(asset.id, piece)) {
-        this.#prefetchFromPeers(asset, piece, this.#prefetchSources(asset, piece, deadlineMs));
+        // Asked as the plan's prefetches are while the pace is unknown: asked as urgently as the
+        // player needs it, it overtook at the peer the prefetches its line had begun, none finished
+        // before the player handed it over, and the line never earned trust (uplinks browser test:
+        // 3-10% of the video from the seeder instead of 27-60%).
+        this.#prefetchFromPeers(asset, piece, this.#prefetchSources(asset, piece, deadlineMs), PEER_PREFETCH_TIMEOUT_MS);
       }
     }
     // A buffer that spares more than the plain deadline waits that much longer for a viewer ahead
@@ -343,33 +365,75 @@ export class Scheduler {
     return (this.#components.now ?? Date.now)();
   }
 
-  /** The player asked for `piece` of `asset` with `deadlineMs` (see StreamHead.queueMs). */
-  #noteHead(asset: ManifestAsset, piece: number, deadlineMs: number): void {
+  /**
+   * The player asked for `piece` of `asset` with `deadlineMs` (see StreamHead.queueMs), with
+   * `bufferMs` of play time buffered (see StreamHead.pace).
+   */
+  #noteHead(asset: ManifestAsset, piece: number, deadlineMs: number, bufferMs?: () => number | undefined): void {
     const key = streamKey(asset);
     const current = this.#heads.get(key);
     const queueMs = Math.max(PREFETCH_QUEUE_MS, deadlineMs);
+    const now = this.#now();
     // A stream reads forward; an earlier piece means a seek back, a later one the stream moving on.
     if (!current || current.asset !== asset || current.piece !== piece) {
-      this.#heads.set(key, { asset, piece, updatedAt: this.#now(), queueMs });
+      const buffered = bufferMs?.();
+      let pace = current?.pace;
+      // Read on within the window (the SW asks for no piece the store holds): the pieces read since
+      // `pace.at` play for the wall time since plus what the buffer grew by.
+      const readOn = current && [...this.#window(current)].find(([next, nextPiece]) => next.id === asset.id && nextPiece === piece);
+      if (pace && buffered !== undefined && readOn) {
+        pace.bytes += readOn[2];
+        const playedMs = now - pace.at + buffered - pace.bufferMs;
+        if (playedMs >= MIN_PACE_MS) pace.msPerByte = playedMs / pace.bytes;
+      } else {
+        // A seek, a pause, a first read: measured again from here.
+        pace = buffered === undefined ? undefined : { at: now, bufferMs: buffered, bytes: 0 };
+      }
+      this.#heads.set(key, { asset, piece, updatedAt: now, queueMs, bufferMs, pace });
       // Peers assign us the pieces we read ahead of here from now on (see ownerOf).
       this.#components.swarm.announceReading(asset.id, piece);
     } else {
-      current.updatedAt = this.#now();
+      current.updatedAt = now;
       current.queueMs = queueMs;
+      current.bufferMs = bufferMs;
     }
     this.reschedule();
   }
 
+  /**
+   * How urgent (ms, see fetchPiece's `urgencyMs`) a prefetch of a piece `bytesAhead` bytes after
+   * `head`'s start is: the time until its player plays it (what it has buffered, then those bytes
+   * at its pace) less the reserve a player's own request keeps for the origin, as that request's
+   * deadline would be (see playbackDeadlineMs). A home line serving several viewers then sends first
+   * the pieces of the viewer whose buffer runs out first, not those asked first (WAN benchmark: the
+   * second viewer, 3-4 s buffered, handed 12 pieces to the origin while the first viewer's line sent
+   * prefetches of viewers 10 s and more ahead of their players). PEER_PREFETCH_TIMEOUT_MS while
+   * nothing plays or the pace is not known.
+   */
+  #prefetchUrgencyMs(head: StreamHead, bytesAhead: number): number {
+    const buffered = head.bufferMs?.();
+    const msPerByte = head.pace?.msPerByte;
+    if (buffered === undefined || msPerByte === undefined) return PEER_PREFETCH_TIMEOUT_MS;
+    return playbackDeadlineMs(PREFETCH_QUEUE_MS, PEER_PREFETCH_TIMEOUT_MS, buffered + bytesAhead * msPerByte);
+  }
 
-  /** The next pieces after a head, continuing into the following assets of the same stream. */
-  *#window(head: Pick<StreamHead, 'asset' | 'piece'>): Generator<[ManifestAsset, number]> {
+
+  /**
+   * The next pieces after a head, continuing into the following assets of the same stream, each
+   * with the bytes of the stream from the start of the head's piece to its own start.
+   */
+  *#window(head: Pick<StreamHead, 'asset' | 'piece'>): Generator<[ManifestAsset, number, number]> {
     let asset: ManifestAsset | undefined = head.asset;
     let piece = head.piece + 1;
     let yielded = 0;
+    const first = pieceSpan(head.piece, asset.size, asset.pieceSize);
+    let bytes = first.end - first.start;
     const key = streamKey(head.asset);
     while (yielded < PREFETCH_WINDOW_PIECES && asset) {
       if (piece < asset.pieces.length) {
-        yield [asset, piece];
+        yield [asset, piece, bytes];
+        const span = pieceSpan(piece, asset.size, asset.pieceSize);
+        bytes += span.end - span.start;
         yielded++;
         piece++;
         continue;
@@ -403,7 +467,7 @@ export class Scheduler {
     const { swarm } = this.#components;
     const now = this.#now();
     const self = this.#components.selfId();
-    const fromPeers: { asset: ManifestAsset; piece: number; availability: number; order: number; queueMs: number }[] = [];
+    const fromPeers: { asset: ManifestAsset; piece: number; availability: number; order: number; queueMs: number; urgencyMs: number }[] = [];
     // Members per asset, once per plan: each look walks every peer's reading heads, and a plan runs
     // at every have (8 live viewers, V8 profile: 3 s of the 40 s the pages spent in peerfetch's code).
     const membersOf = new Map<string, string[]>();
@@ -420,7 +484,7 @@ export class Scheduler {
         continue;
       }
       this.#meetHeads(key, head);
-      for (const [asset, piece] of this.#window(head)) {
+      for (const [asset, piece, bytesAhead] of this.#window(head)) {
         order++;
         if (swarm.holds(asset.id, piece) || swarm.downloading(asset.id, piece)) continue;
         // With a buffer to spare, a piece a viewer ahead is fetching waits for it (see #upstreamFetching).
@@ -429,7 +493,7 @@ export class Scheduler {
         // Held only by peers too slow to deliver it in time even with nothing else to send: as if
         // nobody held it (fetchPiece would refuse it). Urgency 0 counts none of their queue.
         if (availability > 0 && swarm.canDeliverWithin(asset.id, piece, head.queueMs, 0)) {
-          fromPeers.push({ asset, piece, availability, order, queueMs: head.queueMs });
+          fromPeers.push({ asset, piece, availability, order, queueMs: head.queueMs, urgencyMs: this.#prefetchUrgencyMs(head, bytesAhead) });
         } else if (self && everyPeerSaid && members(asset.id).length > 1 && this.ownerOf(asset.id, piece, members(asset.id)) === self) {
           // Alone in wanting it, the player's own stream fetches what it needs; splitting only pays with company.
           this.#requestFromOrigin(asset, piece);
@@ -438,24 +502,27 @@ export class Scheduler {
     }
     // Rarest first spreads pieces through the swarm fastest; ties go to the earliest needed.
     fromPeers.sort((a, b) => a.availability - b.availability || a.order - b.order);
-    for (const { asset, piece, queueMs } of fromPeers) {
+    for (const { asset, piece, queueMs, urgencyMs } of fromPeers) {
       if (this.#peerPrefetches >= MAX_PEER_PREFETCHES) break;
       const from = this.#prefetchSources(asset, piece, queueMs);
       // Each start adds to a holder's queue (the request is sent at once): a piece whose holders'
       // lines are full waits for a later plan (a prefetch ending plans again).
       const room = from
-        ? [...from].some((peerId) => (swarm.deliveryMs(peerId, asset.id, piece, PEER_PREFETCH_TIMEOUT_MS) ?? Infinity) <= queueMs)
-        : swarm.canDeliverWithin(asset.id, piece, queueMs, PEER_PREFETCH_TIMEOUT_MS);
+        ? [...from].some((peerId) => (swarm.deliveryMs(peerId, asset.id, piece, urgencyMs) ?? Infinity) <= queueMs)
+        : swarm.canDeliverWithin(asset.id, piece, queueMs, urgencyMs);
       if (!room) continue;
-      this.#prefetchFromPeers(asset, piece, from);
+      this.#prefetchFromPeers(asset, piece, from, urgencyMs);
     }
   }
 
-  /** Fetches `piece` from peers for the store, nobody waiting on it (`from`: only these peers). */
-  #prefetchFromPeers(asset: ManifestAsset, piece: number, from?: ReadonlySet<string>): void {
+  /**
+   * Fetches `piece` from peers for the store, nobody waiting on it yet (`from`: only these peers),
+   * needed in `urgencyMs` (see Swarm.fetchPiece).
+   */
+  #prefetchFromPeers(asset: ManifestAsset, piece: number, from: ReadonlySet<string> | undefined, urgencyMs: number): void {
     this.#peerPrefetches++;
     void this.#components.swarm
-      .fetchPiece(asset.id, piece, PEER_PREFETCH_TIMEOUT_MS, new AbortController().signal, from && { from })
+      .fetchPiece(asset.id, piece, PEER_PREFETCH_TIMEOUT_MS, new AbortController().signal, { from, urgencyMs })
       .finally(() => {
         this.#peerPrefetches--;
         this.reschedule();

@@ -649,13 +649,22 @@ export class Swarm {
    * `urgent`: the player waits for this piece (relayed peers may be left out, see
    * PeerfetchOptions.relay). `from`: only these peers are asked (a prefetch the scheduler steers
    * away from lines others need more); a caller that joins the transfer later does not narrow it.
+   * `urgencyMs`: how soon the piece is needed, when not at the deadline (a prefetch, whose deadline
+   * only bounds it, needed when its player is expected to reach it): the peer is asked with it, and
+   * serves its most urgent request first, across all the peers it uploads to (see UploadTurns).
    */
   async fetchPiece(
     assetId: string,
     piece: number,
     deadlineMs: number,
     signal: AbortSignal,
-    { handOver = false, urgent = false, bufferMs, from }: { handOver?: boolean; urgent?: boolean; bufferMs?: () => number | undefined; from?: ReadonlySet<string> } = {},
+    {
+      handOver = false,
+      urgent = false,
+      bufferMs,
+      from,
+      urgencyMs = deadlineMs,
+    }: { handOver?: boolean; urgent?: boolean; bufferMs?: () => number | undefined; from?: ReadonlySet<string>; urgencyMs?: number } = {},
   ): Promise<PieceResult> {
     const asset = this.#assets.get(assetId);
     if (!asset || piece >= asset.pieces.length) return { ok: false, reason: 'unknown-asset' };
@@ -669,7 +678,7 @@ export class Swarm {
     const serving = this.#serving.get(key);
     const unproven = joining && urgent && serving !== undefined && !serving.trusted && !serving.partial(assetId, piece)?.length;
     if (!joining && this.availability(assetId, piece, urgent) > 0) {
-      if (this.#fastestMs(assetId, piece, size, deadlineMs, urgent) > deadlineMs) return { ok: false, reason: 'slow-peers' };
+      if (this.#fastestMs(assetId, piece, size, urgencyMs, urgent) > deadlineMs) return { ok: false, reason: 'slow-peers' };
       // Only measured lines count as too late (see Peer.finishMs).
       const measuredMs = bufferMs && this.#fastestMs(assetId, piece, size, deadlineMs, urgent, true);
       if (measuredMs !== undefined && finishFromOrigin(measuredMs, originMs(size), bufferMs!())) return { ok: false, reason: 'slow-peers' };
@@ -681,6 +690,7 @@ export class Swarm {
     /** Handed over before the deadline: the peer sending it would finish too late (see bufferMs). */
     let late = false;
     const started = performance.now();
+    const dueAt = started + urgencyMs;
     const expire = () => {
       if (handOver && !signal.aborted) partial = this.#partialOf(asset, piece);
       caller.abort();
@@ -728,7 +738,7 @@ export class Swarm {
       let joined = joining;
       for (;;) {
         const leftMs = deadlineMs - (performance.now() - started);
-        const result = await this.#downloads.run(key, (shared) => this.#download(asset, piece, leftMs, shared, urgent, from), caller.signal);
+        const result = await this.#downloads.run(key, (shared) => this.#download(asset, piece, leftMs, dueAt, shared, urgent, from), caller.signal);
         if (result.ok || !joined || result.reason !== 'timeout' || deadlineMs - (performance.now() - started) < REJOIN_MIN_MS) return result;
         joined = this.#downloads.has(key);
       }
@@ -776,8 +786,9 @@ export class Swarm {
    * part way (its attempt timed out, it rejected or left) leaves its bytes: the next peer is asked
    * for the rest only. The whole piece is verified; when bytes of several peers fail together,
    * nobody can be blamed (no ban), and the piece is not taken from them again in this download.
+   * `dueAt`: when the piece is needed (performance.now() time, see fetchPiece's `urgencyMs`).
    */
-  async #download(asset: ManifestAsset, piece: number, deadlineMs: number, signal: AbortSignal, urgent: boolean, from?: ReadonlySet<string>): Promise<PieceResult> {
+  async #download(asset: ManifestAsset, piece: number, deadlineMs: number, dueAt: number, signal: AbortSignal, urgent: boolean, from?: ReadonlySet<string>): Promise<PieceResult> {
     const span = pieceSpan(piece, asset.size, asset.pieceSize);
     const bytes = span.end - span.start;
     const key = `${asset.id}/${piece}`;
@@ -799,9 +810,10 @@ export class Swarm {
       while (!signal.aborted) {
         const left = bytes - (prefix?.length ?? 0);
         const remainingMs = endsAt - performance.now();
+        const urgencyMs = Math.max(0, Math.round(dueAt - performance.now()));
         const candidates = this.#holders(asset.id, piece, tried, urgent)
           .filter((holder) => !from || from.has(holder.id))
-          .map((peer) => ({ peer, delay: peer.expectedDelay(left, deadlineMs) }))
+          .map((peer) => ({ peer, delay: peer.expectedDelay(left, urgencyMs) }))
           .sort((a, b) => a.delay - b.delay);
         const peer = candidates[0]?.peer;
         if (!peer) break;
@@ -815,7 +827,7 @@ export class Swarm {
         this.#serving.set(key, peer);
         try {
           const attemptSignal = AbortSignal.any([signal, attempt.signal]);
-          data = await peer.request(asset.id, piece, bytes, attemptSignal, { prefix, deadlineMs: Math.max(0, Math.round(remainingMs)) });
+          data = await peer.request(asset.id, piece, bytes, attemptSignal, { prefix, deadlineMs: urgencyMs });
         } catch (error) {
           if (error instanceof PeerfetchError && error.code === 'codec-invalid') {
             this.#ban(peer, asset, piece);

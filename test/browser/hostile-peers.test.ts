@@ -32,8 +32,6 @@ const ADDRESSES = ['10.78.0.1', '10.78.0.2', '10.78.0.3', '10.78.0.4'];
  * 500 kB/s still carries the video at twice its rate.
  */
 const SLOW_SEEDER_BPS = 500_000;
-/** Urgency (ms) of requests for pieces the player waits for: the SW's deadline, 4 s at most. */
-const PLAYER_DEADLINE_MS = 4000;
 
 const EVENTS = ['peer:connect', 'peer:disconnect', 'piece:verified', 'piece:rejected', 'asset:fallback'];
 let hostiles: HostilePeer[] = [];
@@ -156,8 +154,9 @@ describe('hostile peers', () => {
     const listed = viewerStats.peerList.find((peer) => peer.id === staller.peerId);
     console.info(`staller: ${requests.length} requests (deadlines ${requests.map((r) => r.deadlineMs).join(', ')}); viewer ${viewerStats.bytesFromPeers} B from peers, ${viewerStats.bytesFromOrigin} B from the origin; staller listed ${JSON.stringify(listed)}`);
     expect(requests.length, 'the staller was asked (it looked as good as the seeder)').toBeGreaterThan(0);
-    // Only prefetches reached it: the player never waits on a peer that has not delivered a piece.
-    for (const request of requests) expect(request.deadlineMs).toBeGreaterThan(PLAYER_DEADLINE_MS);
+    // It never delivered a piece, so it never earned trust: the player asks only peers that did (its
+    // requests here were prefetches, which the wire does not tell apart from the player's own since
+    // a prefetch asks with the time its player needs the piece; unit: swarm, hostile peers).
     expect(listed?.trusted).toBe(false);
     expect(viewerStats.bytesFromPeers).toBeGreaterThanOrEqual(fixture.site.videoBytes.length / 3);
     expect((await recordedEvents(page, 'piece:verified')).filter((event) => event.detail.peerId === staller.peerId)).toHaveLength(0);

@@ -60,9 +60,9 @@ function fakeSwarm(m: Manifest, haveArrives: boolean, { connected = true } = {})
       announced = haveArrives;
       return haveArrives;
     },
-    fetchPiece: async (_asset: string, _piece: number, deadlineMs: number, _signal: AbortSignal, options?: { urgent?: boolean }): Promise<PieceResult> => {
-      // The player's requests (handed over at the deadline); prefetches of announced pieces pass no options.
-      if (options) fetches.push({ deadlineMs, urgent: options.urgent });
+    fetchPiece: async (_asset: string, _piece: number, deadlineMs: number, _signal: AbortSignal, options?: { urgent?: boolean; handOver?: boolean }): Promise<PieceResult> => {
+      // The player's requests (handed over at the deadline), not the prefetches of announced pieces.
+      if (options?.handOver) fetches.push({ deadlineMs, urgent: options.urgent });
       return { ok: true, data: new Uint8Array(1) };
     },
   };

@@ -463,3 +463,80 @@ describe('Scheduler: a player with a buffer to spare waits for the viewer ahead 
     swarm.destroy();
   });
 });
+
+describe('Scheduler: a prefetch says when its player needs the piece', () => {
+  beforeEach(() => vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] }));
+  afterEach(() => vi.useRealTimers());
+
+  /**
+   * A scheduler over a fake swarm where a peer holds every piece and delivers it at once; records
+   * the urgency each prefetch asked with. `play` has the player read the pieces `from`..`to`, one
+   * every `everyMs`, with `bufferAt(piece)` ms of play time buffered when it asks.
+   */
+  async function setUp() {
+    const { manifest, asset } = await oneVideo();
+    const held = new Set<number>();
+    const urgencies = new Map<number, number | undefined>();
+    const swarm = {
+      peers: new Map(),
+      asset: () => asset,
+      announceReading: () => {},
+      availability: () => 1,
+      downloading: () => false,
+      holds: (_asset: string, piece: number) => held.has(piece),
+      canDeliverWithin: () => true,
+      fetchPiece: async (_asset: string, piece: number, _deadlineMs: number, _signal: AbortSignal, options?: { handOver?: boolean; urgencyMs?: number }): Promise<PieceResult> => {
+        if (!options?.handOver) {
+          urgencies.set(piece, options?.urgencyMs);
+          held.add(piece);
+        }
+        return { ok: true, data: new Uint8Array(1) };
+      },
+    };
+    const scheduler = new Scheduler({ manifest, swarm: swarm as unknown as Swarm, selfId: () => 'self', prefetchFromOrigin: () => {}, now: () => performance.now() });
+    const play = async (from: number, to: number, everyMs: number, bufferAt: (piece: number) => number | undefined) => {
+      for (let piece = from; piece <= to; piece++) {
+        await scheduler.answer(asset, piece, 4000, piece === 0, new AbortController().signal, () => bufferAt(piece));
+        await vi.advanceTimersByTimeAsync(everyMs);
+      }
+    };
+    return { scheduler, urgencies, play };
+  }
+
+  it("from the player's buffer and the play time of the bytes before the piece, less the origin's reserve, within 4-10 s", async () => {
+    // 1 s of play per 64 KiB piece, 2 s buffered: the player reads a piece a second.
+    const short = await setUp();
+    await short.play(0, 9, 1000, () => 2000);
+    // Before 4 s of play time were read, the pace is not known: the plain 10 s.
+    expect(short.urgencies.get(8)).toBe(10_000);
+    // Piece 17 entered the window when the player read piece 9: it plays 2 s + 8 pieces from now, 6 s after the reserve.
+    expect(short.urgencies.get(17)).toBe(6000);
+    short.scheduler.stop();
+
+    // The same stream with 20 s buffered: no sooner than any prefetch's bound.
+    const comfortable = await setUp();
+    await comfortable.play(0, 9, 1000, () => 20_000);
+    expect(comfortable.urgencies.get(17)).toBe(10_000);
+    comfortable.scheduler.stop();
+
+    // A player filling its buffer reads two pieces a second while its buffer grows by half a second
+    // with each: still 1 s of play per piece. Read at piece 9 with 5.5 s buffered, piece 17 plays in 13.5 s.
+    const filling = await setUp();
+    await filling.play(0, 9, 500, (piece) => 1000 + 500 * piece);
+    expect(filling.urgencies.get(17)).toBe(9500);
+    filling.scheduler.stop();
+  });
+
+  it('the pace is measured again after a seek, and not used while nothing plays', async () => {
+    const { scheduler, urgencies, play } = await setUp();
+    await play(0, 9, 1000, () => 2000);
+    expect(urgencies.get(17)).toBe(6000);
+    // A seek to piece 20: the pieces after it wait for a new pace (4 s of play time read from there).
+    await play(20, 22, 1000, () => 2000);
+    expect(urgencies.get(30)).toBe(10_000);
+    // Paused (nothing plays): the plain 10 s.
+    await play(23, 28, 1000, () => undefined);
+    expect(urgencies.get(36)).toBe(10_000);
+    scheduler.stop();
+  });
+});

@@ -5,7 +5,7 @@ import { runsOf } from '../../src/shared/holdings.js';
 import { sha256Hex } from '../../src/shared/integrity.js';
 import { parseManifest, type Manifest } from '../../src/shared/manifest.js';
 import { MemoryPieceStore } from '../../src/store/piece-store.js';
-import { channelPair, fakeConnection, type FakeChannel } from './fake-channel.js';
+import { channelPair, fakeConnection, SharedLine, type FakeChannel } from './fake-channel.js';
 import type { PeerMessage } from '../../src/shared/peer-messages.js';
 
 // The swarm against remote Peer objects over fake data channels (some on slow lines, driven by
@@ -395,6 +395,54 @@ describe('Swarm: a fresh peer before its line is measured', () => {
     await vi.advanceTimersByTimeAsync(1000);
     for (const result of await Promise.all(next)) expect(result).toMatchObject({ ok: true });
     swarm.destroy();
+  });
+});
+
+describe('Swarm: a home line shared by several viewers', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('sends first the prefetch its viewer needs soonest, not the ones asked first', async () => {
+    const m = await manifest();
+    const assetId = m.assets[0]!.id;
+    const seederStore = new MemoryPieceStore();
+    for (let piece = 0; piece < PIECES; piece++) await seederStore.put({ asset: assetId, piece, data: pieceBytes(piece) });
+    const seeder = new Swarm(m, seederStore, noCallbacks);
+    await seeder.loadHave();
+    // The seeder's 2 Mbit/s uplink carries its channels to both viewers.
+    const line = new SharedLine(250_000);
+    const viewer = async (name: string) => {
+      const swarm = new Swarm(m, new MemoryPieceStore(), noCallbacks);
+      await swarm.loadHave();
+      const [seederEnd, viewerEnd] = channelPair();
+      line.add(seederEnd);
+      seeder.addPeer(name, fakeConnection(), seederEnd as unknown as RTCDataChannel);
+      swarm.addPeer('seeder', fakeConnection(), viewerEnd as unknown as RTCDataChannel);
+      swarm.announceReading(assetId, 0);
+      return swarm;
+    };
+    const [comfortable, short] = [await viewer('comfortable'), await viewer('short')];
+    await vi.advanceTimersByTimeAsync(10);
+    expect(short.availability(assetId, 3)).toBe(1);
+    const prefetch = (swarm: Swarm, piece: number, urgencyMs: number) => swarm.fetchPiece(assetId, piece, 10_000, new AbortController().signal, { urgencyMs });
+    const received = (swarm: Swarm) => swarm.peers.get('seeder')!.bytesDownloaded;
+    // A viewer with a long buffer prefetches three pieces it plays in 10 s and more; then one whose
+    // buffer runs out in a few seconds asks for the piece it plays next.
+    const early = [0, 1, 2].map((piece) => prefetch(comfortable, piece, 10_000));
+    await vi.advanceTimersByTimeAsync(100);
+    const needed = prefetch(short, 3, 4000);
+    // The line sends the four pieces in 1 s. Within 0.6 s the needed piece is in: it waited for what
+    // the comfortable viewer's channel had queued, not for that viewer's other pieces.
+    await vi.advanceTimersByTimeAsync(600);
+    expect(received(short)).toBe(PIECE);
+    expect(received(comfortable)).toBeLessThan(2 * PIECE);
+    await vi.advanceTimersByTimeAsync(2000);
+    for (const result of await Promise.all([...early, needed])) expect(result).toMatchObject({ ok: true });
+    for (const swarm of [seeder, comfortable, short]) swarm.destroy();
   });
 });
 

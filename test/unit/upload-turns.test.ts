@@ -61,4 +61,25 @@ describe('UploadTurns', () => {
     busy.sent(8000);
     await vi.waitFor(() => expect(waited).toBe(true));
   });
+
+  it('a peer that says everything is due now goes first only within its share of the recent chunks (MAX_FIRST_SHARE)', async () => {
+    const turns = new UploadTurns();
+    const [claimer, other] = [turns.turn(), turns.turn()];
+    const waits = async (turn: typeof other, due: number) => {
+      let waited: boolean | undefined;
+      void turn.wait(due).then((result) => (waited = result));
+      await Promise.resolve();
+      return waited === undefined;
+    };
+    claimer.sent(0);
+    expect(await waits(other, 5000), 'within its share: the upload due first goes first').toBe(true);
+    // It was sent all of the last 200 chunks, more than MAX_FIRST_SHARE of the recent ones (about 64,
+    // 1 MiB): its claims hold nobody back any more.
+    for (let chunk = 0; chunk < 200; chunk++) claimer.sent(0);
+    expect(await waits(turns.turn(), 5000)).toBe(false);
+    // Once the others were sent a few chunks its share is back under the bound, and it goes first again.
+    for (let chunk = 0; chunk < 10; chunk++) other.sent(5000);
+    claimer.sent(0);
+    expect(await waits(turns.turn(), 5000)).toBe(true);
+  });
 });

@@ -35,6 +35,18 @@ const MAX_ORIGIN_PREFETCHES = 2;
  */
 const PEER_PREFETCH_TIMEOUT_MS = 10_000;
 /**
+ * How much later (ms) than the prefetches of the stream's earlier pieces, in flight or asked in the
+ * same plan, a prefetch is due at least. The peer sends a viewer's pieces in the order they are due
+ * and the player reads them in stream order: a later piece due first at the peer left an earlier one
+ * unsent or part sent until the player reached it and handed it to the origin. Asked before the
+ * player's pace was known, the first prefetches say 10 s, and the next ones, dated by the pace, said
+ * 4-6 s: the uplinks browser test's fresh seeder then completed no piece and never earned trust (7%
+ * of the video from it in 2 of 5 runs). Not just as late: the peer dates a request from its arrival,
+ * and requests sent a few ms apart that arrive together were due in the reverse order (the same
+ * test). Pieces asked together at the 10 s cap so go up to 0.7 s past it, the last the peer sends.
+ */
+const LATER_PIECE_MS = 100;
+/**
  * Least play time (ms) a player must have read of a stream before its pace dates prefetches (see
  * StreamHead.pace): two 2 s HLS segments. The buffer grows a segment at a time while the
  * pieces are counted as asked, so a shorter span misjudges the pace by half or more.
@@ -143,6 +155,8 @@ export class Scheduler {
   /** Origin prefetches asked of the SW and not yet reported back, by `asset/piece`. */
   readonly #originRequested = new Map<string, { assetId: string; piece: number; at: number }>();
   #peerPrefetches = 0;
+  /** When (the scheduler's clock) each peer prefetch in flight is needed, by `asset/piece` (see LATER_PIECE_MS). */
+  readonly #prefetchesDueAt = new Map<string, number>();
   #scheduled = false;
   #stopped = false;
   #swarmSize: SwarmSize | undefined;
@@ -484,8 +498,12 @@ export class Scheduler {
         continue;
       }
       this.#meetHeads(key, head);
+      // When the stream's earlier pieces in flight or about to be asked are due (see LATER_PIECE_MS),
+      // from the head's own: the player that joined its prefetch waits for it now.
+      let earlierDueAt = this.#prefetchesDueAt.get(`${head.asset.id}/${head.piece}`) ?? 0;
       for (const [asset, piece, bytesAhead] of this.#window(head)) {
         order++;
+        earlierDueAt = Math.max(earlierDueAt, this.#prefetchesDueAt.get(`${asset.id}/${piece}`) ?? 0);
         if (swarm.holds(asset.id, piece) || swarm.downloading(asset.id, piece)) continue;
         // With a buffer to spare, a piece a viewer ahead is fetching waits for it (see #upstreamFetching).
         if (head.queueMs > PREFETCH_QUEUE_MS && this.#upstreamFetching(asset, piece, head.queueMs)) continue;
@@ -493,7 +511,9 @@ export class Scheduler {
         // Held only by peers too slow to deliver it in time even with nothing else to send: as if
         // nobody held it (fetchPiece would refuse it). Urgency 0 counts none of their queue.
         if (availability > 0 && swarm.canDeliverWithin(asset.id, piece, head.queueMs, 0)) {
-          fromPeers.push({ asset, piece, availability, order, queueMs: head.queueMs, urgencyMs: this.#prefetchUrgencyMs(head, bytesAhead) });
+          const urgencyMs = Math.max(this.#prefetchUrgencyMs(head, bytesAhead), earlierDueAt + LATER_PIECE_MS - now);
+          earlierDueAt = now + urgencyMs;
+          fromPeers.push({ asset, piece, availability, order, queueMs: head.queueMs, urgencyMs });
         } else if (self && everyPeerSaid && members(asset.id).length > 1 && this.ownerOf(asset.id, piece, members(asset.id)) === self) {
           // Alone in wanting it, the player's own stream fetches what it needs; splitting only pays with company.
           this.#requestFromOrigin(asset, piece);
@@ -520,11 +540,14 @@ export class Scheduler {
    * needed in `urgencyMs` (see Swarm.fetchPiece).
    */
   #prefetchFromPeers(asset: ManifestAsset, piece: number, from: ReadonlySet<string> | undefined, urgencyMs: number): void {
+    const key = `${asset.id}/${piece}`;
     this.#peerPrefetches++;
+    this.#prefetchesDueAt.set(key, this.#now() + urgencyMs);
     void this.#components.swarm
       .fetchPiece(asset.id, piece, PEER_PREFETCH_TIMEOUT_MS, new AbortController().signal, { from, urgencyMs })
       .finally(() => {
         this.#peerPrefetches--;
+        this.#prefetchesDueAt.delete(key);
         this.reschedule();
       });
   }

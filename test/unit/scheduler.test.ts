@@ -469,30 +469,35 @@ describe('Scheduler: a prefetch says when its player needs the piece', () => {
   afterEach(() => vi.useRealTimers());
 
   /**
-   * A scheduler over a fake swarm where a peer holds every piece and delivers it at once; records
-   * the urgency each prefetch asked with. `play` has the player read the pieces `from`..`to`, one
-   * every `everyMs`, with `bufferAt(piece)` ms of play time buffered when it asks.
+   * A scheduler over a fake swarm where a peer holds every piece and delivers it at once, but for
+   * the prefetches of `slow` pieces, in flight until `deliver` ends them; records the urgency each
+   * prefetch asked with. `play` has the player read the pieces `from`..`to`, one every `everyMs`,
+   * with `bufferAt(piece)` ms of play time buffered when it asks.
    */
-  async function setUp() {
+  async function setUp(slow = new Set<number>()) {
     const { manifest, asset } = await oneVideo();
     const held = new Set<number>();
     const urgencies = new Map<number, number | undefined>();
+    const inFlight = new Map<number, () => void>();
     const swarm = {
       peers: new Map(),
       asset: () => asset,
       announceReading: () => {},
       availability: () => 1,
-      downloading: () => false,
+      downloading: (_asset: string, piece: number) => inFlight.has(piece),
       holds: (_asset: string, piece: number) => held.has(piece),
       canDeliverWithin: () => true,
       fetchPiece: async (_asset: string, piece: number, _deadlineMs: number, _signal: AbortSignal, options?: { handOver?: boolean; urgencyMs?: number }): Promise<PieceResult> => {
         if (!options?.handOver) {
           urgencies.set(piece, options?.urgencyMs);
+          if (slow.has(piece)) await new Promise<void>((resolve) => inFlight.set(piece, resolve));
+          inFlight.delete(piece);
           held.add(piece);
         }
         return { ok: true, data: new Uint8Array(1) };
       },
     };
+    const deliver = (piece: number) => inFlight.get(piece)?.();
     const scheduler = new Scheduler({ manifest, swarm: swarm as unknown as Swarm, selfId: () => 'self', prefetchFromOrigin: () => {}, now: () => performance.now() });
     const play = async (from: number, to: number, everyMs: number, bufferAt: (piece: number) => number | undefined) => {
       for (let piece = from; piece <= to; piece++) {
@@ -500,15 +505,18 @@ describe('Scheduler: a prefetch says when its player needs the piece', () => {
         await vi.advanceTimersByTimeAsync(everyMs);
       }
     };
-    return { scheduler, urgencies, play };
+    return { scheduler, urgencies, play, deliver };
   }
 
   it("from the player's buffer and the play time of the bytes before the piece, less the origin's reserve, within 4-10 s", async () => {
     // 1 s of play per 64 KiB piece, 2 s buffered: the player reads a piece a second.
     const short = await setUp();
     await short.play(0, 9, 1000, () => 2000);
-    // Before 4 s of play time were read, the pace is not known: the plain 10 s.
-    expect(short.urgencies.get(8)).toBe(10_000);
+    // Before 4 s of play time were read, the pace is not known: the plain 10 s, and the pieces asked
+    // together as the player starts each 0.1 s after the one before it, so the peer sends them in
+    // the order the player reads them.
+    expect([1, 2, 3, 4, 5, 6].map((piece) => short.urgencies.get(piece))).toEqual([10_000, 10_100, 10_200, 10_300, 10_400, 10_500]);
+    expect(short.urgencies.get(9)).toBe(10_000);
     // Piece 17 entered the window when the player read piece 9: it plays 2 s + 8 pieces from now, 6 s after the reserve.
     expect(short.urgencies.get(17)).toBe(6000);
     short.scheduler.stop();
@@ -525,6 +533,28 @@ describe('Scheduler: a prefetch says when its player needs the piece', () => {
     await filling.play(0, 9, 500, (piece) => 1000 + 500 * piece);
     expect(filling.urgencies.get(17)).toBe(9500);
     filling.scheduler.stop();
+  });
+
+  it("is due no sooner than the stream's earlier pieces still in flight, asked before the pace was known", async () => {
+    // Pieces 5 and 6, asked with the plain 10 s as the player starts, stay in flight on a busy line.
+    const { scheduler, urgencies, play, deliver } = await setUp(new Set([5, 6]));
+    // 0.5 s buffered, a piece a second: the pace is known when piece 4 is read, at 4 s.
+    await play(0, 4, 1000, () => 500);
+    expect([urgencies.get(5), urgencies.get(6)]).toEqual([10_400, 10_500]);
+    // Piece 12 plays in 0.5 s + 8 pieces: needed in 4.5 s after the reserve, but it would then be
+    // due before pieces 5 and 6, asked at 0 s: it is due 0.1 s after them, 6.6 s from now.
+    expect(urgencies.get(12)).toBe(6600);
+    // Read on to piece 6, whose prefetch the player joins: what follows is due after it too.
+    await play(5, 6, 1000, () => 500);
+    expect(urgencies.get(13)).toBe(5600);
+    expect(urgencies.get(14)).toBe(4600);
+    // With them delivered, the next piece says its own need.
+    deliver(5);
+    deliver(6);
+    await vi.advanceTimersByTimeAsync(0);
+    await play(7, 7, 1000, () => 500);
+    expect(urgencies.get(15)).toBe(4500);
+    scheduler.stop();
   });
 
   it('the pace is measured again after a seek, and not used while nothing plays', async () => {

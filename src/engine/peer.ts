@@ -32,13 +32,22 @@ const THROUGHPUT_SMOOTHING = 0.3;
 const STALL_MIN_ELAPSED_MS = 500;
 /**
  * How long (ms) a stall measurement overrides the moving average: the peer is not waited for
- * again meanwhile, then gets another chance (its uplink may have recovered).
+ * again meanwhile, then gets another chance (its uplink may have recovered). This long for a peer
+ * whose line we never measured sending (one that claims pieces and sends nothing looks so).
  */
 const STALL_MEMORY_MS = 15_000;
 /**
+ * The same (ms) for a peer whose line we measured sending: a home line goes silent for a few
+ * seconds now and then (the transport across a capped router's queue), and comes back at its rate.
+ * With 15 s, the only line ahead of a viewer, cut once soon after it joined while silent for 1-2 s,
+ * carried none of its pieces for the next 15-30 s (uplinks benchmark: 1% of its video from peers).
+ */
+const MEASURED_LINE_STALL_MEMORY_MS = 4000;
+/**
  * Longest stall memory (ms). Each stall in a row, with no piece delivered in between, doubles the
- * memory (15, 30, 60 s ...): a peer that claims pieces and never sends them is asked again only
- * a few times per video, not every 15 s, while one bad minute of an honest uplink costs 15 s.
+ * memory (15, 30, 60 s ...; 4, 8, 16 s ... on a measured line): a peer that claims pieces and
+ * never sends them is asked again only a few times per video, not every 15 s, while one bad
+ * minute of an honest uplink costs little more than that minute.
  */
 const MAX_STALL_MEMORY_MS = 240_000;
 /**
@@ -409,7 +418,8 @@ export class Peer {
     // out (the peer got another chance and failed it) is the next in a row.
     const previous = this.#stall;
     if (!previous || performance.now() - previous.at > previous.memoryMs) this.#stallsInARow++;
-    const memoryMs = Math.min(MAX_STALL_MEMORY_MS, STALL_MEMORY_MS * 2 ** (this.#stallsInARow - 1));
+    const firstMemoryMs = this.#throughputMeasured ? MEASURED_LINE_STALL_MEMORY_MS : STALL_MEMORY_MS;
+    const memoryMs = Math.min(MAX_STALL_MEMORY_MS, firstMemoryMs * 2 ** (this.#stallsInARow - 1));
     // The line's bytes, not this request's: a piece handed over to the origin while the player
     // waited for it had often waited behind another piece, and measured on its own bytes the only
     // line ahead of a viewer looked several times slower than it was, for STALL_MEMORY_MS.

@@ -27,6 +27,11 @@ export class FakeChannel extends EventTarget {
   #timer: ReturnType<typeof setInterval> | undefined;
   /** The line this end sends over together with other channels, if any (see SharedLine). */
   line: SharedLine | undefined;
+  /**
+   * While set, a rate-limited end moves nothing: its frames wait in `bufferedAmount` until it is
+   * cleared, as a home line's transport goes silent for a few seconds and then sends again.
+   */
+  silent = false;
 
   /** `eventLagMs`: how late the page handles `bufferedamountlow` (a busy page's event loop). */
   constructor(
@@ -62,6 +67,7 @@ export class FakeChannel extends EventTarget {
   }
 
   #drain(budget: number): void {
+    if (this.silent) return;
     const before = this.bufferedAmount;
     while (budget > 0 && this.#queue.length > 0) {
       const head = this.#queue[0]!;

@@ -352,6 +352,42 @@ describe('Peer protocol', () => {
       }
     });
 
+    it('a line measured sending that goes silent is not waited for 4 s, then 8 s after its next stall (a line never measured: 15 s, above)', async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+      try {
+        const RATE = 50_000; // bytes/s: a piece takes 1.3 s
+        const { leecher, seederEnd } = connect(new Map([[`${ASSET}/1`, piece], [`${ASSET}/2`, piece]]), RATE);
+        const fresh = leecher.expectedDelay(PIECE_BYTES);
+        const whole = leecher.request(ASSET, 1, PIECE_BYTES, new AbortController().signal);
+        await vi.advanceTimersByTimeAsync(2000);
+        expect(await whole).toEqual(piece);
+        const measured = leecher.expectedDelay(PIECE_BYTES);
+        /** Asks for piece 2 while the line is silent, and gives up after 1 s. */
+        const stall = async () => {
+          const abort = new AbortController();
+          const download = leecher.request(ASSET, 2, PIECE_BYTES, abort.signal).catch(() => undefined);
+          await vi.advanceTimersByTimeAsync(1000);
+          abort.abort();
+          await download;
+        };
+        // The transport goes silent for a while (a capped router's queue): nothing comes for 1 s.
+        seederEnd.silent = true;
+        await stall();
+        expect(leecher.expectedDelay(PIECE_BYTES), 'not waited for meanwhile').toBeGreaterThan(10 * fresh);
+        await vi.advanceTimersByTimeAsync(4001);
+        expect(leecher.expectedDelay(PIECE_BYTES), 'its measured rate again after 4 s, not 15 s').toBeCloseTo(measured, 5);
+        // Still silent when asked again: the next stall in a row counts twice as long.
+        await stall();
+        await vi.advanceTimersByTimeAsync(7000);
+        expect(leecher.expectedDelay(PIECE_BYTES)).toBeGreaterThan(10 * fresh);
+        await vi.advanceTimersByTimeAsync(1001);
+        expect(leecher.expectedDelay(PIECE_BYTES)).toBeCloseTo(measured, 5);
+        seederEnd.silent = false;
+      } finally {
+        vi.useRealTimers();
+      }
+    });
+
     it('a request the player could not wait for (excused: another source takes the piece over) measures no stall', async () => {
       const { leecher, fresh, advance, giveUp } = await stalledDownload();
       advance(2000);

@@ -638,6 +638,81 @@ describe('Swarm: hostile peers', () => {
     }
   });
 
+  /**
+   * A fresh peer holding pieces 0 and 1, its line sending at `rate` bytes/s (`readPiece` of its
+   * own: a peer that never sends), and the player's request (4 s, handed over at its end) joining a
+   * prefetch of piece 0; fake timers (the caller restores real ones).
+   */
+  async function playerJoinsFirstPrefetch(name: string, rate: number, readPiece?: PeerHandlers['readPiece']) {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+    const m = await manifest();
+    const swarm = new Swarm(m, new MemoryPieceStore(), noCallbacks);
+    await swarm.loadHave();
+    const assetId = m.assets[0]!.id;
+    const [swarmEnd, remoteEnd] = channelPair(undefined, rate);
+    const stored = new Map([0, 1].map((piece) => [piece, pieceBytes(piece)]));
+    const remote = new Peer('us', fakeConnection(), remoteEnd as unknown as RTCDataChannel, { ...remoteHandlers(stored), ...(readPiece && { readPiece }) });
+    swarm.addPeer(name, fakeConnection(), swarmEnd as unknown as RTCDataChannel);
+    remote.hello(new Map([[assetId, runsOf([0, 1])]]));
+    await vi.advanceTimersByTimeAsync(200);
+    const prefetch = swarm.fetchPiece(assetId, 0, 10_000, new AbortController().signal);
+    const answered = swarm.fetchPiece(assetId, 0, 4000, new AbortController().signal, { urgent: true, handOver: true });
+    return { swarm, assetId, remoteEnd: remoteEnd as FakeChannel, prefetch, answered };
+  }
+
+  it('a home line whose first piece the player cut while the line was silent is asked again within seconds, and earns trust', async () => {
+    try {
+      // 40 kB/s: a 16 KiB chunk every 0.41 s, the 64 KiB piece in 1.6 s (a 256 KiB piece on a 1 Mbit/s home line takes 2 s).
+      const { swarm, assetId, remoteEnd, prefetch, answered } = await playerJoinsFirstPrefetch('home', 40_000);
+      await vi.advanceTimersByTimeAsync(1000);
+      // Two chunks in, the line's transport goes silent for 2 s (across a capped router's queue):
+      // the player, waiting on a peer not yet trusted, hands the piece over after 1 s without progress.
+      remoteEnd.silent = true;
+      await vi.advanceTimersByTimeAsync(1100);
+      expect(await answered).toMatchObject({ ok: false, reason: 'timeout' });
+      expect(await prefetch).toMatchObject({ ok: false });
+      expect(swarm.canDeliverWithin(assetId, 1, 2500), 'its stall counts for now').toBe(false);
+      await vi.advanceTimersByTimeAsync(900);
+      remoteEnd.silent = false;
+      await vi.advanceTimersByTimeAsync(3100);
+      // 4 s after the stall the line counts at its measured rate again (it was 15 s, then 30 s after
+      // the next stall: the only line ahead of the uplinks benchmark's second viewer carried none
+      // of its pieces for 20-30 s).
+      expect(swarm.canDeliverWithin(assetId, 1, 2500), 'a prefetch may ask it again').toBe(true);
+      const next = swarm.fetchPiece(assetId, 1, 10_000, new AbortController().signal);
+      await vi.advanceTimersByTimeAsync(2500);
+      expect(await next).toMatchObject({ ok: true });
+      expect(swarm.peers.get('home')!.trusted).toBe(true);
+      swarm.destroy();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a peer that claims pieces and never sends a byte is given up after 1 s and not asked again for 15 s, then 30 s', async () => {
+    try {
+      const { swarm, assetId, prefetch, answered } = await playerJoinsFirstPrefetch('claimer', 40_000, () => new Promise(() => {}));
+      await vi.advanceTimersByTimeAsync(1010);
+      expect(await answered).toMatchObject({ ok: false, reason: 'timeout' });
+      expect(await prefetch).toMatchObject({ ok: false });
+      await vi.advanceTimersByTimeAsync(13_900);
+      expect(swarm.canDeliverWithin(assetId, 1, 4000), 'not asked again for 15 s').toBe(false);
+      await vi.advanceTimersByTimeAsync(1200);
+      expect(swarm.canDeliverWithin(assetId, 1, 4000), 'another chance').toBe(true);
+      // Asked again, it sends nothing again: the next stall in a row counts 30 s.
+      const again = swarm.fetchPiece(assetId, 1, 10_000, new AbortController().signal);
+      const joined = swarm.fetchPiece(assetId, 1, 4000, new AbortController().signal, { urgent: true, handOver: true });
+      await vi.advanceTimersByTimeAsync(1010);
+      expect(await joined).toMatchObject({ ok: false, reason: 'timeout' });
+      expect(await again).toMatchObject({ ok: false });
+      await vi.advanceTimersByTimeAsync(29_000);
+      expect(swarm.canDeliverWithin(assetId, 1, 4000), 'not asked again for 30 s').toBe(false);
+      swarm.destroy();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('a fresh peer trickling the piece is still given up after 1 s', async () => {
     try {
       // 4 kB/s: the piece would take 16 s.

@@ -288,6 +288,8 @@ export class Scheduler {
     const { swarm } = this.#components;
     this.#noteHead(asset, piece, deadlineMs, bufferMs);
     const started = this.#now();
+    const span = pieceSpan(piece, asset.size, asset.pieceSize);
+    const pieceBytes = span.end - span.start;
     // A live player's latency is set by its first frame and never caught up (hls.js stays three
     // segments behind the edge it saw), so every piece it asks for before that frame is treated as
     // a response's first: no wait for a first peer or for the member assigned to the piece, whose
@@ -302,8 +304,7 @@ export class Scheduler {
     if (swarm.availability(asset.id, piece, true) === 0) {
       // No longer than the player's buffer leaves the origin to deliver the piece (a live viewer that
       // joined with the stream plays with about a second buffered, and a peer connects at any time).
-      const pieceBytes = pieceSpan(piece, asset.size, asset.pieceSize);
-      const holdingsWaitMs = Math.min(HOLDINGS_ANSWER_WAIT_MS, deadlineMs / 3, originSlackMs(bufferMs?.(), pieceBytes.end - pieceBytes.start));
+      const holdingsWaitMs = Math.min(HOLDINGS_ANSWER_WAIT_MS, deadlineMs / 3, originSlackMs(bufferMs?.(), pieceBytes));
       if (holdingsWaitMs > 0) await swarm.waitForHoldings(asset.id, piece, holdingsWaitMs, signal);
       // The start of a stream (startup, a seek) held only by peers that connected moments ago, none
       // of which has earned trust yet (see Swarm): it is asked of them as a prefetch, which the
@@ -340,8 +341,7 @@ export class Scheduler {
       const transferMs = Math.max(LIVE_TRANSFER_MS, (owner && swarm.deliveryMs(owner, asset.id, piece, deadlineMs)) || 0);
       // A live player's buffer is a few seconds, often less than the deadline (one that joined with
       // the stream plays a segment behind the edge): the wait leaves the origin the time it needs.
-      const span = pieceSpan(piece, asset.size, asset.pieceSize);
-      const liveLeftMs = Math.min(deadlineMs - (this.#now() - started), originSlackMs(bufferMs?.(), span.end - span.start));
+      const liveLeftMs = Math.min(deadlineMs - (this.#now() - started), originSlackMs(bufferMs?.(), pieceBytes));
       const waitMs = asset.live ? Math.max(0, liveLeftMs - transferMs) : Math.min(OWNER_WAIT_MS, deadlineMs / 2);
       if (!(await swarm.waitForHave(asset.id, piece, waitMs, signal))) return { ok: false, reason: 'no-peer' };
       // A member that announced the piece while we waited (it fetched it from the origin as

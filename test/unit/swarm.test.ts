@@ -46,9 +46,10 @@ function remoteHandlers(stored: Map<number, Uint8Array>): PeerHandlers {
 }
 
 /** A remote peer connected to `swarm`, holding `held` pieces, sending to it at `rate` bytes/s (unlimited when absent). */
-function connectRemote(swarm: Swarm, assetId: string, name: string, held: number[], rate?: number) {
+function connectRemote(swarm: Swarm, assetId: string, name: string, held: number[], rate?: number, readPiece?: PeerHandlers['readPiece']) {
   const [swarmEnd, remoteEnd] = channelPair(undefined, rate);
-  const remote = new Peer('us', fakeConnection(), remoteEnd as unknown as RTCDataChannel, remoteHandlers(new Map(held.map((piece) => [piece, pieceBytes(piece)]))));
+  const handlers = remoteHandlers(new Map(held.map((piece) => [piece, pieceBytes(piece)])));
+  const remote = new Peer('us', fakeConnection(), remoteEnd as unknown as RTCDataChannel, { ...handlers, ...(readPiece && { readPiece }) });
   swarm.addPeer(name, fakeConnection(), swarmEnd as unknown as RTCDataChannel);
   remote.hello(new Map([[assetId, runsOf(held)]]));
   return { remote, remoteEnd: remoteEnd as FakeChannel };
@@ -586,23 +587,24 @@ describe('Swarm: hostile peers', () => {
   });
 
   /**
-   * A fresh peer on a line of `rate` bytes/s holding piece 0, a prefetch of it under way and the
-   * player's request (4 s deadline, handed over at its end) joining that prefetch; fake timers
-   * (the caller restores real ones). `answer()` is the player's result once it came.
+   * A fresh peer on a line of `rate` bytes/s holding pieces `held` (piece 0 by default; `readPiece`
+   * of its own: a peer that never sends), a prefetch of piece 0 under way and the player's request
+   * (4 s deadline, handed over at its end) joining that prefetch; fake timers (the caller restores
+   * real ones). `answer()` is the player's result once it came.
    */
-  async function playerJoinsPrefetchOfFreshPeer(name: string, rate: number) {
+  async function playerJoinsPrefetchOfFreshPeer(name: string, rate: number, { held = [0], readPiece }: { held?: number[]; readPiece?: PeerHandlers['readPiece'] } = {}) {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
     const m = await manifest();
     const swarm = new Swarm(m, new MemoryPieceStore(), noCallbacks);
     await swarm.loadHave();
     const assetId = m.assets[0]!.id;
-    const { remoteEnd } = connectRemote(swarm, assetId, name, [0], rate);
+    const { remoteEnd } = connectRemote(swarm, assetId, name, held, rate, readPiece);
     await vi.advanceTimersByTimeAsync(200);
     expect(swarm.availability(assetId, 0)).toBe(1);
     const prefetch = swarm.fetchPiece(assetId, 0, 10_000, new AbortController().signal);
     let result: PieceResult | undefined;
     const answered = swarm.fetchPiece(assetId, 0, 4000, new AbortController().signal, { urgent: true, handOver: true }).then((value) => (result = value));
-    return { swarm, remoteEnd, prefetch, answered, answer: () => result };
+    return { swarm, assetId, remoteEnd, prefetch, answered, answer: () => result };
   }
 
   it('a fresh peer on a home line, sending the piece when the player joined its prefetch, is waited for until it has sent it', async () => {
@@ -638,32 +640,10 @@ describe('Swarm: hostile peers', () => {
     }
   });
 
-  /**
-   * A fresh peer holding pieces 0 and 1, its line sending at `rate` bytes/s (`readPiece` of its
-   * own: a peer that never sends), and the player's request (4 s, handed over at its end) joining a
-   * prefetch of piece 0; fake timers (the caller restores real ones).
-   */
-  async function playerJoinsFirstPrefetch(name: string, rate: number, readPiece?: PeerHandlers['readPiece']) {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
-    const m = await manifest();
-    const swarm = new Swarm(m, new MemoryPieceStore(), noCallbacks);
-    await swarm.loadHave();
-    const assetId = m.assets[0]!.id;
-    const [swarmEnd, remoteEnd] = channelPair(undefined, rate);
-    const stored = new Map([0, 1].map((piece) => [piece, pieceBytes(piece)]));
-    const remote = new Peer('us', fakeConnection(), remoteEnd as unknown as RTCDataChannel, { ...remoteHandlers(stored), ...(readPiece && { readPiece }) });
-    swarm.addPeer(name, fakeConnection(), swarmEnd as unknown as RTCDataChannel);
-    remote.hello(new Map([[assetId, runsOf([0, 1])]]));
-    await vi.advanceTimersByTimeAsync(200);
-    const prefetch = swarm.fetchPiece(assetId, 0, 10_000, new AbortController().signal);
-    const answered = swarm.fetchPiece(assetId, 0, 4000, new AbortController().signal, { urgent: true, handOver: true });
-    return { swarm, assetId, remoteEnd: remoteEnd as FakeChannel, prefetch, answered };
-  }
-
   it('a home line whose first piece the player cut while the line was silent is asked again within seconds, and earns trust', async () => {
     try {
       // 40 kB/s: a 16 KiB chunk every 0.41 s, the 64 KiB piece in 1.6 s (a 256 KiB piece on a 1 Mbit/s home line takes 2 s).
-      const { swarm, assetId, remoteEnd, prefetch, answered } = await playerJoinsFirstPrefetch('home', 40_000);
+      const { swarm, assetId, remoteEnd, prefetch, answered } = await playerJoinsPrefetchOfFreshPeer('home', 40_000, { held: [0, 1] });
       await vi.advanceTimersByTimeAsync(1000);
       // Two chunks in, the line's transport goes silent for 2 s (across a capped router's queue):
       // the player, waiting on a peer not yet trusted, hands the piece over after 1 s without progress.
@@ -691,7 +671,7 @@ describe('Swarm: hostile peers', () => {
 
   it('a peer that claims pieces and never sends a byte is given up after 1 s and not asked again for 15 s, then 30 s', async () => {
     try {
-      const { swarm, assetId, prefetch, answered } = await playerJoinsFirstPrefetch('claimer', 40_000, () => new Promise(() => {}));
+      const { swarm, assetId, prefetch, answered } = await playerJoinsPrefetchOfFreshPeer('claimer', 40_000, { held: [0, 1], readPiece: () => new Promise(() => {}) });
       await vi.advanceTimersByTimeAsync(1010);
       expect(await answered).toMatchObject({ ok: false, reason: 'timeout' });
       expect(await prefetch).toMatchObject({ ok: false });

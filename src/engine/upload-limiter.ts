@@ -74,11 +74,14 @@ export class UploadLimiter {
       this.#bucket.rate = rate;
       const waitMs = this.#bucket.spend(bytes);
       if (waitMs > 0) {
-        await new Promise((resolve) => setTimeout(resolve, waitMs));
+        // setTimeout takes whole milliseconds (WebIDL long, the fraction dropped): rounding up keeps
+        // the timer from firing before the debt is repaid.
+        await new Promise((resolve) => setTimeout(resolve, Math.ceil(waitMs)));
         // The bytes go out now, not when the timer was due: a timer that fired late (a busy page)
         // must not count as credit, or the next chunk follows at once and two chunks go out
-        // together (measured in Chromium: 32 KiB in 64 ms under a 100 kB/s cap).
-        this.#bucket.empty();
+        // together (measured in Chromium: 32 KiB in 64 ms under a 100 kB/s cap). What is still owed
+        // (a timer that fired early by the clock) stays owed by the next chunk.
+        if (this.#bucket.tokens > 0) this.#bucket.empty();
       }
     }
     this.#count(bytes);

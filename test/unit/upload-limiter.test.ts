@@ -82,6 +82,30 @@ describe('UploadLimiter', () => {
     expect(sent[1]! - sent[0]!).toBeGreaterThanOrEqual((CHUNK_SIZE / 100_000) * 1000 - 1);
   });
 
+  it('a timer that fires before the debt is repaid leaves the rest owed by the next chunk', async () => {
+    // setTimeout drops a delay's fraction of a millisecond, and a timer can run a little before the
+    // clock says it is due: 100 bytes a millisecond at this cap, so a forgiven remainder adds up
+    // over a window of many chunks (CI saw 25 B over cap × 2.9 s + one chunk).
+    let skew = 0;
+    const clock = () => performance.now() + skew;
+    const rate = 100_000;
+    const limiter = new UploadLimiter(clock);
+    limiter.bytesPerSecond = rate;
+    const sent: number[] = [];
+    const first = limiter.take(CHUNK_SIZE).then(() => sent.push(clock()));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(sent).toHaveLength(0);
+    skew = -2; // the clock now reads 2 ms behind the timers: the first timer fires 2 ms early by it
+    await vi.advanceTimersByTimeAsync(100);
+    await first;
+    skew = 0;
+    const second = limiter.take(CHUNK_SIZE).then(() => sent.push(clock()));
+    await vi.advanceTimersByTimeAsync(400);
+    await second;
+    // The bucket started empty: two chunks by the clock's time need two chunks' worth of it.
+    expect(sent[1]!).toBeGreaterThanOrEqual((2 * CHUNK_SIZE * 1000) / rate);
+  });
+
   it('treats zero, negative and infinite caps as no cap', () => {
     const limiter = new UploadLimiter();
     for (const value of [0, -5, Infinity, Number.NaN]) {

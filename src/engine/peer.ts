@@ -346,13 +346,18 @@ export class Peer {
 
   /**
    * Expected seconds until this peer delivers `bytes` more: a round trip, then what it sends
-   * first (the rest of outstanding requests at least as urgent as `deadlineMs`; all of them when
-   * it is not given), then these bytes, at its measured rate. Lower is better.
+   * first (the rest of outstanding requests due no later than `deadlineMs` from now; all of them
+   * when it is not given), then these bytes, at its measured rate. Lower is better. By when each
+   * is due, not by the deadline it was sent with: the peer sends the request due first, so a
+   * prefetch asked with 10 s six seconds ago goes before one asked now with 5 s (as finishMs counts
+   * it); counted after it, the plan's room on a line and the player's `slow-peers` check (Swarm)
+   * saw less queued ahead of a piece than the line sends first.
    */
   expectedDelay(bytes: number, deadlineMs?: number): number {
+    const dueBy = deadlineMs === undefined ? Infinity : performance.now() + deadlineMs;
     let ahead = 0;
     for (const download of this.#downloads.values()) {
-      if (deadlineMs === undefined || download.deadlineMs <= deadlineMs) ahead += download.buffer.length - download.next;
+      if (download.sentAt + download.deadlineMs <= dueBy) ahead += download.buffer.length - download.next;
     }
     const rate = Math.max(this.#currentThroughput(), 1);
     const queueRate = this.#throughputMeasured ? rate : Math.min(rate, UNMEASURED_QUEUE_BPS);

@@ -170,6 +170,26 @@ describe('Peer protocol', () => {
     expect(leecher.has(ASSET, 0)).toBe(true);
   });
 
+  it('counts ahead of a piece the requests due before it, by when they are due, not by the deadline they were sent with', () => {
+    let now = 1000;
+    vi.spyOn(performance, 'now').mockImplementation(() => now);
+    try {
+      const [leecherEnd] = channelPair();
+      const leecher = new Peer('remote', fakeConnection(), leecherEnd as unknown as RTCDataChannel, handlers(new Map()));
+      const alone = leecher.expectedDelay(PIECE_BYTES, 5000);
+      void leecher.request(ASSET, 1, PIECE_BYTES, new AbortController().signal, { deadlineMs: 10_000 }).catch(() => {});
+      // Just sent, it is due in 10 s: after a piece needed within 5 s.
+      expect(leecher.expectedDelay(PIECE_BYTES, 5000)).toBeCloseTo(alone, 5);
+      // 6 s later it is due in 4 s, and the peer sends it first.
+      now += 6000;
+      expect(leecher.expectedDelay(PIECE_BYTES, 5000)).toBeGreaterThan(alone + PIECE_BYTES / leecher.throughput - 1e-9);
+      // Without a deadline everything outstanding counts.
+      expect(leecher.expectedDelay(PIECE_BYTES)).toBeCloseTo(leecher.expectedDelay(PIECE_BYTES, 5000), 5);
+    } finally {
+      vi.restoreAllMocks();
+    }
+  });
+
   it('failures decay: a peer that failed once is ranked as before a minute or two later', async () => {
     let now = 1000;
     vi.spyOn(performance, 'now').mockImplementation(() => now);

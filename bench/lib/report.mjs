@@ -107,7 +107,7 @@ function engineCell(stats) {
 /** Per-viewer detail lines (for the log and the collapsed section). */
 export function viewerLines(run) {
   return run.viewers.map((x) =>
-    `${x.name}: ${x.uplinkKbit ? `uplink ${x.uplinkKbit} kbit/s, ` : ''}${x.seeding === false ? 'not seeding, ' : ''}joined ${x.joinedAtS.toFixed(1)} s, origin ${(x.originBytes / MB).toFixed(2)} MB of ${(x.consumedBytes / MB).toFixed(2)} MB ` +
+    `${x.name}: ${x.uplinkKbit ? `uplink ${x.uplinkKbit} kbit/s, ` : ''}${x.seeding === false ? 'not seeding, ' : ''}joined ${x.joinedAtS.toFixed(1)} s${x.joinedAfterPublicationMs != null ? ` (${x.joinedAfterPublicationMs} ms after a playlist's publication)` : ''}, origin ${(x.originBytes / MB).toFixed(2)} MB of ${(x.consumedBytes / MB).toFixed(2)} MB ` +
     `(offload ${pct(x.offload)}), startup ${secs(x.startupMs)} (<video> at ${secs(x.videoCreatedMs)}${x.takenOverMs != null ? `, taken over at ${secs(x.takenOverMs)}` : ''}), ${x.stalls} rebuffers (${secs(x.stallMs)})` +
     `${x.stallLog.length ? ` [${x.stallLog.map((l) => `@${l.at}s ${l.ms ?? '?'}ms`).join(' ')}]` : ''}, ` +
     `${x.playedToEnd ? 'played to the end' : `stopped at ${x.position.toFixed(1)}/${x.duration.toFixed(1)} s`}, ` +

@@ -3,7 +3,7 @@
 // own User-Agent token), every viewer playing the video to its end at 1x, muted. Everything the
 // run started is stopped in `finally`, whatever happened.
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { COTURN_READY_PATTERN, coturnCommand } from '../../test/harness/coturn.mjs';
@@ -142,17 +142,19 @@ export const SCENARIOS = {
  */
 export const LIVE = { streamSeconds: 90, joinSpreadMs: 20_000, windowSegments: 6 };
 /**
- * When live viewer `index` of `viewers` joins, in ms after the stream's first playlist: spread over
- * the first LIVE.joinSpreadMs, and at a different phase of the 2 s segment cycle each (viewer i of n
- * at i/n of a segment). A viewer's latency holds the phase at which its player loaded the
- * playlist (0-2 s), and 4 viewers 5 s apart had only two phases, 0 and 1 s, so a system whose
- * page loads the playlist a few hundred ms later could land all of them just past or just before
- * a new segment: a median moved by about a second from run to run. The same schedule for every system.
+ * When live viewer `index` of `viewers` navigates to its page: `afterMs` after the publication of
+ * the playlist whose newest segment is the first playlist's plus `segments`. Spread over the first
+ * LIVE.joinSpreadMs, and at a different phase of the 2 s segment cycle each (viewer i of n at i/n of
+ * a segment). A viewer's latency holds the phase at which its player loaded the playlist (0-2 s),
+ * and 4 viewers 5 s apart had only two phases, 0 and 1 s, so a system whose page loads the playlist
+ * a few hundred ms later could land all of them just past or just before a new segment: a median
+ * moved by about a second from run to run. Timed from each publication, not from the first: the
+ * same phases in every system's run, whatever the watcher's and ffmpeg's timing on a busy machine.
  */
-export function liveJoinMs(index, viewers) {
+export function liveJoin(index, viewers) {
   const segmentMs = HLS_SEGMENT_SECONDS * 1000;
   const spread = (index * LIVE.joinSpreadMs) / viewers;
-  return Math.floor(spread / segmentMs) * segmentMs + (index * segmentMs) / viewers;
+  return { segments: Math.floor(spread / segmentMs), afterMs: (index * segmentMs) / viewers };
 }
 /**
  * The catalog scenario: the videos of the page path (the benchmark video and two more, each its
@@ -313,26 +315,12 @@ export async function runOne(options) {
     const liveQuery = live ? { src: '/live/index.m3u8', manifest: '/live/peerfetch-manifest.json', player: 'at-once' } : {};
     const pageUrl = `${originUrl}/${spec.page}?${new URLSearchParams({ tracker: trackerUrl, ...(stunUrl ? { ice: stunUrl } : {}), ...(debugDir ? { debug: 'on' } : {}), ...liveQuery })}`;
     let liveEndsAt = 0;
-    if (live) {
-      const source = startLiveSource(options.liveSource, liveDir);
-      stoppers.push(() => source.stop());
-      const published = join(liveDir, 'index.m3u8');
-      const waitUntil = Date.now() + LIVE_FIRST_PLAYLIST_MS;
-      while (!existsSync(published)) {
-        if (Date.now() > waitUntil) throw new Error(`no live playlist published within ${LIVE_FIRST_PLAYLIST_MS} ms (ffmpeg: ${source.stderr().trim() || 'no output'})`);
-        await sleep(100);
-      }
-      liveEndsAt = Date.now() + LIVE.streamSeconds * 1000;
-      log(`  live stream published (${LIVE.streamSeconds} s from now)`);
-    }
-    if (SCENARIOS[scenario].hostile && spec.p2p) {
-      // In the swarm before the first viewer, so that every viewer meets it.
-      const member = await startHostileMember({ root, runDir, trackerUrl, pageUrl: `${originUrl}/${spec.page}`, manifestUrl: `${originUrl}/peerfetch-manifest.json`, site, log });
-      stoppers.push(() => (result.hostile = member.stop()));
-    }
-    const runStart = Date.now();
+    /** Live: the published playlist, and the newest segment of its first publication (see liveJoin). */
+    const livePlaylist = join(liveDir, 'index.m3u8');
+    let firstLiveSegment = 0;
+    // Set when the clock starts (below); a viewer opened before that logs nothing until it navigates.
+    let runStart = 0;
     const joined = [];
-    const cpuBefore = cpuSnapshot();
 
     // Catalog: each viewer's video and seek in its page URL (the same page path for all).
     const catalog = Boolean(SCENARIOS[scenario].catalog);
@@ -341,7 +329,8 @@ export async function runOne(options) {
       const query = new URLSearchParams({ src: catalogVideo(index), 'seek-at': String(seconds * CATALOG.seekAtFraction), 'seek-to': String(seconds * CATALOG.seekToFraction) });
       return `${pageUrl}&${query}`;
     };
-    const joinViewer = async (index) => {
+    /** A viewer's browser context and blank page, with the probe and the log and profile hooks: all but its navigation. */
+    const openViewer = async (index) => {
       const name = `${system}-${scenario}-v${index}`;
       const context = await (await browserFor(index)).newContext({ userAgent: `${baseUa} ${VIEWER_UA_TOKEN}${name}` });
       await context.addInitScript({ path: join(root, 'bench', 'lib', 'probe.js') });
@@ -349,8 +338,8 @@ export async function runOne(options) {
 
       // The uploader of the uplinks-noseed scenario seeds nothing (the page's upload limit 0).
       const seeding = SCENARIOS[scenario].notSeeding !== index;
-      const viewerUrl = seeding ? viewerPageUrl(index) : `${viewerPageUrl(index)}&${new URLSearchParams({ 'upload-limit': '0' })}`;
-      const viewer = { index, name, context, page, seeding, joinedAtMs: Date.now() - runStart, last: null, originBytesBefore: 0 };
+      const url = seeding ? viewerPageUrl(index) : `${viewerPageUrl(index)}&${new URLSearchParams({ 'upload-limit': '0' })}`;
+      const viewer = { index, name, context, page, url, seeding, joinedAtMs: 0, last: null, originBytesBefore: 0 };
       page.on('crash', () => result.problems.push(`${name}: page crashed`));
       // PEERFETCH_BENCH_DEBUG=<folder>: each viewer's console (the engine's decisions with the
       // page's debug switch) goes to <folder>/<viewer>.log, to read why a piece came from where.
@@ -363,8 +352,14 @@ export async function runOne(options) {
       // its worker's) is sampled by V8's profiler for the whole run: <folder>/<viewer>.cpuprofile
       // (opens in Chromium's DevTools) and <folder>/<viewer>.txt, the functions with the most self time.
       if (profileDir) viewer.saveProfile = await startProfile(context, page, join(profileDir, name));
+      return viewer;
+    };
+    /** Navigates an opened viewer to its page (a return visit: after its first visit). */
+    const joinViewer = async (viewer) => {
+      const { page, name } = viewer;
+      viewer.joinedAtMs = Date.now() - runStart;
       if (SCENARIOS[scenario].returnVisit) {
-        await page.goto(viewerUrl, { waitUntil: 'domcontentloaded' });
+        await page.goto(viewer.url, { waitUntil: 'domcontentloaded' });
         await page
           .waitForFunction(() => (document.querySelector('video')?.currentTime ?? 0) > 0, null, { timeout: FIRST_VISIT_MS, polling: 200 })
           .catch(() => result.problems.push(`${name}: the first visit did not play within ${FIRST_VISIT_MS} ms`));
@@ -375,9 +370,33 @@ export async function runOne(options) {
         viewer.joinedAtMs = Date.now() - runStart;
       }
       joined.push(viewer);
-      await page.goto(viewerUrl, { waitUntil: 'domcontentloaded' });
+      await page.goto(viewer.url, { waitUntil: 'domcontentloaded' });
       return viewer;
     };
+    // Live: every viewer's context and page are made before the stream starts, so that each
+    // navigates at its moment of the segment cycle; made at the join, they started the page 0.5-1.7 s
+    // late on a busy machine (a different phase in each system's run).
+    const liveViewers = live ? await Promise.all(Array.from({ length: viewers }, (_, index) => openViewer(index))) : [];
+
+    if (live) {
+      const source = startLiveSource(options.liveSource, liveDir);
+      stoppers.push(() => source.stop());
+      const waitUntil = Date.now() + LIVE_FIRST_PLAYLIST_MS;
+      while (!existsSync(livePlaylist)) {
+        if (Date.now() > waitUntil) throw new Error(`no live playlist published within ${LIVE_FIRST_PLAYLIST_MS} ms (ffmpeg: ${source.stderr().trim() || 'no output'})`);
+        await sleep(100);
+      }
+      firstLiveSegment = newestSegmentNumber(await readFile(livePlaylist, 'utf8')) ?? 0;
+      liveEndsAt = Date.now() + LIVE.streamSeconds * 1000;
+      log(`  live stream published (${LIVE.streamSeconds} s from now)`);
+    }
+    if (SCENARIOS[scenario].hostile && spec.p2p) {
+      // In the swarm before the first viewer, so that every viewer meets it.
+      const member = await startHostileMember({ root, runDir, trackerUrl, pageUrl: `${originUrl}/${spec.page}`, manifestUrl: `${originUrl}/peerfetch-manifest.json`, site, log });
+      stoppers.push(() => (result.hostile = member.stop()));
+    }
+    runStart = Date.now();
+    const cpuBefore = cpuSnapshot();
     const sample = async (viewer) => {
       try {
         viewer.last = await viewer.page.evaluate(() => window.__bench.snapshot());
@@ -397,9 +416,16 @@ export async function runOne(options) {
         // (What happens meanwhile is recorded in the pages themselves.)
         await sleep(Math.max(0, runStart + index * STAGGER_MS - Date.now()));
       }
-      // Live: joins spread evenly over the stream's first seconds, while it is already running.
-      if (live) await sleep(Math.max(0, runStart + liveJoinMs(index, viewers) - Date.now()));
-      joins.push(joinViewer(index));
+      if (!live) {
+        joins.push(openViewer(index).then(joinViewer));
+        continue;
+      }
+      // Live: at the viewer's phase after a playlist's publication (see liveJoin).
+      const { segments, afterMs } = liveJoin(index, viewers);
+      const publishedAt = await playlistPublishedAt(livePlaylist, firstLiveSegment + segments, deadline);
+      await sleep(Math.max(0, publishedAt + afterMs - Date.now()));
+      liveViewers[index].joinedAfterPublicationMs = Math.round(Date.now() - publishedAt);
+      joins.push(joinViewer(liveViewers[index]));
     }
     await Promise.all(joins);
     log(`  all ${viewers} viewers joined (${(Date.now() - runStart) / 1000} s)`);
@@ -508,6 +534,39 @@ function isLiveSegmentPath(path) {
   return path.startsWith('/live/') && path.endsWith('.ts');
 }
 
+/** The number of the newest segment a live playlist lists (ffmpeg's `seg-%05d.ts` names), or undefined when it lists none. */
+export function newestSegmentNumber(playlist) {
+  const numbers = [...playlist.matchAll(/^seg-(\d+)\.ts\s*$/gm)].map((match) => Number(match[1]));
+  return numbers.at(-1);
+}
+
+/** How often (ms) the runner looks for a new live playlist: a small part of the 2 s segment cycle. */
+const PUBLICATION_POLL_MS = 20;
+
+/**
+ * When (epoch ms) the live playlist `file` whose newest segment is `segment` was published: its
+ * modification time (the watcher renames each playlist into place), so a runner that polls late
+ * on a busy machine still times a join from the publication itself. Found only after a later one
+ * (polled more than a segment late): that one's time less a segment per segment. Throws after
+ * `deadline` (epoch ms).
+ */
+async function playlistPublishedAt(file, segment, deadline) {
+  for (;;) {
+    // One handle for the time and the text: a playlist renamed into place between the two would
+    // give the old one's time to the new one's segments.
+    const handle = await open(file);
+    try {
+      const { mtimeMs } = await handle.stat();
+      const newest = newestSegmentNumber(await handle.readFile('utf8'));
+      if (newest !== undefined && newest >= segment) return mtimeMs - (newest - segment) * HLS_SEGMENT_SECONDS * 1000;
+    } finally {
+      await handle.close();
+    }
+    if (Date.now() > deadline) throw new Error(`no live playlist with segment ${segment} published before the run's deadline`);
+    await sleep(PUBLICATION_POLL_MS);
+  }
+}
+
 /** Starts ffmpeg packaging `mp4` in real time into `folder` as live HLS (the watcher publishes its hidden playlist). */
 function startLiveSource(mp4, folder) {
   return startBackground(process.env.PEERFETCH_FFMPEG ?? 'ffmpeg', [
@@ -583,6 +642,8 @@ function measureViewer({ viewer, spec, originStats, media, runStartEpoch, live =
   return {
     name: viewer.name,
     joinedAtS: viewer.joinedAtMs / 1000,
+    // Live: when the viewer navigated after the publication of the playlist its join is timed from (see liveJoin).
+    joinedAfterPublicationMs: viewer.joinedAfterPublicationMs ?? null,
     originBytes,
     consumedBytes: consumed,
     offload: 1 - originBytes / consumed,

@@ -247,8 +247,8 @@ export class Peer {
   #verifiedPieces = 0;
   /** Closed for breaking the protocol (garbage, a text frame, a flood): the swarm bans it like a bad piece. */
   #misbehaved = false;
-  /** Its hello arrived. */
-  #greeted = false;
+  /** When its first hello arrived (performance.now() time); undefined before. */
+  #greetedAt: number | undefined;
   /**
    * Since when (performance.now() time) we wait for it to say what it holds (see holdingsPending):
    * its first hello, or a hello answering our `reading` that asked; undefined when we do not.
@@ -308,6 +308,17 @@ export class Peer {
    */
   get holdingsPending(): boolean {
     return this.#holdingsDueSince !== undefined && performance.now() - this.#holdingsDueSince < HOLDINGS_WAIT_MS;
+  }
+
+  /**
+   * Whether this peer may not have said yet where its player reads: its first hello came less than
+   * HOLDINGS_WAIT_MS ago, and no `reading` since. A page sends its `reading` messages right after its
+   * hello, but each message is a task of its own here, and the plan that runs on the hello sees what
+   * the peer holds before where it reads (see Scheduler's #prefetchSources).
+   */
+  get readingPending(): boolean {
+    // Before its hello the comparison with undefined is false.
+    return this.#reading.size === 0 && this.#greetedAt! > performance.now() - HOLDINGS_WAIT_MS;
   }
 
   /** Whether the peer broke the protocol (closed with reason 'invalid message', 'text frame' or 'flooding'). */
@@ -449,7 +460,7 @@ export class Peer {
     };
     this.#awaitHoldings();
     this.#helloDeadline = setTimeout(() => {
-      if (!this.#greeted) this.close('no hello');
+      if (this.#greetedAt === undefined) this.close('no hello');
     }, HELLO_DEADLINE_MS);
   }
 
@@ -693,7 +704,7 @@ export class Peer {
       case 'hello':
         if (message.version !== PEER_PROTOCOL_VERSION) return this.close('protocol version mismatch');
         this.#onHello(message.holdings);
-        this.#greeted = true;
+        this.#greetedAt ??= performance.now();
         // A hello without the count is from a peer that lists all it holds: nothing left to wait for.
         this.#asksAnswered = Math.max(this.#asksAnswered, message.asks ?? this.#asksSent);
         if (this.#asksAnswered >= this.#asksSent) this.#holdingsDueSince = undefined;

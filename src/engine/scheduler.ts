@@ -604,7 +604,11 @@ export class Scheduler {
    * (WAN benchmark, 2 Mbit/s homes joining 8 s apart: the first viewer sent the third and fourth
    * 6.2 MB while the second, who had no other peer ahead, took 4.2 MB of its 9.4 MB from the
    * origin). A live stream's viewers all read near its edge: any holder. A piece the player waits
-   * for asks any holder (see answer).
+   * for asks any holder (see answer). A holder that has just said hello and not yet where it reads
+   * (see Peer.readingPending) counts as furthest ahead until it does: counted as not reading, the
+   * first viewer's line took, at every later viewer's join, the prefetches of the plan that ran
+   * between its hello and its `reading` (WAN benchmark: three pieces of the third viewer's first
+   * segments on the line the second viewer had as its only source).
    */
   #prefetchSources(asset: ManifestAsset, piece: number, queueMs: number): Set<string> | undefined {
     if (asset.live) return undefined;
@@ -613,7 +617,7 @@ export class Scheduler {
     for (const peer of swarm.peers.values()) {
       if (peer.closed || !peer.has(asset.id, piece)) continue;
       if ((swarm.deliveryMs(peer.id, asset.id, piece, 0) ?? Infinity) > queueMs) continue;
-      holders.push({ id: peer.id, position: this.#streamPosition(peer.readingHeads(READING_MEMORY_MS), asset) });
+      holders.push({ id: peer.id, position: peer.readingPending ? Infinity : this.#streamPosition(peer.readingHeads(READING_MEMORY_MS), asset) });
     }
     const furthestBehind = Math.min(...holders.map((holder) => holder.position));
     const from = holders.filter((holder) => holder.position === furthestBehind);

@@ -253,22 +253,30 @@ describe('Scheduler: a peer that has just connected', () => {
 });
 
 describe('Scheduler: prefetches leave the lines of viewers far ahead to the viewers behind them', () => {
-  /** One video, a swarm and its scheduler; `connect` adds a remote peer holding `held` and reading at `readingAt`. */
+  /**
+   * One video, a swarm and its scheduler; `connect` adds a remote peer holding `held` and reading at
+   * `readingAt` (none: it says hello and nothing more), and returns the pieces we asked it for and its end.
+   */
   async function setUp() {
     const { manifest, asset, pieceBytes } = await oneVideo();
     let scheduler: Scheduler | undefined;
     const swarm = new Swarm(manifest, new MemoryPieceStore(), { ...callbacks, onPeerConnect: () => scheduler?.reschedule(), onPeerHave: () => scheduler?.reschedule() });
     await swarm.loadHave();
     scheduler = new Scheduler({ manifest, swarm, selfId: () => 'self', prefetchFromOrigin: () => {} });
-    const connect = async (id: string, held: number[], readingAt: number) => {
+    const connect = async (id: string, held: number[], readingAt?: number) => {
       const [ourEnd, remoteEnd] = channelPair();
       const remote = new RemotePeer(remoteEnd as unknown as RTCDataChannel, { readPiece: async (_asset, piece) => pieceBytes(piece) });
       swarm.addPeer(id, fakeConnection(), ourEnd as unknown as RTCDataChannel);
       remote.hello(new Map([[asset.id, runsOf(held)]]));
-      remote.announceReading(asset.id, readingAt);
-      await vi.waitFor(() => expect(swarm.peers.get(id)?.readingHeads(60_000)).toHaveLength(1));
+      if (readingAt === undefined) {
+        await vi.waitFor(() => expect(swarm.peers.get(id)?.has(asset.id, held[0]!)).toBe(true));
+      } else {
+        remote.announceReading(asset.id, readingAt);
+        await vi.waitFor(() => expect(swarm.peers.get(id)?.readingHeads(60_000)).toHaveLength(1));
+      }
       /** The pieces we asked this peer for. */
-      return () => ourEnd.sent.flatMap((message) => (message.type === 'request' ? [message.piece] : []));
+      const asked = () => ourEnd.sent.flatMap((message) => (message.type === 'request' ? [message.piece] : []));
+      return Object.assign(asked, { remote });
     };
     return { asset, swarm, scheduler, connect };
   }
@@ -286,6 +294,45 @@ describe('Scheduler: prefetches leave the lines of viewers far ahead to the view
     expect(askedOfAhead()).toEqual([]);
     scheduler.stop();
     swarm.destroy();
+  });
+
+  it('a holder whose hello came and its `reading` not yet is not taken for one that reads nowhere', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+    try {
+      const { asset, swarm, scheduler, connect } = await setUp();
+      const askedOfNear = await connect('near', all, 5);
+      // The viewer far ahead connects: its hello is handled, and the plan runs, before its `reading`
+      // arrives (each message is a task of its own, as on a data channel).
+      const askedOfAhead = await connect('ahead', all);
+      void scheduler.answer(asset, 0, 4000, true, new AbortController().signal);
+      await vi.advanceTimersByTimeAsync(100);
+      askedOfAhead.remote.announceReading(asset.id, 30);
+      await vi.advanceTimersByTimeAsync(100);
+      expect(new Set(askedOfNear())).toEqual(new Set([0, 1, 2, 3, 4, 5, 6, 7, 8]));
+      expect(askedOfAhead()).toEqual([]);
+      scheduler.stop();
+      swarm.destroy();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a holder that said hello HOLDINGS_WAIT_MS ago and never where it reads counts as reading nowhere: its line is asked first', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+    try {
+      const { asset, swarm, scheduler, connect } = await setUp();
+      const askedOfSeeder = await connect('seeder', all);
+      await vi.advanceTimersByTimeAsync(HOLDINGS_WAIT_MS);
+      const askedOfNear = await connect('near', all, 5);
+      void scheduler.answer(asset, 0, 4000, true, new AbortController().signal);
+      await vi.advanceTimersByTimeAsync(100);
+      expect(new Set(askedOfSeeder())).toEqual(new Set([0, 1, 2, 3, 4, 5, 6, 7, 8]));
+      expect(askedOfNear()).toEqual([]);
+      scheduler.stop();
+      swarm.destroy();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('a piece only the viewer far ahead holds is still prefetched from it', async () => {

@@ -181,7 +181,10 @@ describe('hostile peers', () => {
     console.info(`trickler: ${requests.length} requests, ${cancels} cancelled, ${verified} pieces verified from it; viewer ${viewerStats.bytesFromPeers} B from peers, ${viewerStats.bytesFromOrigin} B from the origin; peers ${JSON.stringify(viewerStats.peerList)}`);
     expect(behaviour.served, 'it started well').toBeGreaterThan(0);
     expect(verified).toBeGreaterThan(0);
-    expect(cancels, 'a trickling request was given up on').toBeGreaterThan(0);
+    // Passed over: a trickling request was given up on, or the one trickled piece measured it slow
+    // and it was asked nothing more (an engine that kept asking and waiting fails both).
+    const askedWhileTrickling = requests.length - behaviour.served;
+    expect(cancels > 0 || askedWhileTrickling <= 1, `${askedWhileTrickling} requests while trickling, ${cancels} given up on`).toBe(true);
     expect(viewerStats.bytesFromPeers).toBeGreaterThanOrEqual(fixture.site.videoBytes.length / 3);
     assertNoPageErrors(context);
   });

@@ -180,6 +180,11 @@ interface Download {
   reject(error: PeerfetchError): void;
 }
 
+/** When a download is due (performance.now() time): the peer sends the one due first first. */
+function dueAt(download: Download): number {
+  return download.sentAt + download.deadlineMs;
+}
+
 /** One piece being sent to the remote peer. */
 interface Upload {
   id: number;
@@ -365,11 +370,7 @@ export class Peer {
    * saw less queued ahead of a piece than the line sends first.
    */
   expectedDelay(bytes: number, deadlineMs?: number): number {
-    const dueBy = deadlineMs === undefined ? Infinity : performance.now() + deadlineMs;
-    let ahead = 0;
-    for (const download of this.#downloads.values()) {
-      if (download.sentAt + download.deadlineMs <= dueBy) ahead += download.buffer.length - download.next;
-    }
+    const ahead = this.#bytesDueBy(deadlineMs === undefined ? Infinity : performance.now() + deadlineMs, true);
     const rate = Math.max(this.#currentThroughput(), 1);
     const queueRate = this.#throughputMeasured ? rate : Math.min(rate, UNMEASURED_QUEUE_BPS);
     return this.rttMs / 1000 + ahead / queueRate + bytes / rate + this.failures * FAILURE_PENALTY_S;
@@ -390,20 +391,22 @@ export class Peer {
       if (download.asset === asset && download.piece === piece && (!target || download.next > target.next)) target = download;
     }
     if (!target) return undefined;
-    const bytes = target.buffer.length - target.next + this.#bytesDueBefore(target);
+    const bytes = target.buffer.length - target.next + this.#bytesDueBy(dueAt(target), false);
     const roundTripMs = target.firstChunkAt === undefined ? this.rttMs : 0;
     return roundTripMs + (bytes * 1000) / Math.max(this.#currentThroughput(), 1);
   }
 
   /**
-   * Bytes still to come of our other requests at this peer that are due before `download`: the
-   * peer sends the most urgent request first, so these come before the rest of it.
+   * Bytes still to come of our requests at this peer due before `time` (performance.now() time),
+   * or at it too when `orAt`. The peer sends the most urgent request first, so these come before
+   * a piece due at `time`; a new request due at the same time as one outstanding comes after it,
+   * and an outstanding one (with `orAt` false, itself left out) does not wait for its equals.
    */
-  #bytesDueBefore(download: Download): number {
-    const dueAt = download.sentAt + download.deadlineMs;
+  #bytesDueBy(time: number, orAt: boolean): number {
     let bytes = 0;
-    for (const other of this.#downloads.values()) {
-      if (other !== download && other.sentAt + other.deadlineMs < dueAt) bytes += other.buffer.length - other.next;
+    for (const download of this.#downloads.values()) {
+      const due = dueAt(download);
+      if (orAt ? due <= time : due < time) bytes += download.buffer.length - download.next;
     }
     return bytes;
   }
@@ -425,7 +428,7 @@ export class Peer {
     // While a request due earlier was outstanding, the peer was (rightly) sending that one: this
     // request's slow progress says nothing about the line (measured: on a 2 Mbit/s uplink the
     // third of three pieces asked for together looked like a stall and the peer was shunned).
-    if (this.#bytesDueBefore(download) > 0) return;
+    if (this.#bytesDueBy(dueAt(download), false) > 0) return;
     // Served from its first chunk on (before that, the round trip and what was sent ahead of it).
     const servedSince = download.firstChunkAt ?? download.sentAt;
     const elapsedMs = performance.now() - servedSince;

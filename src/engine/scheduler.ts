@@ -152,6 +152,8 @@ export class Scheduler {
   readonly #byHref = new Map<string, ManifestAsset>();
   /** URLs asked of the SW (see SchedulerComponents.resolve), once each. */
   readonly #resolving = new Set<string>();
+  /** Answers waiting for this scheduler to hear of their asset, each checking at every version or catalog asset heard (see #untilKnown). */
+  readonly #hearing = new Set<() => void>();
   /** Origin prefetches asked of the SW and not yet reported back, by `asset/piece`. */
   readonly #originRequested = new Map<string, { assetId: string; piece: number; at: number }>();
   #peerPrefetches = 0;
@@ -178,15 +180,46 @@ export class Scheduler {
     this.#components.manifest = manifest;
     this.#assetOrder = new Map(manifest.assets.map((asset, index) => [asset.id, index]));
     for (const [key, head] of this.#heads) {
-      if (!this.#assetOrder.has(head.asset.id) && this.#byHref.get(head.asset.href) !== head.asset) this.#heads.delete(key);
+      if (!this.#knows(head.asset)) this.#heads.delete(key);
     }
+    for (const heard of this.#hearing) heard();
     this.reschedule();
   }
 
   /** Catalog assets the SW described (see shared/catalog.ts): they may be read and read ahead into. */
   addAssets(assets: Iterable<ManifestAsset>): void {
     for (const asset of assets) this.#byHref.set(asset.href, asset);
+    for (const heard of this.#hearing) heard();
     this.reschedule();
+  }
+
+  /** Whether `asset` is in the manifest version this scheduler follows, or a catalog asset it was given. */
+  #knows(asset: ManifestAsset): boolean {
+    return this.#assetOrder.has(asset.id) || this.#byHref.get(asset.href) === asset;
+  }
+
+  /**
+   * Resolves once this scheduler knows `asset` (see #knows), at the latest after `timeoutMs`. The
+   * swarm takes a new manifest version first and reads what the store holds of its new assets
+   * before the scheduler hears of it (see Peerfetch's #followManifest), and the SW asks for a new
+   * segment's pieces right after it sent the version: answered in between, a piece's owner seemed
+   * not to want it (its read-ahead window ended at the last segment the scheduler knew), and
+   * the player went to the origin at once while the owner fetched it too (live benchmark, 4 viewers:
+   * the viewer whose playlist reloads came first in the segment cycle sent 23 pieces to the origin so,
+   * with 5 s buffered, 17 of them fetched from the origin by their owner too).
+   */
+  #untilKnown(asset: ManifestAsset, timeoutMs: number): Promise<void> | undefined {
+    if (this.#knows(asset)) return;
+    return new Promise((resolve) => {
+      const heard = () => this.#knows(asset) && finish();
+      const finish = () => {
+        clearTimeout(timer);
+        this.#hearing.delete(heard);
+        resolve();
+      };
+      const timer = setTimeout(finish, timeoutMs);
+      this.#hearing.add(heard);
+    });
   }
 
   /**
@@ -286,10 +319,12 @@ export class Scheduler {
     starting?: () => boolean,
   ): Promise<PieceResult> {
     const { swarm } = this.#components;
-    this.#noteHead(asset, piece, deadlineMs, bufferMs);
     const started = this.#now();
     const span = pieceSpan(piece, asset.size, asset.pieceSize);
     const pieceBytes = span.end - span.start;
+    // At most a third of the deadline and what the buffer leaves the origin, as the wait on holdings below.
+    await this.#untilKnown(asset, Math.min(deadlineMs / 3, originSlackMs(bufferMs?.(), pieceBytes)));
+    this.#noteHead(asset, piece, deadlineMs, bufferMs);
     // A live player's latency is set by its first frame and never caught up (hls.js stays three
     // segments behind the edge it saw), so every piece it asks for before that frame is treated as
     // a response's first: no wait for a first peer or for the member assigned to the piece, whose

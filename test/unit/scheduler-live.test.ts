@@ -11,8 +11,8 @@ import { originMs } from '../../src/engine/playback-slack.js';
 const SELF = 'member-a';
 const OTHER = 'member-b';
 
-/** One live segment and one on-demand file, each of 8 pieces (hashes never checked here, only distinct). */
-function manifest(): Promise<Manifest> {
+/** Live segments (by default one) and one on-demand file, each of 8 pieces (hashes never checked here, only distinct). */
+function manifest(segments = ['seg-7']): Promise<Manifest> {
   const asset = (url: string, seed: string) => ({
     url,
     size: 8 * 16_384,
@@ -21,18 +21,22 @@ function manifest(): Promise<Manifest> {
     pieces: Array.from({ length: 8 }, (_, i) => `${seed}${i}`.padStart(64, '0')),
   });
   return parseManifest(
-    { version: 1, live: [{ playlist: '/live/index.m3u8', segmentMs: 2000, windowMs: 12_000 }], assets: [asset('/live/seg-7.ts', 'a'), asset('/film.mp4', 'b')] },
+    {
+      version: 1,
+      live: [{ playlist: '/live/index.m3u8', segmentMs: 2000, windowMs: 12_000 }],
+      assets: [...segments.map((name, index) => asset(`/live/${name}.ts`, `a${index}`)), asset('/film.mp4', 'b')],
+    },
     'https://site.example/peerfetch-manifest.json',
   );
 }
 
 /**
  * A swarm of two members where nobody holds anything; records the waits asked of it. The other
- * member's player reads the start of every asset, so it plays each stream and wants every piece
- * (see Scheduler.ownerOf): only then is it assigned pieces and waited for. Its hello has arrived
- * (not `holdingsPending`): this member fetches its own pieces from the origin.
+ * member's player reads the start of every asset (or where `reads` says), so it plays each stream
+ * and wants every piece (see Scheduler.ownerOf): only then is it assigned pieces and waited for.
+ * Its hello has arrived (not `holdingsPending`): this member fetches its own pieces from the origin.
  */
-function fakeSwarm(m: Manifest, haveArrives: boolean, { connected = true } = {}) {
+function fakeSwarm(m: Manifest, haveArrives: boolean, { connected = true, reads = m.assets.map((asset) => ({ asset: asset.id, piece: 0 })) } = {}) {
   const waits: number[] = [];
   /** Waits for a first connected peer (the join grace), in ms. */
   const peerWaits: number[] = [];
@@ -42,7 +46,7 @@ function fakeSwarm(m: Manifest, haveArrives: boolean, { connected = true } = {})
   /** Assets the swarm has forgotten (they left the manifest). */
   const removed = new Set<string>();
   const swarm = {
-    peers: new Map(connected ? [[OTHER, { id: OTHER, holdingsPending: false, readingHeads: () => m.assets.map((asset) => ({ asset: asset.id, piece: 0 })) }]] : []),
+    peers: new Map(connected ? [[OTHER, { id: OTHER, holdingsPending: false, readingHeads: () => reads }]] : []),
     asset: (id: string) => (removed.has(id) ? undefined : m.assets.find((asset) => asset.id === id)),
     announceReading: () => {},
     availability: () => (announced ? 1 : 0),
@@ -128,6 +132,23 @@ describe('Scheduler: waiting for the member assigned to fetch a piece from the o
     // Announced meanwhile: asked of that member even before it earned trust (not `urgent`).
     expect(fetches).toEqual([{ deadlineMs: expect.any(Number), urgent: false }]);
     expect(fetches[0]!.deadlineMs).toBeLessThanOrEqual(1000);
+    scheduler.stop();
+  });
+
+  it('a piece of a segment the swarm took and the scheduler has not heard of yet waits for its version, then for the member assigned it', async () => {
+    const next = await manifest(['seg-7', 'seg-8']);
+    const [segment, newSegment] = next.assets as [ManifestAsset, ManifestAsset];
+    // The other member reads the last piece of seg-7: it wants seg-8 as the next segment of its window.
+    const { swarm, waits } = fakeSwarm(next, false, { reads: [{ asset: segment.id, piece: 7 }] });
+    const scheduler = new Scheduler({ manifest: { ...next, assets: next.assets.filter((asset) => asset !== newSegment) }, swarm, selfId: () => SELF, prefetchFromOrigin: () => {} });
+    const answering = scheduler.answer(newSegment, othersPiece(scheduler, newSegment), 2000, false, new AbortController().signal, () => 5000);
+    // The swarm reads what the store holds of seg-8 before the scheduler hears of the version.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    scheduler.setManifest(next);
+    expect(await answering).toEqual({ ok: false, reason: 'no-peer' });
+    // With 5 s buffered, the deadline (2 s) but the transfer: answered before the version, it did not wait at all.
+    expect(waits).toHaveLength(1);
+    expect(waits[0]).toBeGreaterThan(1500);
     scheduler.stop();
   });
 

@@ -4,7 +4,7 @@ import { Swarm, type PieceResult } from '../../src/engine/swarm.js';
 import { runsOf } from '../../src/shared/holdings.js';
 import { sha256Hex } from '../../src/shared/integrity.js';
 import { parseManifest, type Manifest } from '../../src/shared/manifest.js';
-import { MemoryPieceStore } from '../../src/store/piece-store.js';
+import { MemoryPieceStore, type StoredPiece } from '../../src/store/piece-store.js';
 import { channelPair, fakeConnection, SharedLine, type FakeChannel } from './fake-channel.js';
 import type { PeerMessage } from '../../src/shared/peer-messages.js';
 
@@ -366,6 +366,40 @@ describe('Swarm: a piece the player waits for, against its buffer', () => {
     expect(remote.keptState.uploads, 'only pieces 1 and 2 left queued at the sender').toBeLessThanOrEqual(2);
     await vi.advanceTimersByTimeAsync(4000);
     for (const piece of [1, 2]) expect(await prefetches[piece - 1]).toMatchObject({ ok: true });
+    swarm.destroy();
+  });
+});
+
+describe('Swarm: a verified piece and the store write', () => {
+  /** A store whose writes wait until the test lets each go, as a busy page's store writes one piece at a time. */
+  class HeldWrites extends MemoryPieceStore {
+    readonly writes: { piece: number; release: () => void }[] = [];
+    override async put(piece: StoredPiece): Promise<void> {
+      await new Promise<void>((release) => this.writes.push({ piece: piece.piece, release }));
+      return super.put(piece);
+    }
+  }
+
+  it("the player's request takes the piece once verified, before its write; a prefetch waits for the write", async () => {
+    const m = await manifest();
+    const assetId = m.assets[0]!.id;
+    const store = new HeldWrites();
+    const swarm = new Swarm(m, store, noCallbacks);
+    await swarm.loadHave();
+    connectRemote(swarm, assetId, 'seeder', [0, 1]);
+    await vi.waitFor(() => expect(swarm.availability(assetId, 1)).toBe(1));
+    let prefetched: PieceResult | undefined;
+    void swarm.fetchPiece(assetId, 1, 4000, new AbortController().signal).then((result) => (prefetched = result));
+    const player = await swarm.fetchPiece(assetId, 0, 4000, new AbortController().signal, { handOver: true });
+    expect(player).toEqual({ ok: true, data: pieceBytes(0) });
+    // Not written yet, so not yet offered to peers.
+    expect(store.writes.map((write) => write.piece)).toContain(0);
+    expect(swarm.holds(assetId, 0)).toBe(false);
+    await vi.waitFor(() => expect(store.writes.map((write) => write.piece)).toContain(1));
+    expect(prefetched).toBeUndefined();
+    for (const write of store.writes) write.release();
+    await vi.waitFor(() => expect(prefetched).toEqual({ ok: true, data: pieceBytes(1) }));
+    await vi.waitFor(() => expect([swarm.holds(assetId, 0), swarm.holds(assetId, 1)]).toEqual([true, true]));
     swarm.destroy();
   });
 });

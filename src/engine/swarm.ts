@@ -680,12 +680,23 @@ export class Swarm {
     const key = `${assetId}/${piece}`;
     const span = pieceSpan(piece, asset.size, asset.pieceSize);
     const size = span.end - span.start;
-    const joining = this.#downloads.has(key);
+    let joining = this.#downloads.has(key);
     // Through a prefetch already asked of a fresh peer, the player waits for it only briefly
     // until that peer is sending this piece (a peer that claims pieces and stalls never does);
     // one sending it by then is waited for like any other (see whileProving).
     const serving = this.#serving.get(key);
-    const unproven = joining && urgent && serving !== undefined && !serving.trusted && !serving.partial(assetId, piece)?.length;
+    let unproven = joining && urgent && serving !== undefined && !serving.trusted && !serving.partial(assetId, piece)?.length;
+    // Not even that when the fresh peer has sent us nothing at all and a trusted holder can deliver
+    // the piece in time: the prefetch is stopped and the piece asked of that holder at once. A joining
+    // viewer's first prefetches go to the first peer that said hello, often a line busy with the
+    // viewers behind it, that serves them first (WAN benchmark: the fourth viewer's seg-001 and
+    // seg-002 got no byte in 1.7-3.5 s from the second viewer's line, and went to the origin after the
+    // 1 s wait while the third viewer, trusted, held them on a line serving only it). A fresh peer
+    // sending us other pieces is on its way to trust, and is waited for as before.
+    if (unproven && serving?.bytesDownloaded === 0 && this.#fastestMs(assetId, piece, size, urgencyMs, true) <= deadlineMs) {
+      this.#downloads.abort(key);
+      joining = unproven = false;
+    }
     if (!joining && this.availability(assetId, piece, urgent) > 0) {
       if (this.#fastestMs(assetId, piece, size, urgencyMs, urgent) > deadlineMs) return { ok: false, reason: 'slow-peers' };
       // Only measured lines count as too late (see Peer.finishMs).
@@ -819,6 +830,8 @@ export class Swarm {
     let inherited = leftover !== undefined;
     if (prefix) this.#prefixes.set(key, prefix);
     let rejected = false;
+    /** The peer asked last: a download stopped for another that took the piece over (see fetchPiece) ends without touching that one's state. */
+    let asked: Peer | undefined;
     try {
       while (!signal.aborted) {
         const left = bytes - (prefix?.length ?? 0);
@@ -837,7 +850,7 @@ export class Swarm {
         const expectedMs = candidates[0]!.delay * 1000 * PEER_ATTEMPT_SLACK;
         const attemptMs = candidates.length > 1 ? Math.min(Math.max(PEER_ATTEMPT_TIMEOUT_MS, expectedMs), remainingMs) : remainingMs;
         const attemptTimer = setTimeout(() => attempt.abort(), Math.max(attemptMs, 0));
-        this.#serving.set(key, peer);
+        this.#serving.set(key, (asked = peer));
         try {
           const attemptSignal = AbortSignal.any([signal, attempt.signal]);
           data = await peer.request(asset.id, piece, bytes, attemptSignal, { prefix, deadlineMs: urgencyMs });
@@ -881,8 +894,10 @@ export class Swarm {
       }
     } finally {
       if (prefix && !this.holds(asset.id, piece)) this.#keepLeftover(key, prefix, contributors);
-      this.#prefixes.delete(key);
-      this.#serving.delete(key);
+      if (this.#serving.get(key) === asked) {
+        this.#prefixes.delete(key);
+        this.#serving.delete(key);
+      }
     }
     if (signal.aborted) return { ok: false, reason: 'timeout' };
     return { ok: false, reason: rejected ? 'rejected' : tried.size === 0 ? 'no-peer' : 'timeout' };

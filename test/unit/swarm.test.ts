@@ -620,6 +620,38 @@ describe('Swarm: hostile peers', () => {
     }
   });
 
+  it('the player takes a piece from a trusted holder at once, not through a prefetch of it that a fresh peer has not started', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+    try {
+      const m = await manifest();
+      const swarm = new Swarm(m, new MemoryPieceStore(), noCallbacks);
+      await swarm.loadHave();
+      const assetId = m.assets[0]!.id;
+      // The first peer to say hello: its line sends other viewers' pieces first, none of ours.
+      const { remoteEnd: busyEnd } = connectRemote(swarm, assetId, 'busy', [0, 1], undefined, () => new Promise(() => {}));
+      await vi.advanceTimersByTimeAsync(10);
+      const prefetch = swarm.fetchPiece(assetId, 0, 10_000, new AbortController().signal);
+      // A peer that said hello moments later earns trust on another prefetch.
+      connectRemote(swarm, assetId, 'idle', [0, 1]);
+      await vi.advanceTimersByTimeAsync(10);
+      const proof = swarm.fetchPiece(assetId, 1, 10_000, new AbortController().signal, { from: new Set(['idle']) });
+      await vi.advanceTimersByTimeAsync(100);
+      expect(await proof).toMatchObject({ ok: true });
+      expect(swarm.peers.get('idle')!.trusted).toBe(true);
+      const answered = swarm.fetchPiece(assetId, 0, 4000, new AbortController().signal, { urgent: true, handOver: true });
+      // Past the 1 s wait on a fresh peer; the piece's hash is checked off the fake clock.
+      await vi.advanceTimersByTimeAsync(1010);
+      const answer = await answered;
+      expect(answer, 'from the trusted holder, not handed to the origin after the wait on the fresh peer').toMatchObject({ ok: true });
+      expect(answer.ok && [...answer.data]).toEqual([...pieceBytes(0)]);
+      expect(await prefetch, 'the prefetch of the fresh peer is stopped').toMatchObject({ ok: false });
+      expect(busyEnd.other.sent.some((message) => message.type === 'cancel'), 'and its request cancelled').toBe(true);
+      swarm.destroy();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   /**
    * A fresh peer on a line of `rate` bytes/s holding pieces `held` (piece 0 by default; `readPiece`
    * of its own: a peer that never sends), a prefetch of piece 0 under way and the player's request

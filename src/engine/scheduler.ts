@@ -4,6 +4,7 @@ import type { PieceResult, Swarm } from './swarm.js';
 import { mixedHash } from '../shared/string-hash.js';
 import { pieceSpan } from '../shared/piece-math.js';
 import { originSlackMs, playbackDeadlineMs } from './playback-slack.js';
+import { untilSettled } from './wake-ups.js';
 import { MAX_HELD_PIECES } from '../shared/holdings.js';
 
 /**
@@ -208,18 +209,9 @@ export class Scheduler {
    * the viewer whose playlist reloads came first in the segment cycle sent 23 pieces to the origin so,
    * with 5 s buffered, 17 of them fetched from the origin by their owner too).
    */
-  #untilKnown(asset: ManifestAsset, timeoutMs: number): Promise<void> | undefined {
+  #untilKnown(asset: ManifestAsset, timeoutMs: number): Promise<boolean> | undefined {
     if (this.#knows(asset)) return;
-    return new Promise((resolve) => {
-      const heard = () => this.#knows(asset) && finish();
-      const finish = () => {
-        clearTimeout(timer);
-        this.#hearing.delete(heard);
-        resolve();
-      };
-      const timer = setTimeout(finish, timeoutMs);
-      this.#hearing.add(heard);
-    });
+    return untilSettled(this.#hearing, () => this.#knows(asset), timeoutMs);
   }
 
   /**

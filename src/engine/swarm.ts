@@ -9,6 +9,7 @@ import { TokenBucket } from '../shared/token-bucket.js';
 import { MAX_READING_HEADS, Peer, READING_MEMORY_MS, type PeerRecord } from './peer.js';
 import { UploadLimiter } from './upload-limiter.js';
 import { UploadTurns } from './upload-turns.js';
+import { untilSettled } from './wake-ups.js';
 import { finishFromOrigin, originMs } from './playback-slack.js';
 
 /** Connected peers we aim for: enough sources for parallel pieces, few enough for a phone's radio. */
@@ -154,8 +155,8 @@ export class Swarm {
   readonly #streamKeys = new WeakMap<ManifestAsset, string>();
   /** Peer downloads in progress, one per piece, shared by every caller that wants that piece. */
   readonly #downloads = new SharedTasks<PieceResult, AbortSignal>();
-  /** Waits for what peers hold (see waitForHave, waitForHoldings): each is told when a peer said more, and resolves when `settled(from)` holds. */
-  readonly #haveWaiters = new Set<{ settled(from: Peer): boolean; resolve(): void }>();
+  /** Waits for what peers hold (see waitForHave, waitForHoldings; untilSettled): each wake-up is called when a peer said more. */
+  readonly #haveWaiters = new Set<(from: Peer) => void>();
   /** Peers reached through a TURN relay (see PeerfetchOptions.relay). */
   readonly #relayed = new Set<string>();
   /** Whether relayed peers serve pieces the player waits for ('all'), or only prefetches ('ahead'). */
@@ -523,7 +524,7 @@ export class Swarm {
       readPiece: (id, piece) => (this.holds(id, piece) && this.#mayTell(peer, id) ? this.#readHeld(id, piece) : Promise.resolve(undefined)),
       onReading: (from, asset, ask) => this.#onPeerReading(from, asset, ask),
       onHave: (from) => {
-        for (const waiter of this.#haveWaiters) if (waiter.settled(from)) waiter.resolve();
+        for (const wake of this.#haveWaiters) wake(from);
         this.#callbacks.onPeerHave(from);
       },
       onUploaded: (from, bytes) => this.#callbacks.onUploaded(from, bytes),
@@ -598,14 +599,14 @@ export class Swarm {
   /** Resolves true once some peer is connected and has said what it holds, false after `timeoutMs` or an abort. */
   waitForPeer(timeoutMs: number, signal: AbortSignal): Promise<boolean> {
     if (this.peers.size > 0) return Promise.resolve(true);
-    return this.#waitFor(() => true, timeoutMs, signal);
+    return untilSettled(this.#haveWaiters, () => true, timeoutMs, signal);
   }
 
   /** Resolves true as soon as a connected peer (with `from`, one of these peers) holds `piece`, false after `timeoutMs` or an abort. */
   waitForHave(assetId: string, piece: number, timeoutMs: number, signal: AbortSignal, from?: ReadonlySet<string>): Promise<boolean> {
     const holds = (peer: Peer) => (!from || from.has(peer.id)) && peer.has(assetId, piece);
     if ([...this.peers.values()].some((peer) => !peer.closed && holds(peer))) return Promise.resolve(true);
-    return this.#waitFor(holds, timeoutMs, signal);
+    return untilSettled(this.#haveWaiters, holds, timeoutMs, signal);
   }
 
   /** Whether some connected peer was asked what it holds and has not said yet (see Peer.holdingsPending). */
@@ -620,24 +621,7 @@ export class Swarm {
    */
   async waitForHoldings(assetId: string, piece: number, timeoutMs: number, signal: AbortSignal): Promise<void> {
     if (this.availability(assetId, piece) > 0 || !this.holdingsPending) return;
-    await this.#waitFor((from) => from.has(assetId, piece) || !this.holdingsPending, timeoutMs, signal);
-  }
-
-  /** Resolves true once a peer's news makes `settled` true, false after `timeoutMs` or an abort. */
-  #waitFor(settled: (from: Peer) => boolean, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
-    return new Promise((resolve) => {
-      const finish = (found: boolean) => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        this.#haveWaiters.delete(waiter);
-        resolve(found);
-      };
-      const waiter = { settled, resolve: () => finish(true) };
-      const onAbort = () => finish(false);
-      const timer = setTimeout(() => finish(false), timeoutMs);
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.#haveWaiters.add(waiter);
-    });
+    await untilSettled(this.#haveWaiters, (from) => from.has(assetId, piece) || !this.holdingsPending, timeoutMs, signal);
   }
 
   /**

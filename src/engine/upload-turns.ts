@@ -1,3 +1,5 @@
+import { untilSettled } from './wake-ups.js';
+
 /**
  * Time (ms) after its last chunk that a peer's upload still counts as being sent (see
  * UploadTurns): a sender refills its short queue when half of it has drained, about every 130 ms
@@ -116,16 +118,8 @@ export class UploadTurns {
     let waited = false;
     for (let blockedMs = this.#blockedMs(key, due); blockedMs > 0; blockedMs = this.#blockedMs(key, due)) {
       waited = true;
-      await new Promise<void>((resolve) => {
-        const wake = () => {
-          clearTimeout(timer);
-          this.#waiters.delete(wake);
-          resolve();
-        };
-        // Past it, the upload ahead counts as stalled (see SENDING_MS): look again.
-        const timer = setTimeout(wake, blockedMs);
-        this.#waiters.add(wake);
-      });
+      // Past it, the upload ahead counts as stalled (see SENDING_MS): look again.
+      await untilSettled(this.#waiters, () => true, blockedMs);
     }
     return waited;
   }

@@ -240,7 +240,7 @@ async function benchmark() {
     'Offload = 1 − origin segment bytes / segment bytes the players loaded, over all viewers; playlists (reloaded from the origin by every system every segment) and peerfetch\'s manifest reloads are left out of both sides and shown in their own column. ' +
       'Ideal = 1 − (bytes of the distinct segments any viewer loaded) / (segment bytes loaded): the origin has to send each segment once. ' +
       'Latency = wall clock minus the program date time of the frame on screen (hls.js `playingDate`), sampled once a second while playing; per viewer its median, per run the median of the viewers\' medians. ' +
-      'Startup = first `playing` event, from navigation start. Rebuffers = `waiting` events after the first `playing`, time until playback resumed. Played to the end = the player reached the end of the stream after #EXT-X-ENDLIST.',
+      'Startup = first `playing` event, from navigation start. Rebuffers = `waiting` events after the first `playing`, time until playback resumed; for want of data = those with less than 1 s of media buffered past the playhead (the goals count these; a `waiting` with more buffered is the renderer short of CPU on this shared 2-core machine, seen in origin-only runs too, and is shown in all). Played to the end = the player reached the end of the stream after #EXT-X-ENDLIST.',
     '',
   ];
   if (options.write) {
@@ -283,7 +283,7 @@ async function benchmark() {
         '',
         'Offload = 1 − origin bytes / bytes consumed, over all viewers of a run; origin bytes are the media bytes (MP4, playlists, segments) the origin itself counted per viewer (User-Agent token); ' +
           `bytes consumed = the media size per viewer (a full play); ideal = (N−1)/N = ${(((options.viewers - 1) / options.viewers) * 100).toFixed(1)}%. ` +
-          'Startup = first `playing` event, from navigation start (it includes loading each system\'s scripts and service worker). Rebuffers = `waiting` events after the first `playing`, time until playback resumed. ' +
+          'Startup = first `playing` event, from navigation start (it includes loading each system\'s scripts and service worker). Rebuffers = `waiting` events after the first `playing`, time until playback resumed; for want of data = those with less than 1 s of media buffered past the playhead (the goals count these; a `waiting` with more buffered is the renderer short of CPU on this shared 2-core machine, seen in origin-only runs too, and is shown in all). ' +
           'Max origin copies = the most bytes of any one 256 KiB piece the origin sent one viewer, divided by the piece length. ' +
           'P2P column: the selected ICE candidate pairs seen on the pages\' RTCPeerConnections (none = the run had no P2P) and the bytes received over them.',
         '',

@@ -84,6 +84,15 @@
   }
   setInterval(() => void sampleConnections(), RTC_SAMPLE_MS);
 
+  /** Seconds of media buffered past the playhead: near 0 at a stall for want of data, more when the renderer starved. */
+  function bufferedAhead(video) {
+    const t = video.currentTime;
+    for (let i = 0; i < video.buffered.length; i++) {
+      if (video.buffered.start(i) <= t + 0.1 && t < video.buffered.end(i)) return Number((video.buffered.end(i) - t).toFixed(2));
+    }
+    return 0;
+  }
+
   function attach(video) {
     state.videoAt = performance.now();
     video.addEventListener('playing', () => {
@@ -101,7 +110,7 @@
       if (state.firstPlaying === null || state.ended || state.stallOpenAt !== null || video.seeking) return;
       state.stalls += 1;
       state.stallOpenAt = performance.now();
-      if (state.stallLog.length < 50) state.stallLog.push({ at: Number(video.currentTime.toFixed(2)), ms: null });
+      if (state.stallLog.length < 50) state.stallLog.push({ at: Number(video.currentTime.toFixed(2)), ms: null, ahead: bufferedAhead(video), dropped: video.getVideoPlaybackQuality?.().droppedVideoFrames ?? null });
     });
     video.addEventListener('loadstart', () => {
       if (state.takenOverAt === null && video.currentSrc.endsWith('#peerfetch')) state.takenOverAt = performance.now();

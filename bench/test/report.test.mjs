@@ -60,6 +60,25 @@ test('the WAN goals compare with the same system on the LAN and with origin-only
   assert.equal(byGoal['rebuffers ≤ origin-only'], 'not met');
 });
 
+test('a `waiting` with media buffered past the playhead is shown but not counted against the rebuffer goals', () => {
+  // The renderer short of CPU stalls with seconds buffered (origin-only runs have them too); a stall for want of data has nothing ahead.
+  const stalled = (log) => ({ stalls: log.length, stallMs: log.reduce((sum, l) => sum + l.ms, 0), stallLog: log });
+  const origin = run('origin-hls', 'wan', [viewer('a', SIZE), viewer('b', SIZE), viewer('c', SIZE), viewer('d', SIZE)]);
+  const rebuffers = (log) => {
+    const p2p = run('peerfetch-hls', 'wan', [viewer('a', SIZE), { ...viewer('b', 0), ...stalled(log) }, viewer('c', 0), viewer('d', 0)]);
+    return goals([origin, p2p].map((r) => summarize(r, 4))).find((g) => g.goal.endsWith('rebuffers ≤ origin-only'));
+  };
+  const buffered = rebuffers([{ at: 16.4, ms: 22, ahead: 8.4 }, { at: 30, ms: 4, ahead: 1 }]);
+  assert.equal(buffered.status, 'met');
+  assert.equal(buffered.figure, '0 (0.00 s); 2 in all (0.03 s) vs 0 (0.00 s)');
+  assert.equal(rebuffers([{ at: 16.4, ms: 22, ahead: 8.4 }, { at: 30, ms: 250, ahead: 0.04 }]).status, 'not met');
+  // One not logged (the log keeps 50) counts as for want of data.
+  assert.equal(rebuffers([{ at: 16.4, ms: 22, ahead: 8.4 }]).status, 'met');
+  assert.equal(rebuffers([]).status, 'met');
+  const unlogged = run('peerfetch-hls', 'wan', [viewer('a', SIZE), viewer('b', 0, { stalls: 1 }), viewer('c', 0), viewer('d', 0)]);
+  assert.equal(goals([origin, unlogged].map((r) => summarize(r, 4))).find((g) => g.goal.endsWith('rebuffers ≤ origin-only')).status, 'not met');
+});
+
 test('the Delivery section is replaced in place and the other sections are kept', async () => {
   const file = join(await mkdtemp(join(tmpdir(), 'bench-md-')), 'BENCHMARKS.md');
   await writeFile(file, '# Benchmarks\n\n## Tracker\n\ntracker figures\n');

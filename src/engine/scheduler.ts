@@ -541,7 +541,17 @@ export class Scheduler {
           const urgencyMs = Math.max(this.#prefetchUrgencyMs(head, bytesAhead), earlierDueAt + LATER_PIECE_MS - now);
           earlierDueAt = now + urgencyMs;
           fromPeers.push({ asset, piece, availability, order, queueMs: head.queueMs, urgencyMs });
-        } else if (self && everyPeerSaid && members(asset.id).length > 1 && this.ownerOf(asset.id, piece, members(asset.id)) === self) {
+        } else if (
+          self &&
+          everyPeerSaid &&
+          members(asset.id).length > 1 &&
+          this.ownerOf(asset.id, piece, members(asset.id)) === self &&
+          // Held by lines too slow for the queue but able to send it before the player plays it:
+          // left to them (a later plan or the player's own request decides), as the viewers behind
+          // will take it from them too (WAN benchmark: the fourth viewer fetched for the swarm two
+          // pieces the first two viewers held, 0.5 MB the origin need not have sent).
+          !(availability > 0 && swarm.canDeliverWithin(asset.id, piece, this.#prefetchUrgencyMs(head, bytesAhead), 0))
+        ) {
           // Alone in wanting it, the player's own stream fetches what it needs; splitting only pays with company.
           this.#requestFromOrigin(asset, piece);
         }

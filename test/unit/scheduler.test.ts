@@ -184,6 +184,29 @@ describe('Scheduler: a peer that has just connected', () => {
     swarm.destroy();
   });
 
+  it('a piece this page fetches from the origin for the swarm is not asked of a peer meanwhile', async () => {
+    const { asset, swarm, scheduler, fromOrigin, connect } = await setUp();
+    // A peer that plays the same video and holds none of it: this page owns some of the pieces ahead.
+    const watcher = connect('watcher');
+    watcher.remote.hello(new Map());
+    watcher.remote.announceReading(asset.id, 0);
+    await vi.waitFor(() => expect(swarm.peers.get('watcher')?.readingHeads(60_000)).toHaveLength(1));
+    // The player reads piece 0 (nobody holds it): the owned pieces ahead go to the origin, whose SW
+    // has not stored them yet (nothing answers the prefetches here).
+    const reading = new AbortController();
+    void scheduler.answer(asset, 0, 1000, true, reading.signal);
+    await vi.waitFor(() => expect(fromOrigin.length).toBeGreaterThan(0));
+    // A peer holding the whole video connects: the plan asks it for the other pieces, not for those.
+    const seeder = connect('seeder');
+    seeder.remote.hello(new Map([[asset.id, runsOf(Array.from({ length: PIECES }, (_, piece) => piece))]]));
+    const asked = () => seeder.ourEnd.sent.flatMap((message) => (message.type === 'request' ? [message.piece] : []));
+    await vi.waitFor(() => expect(asked().filter((piece) => piece > 0).length).toBeGreaterThan(0));
+    expect(asked().filter((piece) => fromOrigin.includes(piece))).toEqual([]);
+    reading.abort();
+    scheduler.stop();
+    swarm.destroy();
+  });
+
   it("a player's wait for what a new peer holds is no longer than its buffer leaves the origin", async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
     try {

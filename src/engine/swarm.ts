@@ -721,24 +721,12 @@ export class Swarm {
       }
     };
     let timer = unproven ? setTimeout(() => whileProving(0), Math.min(deadlineMs, UNPROVEN_JOIN_WAIT_MS)) : setTimeout(expire, deadlineMs);
-    // Bytes of the piece in at the last check (none made yet).
-    let receivedBefore = -1;
     const checkLate = () => {
       if (!bufferMs || late || signal.aborted || caller.signal.aborted) return;
-      const received = this.#partialOf(asset, piece);
-      const got = received?.length ?? 0;
-      const restMs = originMs(size - got);
-      const buffered = bufferMs();
-      // The origin's last chance: a line that sent nothing of the piece since the last check, when
-      // by the next one the buffer no longer covers what the origin needs for the rest, is left
-      // whatever its estimate, which lags behind a line gone quiet sending other viewers' pieces
-      // (uplinks benchmark: the third viewer's 37 kB piece came 2.7 s after it was asked with
-      // 2.6 s buffered, a stall of 0.2-0.5 s at every run's start).
-      const lastChance = got === receivedBefore && (buffered ?? Infinity) - LATE_CHECK_MS < restMs;
-      receivedBefore = got;
       const peerMs = this.#serving.get(key)?.finishMs(assetId, piece);
-      // Between two peers (peerMs undefined) the next one's request is being sent.
-      if (!lastChance && (peerMs === undefined || !finishFromOrigin(peerMs, restMs, buffered))) return;
+      if (peerMs === undefined) return; // between two peers: the next one's request is being sent
+      const received = this.#partialOf(asset, piece);
+      if (!finishFromOrigin(peerMs, originMs(size - (received?.length ?? 0)), bufferMs())) return;
       late = true;
       // Handed over for the buffer's sake: no stall of the line (see Peer.excuse).
       this.#serving.get(key)?.excuse(assetId, piece);

@@ -1,5 +1,3 @@
-import { bytesToHex, hexToBytes } from './hex.js';
-
 /** A fixed-size set of piece indexes, one bit each (bit 7 of byte 0 is piece 0, as in BitTorrent). */
 export class Bitfield {
   readonly bytes: Uint8Array;
@@ -23,22 +21,5 @@ export class Bitfield {
   clear(index: number): void {
     if (index < 0 || index >= this.length) return;
     this.bytes[index >> 3] = (this.bytes[index >> 3] ?? 0) & ~(0x80 >> (index & 7));
-  }
-
-  count(): number {
-    let total = 0;
-    for (let index = 0; index < this.length; index++) if (this.has(index)) total++;
-    return total;
-  }
-
-  toHex(): string {
-    return bytesToHex(this.bytes);
-  }
-
-  /** Parses the hex form; returns undefined when it does not fit `length` pieces. */
-  static fromHex(hex: string, length: number): Bitfield | undefined {
-    if (hex.length !== Math.ceil(length / 8) * 2 || !/^[0-9a-f]*$/.test(hex)) return undefined;
-    const bytes = hexToBytes(hex);
-    return bytes && new Bitfield(length, bytes);
   }
 }

@@ -130,8 +130,9 @@ export interface PeerHandlers {
   /**
    * The peer said its player reads `asset` (see the `reading` message): it may now be told what we
    * hold of that stream; `ask`: it waits for a hello in answer. Absent: nothing is told.
+   * `fetching`: the piece it reads, which it is fetching from the origin itself (`origin`).
    */
-  onReading?(peer: Peer, asset: string, ask: boolean): void;
+  onReading?(peer: Peer, asset: string, ask: boolean, fetching?: number): void;
   /** Resolves when `bytes` more may be uploaded (the page's upload cap). */
   beforeUpload(bytes: number): Promise<void>;
   /** This peer's place among the page's uploads to all its peers: the most urgent is sent first (see UploadTurns). */
@@ -503,13 +504,14 @@ export class Peer {
   /**
    * Tells the peer where our player now reads (see the `reading` message). `ask`: we just began
    * the stream (or connected): the peer answers with a hello, and we wait for it (holdingsPending).
+   * `origin`: we are fetching the piece from the origin ourselves.
    */
-  announceReading(asset: string, piece: number, ask = false): void {
+  announceReading(asset: string, piece: number, ask = false, origin = false): void {
     if (ask && !this.#closed) {
       this.#asksSent++;
       this.#awaitHoldings();
     }
-    this.#send(ask ? { type: 'reading', asset, piece, ask } : { type: 'reading', asset, piece });
+    this.#send({ type: 'reading', asset, piece, ...(ask && { ask }), ...(origin && { origin }) });
   }
 
   /**
@@ -727,7 +729,7 @@ export class Peer {
         this.#reading.set(message.asset, { piece: message.piece, at: performance.now() });
         if (this.#reading.size > MAX_READING_HEADS) this.#reading.delete(this.#reading.keys().next().value!);
         if (message.ask) this.#asksReceived++;
-        this.#handlers.onReading?.(this, message.asset, message.ask === true);
+        this.#handlers.onReading?.(this, message.asset, message.ask === true, message.origin && message.piece);
         return this.#handlers.onHave(this);
       }
       case 'listed':

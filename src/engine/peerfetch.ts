@@ -305,6 +305,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
         this.#log?.(`piece ${piece} of ${asset.href}: fetching it from the origin for the swarm`);
         this.#link.prefetch(asset.id, piece);
       },
+      stopOriginPrefetch: (asset, piece) => this.#link.prefetch(asset, piece, true),
       resolve: (href) => this.#link.resolve(href),
     });
     this.#link.listen();
@@ -433,6 +434,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       onUploaded: (_peer, bytes) => this.#stats.add('bytesUploaded', bytes),
       onWithdrawn: (assetId, piece) => this.#sources.unmark(assetId, piece),
       onUnknownAsset: (_peer, asset) => this.#onUnknownAsset(asset),
+      onPeerFetching: (asset, piece) => this.#scheduler?.onPeerFetching(asset, piece),
     });
   }
 

@@ -30,6 +30,8 @@ const MAX_PEER_PREFETCHES = 6;
 const PREFETCH_QUEUE_MS = 4000;
 /** Origin prefetches in flight at once (through the SW), per page. */
 const MAX_ORIGIN_PREFETCHES = 2;
+/** Pieces remembered as fetched from the origin by a peer (see Scheduler.onPeerFetching): several live windows' worth. */
+const MAX_FETCHED_BY_PEERS = 64;
 /**
  * Timeout (ms) of one peer prefetch; prefetches have no player waiting, only a bound. Also how
  * urgent a prefetch says it is while its player's pace is not known (see #prefetchUrgencyMs).
@@ -122,6 +124,8 @@ export interface SchedulerComponents {
   selfId: () => string | undefined;
   /** Has the SW fetch a piece from the origin into the store (it announces it when stored). */
   prefetchFromOrigin(asset: ManifestAsset, piece: number): void;
+  /** Has the SW stop such a fetch, unless a response reads the piece (see onPeerFetching). */
+  stopOriginPrefetch?(assetId: string, piece: number): void;
   /**
    * Has the SW load the catalog asset at `href` (the next asset of a stream, named by the one
    * before it) and describe it to this page, which then calls `addAssets`. Absent: not followed.
@@ -157,6 +161,8 @@ export class Scheduler {
   readonly #hearing = new Set<() => void>();
   /** Origin prefetches asked of the SW and not yet reported back, by `asset/piece`. */
   readonly #originRequested = new Map<string, { assetId: string; piece: number; at: number }>();
+  /** Pieces a peer said it fetches from the origin itself, by `asset/piece` (see onPeerFetching). */
+  readonly #fetchedByPeers = new Set<string>();
   #peerPrefetches = 0;
   /** When (the scheduler's clock) each peer prefetch in flight is needed, by `asset/piece` (see LATER_PIECE_MS). */
   readonly #prefetchesDueAt = new Map<string, number>();
@@ -359,18 +365,28 @@ export class Scheduler {
       swarm.availability(asset.id, piece, true) === 0 &&
       !swarm.downloading(asset.id, piece) &&
       owner !== undefined &&
-      owner !== this.#components.selfId() &&
-      this.#ownerWants(owner, asset.id, piece);
+      // Our own piece is asked of us only when our SW is not fetching it: a peer said it fetches it (see onPeerFetching).
+      (owner === this.#components.selfId() ? this.#fetchedByPeers.has(`${asset.id}/${piece}`) : this.#ownerWants(owner, asset.id, piece));
     let announcedMeanwhile = false;
     if (canWait) {
-      // Another member that wants this piece is assigned it and is probably fetching it from the origin now.
+      // Another member that wants this piece is assigned it and is probably fetching it from the
+      // origin now, or a peer fetches our own piece (a live viewer with 5 s buffered asked for it
+      // 0.4 s after the viewer at the edge, and went to the origin while it could have waited).
       const claimedBefore = swarm.availability(asset.id, piece) > 0;
       const transferMs = Math.max(LIVE_TRANSFER_MS, (owner && swarm.deliveryMs(owner, asset.id, piece, deadlineMs)) || 0);
       // A live player's buffer is a few seconds, often less than the deadline (one that joined with
       // the stream plays a segment behind the edge): the wait leaves the origin the time it needs.
       const liveLeftMs = Math.min(deadlineMs - (this.#now() - started), originSlackMs(bufferMs?.(), pieceBytes));
       const waitMs = asset.live ? Math.max(0, liveLeftMs - transferMs) : Math.min(OWNER_WAIT_MS, deadlineMs / 2);
-      if (!(await swarm.waitForHave(asset.id, piece, waitMs, signal))) return { ok: false, reason: 'no-peer' };
+      if (!(await swarm.waitForHave(asset.id, piece, waitMs, signal))) {
+        // The owner is fetching the piece from the origin now, or is about to, as the SW will for
+        // us: it is told not to and to take it from us (live benchmark, 4 viewers: the viewer that
+        // joined with the stream had about 1 s buffered at each new segment, could not wait, and
+        // 76 of the run's 88 pieces came from the origin twice, the owners' fetch starting 20-45 ms
+        // after its own).
+        if (asset.live) swarm.announceReading(asset.id, piece, true);
+        return { ok: false, reason: 'no-peer' };
+      }
       // A member that announced the piece while we waited (it fetched it from the origin as
       // assigned) is asked for it even before it earned trust: in a flash crowd that is how the
       // origin serves each piece once. A peer that merely claims pieces claimed it before the wait.
@@ -699,9 +715,25 @@ export class Scheduler {
       // an origin prefetch while its pieces went to the origin once per viewer).
       if (now - at > ORIGIN_PREFETCH_TIMEOUT_MS || swarm.holds(assetId, pendingPiece) || swarm.asset(assetId) === undefined) this.#originRequested.delete(pending);
     }
-    if (this.#originRequested.has(key) || this.#originRequested.size >= MAX_ORIGIN_PREFETCHES) return;
+    if (this.#originRequested.has(key) || this.#originRequested.size >= MAX_ORIGIN_PREFETCHES || this.#fetchedByPeers.has(key)) return;
     this.#originRequested.set(key, { assetId: asset.id, piece, at: now });
     this.#components.prefetchFromOrigin(asset, piece);
+  }
+
+  /**
+   * A peer is fetching `piece` of `assetId` from the origin itself (its player could not wait for
+   * the piece's owner). When it is assigned to us, we do not fetch it too: a fetch not begun yet
+   * (the peer often asks before the owner's plan starts it: live benchmark, 4 viewers, by 20-45 ms)
+   * never starts, and one under way (by 14-420 ms in other runs) stops, its slot free again; the
+   * piece is prefetched from that peer once it has it, and our player waits for it there. A peer
+   * that says so falsely costs what an owner that never fetches costs: each viewer's wait, then the
+   * origin. Only pieces assigned to us are ever looked up here; the set is emptied past
+   * MAX_FETCHED_BY_PEERS pieces, so a flood of these keeps little.
+   */
+  onPeerFetching(assetId: string, piece: number): void {
+    const key = `${assetId}/${piece}`;
+    if (this.#fetchedByPeers.add(key).size > MAX_FETCHED_BY_PEERS) this.#fetchedByPeers.clear();
+    if (this.#originRequested.delete(key)) this.#components.stopOriginPrefetch?.(assetId, piece);
   }
 
   /** The SW stored a piece (or reported one): an origin prefetch slot is free again. */

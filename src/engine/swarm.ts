@@ -95,6 +95,8 @@ export interface SwarmCallbacks {
   onWithdrawn(assetId: string, piece: number): void;
   /** A peer holds pieces of an asset our manifest does not list: a live stream may have moved on. */
   onUnknownAsset(peer: Peer, asset: string): void;
+  /** A peer's player reads `piece` of `assetId` and it is fetching it from the origin itself (see the `reading` message). */
+  onPeerFetching(assetId: string, piece: number): void;
 }
 
 /**
@@ -354,9 +356,10 @@ export class Swarm {
    * Our player now reads `piece` of `assetId`: every peer is told (see the `reading` message),
    * and peers that connect later hear of it after our hello. A stream our player was not reading
    * (see #streamsReadNow) now asks every peer for its holdings of it (they tell them only from now
-   * on), and peers may now be told what we hold of it.
+   * on), and peers may now be told what we hold of it. `origin`: we are fetching the piece from the
+   * origin ourselves (told again for a piece already announced).
    */
-  announceReading(assetId: string, piece: number): void {
+  announceReading(assetId: string, piece: number, origin = false): void {
     const now = performance.now();
     const stream = this.#streamOf(assetId);
     const fresh = !this.#streamsReadNow(now).has(stream);
@@ -366,7 +369,7 @@ export class Swarm {
     const held = fresh && [...this.#have].some(([id, pieces]) => pieces.size > 0 && this.#streamOf(id) === stream);
     for (const peer of this.peers.values()) {
       if (held && !this.#disclosures.get(peer.id)?.streams.has(stream)) this.#disclose(peer, false);
-      peer.announceReading(assetId, piece, fresh);
+      peer.announceReading(assetId, piece, fresh, origin);
     }
   }
 
@@ -522,7 +525,10 @@ export class Swarm {
       onUnknownAsset: (from, asset) => this.#callbacks.onUnknownAsset(from, asset),
       // A piece of a stream the peer may not know we hold is refused as if we did not hold it.
       readPiece: (id, piece) => (this.holds(id, piece) && this.#mayTell(peer, id) ? this.#readHeld(id, piece) : Promise.resolve(undefined)),
-      onReading: (from, asset, ask) => this.#onPeerReading(from, asset, ask),
+      onReading: (from, asset, ask, fetching) => {
+        this.#onPeerReading(from, asset, ask);
+        if (fetching !== undefined) this.#callbacks.onPeerFetching(asset, fetching);
+      },
       onHave: (from) => {
         for (const wake of this.#haveWaiters) wake(from);
         this.#callbacks.onPeerHave(from);

@@ -21,6 +21,12 @@ export type PageToWorker =
    */
   | { type: 'prefetch'; asset: string; piece: number }
   /**
+   * Stop that fetch: a peer fetches the piece from the origin itself, and this page takes it from
+   * the peer. The SW goes on when a response of its own reads the piece. Workers that do not know
+   * this message ignore it.
+   */
+  | { type: 'prefetch-stop'; asset: string; piece: number }
+  /**
    * Media elements of this page began loading these URLs before the SW controlled it (a first
    * visit): pass their requests through. Chromium refuses a media resource assembled from a
    * network response and a SW-built one, even for the same URL (measured: PIPELINE_ERROR_READ
@@ -182,6 +188,7 @@ export function asPageToWorker(data: unknown): PageToWorker | undefined {
     case 'engine-gone':
       return { type: data.type };
     case 'prefetch':
+    case 'prefetch-stop':
       return isAssetId(data.asset) && isIndex(data.piece) ? { type: data.type, asset: data.asset, piece: data.piece } : undefined;
     case 'media-direct': {
       const { urls } = data;

@@ -16,7 +16,8 @@ export function encodePeerMessage(message: PeerMessage): Uint8Array {
   let data: Uint8Array | undefined;
   let header: Record<string, unknown>;
   if (message.type === 'hello') {
-    header = { type: 'hello', version: message.version, have: {}, ...(message.asks === undefined ? {} : { asks: message.asks }) };
+    // An absent `asks` is left out by JSON.stringify.
+    header = { type: 'hello', version: message.version, have: {}, asks: message.asks };
     data = encodeHoldings(message.holdings);
   } else {
     ({ data, ...header } = message as PeerMessage & { data?: Uint8Array });
@@ -36,6 +37,16 @@ export function encodePeerMessage(message: PeerMessage): Uint8Array {
 
 function bad(reason: string): PeerfetchError {
   return new PeerfetchError('codec-invalid', `invalid peer message: ${reason}`);
+}
+
+/** An optional flag of a message: present, it is true. */
+function isFlag(value: unknown): value is true | undefined {
+  return value === undefined || value === true;
+}
+
+/** An optional count or index of a message. */
+function isOptionalIndex(value: unknown): value is number | undefined {
+  return value === undefined || isIndex(value);
 }
 
 /** Decodes and validates one frame; throws `codec-invalid` for anything malformed. */
@@ -60,9 +71,8 @@ export function decodePeerMessage(frame: Uint8Array): PeerMessage {
       // Another version's hello is read no further: the peer closes the channel on the version alone.
       if (version !== PEER_PROTOCOL_VERSION) return { type, version, holdings: new Map() };
       const { asks } = header;
-      if (asks !== undefined && !isIndex(asks)) throw bad('invalid hello');
-      const holdings = decodeHoldings(payload);
-      return asks === undefined ? { type, version, holdings } : { type, version, holdings, asks };
+      if (!isOptionalIndex(asks)) throw bad('invalid hello');
+      return { type, version, holdings: decodeHoldings(payload), asks };
     }
     case 'have':
     case 'lost': {
@@ -71,9 +81,10 @@ export function decodePeerMessage(frame: Uint8Array): PeerMessage {
       return { type, asset, piece };
     }
     case 'reading': {
-      const { asset, piece, ask } = header;
-      if (!isAssetId(asset) || !isIndex(piece) || (ask !== undefined && ask !== true)) throw bad('invalid reading');
-      return ask ? { type, asset, piece, ask } : { type, asset, piece };
+      const { asset, piece, ask, origin } = header;
+      if (!isAssetId(asset) || !isIndex(piece) || !isFlag(ask) || !isFlag(origin)) throw bad('invalid reading');
+      // An absent flag stays undefined (it is left out of JSON when encoded again).
+      return { type, asset, piece, ask, origin };
     }
     case 'listed': {
       const { asset } = header;
@@ -82,14 +93,9 @@ export function decodePeerMessage(frame: Uint8Array): PeerMessage {
     }
     case 'request': {
       const { id, asset, piece, from, deadlineMs } = header;
-      if (!isIndex(id) || !isAssetId(asset) || !isIndex(piece)) {
-        throw bad('invalid request');
-      }
-      if ((from !== undefined && !isIndex(from)) || (deadlineMs !== undefined && !isIndex(deadlineMs))) throw bad('invalid request');
-      const request: PeerMessage = { type, id, asset, piece };
-      if (from !== undefined && from > 0) request.from = from;
-      if (deadlineMs !== undefined) request.deadlineMs = Math.min(deadlineMs, MAX_REQUEST_DEADLINE_MS);
-      return request;
+      if (!isIndex(id) || !isAssetId(asset) || !isIndex(piece) || !isOptionalIndex(from) || !isOptionalIndex(deadlineMs)) throw bad('invalid request');
+      // Absent fields stay undefined (left out of JSON when encoded again); a `from` of 0 is none.
+      return { type, id, asset, piece, from: from || undefined, deadlineMs: deadlineMs && Math.min(deadlineMs, MAX_REQUEST_DEADLINE_MS) };
     }
     case 'cancel': {
       if (!isIndex(header.id)) throw bad('invalid cancel');

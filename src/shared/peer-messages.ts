@@ -7,7 +7,7 @@ import type { Holdings } from './holdings.js';
  * Version 3: the hello lists only what the sender holds, in binary runs (version 2 sent a hex
  * bitfield for every asset of the manifest, which passed the 64 KiB header limit at a few
  * thousand assets, so no connection of a large site ever got past its hello); `reading` and
- * `listed` are new in it. `reading`'s `ask` and `hello`'s `asks` came later within version 3:
+ * `listed` are new in it. `reading`'s `ask` and `origin` and `hello`'s `asks` came later within version 3:
  * optional header fields, which earlier builds of it ignore (they keep telling every peer all
  * they hold and never answer an ask, which the asker waits for only HOLDINGS_WAIT_MS).
  */
@@ -55,8 +55,12 @@ export type PeerMessage =
    * reading the stream (or just connected) and waits for a hello in answer, which the receiver
    * sends even when it holds nothing of the stream, so that the sender knows when it has heard
    * what every peer holds of it (see `hello`'s `asks`). Peers that do not know `ask` ignore it.
+   * `origin`: the sender's player cannot wait for the member assigned to the piece (a live viewer
+   * with little buffered) and the sender is fetching it from the origin itself, so that member
+   * stops its own origin fetch of it and takes it from the sender; sent again for the same piece
+   * when so. Peers that do not know `origin` ignore it (the piece is then fetched twice).
    */
-  | { type: 'reading'; asset: string; piece: number; ask?: true }
+  | { type: 'reading'; asset: string; piece: number; ask?: true; origin?: true }
   /** The sender no longer holds `piece` of `asset` (its store evicted or cleared it). */
   | { type: 'lost'; asset: string; piece: number }
   /**

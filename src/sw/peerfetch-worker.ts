@@ -286,6 +286,7 @@ export function startPeerfetchWorker(scope: ServiceWorkerGlobalScope, options: P
       if (resolving && !newVersionWaiting()) event.waitUntil(resolving);
       return;
     }
+    if (message.type === 'prefetch-stop') return void sources?.then((loaded) => loaded.stopPrefetch(message.asset, message.piece));
     const prefetching = prefetchPiece(message.asset, message.piece, clientId);
     // A prefetch holding its event open would hold a waiting new version back too (see yieldToNewVersion).
     if (!newVersionWaiting()) event.waitUntil(prefetching);

@@ -94,6 +94,8 @@ export class PieceSources {
   readonly #originFetches = new SharedTasks<GrowingPiece, AbortSignal>();
   /** Origin pieces whose bytes are arriving, until they are complete (and stored). */
   readonly #arriving = new Map<string, GrowingPiece>();
+  /** Origin transfers a page's prefetch started that no response has read yet: they may be stopped (see stopPrefetch). */
+  readonly #unread = new Set<string>();
   /** Per asset, settled once its first origin response is in (see #fromOrigin). */
   readonly #firstOriginResponse = new Map<string, Promise<void>>();
   /** Whole assets from an origin that ignores Range, held while their pieces are being stored. */
@@ -187,8 +189,23 @@ export class PieceSources {
     if (await this.#fromStore(asset, piece)) {
       return this.#components.notify(clientId, { type: 'piece-delivered', asset: asset.id, piece, source: 'store', bytes: 0, stored: true });
     }
-    const arriving = await this.#fromOrigin(asset, piece, clientId).catch(() => undefined);
+    const key = `${asset.id}/${piece}`;
+    if (!this.#originUnderWay(asset, piece)) this.#unread.add(key);
+    const arriving = await this.#fromOrigin(asset, piece, clientId, true).catch(() => undefined);
     await arriving?.done.catch(() => {});
+    this.#unread.delete(key);
+  }
+
+  /**
+   * Stops the origin transfer of a piece that only a prefetch wants (a peer fetches it from the
+   * origin itself, see the `reading` message's `origin`): the bytes not yet sent are not fetched
+   * twice. A transfer a response reads goes on. Nothing is stored or reported for it.
+   */
+  stopPrefetch(assetId: string, piece: number): void {
+    const key = `${assetId}/${piece}`;
+    if (!this.#unread.delete(key)) return;
+    this.#originFetches.abort(key);
+    this.#arriving.get(key)?.fail(new PeerfetchError('aborted', 'a peer fetches the piece from the origin'));
   }
 
   async #fromStore(asset: ManifestAsset, piece: number): Promise<Uint8Array | undefined> {
@@ -206,8 +223,10 @@ export class PieceSources {
    * would fetch it a second time (measured in the flash-crowd benchmark: two origin copies of one
    * piece for one viewer). The completed piece is stored and shared instead.
    */
-  async #fromOrigin(asset: ManifestAsset, piece: number, clientId: string): Promise<GrowingPiece> {
+  async #fromOrigin(asset: ManifestAsset, piece: number, clientId: string, prefetch = false): Promise<GrowingPiece> {
     const key = `${asset.id}/${piece}`;
+    // A response reads it: no longer stopped for a peer (see stopPrefetch).
+    if (!prefetch) this.#unread.delete(key);
     // Until the asset's first origin response is in, it is unknown whether its origin honours
     // Range: other pieces wait for it (one round trip) rather than each risking a whole download.
     const first = this.#firstOriginResponse.get(asset.id);

@@ -239,7 +239,7 @@ describe(`swarm under peers answering with random chunks (seed ${seed})`, () => 
     const assetId = manifest.assets[0]!.id;
     const verifiedFrom: string[] = [];
     const swarm = new Swarm(manifest, new MemoryPieceStore(), {
-      onPeerConnect() {}, onPeerDisconnect() {}, onPieceRejected() {}, onUploaded() {}, onPeerHave() {}, onWithdrawn() {}, onUnknownAsset() {},
+      onPeerConnect() {}, onPeerDisconnect() {}, onPieceRejected() {}, onUploaded() {}, onPeerHave() {}, onWithdrawn() {}, onUnknownAsset() {}, onPeerFetching() {},
       onPieceVerified: (_asset, _index, from) => verifiedFrom.push(from.id),
     });
     const all = new Map([[assetId, runsOf([0, 1, 2, 3])]]);

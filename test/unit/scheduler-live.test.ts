@@ -41,6 +41,8 @@ function fakeSwarm(m: Manifest, haveArrives: boolean, { connected = true, reads 
   /** Waits for a first connected peer (the join grace), in ms. */
   const peerWaits: number[] = [];
   const fetches: { deadlineMs: number; urgent: boolean | undefined }[] = [];
+  /** The `reading` messages asked of the swarm that say we fetch the piece from the origin ourselves. */
+  const originReadings: { asset: string; piece: number }[] = [];
   let announced = false;
   const held = new Set<string>();
   /** Assets the swarm has forgotten (they left the manifest). */
@@ -48,7 +50,9 @@ function fakeSwarm(m: Manifest, haveArrives: boolean, { connected = true, reads 
   const swarm = {
     peers: new Map(connected ? [[OTHER, { id: OTHER, holdingsPending: false, readingHeads: () => reads }]] : []),
     asset: (id: string) => (removed.has(id) ? undefined : m.assets.find((asset) => asset.id === id)),
-    announceReading: () => {},
+    announceReading: (asset: string, piece: number, origin = false) => {
+      if (origin) originReadings.push({ asset, piece });
+    },
     availability: () => (announced ? 1 : 0),
     downloading: () => false,
     holds: (asset: string, piece: number) => held.has(`${asset}/${piece}`),
@@ -70,7 +74,7 @@ function fakeSwarm(m: Manifest, haveArrives: boolean, { connected = true, reads 
       return { ok: true, data: new Uint8Array(1) };
     },
   };
-  return { swarm: swarm as unknown as Swarm, waits, peerWaits, fetches, held, removed };
+  return { swarm: swarm as unknown as Swarm, waits, peerWaits, fetches, held, removed, originReadings };
 }
 
 /** A piece of `asset` whose assigned member is the other one. */
@@ -118,6 +122,33 @@ describe('Scheduler: waiting for the member assigned to fetch a piece from the o
     expect(waits[2]).toBe(0);
     expect(waits[3]).toBe(0);
     expect(waits[4]).toBeGreaterThan(1600);
+    scheduler.stop();
+  });
+
+  it('a live player that cannot wait for the assigned member any longer tells its peers it fetches the piece itself', async () => {
+    const m = await manifest();
+    const [segment, film] = m.assets as [ManifestAsset, ManifestAsset];
+    const { swarm, waits, originReadings } = fakeSwarm(m, false);
+    const scheduler = new Scheduler({ manifest: m, swarm, selfId: () => SELF, prefetchFromOrigin: () => {} });
+    const signal = new AbortController().signal;
+    const livePiece = othersPiece(scheduler, segment);
+    // 0.7 s buffered: no wait at all, the SW goes to the origin while the owner is fetching the piece.
+    expect(await scheduler.answer(segment, livePiece, 2000, false, signal, () => 700)).toEqual({ ok: false, reason: 'no-peer' });
+    expect(waits).toEqual([0]);
+    expect(originReadings).toEqual([{ asset: segment.id, piece: livePiece }]);
+    // On demand the owner fetches only what it reads ahead: nothing to stop.
+    expect(await scheduler.answer(film, othersPiece(scheduler, film), 1000, false, signal)).toEqual({ ok: false, reason: 'no-peer' });
+    expect(originReadings).toHaveLength(1);
+    scheduler.stop();
+  });
+
+  it('a live piece that arrives from the assigned member is not said to be fetched from the origin', async () => {
+    const m = await manifest();
+    const segment = m.assets[0]!;
+    const { swarm, originReadings } = fakeSwarm(m, true);
+    const scheduler = new Scheduler({ manifest: m, swarm, selfId: () => SELF, prefetchFromOrigin: () => {} });
+    expect((await scheduler.answer(segment, othersPiece(scheduler, segment), 1000, false, new AbortController().signal)).ok).toBe(true);
+    expect(originReadings).toEqual([]);
     scheduler.stop();
   });
 
@@ -219,6 +250,62 @@ describe('Scheduler: origin prefetches for the swarm', () => {
     scheduler.reschedule();
     await new Promise((resolve) => setTimeout(resolve, 0));
     expect(asked).toEqual(ours.slice(0, 4));
+    scheduler.stop();
+  });
+
+  it('a piece assigned to this member that a peer fetches from the origin itself is not fetched, or stops', async () => {
+    const m = await manifest();
+    const segment = m.assets[0]!;
+    const { swarm, held } = fakeSwarm(m, false);
+    const asked: number[] = [];
+    const stopped: number[] = [];
+    const scheduler = new Scheduler({
+      manifest: m,
+      swarm,
+      selfId: () => SELF,
+      prefetchFromOrigin: (_asset, piece) => asked.push(piece),
+      stopOriginPrefetch: (_asset, piece) => stopped.push(piece),
+    });
+    const pieces = segment.pieces.map((_, piece) => piece).filter((piece) => piece > 0);
+    const ours = pieces.filter((piece) => scheduler.ownerOf(segment.id, piece) === SELF);
+    const theirs = pieces.filter((piece) => scheduler.ownerOf(segment.id, piece) === OTHER);
+    expect(ours.length).toBeGreaterThan(3);
+    expect(theirs.length).toBeGreaterThan(0);
+    const plan = async () => {
+      scheduler.reschedule();
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    };
+    // The peer says so before our plan starts the piece (the edge viewer asks first), and of a piece the other member owns.
+    scheduler.onPeerFetching(segment.id, ours[0]!);
+    scheduler.onPeerFetching(segment.id, theirs[0]!);
+    await scheduler.answer(segment, 0, 1000, true, new AbortController().signal);
+    await plan();
+    expect(asked).toEqual([ours[1], ours[2]]);
+    expect(stopped).toEqual([]);
+    // And while our fetch of a piece is under way: it is stopped, and its slot goes to the next piece.
+    scheduler.onPeerFetching(segment.id, ours[1]!);
+    expect(stopped).toEqual([ours[1]]);
+    await plan();
+    // The piece the peer fetched before is never asked of the origin.
+    expect(asked).toEqual([ours[1], ours[2], ours[3]]);
+    scheduler.stop();
+  });
+
+  it('the player waits for a peer that fetches a piece assigned to this member; a piece nobody said so of goes to the origin at once', async () => {
+    const m = await manifest();
+    const segment = m.assets[0]!;
+    const { swarm, waits } = fakeSwarm(m, true);
+    const scheduler = new Scheduler({ manifest: m, swarm, selfId: () => SELF, prefetchFromOrigin: () => {} });
+    const [left, fetchedByPeer] = segment.pieces.map((_, piece) => piece).filter((piece) => scheduler.ownerOf(segment.id, piece) === SELF);
+    expect(fetchedByPeer).toBeDefined();
+    const ask = (piece: number) => scheduler.answer(segment, piece, 2000, false, new AbortController().signal, () => 5000);
+    // Asked of the engine, a piece assigned to us is one our SW is not fetching: nobody to wait for.
+    expect(await ask(left!)).toEqual({ ok: false, reason: 'no-peer' });
+    expect(waits).toEqual([]);
+    scheduler.onPeerFetching(segment.id, fetchedByPeer!);
+    expect((await ask(fetchedByPeer!)).ok).toBe(true);
+    expect(waits).toHaveLength(1);
+    expect(waits[0]).toBeGreaterThan(0);
     scheduler.stop();
   });
 

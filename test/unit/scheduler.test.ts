@@ -26,7 +26,7 @@ async function twoVideos(): Promise<Manifest> {
   return parseManifest({ version: 1, assets: [await video('first'), await video('second')] }, 'https://site.example/peerfetch-manifest.json');
 }
 
-const callbacks = { onPeerConnect() {}, onPeerDisconnect() {}, onPieceVerified() {}, onPieceRejected() {}, onUploaded() {}, onPeerHave() {}, onWithdrawn() {}, onUnknownAsset() {} };
+const callbacks = { onPeerConnect() {}, onPeerDisconnect() {}, onPieceVerified() {}, onPieceRejected() {}, onUploaded() {}, onPeerHave() {}, onWithdrawn() {}, onUnknownAsset() {}, onPeerFetching() {} };
 
 function remoteHandlers(): PeerHandlers {
   return { pieceCount: () => PIECES, readPiece: async () => undefined, onHave: () => {}, onUploaded: () => {}, beforeUpload: async () => {}, onClose: () => {}, onUnknownAsset: () => {} };

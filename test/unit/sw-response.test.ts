@@ -226,6 +226,70 @@ describe('PieceSources', () => {
     expect(originCalls).toBe(2);
   });
 
+  it('stops a prefetch no response reads when a peer fetches the piece itself, before or after its headers; one a response reads goes on', async () => {
+    const asset = await makeAsset();
+    const store = new MemoryPieceStore();
+    const notices: WorkerToPage[] = [];
+    const transfers = new Map<number, { growing: GrowingPiece; signal: AbortSignal }>();
+    /** Pieces whose origin response does not come until their signal aborts. */
+    const noHeaders = new Set([3]);
+    const waitingForHeaders: number[] = [];
+    const aborted: number[] = [];
+    const sources = new PieceSources({
+      store,
+      fromPeers: async () => undefined,
+      fromOrigin: async (_asset, piece, signal) => {
+        if (noHeaders.has(piece)) {
+          waitingForHeaders.push(piece);
+          return new Promise((_resolve, reject) =>
+            signal.addEventListener('abort', () => {
+              aborted.push(piece);
+              reject(new Error('aborted'));
+            }),
+          );
+        }
+        const growing = new GrowingPiece(fromBytes(piece).length);
+        growing.append(fromBytes(piece).subarray(0, 100));
+        transfers.set(piece, { growing, signal });
+        return growing;
+      },
+      notify: (_client, message) => notices.push(message),
+      onStaleManifest: () => {},
+    });
+    const load = sources.loaderFor(asset, 'page-1');
+
+    // Piece 1, a prefetch only: its transfer fails, nothing is stored or reported.
+    const prefetch1 = sources.prefetch(asset, 1, 'page-1');
+    await vi.waitFor(() => expect(transfers.has(1)).toBe(true));
+    sources.stopPrefetch(asset.id, 1);
+    await prefetch1;
+    expect(transfers.get(1)!.growing.failed).toBe(true);
+    // Piece 2, a prefetch the player's response joined: it goes on.
+    const prefetch2 = sources.prefetch(asset, 2, 'page-1');
+    await vi.waitFor(() => expect(transfers.has(2)).toBe(true));
+    // The response has the transfer's GrowingPiece (it joined) before the rest of the bytes arrive.
+    const joined = await load(2, signal(), false);
+    sources.stopPrefetch(asset.id, 2);
+    transfers.get(2)!.growing.append(fromBytes(2).subarray(100));
+    expect(await bytesOf(joined)).toEqual(fromBytes(2));
+    await prefetch2;
+    // Piece 3, stopped while its request waits for the origin's headers.
+    const prefetch3 = sources.prefetch(asset, 3, 'page-1');
+    await vi.waitFor(() => expect(waitingForHeaders).toEqual([3]));
+    sources.stopPrefetch(asset.id, 3);
+    await prefetch3;
+    expect(aborted).toEqual([3]);
+
+    await vi.waitFor(async () => expect(await store.list(asset.id)).toEqual([2]));
+    expect(notices.flatMap((notice) => (notice.type === 'piece-delivered' ? [notice.piece] : []))).toEqual([2]);
+    // A stop for a piece no prefetch fetches changes nothing; the stopped piece is fetched anew when the player asks.
+    sources.stopPrefetch(asset.id, 0);
+    const again = load(1, signal(), false);
+    await vi.waitFor(() => expect(transfers.get(1)!.growing.failed).toBe(false));
+    transfers.get(1)!.growing.append(fromBytes(1).subarray(100));
+    expect(await bytesOf(await again)).toEqual(fromBytes(1));
+  });
+
   it('finishes a piece peers half-delivered with an origin Range from where they stopped, verified whole before the player gets it', async () => {
     const half = fromBytes(1).slice(0, 5000);
     const { load, calls, store, asset, notices } = await setup({ peers: (piece) => (piece === 1 ? { partial: half } : undefined) });

@@ -91,6 +91,38 @@ describe('Swarm: holdings stay true', () => {
   });
 });
 
+describe('Swarm: a peer that fetches a piece from the origin itself', () => {
+  it('is reported with the piece its reading names; a plain reading is not', async () => {
+    const m = await manifest();
+    const assetId = m.assets[0]!.id;
+    const fetching: [string, number][] = [];
+    const swarm = new Swarm(m, new MemoryPieceStore(), { ...noCallbacks, onPeerFetching: (asset, piece) => fetching.push([asset, piece]) });
+    await swarm.loadHave();
+    const { remote } = connectRemote(swarm, assetId, 'remote', []);
+    remote.announceReading(assetId, 2, true);
+    remote.announceReading(assetId, 3, false, true);
+    await vi.waitFor(() => expect(fetching).toEqual([[assetId, 3]]));
+    swarm.destroy();
+  });
+
+  it('is told so when our player cannot wait for a piece', async () => {
+    const m = await manifest();
+    const assetId = m.assets[0]!.id;
+    const swarm = new Swarm(m, new MemoryPieceStore(), noCallbacks);
+    await swarm.loadHave();
+    const { swarmEnd } = connectEmptyRemote(swarm, 'remote');
+    swarm.announceReading(assetId, 1);
+    swarm.announceReading(assetId, 1, true);
+    const readings = () => swarmEnd.sent.filter((message) => message.type === 'reading');
+    await vi.waitFor(() => expect(readings()).toHaveLength(2));
+    expect(readings()).toEqual([
+      { type: 'reading', asset: assetId, piece: 1, ask: true },
+      { type: 'reading', asset: assetId, piece: 1, origin: true },
+    ]);
+    swarm.destroy();
+  });
+});
+
 describe('Swarm: requests sized to each line', () => {
   beforeEach(() => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });

@@ -408,6 +408,97 @@ describe('Peer protocol', () => {
       }
     });
 
+    describe('a request that completes far slower than the peer was counted at counts as a stall', () => {
+      const MEASURED_RATE = 50_000; // bytes/s: a piece takes 1.3 s
+      const PIECES = 6;
+
+      /** A seeder of PIECES pieces on a line of MEASURED_RATE, measured on piece 0; `piece(n)` downloads piece n. */
+      async function measuredLine(rate = MEASURED_RATE) {
+        vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+        const pieces = new Map(Array.from({ length: PIECES }, (_, n) => [`${ASSET}/${n}`, piece] as const));
+        const { leecher, seeder, seederEnd } = connect(pieces, rate);
+        // Greeted, so that the hello deadline does not close either side in a test longer than 10 s.
+        seeder.hello(new Map());
+        leecher.hello(new Map());
+        /**
+         * Downloads piece `n`, the clock moving on until it is in, within a prefetch's 10 s; with
+         * `pauseMs`, the line sends nothing for that long after the piece's first chunk (a trickler
+         * finishing the piece just in time).
+         */
+        const download = async (n: number, pauseMs = 0) => {
+          let done = false;
+          const before = leecher.bytesDownloaded;
+          const whole = leecher.request(ASSET, n, PIECE_BYTES, new AbortController().signal).finally(() => (done = true));
+          if (pauseMs > 0) {
+            await vi.waitFor(async () => {
+              await vi.advanceTimersByTimeAsync(5);
+              expect(leecher.bytesDownloaded).toBeGreaterThan(before);
+            });
+            seederEnd.silent = true;
+            await vi.advanceTimersByTimeAsync(pauseMs);
+            seederEnd.silent = false;
+          }
+          for (let waited = 0; !done && waited < 10_000; waited += 50) await vi.advanceTimersByTimeAsync(50);
+          expect(await whole).toEqual(piece);
+        };
+        await download(0);
+        expect(leecher.throughputMeasured).toBe(true);
+        return { leecher, seederEnd, download, measured: leecher.expectedDelay(PIECE_BYTES) };
+      }
+
+      afterEach(() => {
+        vi.useRealTimers();
+      });
+
+      it('a trickler (a piece in 9 s on a line measured to send it in 1.3 s): a stall, not waited for 4 s, then 8 s after its next slow piece', async () => {
+        const TRICKLE_PAUSE_MS = 8000;
+        const { leecher, download } = await measuredLine();
+        await download(1, TRICKLE_PAUSE_MS);
+        leecher.noteVerified(); // the piece was whole and true: trust, not a clean record
+        expect(leecher.blemished, 'a stall in memory').toBe(true);
+        expect(leecher.expectedDelay(PIECE_BYTES), 'expected at the rate it trickled at').toBeGreaterThan((PIECE_BYTES * 5) / MEASURED_RATE);
+        await vi.advanceTimersByTimeAsync(4001);
+        expect(leecher.blemished, 'another chance after 4 s').toBe(false);
+        // Trickled again: the next stall in a row, though the piece in between was delivered.
+        await download(2, TRICKLE_PAUSE_MS);
+        leecher.noteVerified();
+        await vi.advanceTimersByTimeAsync(7000);
+        expect(leecher.blemished).toBe(true);
+        await vi.advanceTimersByTimeAsync(1001);
+        expect(leecher.blemished).toBe(false);
+        // Pieces at its rate end the run of stalls: the next slow one counts 4 s again.
+        await download(3);
+        await download(4);
+        await download(5, TRICKLE_PAUSE_MS);
+        expect(leecher.blemished).toBe(true);
+        await vi.advanceTimersByTimeAsync(4001);
+        expect(leecher.blemished).toBe(false);
+      });
+
+      it('a 1 Mbit/s home line sending steadily at its rate, or at half of it for a while, is never counted slow', async () => {
+        const HOME_RATE = 125_000;
+        const { leecher, seederEnd, download } = await measuredLine(HOME_RATE);
+        const atRate = leecher.expectedDelay(PIECE_BYTES);
+        for (let n = 1; n < PIECES; n++) {
+          // Pieces 3-4 while the line carries another viewer's pieces too.
+          seederEnd.bytesPerSecond = n === 3 || n === 4 ? HOME_RATE / 2 : HOME_RATE;
+          await download(n);
+          expect(leecher.blemished, `after piece ${n}`).toBe(false);
+          expect(leecher.expectedDelay(PIECE_BYTES), `after piece ${n}`).toBeLessThan(2.5 * atRate);
+        }
+      });
+
+      it('a line never measured that sends below the assumed rate (a home line on its first piece) is only measured', async () => {
+        vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+        const { leecher } = connect(new Map([[`${ASSET}/1`, piece]]), 20_000);
+        const whole = leecher.request(ASSET, 1, PIECE_BYTES, new AbortController().signal);
+        await vi.advanceTimersByTimeAsync(5000);
+        expect(await whole).toEqual(piece);
+        expect(leecher.blemished).toBe(false);
+        expect(leecher.throughput).toBeCloseTo(20_000, -3);
+      });
+    });
+
     it('a request the player could not wait for (excused: another source takes the piece over) measures no stall', async () => {
       const { leecher, fresh, advance, giveUp } = await stalledDownload();
       advance(2000);

@@ -622,7 +622,7 @@ export class Peer {
    * `error.details.partial` (a Uint8Array, absent when none), so that another source can finish it.
    */
   request(asset: string, piece: number, expectedBytes: number, signal: AbortSignal, options: RequestOptions = {}): Promise<Uint8Array> {
-    if (this.#closed) return Promise.reject(new PeerfetchError('peer-closed', 'peer is closed', { peer: this.id }));
+    if (this.#closed) return Promise.reject(new PeerfetchError('peer-closed', 'peer closed', { peer: this.id }));
     const prefix = options.prefix && options.prefix.length < expectedBytes ? options.prefix : undefined;
     const deadlineMs = Math.min(options.deadlineMs ?? DEFAULT_UPLOAD_DEADLINE_MS, MAX_REQUEST_DEADLINE_MS);
     const id = this.#nextRequestId++;
@@ -637,7 +637,7 @@ export class Peer {
         if (!download.excused && this.#bytesDueBy(dueAt(download), false) <= 0) this.#noteStall(download);
         this.#forget(id);
         this.#send({ type: 'cancel', id });
-        download.reject(new PeerfetchError('aborted', 'request cancelled', { peer: this.id }));
+        download.reject(new PeerfetchError('aborted', 'cancelled', { peer: this.id }));
       };
       signal.addEventListener('abort', onAbort, { once: true });
       const settle = () => signal.removeEventListener('abort', onAbort);
@@ -843,7 +843,7 @@ export class Peer {
     // Our own uploads send a piece in order; anything else (wrong size, a gap, an overlap) is a broken or hostile peer.
     if (chunk.total !== download.buffer.length || chunk.offset !== download.next) {
       this.#forget(chunk.id);
-      download.reject(new PeerfetchError('codec-invalid', 'chunk does not continue the piece', { peer: this.id }));
+      download.reject(new PeerfetchError('codec-invalid', 'chunk out of place', { peer: this.id }));
       return;
     }
     const now = performance.now();

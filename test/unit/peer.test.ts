@@ -475,6 +475,37 @@ describe('Peer protocol', () => {
         expect(leecher.blemished).toBe(false);
       });
 
+      it('pieces sent side by side are measured by what the most urgent gets, not by the line: a trickler sending three at once', async () => {
+        let now = 1000;
+        vi.spyOn(performance, 'now').mockImplementation(() => now);
+        const [leecherEnd] = channelPair();
+        const leecher = new Peer('trickler', fakeConnection(), leecherEnd as unknown as RTCDataChannel, handlers(new Map()));
+        const chunk = (id: number, offset: number) =>
+          leecherEnd.onmessage?.({ data: encodePeerMessage({ type: 'chunk', id, offset, total: PIECE_BYTES, data: piece.subarray(offset, offset + CHUNK_SIZE) }).buffer });
+        const ask = (n: number, deadlineMs: number) => leecher.request(ASSET, n, PIECE_BYTES, new AbortController().signal, { deadlineMs });
+        const idOf = (n: number) => leecherEnd.sent.find((message) => message.type === 'request' && message.piece === n)!.id;
+        // Four pieces one after another, a chunk each 160 ms: a line of about 100 kB/s.
+        const good = [0, 1, 2, 3].map((n) => ask(n, 10_000));
+        for (const n of [0, 1, 2, 3]) {
+          for (let offset = 0; offset < PIECE_BYTES; offset += CHUNK_SIZE) {
+            now += 160;
+            chunk(idOf(n), offset);
+          }
+        }
+        await Promise.all(good);
+        expect(leecher.throughput).toBeGreaterThan(80_000);
+        expect(leecher.throughput).toBeLessThan(110_000);
+        // Then three pieces side by side, a chunk of each every 1.3 s: 38 kB/s on the line, more than
+        // a quarter of its measured rate, but the piece due first gets 13 kB/s.
+        const slow = [4, 5, 6].map((n, i) => ask(n, 5000 + i * 1000));
+        for (let offset = 0; offset < PIECE_BYTES; offset += CHUNK_SIZE) {
+          now += 1300;
+          for (const n of [4, 5, 6]) chunk(idOf(n), offset);
+        }
+        await Promise.all(slow);
+        expect(leecher.blemished, 'the piece due first, at a seventh of the measured rate, is a stall').toBe(true);
+      });
+
       it('a 1 Mbit/s home line sending steadily at its rate, or at half of it for a while, is never counted slow', async () => {
         const HOME_RATE = 125_000;
         const { leecher, seederEnd, download } = await measuredLine(HOME_RATE);

@@ -207,14 +207,16 @@ describe('hostile peers', () => {
      * so nothing told whether the engine then passed the trickler over.
      */
     const longer = useTestSite({ video: { name: 'hostile-longer', seconds: 24, kbps: 1500 }, pieceSize: PIECE_SIZE, originArgs: ['--rate', '600'] });
-    /** Pieces' worth of the video the viewer must still lack when the first trickled piece was sent, for what follows to say anything. */
+    /** Pieces' worth of the video the viewer must still lack when the first trickled request ended, for what follows to say anything. */
     const PIECES_LEFT = 8;
     /**
-     * Pieces from the seeder per trickled piece waited for to its end, at least, once the trickler
-     * was seen trickling a whole piece. Runs of the engine that passes it over: 1-2 pieces waited
-     * for beside 36 from the seeder; main: 5 beside none (two runs, load 5-6).
+     * Pieces from the seeder per trickled piece waited for to its end, past WAITED_ANYWAY, once a
+     * trickled request ended. Runs of the engine that passes it over: 0-2 pieces waited for beside
+     * 36 from the seeder; main ad7d620: 5 beside none (two runs, load 5-6).
      */
     const ELSEWHERE_PER_WAITED = 4;
+    /** Trickled pieces waited for after that which pass whatever the seeder sent: requests crossing the first one's end on the wire. */
+    const WAITED_ANYWAY = 2;
 
     it('a peer that starts well and then trickles: it earns trust, then is measured slow and passed over', async () => {
       const seeder = await openSeeder(chromium, longer, 'trickle-seeder');
@@ -228,10 +230,10 @@ describe('hostile peers', () => {
       const session = await viewerSession(slow);
 
       const played = playToTheEndAndVerify(page, longer);
-      // The case exercised: a request reached it after it began trickling and was trickled to its
-      // end (the engine has seen a whole trickled piece), while the viewer still lacked much of the video.
-      const measured = await waitFor(() => behaviour.trickled.find((request) => request.end === 'sent'), {
-        what: 'a request to the trickler after its good pieces, trickled to its end',
+      // The case exercised: a request reached it after it began trickling and ended (trickled to its
+      // end, or given up on: the engine has seen it trickle), while the viewer still lacked much of the video.
+      const measured = await waitFor(() => behaviour.trickled.find((request) => request.end !== undefined), {
+        what: 'a request to the trickler after its good pieces, ended',
       });
       const atMeasured = await stats(page);
       /** Pieces the viewer took from the other peer (the seeder) so far. */
@@ -245,25 +247,26 @@ describe('hostile peers', () => {
       const viewerStats = await stats(page);
       const t0 = measured.endedAt!;
       const later = behaviour.trickled.filter((request) => request.askedAt > t0);
+      // Waited for: trickled to its end.
       const laterWaitedOut = later.filter((request) => request.end !== 'cancelled');
       const elsewhereLater = (await fromElsewhere()) - fromElsewhereAtMeasured;
       console.info(
         `trickler: ${requests.length} requests (${behaviour.trickled.length} trickled: ${behaviour.trickled
           .map((request) => `piece ${request.piece} asked ${request.askedAt - t0} ms, ${request.end ?? 'open'} ${request.endedAt === undefined ? '' : request.endedAt - t0} ms`)
-          .join('; ')}), ${cancels} cancelled, ${elsewhereLater} pieces from the seeder after the first trickled piece was sent, ${verified} pieces verified from it; viewer when the first trickled piece was sent ${atMeasured.bytesFromPeers + atMeasured.bytesFromOrigin} B, by the end ${viewerStats.bytesFromPeers} B from peers, ${viewerStats.bytesFromOrigin} B from the origin; peers ${JSON.stringify(viewerStats.peerList)}`,
+          .join('; ')}), ${cancels} cancelled, ${elsewhereLater} pieces from the seeder after the first trickled request ended, ${verified} pieces verified from it; viewer when the first trickled request ended ${atMeasured.bytesFromPeers + atMeasured.bytesFromOrigin} B, by the end ${viewerStats.bytesFromPeers} B from peers, ${viewerStats.bytesFromOrigin} B from the origin; peers ${JSON.stringify(viewerStats.peerList)}`,
       );
       expect(behaviour.served, 'it started well').toBe(GOOD_PIECES);
       expect(verified, 'and earned trust').toBeGreaterThan(0);
       expect(videoBytes - (atMeasured.bytesFromPeers + atMeasured.bytesFromOrigin), 'the viewer still lacked much of the video then').toBeGreaterThan(PIECES_LEFT * 64 * 1024);
-      // Passed over: after that, the rest went elsewhere. What the trickler is still asked is given up
-      // on, or little beside what the seeder sends (requests crossing the trickled piece's last chunk
-      // on the wire; another chance once its stall memory ran out, 4 s, then 8 s). An engine that
-      // kept asking it and waiting for its pieces fails (main before the slow-completion rule: 5
-      // pieces waited for from it after the first trickled one, none from the seeder, in two runs).
+      // Passed over: what it is asked after that is given up on, or little is waited for (requests
+      // crossing that request's end on the wire; another round once its stall memory ran out), beside
+      // what the seeder sends. An engine that kept asking it and waiting for its pieces fails (main
+      // ad7d620, before the slow-completion rule: 5 pieces waited for from it after the first
+      // trickled one, none from the seeder, in two runs).
       expect(
-        elsewhereLater,
-        `${elsewhereLater} pieces from the seeder after the first trickled piece was sent, ${later.length} requests to the trickler, ${laterWaitedOut.length} of them waited for to their end`,
-      ).toBeGreaterThanOrEqual(ELSEWHERE_PER_WAITED * Math.max(1, laterWaitedOut.length));
+        laterWaitedOut.length,
+        `${later.length} requests to the trickler after the first trickled request ended, ${laterWaitedOut.length} of them waited for to their end; ${elsewhereLater} pieces from the seeder`,
+      ).toBeLessThanOrEqual(Math.max(WAITED_ANYWAY, elsewhereLater / ELSEWHERE_PER_WAITED));
       expect(viewerStats.bytesFromPeers).toBeGreaterThanOrEqual(videoBytes / 3);
       assertNoPageErrors(context);
     });

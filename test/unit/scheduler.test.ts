@@ -157,16 +157,20 @@ describe('Scheduler: a peer that has just connected', () => {
       swarm.addPeer(id, fakeConnection(), ourEnd as unknown as RTCDataChannel);
       return { remote, ourEnd };
     };
-    return { asset, swarm, scheduler, fromOrigin, disconnects, connect };
+    /** A peer that plays the same video from its start and holds none of it: with it, this page owns some of the pieces ahead. */
+    const watcher = async () => {
+      const peer = connect('watcher');
+      peer.remote.hello(new Map());
+      peer.remote.announceReading(asset.id, 0);
+      await vi.waitFor(() => expect(swarm.peers.get('watcher')?.readingHeads(60_000)).toHaveLength(1));
+      return peer;
+    };
+    return { asset, swarm, scheduler, fromOrigin, disconnects, connect, watcher };
   }
 
   it('no piece is fetched from the origin as its owner before every connected peer said what it holds', async () => {
-    const { asset, swarm, scheduler, fromOrigin, connect } = await setUp();
-    // A peer that plays the same video and holds none of it: with it, this page owns some of the pieces ahead.
-    const watcher = connect('watcher');
-    watcher.remote.hello(new Map());
-    watcher.remote.announceReading(asset.id, 0);
-    await vi.waitFor(() => expect(swarm.peers.get('watcher')?.readingHeads(60_000)).toHaveLength(1));
+    const { asset, swarm, scheduler, fromOrigin, connect, watcher } = await setUp();
+    await watcher();
     const owners = Array.from({ length: 8 }, (_, index) => scheduler.ownerOf(asset.id, index + 1));
     expect(owners, 'this page owns pieces of the window: the check below could not pass by chance').toContain('self');
     // A peer that holds the whole video connects; its hello comes a moment after its channel
@@ -185,12 +189,8 @@ describe('Scheduler: a peer that has just connected', () => {
   });
 
   it('a piece this page fetches from the origin for the swarm is not asked of a peer meanwhile', async () => {
-    const { asset, swarm, scheduler, fromOrigin, connect } = await setUp();
-    // A peer that plays the same video and holds none of it: this page owns some of the pieces ahead.
-    const watcher = connect('watcher');
-    watcher.remote.hello(new Map());
-    watcher.remote.announceReading(asset.id, 0);
-    await vi.waitFor(() => expect(swarm.peers.get('watcher')?.readingHeads(60_000)).toHaveLength(1));
+    const { asset, swarm, scheduler, fromOrigin, connect, watcher } = await setUp();
+    await watcher();
     // The player reads piece 0 (nobody holds it): the owned pieces ahead go to the origin, whose SW
     // has not stored them yet (nothing answers the prefetches here).
     const reading = new AbortController();

@@ -26,8 +26,9 @@ const ASSUMED_RTT_MS = 150;
 /** Weight of the newest measurement in the throughput and round-trip moving averages. */
 const THROUGHPUT_SMOOTHING = 0.3;
 /**
- * A request given up after this long (ms) measures the peer: what it delivered meanwhile is its
- * rate right now. Shorter waits say too little (a piece may just be starting).
+ * A request given up, or completed, after this long (ms) measures the peer: what it delivered
+ * meanwhile is its rate right now (a stall when given up, or when completed far below the rate it
+ * was counted at). Shorter ones say too little (a piece may just be starting).
  */
 const STALL_MIN_ELAPSED_MS = 500;
 /**
@@ -264,7 +265,7 @@ export class Peer {
   /** Failure count at `#failureAt`, decaying with FAILURE_HALF_LIFE_MS. */
   #failureScore = 0;
   #failureAt = 0;
-  /** The rate (bytes/s) of the last request given up on while this peer was serving it, when, and for how long it counts. */
+  /** The rate (bytes/s) of the last stall (a request given up on, or completed far below the peer's rate, while it served it), when, and for how long it counts. */
   #stall: { rate: number; at: number; memoryMs: number } | undefined;
   /** Stalls since the last piece this peer delivered at its rate (see MAX_STALL_MEMORY_MS). */
   #stallsInARow = 0;

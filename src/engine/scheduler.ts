@@ -30,7 +30,7 @@ const MAX_PEER_PREFETCHES = 6;
 const PREFETCH_QUEUE_MS = 4000;
 /** Origin prefetches in flight at once (through the SW), per page. */
 const MAX_ORIGIN_PREFETCHES = 2;
-/** Pieces remembered as fetched from the origin by a peer (see Scheduler.onPeerFetching): several live windows' worth. */
+/** Pieces remembered as fetched from the origin by a peer (see Scheduler.onPeerFetching): the latest ones, a live window of 6 segments of up to 10 pieces. */
 const MAX_FETCHED_BY_PEERS = 64;
 /**
  * Timeout (ms) of one peer prefetch; prefetches have no player waiting, only a bound. Also how
@@ -384,7 +384,8 @@ export class Scheduler {
         // joined with the stream had about 1 s buffered at each new segment, could not wait, and
         // 76 of the run's 88 pieces came from the origin twice, the owners' fetch starting 20-45 ms
         // after its own).
-        if (asset.live) swarm.announceReading(asset.id, piece, true);
+        // Not when the wait ended because the player dropped its request: nobody fetches it then.
+        if (asset.live && !signal.aborted) swarm.announceReading(asset.id, piece, true);
         return { ok: false, reason: 'no-peer' };
       }
       // A member that announced the piece while we waited (it fetched it from the origin as
@@ -727,12 +728,13 @@ export class Scheduler {
    * never starts, and one under way (by 14-420 ms in other runs) stops, its slot free again; the
    * piece is prefetched from that peer once it has it, and our player waits for it there. A peer
    * that says so falsely costs what an owner that never fetches costs: each viewer's wait, then the
-   * origin. Only pieces assigned to us are ever looked up here; the set is emptied past
+   * origin. Only pieces assigned to us are ever looked up here; the set keeps the latest
    * MAX_FETCHED_BY_PEERS pieces, so a flood of these keeps little.
    */
   onPeerFetching(assetId: string, piece: number): void {
     const key = `${assetId}/${piece}`;
-    if (this.#fetchedByPeers.add(key).size > MAX_FETCHED_BY_PEERS) this.#fetchedByPeers.clear();
+    // Bounded by dropping the oldest notice (a Set keeps insertion order), never the newest.
+    if (this.#fetchedByPeers.add(key).size > MAX_FETCHED_BY_PEERS) this.#fetchedByPeers.delete(this.#fetchedByPeers.values().next().value!);
     if (this.#originRequested.delete(key)) this.#components.stopOriginPrefetch?.(assetId, piece);
   }
 

@@ -231,6 +231,9 @@ export class PieceSources {
     // Range: other pieces wait for it (one round trip) rather than each risking a whole download.
     const first = this.#firstOriginResponse.get(asset.id);
     if (first && !this.#originFetches.has(key)) await first;
+    // Again after the wait: a prefetch of the piece may have come meanwhile and marked it unread,
+    // and a stop would then abort the transfer this response is about to share.
+    if (!prefetch) this.#unread.delete(key);
     const arriving = this.#arriving.get(key);
     if (arriving) return arriving;
     const whole = this.#wholeAssets.get(asset.id);

@@ -152,6 +152,19 @@ describe('Scheduler: waiting for the member assigned to fetch a piece from the o
     scheduler.stop();
   });
 
+  it('a live request the player dropped during the wait is not said to be fetched from the origin: nobody fetches it', async () => {
+    const m = await manifest();
+    const segment = m.assets[0]!;
+    const { swarm, originReadings } = fakeSwarm(m, false);
+    const scheduler = new Scheduler({ manifest: m, swarm, selfId: () => SELF, prefetchFromOrigin: () => {} });
+    // The wait ends empty because hls.js aborted the fragment (its signal), as a wait on an abort does.
+    const dropped = new AbortController();
+    dropped.abort();
+    expect(await scheduler.answer(segment, othersPiece(scheduler, segment), 2000, false, dropped.signal, () => 5000)).toMatchObject({ ok: false });
+    expect(originReadings).toEqual([]);
+    scheduler.stop();
+  });
+
   it('a live piece announced while it waited is fetched from that member in the time left', async () => {
     const m = await manifest();
     const segment = m.assets[0]!;
@@ -288,6 +301,24 @@ describe('Scheduler: origin prefetches for the swarm', () => {
     await plan();
     // The piece the peer fetched before is never asked of the origin.
     expect(asked).toEqual([ours[1], ours[2], ours[3]]);
+    scheduler.stop();
+  });
+
+  it('past its bound, the notices of pieces peers fetch themselves lose the oldest, never the newest', async () => {
+    const m = await manifest();
+    const segment = m.assets[0]!;
+    const { swarm } = fakeSwarm(m, false);
+    const asked: number[] = [];
+    const scheduler = new Scheduler({ manifest: m, swarm, selfId: () => SELF, prefetchFromOrigin: (_asset, piece) => asked.push(piece) });
+    const ours = segment.pieces.map((_, piece) => piece).filter((piece) => piece > 0 && scheduler.ownerOf(segment.id, piece) === SELF);
+    // A peer floods notices of pieces of an asset nobody plays, then says it fetches one of ours.
+    for (let piece = 0; piece < 64; piece++) scheduler.onPeerFetching('flooded', piece);
+    scheduler.onPeerFetching(segment.id, ours[0]!);
+    await scheduler.answer(segment, 0, 1000, true, new AbortController().signal);
+    scheduler.reschedule();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(asked.length).toBeGreaterThan(0);
+    expect(asked).not.toContain(ours[0]);
     scheduler.stop();
   });
 

@@ -290,6 +290,41 @@ describe('PieceSources', () => {
     expect(await bytesOf(await again)).toEqual(fromBytes(1));
   });
 
+  it("a stop never aborts a transfer a response shares, when the prefetch came while the response waited for the asset's first origin headers", async () => {
+    const asset = await makeAsset();
+    const transfers = new Map<number, GrowingPiece>();
+    let firstHeaders!: () => void;
+    const fromPeersAsked: number[] = [];
+    const sources = new PieceSources({
+      store: new MemoryPieceStore(),
+      fromPeers: async (_client, _asset, piece) => (fromPeersAsked.push(piece), undefined),
+      fromOrigin: async (_asset, piece) => {
+        // The asset's first origin response (piece 0) keeps the others waiting until its headers come.
+        if (piece === 0) await new Promise<void>((resolve) => (firstHeaders = resolve));
+        const growing = new GrowingPiece(fromBytes(piece).length);
+        growing.append(fromBytes(piece).subarray(0, 100));
+        transfers.set(piece, growing);
+        return growing;
+      },
+      notify: () => {},
+      onStaleManifest: () => {},
+    });
+    const load = sources.loaderFor(asset, 'page-1');
+    void sources.prefetch(asset, 0, 'page-1');
+    await vi.waitFor(() => expect(firstHeaders).toBeDefined());
+    // The player's response for piece 2 waits for those headers; a prefetch of piece 2 comes meanwhile.
+    const reading = load(2, signal(), false);
+    await vi.waitFor(() => expect(fromPeersAsked).toContain(2));
+    const prefetch = sources.prefetch(asset, 2, 'page-1');
+    firstHeaders();
+    await vi.waitFor(() => expect(transfers.has(2)).toBe(true));
+    // A peer says it fetches piece 2 itself: the transfer goes on, the response reads it whole.
+    sources.stopPrefetch(asset.id, 2);
+    transfers.get(2)!.append(fromBytes(2).subarray(100));
+    expect(await bytesOf(await reading)).toEqual(fromBytes(2));
+    await prefetch;
+  });
+
   it('finishes a piece peers half-delivered with an origin Range from where they stopped, verified whole before the player gets it', async () => {
     const half = fromBytes(1).slice(0, 5000);
     const { load, calls, store, asset, notices } = await setup({ peers: (piece) => (piece === 1 ? { partial: half } : undefined) });

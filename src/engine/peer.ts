@@ -26,9 +26,8 @@ const ASSUMED_RTT_MS = 150;
 /** Weight of the newest measurement in the throughput and round-trip moving averages. */
 const THROUGHPUT_SMOOTHING = 0.3;
 /**
- * A request given up, or completed, after this long (ms) measures the peer: what it delivered
- * meanwhile is its rate right now (a stall when given up, or when completed far below the rate it
- * was counted at). Shorter ones say too little (a piece may just be starting).
+ * A request given up after this long (ms) measures the peer: what it delivered meanwhile is its
+ * rate right now. Shorter waits say too little (a piece may just be starting).
  */
 const STALL_MIN_ELAPSED_MS = 500;
 /**
@@ -51,15 +50,6 @@ const MEASURED_LINE_STALL_MEMORY_MS = 4000;
  * minute of an honest uplink costs little more than that minute.
  */
 const MAX_STALL_MEMORY_MS = 240_000;
-/**
- * A request that completes with the line sending at under this fraction of the rate the peer was
- * counted at when asked counts as a stall at that rate (see #noteStall). A trickler sends each
- * piece just within the 10 s a prefetch may take, at one chunk a second: measured on its bytes, a
- * handful of such pieces went by before its moving average fell below an honest 500 kB/s line's,
- * and it was asked for all of them (hostile peers test, at load 6-19). A home line sending at its
- * measured rate is at 1, one shared with a few other viewers at a third or so.
- */
-const SLOW_COMPLETION_SHARE = 0.25;
 /**
  * Busy time (ms) over which one throughput sample is taken: at 2 Mbit/s it spans four chunks,
  * so a slow line is known within a quarter second of its first piece, not after the whole piece.
@@ -183,20 +173,10 @@ interface Download {
   /** Nothing else was outstanding at this peer when it was sent: its first chunk measures the round trip. */
   measuresRtt: boolean;
   firstChunkAt: number | undefined;
-  /**
-   * This peer's bytesDownloaded when the request was sent, then just before its first chunk, plus
-   * the bytes of our requests due after it that came meanwhile: what its line sent us since, for
-   * this request or before it (see #noteStall).
-   */
+  /** This peer's bytesDownloaded when the request was sent, then just before its first chunk: what its line sent us since (see #noteGivenUp). */
   lineBytesAt: number;
   /** Cancelled because the player cannot wait, not because the peer stalled (see `excuse`). */
   excused: boolean;
-  /**
-   * Completed with its line sending below this rate (bytes/s), it counts as a stall: a share of the
-   * rate the peer was counted at when asked (SLOW_COMPLETION_SHARE); 0 when unmeasured (an assumed
-   * rate promises nothing).
-   */
-  slowBelow: number;
   resolve(data: Uint8Array): void;
   reject(error: PeerfetchError): void;
 }
@@ -265,9 +245,9 @@ export class Peer {
   /** Failure count at `#failureAt`, decaying with FAILURE_HALF_LIFE_MS. */
   #failureScore = 0;
   #failureAt = 0;
-  /** The rate (bytes/s) of the last stall (a request given up on, or completed far below the peer's rate, while it served it), when, and for how long it counts. */
+  /** The rate (bytes/s) of the last request given up on while this peer was serving it, when, and for how long it counts. */
   #stall: { rate: number; at: number; memoryMs: number } | undefined;
-  /** Stalls since the last piece this peer delivered at its rate (see MAX_STALL_MEMORY_MS). */
+  /** Stalls since the last piece this peer delivered (see MAX_STALL_MEMORY_MS). */
   #stallsInARow = 0;
   /** Pieces from this peer that passed their hash: a peer with none is not trusted yet (see `trusted`). */
   #verifiedPieces = 0;
@@ -321,6 +301,7 @@ export class Peer {
   /** A piece from this peer passed its hash (the swarm verifies, the peer only assembles). */
   noteVerified(): void {
     this.#verifiedPieces++;
+    this.#stallsInARow = 0;
   }
 
   /**
@@ -439,29 +420,30 @@ export class Peer {
   }
 
   /**
-   * Notes a stall of the line, when it served `download` long enough and sent below `belowRate`
-   * (bytes/s): a request given up on (a deadline, a cancel; any rate), or one that completed far
-   * slower than the peer was counted at (see SLOW_COMPLETION_SHARE). What its line sent us since
-   * the request's first chunk is the peer's rate now: of this request and of any other of ours it
-   * sent meanwhile (one due earlier that came after this one's first chunk took the line for a
-   * while). Returns whether it noted one.
+   * A request is given up on (a deadline, a cancel): when the peer was serving it (the most
+   * urgent outstanding one, which the peer sends first) for long enough, what its line sent us
+   * meanwhile is the peer's rate now: of this request and of any other of ours it sent meanwhile
+   * (one due earlier that came after this one's first chunk took the line for a while).
    */
-  #noteStall(download: Download, belowRate = Infinity): boolean {
+  #noteGivenUp(download: Download): void {
+    // While a request due earlier was outstanding, the peer was (rightly) sending that one: this
+    // request's slow progress says nothing about the line (measured: on a 2 Mbit/s uplink the
+    // third of three pieces asked for together looked like a stall and the peer was shunned).
+    if (this.#bytesDueBy(dueAt(download), false) > 0) return;
     // Served from its first chunk on (before that, the round trip and what was sent ahead of it).
-    const elapsedMs = performance.now() - (download.firstChunkAt ?? download.sentAt);
-    // The line's bytes, not this request's: a piece handed over to the origin while the player
-    // waited for it had often waited behind another piece, and measured on its own bytes the only
-    // line ahead of a viewer looked several times slower than it was, for STALL_MEMORY_MS.
-    const rate = ((this.bytesDownloaded - download.lineBytesAt) * 1000) / elapsedMs;
-    if (elapsedMs < STALL_MIN_ELAPSED_MS || rate >= belowRate) return false;
+    const servedSince = download.firstChunkAt ?? download.sentAt;
+    const elapsedMs = performance.now() - servedSince;
+    if (elapsedMs < STALL_MIN_ELAPSED_MS) return;
     // Requests given up on together are one stall; a stall after the memory of the last one ran
     // out (the peer got another chance and failed it) is the next in a row.
     const previous = this.#stall;
     if (!previous || performance.now() - previous.at > previous.memoryMs) this.#stallsInARow++;
     const firstMemoryMs = this.#throughputMeasured ? MEASURED_LINE_STALL_MEMORY_MS : STALL_MEMORY_MS;
     const memoryMs = Math.min(MAX_STALL_MEMORY_MS, firstMemoryMs * 2 ** (this.#stallsInARow - 1));
-    this.#stall = { rate, at: performance.now(), memoryMs };
-    return true;
+    // The line's bytes, not this request's: a piece handed over to the origin while the player
+    // waited for it had often waited behind another piece, and measured on its own bytes the only
+    // line ahead of a viewer looked several times slower than it was, for STALL_MEMORY_MS.
+    this.#stall = { rate: ((this.bytesDownloaded - download.lineBytesAt) * 1000) / elapsedMs, at: performance.now(), memoryMs };
   }
 
   constructor(id: string, connection: RTCPeerConnection, channel: RTCDataChannel, handlers: PeerHandlers) {
@@ -623,7 +605,7 @@ export class Peer {
    * `error.details.partial` (a Uint8Array, absent when none), so that another source can finish it.
    */
   request(asset: string, piece: number, expectedBytes: number, signal: AbortSignal, options: RequestOptions = {}): Promise<Uint8Array> {
-    if (this.#closed) return Promise.reject(new PeerfetchError('peer-closed', 'peer closed', { peer: this.id }));
+    if (this.#closed) return Promise.reject(new PeerfetchError('peer-closed', 'peer is closed', { peer: this.id }));
     const prefix = options.prefix && options.prefix.length < expectedBytes ? options.prefix : undefined;
     const deadlineMs = Math.min(options.deadlineMs ?? DEFAULT_UPLOAD_DEADLINE_MS, MAX_REQUEST_DEADLINE_MS);
     const id = this.#nextRequestId++;
@@ -631,14 +613,10 @@ export class Peer {
       const onAbort = () => {
         const download = this.#downloads.get(id);
         if (!download) return;
-        // Not when the player gave up on it (see `excuse`), nor while a request due earlier was
-        // outstanding: the peer was (rightly) sending that one, and this request's slow progress
-        // says nothing about the line (measured: on a 2 Mbit/s uplink the third of three pieces
-        // asked for together looked like a stall and the peer was shunned).
-        if (!download.excused && this.#bytesDueBy(dueAt(download), false) <= 0) this.#noteStall(download);
+        if (!download.excused) this.#noteGivenUp(download);
         this.#forget(id);
         this.#send({ type: 'cancel', id });
-        download.reject(new PeerfetchError('aborted', 'cancelled', { peer: this.id }));
+        download.reject(new PeerfetchError('aborted', 'request cancelled', { peer: this.id }));
       };
       signal.addEventListener('abort', onAbort, { once: true });
       const settle = () => signal.removeEventListener('abort', onAbort);
@@ -657,7 +635,6 @@ export class Peer {
         firstChunkAt: undefined,
         lineBytesAt: this.bytesDownloaded,
         excused: false,
-        slowBelow: this.#throughputMeasured ? this.#currentThroughput() * SLOW_COMPLETION_SHARE : 0,
         resolve: (data) => (settle(), resolve(data)),
         reject: (error) => {
           settle();
@@ -844,7 +821,7 @@ export class Peer {
     // Our own uploads send a piece in order; anything else (wrong size, a gap, an overlap) is a broken or hostile peer.
     if (chunk.total !== download.buffer.length || chunk.offset !== download.next) {
       this.#forget(chunk.id);
-      download.reject(new PeerfetchError('codec-invalid', 'chunk out of place', { peer: this.id }));
+      download.reject(new PeerfetchError('codec-invalid', 'peer sent a chunk that does not continue the piece', { peer: this.id }));
       return;
     }
     const now = performance.now();
@@ -855,25 +832,17 @@ export class Peer {
     }
     if (this.#lastChunkAt !== undefined) this.#noteBusy(chunk.data.length, now - this.#lastChunkAt);
     this.#lastChunkAt = now;
-    // Bytes of a request due later than another outstanding one are not the line's time for that
-    // one: a peer serves the most urgent first, and one that sends several pieces side by side (a
-    // trickler sending each of five requests at a chunk a second) has a line rate five times what
-    // the piece the player needs first gets.
-    for (const other of this.#downloads.values()) if (dueAt(other) < dueAt(download)) other.lineBytesAt += chunk.data.length;
     download.buffer.set(chunk.data, chunk.offset);
     download.next += chunk.data.length;
     this.bytesDownloaded += chunk.data.length;
     if (download.next >= download.buffer.length) {
       this.#forget(chunk.id);
-      // A request completed since the stall was measured, at the rate the peer was asked at: the
-      // line delivers again, and the moving average (busy-time samples, slow ones included) is the
-      // estimate once more. Otherwise a peer that stalled once is refused for STALL_MEMORY_MS while
-      // it delivers fine (WAN benchmark: a viewer on a 2 Mbit/s home line refused the only peer
-      // ahead of it for 15 s after one request had waited behind another).
-      if (!this.#noteStall(download, download.slowBelow)) {
-        if (this.#stall && this.#stall.at < now) this.#stall = undefined;
-        this.#stallsInARow = 0;
-      }
+      // A request completed since the stall was measured: the line delivers again, and the moving
+      // average (busy-time samples, slow ones included) is the estimate once more. Otherwise a peer
+      // that stalled once is refused for STALL_MEMORY_MS while it delivers fine (WAN benchmark: a
+      // viewer on a 2 Mbit/s home line refused the only peer ahead of it for 15 s after one
+      // request had waited behind another).
+      if (this.#stall && this.#stall.at < now) this.#stall = undefined;
       download.resolve(download.buffer);
     }
   }

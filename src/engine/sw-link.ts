@@ -96,7 +96,7 @@ export class SwLink {
     if (navigator.serviceWorker.controller) return;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new PeerfetchError('bridge-invalid', 'no service worker took control')),
+        () => reject(new PeerfetchError('bridge-invalid', 'the service worker did not take control of the page')),
         CONTROL_TIMEOUT_MS,
       );
       navigator.serviceWorker.addEventListener(

@@ -33,9 +33,9 @@ export class FakeChannel extends EventTarget {
    */
   silent = false;
 
-  /** `bytesPerSecond`: may change while bytes wait (a line that slows down); `eventLagMs`: how late the page handles `bufferedamountlow` (a busy page's event loop). */
+  /** `eventLagMs`: how late the page handles `bufferedamountlow` (a busy page's event loop). */
   constructor(
-    public bytesPerSecond?: number,
+    readonly bytesPerSecond?: number,
     readonly eventLagMs = 0,
   ) {
     super();

@@ -305,7 +305,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
         this.#log?.(`piece ${piece} of ${asset.href}: fetching it from the origin for the swarm`);
         this.#link.prefetch(asset.id, piece);
       },
-      stopOriginPrefetch: (asset, piece) => this.#link.prefetch(asset, piece, true),
+      stopOriginPrefetch: (asset, piece) => this.#link.stopPrefetch(asset, piece),
       resolve: (href) => this.#link.resolve(href),
     });
     this.#link.listen();

@@ -547,11 +547,12 @@ export class Scheduler {
       let earlierDueAt = this.#prefetchesDueAt.get(`${head.asset.id}/${head.piece}`) ?? 0;
       for (const [asset, piece, bytesAhead] of this.#window(head)) {
         order++;
-        earlierDueAt = Math.max(earlierDueAt, this.#prefetchesDueAt.get(`${asset.id}/${piece}`) ?? 0);
+        const pieceKey = `${asset.id}/${piece}`;
+        earlierDueAt = Math.max(earlierDueAt, this.#prefetchesDueAt.get(pieceKey) ?? 0);
         // Nor a piece this member fetches from the origin for the swarm: its SW may take a while to
         // store it, and a line asked for it meanwhile sent it again (uplinks benchmark: 0.3 MB of
         // the 1 Mbit/s line's scarce bytes per run).
-        if (swarm.holds(asset.id, piece) || swarm.downloading(asset.id, piece) || this.#originRequested.has(`${asset.id}/${piece}`)) continue;
+        if (swarm.holds(asset.id, piece) || swarm.downloading(asset.id, piece) || this.#originRequested.has(pieceKey)) continue;
         // With a buffer to spare, a piece a viewer ahead is fetching waits for it (see #upstreamFetching).
         if (head.queueMs > PREFETCH_QUEUE_MS && this.#upstreamFetching(asset, piece, head.queueMs)) continue;
         const availability = swarm.availability(asset.id, piece);

@@ -179,12 +179,14 @@ export class SwLink {
     navigator.serviceWorker.removeEventListener('controllerchange', this.#announce);
   }
 
-  /**
-   * Asks the SW to fetch a piece from the origin into the store, for the swarm; `stop`: to stop
-   * that fetch (a peer fetches the piece), unless a response reads it.
-   */
-  prefetch(asset: string, piece: number, stop?: boolean): void {
-    this.#post({ type: stop ? 'prefetch-stop' : 'prefetch', asset, piece });
+  /** Asks the SW to fetch a piece from the origin into the store, for the swarm. */
+  prefetch(asset: string, piece: number): void {
+    this.#post({ type: 'prefetch', asset, piece });
+  }
+
+  /** Asks the SW to stop that fetch (a peer fetches the piece), unless a response reads it. */
+  stopPrefetch(asset: string, piece: number): void {
+    this.#post({ type: 'prefetch-stop', asset, piece });
   }
 
   /** Asks the SW to load the catalog asset at `url` and describe it to this page (see the bridge's `resolve`). */

@@ -225,14 +225,13 @@ export class PieceSources {
    */
   async #fromOrigin(asset: ManifestAsset, piece: number, clientId: string, prefetch = false): Promise<GrowingPiece> {
     const key = `${asset.id}/${piece}`;
-    // A response reads it: no longer stopped for a peer (see stopPrefetch).
-    if (!prefetch) this.#unread.delete(key);
     // Until the asset's first origin response is in, it is unknown whether its origin honours
     // Range: other pieces wait for it (one round trip) rather than each risking a whole download.
     const first = this.#firstOriginResponse.get(asset.id);
     if (first && !this.#originFetches.has(key)) await first;
-    // Again after the wait: a prefetch of the piece may have come meanwhile and marked it unread,
-    // and a stop would then abort the transfer this response is about to share.
+    // A response reads it: no longer stopped for a peer (see stopPrefetch). After the wait, as a
+    // prefetch of the piece may have come meanwhile and marked it unread, and a stop would then
+    // abort the transfer this response is about to share.
     if (!prefetch) this.#unread.delete(key);
     const arriving = this.#arriving.get(key);
     if (arriving) return arriving;

@@ -239,7 +239,7 @@ async function benchmark() {
     '',
     'Offload = 1 − origin segment bytes / segment bytes the players loaded, over all viewers; playlists (reloaded from the origin by every system every segment) and peerfetch\'s manifest reloads are left out of both sides and shown in their own column. ' +
       'Ideal = 1 − (bytes of the distinct segments any viewer loaded) / (segment bytes loaded): the origin has to send each segment once. ' +
-      'Latency = wall clock minus the program date time of the frame on screen (hls.js `playingDate`), sampled once a second while playing; per viewer its median, per run the median of the viewers\' medians. ' +
+      'Latency = wall clock minus the program date time of the frame on screen (hls.js `playingDate`), sampled once a second while playing; per viewer its median, per run the median of the viewers\' medians; less the phase = the same less the age of the playlist the viewer\'s player first loaded (where in the 2 s segment cycle it loaded it), the figure the latency goals compare: viewers arriving at random moments see every phase alike in every system, while this grid of phases moves a system\'s median in a sawtooth of how late its page loads the playlist. ' +
       'Startup = first `playing` event, from navigation start. Rebuffers = `waiting` events after the first `playing`, time until playback resumed; for want of data = those with less than 1 s of media buffered past the playhead (the goals count these; a `waiting` with more buffered is the renderer short of CPU on this shared 2-core machine, seen in origin-only runs too, and is shown in all). Played to the end = the player reached the end of the stream after #EXT-X-ENDLIST.',
     '',
   ];

@@ -1164,3 +1164,82 @@ describe('Swarm: what a peer learns of the viewer (issue 13 item 7)', () => {
     swarm.destroy();
   });
 });
+
+describe('Swarm: uploads of a piece several peers ask for', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** A store that counts its reads (each one a blob read from IndexedDB in a page). */
+  class CountedReads extends MemoryPieceStore {
+    reads = 0;
+    override get(asset: string, piece: number): Promise<Uint8Array | undefined> {
+      this.reads++;
+      return super.get(asset, piece);
+    }
+  }
+
+  const outcome = (request: Promise<Uint8Array>) => request.then((data) => data, (error: { details: { reason?: string } }) => error.details.reason);
+
+  it('reads a held piece from the store once for every peer that asks at once, and refuses it once it left the store', async () => {
+    const m = await manifest();
+    const assetId = m.assets[0]!.id;
+    const store = new CountedReads();
+    for (const piece of [0, 1]) await store.put({ asset: assetId, piece, data: pieceBytes(piece) });
+    const swarm = new Swarm(m, store, noCallbacks);
+    await swarm.loadHave();
+    const remotes = ['a', 'b', 'c'].map((name) => {
+      const [swarmEnd, remoteEnd] = channelPair();
+      const remote = new Peer('us', fakeConnection(), remoteEnd as unknown as RTCDataChannel, remoteHandlers(new Map()));
+      swarm.addPeer(name, fakeConnection(), swarmEnd as unknown as RTCDataChannel);
+      remote.hello(new Map());
+      remote.announceReading(assetId, 0, true);
+      return remote;
+    });
+    await vi.advanceTimersByTimeAsync(10);
+    const served = remotes.map((remote) => outcome(remote.request(assetId, 0, PIECE, new AbortController().signal)));
+    await vi.advanceTimersByTimeAsync(1000);
+    for (const result of await Promise.all(served)) expect(result).toEqual(pieceBytes(0));
+    expect(store.reads).toBe(1);
+    // Asked again later, it is not read again.
+    const again = outcome(remotes[0]!.request(assetId, 0, PIECE, new AbortController().signal));
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(await again).toEqual(pieceBytes(0));
+    expect(store.reads).toBe(1);
+
+    // Gone from the store (another context evicted it): no longer held, and not served from memory.
+    await store.delete(assetId, 0);
+    const refused = outcome(remotes[1]!.request(assetId, 0, PIECE, new AbortController().signal));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await refused).toBe('not-found');
+    swarm.destroy();
+  });
+
+  it('uploads a piece it downloaded and verified without reading it back from the store', async () => {
+    const m = await manifest();
+    const assetId = m.assets[0]!.id;
+    const store = new CountedReads();
+    const swarm = new Swarm(m, store, noCallbacks);
+    await swarm.loadHave();
+    connectRemote(swarm, assetId, 'holder', [2]);
+    const [swarmEnd, remoteEnd] = channelPair();
+    const asking = new Peer('us', fakeConnection(), remoteEnd as unknown as RTCDataChannel, remoteHandlers(new Map()));
+    swarm.addPeer('asking', fakeConnection(), swarmEnd as unknown as RTCDataChannel);
+    asking.hello(new Map());
+    asking.announceReading(assetId, 2, true);
+    await vi.advanceTimersByTimeAsync(10);
+    const fetched = swarm.fetchPiece(assetId, 2, 10_000, new AbortController().signal);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(await fetched).toMatchObject({ ok: true });
+    expect(await store.get(assetId, 2)).toEqual(pieceBytes(2));
+    const reads = store.reads;
+    const served = outcome(asking.request(assetId, 2, PIECE, new AbortController().signal));
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(await served).toEqual(pieceBytes(2));
+    expect(store.reads).toBe(reads);
+    swarm.destroy();
+  });
+});

@@ -100,5 +100,7 @@ export function cpuBetween(before, after) {
     if (kind === 'chromium renderer') renderers[pid] = (renderers[pid] ?? 0) + seconds;
   }
   const round = (record) => Object.fromEntries(Object.entries(record).sort((a, b) => b[1] - a[1]).map(([key, seconds]) => [key, Number(seconds.toFixed(2))]));
-  return { totalSeconds: Number(total.toFixed(2)), byKind: round(byKind), byThread: round(byThread), renderers: Object.values(round(renderers)) };
+  // Renderers by pid: an object's integer keys keep ascending order whatever the insertion order, so sorted as a list.
+  const busiestFirst = Object.values(renderers).sort((a, b) => b - a).map((seconds) => Number(seconds.toFixed(2)));
+  return { totalSeconds: Number(total.toFixed(2)), byKind: round(byKind), byThread: round(byThread), renderers: busiestFirst };
 }

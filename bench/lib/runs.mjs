@@ -10,6 +10,7 @@ import { COTURN_READY_PATTERN, coturnCommand } from '../../test/harness/coturn.m
 import { buildTopology, INTERNET_ADDRESS, secureOriginArgs, TURN_ADDRESS } from '../../test/harness/topology.mjs';
 import { defaultUserAgent, launchChromium, VIEWER_UA_TOKEN } from './browser.mjs';
 import { cpuBetween, cpuSnapshot } from './cpu.mjs';
+import { profilePage, profileWorkers } from './profile.mjs';
 import { HLS_SEGMENT_SECONDS } from './media.mjs';
 import { startBackground, startProcess } from './processes.mjs';
 import { startHostileMember } from './hostile.mjs';
@@ -285,12 +286,22 @@ export async function runOne(options) {
       await writeTorrent({ file: join(site.dir, 'media', 'video.mp4'), out: torrentFile, trackerUrl, webSeedUrl: `${originUrl}/media/video.mp4` });
     }
 
+    // PEERFETCH_BENCH_PROFILE=<folder>: CPU profiles of every viewer's page and worker (see profile.mjs).
+    const profileDir = process.env.PEERFETCH_BENCH_PROFILE;
+    if (profileDir) await mkdir(profileDir, { recursive: true });
+    /** Profiled viewers' names by their browser context's CDP id, and the savers of their workers' profiles. */
+    const profiledViewers = new Map();
+    const workerProfiles = [];
     // LAN: one Chromium, a browser context per viewer. WAN: one Chromium process per viewer, inside its home.
     const browsers = [];
     const browserFor = async (index) => {
       if (!wan) index = 0;
       if (!browsers[index]) {
         browsers[index] = launchChromium(wan ? { executablePath: topology.visitors[index].executablePath, extraArgs: secureOriginArgs([originUrl]) } : {});
+        if (profileDir) {
+          const browser = await browsers[index];
+          workerProfiles.push(await profileWorkers(browser, (contextId) => profiledViewers.get(contextId), profileDir, join(root, 'dist')));
+        }
         stoppers.push(async () => (await browsers[index]).close());
       }
       return browsers[index];
@@ -309,8 +320,6 @@ export async function runOne(options) {
       await writeFile(join(site.dir, spec.page), page.replaceAll('__TRACKER__', trackerUrl).replaceAll('__DEBUG__', debugDir ? 'on' : 'off'));
     }
     if (debugDir) await mkdir(debugDir, { recursive: true });
-    const profileDir = process.env.PEERFETCH_BENCH_PROFILE;
-    if (profileDir) await mkdir(profileDir, { recursive: true });
     // Live: players start at once (peerfetch's page does not wait for its worker; see peerfetch-hls.html).
     const liveQuery = live ? { src: '/live/index.m3u8', manifest: '/live/peerfetch-manifest.json', player: 'at-once' } : {};
     const pageUrl = `${originUrl}/${spec.page}?${new URLSearchParams({ tracker: trackerUrl, ...(stunUrl ? { ice: stunUrl } : {}), ...(debugDir ? { debug: 'on' } : {}), ...liveQuery })}`;
@@ -348,10 +357,11 @@ export async function runOne(options) {
         page.on('console', (message) => lines.push(`${(Date.now() - runStart) / 1000}s ${message.text()}`));
         viewer.saveLog = () => writeFile(join(debugDir, `${name}.log`), `${lines.join('\n')}\n`);
       }
-      // PEERFETCH_BENCH_PROFILE=<folder>: each viewer's page (its main thread's JavaScript, not
-      // its worker's) is sampled by V8's profiler for the whole run: <folder>/<viewer>.cpuprofile
-      // (opens in Chromium's DevTools) and <folder>/<viewer>.txt, the functions with the most self time.
-      if (profileDir) viewer.saveProfile = await startProfile(context, page, join(profileDir, name));
+      if (profileDir) {
+        const profile = await profilePage(context, page, join(profileDir, name), join(root, 'dist'));
+        profiledViewers.set(profile.browserContextId, name);
+        viewer.saveProfile = profile.save;
+      }
       return viewer;
     };
     /** Navigates an opened viewer to its page (a return visit: after its first visit). */
@@ -449,6 +459,7 @@ export async function runOne(options) {
     const originStats = await (await fetch(`${originUrl}/__bench/stats`)).json();
     await Promise.all(joined.map((viewer) => viewer.saveLog?.()));
     await Promise.all(joined.map((viewer) => viewer.saveProfile?.().catch((error) => result.problems.push(`${viewer.name}: profile not saved: ${error.message}`))));
+    for (const save of workerProfiles) result.problems.push(...(await save()));
     // Live: what was consumed is what each player loaded; the origin had to send each distinct segment once.
     const liveSizes = {};
     if (live) {
@@ -487,38 +498,6 @@ export async function runOne(options) {
   return result;
 }
 
-/** Sampling interval of PEERFETCH_BENCH_PROFILE, in µs: V8's default (1 ms) is fine enough for a 90 s run and cheap. */
-const PROFILE_SAMPLING_US = 1000;
-/** Functions listed in a profile's summary, by self time. */
-const PROFILE_SUMMARY_LINES = 40;
-
-/** Starts V8's sampling profiler on `page`; the returned function stops it and writes `<base>.cpuprofile` and `<base>.txt`. */
-async function startProfile(context, page, base) {
-  const cdp = await context.newCDPSession(page);
-  await cdp.send('Profiler.enable');
-  await cdp.send('Profiler.setSamplingInterval', { interval: PROFILE_SAMPLING_US });
-  await cdp.send('Profiler.start');
-  return async () => {
-    const { profile } = await cdp.send('Profiler.stop');
-    await writeFile(`${base}.cpuprofile`, JSON.stringify(profile));
-    await writeFile(`${base}.txt`, profileSummary(profile));
-  };
-}
-
-/** Self time per function (name, script and line) of a V8 CPU profile, the largest first. */
-function profileSummary(profile) {
-  const intervalMs = (profile.endTime - profile.startTime) / 1000 / Math.max(1, profile.samples.length);
-  const self = new Map();
-  let total = 0;
-  for (const node of profile.nodes) {
-    const { functionName, url, lineNumber } = node.callFrame;
-    const key = `${functionName || '(anonymous)'} ${url.split('/').pop()}:${lineNumber + 1}`;
-    self.set(key, (self.get(key) ?? 0) + node.hitCount);
-    if (!['(idle)', '(program)', '(garbage collector)'].includes(functionName)) total += node.hitCount;
-  }
-  const lines = [...self].sort((a, b) => b[1] - a[1]).slice(0, PROFILE_SUMMARY_LINES).map(([key, hits]) => `${(hits * intervalMs).toFixed(0).padStart(8)} ms  ${key}`);
-  return `${(total * intervalMs).toFixed(0)} ms of JavaScript and the functions it called (idle, program and GC apart) over ${((profile.endTime - profile.startTime) / 1e6).toFixed(1)} s\n${lines.join('\n')}\n`;
-}
 
 /** True for URL paths of the video (what "bytes consumed" and "origin bytes" count): the MP4, HLS playlists and segments, the live stream's files. */
 function isMediaPath(path) {

@@ -456,6 +456,8 @@ export async function runOne(options) {
     // Before anything is stopped: a thread that has ended is not counted.
     result.cpu = cpuBetween(cpuBefore, cpuSnapshot());
     log(`  CPU ${result.cpu.totalSeconds} s: ${Object.entries(result.cpu.byKind).slice(0, 6).map(([kind, seconds]) => `${kind} ${seconds}`).join(', ')}; renderers ${result.cpu.renderers.join(', ')}`);
+    // By thread, where a system's cost shows (its worker, WebRTC, IPC): the raw results hold every thread.
+    log(`  CPU by thread: ${Object.entries(result.cpu.byThread).slice(0, 10).map(([thread, seconds]) => `${thread.replace('chromium ', '')} ${seconds}`).join(', ')}`);
     const originStats = await (await fetch(`${originUrl}/__bench/stats`)).json();
     await Promise.all(joined.map((viewer) => viewer.saveLog?.()));
     await Promise.all(joined.map((viewer) => viewer.saveProfile?.().catch((error) => result.problems.push(`${viewer.name}: profile not saved: ${error.message}`))));

@@ -500,7 +500,6 @@ export async function runOne(options) {
   return result;
 }
 
-
 /** True for URL paths of the video (what "bytes consumed" and "origin bytes" count): the MP4, HLS playlists and segments, the live stream's files. */
 function isMediaPath(path) {
   return path.startsWith('/media/') || path.startsWith('/hls/') || path.startsWith('/live/');

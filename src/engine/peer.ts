@@ -23,15 +23,8 @@ const ASSUMED_THROUGHPUT_BPS = 1_000_000;
 const UNMEASURED_QUEUE_BPS = 125_000;
 /** Round-trip time (ms) assumed before one was measured: a request crossing a continent and back. */
 const ASSUMED_RTT_MS = 150;
-/** Weight of the newest measurement in the round-trip moving average. */
-const RTT_SMOOTHING = 0.3;
-/**
- * Busy time (ms) over which the throughput average forgets: a sample weighs 1 - e^(-ms/this),
- * 0.3 for a RATE_WINDOW_MS sample. Weighted by time, not by sample: a line that sends one chunk a
- * second closes a sample per chunk, and counted as one sample each, four such seconds after a
- * good start still averaged a quarter of the good rate; by time they average the trickle.
- */
-const RATE_MEMORY_MS = 700;
+/** Weight of the newest measurement in the throughput and round-trip moving averages. */
+const THROUGHPUT_SMOOTHING = 0.3;
 /**
  * A request given up after this long (ms) measures the peer: what it delivered meanwhile is its
  * rate right now. Shorter waits say too little (a piece may just be starting).
@@ -70,13 +63,6 @@ const RATE_WINDOW_MS = 250;
 const FAILURE_HALF_LIFE_MS = 30_000;
 /** Seconds of expected delay one (undecayed) failure adds to a peer's rank. */
 const FAILURE_PENALTY_S = 0.5;
-/** The throughput average (bytes/s) after a sample of `bytes` over `ms` of busy time (see RATE_MEMORY_MS). */
-export function averageRate(average: number | undefined, bytes: number, ms: number): number {
-  const rate = (bytes * 1000) / ms;
-  if (average === undefined) return rate;
-  const weight = 1 - Math.exp(-ms / RATE_MEMORY_MS);
-  return average * (1 - weight) + rate * weight;
-}
 /**
  * Assets unknown to us whose haves a peer may park (count). A live stream's newest segment
  * reaches some members' manifests before ours; their haves for it are kept until our manifest
@@ -862,7 +848,7 @@ export class Peer {
   }
 
   #noteRtt(ms: number): void {
-    this.rttMs = this.#rttMeasured ? this.rttMs * (1 - RTT_SMOOTHING) + ms * RTT_SMOOTHING : ms;
+    this.rttMs = this.#rttMeasured ? this.rttMs * (1 - THROUGHPUT_SMOOTHING) + ms * THROUGHPUT_SMOOTHING : ms;
     this.#rttMeasured = true;
   }
 
@@ -875,7 +861,8 @@ export class Peer {
     this.#window.bytes += bytes;
     this.#window.ms += ms;
     if (this.#window.ms < RATE_WINDOW_MS) return;
-    this.throughput = averageRate(this.#throughputMeasured ? this.throughput : undefined, this.#window.bytes, this.#window.ms);
+    const rate = (this.#window.bytes * 1000) / this.#window.ms;
+    this.throughput = this.#throughputMeasured ? this.throughput * (1 - THROUGHPUT_SMOOTHING) + rate * THROUGHPUT_SMOOTHING : rate;
     this.#throughputMeasured = true;
     this.#window = { bytes: 0, ms: 0 };
   }

@@ -8,7 +8,7 @@ import {
   type HostileSession,
 } from '../harness/hostile-peer.js';
 import { CHUNK_SIZE, type PeerMessage } from '../../src/shared/peer-messages.js';
-import { fetchInPage, openPage, openSeeder, playInPage, recordedEvents, recordEvents, stats, useTestSite, type SiteFixture } from './test-site.js';
+import { fetchInPage, openPage, openSeeder, playInPage, recordedEvents, recordEvents, stats, useTestSite } from './test-site.js';
 
 // Hostile swarm members against real Chromium viewers: each hostile peer is a Node process member
 // of the swarm speaking the real tracker and peer protocols over real WebRTC (node-datachannel),
@@ -47,12 +47,12 @@ afterAll(() => {
   for (const address of ADDRESSES) removeHostileAddress(address);
 });
 
-async function hostile(behaviour: HostileBehaviour, address = ADDRESSES[0]!, offers = 5, site: SiteFixture = fixture): Promise<HostilePeer> {
+async function hostile(behaviour: HostileBehaviour, address = ADDRESSES[0]!, offers = 5): Promise<HostilePeer> {
   const peer = await HostilePeer.start({
-    trackerUrl: site.trackerUrl,
-    pageUrl: `${site.originUrl}/`,
-    manifestUrl: `${site.originUrl}/peerfetch-manifest.json`,
-    file: (path) => (path === VIDEO_URL ? site.site.videoBytes : undefined),
+    trackerUrl: fixture.trackerUrl,
+    pageUrl: `${fixture.originUrl}/`,
+    manifestUrl: `${fixture.originUrl}/peerfetch-manifest.json`,
+    file: (path) => (path === VIDEO_URL ? fixture.site.videoBytes : undefined),
     behaviour,
     address,
     offers,
@@ -62,11 +62,11 @@ async function hostile(behaviour: HostileBehaviour, address = ADDRESSES[0]!, off
 }
 
 /** A viewer page recording the engine's events, joined to the swarm. */
-async function openViewer(name: string, site: SiteFixture = fixture): Promise<{ context: Awaited<ReturnType<typeof chromium.viewer>>; page: Page }> {
+async function openViewer(name: string): Promise<{ context: Awaited<ReturnType<typeof chromium.viewer>>; page: Page }> {
   const context = await chromium.viewer(name);
   const page = await context.newPage();
   await recordEvents(page, EVENTS);
-  await openPage(page, site.originUrl, { tracker: site.trackerUrl });
+  await openPage(page, fixture.originUrl, { tracker: fixture.trackerUrl });
   return { context, page };
 }
 
@@ -83,10 +83,10 @@ async function waitForPeers(page: Page, ids: string[]): Promise<void> {
 }
 
 /** Plays the video to its end at twice its rate, then checks every byte the viewer holds or gets. */
-async function playToTheEndAndVerify(page: Page, site: SiteFixture = fixture): Promise<void> {
+async function playToTheEndAndVerify(page: Page): Promise<void> {
   const played = await playInPage(page, VIDEO_URL, { rate: 2 });
   expect(played.duration).toBeGreaterThan(7);
-  expect((await fetchInPage(page, VIDEO_URL)).sha256).toBe(site.site.videoSha256);
+  expect((await fetchInPage(page, VIDEO_URL)).sha256).toBe(fixture.site.videoSha256);
 }
 
 const requestsOf = (sessions: HostileSession[]) =>
@@ -113,62 +113,26 @@ function sendChunks(session: HostileSession, id: number, data: Uint8Array, total
   for (const offset of offsets) session.send({ type: 'chunk', id, offset, total, data: data.subarray(offset, offset + CHUNK_SIZE) });
 }
 
-/** One request a trickler answered slowly: when it came, and when and how it ended (Date.now() ms). */
-interface TrickledRequest {
-  piece: number;
-  askedAt: number;
-  endedAt?: number;
-  end?: 'sent' | 'cancelled';
-}
-
-/**
- * Gap (ms) between the chunks a trickler sends of the pieces it serves well, one piece after
- * another: 16 KiB each 30 ms, about 550 kB/s, a line as good as the honest seeder's capped one.
- * Sent all at once, its good pieces took too little busy time to be measured (Peer's
- * RATE_WINDOW_MS), so its line was never known to be good.
- */
-const GOOD_CHUNK_GAP_MS = 30;
-/** Gap (ms) between the chunks of a trickled piece: a 64 KiB piece in 4 s, within a prefetch's 10 s. */
-const TRICKLE_CHUNK_GAP_MS = 1000;
-
-/**
- * Serves `goodPieces` requests well, then every request at one chunk a second, each on its own
- * timer (several trickled side by side), recording each trickled request.
- */
-function trickler(goodPieces: number): HostileBehaviour & { served: number; trickled: TrickledRequest[] } {
-  const trickling = new Map<number, TrickledRequest>();
-  /** The good pieces' chunks, sent one after another. */
-  let goodLine = Promise.resolve();
+/** Serves `goodPieces` requests at full speed, then every request at one chunk a second. */
+function trickler(goodPieces: number): HostileBehaviour & { served: number } {
+  const cancelled = new Set<number>();
   const behaviour = {
     served: 0,
-    trickled: [] as TrickledRequest[],
     onRequest(request: Extract<PeerMessage, { type: 'request' }>, session: HostileSession) {
-      const data = session.pieceBytes(request.asset, request.piece);
-      const chunkAt = (offset: number) => ({ type: 'chunk' as const, id: request.id, offset, total: data.length, data: data.subarray(offset, offset + CHUNK_SIZE) });
       if (behaviour.served < goodPieces) {
         behaviour.served++;
-        goodLine = goodLine.then(async () => {
-          for (let offset = request.from ?? 0; offset < data.length && !session.closed; offset += CHUNK_SIZE) {
-            session.send(chunkAt(offset));
-            await new Promise((resolve) => setTimeout(resolve, GOOD_CHUNK_GAP_MS));
-          }
-        });
-        return;
+        return session.serve(request);
       }
-      const record: TrickledRequest = { piece: request.piece, askedAt: Date.now() };
-      behaviour.trickled.push(record);
-      trickling.set(request.id, record);
+      const data = session.pieceBytes(request.asset, request.piece);
       let offset = request.from ?? 0;
       const timer = setInterval(() => {
-        if (record.end || session.closed) return clearInterval(timer);
-        session.send(chunkAt(offset));
+        if (cancelled.has(request.id) || session.closed || offset >= data.length) return clearInterval(timer);
+        session.send({ type: 'chunk', id: request.id, offset, total: data.length, data: data.subarray(offset, offset + CHUNK_SIZE) });
         offset += CHUNK_SIZE;
-        if (offset >= data.length) Object.assign(record, { end: 'sent', endedAt: Date.now() });
-      }, TRICKLE_CHUNK_GAP_MS);
+      }, 1000);
     },
     onCancel(id: number) {
-      const record = trickling.get(id);
-      if (record && !record.end) Object.assign(record, { end: 'cancelled', endedAt: Date.now() });
+      cancelled.add(id);
     },
   };
   return behaviour;
@@ -199,77 +163,30 @@ describe('hostile peers', () => {
     assertNoPageErrors(context);
   });
 
-  describe('on a longer video', () => {
-    /**
-     * 24 s (4.5 MB, 69 pieces): the trickler is first asked about 2 s into the video (it never says
-     * where it reads, so it counts as furthest behind once its hello is 2 s old, see Scheduler's
-     * #prefetchSources) and its first trickled piece ends 4 s later; the 8 s video was all in by then,
-     * so nothing told whether the engine then passed the trickler over.
-     */
-    const longer = useTestSite({ video: { name: 'hostile-longer', seconds: 24, kbps: 1500 }, pieceSize: PIECE_SIZE, originArgs: ['--rate', '600'] });
-    /** Pieces' worth of the video the viewer must still lack when the first trickled request ended, for what follows to say anything. */
-    const PIECES_LEFT = 8;
-    /**
-     * Pieces from the seeder per trickled piece waited for to its end, past WAITED_ANYWAY, once a
-     * trickled request ended. Runs of the engine that passes it over: 0-2 pieces waited for beside
-     * 36 from the seeder; main ad7d620: 5 beside none (two runs, load 5-6).
-     */
-    const ELSEWHERE_PER_WAITED = 4;
-    /** Trickled pieces waited for after that which pass whatever the seeder sent: requests crossing the first one's end on the wire. */
-    const WAITED_ANYWAY = 2;
+  it('a peer that starts well and then trickles: it earns trust, then is measured slow and passed over', async () => {
+    const seeder = await openSeeder(chromium, fixture, 'trickle-seeder');
+    await seeder.page.evaluate((bps) => window.peerfetch!.setUploadLimit(bps), SLOW_SEEDER_BPS);
+    const behaviour = trickler(3);
+    const slow = await hostile(behaviour, ADDRESSES[0], 0);
+    const { context, page } = await openViewer('trickle-viewer');
+    await waitFor(async () => (await stats(page)).peers >= 2, { what: 'the viewer connected to the seeder and the trickler' });
+    await waitForPeers(page, [slow.peerId]);
+    const session = await viewerSession(slow);
 
-    it('a peer that starts well and then trickles: it earns trust, then is measured slow and passed over', async () => {
-      const seeder = await openSeeder(chromium, longer, 'trickle-seeder');
-      await seeder.page.evaluate((bps) => window.peerfetch!.setUploadLimit(bps), SLOW_SEEDER_BPS);
-      const GOOD_PIECES = 3;
-      const behaviour = trickler(GOOD_PIECES);
-      const slow = await hostile(behaviour, ADDRESSES[0], 0, longer);
-      const { context, page } = await openViewer('trickle-viewer', longer);
-      await waitFor(async () => (await stats(page)).peers >= 2, { what: 'the viewer connected to the seeder and the trickler' });
-      await waitForPeers(page, [slow.peerId]);
-      const session = await viewerSession(slow);
-
-      const played = playToTheEndAndVerify(page, longer);
-      // The case exercised: a request reached it after it began trickling and ended (trickled to its
-      // end, or given up on: the engine has seen it trickle), while the viewer still lacked much of the video.
-      const measured = await waitFor(() => behaviour.trickled.find((request) => request.end !== undefined), {
-        what: 'a request to the trickler after its good pieces, ended',
-      });
-      const atMeasured = await stats(page);
-      /** Pieces the viewer took from the other peer (the seeder) so far. */
-      const fromElsewhere = async () => (await recordedEvents(page, 'piece:verified')).filter((event) => event.detail.peerId !== slow.peerId).length;
-      const fromElsewhereAtMeasured = await fromElsewhere();
-      await played;
-      const videoBytes = longer.site.videoBytes.length;
-      const requests = requestsOf([session]);
-      const cancels = session.received.filter((message) => message.type === 'cancel').length;
-      const verified = (await recordedEvents(page, 'piece:verified')).filter((event) => event.detail.peerId === slow.peerId).length;
-      const viewerStats = await stats(page);
-      const t0 = measured.endedAt!;
-      const later = behaviour.trickled.filter((request) => request.askedAt > t0);
-      // Waited for: trickled to its end.
-      const laterWaitedOut = later.filter((request) => request.end !== 'cancelled');
-      const elsewhereLater = (await fromElsewhere()) - fromElsewhereAtMeasured;
-      console.info(
-        `trickler: ${requests.length} requests (${behaviour.trickled.length} trickled: ${behaviour.trickled
-          .map((request) => `piece ${request.piece} asked ${request.askedAt - t0} ms, ${request.end ?? 'open'} ${request.endedAt === undefined ? '' : request.endedAt - t0} ms`)
-          .join('; ')}), ${cancels} cancelled, ${elsewhereLater} pieces from the seeder after the first trickled request ended, ${verified} pieces verified from it; viewer when the first trickled request ended ${atMeasured.bytesFromPeers + atMeasured.bytesFromOrigin} B, by the end ${viewerStats.bytesFromPeers} B from peers, ${viewerStats.bytesFromOrigin} B from the origin; peers ${JSON.stringify(viewerStats.peerList)}`,
-      );
-      expect(behaviour.served, 'it started well').toBe(GOOD_PIECES);
-      expect(verified, 'and earned trust').toBeGreaterThan(0);
-      expect(videoBytes - (atMeasured.bytesFromPeers + atMeasured.bytesFromOrigin), 'the viewer still lacked much of the video then').toBeGreaterThan(PIECES_LEFT * 64 * 1024);
-      // Passed over: what it is asked after that is given up on, or little is waited for (requests
-      // crossing that request's end on the wire; another round once its stall memory ran out), beside
-      // what the seeder sends. An engine that kept asking it and waiting for its pieces fails (main
-      // ad7d620, before the slow-completion rule: 5 pieces waited for from it after the first
-      // trickled one, none from the seeder, in two runs).
-      expect(
-        laterWaitedOut.length,
-        `${later.length} requests to the trickler after the first trickled request ended, ${laterWaitedOut.length} of them waited for to their end; ${elsewhereLater} pieces from the seeder`,
-      ).toBeLessThanOrEqual(Math.max(WAITED_ANYWAY, elsewhereLater / ELSEWHERE_PER_WAITED));
-      expect(viewerStats.bytesFromPeers).toBeGreaterThanOrEqual(videoBytes / 3);
-      assertNoPageErrors(context);
-    });
+    await playToTheEndAndVerify(page);
+    const requests = requestsOf([session]);
+    const cancels = session.received.filter((message) => message.type === 'cancel').length;
+    const verified = (await recordedEvents(page, 'piece:verified')).filter((event) => event.detail.peerId === slow.peerId).length;
+    const viewerStats = await stats(page);
+    console.info(`trickler: ${requests.length} requests, ${cancels} cancelled, ${verified} pieces verified from it; viewer ${viewerStats.bytesFromPeers} B from peers, ${viewerStats.bytesFromOrigin} B from the origin; peers ${JSON.stringify(viewerStats.peerList)}`);
+    expect(behaviour.served, 'it started well').toBeGreaterThan(0);
+    expect(verified).toBeGreaterThan(0);
+    // Passed over: a trickling request was given up on, or the one trickled piece measured it slow
+    // and it was asked nothing more (an engine that kept asking and waiting fails both).
+    const askedWhileTrickling = requests.length - behaviour.served;
+    expect(cancels > 0 || askedWhileTrickling <= 1, `${askedWhileTrickling} requests while trickling, ${cancels} given up on`).toBe(true);
+    expect(viewerStats.bytesFromPeers).toBeGreaterThanOrEqual(fixture.site.videoBytes.length / 3);
+    assertNoPageErrors(context);
   });
 
   it('peers that answer with pieces not asked for, wrong lengths, out-of-order chunks or garbage are banned', async () => {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { averageRate, HELLO_DEADLINE_MS, HOLDINGS_WAIT_MS, MAX_READING_HEADS, Peer, READING_MEMORY_MS, type PeerHandlers } from '../../src/engine/peer.js';
+import { HELLO_DEADLINE_MS, HOLDINGS_WAIT_MS, MAX_READING_HEADS, Peer, READING_MEMORY_MS, type PeerHandlers } from '../../src/engine/peer.js';
 import { encodePeerMessage } from '../../src/shared/peer-codec.js';
 import { CHUNK_SIZE } from '../../src/shared/peer-messages.js';
 import { runsOf } from '../../src/shared/holdings.js';
@@ -491,34 +491,3 @@ describe('Peer protocol', () => {
     expect(leecher.closed).toBe(true);
   });
 });
-
-describe('throughput average', () => {
-  it('weighs samples by their busy time: a line that starts well and then trickles one chunk a second is known by its trickle within a piece', () => {
-    // A good start: 1 s of a 475 kB/s line in quarter-second samples.
-    let average: number | undefined;
-    for (let i = 0; i < 4; i++) average = averageRate(average, 475_000 / 4, 250);
-    expect(average).toBeCloseTo(475_000);
-    // Then one 16 KiB chunk a second: each chunk closes a sample of its own. Four of them (one
-    // 64 KiB piece) leave the average within a fifth above the trickle; counted per sample at
-    // 0.3 each they left it at 115 kB/s, seven times the trickle.
-    for (let i = 0; i < 4; i++) average = averageRate(average, CHUNK_SIZE, 1000);
-    expect(average!).toBeLessThan(CHUNK_SIZE * 1.2);
-  });
-
-  it('a quarter-second sample weighs as before, and a line sending in bursts is read around its mean rate, not above it', () => {
-    expect(averageRate(100_000, 50_000, 250)).toBeCloseTo(100_000 * 0.7 + 200_000 * 0.3, -3);
-    // 250 ms at 400 kB/s, then a 750 ms sample with one 16 KiB chunk: 116 kB/s on the whole.
-    // Per sample at 0.3 each, the average stayed at 177-244 kB/s, above the line's rate at every
-    // point of the cycle; by time it moves between the recent silence and the recent burst.
-    const mean = 100_000 + CHUNK_SIZE;
-    let afterSilence = mean;
-    let afterBurst = mean;
-    for (let i = 0; i < 20; i++) {
-      afterBurst = averageRate(afterSilence, 100_000, 250);
-      afterSilence = averageRate(afterBurst, CHUNK_SIZE, 750);
-    }
-    expect(afterSilence).toBeLessThan(mean);
-    expect(afterBurst).toBeGreaterThan(mean);
-  });
-});
-

@@ -40,10 +40,8 @@ const BUDGETS = {
   // piece the player asks for taken from a trusted holder at once instead of through a fresh peer
   // that has sent nothing yet (issue #10 item 5: about 0.04 KB; 31.57 KB built), plus a viewer that
   // cannot wait for a live piece's owner saying it fetches the piece itself, with its review fixes
-  // (issue #12: paid for by dropping protocol 2's hex bitfields; 31.58 KB built), plus uploads served
-  // from the pieces the page verified or read lately, one store read for the peers that ask at once
-  // (CPU per viewer: IndexedDB blob reads per upload request; about 0.15 KB; 31.73 KB built).
-  'dist/peerfetch.js': 31.75 * 1000,
+  // (issue #12: paid for by dropping protocol 2's hex bitfields; 31.58 KB built).
+  'dist/peerfetch.js': 31.6 * 1000,
   // 10 KB, plus what following a live stream's manifest added (issue #12: about 0.6 KB), plus the
   // hardening of issue #13 (every bridge message checked field by field, responses of one version
   // of a file, the kill switch by absence: about 0.5 KB), with the rest of a KB for what follows.

@@ -54,13 +54,6 @@ const REJOIN_MIN_MS = 500;
  */
 const LATE_CHECK_MS = 250;
 /**
- * Bytes of recently verified or read pieces kept in memory for uploads (see #recent): 4 MiB, 16
- * pieces of 256 KiB, a live window's worth (6 segments) at the live benchmark's bitrate. Peers ask
- * for a piece within seconds of its arrival, and reading it back from IndexedDB (a blob read per
- * request, one per asking peer) cost every viewer's renderer more than the upload itself.
- */
-const RECENT_PIECE_BYTES = 4 * 1024 * 1024;
-/**
  * Pieces whose first bytes are kept after their peer download ended without the rest (count, the
  * oldest forgotten first): at 256 KiB pieces at most 1 MiB of unverified bytes, a few prefetches'
  * worth (MAX_PEER_PREFETCHES in the scheduler is 6, and few of them end part way at once).
@@ -190,15 +183,6 @@ export class Swarm {
    * Dropped once the piece is held (see markHave).
    */
   readonly #leftovers = new Map<string, { bytes: Uint8Array; from: Peer[] }>();
-  /**
-   * Bytes of pieces this page verified or read for upload lately, oldest first, at most
-   * RECENT_PIECE_BYTES: an upload of one is not read from the store again. Served only while the
-   * piece is held (readPiece asks `holds` first), so an evicted piece is refused as before.
-   */
-  readonly #recent = new Map<string, Uint8Array>();
-  #recentBytes = 0;
-  /** Store reads of held pieces under way, by `asset/piece` (see #readHeld). */
-  readonly #reads = new Map<string, Promise<Uint8Array | undefined>>();
   /** Whether this page offers its pieces to peers (see setSeeding). */
   #seeding = true;
   readonly #stopListening: () => void;
@@ -501,8 +485,6 @@ export class Swarm {
       for (const piece of pieces ?? [...held]) {
         if (!held.has(piece)) continue;
         held.delete(piece);
-        this.#recentBytes -= this.#recent.get(`${id}/${piece}`)?.length ?? 0;
-        this.#recent.delete(`${id}/${piece}`);
         // Only peers told we held it hear that we no longer do.
         for (const peer of this.peers.values()) if (this.#disclosures.get(peer.id)?.told.has(id)) peer.announceLost(id, piece);
         this.#callbacks.onWithdrawn(id, piece);
@@ -514,34 +496,10 @@ export class Swarm {
    * A held piece's bytes for upload. A piece found gone (a removal whose notice has not come
    * yet) is withdrawn at once; the asking peer gets `not-found` and takes it elsewhere.
    */
-  #readHeld(assetId: string, piece: number): Promise<Uint8Array | undefined> {
-    const key = `${assetId}/${piece}`;
-    const recent = this.#recent.get(key);
-    if (recent) return Promise.resolve(recent);
-    // Peers ask for a new piece at about the same time: one read serves them all.
-    let reading = this.#reads.get(key);
-    if (!reading) {
-      reading = this.#store.get(assetId, piece).then(undefined, () => undefined).then((data) => {
-        this.#reads.delete(key);
-        if (!data) this.#withdraw({ asset: assetId, pieces: [piece] });
-        else if (this.holds(assetId, piece)) this.#keepRecent(key, data);
-        return data;
-      });
-      this.#reads.set(key, reading);
-    }
-    return reading;
-  }
-
-  /** Keeps `data` (never changed by its users: uploads send views of it) in #recent, forgetting the oldest beyond its bound. */
-  #keepRecent(key: string, data: Uint8Array): void {
-    if (this.#recent.has(key)) return;
-    this.#recent.set(key, data);
-    this.#recentBytes += data.length;
-    for (const [oldest, bytes] of this.#recent) {
-      if (this.#recentBytes <= RECENT_PIECE_BYTES) break;
-      this.#recent.delete(oldest);
-      this.#recentBytes -= bytes.length;
-    }
+  async #readHeld(assetId: string, piece: number): Promise<Uint8Array | undefined> {
+    const data = await this.#store.get(assetId, piece).catch(() => undefined);
+    if (!data) this.#withdraw({ asset: assetId, pieces: [piece] });
+    return data;
   }
 
   holds(assetId: string, piece: number): boolean {
@@ -920,7 +878,6 @@ export class Swarm {
         peer.noteVerified();
         this.#takers.get(key)?.(data);
         await this.#store.put({ asset: asset.id, piece, data }).catch(() => {});
-        this.#keepRecent(key, data);
         this.#callbacks.onPieceVerified(asset, piece, peer, data.length);
         this.markHave(asset.id, piece);
         return { ok: true, data };

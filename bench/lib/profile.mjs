@@ -19,12 +19,17 @@ async function saveProfile(profile, base, distDir) {
   await writeFile(`${base}.txt`, profileSummary(profile, distDir));
 }
 
+/** Starts V8's sampler on a target, through `send(method, params)` (its CDP session, however it is reached). */
+async function startSampler(send) {
+  await send('Profiler.enable');
+  await send('Profiler.setSamplingInterval', { interval: SAMPLING_US });
+  await send('Profiler.start');
+}
+
 /** Starts V8's sampler on `page`; the returned function stops it and saves the profile as `<base>.*`. */
 export async function profilePage(context, page, base, distDir) {
   const cdp = await context.newCDPSession(page);
-  await cdp.send('Profiler.enable');
-  await cdp.send('Profiler.setSamplingInterval', { interval: SAMPLING_US });
-  await cdp.send('Profiler.start');
+  await startSampler((method, params) => cdp.send(method, params));
   const { targetInfo } = await cdp.send('Target.getTargetInfo');
   return {
     /** The page's browser context in CDP's terms: its service worker's target has the same. */
@@ -61,9 +66,7 @@ export async function profileWorkers(browser, nameOf, dir, distDir) {
     if (targetInfo.type !== 'service_worker' || !nameOf(targetInfo.browserContextId)) return;
     try {
       const { sessionId } = await cdp.send('Target.attachToTarget', { targetId: targetInfo.targetId, flatten: false });
-      await send(sessionId, 'Profiler.enable');
-      await send(sessionId, 'Profiler.setSamplingInterval', { interval: SAMPLING_US });
-      await send(sessionId, 'Profiler.start');
+      await startSampler((method, params) => send(sessionId, method, params));
       workers.push({ sessionId, name: nameOf(targetInfo.browserContextId) });
     } catch {
       // The worker ended before it could be sampled (a page that was replaced at once).
@@ -104,7 +107,7 @@ function sourceMapOf(url, distDir) {
 }
 
 /** Self time per function (its source name, file and line where a source map knows it) of a V8 CPU profile, the largest first. */
-export function profileSummary(profile, distDir) {
+function profileSummary(profile, distDir) {
   const intervalMs = (profile.endTime - profile.startTime) / 1000 / Math.max(1, profile.samples.length);
   const self = new Map();
   let total = 0;

@@ -119,14 +119,15 @@ export interface PeerHandlers {
   pieceCount(asset: string): number | undefined;
   /** The peer holds pieces of an asset our manifest does not list (a live stream moved on before our manifest did). */
   onUnknownAsset(peer: Peer, asset: string): void;
-  /** Bytes of a stored piece to upload, or undefined. */
-  readPiece(asset: string, piece: number): Promise<Uint8Array | undefined>;
+  /** Bytes of a stored piece to upload, or of one still arriving from the origin (forwarded as it comes), or undefined. */
+  readPiece(asset: string, piece: number): Promise<Uint8Array | ArrivingPiece | undefined>;
   /**
    * The peer announced pieces (hello, have) or withdrew one (lost, not-found), or what it holds is
    * taken as said (its hello did not come within HOLDINGS_WAIT_MS, see `holdingsPending`).
    */
   onHave(peer: Peer): void;
-  onUploaded(peer: Peer, bytes: number): void;
+  /** `forwarded`: the piece was still arriving from the origin (see ArrivingPiece). */
+  onUploaded(peer: Peer, bytes: number, forwarded: boolean): void;
   /**
    * The peer said its player reads `asset` (see the `reading` message): it may now be told what we
    * hold of that stream; `ask`: it waits for a hello in answer. Absent: nothing is told.
@@ -186,6 +187,18 @@ function dueAt(download: Download): number {
   return download.sentAt + download.deadlineMs;
 }
 
+/**
+ * A piece still arriving from the origin at this page's worker, sent to peers as its bytes come
+ * (see Swarm.markArriving): `bytes` is the whole piece's buffer, of which the first `available`
+ * are there. `more()` resolves once more are, or the piece `failed` (no more will come).
+ */
+export interface ArrivingPiece {
+  readonly bytes: Uint8Array;
+  readonly available: number;
+  readonly failed: boolean;
+  more(): Promise<void>;
+}
+
 /** One piece being sent to the remote peer. */
 interface Upload {
   id: number;
@@ -195,7 +208,9 @@ interface Upload {
   offset: number;
   /** When it must be there (ms, performance.now() time): the most urgent upload is served first. */
   due: number;
-  data: Uint8Array | undefined;
+  data: Uint8Array | ArrivingPiece | undefined;
+  /** Waiting for more of an arriving piece: skipped until it comes, so that it holds no other upload back. */
+  starved: boolean;
 }
 
 /**
@@ -754,6 +769,7 @@ export class Peer {
           offset: message.from ?? 0,
           due: performance.now() + (message.deadlineMs ?? DEFAULT_UPLOAD_DEADLINE_MS),
           data: undefined,
+          starved: false,
         });
         return void this.#drainUploads();
       case 'cancel':
@@ -870,7 +886,7 @@ export class Peer {
   /** The queued upload to send a chunk of next: the most urgent, then the oldest request. */
   #nextUpload(): Upload | undefined {
     let next: Upload | undefined;
-    for (const upload of this.#uploads.values()) if (!next || upload.due < next.due) next = upload;
+    for (const upload of this.#uploads.values()) if (!upload.starved && (!next || upload.due < next.due)) next = upload;
     return next;
   }
 
@@ -887,12 +903,22 @@ export class Peer {
         if (!upload.data) {
           const data = await this.#handlers.readPiece(upload.asset, upload.piece).catch(() => undefined);
           if (!this.#uploads.has(upload.id)) continue; // cancelled meanwhile
-          if (!data || upload.offset >= data.length) {
-            this.#uploads.delete(upload.id);
-            this.#send({ type: 'reject', id: upload.id, reason: 'not-found' });
-            continue;
-          }
           upload.data = data;
+        }
+        const source = upload.data;
+        const arriving = source instanceof Uint8Array ? undefined : source;
+        const whole = source instanceof Uint8Array ? source : source?.bytes;
+        // An arriving piece that failed ends its uploads like a piece not held: the asker keeps
+        // what it received and takes the rest elsewhere (see `request`).
+        if (!whole || upload.offset >= whole.length || arriving?.failed) {
+          this.#uploads.delete(upload.id);
+          this.#send({ type: 'reject', id: upload.id, reason: 'not-found' });
+          continue;
+        }
+        const available = arriving ? arriving.available : whole.length;
+        if (arriving && upload.offset >= available) {
+          this.#starve(upload, arriving);
+          continue;
         }
         if (this.#channel.bufferedAmount > this.#pacer.target) {
           await this.#queueDrained();
@@ -900,21 +926,33 @@ export class Peer {
         }
         // Another peer's upload due earlier is being sent over the same line: it goes first.
         if (await this.#handlers.uploadTurn?.wait(upload.due)) continue;
-        const chunk = upload.data.subarray(upload.offset, upload.offset + CHUNK_SIZE);
+        const chunk = whole.subarray(upload.offset, Math.min(upload.offset + CHUNK_SIZE, available));
         await this.#handlers.beforeUpload(chunk.length);
         if (this.#closed) break;
         if (!this.#uploads.has(upload.id)) continue; // cancelled while waiting for the upload cap
-        this.#send({ type: 'chunk', id: upload.id, offset: upload.offset, total: upload.data.length, data: chunk });
+        this.#send({ type: 'chunk', id: upload.id, offset: upload.offset, total: whole.length, data: chunk });
         this.#handlers.uploadTurn?.sent(upload.due);
         upload.offset += chunk.length;
-        if (upload.offset >= upload.data.length) this.#uploads.delete(upload.id);
+        if (upload.offset >= whole.length) this.#uploads.delete(upload.id);
         this.bytesUploaded += chunk.length;
-        this.#handlers.onUploaded(this, chunk.length);
+        this.#handlers.onUploaded(this, chunk.length, arriving !== undefined);
       }
     } finally {
       this.#uploading = false;
       this.#handlers.uploadTurn?.idle();
     }
+  }
+
+  /**
+   * Sets aside an upload that has sent all of its arriving piece that is there, until more comes:
+   * the line meanwhile sends other uploads (or idles, giving its turn to other peers' uploads).
+   */
+  #starve(upload: Upload, arriving: ArrivingPiece): void {
+    upload.starved = true;
+    void arriving.more().then(() => {
+      upload.starved = false;
+      if (this.#uploads.has(upload.id)) void this.#drainUploads();
+    });
   }
 
   /** Waits until the channel's queue is down to the pacer's low threshold, and tells the pacer how fast it drained. */

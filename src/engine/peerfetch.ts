@@ -2,6 +2,7 @@ import { PeerfetchError } from '../shared/errors.js';
 import { isOlderLiveVersion, parseAsset, parseManifest, type Manifest, type ManifestAsset } from '../shared/manifest.js';
 import type { PieceAnswer, WorkerToPage } from '../shared/bridge-messages.js';
 import { randomPeerId, swarmInfoHash } from '../shared/swarm-id.js';
+import { pieceSpan } from '../shared/piece-math.js';
 import { TypedEventTarget } from '../shared/typed-events.js';
 import { IdbPieceStore } from '../store/idb-piece-store.js';
 import { MemoryPieceStore, type PieceStore } from '../store/piece-store.js';
@@ -405,6 +406,10 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
 
   #createSwarm(manifest: Manifest, store: PieceStore): Swarm {
     return new Swarm(manifest, store, {
+      openForward: (asset, piece) => {
+        const span = pieceSpan(piece, asset.size, asset.pieceSize);
+        return this.#link.forward(asset.id, piece, span.end - span.start, asset.pieces[piece]!);
+      },
       onPeerConnect: (peer) => {
         this.emit('peer:connect', { peerId: peer.id });
         this.#scheduler?.reschedule();
@@ -431,7 +436,10 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
         this.#log?.(`piece ${piece} of ${asset.href} from peer ${peer.id} failed its hash: peer banned`);
         this.emit('piece:rejected', { url: asset.href, piece, peerId: peer.id });
       },
-      onUploaded: (_peer, bytes) => this.#stats.add('bytesUploaded', bytes),
+      onUploaded: (_peer, bytes, forwarded) => {
+        this.#stats.add('bytesUploaded', bytes);
+        if (forwarded) this.#stats.add('bytesForwarded', bytes);
+      },
       onWithdrawn: (assetId, piece) => this.#sources.unmark(assetId, piece),
       onUnknownAsset: (_peer, asset) => this.#onUnknownAsset(asset),
       onPeerFetching: (asset, piece) => this.#scheduler?.onPeerFetching(asset, piece),
@@ -534,8 +542,16 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     if (notice.type === 'bytes-served') return this.#stats.add('bytesServed', notice.bytes);
     if (notice.type === 'manifest') return void this.#followManifest(notice.manifest, notice.url);
     if (notice.type === 'asset') return void this.#followAsset(notice.asset, notice.url);
+    if (notice.type === 'piece-arriving') return this.#onArriving(notice.asset, notice.piece);
     if (notice.type !== 'piece-delivered') return;
     this.#onDelivered(notice);
+  }
+
+  /** A live piece's origin bytes began to arrive at the SW: offered to peers (see Swarm.markArriving), once the manifest version that lists it is applied. */
+  #onArriving(assetId: string, piece: number, waited = false): void {
+    if (this.#destroyed) return;
+    if (!waited && this.#swarm && !this.#swarm.asset(assetId)) return void this.#manifestUpdates.then(() => this.#onArriving(assetId, piece, true));
+    this.#swarm?.markArriving(assetId, piece);
   }
 
   /**

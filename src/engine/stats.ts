@@ -12,6 +12,8 @@ export interface PeerfetchStats {
   bytesServed: number;
   /** Bytes sent to peers. */
   bytesUploaded: number;
+  /** Of those, bytes of live pieces sent while they were still arriving here from the origin (passed on as they came). */
+  bytesForwarded: number;
   /** bytesFromPeers / (bytesFromPeers + bytesFromOrigin), 0 when both are 0. */
   offloadRatio: number;
   /** Connected peers. */
@@ -45,7 +47,7 @@ export interface AssetStats {
   sources: string;
 }
 
-export type ByteCounter = 'bytesFromPeers' | 'bytesFromOrigin' | 'bytesFromStore' | 'bytesServed' | 'bytesUploaded';
+export type ByteCounter = 'bytesFromPeers' | 'bytesFromOrigin' | 'bytesFromStore' | 'bytesServed' | 'bytesUploaded' | 'bytesForwarded';
 
 /** The counters behind getStats(), derived fields computed on read. */
 export class StatsCounters {
@@ -55,6 +57,7 @@ export class StatsCounters {
     bytesFromStore: 0,
     bytesServed: 0,
     bytesUploaded: 0,
+    bytesForwarded: 0,
   };
 
   add(counter: ByteCounter, bytes: number): void {

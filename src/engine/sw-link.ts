@@ -3,6 +3,7 @@ import {
   BRIDGE_VERSION,
   MAX_DIRECT_MEDIA_URLS,
   MAX_MESSAGE_URL_LENGTH,
+  asForwardPart,
   asWorkerToPage,
   type PageToWorker,
   type PieceAnswer,
@@ -11,6 +12,7 @@ import {
 import { PeerfetchError } from '../shared/errors.js';
 import { isOwnWorkerFile } from '../shared/worker-file.js';
 import { mediaLoadingFromNetwork } from './media-takeover.js';
+import { FORWARD_SILENCE_MS, ForwardedPiece } from './forwarded-piece.js';
 
 /** Longest wait (ms) for peerfetch's newly installed own SW to take control of this page (it claims clients on activate). */
 const CONTROL_TIMEOUT_MS = 10_000;
@@ -187,6 +189,39 @@ export class SwLink {
   /** Asks the SW to stop that fetch (a peer fetches the piece), unless a response reads it. */
   stopPrefetch(asset: string, piece: number): void {
     this.#post({ type: 'prefetch-stop', asset, piece });
+  }
+
+  /**
+   * The bytes of a piece the SW is fetching from the origin (its `piece-arriving`), as they arrive,
+   * for peers that ask for it now (see ForwardedPiece). Fails when the SW says so, or sends nothing
+   * for FORWARD_SILENCE_MS (a worker of another deploy that does not know `forward`).
+   */
+  forward(asset: string, piece: number, size: number, sha256: string): ForwardedPiece {
+    const forwarded = new ForwardedPiece(size, sha256);
+    const controller = navigator.serviceWorker.controller;
+    if (!controller) {
+      forwarded.fail();
+      return forwarded;
+    }
+    const channel = new MessageChannel();
+    let silence = setTimeout(() => forwarded.fail(), FORWARD_SILENCE_MS);
+    const end = () => {
+      clearTimeout(silence);
+      channel.port1.close();
+    };
+    channel.port1.onmessage = (event) => {
+      const part = asForwardPart(event.data);
+      if (part?.type !== 'forward-bytes') {
+        forwarded.fail();
+        return end();
+      }
+      forwarded.append(new Uint8Array(part.data));
+      clearTimeout(silence);
+      if (forwarded.received === size || forwarded.failed) return end();
+      silence = setTimeout(() => (forwarded.fail(), end()), FORWARD_SILENCE_MS);
+    };
+    controller.postMessage({ type: 'forward', asset, piece } satisfies PageToWorker, [channel.port2]);
+    return forwarded;
   }
 
   /** Asks the SW to load the catalog asset at `url` and describe it to this page (see the bridge's `resolve`). */

@@ -6,7 +6,7 @@ import { pieceCount, pieceSpan } from '../shared/piece-math.js';
 import type { PieceStore, RemovedPieces } from '../store/piece-store.js';
 import { SharedTasks } from '../shared/shared-tasks.js';
 import { TokenBucket } from '../shared/token-bucket.js';
-import { MAX_READING_HEADS, Peer, READING_MEMORY_MS, type PeerRecord } from './peer.js';
+import { MAX_READING_HEADS, Peer, READING_MEMORY_MS, type ArrivingPiece, type PeerRecord } from './peer.js';
 import { UploadLimiter } from './upload-limiter.js';
 import { UploadTurns } from './upload-turns.js';
 import { untilSettled } from './wake-ups.js';
@@ -60,6 +60,14 @@ const LATE_CHECK_MS = 250;
  */
 const MAX_LEFTOVERS = 4;
 /**
+ * Pieces announced while still arriving from the origin (count, the oldest forgotten first; see
+ * markArriving): a live viewer's worker fetches a segment's few pieces at a time, and each is
+ * dropped once stored. Past ARRIVING_MEMORY_MS one whose store notice never came (its transfer
+ * failed unasked) is forgotten and withdrawn.
+ */
+const MAX_ARRIVING = 16;
+const ARRIVING_MEMORY_MS = 20_000;
+/**
  * Hellos one peer can make us send by what it says (per second, and in one burst): an honest peer
  * needs one when its page begins a stream (a video, a rendition, the first read after a long
  * pause), a few a minute. A hello may carry up to MAX_HOLDINGS_BYTES, so a peer naming new streams
@@ -88,7 +96,7 @@ export interface SwarmCallbacks {
   onPeerDisconnect(peer: Peer, reason: string): void;
   onPieceVerified(asset: ManifestAsset, piece: number, peer: Peer, bytes: number): void;
   onPieceRejected(asset: ManifestAsset, piece: number, peer: Peer): void;
-  onUploaded(peer: Peer, bytes: number): void;
+  onUploaded(peer: Peer, bytes: number, forwarded: boolean): void;
   /** A peer announced new pieces (the scheduler may have new work). */
   onPeerHave(peer: Peer): void;
   /** We no longer hold `piece` (the store evicted or deleted it). */
@@ -97,6 +105,8 @@ export interface SwarmCallbacks {
   onUnknownAsset(peer: Peer, asset: string): void;
   /** A peer's player reads `piece` of `assetId` and it is fetching it from the origin itself (see the `reading` message). */
   onPeerFetching(assetId: string, piece: number): void;
+  /** The bytes of a piece our worker is fetching from the origin, as they arrive (see markArriving). */
+  openForward(asset: ManifestAsset, piece: number): ArrivingPiece;
 }
 
 /**
@@ -183,6 +193,11 @@ export class Swarm {
    * Dropped once the piece is held (see markHave).
    */
   readonly #leftovers = new Map<string, { bytes: Uint8Array; from: Peer[] }>();
+  /**
+   * Pieces our worker is fetching from the origin now, announced to peers as held (see
+   * markArriving), by `asset/piece`: opened (their bytes asked of the worker) at the first request.
+   */
+  readonly #arriving = new Map<string, { at: number; forward?: ArrivingPiece }>();
   /** Whether this page offers its pieces to peers (see setSeeding). */
   #seeding = true;
   readonly #stopListening: () => void;
@@ -322,12 +337,19 @@ export class Swarm {
     // A catalog asset another tab's worker request stored may be unknown to this page: still ours to seed.
     if (asset ? piece >= pieceCount(asset.size, asset.pieceSize) : !this.#manifest.catalog || piece >= MAX_HELD_PIECES) return;
     this.#leftovers.delete(`${assetId}/${piece}`);
+    // Its uploads under way go on reading the forward they opened.
+    this.#arriving.delete(`${assetId}/${piece}`);
     const held = this.#have.get(assetId) ?? new Set<number>();
     if (held.has(piece)) return;
     held.add(piece);
     // Last in the map: the hello lists the assets stored to most recently first.
     this.#have.delete(assetId);
     this.#have.set(assetId, held);
+    this.#announce(assetId, piece);
+  }
+
+  /** Tells every peer that may know it (see #mayTell) that we hold `piece` (unless we seed nothing). */
+  #announce(assetId: string, piece: number): void {
     if (!this.#seeding) return;
     const readNow = this.#streamsReadNow();
     for (const peer of this.peers.values()) {
@@ -335,6 +357,52 @@ export class Swarm {
       this.#disclosures.get(peer.id)?.told.add(assetId);
       peer.announceHave(assetId, piece);
     }
+  }
+
+  /**
+   * Our worker began to receive `piece` from the origin (for our player, or as the member assigned
+   * to fetch it for the swarm): peers are told we hold it, and those that ask get its bytes as they
+   * arrive (see ForwardedPiece). At the live edge every member wants each new piece within moments
+   * of the first: waiting for the whole piece to be fetched, stored and announced, the others ran
+   * out of their deadline and fetched it from the origin too (live benchmark, 4 viewers: the viewer
+   * at the edge fetched every new segment, 11.9 MB, and the others 3.5-4.5 MB each of the same pieces).
+   * A transfer that fails is withdrawn (`lost`) once a request finds it failed, or after
+   * ARRIVING_MEMORY_MS.
+   */
+  markArriving(assetId: string, piece: number): void {
+    const asset = this.#assets.get(assetId);
+    const key = `${assetId}/${piece}`;
+    if (!asset || piece >= asset.pieces.length || this.holds(assetId, piece) || this.#arriving.has(key)) return;
+    this.#forgetArriving();
+    this.#arriving.set(key, { at: performance.now() });
+    if (this.#arriving.size > MAX_ARRIVING) this.#withdrawArriving(this.#arriving.keys().next().value!);
+    this.#announce(assetId, piece);
+  }
+
+  /** Withdraws arriving pieces whose store notice did not come within ARRIVING_MEMORY_MS. */
+  #forgetArriving(now = performance.now()): void {
+    for (const [key, { at }] of this.#arriving) if (now - at > ARRIVING_MEMORY_MS) this.#withdrawArriving(key);
+  }
+
+  /** An arriving piece that will not be held: peers told of it are told it is lost. */
+  #withdrawArriving(key: string): void {
+    if (!this.#arriving.delete(key)) return;
+    const [assetId, piece] = key.split('/') as [string, string];
+    for (const peer of this.peers.values()) if (this.#disclosures.get(peer.id)?.told.has(assetId)) peer.announceLost(assetId, Number(piece));
+  }
+
+  /** The bytes of an arriving piece for an upload, its forward opened at the first; undefined when it is not arriving or failed. */
+  #readArriving(assetId: string, piece: number): ArrivingPiece | undefined {
+    const key = `${assetId}/${piece}`;
+    const arriving = this.#arriving.get(key);
+    const asset = this.#assets.get(assetId);
+    if (!arriving || !asset) return undefined;
+    const forward = (arriving.forward ??= this.#callbacks.openForward(asset, piece));
+    if (forward.failed && !this.holds(assetId, piece)) {
+      this.#withdrawArriving(key);
+      return undefined;
+    }
+    return forward;
   }
 
   /**
@@ -524,7 +592,10 @@ export class Swarm {
       },
       onUnknownAsset: (from, asset) => this.#callbacks.onUnknownAsset(from, asset),
       // A piece of a stream the peer may not know we hold is refused as if we did not hold it.
-      readPiece: (id, piece) => (this.holds(id, piece) && this.#mayTell(peer, id) ? this.#readHeld(id, piece) : Promise.resolve(undefined)),
+      readPiece: async (id, piece) => {
+        if (!this.#mayTell(peer, id)) return undefined;
+        return this.holds(id, piece) ? this.#readHeld(id, piece) : this.#readArriving(id, piece);
+      },
       onReading: (from, asset, ask, fetching) => {
         this.#onPeerReading(from, asset, ask);
         if (fetching !== undefined) this.#callbacks.onPeerFetching(asset, fetching);
@@ -533,7 +604,7 @@ export class Swarm {
         for (const wake of this.#haveWaiters) wake(from);
         this.#callbacks.onPeerHave(from);
       },
-      onUploaded: (from, bytes) => this.#callbacks.onUploaded(from, bytes),
+      onUploaded: (from, bytes, forwarded) => this.#callbacks.onUploaded(from, bytes, forwarded),
       beforeUpload: (bytes) => this.uploads.take(bytes),
       uploadTurn: this.#uploadTurns.turn(),
       onClose: (closed, reason) => {

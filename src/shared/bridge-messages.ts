@@ -27,6 +27,12 @@ export type PageToWorker =
    */
   | { type: 'prefetch-stop'; asset: string; piece: number }
   /**
+   * Send the bytes of this piece's origin transfer, under way in the SW (`piece-arriving`), on the
+   * transferred port as they arrive (ForwardPart): a peer asked for the piece. Workers that do not
+   * know this message never answer (the page gives up after FORWARD_SILENCE_MS).
+   */
+  | { type: 'forward'; asset: string; piece: number }
+  /**
    * Media elements of this page began loading these URLs before the SW controlled it (a first
    * visit): pass their requests through. Chromium refuses a media resource assembled from a
    * network response and a SW-built one, even for the same URL (measured: PIPELINE_ERROR_READ
@@ -81,6 +87,11 @@ export type WorkerToPage =
        */
       latencyMs?: number;
     }
+  /**
+   * The origin's bytes of a piece of a live stream began to arrive for this page (its player's
+   * request or its prefetch): the page may offer the piece to peers before it is whole (`forward`).
+   */
+  | { type: 'piece-arriving'; asset: string; piece: number }
   /** Bytes of an asset the SW handed to one of this page's requests. */
   | { type: 'bytes-served'; bytes: number }
   /**
@@ -108,6 +119,13 @@ export type PieceAnswer =
       reason: 'no-peer' | 'slow-peers' | 'timeout' | 'rejected' | 'not-ready' | 'unknown-asset';
       partial?: ArrayBuffer;
     };
+
+/**
+ * SW -> page on a forward's port: the piece's next bytes (transferred, NOT verified) until the whole
+ * piece is there, or `forward-failed` (no transfer under way and nothing stored, or it failed):
+ * nothing more comes.
+ */
+export type ForwardPart = { type: 'forward-bytes'; data: ArrayBuffer } | { type: 'forward-failed' };
 
 /** SW -> page on a piece request's port: the stream that wanted the piece is gone. */
 export type PieceCancel = { type: 'cancel' };
@@ -166,6 +184,8 @@ export function asWorkerToPage(data: unknown): WorkerToPage | undefined {
       if (latencyMs !== undefined) message.latencyMs = latencyMs;
       return message;
     }
+    case 'piece-arriving':
+      return isAssetId(data.asset) && isIndex(data.piece) ? { type: data.type, asset: data.asset, piece: data.piece } : undefined;
     case 'bytes-served':
       return isIndex(data.bytes) ? { type: data.type, bytes: data.bytes } : undefined;
     case 'manifest':
@@ -189,6 +209,7 @@ export function asPageToWorker(data: unknown): PageToWorker | undefined {
       return { type: data.type };
     case 'prefetch':
     case 'prefetch-stop':
+    case 'forward':
       return isAssetId(data.asset) && isIndex(data.piece) ? { type: data.type, asset: data.asset, piece: data.piece } : undefined;
     case 'media-direct': {
       const { urls } = data;
@@ -211,4 +232,11 @@ export function asPieceAnswer(data: unknown): PieceAnswer | undefined {
   const reason = data.reason as Extract<PieceAnswer, { type: 'piece-miss' }>['reason'];
   if (data.partial === undefined) return { type: data.type, reason };
   return isPieceBuffer(data.partial) ? { type: data.type, reason, partial: data.partial } : undefined;
+}
+
+/** Narrows a forward port message to a ForwardPart (or undefined). */
+export function asForwardPart(data: unknown): ForwardPart | undefined {
+  if (!isRecord(data)) return undefined;
+  if (data.type === 'forward-bytes') return isPieceBuffer(data.data) ? { type: data.type, data: data.data } : undefined;
+  return data.type === 'forward-failed' ? { type: data.type } : undefined;
 }

@@ -287,6 +287,13 @@ export function startPeerfetchWorker(scope: ServiceWorkerGlobalScope, options: P
       return;
     }
     if (message.type === 'prefetch-stop') return void sources?.then((loaded) => loaded.stopPrefetch(message.asset, message.piece));
+    if (message.type === 'forward') {
+      const port = event.ports[0];
+      if (!port) return;
+      const forwarding = pieceSources().then((loaded) => loaded.forward(message.asset, message.piece, port));
+      if (!newVersionWaiting()) event.waitUntil(forwarding);
+      return;
+    }
     const prefetching = prefetchPiece(message.asset, message.piece, clientId);
     // A prefetch holding its event open would hold a waiting new version back too (see yieldToNewVersion).
     if (!newVersionWaiting()) event.waitUntil(prefetching);

@@ -3,7 +3,7 @@ import { PeerfetchError } from '../shared/errors.js';
 import { verifyPiece } from '../shared/integrity.js';
 import { pieceSpan } from '../shared/piece-math.js';
 import { SharedTasks } from '../shared/shared-tasks.js';
-import type { WorkerToPage } from '../shared/bridge-messages.js';
+import type { ForwardPart, WorkerToPage } from '../shared/bridge-messages.js';
 import { GrowingPiece } from './growing-piece.js';
 import { isFileChanged } from './origin-fetch.js';
 import type { PieceStore } from '../store/piece-store.js';
@@ -208,6 +208,32 @@ export class PieceSources {
     this.#arriving.get(key)?.fail(new PeerfetchError('aborted', 'a peer fetches the piece from the origin'));
   }
 
+  /**
+   * Passes the bytes of the piece's origin transfer under way here on to `port` as they arrive (see
+   * the bridge's `forward`): the page offers them to peers before the piece is whole. A transfer that
+   * ended meanwhile is read from the store; `forward-failed` when neither has it or the transfer fails.
+   */
+  async forward(assetId: string, piece: number, port: MessagePort): Promise<void> {
+    const send = (data: Uint8Array) => {
+      const buffer = data.slice().buffer;
+      port.postMessage({ type: 'forward-bytes', data: buffer } satisfies ForwardPart, [buffer]);
+    };
+    try {
+      const growing = this.#arriving.get(`${assetId}/${piece}`);
+      if (growing) {
+        for await (const part of growing.read(0, growing.data.length)) send(part);
+        return;
+      }
+      const stored = await this.#components.store?.get(assetId, piece);
+      if (!stored) throw new PeerfetchError('aborted', 'the piece is neither arriving nor stored');
+      send(stored);
+    } catch {
+      port.postMessage({ type: 'forward-failed' } satisfies ForwardPart);
+    } finally {
+      port.close();
+    }
+  }
+
   async #fromStore(asset: ManifestAsset, piece: number): Promise<Uint8Array | undefined> {
     return this.#components.store?.get(asset.id, piece).catch(() => undefined);
   }
@@ -254,6 +280,8 @@ export class PieceSources {
         });
         const latencyMs = Date.now() - askedAt;
         this.#arriving.set(key, growing);
+        // At the live edge every member wants the piece now: the page offers it to peers as it arrives (see `forward`).
+        if (asset.live) this.#components.notify(clientId, { type: 'piece-arriving', asset: asset.id, piece });
         // Every next piece is in this body already: none may start another whole download.
         if (growing.wholeAsset && !this.#wholeAssets.has(asset.id)) this.#wholeAssets.set(asset.id, growing.wholeAsset);
         void growing.done

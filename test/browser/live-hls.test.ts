@@ -100,6 +100,7 @@ describe('live HLS', () => {
           // Once (load 19) all three viewers loaded 8 segments with 0 B served by peerfetch at all: whether
           // the worker controlled the page tells a page left on the network from segments passed through.
           `${s.bytesFromStore} B from the store, ${s.bytesServed} B served, worker ${controlled ? 'controls the page' : 'does not control the page'}, ` +
+          `${s.bytesUploaded} B uploaded (${s.bytesForwarded} B of it while arriving from the origin), ` +
           `rebuffers ${live.rebuffers}, latency median ${median(live.latencies)} ms over ${live.latencies.length} samples`,
       );
     }
@@ -117,6 +118,9 @@ describe('live HLS', () => {
       expect(verified.filter((event) => String(event.detail.url).includes('/live/seg-')).length).toBeGreaterThan(0);
     }
     for (const page of pages) expect(await recordedEvents(page, 'piece:rejected')).toEqual([]);
+    // New pieces were passed on while they still arrived from the origin at the member fetching
+    // them (the others asked for them at once), not only once whole; all of them verified above.
+    expect(results.reduce((sum, { stats: s }) => sum + s.bytesForwarded, 0)).toBeGreaterThan(0);
     // The swarm's share from itself, printed (offload goals are measured by the benchmark).
     const fromPeers = results.reduce((sum, { stats: s }) => sum + s.bytesFromPeers, 0);
     const fromOrigin = results.reduce((sum, { stats: s }) => sum + s.bytesFromOrigin, 0);

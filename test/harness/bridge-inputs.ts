@@ -25,6 +25,7 @@ export function validPageToWorker(asset: string, url: string): Record<string, un
     { type: 'engine-ready', version: BRIDGE_VERSION },
     { type: 'engine-gone' },
     { type: 'prefetch', asset, piece: 3 },
+    { type: 'forward', asset, piece: 3 },
     { type: 'media-direct', urls: [url, 'https://cdn.example/b.mp4'] },
     { type: 'media-takeover', url },
   ];
@@ -37,6 +38,7 @@ export function validWorkerToPage(asset: string): Record<string, unknown>[] {
     { type: 'piece-delivered', asset, piece: 2, source: 'origin', bytes: 65536, stored: true, latencyMs: 12.5 },
     { type: 'piece-delivered', asset, piece: 2, source: 'store', bytes: 65536, stored: false },
     { type: 'bytes-served', bytes: 1000 },
+    { type: 'piece-arriving', asset, piece: 1 },
     { type: 'manifest', url: 'https://site.example/peerfetch-manifest.json', manifest: { version: 1, assets: [] } },
   ];
 }
@@ -49,7 +51,12 @@ export function validPieceAnswers(pieceBytes = 16): Record<string, unknown>[] {
   ];
 }
 
-const MESSAGE_TYPES = ['engine-ready', 'engine-gone', 'prefetch', 'media-direct', 'media-takeover', 'worker-hello', 'piece-request', 'piece-delivered', 'bytes-served', 'manifest', 'piece', 'piece-miss', 'cancel'];
+/** Parts of a forwarded piece, SW -> page on the port of a `forward`. */
+export function validForwardParts(pieceBytes = 16): Record<string, unknown>[] {
+  return [{ type: 'forward-bytes', data: new ArrayBuffer(pieceBytes) }, { type: 'forward-failed' }];
+}
+
+const MESSAGE_TYPES = ['engine-ready', 'engine-gone', 'prefetch', 'media-direct', 'media-takeover', 'worker-hello', 'piece-request', 'piece-delivered', 'bytes-served', 'manifest', 'piece', 'piece-miss', 'cancel', 'forward', 'piece-arriving', 'forward-bytes', 'forward-failed'];
 const FIELDS = ['type', 'asset', 'piece', 'urls', 'url', 'version', '__proto__', 'data', 'partial', 'reason'];
 
 /** A random value, sometimes shaped like a bridge message; `words` are strings worth trying (asset ids, URLs). */

@@ -1,9 +1,10 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { hostileValues, randomBridgeValue, spoilMessage, validPageToWorker, validPieceAnswers, validWorkerToPage } from '../harness/bridge-inputs.js';
+import { hostileValues, randomBridgeValue, spoilMessage, validForwardParts, validPageToWorker, validPieceAnswers, validWorkerToPage } from '../harness/bridge-inputs.js';
 import {
   BRIDGE_VERSION,
   MAX_DIRECT_MEDIA_URLS,
   MAX_MESSAGE_URL_LENGTH,
+  asForwardPart,
   asPageToWorker,
   asPieceAnswer,
   asWorkerToPage,
@@ -51,6 +52,7 @@ const PARSERS = [
   ['asPageToWorker', asPageToWorker, VALID_PAGE_TO_WORKER],
   ['asWorkerToPage', asWorkerToPage, VALID_WORKER_TO_PAGE],
   ['asPieceAnswer', asPieceAnswer, VALID_PIECE_ANSWERS],
+  ['asForwardPart', asForwardPart, validForwardParts()],
 ] as const;
 
 describe('bridge message parsers', () => {
@@ -103,6 +105,14 @@ describe('bridge message parsers', () => {
     ['a miss with a partial that is not an ArrayBuffer', { type: 'piece-miss', reason: 'timeout', partial: 'abc' }],
   ])('asPieceAnswer drops %s', (_name, message) => {
     expect(asPieceAnswer(message)).toBeUndefined();
+  });
+
+  it.each([
+    ['bytes that are not an ArrayBuffer', { type: 'forward-bytes', data: new Uint8Array(4) }],
+    ['bytes larger than any piece', { type: 'forward-bytes', data: new ArrayBuffer(MAX_PIECE_SIZE + 1) }],
+    ['a part of an unknown type', { type: 'forward-done' }],
+  ])('asForwardPart drops %s', (_name, message) => {
+    expect(asForwardPart(message)).toBeUndefined();
   });
 
   it.each(PARSERS)(`%s never throws on random input, and what it accepts is well formed (seed ${seed})`, (name, parse, valid) => {

@@ -1,5 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { ForwardedPiece } from '../../src/engine/forwarded-piece.js';
 import { Peer, type PeerHandlers } from '../../src/engine/peer.js';
+import { sha256Hex } from '../../src/shared/integrity.js';
 import { MAX_SEND_QUEUE_BYTES, MIN_SEND_QUEUE_BYTES } from '../../src/engine/send-pacer.js';
 import { UploadTurns } from '../../src/engine/upload-turns.js';
 import { CHUNK_SIZE } from '../../src/shared/peer-messages.js';
@@ -123,6 +125,35 @@ describe('uploads on a slow line', () => {
     // It waited for the short queue only, not for the ~450 KiB of prefetches still ahead of it.
     const lineMs = (bytes: number) => (bytes / SLOW_LINE) * 1000;
     expect(finishedAt.get('urgent')! - urgentAt).toBeLessThanOrEqual(lineMs(PIECE_BYTES + MIN_SEND_QUEUE_BYTES + 2 * CHUNK_SIZE) + 50);
+  });
+
+  it('send a piece still arriving from the origin as its bytes come, and other pieces while it waits for more', async () => {
+    const forwarded = new ForwardedPiece(PIECE_BYTES, await sha256Hex(pieces.get(`${ASSET}/0`)!));
+    const [leecherEnd, seederEnd] = channelPair(undefined, SLOW_LINE);
+    const leecher = new Peer('seeder', fakeConnection(), leecherEnd as unknown as RTCDataChannel, handlers(new Map()));
+    const seederHandlers = handlers(pieces);
+    const seeder = new Peer('leecher', fakeConnection(), seederEnd as unknown as RTCDataChannel, {
+      ...seederHandlers,
+      readPiece: async (asset, piece) => (piece === 0 ? forwarded : seederHandlers.readPiece(asset, piece)),
+    });
+    seeder.hello(new Map());
+    leecher.hello(new Map());
+    const finished: string[] = [];
+    // The arriving piece is the more urgent one: it still holds back no piece that can be sent.
+    const arriving = leecher.request(ASSET, 0, PIECE_BYTES, never(), { deadlineMs: 2000 }).then((data) => (finished.push('arriving'), data));
+    const stored = leecher.request(ASSET, 1, PIECE_BYTES, never(), { deadlineMs: 8000 }).then(() => finished.push('stored'));
+    forwarded.append(pieces.get(`${ASSET}/0`)!.subarray(0, 40_000));
+    await vi.advanceTimersByTimeAsync(300);
+    // What had arrived went out at once...
+    expect(leecher.partial(ASSET, 0)).toHaveLength(40_000);
+    await vi.advanceTimersByTimeAsync(1500);
+    // ...and the line then sent the stored piece instead of waiting.
+    expect(finished).toEqual(['stored']);
+    forwarded.append(pieces.get(`${ASSET}/0`)!.subarray(40_000));
+    await vi.advanceTimersByTimeAsync(1500);
+    expect(await arriving).toEqual(pieces.get(`${ASSET}/0`));
+    await stored;
+    expect(finished).toEqual(['stored', 'arriving']);
   });
 });
 

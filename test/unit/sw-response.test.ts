@@ -5,7 +5,7 @@ import { parseManifest, type ManifestAsset } from '../../src/shared/manifest.js'
 import { sha256Hex } from '../../src/shared/integrity.js';
 import { MemoryPieceStore } from '../../src/store/piece-store.js';
 import { SharedTasks } from '../../src/shared/shared-tasks.js';
-import type { WorkerToPage } from '../../src/shared/bridge-messages.js';
+import type { ForwardPart, WorkerToPage } from '../../src/shared/bridge-messages.js';
 import { GrowingPiece } from '../../src/sw/growing-piece.js';
 import { PeerfetchError, isPeerfetchError } from '../../src/shared/errors.js';
 
@@ -224,6 +224,55 @@ describe('PieceSources', () => {
     answerPeers();
     expect(await bytesOf(await asked)).toEqual(fromBytes(2));
     expect(originCalls).toBe(2);
+  });
+
+  it("tells its page when a live piece's origin bytes begin to arrive, and forwards them to the page as they come", async () => {
+    const onDemand = await makeAsset();
+    const live = { ...onDemand, live: { playlist: 'https://site.example/live/index.m3u8', segmentMs: 2000, windowMs: 12_000 } } as ManifestAsset;
+    const store = new MemoryPieceStore();
+    const notices: WorkerToPage[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const sources = new PieceSources({
+      store,
+      fromPeers: async () => undefined,
+      fromOrigin: async (_asset, piece) => {
+        const growing = new GrowingPiece(fromBytes(piece).length);
+        growing.append(fromBytes(piece).subarray(0, 100));
+        void held.then(() => growing.append(fromBytes(piece).subarray(100)));
+        return growing;
+      },
+      notify: (_client, message) => notices.push(message),
+      onStaleManifest: () => {},
+    });
+    const forward = (piece: number) => {
+      const channel = new MessageChannel();
+      const parts: ForwardPart[] = [];
+      channel.port1.onmessage = (event: MessageEvent) => parts.push(event.data as ForwardPart);
+      return { parts, done: sources.forward(live.id, piece, channel.port2), close: () => channel.port1.close() };
+    };
+    const joined = (parts: ForwardPart[]) => Buffer.concat(parts.map((part) => (part.type === 'forward-bytes' ? new Uint8Array(part.data) : new Uint8Array())));
+
+    const prefetch = sources.prefetch(live, 1, 'page-1');
+    await vi.waitFor(() => expect(notices).toContainEqual({ type: 'piece-arriving', asset: live.id, piece: 1 }));
+    const arriving = forward(1);
+    // The first bytes go to the page before the rest has come.
+    await vi.waitFor(() => expect(arriving.parts).toHaveLength(1));
+    expect(joined(arriving.parts)).toEqual(Buffer.from(fromBytes(1).subarray(0, 100)));
+    release();
+    await Promise.all([arriving.done, prefetch]);
+    await vi.waitFor(() => expect(joined(arriving.parts)).toEqual(Buffer.from(fromBytes(1))));
+    // Asked for once it is stored: the whole piece; asked for one never fetched: refused.
+    const stored = forward(1);
+    const never = forward(2);
+    await Promise.all([stored.done, never.done]);
+    await vi.waitFor(() => expect(stored.parts.length + never.parts.length).toBe(2));
+    expect(joined(stored.parts)).toEqual(Buffer.from(fromBytes(1)));
+    expect(never.parts).toEqual([{ type: 'forward-failed' }]);
+    for (const { close } of [arriving, stored, never]) close();
+    // An on-demand piece is not announced before it is whole.
+    await sources.prefetch(onDemand, 2, 'page-1');
+    expect(notices.filter((notice) => notice.type === 'piece-arriving')).toHaveLength(1);
   });
 
   it('stops a prefetch no response reads when a peer fetches the piece itself, before or after its headers; one a response reads goes on', async () => {

@@ -1,9 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Peer, READING_MEMORY_MS, type PeerHandlers } from '../../src/engine/peer.js';
+import { ForwardedPiece } from '../../src/engine/forwarded-piece.js';
 import { Swarm, type PieceResult } from '../../src/engine/swarm.js';
+import { PeerfetchError } from '../../src/shared/errors.js';
 import { runsOf } from '../../src/shared/holdings.js';
 import { sha256Hex } from '../../src/shared/integrity.js';
-import { parseManifest, type Manifest } from '../../src/shared/manifest.js';
+import { parseManifest, type Manifest, type ManifestAsset } from '../../src/shared/manifest.js';
 import { MemoryPieceStore, type StoredPiece } from '../../src/store/piece-store.js';
 import { channelPair, fakeConnection, SharedLine, type FakeChannel } from './fake-channel.js';
 import type { PeerMessage } from '../../src/shared/peer-messages.js';
@@ -119,6 +121,75 @@ describe('Swarm: a peer that fetches a piece from the origin itself', () => {
       { type: 'reading', asset: assetId, piece: 1, ask: true },
       { type: 'reading', asset: assetId, piece: 1, origin: true },
     ]);
+    swarm.destroy();
+  });
+});
+
+describe('Swarm: a piece arriving from the origin', () => {
+  async function arriving() {
+    const m = await manifest();
+    const assetId = m.assets[0]!.id;
+    const forwards: ForwardedPiece[] = [];
+    const swarm = new Swarm(m, new MemoryPieceStore(), {
+      ...noCallbacks,
+      openForward: (asset: ManifestAsset, piece: number) => {
+        const forwarded = new ForwardedPiece(PIECE, asset.pieces[piece]!);
+        forwards.push(forwarded);
+        return forwarded;
+      },
+    });
+    await swarm.loadHave();
+    const { remote } = connectRemote(swarm, assetId, 'remote', []);
+    remote.announceReading(assetId, 0, true); // it plays the video: it may know what we hold of it
+    await vi.waitFor(() => expect(remote.holdingsPending).toBe(false)); // the swarm answered its ask
+    swarm.markArriving(assetId, 2);
+    await vi.waitFor(() => expect(remote.has(assetId, 2)).toBe(true));
+    return { swarm, remote, assetId, forwards };
+  }
+
+  it('is announced at once and its bytes go to an asking peer as they arrive, the last once the whole piece is verified', async () => {
+    const { swarm, remote, assetId, forwards } = await arriving();
+    expect(swarm.holds(assetId, 2)).toBe(false);
+    const request = remote.request(assetId, 2, PIECE, new AbortController().signal);
+    await vi.waitFor(() => expect(forwards).toHaveLength(1));
+    const forwarded = forwards[0]!;
+    forwarded.append(pieceBytes(2).subarray(0, 20_000));
+    // Sent before the piece is whole, not held back until it is.
+    await vi.waitFor(() => expect(remote.partial(assetId, 2)?.length).toBe(20_000));
+    forwarded.append(pieceBytes(2).subarray(20_000));
+    expect(await request).toEqual(pieceBytes(2));
+    // Stored later, the piece is held like any other, its forward done.
+    swarm.markHave(assetId, 2);
+    expect(swarm.holds(assetId, 2)).toBe(true);
+    swarm.destroy();
+  });
+
+  it('that fails ends the upload with what was sent, and the peer no longer counts it as ours', async () => {
+    const { swarm, remote, assetId, forwards } = await arriving();
+    const request = remote.request(assetId, 2, PIECE, new AbortController().signal);
+    await vi.waitFor(() => expect(forwards).toHaveLength(1));
+    forwards[0]!.append(pieceBytes(2).subarray(0, 20_000));
+    await vi.waitFor(() => expect(remote.partial(assetId, 2)?.length).toBe(20_000));
+    forwards[0]!.fail();
+    const error = await request.catch((rejected: unknown) => rejected as PeerfetchError);
+    expect(error).toBeInstanceOf(PeerfetchError);
+    // The asker keeps the bytes it got, for the next source to finish from.
+    expect((error as PeerfetchError).details.partial).toEqual(pieceBytes(2).subarray(0, 20_000));
+    await vi.waitFor(() => expect(remote.has(assetId, 2)).toBe(false));
+    swarm.destroy();
+  });
+
+  it('whose bytes fail their hash never completes at the peer', async () => {
+    const { swarm, remote, assetId, forwards } = await arriving();
+    const request = remote.request(assetId, 2, PIECE, new AbortController().signal);
+    await vi.waitFor(() => expect(forwards).toHaveLength(1));
+    const wrong = pieceBytes(2);
+    wrong[PIECE - 1]! ^= 0xff;
+    forwards[0]!.append(wrong);
+    const error = await request.catch((rejected: unknown) => rejected as PeerfetchError);
+    expect(error).toBeInstanceOf(PeerfetchError);
+    // Everything but the last byte went out; the piece was never whole at the peer.
+    expect((error as PeerfetchError).details.partial).toHaveLength(PIECE - 1);
     swarm.destroy();
   });
 });

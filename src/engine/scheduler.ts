@@ -553,13 +553,20 @@ export class Scheduler {
         // store it, and a line asked for it meanwhile sent it again (uplinks benchmark: 0.3 MB of
         // the 1 Mbit/s line's scarce bytes per run).
         if (swarm.holds(asset.id, piece) || swarm.downloading(asset.id, piece) || this.#originRequested.has(pieceKey)) continue;
-        // With a buffer to spare, a piece a viewer ahead is fetching waits for it (see #upstreamFetching).
-        if (head.queueMs > PREFETCH_QUEUE_MS && this.#upstreamFetching(asset, piece, head.queueMs)) continue;
+        // A piece a viewer ahead is fetching waits for it (see #upstreamFetching) while its player
+        // spares more than the plain deadline: a buffer to spare, or a piece it reaches later than
+        // that. A viewer that had just started (2-4 s buffered) took from the first viewer's line,
+        // its own only source, the pieces the second viewer was fetching on it (WAN benchmark: a
+        // segment the line sends in 1.6 s took the second viewer 2.7 s, and its next segment went to
+        // the origin with 1.2 s buffered).
+        const dueMs = this.#prefetchUrgencyMs(head, bytesAhead);
+        const spareMs = Math.max(dueMs, head.queueMs);
+        if (spareMs > PREFETCH_QUEUE_MS && this.#upstreamFetching(asset, piece, spareMs)) continue;
         const availability = swarm.availability(asset.id, piece);
         // Held only by peers too slow to deliver it in time even with nothing else to send: as if
         // nobody held it (fetchPiece would refuse it). Urgency 0 counts none of their queue.
         if (availability > 0 && swarm.canDeliverWithin(asset.id, piece, head.queueMs, 0)) {
-          const urgencyMs = Math.max(this.#prefetchUrgencyMs(head, bytesAhead), earlierDueAt + LATER_PIECE_MS - now);
+          const urgencyMs = Math.max(dueMs, earlierDueAt + LATER_PIECE_MS - now);
           earlierDueAt = now + urgencyMs;
           fromPeers.push({ asset, piece, availability, order, queueMs: head.queueMs, urgencyMs });
         } else if (

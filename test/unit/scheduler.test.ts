@@ -553,6 +553,24 @@ describe('Scheduler: a player with a buffer to spare waits for the viewer ahead 
     swarm.destroy();
   });
 
+  it('with no buffer to spare, the pieces it reads ahead into that the viewer ahead is fetching are left to that viewer', async () => {
+    const { asset, swarm, scheduler, far, near } = await setUp();
+    // The plain deadline (2-4 s buffered, a viewer just started): piece 9, and the read-ahead window
+    // to 17, past `near`'s holdings (0-11); its pieces are needed later than the plain 4 s (no pace
+    // yet: 10 s). `far`'s line is the one `near` fetches 12-18 on.
+    const { answer } = ask(scheduler, asset, 9, 4000);
+    await vi.advanceTimersByTimeAsync(1500);
+    expect(await answer).toMatchObject({ ok: true });
+    expect(far.asked().filter((piece) => piece >= 12 && piece <= 17)).toEqual([]);
+    // Once `near` has piece 12 it is prefetched from `near`.
+    near.remote.announceHave(asset.id, 12);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(near.asked()).toContain(12);
+    expect(far.asked()).not.toContain(12);
+    scheduler.stop();
+    swarm.destroy();
+  });
+
   it('a viewer that was behind us when we met is not waited for', async () => {
     // `near` read at piece 1 when our player (at 2) met it; it reads at 10 now.
     const { asset, swarm, scheduler, far, near } = await setUp(1);

@@ -10,7 +10,7 @@ import { MAX_READING_HEADS, Peer, READING_MEMORY_MS, type ArrivingPiece, type Pe
 import { UploadLimiter } from './upload-limiter.js';
 import { UploadTurns } from './upload-turns.js';
 import { untilSettled } from './wake-ups.js';
-import { finishFromOrigin, originMs } from './playback-slack.js';
+import { finishFromOrigin, originMs, originSlackMs } from './playback-slack.js';
 
 /** Connected peers we aim for: enough sources for parallel pieces, few enough for a phone's radio. */
 export const MAX_PEERS = 8;
@@ -797,7 +797,14 @@ export class Swarm {
         expire();
       }
     };
-    let timer = unproven ? setTimeout(() => whileProving(0), Math.min(deadlineMs, UNPROVEN_JOIN_WAIT_MS)) : setTimeout(expire, deadlineMs);
+    // The first span is no longer than a playing player's buffer leaves the origin for the piece (0
+    // buffered: before the first frame, see Scheduler.answer, when the player waits for it anyway).
+    // A viewer that had just started, 1.9 s buffered, waited 1 s on a fresh peer's line busy with
+    // the viewers ahead, and the origin, asked with 0.6-0.8 s left, was too late (WAN benchmark:
+    // the fourth viewer's 1.65 s stall at 1.9 s of video).
+    let timer = unproven
+      ? setTimeout(() => whileProving(0), Math.min(deadlineMs, UNPROVEN_JOIN_WAIT_MS, originSlackMs(bufferMs?.() || undefined, size)))
+      : setTimeout(expire, deadlineMs);
     const checkLate = () => {
       if (!bufferMs || late || signal.aborted || caller.signal.aborted) return;
       const peerMs = this.#serving.get(key)?.finishMs(assetId, piece);

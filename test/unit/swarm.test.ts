@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Peer, READING_MEMORY_MS, type PeerHandlers } from '../../src/engine/peer.js';
 import { ForwardedPiece } from '../../src/engine/forwarded-piece.js';
 import { Swarm, type PieceResult } from '../../src/engine/swarm.js';
+import { originMs } from '../../src/engine/playback-slack.js';
 import { PeerfetchError } from '../../src/shared/errors.js';
 import { runsOf } from '../../src/shared/holdings.js';
 import { sha256Hex } from '../../src/shared/integrity.js';
@@ -717,6 +718,32 @@ describe('Swarm: hostile peers', () => {
       expect(swarm.downloading(assetId, 0), 'the prefetch is stopped').toBe(false);
       expect(await prefetch).toMatchObject({ ok: false });
       stop.abort();
+      swarm.destroy();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a playing player waits on a fresh peer that has not started the piece no longer than its buffer leaves the origin', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+    try {
+      const m = await manifest();
+      const swarm = new Swarm(m, new MemoryPieceStore(), noCallbacks);
+      await swarm.loadHave();
+      const assetId = m.assets[0]!.id;
+      connectRemote(swarm, assetId, 'busy', [0, 1], undefined, () => new Promise(() => {}));
+      await vi.advanceTimersByTimeAsync(10);
+      const prefetch = swarm.fetchPiece(assetId, 0, 10_000, new AbortController().signal);
+      // 1 s buffered: the origin needs originMs(PIECE) of it (0.4 s to the first byte, then the
+      // piece at 375 kB/s), so the wait ends with that much left, not after the 1 s wait.
+      const leftMs = 1000 - originMs(PIECE);
+      let answer: unknown;
+      void swarm.fetchPiece(assetId, 0, 4000, new AbortController().signal, { urgent: true, handOver: true, bufferMs: () => 1000 }).then((result) => (answer = result));
+      await vi.advanceTimersByTimeAsync(leftMs - 20);
+      expect(answer, 'still waiting').toBeUndefined();
+      await vi.advanceTimersByTimeAsync(40);
+      expect(answer, 'given up with what the origin needs still buffered').toEqual({ ok: false, reason: 'timeout' });
+      expect(await prefetch, 'the prefetch is stopped').toMatchObject({ ok: false });
       swarm.destroy();
     } finally {
       vi.useRealTimers();

@@ -724,14 +724,20 @@ describe('Swarm: hostile peers', () => {
     }
   });
 
+  /** A swarm whose first peer to say hello ('busy') holds pieces 0-1 and sends none of them: its line sends other viewers' pieces first. */
+  async function swarmWithBusyPeer() {
+    const m = await manifest();
+    const swarm = new Swarm(m, new MemoryPieceStore(), noCallbacks);
+    await swarm.loadHave();
+    const assetId = m.assets[0]!.id;
+    const { remoteEnd: busyEnd } = connectRemote(swarm, assetId, 'busy', [0, 1], undefined, () => new Promise(() => {}));
+    return { swarm, assetId, busyEnd };
+  }
+
   it('a playing player waits on a fresh peer that has not started the piece no longer than its buffer leaves the origin', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
     try {
-      const m = await manifest();
-      const swarm = new Swarm(m, new MemoryPieceStore(), noCallbacks);
-      await swarm.loadHave();
-      const assetId = m.assets[0]!.id;
-      connectRemote(swarm, assetId, 'busy', [0, 1], undefined, () => new Promise(() => {}));
+      const { swarm, assetId } = await swarmWithBusyPeer();
       await vi.advanceTimersByTimeAsync(10);
       const prefetch = swarm.fetchPiece(assetId, 0, 10_000, new AbortController().signal);
       // 1 s buffered: the origin needs originMs(PIECE) of it (0.4 s to the first byte, then the
@@ -753,12 +759,7 @@ describe('Swarm: hostile peers', () => {
   it('the player takes a piece from a trusted holder at once, not through a prefetch of it that a fresh peer has not started', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
     try {
-      const m = await manifest();
-      const swarm = new Swarm(m, new MemoryPieceStore(), noCallbacks);
-      await swarm.loadHave();
-      const assetId = m.assets[0]!.id;
-      // The first peer to say hello: its line sends other viewers' pieces first, none of ours.
-      const { remoteEnd: busyEnd } = connectRemote(swarm, assetId, 'busy', [0, 1], undefined, () => new Promise(() => {}));
+      const { swarm, assetId, busyEnd } = await swarmWithBusyPeer();
       await vi.advanceTimersByTimeAsync(10);
       const prefetch = swarm.fetchPiece(assetId, 0, 10_000, new AbortController().signal);
       // A peer that said hello moments later earns trust on another prefetch.

@@ -59,7 +59,7 @@ export class ForwardedPiece implements ArrivingPiece {
   }
 
   fail(): void {
-    if (this.#failed || this.#verified) return;
+    if (this.settled) return;
     this.#failed = true;
     this.#notify();
   }

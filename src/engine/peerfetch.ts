@@ -542,26 +542,24 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     if (notice.type === 'bytes-served') return this.#stats.add('bytesServed', notice.bytes);
     if (notice.type === 'manifest') return void this.#followManifest(notice.manifest, notice.url);
     if (notice.type === 'asset') return void this.#followAsset(notice.asset, notice.url);
-    if (notice.type === 'piece-arriving') return this.#onArriving(notice.asset, notice.piece);
+    // A live piece's origin bytes began to arrive at the SW: offered to peers (see Swarm.markArriving).
+    if (notice.type === 'piece-arriving') return this.#whenKnown(notice.asset, () => this.#swarm?.markArriving(notice.asset, notice.piece));
     if (notice.type !== 'piece-delivered') return;
-    this.#onDelivered(notice);
-  }
-
-  /** A live piece's origin bytes began to arrive at the SW: offered to peers (see Swarm.markArriving), once the manifest version that lists it is applied. */
-  #onArriving(assetId: string, piece: number, waited = false): void {
-    if (this.#destroyed) return;
-    if (!waited && this.#swarm && !this.#swarm.asset(assetId)) return void this.#manifestUpdates.then(() => this.#onArriving(assetId, piece, true));
-    this.#swarm?.markArriving(assetId, piece);
+    this.#whenKnown(notice.asset, () => this.#onDelivered(notice));
   }
 
   /**
-   * A piece the SW delivered for this page. One of an asset this page does not know yet waits for
-   * the manifest versions and catalog assets being applied (the SW describes a catalog asset just
-   * before its pieces), once, so that its stats count it.
+   * Runs `then` now, or, for an asset this page does not know yet, once the manifest versions and
+   * catalog assets being applied are (the SW learns of a new live segment, and describes a catalog
+   * asset, just before it reports its pieces): once, so that stats count the piece and peers hear of it.
    */
-  #onDelivered(notice: Extract<WorkerToPage, { type: 'piece-delivered' }>, waited = false): void {
-    if (this.#destroyed) return;
-    if (!waited && this.#swarm && !this.#swarm.asset(notice.asset)) return void this.#manifestUpdates.then(() => this.#onDelivered(notice, true));
+  #whenKnown(assetId: string, then: () => void): void {
+    if (this.#swarm && !this.#swarm.asset(assetId)) void this.#manifestUpdates.then(() => !this.#destroyed && then());
+    else then();
+  }
+
+  /** A piece the SW delivered for this page: counted, and seeded once stored. */
+  #onDelivered(notice: Extract<WorkerToPage, { type: 'piece-delivered' }>): void {
     const counter = { origin: 'bytesFromOrigin', store: 'bytesFromStore', peers: 'bytesFromPeers' } as const;
     this.#stats.add(counter[notice.source], notice.bytes);
     if (notice.source !== 'store') this.#sources.mark(notice.asset, notice.piece, notice.source === 'origin' ? 'o' : 'p');

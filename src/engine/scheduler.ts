@@ -578,7 +578,7 @@ export class Scheduler {
           // left to them (a later plan or the player's own request decides), as the viewers behind
           // will take it from them too (WAN benchmark: the fourth viewer fetched for the swarm two
           // pieces the first two viewers held, 0.5 MB the origin need not have sent).
-          !(availability > 0 && swarm.canDeliverWithin(asset.id, piece, this.#prefetchUrgencyMs(head, bytesAhead), 0))
+          !(availability > 0 && swarm.canDeliverWithin(asset.id, piece, dueMs, 0))
         ) {
           // Alone in wanting it, the player's own stream fetches what it needs; splitting only pays with company.
           this.#requestFromOrigin(asset, piece);

@@ -197,7 +197,7 @@ export class Swarm {
    * Pieces our worker is fetching from the origin now, announced to peers as held (see
    * markArriving), by `asset/piece`: opened (their bytes asked of the worker) at the first request.
    */
-  readonly #arriving = new Map<string, { at: number; forward?: ArrivingPiece }>();
+  readonly #arriving = new Map<string, { assetId: string; piece: number; at: number; forward?: ArrivingPiece }>();
   /** Whether this page offers its pieces to peers (see setSeeding). */
   #seeding = true;
   readonly #stopListening: () => void;
@@ -374,7 +374,7 @@ export class Swarm {
     const key = `${assetId}/${piece}`;
     if (!asset || piece >= asset.pieces.length || this.holds(assetId, piece) || this.#arriving.has(key)) return;
     this.#forgetArriving();
-    this.#arriving.set(key, { at: performance.now() });
+    this.#arriving.set(key, { assetId, piece, at: performance.now() });
     if (this.#arriving.size > MAX_ARRIVING) this.#withdrawArriving(this.#arriving.keys().next().value!);
     this.#announce(assetId, piece);
   }
@@ -386,9 +386,15 @@ export class Swarm {
 
   /** An arriving piece that will not be held: peers told of it are told it is lost. */
   #withdrawArriving(key: string): void {
-    if (!this.#arriving.delete(key)) return;
-    const [assetId, piece] = key.split('/') as [string, string];
-    for (const peer of this.peers.values()) if (this.#disclosures.get(peer.id)?.told.has(assetId)) peer.announceLost(assetId, Number(piece));
+    const arriving = this.#arriving.get(key);
+    if (!arriving) return;
+    this.#arriving.delete(key);
+    this.#tellLost(arriving.assetId, arriving.piece);
+  }
+
+  /** Tells the peers told we hold `piece` (only they) that we no longer do, so they stop asking us for it. */
+  #tellLost(assetId: string, piece: number): void {
+    for (const peer of this.peers.values()) if (this.#disclosures.get(peer.id)?.told.has(assetId)) peer.announceLost(assetId, piece);
   }
 
   /** The bytes of an arriving piece for an upload, its forward opened at the first; undefined when it is not arriving or failed. */
@@ -398,7 +404,8 @@ export class Swarm {
     const asset = this.#assets.get(assetId);
     if (!arriving || !asset) return undefined;
     const forward = (arriving.forward ??= this.#callbacks.openForward(asset, piece));
-    if (forward.failed && !this.holds(assetId, piece)) {
+    // A piece held meanwhile is no longer here (markHave drops it): a failed forward is not held.
+    if (forward.failed) {
       this.#withdrawArriving(key);
       return undefined;
     }
@@ -553,8 +560,7 @@ export class Swarm {
       for (const piece of pieces ?? [...held]) {
         if (!held.has(piece)) continue;
         held.delete(piece);
-        // Only peers told we held it hear that we no longer do.
-        for (const peer of this.peers.values()) if (this.#disclosures.get(peer.id)?.told.has(id)) peer.announceLost(id, piece);
+        this.#tellLost(id, piece);
         this.#callbacks.onWithdrawn(id, piece);
       }
     }

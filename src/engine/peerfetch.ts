@@ -415,6 +415,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
         this.#scheduler?.reschedule();
         void this.#readPath(peer);
       },
+      onPeerReading: () => this.#scheduler?.onPeerReading(),
       onPeerHave: () => {
         this.#heardFromPeer = true;
         this.#scheduler?.reschedule();

@@ -81,6 +81,18 @@ const ORIGIN_PREFETCH_TIMEOUT_MS = 20_000;
  */
 const JOIN_GRACE_MS = 2500;
 /**
+ * Longest wait (ms), from the first peer connected, of a joining member's prefetches for the other
+ * peers the tracker reported. The lines a prefetch takes are chosen among the connected holders
+ * (see #prefetchSources): planned with the first peer alone, the whole read-ahead window went to
+ * it, and the first to connect is as often the viewer far ahead whose line the viewers between
+ * need (WAN benchmark: the fourth viewer's first six prefetches went to the first viewer's line,
+ * connected 8 and 138 ms before the two others; seg-001 and seg-002 then went to the origin with
+ * 1.3-2.7 s buffered while the third viewer's line, the one furthest behind, was idle). The peers
+ * the tracker sends our offers to connect within a few hundred ms of each other here; a peer that
+ * never connects (a NAT no candidate crosses) holds the prefetches this long, once.
+ */
+export const JOIN_SETTLE_MS = 500;
+/**
  * Longest wait (ms) of a piece the player asks for on the answers of the peers we just asked what
  * they hold (a `reading` that begins a stream, see Swarm.announceReading). A peer tells what it holds
  * of a stream only once we read it, a round trip after the request that began it (milliseconds on a
@@ -169,6 +181,10 @@ export class Scheduler {
   #scheduled = false;
   #stopped = false;
   #swarmSize: SwarmSize | undefined;
+  /** When (the scheduler's clock) the first peer connected, while this member's first plans wait for the others (see JOIN_SETTLE_MS). */
+  #firstPeerAt: number | undefined;
+  /** The others connected, or JOIN_SETTLE_MS passed: the plan chooses among the peers it has from then on. */
+  #settled = false;
   /**
    * Per peer, per stream (streamKey): whether its player read further on than ours when we first
    * saw both heads there, so that it plays ahead of ours (see #upstreamFetching). Decided once:
@@ -294,11 +310,38 @@ export class Scheduler {
     this.#swarmSize = { peers, at: this.#now() };
   }
 
+  /** A peer said where its player reads: a joining member's plan may have waited for it (see #settling). */
+  onPeerReading(): void {
+    if (!this.#settled) this.reschedule();
+  }
+
   /** Time (ms) left to wait for a first peer: the tracker said others are there and none is connected yet. */
   #joinGraceLeft(): number {
     const size = this.#swarmSize;
     if (!size || size.peers <= 1 || this.#components.swarm.peers.size > 0) return 0;
     return Math.max(0, JOIN_GRACE_MS - (this.#now() - size.at));
+  }
+
+  /**
+   * Whether this member has just joined the swarm and the plan waits for more of the peers the
+   * tracker reported before it takes any line (see JOIN_SETTLE_MS). Plans again when the wait ends.
+   */
+  #settling(): boolean {
+    if (this.#settled) return false;
+    const connected = this.#components.swarm.peers.size;
+    const size = this.#swarmSize;
+    if (connected === 0) return false;
+    const now = this.#now();
+    if (this.#firstPeerAt === undefined) {
+      this.#firstPeerAt = now;
+      setTimeout(() => this.reschedule(), JOIN_SETTLE_MS);
+    }
+    // Each connected peer said what it holds and where it reads: the plan that runs on a hello sees
+    // the holdings before the `reading` (see Peer.readingPending), and would take the newcomer's
+    // line for one far ahead's.
+    const told = [...this.#components.swarm.peers.values()].every((peer) => !peer.holdingsPending && !peer.readingPending);
+    if (!size || size.peers <= 1 || (connected >= size.peers - 1 && told) || now - this.#firstPeerAt >= JOIN_SETTLE_MS) this.#settled = true;
+    return !this.#settled;
   }
 
   /**
@@ -346,7 +389,8 @@ export class Scheduler {
       // line is measured (a first piece counts as nothing buffered, see `buffered`). Otherwise every
       // viewer's first piece came from the origin (LAN benchmark: 0.7 s at 3 Mbit/s, where a peer
       // on the LAN sends it in 20 ms).
-      if (waitsNow && !signal.aborted && swarm.availability(asset.id, piece) > 0 && !swarm.downloading(asset.id, piece)) {
+      // So too a piece the player asks while the plan still waits for the peers joining with us.
+      if ((waitsNow || (!asset.live && this.#settling())) && !signal.aborted && swarm.availability(asset.id, piece) > 0 && !swarm.downloading(asset.id, piece)) {
         // Asked as the plan's prefetches are while the pace is unknown: asked as urgently as the
         // player needs it, it overtook at the peer the prefetches its line had begun, none finished
         // before the player handed it over, and the line never earned trust (uplinks browser test:
@@ -587,8 +631,11 @@ export class Scheduler {
     }
     // Rarest first spreads pieces through the swarm fastest; ties go to the earliest needed.
     fromPeers.sort((a, b) => a.availability - b.availability || a.order - b.order);
+    // A live stream's pieces are asked of any holder (see #prefetchSources): no line to choose.
+    const settling = this.#settling();
     for (const { asset, piece, queueMs, urgencyMs } of fromPeers) {
       if (this.#peerPrefetches >= MAX_PEER_PREFETCHES) break;
+      if (settling && !asset.live) continue;
       const from = this.#prefetchSources(asset, piece, queueMs);
       // Each start adds to a holder's queue (the request is sent at once): a piece whose holders'
       // lines are full waits for a later plan (a prefetch ending plans again).

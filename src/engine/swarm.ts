@@ -105,6 +105,8 @@ export interface SwarmCallbacks {
   onUnknownAsset(peer: Peer, asset: string): void;
   /** A peer's player reads `piece` of `assetId` and it is fetching it from the origin itself (see the `reading` message). */
   onPeerFetching(assetId: string, piece: number): void;
+  /** A peer said where its player reads (which lines a prefetch should take may change, see Scheduler.onPeerReading). */
+  onPeerReading?(peer: Peer): void;
   /** The bytes of a piece our worker is fetching from the origin, as they arrive (see markArriving). */
   openForward(asset: ManifestAsset, piece: number): ArrivingPiece;
 }
@@ -604,6 +606,7 @@ export class Swarm {
       },
       onReading: (from, asset, ask, fetching) => {
         this.#onPeerReading(from, asset, ask);
+        this.#callbacks.onPeerReading?.(from);
         if (fetching !== undefined) this.#callbacks.onPeerFetching(asset, fetching);
       },
       onHave: (from) => {

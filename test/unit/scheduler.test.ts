@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { HELLO_DEADLINE_MS, HOLDINGS_WAIT_MS, Peer, type PeerHandlers } from '../../src/engine/peer.js';
-import { Scheduler } from '../../src/engine/scheduler.js';
+import { JOIN_SETTLE_MS, Scheduler } from '../../src/engine/scheduler.js';
 import { Swarm, type PieceResult } from '../../src/engine/swarm.js';
 import { runsOf, type Holdings } from '../../src/shared/holdings.js';
 import { sha256Hex } from '../../src/shared/integrity.js';
@@ -283,7 +283,12 @@ describe('Scheduler: prefetches leave the lines of viewers far ahead to the view
   async function setUp() {
     const { manifest, asset, pieceBytes } = await oneVideo();
     let scheduler: Scheduler | undefined;
-    const swarm = new Swarm(manifest, new MemoryPieceStore(), { ...callbacks, onPeerConnect: () => scheduler?.reschedule(), onPeerHave: () => scheduler?.reschedule() });
+    const swarm = new Swarm(manifest, new MemoryPieceStore(), {
+      ...callbacks,
+      onPeerConnect: () => scheduler?.reschedule(),
+      onPeerHave: () => scheduler?.reschedule(),
+      onPeerReading: () => scheduler?.onPeerReading(),
+    });
     await swarm.loadHave();
     scheduler = new Scheduler({ manifest, swarm, selfId: () => 'self', prefetchFromOrigin: () => {} });
     const connect = async (id: string, held: number[], readingAt?: number) => {
@@ -351,6 +356,39 @@ describe('Scheduler: prefetches leave the lines of viewers far ahead to the view
       // Waited for, not timed: each piece verified (WebCrypto, off the fake clock) makes room for the next ask.
       await vi.waitFor(() => expect(new Set(askedOfSeeder())).toEqual(new Set([0, 1, 2, 3, 4, 5, 6, 7, 8])));
       expect(askedOfNear()).toEqual([]);
+      scheduler.stop();
+      swarm.destroy();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a joining member waits for the peers the tracker reported before it takes a line: the first to connect, far ahead, is not given the read-ahead window', async () => {
+    const { asset, swarm, scheduler, connect } = await setUp();
+    scheduler.onSwarmSize(3);
+    // The player's first piece, asked before any peer connected, goes to the origin.
+    expect(await scheduler.answer(asset, 0, 1000, true, new AbortController().signal)).toEqual({ ok: false, reason: 'no-peer' });
+    // The viewer far ahead connects first, as in the WAN benchmark, and the plan runs on its hello
+    // and on its `reading` (connect waits for both) before the viewer near us connects.
+    const askedOfAhead = await connect('ahead', all, 30);
+    const askedOfNear = await connect('near', all, 5);
+    await vi.waitFor(() => expect(new Set(askedOfNear())).toEqual(new Set([1, 2, 3, 4, 5, 6, 7, 8])));
+    expect(askedOfAhead()).toEqual([]);
+    scheduler.stop();
+    swarm.destroy();
+  });
+
+  it('a joining member whose other reported peers never connect prefetches from the one it has after JOIN_SETTLE_MS', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance', 'Date'] });
+    try {
+      const { asset, swarm, scheduler, connect } = await setUp();
+      scheduler.onSwarmSize(3);
+      expect(await scheduler.answer(asset, 0, 1000, true, new AbortController().signal)).toEqual({ ok: false, reason: 'no-peer' });
+      const askedOfAhead = await connect('ahead', all, 30);
+      await vi.advanceTimersByTimeAsync(JOIN_SETTLE_MS - 50);
+      expect(askedOfAhead(), 'still waiting for the others').toEqual([]);
+      await vi.advanceTimersByTimeAsync(100);
+      await vi.waitFor(() => expect(askedOfAhead().length).toBeGreaterThan(0));
       scheduler.stop();
       swarm.destroy();
     } finally {

@@ -48,8 +48,7 @@ const BUDGETS = {
   // 0.01 KB; 32.45 KB built), plus the wait of a playing player on a fresh peer that has not
   // started its piece bounded by what its buffer leaves the origin (issue #10 item 5: about 0.02 KB;
   // 32.47 KB built), plus a prefetch due no later than the later pieces of its stream in flight
-  // (issue #15: about 0.05 KB; 32.48 KB built), plus the upload backoff cut once per round trip
-  // (issue #15 item 3: about 0.02 KB; 32.50 KB built).
+  // (issue #15: about 0.05 KB; 32.48 KB built).
   'dist/peerfetch.js': 32_500,
   // 10 KB, plus what following a live stream's manifest added (issue #12: about 0.6 KB), plus the
   // hardening of issue #13 (every bridge message checked field by field, responses of one version

@@ -42,8 +42,6 @@ export class UploadBackoff {
   #recent: number[] = [];
   #rate: number | undefined;
   #lastSampleAt = -Infinity;
-  /** When the rate was last cut (see noteDelay). */
-  #cutAt = -Infinity;
 
   constructor(now: () => number = () => performance.now()) {
     this.#now = now;
@@ -78,13 +76,6 @@ export class UploadBackoff {
       // Uploading (next to) nothing, the delay is not ours to cut: another tab, the page's own
       // downloads, a busy machine. Cutting then would throttle the next peer for no gain.
       if (this.#rate === undefined && uploadRate < MIN_BACKOFF_RATE_BPS) return;
-      // One cut per round trip, as LEDBAT's window shrinks (RFC 6817 §2.4.2): a request sent before
-      // the last cut waited in the queue the rate before it had built. The SW's requests come in
-      // twos and threes, each answer a sample, and three within 0.1 s cut the rate to a third (0.7³):
-      // the first viewer's uploads fell from 242 to 83 kB/s while the second viewer's first piece was
-      // on its line, which came too late for its player (uplinks-even benchmark: a 0.12 s stall).
-      if (now - delayMs < this.#cutAt) return;
-      this.#cutAt = now;
       const from = this.#rate ?? uploadRate;
       this.#rate = Math.max(MIN_BACKOFF_RATE_BPS, from * DECREASE_FACTOR);
       return;

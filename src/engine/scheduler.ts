@@ -589,7 +589,12 @@ export class Scheduler {
       // When the stream's earlier pieces in flight or about to be asked are due (see LATER_PIECE_MS),
       // from the head's own: the player that joined its prefetch waits for it now.
       let earlierDueAt = this.#prefetchesDueAt.get(`${head.asset.id}/${head.piece}`) ?? 0;
-      for (const [asset, piece, bytesAhead] of this.#window(head)) {
+      // And no later than its later pieces in flight: a line with room for the small pieces only
+      // took the segments' second pieces first, and a first piece asked after them said 10 s and
+      // queued at the peer behind four of them when its player reached it (uplinks-even benchmark:
+      // the second viewer's seg-004 piece 0 handed to the origin with nothing received).
+      const window = [...this.#window(head)];
+      for (const [i, [asset, piece, bytesAhead]] of window.entries()) {
         order++;
         const pieceKey = `${asset.id}/${piece}`;
         earlierDueAt = Math.max(earlierDueAt, this.#prefetchesDueAt.get(pieceKey) ?? 0);
@@ -610,7 +615,8 @@ export class Scheduler {
         // Held only by peers too slow to deliver it in time even with nothing else to send: as if
         // nobody held it (fetchPiece would refuse it). Urgency 0 counts none of their queue.
         if (availability > 0 && swarm.canDeliverWithin(asset.id, piece, head.queueMs, 0)) {
-          const urgencyMs = Math.max(dueMs, earlierDueAt + LATER_PIECE_MS - now);
+          const laterDueAt = Math.min(...window.slice(i + 1).map(([later, laterPiece]) => this.#prefetchesDueAt.get(`${later.id}/${laterPiece}`) ?? Infinity));
+          const urgencyMs = Math.max(0, Math.min(Math.max(dueMs, earlierDueAt + LATER_PIECE_MS - now), laterDueAt - LATER_PIECE_MS - now));
           earlierDueAt = now + urgencyMs;
           fromPeers.push({ asset, piece, availability, order, queueMs: head.queueMs, urgencyMs });
         } else if (

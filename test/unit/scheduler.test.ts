@@ -630,11 +630,12 @@ describe('Scheduler: a prefetch says when its player needs the piece', () => {
 
   /**
    * A scheduler over a fake swarm where a peer holds every piece and delivers it at once, but for
-   * the prefetches of `slow` pieces, in flight until `deliver` ends them; records the urgency each
-   * prefetch asked with. `play` has the player read the pieces `from`..`to`, one every `everyMs`,
-   * with `bufferAt(piece)` ms of play time buffered when it asks.
+   * the prefetches of `slow` pieces, in flight until `deliver` ends them, and the pieces in `noRoom`,
+   * which its line has no room for (not asked while there); records the urgency each prefetch asked
+   * with. `play` has the player read the pieces `from`..`to`, one every `everyMs`, with
+   * `bufferAt(piece)` ms of play time buffered when it asks.
    */
-  async function setUp(slow = new Set<number>()) {
+  async function setUp(slow = new Set<number>(), noRoom = new Set<number>()) {
     const { manifest, asset } = await oneVideo();
     const held = new Set<number>();
     const urgencies = new Map<number, number | undefined>();
@@ -646,7 +647,7 @@ describe('Scheduler: a prefetch says when its player needs the piece', () => {
       availability: () => 1,
       downloading: (_asset: string, piece: number) => inFlight.has(piece),
       holds: (_asset: string, piece: number) => held.has(piece),
-      canDeliverWithin: () => true,
+      canDeliverWithin: (_asset: string, piece: number) => !noRoom.has(piece),
       fetchPiece: async (_asset: string, piece: number, _deadlineMs: number, _signal: AbortSignal, options?: { handOver?: boolean; urgencyMs?: number }): Promise<PieceResult> => {
         if (!options?.handOver) {
           urgencies.set(piece, options?.urgencyMs);
@@ -714,6 +715,23 @@ describe('Scheduler: a prefetch says when its player needs the piece', () => {
     await vi.advanceTimersByTimeAsync(0);
     await play(7, 7, 1000, () => 500);
     expect(urgencies.get(15)).toBe(4500);
+    scheduler.stop();
+  });
+
+  it('is due no later than the later pieces of its stream in flight, asked while its line had no room for it', async () => {
+    // Piece 2 does not fit the line's queue when the player starts (a large piece among small
+    // ones): pieces 3-6 are asked without it, the plain 10 s each 0.1 s apart, and stay in flight.
+    const noRoom = new Set([2]);
+    const { scheduler, urgencies, play } = await setUp(new Set([3, 4, 5, 6]), noRoom);
+    await play(0, 0, 1000, () => 2000);
+    expect(urgencies.has(2)).toBe(false);
+    expect([3, 4, 5, 6].map((piece) => urgencies.get(piece))).toEqual([10_100, 10_200, 10_300, 10_400]);
+    // A second later it fits. The pace is not known yet (10 s), but the peer sends the most urgent
+    // request first, and the player reads piece 2 before them: it is due 0.1 s before piece 3,
+    // asked 1 s ago with 10.1 s, so 9 s from now (main: 10 s, behind all four).
+    noRoom.delete(2);
+    await play(1, 1, 1000, () => 2000);
+    expect(urgencies.get(2)).toBe(9000);
     scheduler.stop();
   });
 

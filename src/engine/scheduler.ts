@@ -340,7 +340,10 @@ export class Scheduler {
     // the holdings before the `reading` (see Peer.readingPending), and would take the newcomer's
     // line for one far ahead's.
     const told = [...this.#components.swarm.peers.values()].every((peer) => !peer.holdingsPending && !peer.readingPending);
-    if (!size || size.peers <= 1 || (connected >= size.peers - 1 && told) || now - this.#firstPeerAt >= JOIN_SETTLE_MS) this.#settled = true;
+    // With one other member there is no line to choose: a seeder (it reads nothing, so `told` would
+    // wait out the bound) is asked at once (uplinks browser test: the seeder's share fell below the
+    // floor with the wait).
+    if (!size || size.peers <= 2 || (connected >= size.peers - 1 && told) || now - this.#firstPeerAt >= JOIN_SETTLE_MS) this.#settled = true;
     return !this.#settled;
   }
 

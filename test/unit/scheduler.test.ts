@@ -396,6 +396,22 @@ describe('Scheduler: prefetches leave the lines of viewers far ahead to the view
     }
   });
 
+  it('a joining member with one other member in the swarm asks it at once, though it reads nothing (a seeder)', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance', 'Date'] });
+    try {
+      const { asset, swarm, scheduler, connect } = await setUp();
+      scheduler.onSwarmSize(2);
+      expect(await scheduler.answer(asset, 0, 1000, true, new AbortController().signal)).toEqual({ ok: false, reason: 'no-peer' });
+      const askedOfSeeder = await connect('seeder', all);
+      await vi.advanceTimersByTimeAsync(10);
+      expect(askedOfSeeder().length, 'asked before JOIN_SETTLE_MS').toBeGreaterThan(0);
+      scheduler.stop();
+      swarm.destroy();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('a piece only the viewer far ahead holds is still prefetched from it', async () => {
     const { asset, swarm, scheduler, connect } = await setUp();
     const askedOfAhead = await connect('ahead', all, 30);

@@ -363,11 +363,19 @@ describe('Scheduler: prefetches leave the lines of viewers far ahead to the view
     }
   });
 
+  /**
+   * A member joining a swarm of `members` (the tracker's count, us included): its player's first
+   * piece, asked before any peer connected, goes to the origin, and the stream's head is noted.
+   */
+  async function joinSwarmOf(members: number) {
+    const joined = await setUp();
+    joined.scheduler.onSwarmSize(members);
+    expect(await joined.scheduler.answer(joined.asset, 0, 1000, true, new AbortController().signal)).toEqual({ ok: false, reason: 'no-peer' });
+    return joined;
+  }
+
   it('a joining member waits for the peers the tracker reported before it takes a line: the first to connect, far ahead, is not given the read-ahead window', async () => {
-    const { asset, swarm, scheduler, connect } = await setUp();
-    scheduler.onSwarmSize(3);
-    // The player's first piece, asked before any peer connected, goes to the origin.
-    expect(await scheduler.answer(asset, 0, 1000, true, new AbortController().signal)).toEqual({ ok: false, reason: 'no-peer' });
+    const { swarm, scheduler, connect } = await joinSwarmOf(3);
     // The viewer far ahead connects first, as in the WAN benchmark, and the plan runs on its hello
     // and on its `reading` (connect waits for both) before the viewer near us connects.
     const askedOfAhead = await connect('ahead', all, 30);
@@ -381,9 +389,7 @@ describe('Scheduler: prefetches leave the lines of viewers far ahead to the view
   it('a joining member whose other reported peers never connect prefetches from the one it has after JOIN_SETTLE_MS', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance', 'Date'] });
     try {
-      const { asset, swarm, scheduler, connect } = await setUp();
-      scheduler.onSwarmSize(3);
-      expect(await scheduler.answer(asset, 0, 1000, true, new AbortController().signal)).toEqual({ ok: false, reason: 'no-peer' });
+      const { swarm, scheduler, connect } = await joinSwarmOf(3);
       const askedOfAhead = await connect('ahead', all, 30);
       await vi.advanceTimersByTimeAsync(JOIN_SETTLE_MS - 50);
       expect(askedOfAhead(), 'still waiting for the others').toEqual([]);
@@ -399,9 +405,7 @@ describe('Scheduler: prefetches leave the lines of viewers far ahead to the view
   it('a joining member with one other member in the swarm asks it at once, though it reads nothing (a seeder)', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance', 'Date'] });
     try {
-      const { asset, swarm, scheduler, connect } = await setUp();
-      scheduler.onSwarmSize(2);
-      expect(await scheduler.answer(asset, 0, 1000, true, new AbortController().signal)).toEqual({ ok: false, reason: 'no-peer' });
+      const { swarm, scheduler, connect } = await joinSwarmOf(2);
       const askedOfSeeder = await connect('seeder', all);
       await vi.advanceTimersByTimeAsync(10);
       expect(askedOfSeeder().length, 'asked before JOIN_SETTLE_MS').toBeGreaterThan(0);

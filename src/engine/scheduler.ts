@@ -597,6 +597,13 @@ export class Scheduler {
       // queued at the peer behind four of them when its player reached it (uplinks-even benchmark:
       // the second viewer's seg-004 piece 0 handed to the origin with nothing received).
       const window = [...this.#window(head)];
+      // When the first of each piece's later pieces in flight is due (Infinity: none), once per
+      // plan from the window's end back, not a pass over the rest of the window per piece.
+      const laterDueAt = window.map(() => Infinity);
+      for (let i = window.length - 2; i >= 0; i--) {
+        const [later, laterPiece] = window[i + 1]!;
+        laterDueAt[i] = Math.min(laterDueAt[i + 1]!, this.#prefetchesDueAt.get(`${later.id}/${laterPiece}`) ?? Infinity);
+      }
       for (const [i, [asset, piece, bytesAhead]] of window.entries()) {
         order++;
         const pieceKey = `${asset.id}/${piece}`;
@@ -618,8 +625,7 @@ export class Scheduler {
         // Held only by peers too slow to deliver it in time even with nothing else to send: as if
         // nobody held it (fetchPiece would refuse it). Urgency 0 counts none of their queue.
         if (availability > 0 && swarm.canDeliverWithin(asset.id, piece, head.queueMs, 0)) {
-          const laterDueAt = Math.min(...window.slice(i + 1).map(([later, laterPiece]) => this.#prefetchesDueAt.get(`${later.id}/${laterPiece}`) ?? Infinity));
-          const urgencyMs = Math.max(0, Math.min(Math.max(dueMs, earlierDueAt + LATER_PIECE_MS - now), laterDueAt - LATER_PIECE_MS - now));
+          const urgencyMs = Math.max(0, Math.min(Math.max(dueMs, earlierDueAt + LATER_PIECE_MS - now), laterDueAt[i]! - LATER_PIECE_MS - now));
           earlierDueAt = now + urgencyMs;
           fromPeers.push({ asset, piece, availability, order, queueMs: head.queueMs, urgencyMs });
         } else if (

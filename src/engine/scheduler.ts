@@ -62,6 +62,16 @@ const MIN_PACE_MS = 4000;
  */
 const OWNER_WAIT_MS = 2000;
 /**
+ * How many pieces behind where a member's player last read (its `reading`) the member may still be
+ * fetching: its SW loads a response's next pieces together with the one it serves (see the SW's
+ * LOOKAHEAD_PIECES), and the `have` follows the piece's arrival and storage. Without it a piece
+ * its owner was fetching from the origin looked unwanted to a member asking for it just after the
+ * owner's next `reading`, and went to the origin twice (flash crowd browser test: the owner had
+ * read 1-3 pieces on in each of the 8-10 pieces fetched twice so in a run, 1.5-2.2 copies of
+ * the video from the origin in all).
+ */
+const OWNER_LOADING_BEHIND_PIECES = 3;
+/**
  * Least time (ms) a live piece keeps of its deadline for the transfer from its assigned member,
  * when it waits for that member to announce it; more when that member's line is expected to take
  * longer (its measured rate). A 256 KiB piece crosses a data channel in about 50 ms here (5 MB/s),
@@ -283,11 +293,17 @@ export class Scheduler {
   /**
    * Whether the member `owner` wants `piece` now: its player reads at the piece or within the
    * read-ahead window before it, so it is fetching it (a member behind in the stream fetches it
-   * later, one that seeked past it never will): only then does a player wait for it.
+   * later, one that seeked past it never will), or read on just past it while fetching it (see
+   * OWNER_LOADING_BEHIND_PIECES): only then does a player wait for it.
    */
   #ownerWants(owner: string, assetId: string, piece: number): boolean {
     const peer = this.#components.swarm.peers.get(owner);
-    return peer !== undefined && peer.readingHeads(READING_MEMORY_MS).some((head) => this.#wants(head, assetId, piece));
+    return (
+      peer !== undefined &&
+      peer
+        .readingHeads(READING_MEMORY_MS)
+        .some((head) => this.#wants(head, assetId, piece) || (head.asset === assetId && piece < head.piece && head.piece - piece <= OWNER_LOADING_BEHIND_PIECES))
+    );
   }
 
   /**

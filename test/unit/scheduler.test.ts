@@ -112,6 +112,32 @@ describe('Scheduler: the member assigned a piece wants it', () => {
     scheduler.stop();
   });
 
+  it('a peer that read on just past a piece it is assigned is still fetching it: the player waits for it, not for one it read far past', async () => {
+    const { first, remote, scheduler } = await setUp();
+    remote.announceReading(first.id, 0);
+    await vi.advanceTimersByTimeAsync(10);
+    const owners = Array.from({ length: PIECES }, (_, piece) => scheduler.ownerOf(first.id, piece));
+    const piece = owners.indexOf('other', 10);
+    expect(piece).toBeGreaterThanOrEqual(10);
+    // Its SW loads the next pieces with the one it serves: read on by two, it is still fetching this one.
+    remote.announceReading(first.id, piece + 2);
+    await vi.advanceTimersByTimeAsync(10);
+    let answer: unknown;
+    void scheduler.answer(first, piece, 4000, false, new AbortController().signal).then((result) => (answer = result));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(answer, 'waiting for the member that fetches it').toBeUndefined();
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(answer).toEqual({ ok: false, reason: 'no-peer' });
+    // Read on far past it (a seek): it never fetches it, and the player does not wait.
+    remote.announceReading(first.id, piece + 6);
+    await vi.advanceTimersByTimeAsync(10);
+    let farAnswer: unknown;
+    void scheduler.answer(first, piece, 4000, false, new AbortController().signal).then((result) => (farAnswer = result));
+    await vi.advanceTimersByTimeAsync(1);
+    expect(farAnswer).toEqual({ ok: false, reason: 'no-peer' });
+    scheduler.stop();
+  });
+
   it('a head is forgotten when it has not moved for READING_MEMORY_MS', async () => {
     const { first, remote, scheduler } = await setUp();
     remote.announceReading(first.id, 10);

@@ -50,7 +50,8 @@ const BUDGETS = {
   // 32.47 KB built), plus a prefetch due no later than the later pieces of its stream in flight
   // (issue #15: about 0.05 KB; 32.48 KB built), plus a joining viewer's prefetches waiting, at most
   // 0.5 s, for the peers the tracker reported before they take a line (issue #10 item 5: about
-  // 0.16 KB; 32.67 KB built).
+  // 0.16 KB; 32.67 KB built), plus a piece's owner still waited for while its player reads up to
+  // three pieces past it (the flash crowd's duplicate origin fetches: about 0.02 KB; 32.69 KB built).
   'dist/peerfetch.js': 32_700,
   // 10 KB, plus what following a live stream's manifest added (issue #12: about 0.6 KB), plus the
   // hardening of issue #13 (every bridge message checked field by field, responses of one version

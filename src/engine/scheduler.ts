@@ -67,8 +67,7 @@ const OWNER_WAIT_MS = 2000;
  * LOOKAHEAD_PIECES), and the `have` follows the piece's arrival and storage. Without it a piece
  * its owner was fetching from the origin looked unwanted to a member asking for it just after the
  * owner's next `reading`, and went to the origin twice (flash crowd browser test: the owner had
- * read 1-3 pieces on in each of the 8-10 pieces fetched twice so in a run, 1.5-2.2 copies of
- * the video from the origin in all).
+ * read 1-3 pieces on each time, and the crowd took 1.4-2.2 copies of the video from the origin).
  */
 const OWNER_LOADING_BEHIND_PIECES = 3;
 /**

@@ -413,6 +413,17 @@ export class Peer {
   }
 
   /**
+   * How long (ms) this line has sent us nothing while our requests wait: since its last chunk, or
+   * since the oldest outstanding request when none came since; 0 with nothing outstanding. The
+   * rate behind finishMs moves only when chunks arrive, so a silent line keeps its last estimate.
+   */
+  get silentMs(): number {
+    let since = this.#lastChunkAt;
+    if (since === undefined) for (const download of this.#downloads.values()) since = Math.min(since ?? Infinity, download.sentAt);
+    return since === undefined ? 0 : performance.now() - since;
+  }
+
+  /**
    * Bytes still to come of our requests at this peer due before `time` (performance.now() time),
    * or at it too when `orAt`. The peer sends the most urgent request first, so these come before
    * a piece due at `time`; a new request due at the same time as one outstanding comes after it,

@@ -57,6 +57,26 @@ export function finishFromOrigin(peerMs: number, originMsForRest: number, buffer
   return peerMs > originMsForRest && bufferMs - peerMs < originMsForRest;
 }
 
+/**
+ * Whether a piece the player reads next goes to the origin although its peer was expected to beat
+ * the origin (see finishFromOrigin): the peer's line has sent nothing for `silentMs`, longer than
+ * it was expected to take for the whole rest (`peerMs`) and than one check's span (`checkMs`), so
+ * the estimate has failed; and by the next check the buffer would no longer cover the origin's
+ * time for the rest. A transport pause shows as such a silence (a capped home line after a fresh
+ * connection's first burst: 0.5-1.4 s of nothing with a 256 KiB piece 0.3 s from done, and the
+ * player stalled 0.2-0.8 s at 1.93 s of video in six 2-viewer runs of seven at 1.5x the bitrate). Only at the buffer's last chance: the same rule with the silence counted at
+ * any buffer handed away pieces a line paused for a few seconds would still have sent in time.
+ *
+ * @example
+ * silentAtLastChance(600, 300, 500, 700, 250) // true: the line 0.6 s silent, 0.7 s buffered
+ * silentAtLastChance(600, 300, 500, 3000, 250) // false: the buffer can wait for the line
+ * silentAtLastChance(200, 300, 500, 700, 250) // false: silent less long than the rest should take
+ */
+export function silentAtLastChance(silentMs: number, peerMs: number, originMsForRest: number, bufferMs: number | undefined, checkMs: number): boolean {
+  if (bufferMs === undefined) return false;
+  return silentMs >= Math.max(peerMs, checkMs) && bufferMs - checkMs < originMsForRest;
+}
+
 /** What this needs of a media element (HTMLMediaElement has it; tests pass plain objects). */
 export interface PlayingMedia {
   paused: boolean;

@@ -10,6 +10,7 @@ import {
   originSlackMs,
   playbackDeadlineMs,
   PLAYBACK_RESERVE_MS,
+  silentAtLastChance,
   type PlayingMedia,
 } from '../../src/engine/playback-slack.js';
 
@@ -80,6 +81,31 @@ describe('playbackDeadlineMs', () => {
   it('keeps the plain deadline when the SW allows no more or nothing plays', () => {
     expect(playbackDeadlineMs(4000, undefined, 20_000)).toBe(4000);
     expect(playbackDeadlineMs(4000, 8000, undefined)).toBe(4000);
+  });
+});
+
+describe('silentAtLastChance', () => {
+  const rest = originMs(50_000); // about 0.53 s
+  const check = 250;
+
+  it('leaves a line that went silent for longer than the rest should take once the next check would be too late for the origin', () => {
+    // The start stall at 1.93 s: 0.3 s expected for the rest, nothing for 0.6 s, 0.7 s buffered.
+    expect(silentAtLastChance(600, 300, rest, 700, check)).toBe(true);
+    expect(silentAtLastChance(300, 300, rest, rest + check - 1, check)).toBe(true);
+  });
+
+  it('waits while the buffer can wait, however long the silence (a line paused for seconds came back in time)', () => {
+    expect(silentAtLastChance(3000, 300, rest, 4000, check)).toBe(false);
+    expect(silentAtLastChance(600, 300, rest, rest + check, check)).toBe(false);
+  });
+
+  it('waits for a line silent for less than the rest should take, or for less than a check (chunks come in bursts)', () => {
+    expect(silentAtLastChance(299, 300, rest, 0, check)).toBe(false);
+    expect(silentAtLastChance(check - 1, 10, rest, 0, check)).toBe(false);
+  });
+
+  it('never applies while nothing plays (the SW deadline bounds the wait then)', () => {
+    expect(silentAtLastChance(5000, 300, rest, undefined, check)).toBe(false);
   });
 });
 

@@ -332,10 +332,10 @@ describe('Swarm: a piece the player waits for, against its buffer', () => {
   });
 
   /** A swarm with one remote peer holding every piece on a line of `rate` bytes/s (unlimited when absent). */
-  async function withLine(rate?: number) {
+  async function withLine(rate?: number, callbacks = noCallbacks) {
     const m = await manifest();
     const store = new MemoryPieceStore();
-    const swarm = new Swarm(m, store, noCallbacks);
+    const swarm = new Swarm(m, store, callbacks);
     await swarm.loadHave();
     const assetId = m.assets[0]!.id;
     const line = connectRemote(swarm, assetId, 'line', [0, 1, 2, 3], rate);
@@ -393,6 +393,76 @@ describe('Swarm: a piece the player waits for, against its buffer', () => {
     expect(result).toMatchObject({ ok: false, reason: 'slow-peers' });
     expect(result && !result.ok && result.partial?.length).toBeGreaterThan(0);
     expect(swarm.downloading(assetId, 1)).toBe(false);
+    swarm.destroy();
+  });
+
+  it('a piece whose line went silent is handed to the origin while the buffer still covers the rest, though the line looked faster than the origin; the line finishes it for the store', async () => {
+    const verified: number[] = [];
+    const { swarm, store, assetId, remoteEnd } = await withLine(200_000, { ...noCallbacks, onPieceVerified: (_asset, _piece, _peer, bytes) => verified.push(bytes) }); // 64 KiB in 0.33 s
+    // Two pieces measure the line (one is too short a sample) and earn the peer trust.
+    const measuring = [0, 2].map((piece) => swarm.fetchPiece(assetId, piece, 10_000, new AbortController().signal));
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(await Promise.all(measuring)).toMatchObject([{ ok: true }, { ok: true }]);
+    // 2 s buffered, draining as the player plays; the line sends most of the piece and then nothing
+    // (a transport pause): its rate, and so the expected 0.1 s for the rest, do not change meanwhile.
+    const askedAt = performance.now();
+    const buffer = () => Math.max(0, 2000 - (performance.now() - askedAt));
+    const { answer } = playerAsks(swarm, assetId, 1, buffer);
+    await vi.advanceTimersByTimeAsync(250); // most of the piece
+    remoteEnd.silent = true;
+    let bufferAtAnswer: number | undefined;
+    while (answer.result === undefined && performance.now() - askedAt < 4000) {
+      await vi.advanceTimersByTimeAsync(50);
+      if (answer.result !== undefined) bufferAtAnswer = buffer();
+    }
+    const result = answer.result;
+    expect(result).toMatchObject({ ok: false, reason: 'slow-peers' });
+    const partial = result && !result.ok ? result.partial : undefined;
+    expect(partial?.length).toBeGreaterThanOrEqual(PIECE / 2);
+    // Handed over in time for the origin to send the rest before the player runs dry.
+    expect(bufferAtAnswer).toBeGreaterThanOrEqual(originMs(PIECE - partial!.length));
+    // The line's transfer goes on: once the line sends again the piece is verified and stored
+    // (a fresh peer so completes a piece and earns trust), its first bytes counted only once.
+    expect(swarm.downloading(assetId, 1)).toBe(true);
+    remoteEnd.silent = false;
+    await vi.advanceTimersByTimeAsync(1000);
+    // Its hash is checked by WebCrypto, on real time.
+    await vi.waitFor(() => expect(swarm.holds(assetId, 1)).toBe(true));
+    expect(await store.get(assetId, 1)).toEqual(pieceBytes(1));
+    expect(verified).toEqual([PIECE, PIECE, PIECE - partial!.length]);
+    swarm.destroy();
+  });
+
+  it('a piece whose line went silent with under half of it in is handed to the origin and its transfer stopped (at most half a piece comes twice)', async () => {
+    const { swarm, assetId, remoteEnd } = await withLine(200_000);
+    const measuring = [0, 2].map((piece) => swarm.fetchPiece(assetId, piece, 10_000, new AbortController().signal));
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(await Promise.all(measuring)).toMatchObject([{ ok: true }, { ok: true }]);
+    const askedAt = performance.now();
+    const { answer } = playerAsks(swarm, assetId, 1, () => Math.max(0, 2000 - (performance.now() - askedAt)));
+    await vi.advanceTimersByTimeAsync(100); // a third of the piece
+    remoteEnd.silent = true;
+    while (answer.result === undefined && performance.now() - askedAt < 4000) await vi.advanceTimersByTimeAsync(50);
+    const result = answer.result;
+    expect(result).toMatchObject({ ok: false, reason: 'slow-peers' });
+    expect(result && !result.ok && result.partial?.length).toBeLessThan(PIECE / 2);
+    expect(swarm.downloading(assetId, 1)).toBe(false);
+    swarm.destroy();
+  });
+
+  it('a line gone silent is waited for while the buffer can still wait (an uploader pausing for a few seconds)', async () => {
+    const { swarm, assetId, remoteEnd } = await withLine(200_000);
+    const measuring = [0, 2].map((piece) => swarm.fetchPiece(assetId, piece, 10_000, new AbortController().signal));
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(await Promise.all(measuring)).toMatchObject([{ ok: true }, { ok: true }]);
+    const { answer, promise } = playerAsks(swarm, assetId, 1, () => 6000);
+    await vi.advanceTimersByTimeAsync(100);
+    remoteEnd.silent = true;
+    await vi.advanceTimersByTimeAsync(2500);
+    expect(answer.result, 'still waiting for the line').toBeUndefined();
+    remoteEnd.silent = false;
+    await vi.advanceTimersByTimeAsync(500);
+    expect(await promise).toMatchObject({ ok: true });
     swarm.destroy();
   });
 

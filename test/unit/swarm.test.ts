@@ -351,6 +351,30 @@ describe('Swarm: a piece the player waits for, against its buffer', () => {
     return { answer, promise };
   }
 
+  /**
+   * A trusted, measured line of 200 kB/s (64 KiB in 0.33 s; two pieces measure it, one is too short a
+   * sample), and the player asking for piece 1 with 2 s buffered, draining as it plays; the line
+   * sends for `sendingMs` and then nothing (a transport pause), until `answer` comes or 4 s pass.
+   */
+  async function silentWhilePlayerWaits(sendingMs: number, callbacks = noCallbacks) {
+    const line = await withLine(200_000, callbacks);
+    const { swarm, assetId, remoteEnd } = line;
+    const measuring = [0, 2].map((piece) => swarm.fetchPiece(assetId, piece, 10_000, new AbortController().signal));
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(await Promise.all(measuring)).toMatchObject([{ ok: true }, { ok: true }]);
+    const askedAt = performance.now();
+    const buffer = () => Math.max(0, 2000 - (performance.now() - askedAt));
+    const { answer } = playerAsks(swarm, assetId, 1, buffer);
+    await vi.advanceTimersByTimeAsync(sendingMs);
+    remoteEnd.silent = true;
+    let bufferAtAnswer: number | undefined;
+    while (answer.result === undefined && performance.now() - askedAt < 4000) {
+      await vi.advanceTimersByTimeAsync(50);
+      if (answer.result !== undefined) bufferAtAnswer = buffer();
+    }
+    return { ...line, result: answer.result, bufferAtAnswer };
+  }
+
   it('a piece a slow line is sending is finished by the origin from where the line stopped once the buffer cannot wait for it, and the line stops', async () => {
     const { swarm, assetId, remoteEnd } = await withLine(50_000); // 400 kbit/s: 64 KiB take 1.3 s
     // Piece 0 measures the line and earns the peer trust; piece 1 is being prefetched when the player needs it.
@@ -398,24 +422,11 @@ describe('Swarm: a piece the player waits for, against its buffer', () => {
 
   it('a piece whose line went silent is handed to the origin while the buffer still covers the rest, though the line looked faster than the origin; the line finishes it for the store', async () => {
     const verified: number[] = [];
-    const { swarm, store, assetId, remoteEnd } = await withLine(200_000, { ...noCallbacks, onPieceVerified: (_asset, _piece, _peer, bytes) => verified.push(bytes) }); // 64 KiB in 0.33 s
-    // Two pieces measure the line (one is too short a sample) and earn the peer trust.
-    const measuring = [0, 2].map((piece) => swarm.fetchPiece(assetId, piece, 10_000, new AbortController().signal));
-    await vi.advanceTimersByTimeAsync(1000);
-    expect(await Promise.all(measuring)).toMatchObject([{ ok: true }, { ok: true }]);
-    // 2 s buffered, draining as the player plays; the line sends most of the piece and then nothing
-    // (a transport pause): its rate, and so the expected 0.1 s for the rest, do not change meanwhile.
-    const askedAt = performance.now();
-    const buffer = () => Math.max(0, 2000 - (performance.now() - askedAt));
-    const { answer } = playerAsks(swarm, assetId, 1, buffer);
-    await vi.advanceTimersByTimeAsync(250); // most of the piece
-    remoteEnd.silent = true;
-    let bufferAtAnswer: number | undefined;
-    while (answer.result === undefined && performance.now() - askedAt < 4000) {
-      await vi.advanceTimersByTimeAsync(50);
-      if (answer.result !== undefined) bufferAtAnswer = buffer();
-    }
-    const result = answer.result;
+    // The line sends most of the piece and then nothing: its rate, and so the expected 0.1 s for the rest, do not change meanwhile.
+    const { swarm, store, assetId, remoteEnd, result, bufferAtAnswer } = await silentWhilePlayerWaits(250, {
+      ...noCallbacks,
+      onPieceVerified: (_asset, _piece, _peer, bytes) => verified.push(bytes),
+    });
     expect(result).toMatchObject({ ok: false, reason: 'slow-peers' });
     const partial = result && !result.ok ? result.partial : undefined;
     expect(partial?.length).toBeGreaterThanOrEqual(PIECE / 2);
@@ -434,16 +445,7 @@ describe('Swarm: a piece the player waits for, against its buffer', () => {
   });
 
   it('a piece whose line went silent with under half of it in is handed to the origin and its transfer stopped (at most half a piece comes twice)', async () => {
-    const { swarm, assetId, remoteEnd } = await withLine(200_000);
-    const measuring = [0, 2].map((piece) => swarm.fetchPiece(assetId, piece, 10_000, new AbortController().signal));
-    await vi.advanceTimersByTimeAsync(1000);
-    expect(await Promise.all(measuring)).toMatchObject([{ ok: true }, { ok: true }]);
-    const askedAt = performance.now();
-    const { answer } = playerAsks(swarm, assetId, 1, () => Math.max(0, 2000 - (performance.now() - askedAt)));
-    await vi.advanceTimersByTimeAsync(100); // a third of the piece
-    remoteEnd.silent = true;
-    while (answer.result === undefined && performance.now() - askedAt < 4000) await vi.advanceTimersByTimeAsync(50);
-    const result = answer.result;
+    const { swarm, assetId, result } = await silentWhilePlayerWaits(100); // a third of the piece
     expect(result).toMatchObject({ ok: false, reason: 'slow-peers' });
     expect(result && !result.ok && result.partial?.length).toBeLessThan(PIECE / 2);
     expect(swarm.downloading(assetId, 1)).toBe(false);

@@ -262,6 +262,8 @@ export class Peer {
   #failureAt = 0;
   /** The rate (bytes/s) of the last request given up on while this peer was serving it, when, and for how long it counts. */
   #stall: { rate: number; at: number; memoryMs: number } | undefined;
+  /** When the line last completed a piece of ours, and its bytesDownloaded then (see #noteGivenUp). */
+  #lastDelivery: { at: number; lineBytes: number } | undefined;
   /** Stalls since the last piece this peer delivered (see MAX_STALL_MEMORY_MS). */
   #stallsInARow = 0;
   /** Pieces from this peer that passed their hash: a peer with none is not trusted yet (see `trusted`). */
@@ -456,8 +458,13 @@ export class Peer {
     // request's slow progress says nothing about the line (measured: on a 2 Mbit/s uplink the
     // third of three pieces asked for together looked like a stall and the peer was shunned).
     if (this.#bytesDueBy(dueAt(download), false) > 0) return;
-    // Served from its first chunk on (before that, the round trip and what was sent ahead of it).
-    const servedSince = download.firstChunkAt ?? download.sentAt;
+    // Served from its first chunk on (before that, the round trip and what was sent ahead of it),
+    // or, with none, from when the line last completed a piece of ours after it was asked: a line
+    // that paused for 2.5 s after a fresh connection's first burst completed the piece it paused
+    // in, and the requests queued behind it, given up on a moment later, measured its rate over
+    // the pause and had it refused (uplinks browser test: the seeder then carried 11% of the video).
+    const delivered = download.firstChunkAt === undefined && this.#lastDelivery && this.#lastDelivery.at > download.sentAt ? this.#lastDelivery : undefined;
+    const servedSince = download.firstChunkAt ?? delivered?.at ?? download.sentAt;
     const elapsedMs = performance.now() - servedSince;
     if (elapsedMs < STALL_MIN_ELAPSED_MS) return;
     // Requests given up on together are one stall; a stall after the memory of the last one ran
@@ -469,7 +476,7 @@ export class Peer {
     // The line's bytes, not this request's: a piece handed over to the origin while the player
     // waited for it had often waited behind another piece, and measured on its own bytes the only
     // line ahead of a viewer looked several times slower than it was, for STALL_MEMORY_MS.
-    this.#stall = { rate: ((this.bytesDownloaded - download.lineBytesAt) * 1000) / elapsedMs, at: performance.now(), memoryMs };
+    this.#stall = { rate: ((this.bytesDownloaded - (delivered?.lineBytes ?? download.lineBytesAt)) * 1000) / elapsedMs, at: performance.now(), memoryMs };
   }
 
   constructor(id: string, connection: RTCPeerConnection, channel: RTCDataChannel, handlers: PeerHandlers) {
@@ -870,6 +877,7 @@ export class Peer {
       // viewer on a 2 Mbit/s home line refused the only peer ahead of it for 15 s after one
       // request had waited behind another).
       if (this.#stall && this.#stall.at < now) this.#stall = undefined;
+      this.#lastDelivery = { at: now, lineBytes: this.bytesDownloaded };
       download.resolve(download.buffer);
     }
   }

@@ -452,6 +452,33 @@ describe('Swarm: a piece the player waits for, against its buffer', () => {
     swarm.destroy();
   });
 
+  it('a request queued behind the piece a line paused in, given up just after that piece came, does not mark the line slow', async () => {
+    const { swarm, assetId, remoteEnd } = await withLine(200_000);
+    const measuring = [0, 2].map((piece) => swarm.fetchPiece(assetId, piece, 10_000, new AbortController().signal));
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(await Promise.all(measuring)).toMatchObject([{ ok: true }, { ok: true }]);
+    // Piece 1 is sent first (due sooner); piece 3 waits behind it at the peer. The line pauses 2.5 s
+    // in piece 1, then finishes it, and piece 3 is given up on before its first byte.
+    const first = swarm.fetchPiece(assetId, 1, 8000, new AbortController().signal);
+    const behind = new AbortController();
+    const queued = swarm.fetchPiece(assetId, 3, 10_000, behind.signal);
+    await vi.advanceTimersByTimeAsync(100);
+    remoteEnd.silent = true;
+    await vi.advanceTimersByTimeAsync(2500);
+    remoteEnd.silent = false;
+    // Piece 1's rest comes; the line pauses again before piece 3's first byte.
+    const line = swarm.peers.get('line')!;
+    while (line.bytesDownloaded < 3 * PIECE) await vi.advanceTimersByTimeAsync(10);
+    remoteEnd.silent = true;
+    await vi.waitFor(() => expect(swarm.holds(assetId, 1)).toBe(true)); // hashed on real time
+    expect(await first).toMatchObject({ ok: true });
+    behind.abort();
+    expect(await queued).toMatchObject({ ok: false });
+    // Measured from when piece 3 was asked, over the pause, the line would look several times slower.
+    expect(swarm.canDeliverWithin(assetId, 3, 1000, 0)).toBe(true);
+    swarm.destroy();
+  });
+
   it('a line gone silent is waited for while the buffer can still wait (an uploader pausing for a few seconds)', async () => {
     const { swarm, assetId, remoteEnd } = await withLine(200_000);
     const measuring = [0, 2].map((piece) => swarm.fetchPiece(assetId, piece, 10_000, new AbortController().signal));

@@ -834,7 +834,7 @@ export class Swarm {
       // The player's rest comes from the origin, and after a pause with most of the piece in, the
       // line's transfer goes on for the store: a fresh line's first large transfer comes with such
       // pauses, and with it cancelled the uplinks browser test's fresh seeder completed no piece
-      // in three runs of four, so never earned trust, and carried 7-15% of the video (27-60% once
+      // in five runs of seven, so never earned trust, and carried 7-15% of the video (27-60% once
       // trusted). Under half the piece is received twice.
       if (silent && (received?.length ?? 0) * 2 >= size) {
         keepLine = true;

@@ -64,8 +64,9 @@ export function finishFromOrigin(peerMs: number, originMsForRest: number, buffer
  * the estimate has failed; and by the next check the buffer would no longer cover the origin's
  * time for the rest. A transport pause shows as such a silence (a capped home line after a fresh
  * connection's first burst: 0.5-1.4 s of nothing with a 256 KiB piece 0.3 s from done, and the
- * player stalled 0.2-0.8 s at 1.93 s of video in six 2-viewer runs of seven at 1.5x the bitrate). Only at the buffer's last chance: the same rule with the silence counted at
- * any buffer handed away pieces a line paused for a few seconds would still have sent in time.
+ * player stalled 0.2-0.8 s at 1.93 s of video in six 2-viewer runs of seven at 1.5x the bitrate).
+ * Only at the buffer's last chance: the same rule with the silence counted at any buffer handed
+ * away pieces a line paused for a few seconds would still have sent in time.
  *
  * @example
  * silentAtLastChance(600, 300, 500, 700, 250) // true: the line 0.6 s silent, 0.7 s buffered

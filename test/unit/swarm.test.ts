@@ -351,17 +351,24 @@ describe('Swarm: a piece the player waits for, against its buffer', () => {
     return { answer, promise };
   }
 
-  /**
-   * A trusted, measured line of 200 kB/s (64 KiB in 0.33 s; two pieces measure it, one is too short a
-   * sample), and the player asking for piece 1 with 2 s buffered, draining as it plays; the line
-   * sends for `sendingMs` and then nothing (a transport pause), until `answer` comes or 4 s pass.
-   */
-  async function silentWhilePlayerWaits(sendingMs: number, callbacks = noCallbacks) {
+  /** A trusted line of 200 kB/s (64 KiB in 0.33 s), measured by pieces 0 and 2 (one is too short a sample). */
+  async function measuredLine(callbacks = noCallbacks) {
     const line = await withLine(200_000, callbacks);
-    const { swarm, assetId, remoteEnd } = line;
+    const { swarm, assetId } = line;
     const measuring = [0, 2].map((piece) => swarm.fetchPiece(assetId, piece, 10_000, new AbortController().signal));
     await vi.advanceTimersByTimeAsync(1000);
     expect(await Promise.all(measuring)).toMatchObject([{ ok: true }, { ok: true }]);
+    return line;
+  }
+
+  /**
+   * A measured line (see measuredLine) and the player asking for piece 1 with 2 s buffered, draining
+   * as it plays; the line sends for `sendingMs` and then nothing (a transport pause), until `answer`
+   * comes or 4 s pass.
+   */
+  async function silentWhilePlayerWaits(sendingMs: number, callbacks = noCallbacks) {
+    const line = await measuredLine(callbacks);
+    const { swarm, assetId, remoteEnd } = line;
     const askedAt = performance.now();
     const buffer = () => Math.max(0, 2000 - (performance.now() - askedAt));
     const { answer } = playerAsks(swarm, assetId, 1, buffer);
@@ -453,10 +460,7 @@ describe('Swarm: a piece the player waits for, against its buffer', () => {
   });
 
   it('a request queued behind the piece a line paused in, given up just after that piece came, does not mark the line slow', async () => {
-    const { swarm, assetId, remoteEnd } = await withLine(200_000);
-    const measuring = [0, 2].map((piece) => swarm.fetchPiece(assetId, piece, 10_000, new AbortController().signal));
-    await vi.advanceTimersByTimeAsync(1000);
-    expect(await Promise.all(measuring)).toMatchObject([{ ok: true }, { ok: true }]);
+    const { swarm, assetId, remoteEnd } = await measuredLine();
     // Piece 1 is sent first (due sooner); piece 3 waits behind it at the peer. The line pauses 2.5 s
     // in piece 1, then finishes it, and piece 3 is given up on before its first byte.
     const first = swarm.fetchPiece(assetId, 1, 8000, new AbortController().signal);
@@ -480,10 +484,7 @@ describe('Swarm: a piece the player waits for, against its buffer', () => {
   });
 
   it('a line gone silent is waited for while the buffer can still wait (an uploader pausing for a few seconds)', async () => {
-    const { swarm, assetId, remoteEnd } = await withLine(200_000);
-    const measuring = [0, 2].map((piece) => swarm.fetchPiece(assetId, piece, 10_000, new AbortController().signal));
-    await vi.advanceTimersByTimeAsync(1000);
-    expect(await Promise.all(measuring)).toMatchObject([{ ok: true }, { ok: true }]);
+    const { swarm, assetId, remoteEnd } = await measuredLine();
     const { answer, promise } = playerAsks(swarm, assetId, 1, () => 6000);
     await vi.advanceTimersByTimeAsync(100);
     remoteEnd.silent = true;

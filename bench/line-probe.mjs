@@ -7,7 +7,11 @@
 // half of it (`bufferedamountlow`), as src/engine/peer.ts does with the pacer's target. No peerfetch
 // code runs: this is Chromium's SCTP over a tbf-capped line with random loss.
 //
-//   node bench/line-probe.mjs [--kbit 2000] [--loss 0,1] [--queues 32768,1048576] [--seconds 20]
+//   node bench/line-probe.mjs [--kbit 2000] [--loss 0,1] [--queues 32768,1048576] [--seconds 20] [--pace 115]
+//
+// `--pace K`: the sender also sends no faster than K kB/s (a schedule from its first message), as
+// the engine's uploads go at the pace of the page's line (src/engine/line-pacer.ts); 0, the
+// default, sends as fast as the channel takes the messages.
 //
 // Prints one line per loss and queue: the payload the receiver got while the sender sent (kB/s) and
 // its slowest second, what crossed the line (the router's count), what Chromium's transport sent
@@ -30,6 +34,7 @@ const { values } = parseArgs({
     loss: { type: 'string', default: '0,1' },
     queues: { type: 'string', default: '32768,1048576' },
     seconds: { type: 'string', default: '20' },
+    pace: { type: 'string', default: '0' },
   },
 });
 const list = (text, name) => {
@@ -41,8 +46,11 @@ const KBIT = Number(values.kbit);
 const LOSSES = list(values.loss, 'loss');
 const QUEUES = list(values.queues, 'queues');
 const SECONDS = Number(values.seconds);
+/** Bytes per second the sender keeps to, or 0 for none (see --pace). */
+const PACE_BPS = Number(values.pace) * 1000;
 if (!(KBIT > 0)) throw new Error(`--kbit must be a positive number, got ${values.kbit}`);
 if (!(SECONDS >= 5 && SECONDS <= 300)) throw new Error(`--seconds must be 5..300, got ${values.seconds}`);
+if (!(PACE_BPS >= 0)) throw new Error(`--pace must be a non-negative number of kB/s, got ${values.pace}`);
 if (QUEUES.some((queue) => queue < 16 * 1024)) throw new Error('--queues must be at least one 16 KiB message each');
 /** Bytes per message: the peer protocol's chunk (src/shared/peer-messages.ts CHUNK_SIZE). */
 const MESSAGE_BYTES = 16 * 1024;
@@ -58,7 +66,7 @@ async function main() {
   const stun = await startProcess(command, args, { readyPattern: COTURN_READY_PATTERN, name: 'coturn (STUN)' });
   const [sender, receiver] = await Promise.all(topology.homes.map((home) => launchChromium({ executablePath: home.visitors[0].executablePath })));
   try {
-    console.log(`line probe: ${KBIT} kbit/s uplink (tbf), ${MESSAGE_BYTES / 1024} KiB messages, ${SECONDS} s per case`);
+    console.log(`line probe: ${KBIT} kbit/s uplink (tbf), ${MESSAGE_BYTES / 1024} KiB messages, ${SECONDS} s per case${PACE_BPS ? `, sent at ${PACE_BPS / 1000} kB/s at most` : ''}`);
     for (const loss of LOSSES) {
       for (const home of topology.homes) home.shape({ lossPercent: loss });
       for (const queue of QUEUES) console.log(await probe(topology, sender, receiver, loss, queue));
@@ -79,7 +87,7 @@ async function probe(topology, sender, receiver, loss, queue) {
     const answer = await to.evaluate(openReceiver, { iceServers, offer });
     await from.evaluate(acceptAnswer, answer);
     const lineBefore = topology.homes[0].lineBytes().up;
-    const sent = await from.evaluate(send, { queue, messageBytes: MESSAGE_BYTES, seconds: SECONDS });
+    const sent = await from.evaluate(send, { queue, messageBytes: MESSAGE_BYTES, seconds: SECONDS, paceBps: PACE_BPS });
     const line = topology.homes[0].lineBytes().up - lineBefore;
     // Only the seconds the sender sent: what it left queued arrives later and is not the line's rate.
     const perSecond = (await to.evaluate(received)).slice(0, SECONDS);
@@ -139,7 +147,7 @@ async function acceptAnswer(answer) {
   if (channel.readyState !== 'open') await new Promise((resolve) => channel.addEventListener('open', resolve, { once: true }));
 }
 
-async function send({ queue, messageBytes, seconds }) {
+async function send({ queue, messageBytes, seconds, paceBps }) {
   const { connection, channel } = window.probe;
   const counters = async () => {
     let transportBytes = 0;
@@ -160,7 +168,9 @@ async function send({ queue, messageBytes, seconds }) {
   channel.bufferedAmountLowThreshold = Math.floor(queue / 2);
   let refills = 0;
   let emptyRefills = 0;
-  const endAt = performance.now() + seconds * 1000;
+  const startedAt = performance.now();
+  const endAt = startedAt + seconds * 1000;
+  let messagesSent = 0;
   while (performance.now() < endAt) {
     if (channel.bufferedAmount > queue) {
       await new Promise((resolve) => channel.addEventListener('bufferedamountlow', resolve, { once: true }));
@@ -168,7 +178,11 @@ async function send({ queue, messageBytes, seconds }) {
       if (channel.bufferedAmount === 0) emptyRefills++;
       continue;
     }
+    // Paced: the next message waits for its time on the schedule (what a late timer lost, the next messages make up).
+    const dueAt = paceBps > 0 ? startedAt + ((messagesSent * messageBytes) / paceBps) * 1000 : 0;
+    if (dueAt > performance.now()) await new Promise((resolve) => setTimeout(resolve, dueAt - performance.now()));
     channel.send(message);
+    messagesSent++;
   }
   clearInterval(sampler);
   const after = await counters();

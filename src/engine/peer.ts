@@ -83,6 +83,13 @@ export const MAX_READING_HEADS = 8;
  * longer fetched (see Scheduler).
  */
 export const READING_MEMORY_MS = 30_000;
+/**
+ * Least time (ms) between two `received` reports to a peer sending us chunks: often enough that
+ * its pace follows its line's queue within a few of them (see LinePacer), one a chunk on a 1 Mbit/s line.
+ */
+const RECEIVED_REPORT_MS = 100;
+/** A line silent for this long (ms) starts a new report: the silence is not its rate. */
+const RECEIVED_IDLE_MS = 500;
 /** Requests from one peer queued at once; more is answered `busy`, so a greedy peer cannot hog us. */
 export const MAX_QUEUED_UPLOADS = 16;
 /**
@@ -136,6 +143,8 @@ export interface PeerHandlers {
   onReading?(peer: Peer, asset: string, ask: boolean, fetching?: number): void;
   /** Resolves when `bytes` more may be uploaded (the page's upload cap). */
   beforeUpload(bytes: number): Promise<void>;
+  /** The peer reported how our chunks reached it (see the `received` message). */
+  onReceived?(peer: Peer, delayMs: number, bytes: number, ms: number): void;
   /** This peer's place among the page's uploads to all its peers: the most urgent is sent first (see UploadTurns). */
   uploadTurn?: UploadTurn;
   onClose(peer: Peer, reason: string): void;
@@ -264,6 +273,8 @@ export class Peer {
   #stall: { rate: number; at: number; memoryMs: number } | undefined;
   /** When the line last completed a piece of ours, and its bytesDownloaded then (see #noteGivenUp). */
   #lastDelivery: { at: number; lineBytes: number } | undefined;
+  /** What the next `received` report to the peer says: since when, the bytes, the least delay of a full chunk. */
+  #receipt: { since: number; bytes: number; delayMs: number; lastAt: number } | undefined;
   /** Stalls since the last piece this peer delivered (see MAX_STALL_MEMORY_MS). */
   #stallsInARow = 0;
   /** Pieces from this peer that passed their hash: a peer with none is not trusted yet (see `trusted`). */
@@ -796,6 +807,10 @@ export class Peer {
         return;
       case 'chunk':
         return this.#onChunk(message);
+      case 'received':
+        // A report from a peer we never sent anything is not about our line.
+        if (this.bytesUploaded > 0) this.#handlers.onReceived?.(this, message.delayMs, message.bytes, message.ms);
+        return;
       case 'reject': {
         const download = this.#downloads.get(message.id);
         if (!download) return;
@@ -869,6 +884,7 @@ export class Peer {
     download.buffer.set(chunk.data, chunk.offset);
     download.next += chunk.data.length;
     this.bytesDownloaded += chunk.data.length;
+    if (chunk.at !== undefined) this.#noteReceipt(chunk.data.length, chunk.at, now);
     if (download.next >= download.buffer.length) {
       this.#forget(chunk.id);
       // A request completed since the stall was measured: the line delivers again, and the moving
@@ -880,6 +896,27 @@ export class Peer {
       this.#lastDelivery = { at: now, lineBytes: this.bytesDownloaded };
       download.resolve(download.buffer);
     }
+  }
+
+  /**
+   * Tells the peer, every RECEIVED_REPORT_MS, how its chunks reached us: the bytes since the last
+   * report and the least one-way delay of a full chunk (a short last chunk of a piece spends less
+   * time on the line and would lower the base its queueing is measured from).
+   */
+  #noteReceipt(bytes: number, sentAt: number, now: number): void {
+    const delayMs = bytes === CHUNK_SIZE ? Math.round(performance.timeOrigin + now - sentAt) : Infinity;
+    const receipt = this.#receipt;
+    if (!receipt || now - receipt.lastAt > RECEIVED_IDLE_MS) {
+      // The first chunk opens the span; its bytes came before it.
+      this.#receipt = { since: now, bytes: 0, delayMs, lastAt: now };
+      return;
+    }
+    receipt.bytes += bytes;
+    receipt.delayMs = Math.min(receipt.delayMs, delayMs);
+    receipt.lastAt = now;
+    if (now - receipt.since < RECEIVED_REPORT_MS || receipt.delayMs === Infinity) return;
+    this.#send({ type: 'received', bytes: receipt.bytes, ms: Math.round(now - receipt.since), delayMs: receipt.delayMs });
+    this.#receipt = { since: now, bytes: 0, delayMs: Infinity, lastAt: now };
   }
 
   #noteRtt(ms: number): void {
@@ -949,7 +986,7 @@ export class Peer {
         await this.#handlers.beforeUpload(chunk.length);
         if (this.#closed) break;
         if (!this.#uploads.has(upload.id)) continue; // cancelled while waiting for the upload cap
-        this.#send({ type: 'chunk', id: upload.id, offset: upload.offset, total: whole.length, data: chunk });
+        this.#send({ type: 'chunk', id: upload.id, offset: upload.offset, total: whole.length, data: chunk, at: Math.round(performance.timeOrigin + performance.now()) });
         this.#handlers.uploadTurn?.sent(upload.due);
         upload.offset += chunk.length;
         if (upload.offset >= whole.length) this.#uploads.delete(upload.id);

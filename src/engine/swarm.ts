@@ -618,9 +618,11 @@ export class Swarm {
       },
       onUploaded: (from, bytes, forwarded) => this.#callbacks.onUploaded(from, bytes, forwarded),
       beforeUpload: (bytes) => this.uploads.take(bytes),
+      onReceived: (from, delayMs, bytes, ms) => this.uploads.noteReceived(from.id, delayMs, bytes, ms),
       uploadTurn: this.#uploadTurns.turn(),
       onClose: (closed, reason) => {
         if (this.peers.get(closed.id) !== closed) return;
+        this.uploads.line.forget(closed.id);
         if (closed.misbehaved) this.#banPeer(closed);
         this.#remember(closed);
         this.peers.delete(closed.id);

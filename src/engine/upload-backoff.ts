@@ -1,12 +1,11 @@
+import { BaseDelay } from './base-delay.js';
+
 /**
  * Queueing delay (ms) above the base that this page's own requests may see before seeding backs
  * off: LEDBAT's target (RFC 6817 §2.5 allows at most 100 ms), the delay a home uplink's queue
  * adds when uploads fill it.
  */
 const TARGET_QUEUEING_MS = 100;
-/** Width (ms) of one bucket of the base-delay history, and how many buckets it keeps (2 minutes): a route change is forgotten that fast. */
-const BASE_BUCKET_MS = 10_000;
-const BASE_BUCKETS = 12;
 /** The current delay is the lowest of this many newest samples (RFC 6817 §3.4.2 filters noise the same way). */
 const CURRENT_SAMPLES = 3;
 /** Factor applied to the upload rate for each sample over the target. */
@@ -37,14 +36,14 @@ const STALE_AFTER_MS = 20_000;
  */
 export class UploadBackoff {
   readonly #now: () => number;
-  /** Lowest delay per bucket, newest last. */
-  #buckets: { start: number; min: number }[] = [];
+  readonly #base: BaseDelay;
   #recent: number[] = [];
   #rate: number | undefined;
   #lastSampleAt = -Infinity;
 
   constructor(now: () => number = () => performance.now()) {
     this.#now = now;
+    this.#base = new BaseDelay(now);
   }
 
   /** The upload rate (bytes/s) seeding is held to, or undefined when it is not held back. */
@@ -55,7 +54,7 @@ export class UploadBackoff {
 
   /** The lowest delay (ms) in the history, or undefined before the first sample. */
   get baseDelay(): number | undefined {
-    return this.#buckets.length === 0 ? undefined : Math.min(...this.#buckets.map((bucket) => bucket.min));
+    return this.#base.value;
   }
 
   /**
@@ -66,9 +65,7 @@ export class UploadBackoff {
     if (!Number.isFinite(delayMs) || delayMs < 0) return;
     const now = this.#now();
     this.#lastSampleAt = now;
-    const newest = this.#buckets.at(-1);
-    if (newest && now - newest.start < BASE_BUCKET_MS) newest.min = Math.min(newest.min, delayMs);
-    else this.#buckets = [...this.#buckets, { start: now, min: delayMs }].slice(-BASE_BUCKETS);
+    this.#base.note(delayMs);
     this.#recent = [...this.#recent, delayMs].slice(-CURRENT_SAMPLES);
     const queueing = Math.min(...this.#recent) - this.baseDelay!;
     const offTarget = (TARGET_QUEUEING_MS - queueing) / TARGET_QUEUEING_MS;

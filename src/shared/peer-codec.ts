@@ -102,12 +102,18 @@ export function decodePeerMessage(frame: Uint8Array): PeerMessage {
       return { type, id: header.id };
     }
     case 'chunk': {
-      const { id, offset, total } = header;
-      if (!isIndex(id) || !isIndex(offset) || !isIndex(total)) throw bad('invalid chunk');
+      const { id, offset, total, at } = header;
+      if (!isIndex(id) || !isIndex(offset) || !isIndex(total) || !isOptionalIndex(at)) throw bad('invalid chunk');
       if (payload.length === 0 || payload.length > CHUNK_SIZE || offset + payload.length > total) {
         throw bad('chunk outside its piece');
       }
-      return { type, id, offset, total, data: payload };
+      // An absent `at` stays undefined (left out of JSON when encoded again).
+      return { type, id, offset, total, data: payload, at };
+    }
+    case 'received': {
+      const { bytes, ms, delayMs } = header;
+      if (!isIndex(bytes) || !isIndex(ms) || !Number.isSafeInteger(delayMs)) throw bad('invalid received');
+      return { type, bytes, ms, delayMs: delayMs as number };
     }
     case 'reject': {
       const { id, reason } = header;

@@ -10,8 +10,11 @@ import type { Holdings } from './holdings.js';
  * `listed` are new in it. `reading`'s `ask` and `origin` and `hello`'s `asks` came later within version 3:
  * optional header fields, which earlier builds of it ignore (they keep telling every peer all
  * they hold and never answer an ask, which the asker waits for only HOLDINGS_WAIT_MS).
+ * Version 4: a `chunk` carries its send time (`at`) and its receiver reports how the chunks
+ * reached it (`received`), from which the sender paces its uploads to its line (LinePacer); a
+ * version 3 peer would take `received` for garbage.
  */
-export const PEER_PROTOCOL_VERSION = 3;
+export const PEER_PROTOCOL_VERSION = 4;
 
 /**
  * Longest `deadlineMs` a request may carry: a prefetch's whole budget fits (10 s); anything
@@ -79,8 +82,18 @@ export type PeerMessage =
   | { type: 'request'; id: number; asset: string; piece: number; from?: number; deadlineMs?: number }
   /** The requester no longer needs request `id`. */
   | { type: 'cancel'; id: number }
-  /** Part of the answer to request `id`: bytes `[offset, offset + data.length)` of a piece of `total` bytes. */
-  | { type: 'chunk'; id: number; offset: number; total: number; data: Uint8Array }
+  /**
+   * Part of the answer to request `id`: bytes `[offset, offset + data.length)` of a piece of
+   * `total` bytes. `at`: when the sender handed it to the channel (ms since the epoch, its clock).
+   */
+  | { type: 'chunk'; id: number; offset: number; total: number; data: Uint8Array; at?: number }
+  /**
+   * How the sender's chunks reached the receiver: `bytes` of them over its last `ms`, and the least
+   * one-way delay (ms) of the full-sized ones among them, `delayMs`: the receiver's clock at arrival
+   * less their `at`. The clocks differ by a constant, so only how the delay moves says anything
+   * (queueing on the path, see LinePacer); it may be negative.
+   */
+  | { type: 'received'; bytes: number; ms: number; delayMs: number }
   /** Request `id` will not be answered. */
   | { type: 'reject'; id: number; reason: 'not-found' | 'busy' };
 

@@ -13,7 +13,7 @@ import { monotonicNow } from './platform.js';
  * bucket.waitMs(100); // 100: ms until 100 more are there
  */
 export class TokenBucket {
-  readonly capacity: number;
+  #capacity: number;
   #rate: number;
   #tokens: number;
   #last: number;
@@ -27,10 +27,21 @@ export class TokenBucket {
    */
   constructor(rate: number, capacity: number, now: () => number = monotonicNow, tokens = capacity) {
     this.#rate = rate;
-    this.capacity = capacity;
+    this.#capacity = capacity;
     this.#tokens = Math.min(capacity, tokens);
     this.#now = now;
     this.#last = now();
+  }
+
+  /** Largest burst. Setting it counts the time so far at the previous one; what the bucket holds beyond it goes. */
+  get capacity(): number {
+    return this.#capacity;
+  }
+
+  set capacity(value: number) {
+    this.#refill();
+    this.#capacity = value;
+    this.#tokens = Math.min(value, this.#tokens);
   }
 
   /** Tokens per second. Setting it counts the time so far at the previous rate. */
@@ -45,7 +56,7 @@ export class TokenBucket {
 
   #refill(): void {
     const now = this.#now();
-    if (now > this.#last) this.#tokens = Math.min(this.capacity, this.#tokens + ((now - this.#last) * this.#rate) / 1000);
+    if (now > this.#last) this.#tokens = Math.min(this.#capacity, this.#tokens + ((now - this.#last) * this.#rate) / 1000);
     this.#last = now;
   }
 
@@ -60,7 +71,7 @@ export class TokenBucket {
   /** Milliseconds until `want` tokens (capped at the capacity) can be taken; 0 when they can now. */
   waitMs(want: number): number {
     this.#refill();
-    const missing = Math.min(want, this.capacity) - this.#tokens;
+    const missing = Math.min(want, this.#capacity) - this.#tokens;
     if (missing <= 0) return 0;
     return this.#rate > 0 ? Math.ceil((missing * 1000) / this.#rate) : Infinity;
   }
@@ -88,7 +99,7 @@ export class TokenBucket {
    * bucket kept elsewhere, such as the tracker's per-address budget shared by its instances.
    */
   setTokens(tokens: number): void {
-    this.#tokens = Math.min(this.capacity, tokens);
+    this.#tokens = Math.min(this.#capacity, tokens);
     this.#last = this.#now();
   }
 

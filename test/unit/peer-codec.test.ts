@@ -21,6 +21,9 @@ describe('peer codec', () => {
     { type: 'listed', asset: ASSET },
     { type: 'cancel', id: 7 },
     { type: 'chunk', id: 7, offset: 16384, total: 40000, data: new Uint8Array([1, 2, 3]) },
+    { type: 'chunk', id: 7, offset: 16384, total: 40000, data: new Uint8Array([1, 2, 3]), at: 1_796_596_965_214 },
+    { type: 'received', bytes: 32768, ms: 104, delayMs: 37 },
+    { type: 'received', bytes: 0, ms: 0, delayMs: -2_999_961 }, // a receiver whose clock is behind ours
     { type: 'reject', id: 7, reason: 'not-found' },
   ])('round-trips $type', (message) => {
     expect(decodePeerMessage(encodePeerMessage(message))).toEqual(message);
@@ -52,6 +55,10 @@ describe('peer codec', () => {
     ['a listed with a bad asset id', header({ type: 'listed', asset: '../x' })],
     ['a request starting at a negative byte', header({ type: 'request', id: 1, asset: ASSET, piece: 1, from: -5 })],
     ['a request with a fractional deadline', header({ type: 'request', id: 1, asset: ASSET, piece: 1, deadlineMs: 0.5 })],
+    ['a chunk sent at a negative time', new Uint8Array([...header({ type: 'chunk', id: 1, offset: 0, total: 10, at: -1 }), 1])],
+    ['a received report without a delay', header({ type: 'received', bytes: 10, ms: 100 })],
+    ['a received report with a fractional delay', header({ type: 'received', bytes: 10, ms: 100, delayMs: 0.5 })],
+    ['a received report of negative bytes', header({ type: 'received', bytes: -10, ms: 100, delayMs: 5 })],
   ])('rejects %s with codec-invalid', (_name, frame) => {
     let error: unknown;
     try {

@@ -7,6 +7,7 @@ import { sha256Hex } from '../../src/shared/integrity.js';
 import { parseManifest } from '../../src/shared/manifest.js';
 import { encodePeerMessage } from '../../src/shared/peer-codec.js';
 import { CHUNK_SIZE, PEER_PROTOCOL_VERSION, type PeerMessage } from '../../src/shared/peer-messages.js';
+import { LinePacer } from '../../src/engine/line-pacer.js';
 import { MemoryPieceStore } from '../../src/store/piece-store.js';
 import { fuzzSeed, randomTools, seededRandom } from '../harness/seeded-random.js';
 import { channelPair, fakeConnection, type FakeChannel } from './fake-channel.js';
@@ -76,14 +77,16 @@ function plausibleMessage({ int, pick, random, bytes }: Tools): PeerMessage {
       const total = random() < 0.7 ? PIECE_BYTES : int(PIECE_BYTES * 2) + 1;
       const length = Math.max(1, Math.min(CHUNK_SIZE, total - offset, int(CHUNK_SIZE) + 1));
       if (offset >= total) return { type: 'reject', id: 1 + int(OUR_REQUESTS), reason: 'busy' };
-      return { type: 'chunk', id: 1 + int(OUR_REQUESTS + 1), offset, total, data: bytes(length) };
+      return { type: 'chunk', id: 1 + int(OUR_REQUESTS + 1), offset, total, data: bytes(length), ...(random() < 0.5 ? { at: int(2 ** 42) } : {}) };
     }
     case 6: return { type: 'reject', id: int(OUR_REQUESTS + 2), reason: pick(['not-found', 'busy'] as const) };
     default: {
       const other = Array.from({ length: 16 }, () => '0123456789abcdef'[int(16)]).join('');
       const draw = random();
       if (draw < 0.4) return { type: 'have', asset: other, piece: int(5000) };
-      if (draw < 0.8) return { type: 'reading', asset: random() < 0.5 ? ASSET : other, piece: int(5000), ...(random() < 0.5 ? { ask: true as const } : {}) };
+      if (draw < 0.7) return { type: 'reading', asset: random() < 0.5 ? ASSET : other, piece: int(5000), ...(random() < 0.5 ? { ask: true as const } : {}) };
+      // A report on how our chunks reached it: any size, any delay (its clock is its own).
+      if (draw < 0.8) return { type: 'received', bytes: int(2 ** 40), ms: int(100_000), delayMs: int(2 ** 40) - 2 ** 39 };
       return { type: 'listed', asset: random() < 0.5 ? ASSET : other };
     }
   }
@@ -137,7 +140,12 @@ describe(`peer protocol fuzz (seed ${seed})`, () => {
       const where = `seed ${seed}, sequence ${sequence}`;
       const [ourEnd, theirEnd] = channelPair();
       const closeReasons: string[] = [];
-      const peer = new Peer('remote', fakeConnection(), ourEnd as unknown as RTCDataChannel, handlers({ onClose: (_peer, reason) => closeReasons.push(reason) }));
+      // Its `received` reports reach a real pace, which must stay a rate whatever they say.
+      const pace = new LinePacer();
+      const peer = new Peer('remote', fakeConnection(), ourEnd as unknown as RTCDataChannel, handlers({
+        onClose: (_peer, reason) => closeReasons.push(reason),
+        onReceived: (_peer, delayMs, bytes, ms) => pace.report('remote', delayMs, bytes, ms, true),
+      }));
       // The remote end reads nothing: frames we send are recorded in ourEnd.sent.
       (theirEnd as FakeChannel).onmessage = () => {};
       const aborts = Array.from({ length: OUR_REQUESTS }, () => new AbortController());
@@ -164,6 +172,8 @@ describe(`peer protocol fuzz (seed ${seed})`, () => {
         expect(kept.helloAssets, where).toBeLessThanOrEqual(MAX_HOLDINGS_BYTES / 9);
         expect(kept.readingHeads, where).toBeLessThanOrEqual(MAX_READING_HEADS);
         expect(peer.inFlight, where).toBeLessThanOrEqual(OUR_REQUESTS);
+        expect(pace.rate, where).toBeGreaterThanOrEqual(16 * 1024);
+        expect(Number.isFinite(pace.rate), where).toBe(true);
         if (frame % 8 === 0) await turn();
       }
       if (peer.closed) {

@@ -149,6 +149,54 @@ describe('Peer protocol', () => {
     expect(leecher.bytesDownloaded).toBe(PIECE_BYTES);
   });
 
+  it("tells the sender how its chunks came (at most every 0.1 s: bytes, time, least delay of a full chunk), which reaches the sender's pace", async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+    try {
+      const RATE = 100_000; // bytes/s: a chunk every 164 ms
+      const [leecherEnd, seederEnd] = channelPair(undefined, RATE);
+      const reports: { delayMs: number; bytes: number; ms: number }[] = [];
+      const leecher = new Peer('seeder', fakeConnection(), leecherEnd as unknown as RTCDataChannel, handlers(new Map()));
+      new Peer('leecher', fakeConnection(), seederEnd as unknown as RTCDataChannel, handlers(new Map([[`${ASSET}/1`, piece], [`${ASSET}/2`, piece]]), {
+        onReceived: (_peer, delayMs, bytes, ms) => reports.push({ delayMs, bytes, ms }),
+      }));
+      const first = leecher.request(ASSET, 1, PIECE_BYTES, new AbortController().signal);
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(await first).toEqual(piece);
+      const sent = leecherEnd.sent.filter((message) => message.type === 'received');
+      // Four full chunks and a 10-byte one: the first opens the span, each later full one is a report.
+      expect(sent.length).toBe(3);
+      expect(sent.reduce((sum, report) => sum + report.bytes, 0)).toBe(3 * CHUNK_SIZE);
+      for (const report of sent) expect(report.ms).toBeGreaterThanOrEqual(100);
+      // Both ends share this process's clock, so the delay is the true one: the time in the
+      // sender's short queue and on the line, less than the whole piece's line time.
+      for (const report of sent) expect(report.delayMs).toBeGreaterThanOrEqual(0);
+      for (const report of sent) expect(report.delayMs).toBeLessThan((PIECE_BYTES * 1000) / RATE);
+      expect(reports).toEqual(sent.map(({ delayMs, bytes, ms }) => ({ delayMs, bytes, ms })));
+
+      // A line that kept a chunk waiting 0.5 s longer (its queue) reports the longer delay.
+      seederEnd.silent = true;
+      const second = leecher.request(ASSET, 2, PIECE_BYTES, new AbortController().signal);
+      await vi.advanceTimersByTimeAsync(500);
+      seederEnd.silent = false;
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(await second).toEqual(piece);
+      expect(Math.max(...reports.map((report) => report.delayMs))).toBeGreaterThanOrEqual(500);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a report from a peer we never sent anything is not about our line', async () => {
+    const [remoteEnd, localEnd] = channelPair();
+    const reports: number[] = [];
+    const local = new Peer('remote', fakeConnection(), localEnd as unknown as RTCDataChannel, handlers(new Map(), { onReceived: (_peer, delayMs) => reports.push(delayMs) }));
+    remoteEnd.send(encodePeerMessage({ type: 'received', bytes: 16384, ms: 100, delayMs: 5 }));
+    remoteEnd.send(encodePeerMessage({ type: 'have', asset: ASSET, piece: 4 }));
+    await vi.waitFor(() => expect(local.has(ASSET, 4)).toBe(true)); // the report came before it
+    expect(reports).toEqual([]);
+    expect(local.closed).toBe(false);
+  });
+
   it('a piece the peer no longer holds is answered not-found: no longer expected there, and no failure', async () => {
     const { leecher, seeder } = connect(new Map());
     seeder.hello(new Map([[ASSET, runsOf([1])]])); // claims piece 1, which its store has lost meanwhile
@@ -360,7 +408,8 @@ describe('Peer protocol', () => {
         expect(leecher.bytesDownloaded).toBeGreaterThan(0);
         // ... when the player needs piece 2 within 2 s: the peer sends that one first, whole.
         const urgent = leecher.request(ASSET, 2, PIECE_BYTES, new AbortController().signal, { deadlineMs: 2000 });
-        await vi.advanceTimersByTimeAsync(2000);
+        // (The line may take up to four chunks of piece 1 first: those in its queue when piece 2 is asked.)
+        await vi.advanceTimersByTimeAsync(2500);
         expect(await urgent).toEqual(piece);
         // Piece 1, which got the line only before and after piece 2, is given up (handed to the origin).
         prefetch.abort();

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MIN_BACKOFF_RATE_BPS, UploadBackoff } from '../../src/engine/upload-backoff.js';
 import { UploadLimiter } from '../../src/engine/upload-limiter.js';
+import { START_RATE_BPS } from '../../src/engine/line-pacer.js';
 import { CHUNK_SIZE } from '../../src/shared/peer-messages.js';
 
 describe('UploadLimiter', () => {
@@ -11,10 +12,23 @@ describe('UploadLimiter', () => {
     vi.useRealTimers();
   });
 
-  it('lets everything through without a cap', async () => {
+  it("without a cap, holds uploads to the line's pace only: 2 Mbit/s until peers report, then what they report", async () => {
     const limiter = new UploadLimiter();
-    await limiter.take(10_000_000);
     expect(limiter.bytesPerSecond).toBeUndefined();
+    expect(limiter.effectiveRate).toBe(START_RATE_BPS);
+    const done: number[] = [];
+    for (let i = 0; i < 3; i++) void limiter.take(CHUNK_SIZE).then(() => done.push(i));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(done).toEqual([0]); // a lone chunk goes at once
+    await vi.advanceTimersByTimeAsync(Math.ceil((2 * CHUNK_SIZE * 1000) / START_RATE_BPS));
+    expect(done).toEqual([0, 1, 2]);
+    // A peer sees our chunks queue 100 ms on the path (its base: 20 ms) while it gets 150 kB/s: cut under that.
+    limiter.noteReceived('peer', 20, 15_000, 100);
+    await vi.advanceTimersByTimeAsync(100);
+    limiter.noteReceived('peer', 120, 15_000, 100);
+    expect(limiter.effectiveRate).toBeCloseTo(0.9 * 150_000, 6);
+    limiter.bytesPerSecond = 50_000; // a lower cap set by the viewer still rules
+    expect(limiter.effectiveRate).toBe(50_000);
   });
 
   it('holds uploads back to the cap, in order', async () => {
@@ -123,7 +137,7 @@ describe('UploadLimiter', () => {
     }
     expect(limiter.uploadRate).toBeGreaterThan(150_000);
     for (let i = 0; i < 3; i++) limiter.noteOwnDelay(40);
-    expect(limiter.effectiveRate).toBeUndefined();
+    expect(limiter.effectiveRate).toBe(START_RATE_BPS); // the line's pace only
     for (let i = 0; i < 3; i++) limiter.noteOwnDelay(400); // our own requests now wait 360 ms more
     expect(limiter.effectiveRate).toBeLessThan(limiter.uploadRate);
     limiter.bytesPerSecond = 10_000; // a lower cap set by the viewer still rules

@@ -1,0 +1,127 @@
+import { BaseDelay } from './base-delay.js';
+
+/**
+ * Queueing delay (ms) on this page's uplink that uploads are held to. A home router's queue
+ * (400 ms in the benchmarks' homes) that the transport fills overflows: Chromium's SCTP then
+ * resends the overflow and pauses for its retransmission timer, so a 1 Mbit/s line carried
+ * 76-80 kB/s of payload unpaced and 115 kB/s paced just under it (bench/line-probe.mjs).
+ */
+const TARGET_QUEUEING_MS = 50;
+/** A receiver's report counts this long (ms): the line is judged by the peers being sent to now. */
+const REPORT_FRESH_MS = 500;
+/**
+ * Least time (ms) between two cuts: a cut shows in the delays only after what was queued before
+ * it has drained and a report crossed back, so the delays right after it are not its result.
+ */
+const CUT_INTERVAL_MS = 400;
+/** Share of the delivered rate a cut sets the rate to: under the line, so its queue drains. */
+const CUT_TO_DELIVERED = 0.9;
+/** Deepest single cut (factor of the rate): a report that undercounts the line does not stop uploads. */
+const DEEPEST_CUT = 0.5;
+/**
+ * Rate (bytes/s) of a page's first uploads, before any receiver reported: 2 Mbit/s. An unpaced
+ * first burst into a 1-2 Mbit/s home line put 1-3 s of queueing on it and the transport resent
+ * for seconds (payload 67 and 149 kB/s over the first 10 s on 1 and 2 Mbit/s lines, against 115
+ * and 226 kB/s paced from the start); a faster line is found within a second or two.
+ */
+export const START_RATE_BPS = 250_000;
+/** Growth of the rate per second until the first cut (e^2: about 7 times a second). */
+const START_GROWTH_PER_S = 2;
+/** Growth per second after it, with the queue under a quarter of the target and under half of it. */
+const GROWTH_PER_S = 1;
+const NEAR_TARGET_GROWTH_PER_S = 0.3;
+/** Longest step (s) one report moves the rate by: reports resume after a quiet spell. */
+const MAX_STEP_S = 0.5;
+/** Lowest rate (bytes/s): one 16 KiB chunk a second, so peers still get something. */
+const MIN_RATE_BPS = 16 * 1024;
+/** Highest rate (bytes/s), 1 GB/s: beyond any line, so reports that only ever say "no queue" cannot grow it without end. */
+const MAX_RATE_BPS = 1e9;
+
+interface Receiver {
+  readonly base: BaseDelay;
+  /** Queueing delay (ms) in its last report, when it came, and the rate (bytes/s) it received at (smoothed). */
+  queueingMs: number;
+  at: number;
+  deliveredBps: number | undefined;
+}
+
+/**
+ * Paces this page's uploads to what its uplink carries, from delays its peers measure (in the
+ * spirit of LEDBAT, RFC 6817): each chunk carries its send time, and each receiver reports how
+ * late the chunks came (one-way delay, its clock against ours; above the lowest seen it is
+ * queueing on the path) and how many bytes it got. When every peer being sent to sees the queue
+ * above TARGET_QUEUEING_MS, the rate is cut to just under what they received together; under
+ * the target it grows again. The transport's own congestion control finds the line only by
+ * overflowing the router's queue, which costs a slow line a third of its payload.
+ *
+ * The smallest queueing any current receiver reports decides: the uplink's queue is the same for
+ * all of them, so a peer that reports a huge delay (a hostile one, or one behind its own busy
+ * downlink) slows nobody while another sees none. Alone, it only slows what it is sent.
+ *
+ * @example
+ * pacer.report(peerId, delayMs, bytes, ms, heldBack);
+ * const cap = pacer.rate; // bytes/s
+ */
+export class LinePacer {
+  readonly #now: () => number;
+  readonly #receivers = new Map<string, Receiver>();
+  #rate = START_RATE_BPS;
+  #starting = true;
+  #cutAt = -Infinity;
+  #updatedAt: number | undefined;
+
+  constructor(now: () => number = () => performance.now()) {
+    this.#now = now;
+  }
+
+  /** The rate (bytes/s) uploads are held to. */
+  get rate(): number {
+    return this.#rate;
+  }
+
+  /**
+   * `peerId` received `bytes` of our chunks over its last `ms`, the least one-way delay of those
+   * chunks being `delayMs` (its clock less our send time; only differences count). `heldBack`:
+   * this rate held uploads back just now. Only then does it grow: a rate above what there was to
+   * send says nothing about the line, and grown without bound it would let the next burst fill the
+   * line's queue again.
+   */
+  report(peerId: string, delayMs: number, bytes: number, ms: number, heldBack: boolean): void {
+    if (!Number.isFinite(delayMs) || !(bytes >= 0) || !(ms >= 0)) return;
+    const now = this.#now();
+    let receiver = this.#receivers.get(peerId);
+    if (!receiver) this.#receivers.set(peerId, (receiver = { base: new BaseDelay(this.#now), queueingMs: 0, at: now, deliveredBps: undefined }));
+    receiver.base.note(delayMs);
+    receiver.queueingMs = delayMs - receiver.base.value!;
+    receiver.at = now;
+    if (ms > 0) {
+      const delivered = (bytes * 1000) / ms;
+      receiver.deliveredBps = receiver.deliveredBps === undefined ? delivered : (receiver.deliveredBps + delivered) / 2;
+    }
+    const stepS = Math.min(MAX_STEP_S, (now - (this.#updatedAt ?? now)) / 1000);
+    this.#updatedAt = now;
+
+    let queueingMs = Infinity;
+    let deliveredBps = 0;
+    for (const other of this.#receivers.values()) {
+      if (now - other.at > REPORT_FRESH_MS) continue;
+      queueingMs = Math.min(queueingMs, other.queueingMs);
+      deliveredBps += other.deliveredBps ?? 0;
+    }
+    if (queueingMs > TARGET_QUEUEING_MS) {
+      if (now - this.#cutAt < CUT_INTERVAL_MS || deliveredBps === 0) return;
+      this.#starting = false;
+      this.#cutAt = now;
+      this.#rate = Math.max(MIN_RATE_BPS, this.#rate * DEEPEST_CUT, Math.min(this.#rate, deliveredBps * CUT_TO_DELIVERED));
+      return;
+    }
+    if (queueingMs >= TARGET_QUEUEING_MS / 2 || !heldBack) return;
+    const growth = this.#starting ? START_GROWTH_PER_S : queueingMs < TARGET_QUEUEING_MS / 4 ? GROWTH_PER_S : NEAR_TARGET_GROWTH_PER_S;
+    this.#rate = Math.min(MAX_RATE_BPS, this.#rate * (1 + growth * stepS));
+  }
+
+  /** A peer left: its reports no longer count. */
+  forget(peerId: string): void {
+    this.#receivers.delete(peerId);
+  }
+}

@@ -1,0 +1,110 @@
+import { describe, expect, it } from 'vitest';
+import { LinePacer, START_RATE_BPS } from '../../src/engine/line-pacer.js';
+
+/** A pacer on a clock the test moves, and a report helper: `queueingMs` above a base of 40 ms. */
+function pacerOnClock() {
+  let now = 0;
+  const pacer = new LinePacer(() => now);
+  return {
+    pacer,
+    advance: (ms: number) => (now += ms),
+    /** `peer` got `bytesPerSecond` over the last 100 ms with the queue at `queueingMs`. */
+    report: (peer: string, queueingMs: number, bytesPerSecond: number, heldBack = true) => pacer.report(peer, 40 + queueingMs, (bytesPerSecond * 100) / 1000, 100, heldBack),
+  };
+}
+
+describe('LinePacer', () => {
+  it('starts at 2 Mbit/s and grows fast while the line shows no queue and the pace holds uploads back', () => {
+    const { pacer, advance, report } = pacerOnClock();
+    expect(pacer.rate).toBe(START_RATE_BPS);
+    for (let t = 0; t < 1000; t += 100) {
+      report('a', 0, pacer.rate);
+      advance(100);
+    }
+    // e^2 a second, in 100 ms steps: more than 4 times the start within a second.
+    expect(pacer.rate).toBeGreaterThan(4 * START_RATE_BPS);
+  });
+
+  it('cuts to just under what the receivers got once the queue passes the target, and waits before cutting again', () => {
+    const { pacer, advance, report } = pacerOnClock();
+    report('a', 0, 200_000);
+    advance(100);
+    report('a', 120, 200_000); // 120 ms of queue: the line carries 200 kB/s
+    expect(pacer.rate).toBeCloseTo(0.9 * 200_000, 6);
+    const cut = pacer.rate;
+    advance(100);
+    report('a', 200, 60_000); // the queue built before the cut still drains: no second cut yet
+    expect(pacer.rate).toBe(cut);
+    advance(400);
+    report('a', 150, 60_000);
+    // A cut takes at most half the rate: one report that undercounts the line does not stop uploads.
+    expect(pacer.rate).toBe(cut / 2);
+  });
+
+  it('grows only while its pace holds uploads back, and slowly near the target', () => {
+    const { pacer, advance, report } = pacerOnClock();
+    report('a', 0, 200_000);
+    advance(100);
+    report('a', 120, 125_000);
+    const cut = pacer.rate;
+    advance(500);
+    report('a', 0, 50_000, false); // less to send than the pace allows: the line was not probed
+    expect(pacer.rate).toBe(cut);
+    advance(100);
+    report('a', 20, 110_000); // near the target (20 of 50 ms): +3% a second
+    expect(pacer.rate).toBeCloseTo(cut * 1.03, -1);
+    advance(100);
+    report('a', 30, 110_000); // over half the target: held
+    expect(pacer.rate).toBeCloseTo(cut * 1.03, -1);
+    advance(100);
+    report('a', 5, 110_000); // far under it: +10%
+    expect(pacer.rate).toBeCloseTo(cut * 1.03 * 1.1, -1);
+  });
+
+  it('the least queueing among the peers being sent to decides: one reporting a huge delay slows nobody', () => {
+    const { pacer, advance, report } = pacerOnClock();
+    for (let t = 0; t < 300; t += 100) {
+      report('honest', 0, 100_000);
+      report('hostile', t === 0 ? 0 : 5000, 100_000); // a low first delay, then 5 s of "queue"
+      advance(100);
+    }
+    expect(pacer.rate).toBeGreaterThan(START_RATE_BPS);
+    // Its reports go stale once the honest peer stops reporting: alone, it is believed.
+    advance(600);
+    report('hostile', 5000, 100_000);
+    expect(pacer.rate).toBeLessThan(START_RATE_BPS);
+  });
+
+  it('measures each receiver against its own base delay (their clocks differ from ours by a constant)', () => {
+    let now = 0;
+    const pacer = new LinePacer(() => now);
+    // One receiver's clock is 3 s behind ours, the other's 7 s ahead: neither sees a queue.
+    for (let t = 0; t < 500; t += 100) {
+      pacer.report('behind', -3000 + 20, 10_000, 100, true);
+      pacer.report('ahead', 7000 + 25, 10_000, 100, true);
+      now += 100;
+    }
+    expect(pacer.rate).toBeGreaterThan(START_RATE_BPS);
+    const rate = pacer.rate;
+    // The queue rises to 100 ms for both: a cut.
+    pacer.report('behind', -3000 + 120, 10_000, 100, true);
+    pacer.report('ahead', 7000 + 125, 10_000, 100, true);
+    expect(pacer.rate).toBeLessThan(rate);
+  });
+
+  it('forgets a peer that left, and ignores reports it cannot read', () => {
+    const { pacer, advance, report } = pacerOnClock();
+    report('a', 0, 200_000);
+    report('b', 0, 200_000);
+    advance(100);
+    report('a', 0, 200_000);
+    pacer.forget('a');
+    report('b', 500, 200_000); // b alone now: believed
+    expect(pacer.rate).toBeLessThan(START_RATE_BPS);
+    const rate = pacer.rate;
+    advance(500);
+    pacer.report('b', Number.NaN, 1000, 100, true);
+    pacer.report('b', 40, -5, 100, true);
+    expect(pacer.rate).toBe(rate);
+  });
+});

@@ -16,18 +16,29 @@ const REPORT_FRESH_MS = 500;
 const CUT_INTERVAL_MS = 400;
 /** Share of the delivered rate a cut sets the rate to: under the line, so its queue drains. */
 const CUT_TO_DELIVERED = 0.9;
-/** Deepest single cut (factor of the rate): a report that undercounts the line does not stop uploads. */
-const DEEPEST_CUT = 0.5;
+/**
+ * Deepest single cut (factor of the rate): a report that undercounts the line does not stop
+ * uploads. Half was too shallow for the first cut: from the 2 Mbit/s start a 1 Mbit/s line was
+ * held at 125 kB/s, over what it carries, until its own requests waited 250-420 ms behind it.
+ */
+const DEEPEST_CUT = 0.25;
 /**
  * Rate (bytes/s) of a page's first uploads, before any receiver reported: 2 Mbit/s. An unpaced
  * first burst into a 1-2 Mbit/s home line put 1-3 s of queueing on it and the transport resent
  * for seconds (payload 67 and 149 kB/s over the first 10 s on 1 and 2 Mbit/s lines, against 115
- * and 226 kB/s paced from the start); a faster line is found within a second or two.
+ * and 226 kB/s paced from the start).
  */
 export const START_RATE_BPS = 250_000;
-/** Growth of the rate per second until the first cut (e^2: about 7 times a second). */
-const START_GROWTH_PER_S = 2;
-/** Growth per second after it, with the queue under a quarter of the target and under half of it. */
+/**
+ * Until the first cut the rate doubles every this long (ms) while it holds uploads back with no
+ * queue on the line, as a transport's slow start doubles per round trip: a LAN line of 10 MB/s is
+ * reached within half a second. Slower (e^2 a second), a flash crowd of three viewers on one LAN
+ * fetching a video as fast as they could took 1.68 copies from the origin, one of them more than
+ * the whole video, as the peers' uploads ramped up (scheduling browser test). Each doubling
+ * overshoots a capped line for at most a report's time: 0.1-0.2 s of queue, within a home router's.
+ */
+const START_DOUBLING_MS = 100;
+/** Growth per second after the first cut, with the queue under a quarter of the target and under half of it. */
 const GROWTH_PER_S = 1;
 const NEAR_TARGET_GROWTH_PER_S = 0.3;
 /** Longest step (s) one report moves the rate by: reports resume after a quiet spell. */
@@ -79,6 +90,24 @@ export class LinePacer {
     return this.#rate;
   }
 
+  /** Whether peers being sent to now (reports within REPORT_FRESH_MS) see our uplink's queue under the target. */
+  get clear(): boolean {
+    return this.#queueing().queueingMs <= TARGET_QUEUEING_MS;
+  }
+
+  /** The least queueing (ms; Infinity with no fresh report) and the sum of rates received, over the receivers that reported within REPORT_FRESH_MS. */
+  #queueing(): { queueingMs: number; deliveredBps: number } {
+    const now = this.#now();
+    let queueingMs = Infinity;
+    let deliveredBps = 0;
+    for (const receiver of this.#receivers.values()) {
+      if (now - receiver.at > REPORT_FRESH_MS) continue;
+      queueingMs = Math.min(queueingMs, receiver.queueingMs);
+      deliveredBps += receiver.deliveredBps ?? 0;
+    }
+    return { queueingMs, deliveredBps };
+  }
+
   /**
    * `peerId` received `bytes` of our chunks over its last `ms`, the least one-way delay of those
    * chunks being `delayMs` (its clock less our send time; only differences count). `heldBack`:
@@ -101,13 +130,7 @@ export class LinePacer {
     const stepS = Math.min(MAX_STEP_S, (now - (this.#updatedAt ?? now)) / 1000);
     this.#updatedAt = now;
 
-    let queueingMs = Infinity;
-    let deliveredBps = 0;
-    for (const other of this.#receivers.values()) {
-      if (now - other.at > REPORT_FRESH_MS) continue;
-      queueingMs = Math.min(queueingMs, other.queueingMs);
-      deliveredBps += other.deliveredBps ?? 0;
-    }
+    const { queueingMs, deliveredBps } = this.#queueing();
     if (queueingMs > TARGET_QUEUEING_MS) {
       if (now - this.#cutAt < CUT_INTERVAL_MS || deliveredBps === 0) return;
       this.#starting = false;
@@ -116,8 +139,10 @@ export class LinePacer {
       return;
     }
     if (queueingMs >= TARGET_QUEUEING_MS / 2 || !heldBack) return;
-    const growth = this.#starting ? START_GROWTH_PER_S : queueingMs < TARGET_QUEUEING_MS / 4 ? GROWTH_PER_S : NEAR_TARGET_GROWTH_PER_S;
-    this.#rate = Math.min(MAX_RATE_BPS, this.#rate * (1 + growth * stepS));
+    const factor = this.#starting
+      ? 2 ** (Math.min(stepS * 1000, START_DOUBLING_MS) / START_DOUBLING_MS)
+      : 1 + (queueingMs < TARGET_QUEUEING_MS / 4 ? GROWTH_PER_S : NEAR_TARGET_GROWTH_PER_S) * stepS;
+    this.#rate = Math.min(MAX_RATE_BPS, this.#rate * factor);
   }
 
   /** A peer left: its reports no longer count. */

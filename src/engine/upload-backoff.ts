@@ -59,9 +59,10 @@ export class UploadBackoff {
 
   /**
    * One of this page's own requests took `delayMs` to answer; `uploadRate` is what was uploaded
-   * recently (bytes/s), where a new cut starts from.
+   * recently (bytes/s), where a new cut starts from. `uplinkClear`: the peers our uploads go to
+   * see no queue on the path from us (LinePacer), so a delay is not the uploads' doing.
    */
-  noteDelay(delayMs: number, uploadRate: number): void {
+  noteDelay(delayMs: number, uploadRate: number, uplinkClear = false): void {
     if (!Number.isFinite(delayMs) || delayMs < 0) return;
     const now = this.#now();
     this.#lastSampleAt = now;
@@ -71,8 +72,12 @@ export class UploadBackoff {
     const offTarget = (TARGET_QUEUEING_MS - queueing) / TARGET_QUEUEING_MS;
     if (offTarget < 0) {
       // Uploading (next to) nothing, the delay is not ours to cut: another tab, the page's own
-      // downloads, a busy machine. Cutting then would throttle the next peer for no gain.
-      if (this.#rate === undefined && uploadRate < MIN_BACKOFF_RATE_BPS) return;
+      // downloads, a busy machine. Cutting then would throttle the next peer for no gain. Nor
+      // when the uplink carries no queue of ours: in the uplinks benchmark the first viewer (a
+      // 1 Mbit/s line, its uploads paced under it) saw its own requests 340-420 ms late while its
+      // player buffered 30 s ahead, and cut its uploads to 16 kB/s for 5 s, the only line of the
+      // second viewer, which took its first 24 s of video from the origin meanwhile.
+      if (uplinkClear || (this.#rate === undefined && uploadRate < MIN_BACKOFF_RATE_BPS)) return;
       const from = this.#rate ?? uploadRate;
       this.#rate = Math.max(MIN_BACKOFF_RATE_BPS, from * DECREASE_FACTOR);
       return;

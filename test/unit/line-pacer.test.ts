@@ -14,15 +14,22 @@ function pacerOnClock() {
 }
 
 describe('LinePacer', () => {
-  it('starts at 2 Mbit/s and grows fast while the line shows no queue and the pace holds uploads back', () => {
+  it('starts at 2 Mbit/s and doubles every 0.1 s while the line shows no queue and the pace holds uploads back', () => {
     const { pacer, advance, report } = pacerOnClock();
     expect(pacer.rate).toBe(START_RATE_BPS);
-    for (let t = 0; t < 1000; t += 100) {
-      report('a', 0, pacer.rate);
+    report('a', 0, pacer.rate);
+    for (let step = 0; step < 3; step++) {
       advance(100);
+      report('a', 0, pacer.rate);
     }
-    // e^2 a second, in 100 ms steps: more than 4 times the start within a second.
-    expect(pacer.rate).toBeGreaterThan(4 * START_RATE_BPS);
+    expect(pacer.rate).toBeCloseTo(8 * START_RATE_BPS, 6);
+    // Reports from several peers within the same 0.1 s double it once.
+    advance(50);
+    report('a', 0, pacer.rate);
+    advance(50);
+    report('b', 0, pacer.rate);
+    report('a', 0, pacer.rate);
+    expect(pacer.rate).toBeCloseTo(16 * START_RATE_BPS, 6);
   });
 
   it('cuts to just under what the receivers got once the queue passes the target, and waits before cutting again', () => {
@@ -37,8 +44,16 @@ describe('LinePacer', () => {
     expect(pacer.rate).toBe(cut);
     advance(400);
     report('a', 150, 60_000);
-    // A cut takes at most half the rate: one report that undercounts the line does not stop uploads.
-    expect(pacer.rate).toBe(cut / 2);
+    // What it received, smoothed over its reports (200, 200, 60, 60 kB/s): 95 kB/s.
+    expect(pacer.rate).toBeCloseTo(0.9 * 95_000, 6);
+  });
+
+  it('takes at most three quarters of the rate in one cut: a report that undercounts the line does not stop uploads', () => {
+    const { pacer, advance, report } = pacerOnClock();
+    report('a', 0, 10_000);
+    advance(100);
+    report('a', 200, 10_000);
+    expect(pacer.rate).toBe(START_RATE_BPS / 4);
   });
 
   it('grows only while its pace holds uploads back, and slowly near the target', () => {
@@ -68,11 +83,12 @@ describe('LinePacer', () => {
       report('hostile', t === 0 ? 0 : 5000, 100_000); // a low first delay, then 5 s of "queue"
       advance(100);
     }
-    expect(pacer.rate).toBeGreaterThan(START_RATE_BPS);
+    const grown = pacer.rate;
+    expect(grown).toBeGreaterThan(START_RATE_BPS);
     // Its reports go stale once the honest peer stops reporting: alone, it is believed.
     advance(600);
     report('hostile', 5000, 100_000);
-    expect(pacer.rate).toBeLessThan(START_RATE_BPS);
+    expect(pacer.rate).toBeLessThan(grown);
   });
 
   it('measures each receiver against its own base delay (their clocks differ from ours by a constant)', () => {
@@ -85,11 +101,11 @@ describe('LinePacer', () => {
       now += 100;
     }
     expect(pacer.rate).toBeGreaterThan(START_RATE_BPS);
-    const rate = pacer.rate;
-    // The queue rises to 100 ms for both: a cut.
+    // The queue rises to 100 ms for both: a cut once both say so.
     pacer.report('behind', -3000 + 120, 10_000, 100, true);
+    const peak = pacer.rate;
     pacer.report('ahead', 7000 + 125, 10_000, 100, true);
-    expect(pacer.rate).toBeLessThan(rate);
+    expect(pacer.rate).toBeLessThan(peak);
   });
 
   it('forgets a peer that left, and ignores reports it cannot read', () => {
@@ -98,9 +114,10 @@ describe('LinePacer', () => {
     report('b', 0, 200_000);
     advance(100);
     report('a', 0, 200_000);
+    const before = pacer.rate;
     pacer.forget('a');
     report('b', 500, 200_000); // b alone now: believed
-    expect(pacer.rate).toBeLessThan(START_RATE_BPS);
+    expect(pacer.rate).toBeLessThan(before);
     const rate = pacer.rate;
     advance(500);
     pacer.report('b', Number.NaN, 1000, 100, true);

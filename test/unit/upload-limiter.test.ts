@@ -143,6 +143,26 @@ describe('UploadLimiter', () => {
     limiter.bytesPerSecond = 10_000; // a lower cap set by the viewer still rules
     expect(limiter.effectiveRate).toBe(10_000);
   });
+  it('a delay of its own requests is not the uploads\' doing while the peers they go to see no queue on the uplink: no cut', async () => {
+    const limiter = new UploadLimiter();
+    for (let t = 0; t < 2000; t += 80) {
+      await limiter.take(CHUNK_SIZE);
+      await vi.advanceTimersByTimeAsync(80);
+    }
+    for (let i = 0; i < 3; i++) limiter.noteOwnDelay(40);
+    const paced = limiter.effectiveRate;
+    // A peer being sent to sees our chunks come with no queue (20 ms, its base) ...
+    limiter.noteReceived('peer', 20, 20_000, 100);
+    // ... while our own requests take 360 ms more: the delay is elsewhere (our downlink, the origin).
+    for (let i = 0; i < 3; i++) limiter.noteOwnDelay(400);
+    expect(limiter.backoff.rate).toBeUndefined();
+    expect(limiter.effectiveRate).toBe(paced);
+    // Once that report is stale (nobody says the uplink is clear), the backoff cuts as before.
+    await vi.advanceTimersByTimeAsync(600);
+    for (let i = 0; i < 3; i++) limiter.noteOwnDelay(400);
+    expect(limiter.backoff.rate).toBeDefined();
+    expect(limiter.effectiveRate).toBeLessThan(paced);
+  });
 });
 
 describe('UploadBackoff (LEDBAT-like)', () => {

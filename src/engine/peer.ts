@@ -90,6 +90,11 @@ export const READING_MEMORY_MS = 30_000;
 const RECEIVED_REPORT_MS = 100;
 /** A line silent for this long (ms) starts a new report: the silence is not its rate. */
 const RECEIVED_IDLE_MS = 500;
+/**
+ * `performance.now()` time `at` as ms since the epoch: the clock a chunk's `at` is in, on both
+ * ends, so that a receiver's delay differs from the true one-way delay only by the two clocks' offset.
+ */
+const epochMs = (at: number): number => performance.timeOrigin + at;
 /** Requests from one peer queued at once; more is answered `busy`, so a greedy peer cannot hog us. */
 export const MAX_QUEUED_UPLOADS = 16;
 /**
@@ -904,7 +909,7 @@ export class Peer {
    * time on the line and would lower the base its queueing is measured from).
    */
   #noteReceipt(bytes: number, sentAt: number, now: number): void {
-    const delayMs = bytes === CHUNK_SIZE ? Math.round(performance.timeOrigin + now - sentAt) : Infinity;
+    const delayMs = bytes === CHUNK_SIZE ? Math.round(epochMs(now) - sentAt) : Infinity;
     const receipt = this.#receipt;
     if (!receipt || now - receipt.lastAt > RECEIVED_IDLE_MS) {
       // The first chunk opens the span; its bytes came before it.
@@ -986,7 +991,7 @@ export class Peer {
         await this.#handlers.beforeUpload(chunk.length);
         if (this.#closed) break;
         if (!this.#uploads.has(upload.id)) continue; // cancelled while waiting for the upload cap
-        this.#send({ type: 'chunk', id: upload.id, offset: upload.offset, total: whole.length, data: chunk, at: Math.round(performance.timeOrigin + performance.now()) });
+        this.#send({ type: 'chunk', id: upload.id, offset: upload.offset, total: whole.length, data: chunk, at: Math.round(epochMs(performance.now())) });
         this.#handlers.uploadTurn?.sent(upload.due);
         upload.offset += chunk.length;
         if (upload.offset >= whole.length) this.#uploads.delete(upload.id);

@@ -23,7 +23,7 @@
 // Scenario uplinks (issue 15, only when named): like wan, but the homes' uploads differ (1, 2, 5
 // and 20 Mbit/s, with 8 viewers then 2, 1, 10 and 3; see UPLINK_HOMES) and the figures are offload
 // against what the uplinks allow, wasted peer bytes and every viewer's rebuffers; a run of it
-// alone with --write rewrites the Home uplinks section, e.g.
+// alone with --write rewrites the Home uplinks section (with --viewers 8, "Home uplinks, 8 viewers"), e.g.
 //   node bench/run.mjs --scenarios uplinks --systems origin-hls,peerfetch-hls,p2pml --write
 // Scenario uplinks-noseed (issue 15 item 3, peerfetch only): the same homes, but the 2 Mbit/s
 // home's viewer seeds nothing (upload limit 0); beside uplinks, the report sets that viewer's
@@ -223,7 +223,8 @@ async function benchmark() {
   const only = shaped.length === 1 && (sections.length === 1 || sections.includes('staggered')) && ['wan', 'uplinks', 'uplinks-even'].includes(shaped[0]) ? shaped[0] : sections.length === 1 ? sections[0] : null;
   const section = {
     wan: { heading: 'WAN', notes: 'wan-notes.md' },
-    uplinks: { heading: 'Home uplinks', notes: 'uplinks-notes.md' },
+    // The 4-viewer swarm keeps the section the notes read; 8 viewers (separate runs) get their own.
+    uplinks: options.viewers === 4 ? { heading: 'Home uplinks', notes: 'uplinks-notes.md' } : { heading: `Home uplinks, ${options.viewers} viewers`, notes: `uplinks-${options.viewers}-notes.md` },
     'uplinks-even': { heading: 'Home uplinks at 1.5x the bitrate', notes: 'uplinks-even-notes.md' },
     // One section per swarm size: the 4- and 8-viewer figures are separate runs.
     live: { heading: `Live, ${options.viewers} viewers`, notes: 'live-notes.md' },

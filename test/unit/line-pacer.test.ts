@@ -10,6 +10,13 @@ function pacerOnClock() {
     advance: (ms: number) => (now += ms),
     /** `peer` got `bytesPerSecond` over the last 100 ms with the queue at `queueingMs`. */
     report: (peer: string, queueingMs: number, bytesPerSecond: number, heldBack = true) => pacer.report(peer, 40 + queueingMs, (bytesPerSecond * 100) / 1000, 100, heldBack),
+    /** `peer`'s next three reports, 0.1 s apart (the filter's span), each with the queue at `queueingMs` (the pace holding nothing back). */
+    held: (peer: string, queueingMs: number, bytesPerSecond: number) => {
+      for (let i = 0; i < 3; i++) {
+        if (i > 0) now += 100;
+        pacer.report(peer, 40 + queueingMs, (bytesPerSecond * 100) / 1000, 100, false);
+      }
+    },
   };
 }
 
@@ -32,48 +39,91 @@ describe('LinePacer', () => {
     expect(pacer.rate).toBeCloseTo(16 * START_RATE_BPS, 6);
   });
 
-  it('cuts to just under what the receivers got once the queue passes the target, and waits before cutting again', () => {
-    const { pacer, advance, report } = pacerOnClock();
+  it('cuts to just under what the receivers got once the queue stays past the target, and waits before cutting again', () => {
+    const { pacer, advance, report, held } = pacerOnClock();
     report('a', 0, 200_000);
     advance(100);
-    report('a', 120, 200_000); // 120 ms of queue: the line carries 200 kB/s
+    held('a', 60, 200_000); // 60 ms of queue in three reports: the line carries 200 kB/s
     expect(pacer.rate).toBeCloseTo(0.9 * 200_000, 6);
     const cut = pacer.rate;
     advance(100);
     report('a', 200, 60_000); // the queue built before the cut still drains: no second cut yet
     expect(pacer.rate).toBe(cut);
-    advance(400);
+    advance(300);
     report('a', 150, 60_000);
-    // What it received, smoothed over its reports (200, 200, 60, 60 kB/s): 95 kB/s.
+    // What it received, smoothed over its reports (200, 200, 200, 60, 60 kB/s): 95 kB/s; the
+    // queue (60 ms, the least of the last three reports) takes no more than the tenth.
     expect(pacer.rate).toBeCloseTo(0.9 * 95_000, 6);
   });
 
-  it('takes at most three quarters of the rate in one cut: a report that undercounts the line does not stop uploads', () => {
-    const { pacer, advance, report } = pacerOnClock();
-    report('a', 0, 10_000);
+  it('cuts deeper the longer the queue, so that it drains within a second', () => {
+    const { pacer, advance, report, held } = pacerOnClock();
+    report('a', 0, 200_000);
     advance(100);
-    report('a', 200, 10_000);
-    expect(pacer.rate).toBe(START_RATE_BPS / 4);
+    held('a', 300, 200_000); // 300 ms of queue: 0.7 of what the line carries drains it in a second
+    expect(pacer.rate).toBeCloseTo(0.7 * 200_000, 6);
   });
 
-  it('grows only while its pace holds uploads back, and slowly near the target', () => {
+  it('out of its start, one late report is a loss the transport resent, not a queue: no cut until three say so', () => {
+    const { pacer, advance, report, held } = pacerOnClock();
+    report('a', 0, 200_000, false);
+    advance(100);
+    held('a', 60, 200_000); // the first cut ends the start
+    for (let i = 0; i < 3; i++) {
+      advance(100);
+      report('a', 0, 200_000, false);
+    }
+    const before = pacer.rate;
+    for (const queueingMs of [300, 0, 400, 0, 120, 150]) {
+      advance(100);
+      report('a', queueingMs, 200_000, false); // 300 and 400: every chunk of the report held behind a resent one
+      expect(pacer.rate).toBe(before);
+    }
+    advance(100);
+    report('a', 130, 200_000, false); // three in a row over the target: a queue
+    expect(pacer.rate).toBeLessThan(before);
+  });
+
+  it('in its start, a queue is answered at once: the rate doubles every report', () => {
     const { pacer, advance, report } = pacerOnClock();
     report('a', 0, 200_000);
     advance(100);
-    report('a', 120, 125_000);
+    report('a', 120, 200_000);
+    expect(pacer.rate).toBeCloseTo(0.88 * 200_000, 6);
+  });
+
+  it('takes at most three quarters of the rate in one cut: a report that undercounts the line does not stop uploads', () => {
+    const { pacer, advance, report, held } = pacerOnClock();
+    report('a', 0, 10_000);
+    advance(100);
+    held('a', 200, 10_000);
+    expect(pacer.rate).toBe(START_RATE_BPS / 4);
+  });
+
+  it('grows only while its pace holds uploads back, slowly near the target, and only probes past what the line carried', () => {
+    const { pacer, advance, report, held } = pacerOnClock();
+    report('a', 0, 125_000);
+    advance(100);
+    held('a', 60, 125_000); // the line carried 125 kB/s
     const cut = pacer.rate;
+    expect(cut).toBeCloseTo(0.9 * 125_000, 6);
     advance(500);
     report('a', 0, 50_000, false); // less to send than the pace allows: the line was not probed
     expect(pacer.rate).toBe(cut);
+    advance(300);
+    report('a', 20, 110_000); // the filter's least of 60, 0, 20 ms: far under the target, +30% in 0.3 s
+    const regrown = pacer.rate;
+    expect(regrown).toBeCloseTo(cut * 1.3, -1);
     advance(100);
-    report('a', 20, 110_000); // near the target (20 of 50 ms): +3% a second
-    expect(pacer.rate).toBeCloseTo(cut * 1.03, -1);
+    report('a', 30, 110_000); // least of 0, 20, 30 ms: far under it again, but past the 125 kB/s the line carried: +1%
+    expect(pacer.rate).toBeCloseTo(regrown * 1.01, -1);
     advance(100);
-    report('a', 30, 110_000); // over half the target: held
-    expect(pacer.rate).toBeCloseTo(cut * 1.03, -1);
+    report('a', 30, 110_000); // least of 20, 30, 30 ms: near the target, and probing: +1%
+    expect(pacer.rate).toBeCloseTo(regrown * 1.01 * 1.01, -1);
+    const near = pacer.rate;
     advance(100);
-    report('a', 5, 110_000); // far under it: +10%
-    expect(pacer.rate).toBeCloseTo(cut * 1.03 * 1.1, -1);
+    report('a', 30, 110_000); // 30 ms in all three: over half the target, held
+    expect(pacer.rate).toBe(near);
   });
 
   it('the least queueing among the peers being sent to decides: one reporting a huge delay slows nobody', () => {
@@ -109,14 +159,14 @@ describe('LinePacer', () => {
   });
 
   it('forgets a peer that left, and ignores reports it cannot read', () => {
-    const { pacer, advance, report } = pacerOnClock();
+    const { pacer, advance, report, held } = pacerOnClock();
     report('a', 0, 200_000);
     report('b', 0, 200_000);
     advance(100);
     report('a', 0, 200_000);
     const before = pacer.rate;
     pacer.forget('a');
-    report('b', 500, 200_000); // b alone now: believed
+    held('b', 500, 200_000); // b alone now: believed
     expect(pacer.rate).toBeLessThan(before);
     const rate = pacer.rate;
     advance(500);

@@ -58,7 +58,9 @@ const BUDGETS = {
   // measuring its line only from the line's last completed piece (the fresh seeder's pause: about
   // 0.05 KB; 32.90 KB built), plus uploads paced to what the page's uplink carries, from the
   // one-way delays its peers report (protocol 4: a send time on each chunk, `received` reports;
-  // issue #15 item 2: about 0.89 KB; 33.79 KB built).
+  // issue #15 item 2: about 0.89 KB; 33.79 KB built), plus the pace's filter of a receiver's
+  // reports, its cut that drains the queue and its slow probe past the line (about 0.08 KB;
+  // 33.87 KB built).
   'dist/peerfetch.js': 34_000,
   // 10 KB, plus what following a live stream's manifest added (issue #12: about 0.6 KB), plus the
   // hardening of issue #13 (every bridge message checked field by field, responses of one version

@@ -5,19 +5,20 @@ import { LinePacer, START_RATE_BPS } from '../../src/engine/line-pacer.js';
 function pacerOnClock() {
   let now = 0;
   const pacer = new LinePacer(() => now);
-  return {
-    pacer,
-    advance: (ms: number) => (now += ms),
-    /** `peer` got `bytesPerSecond` over the last 100 ms with the queue at `queueingMs`. */
-    report: (peer: string, queueingMs: number, bytesPerSecond: number, heldBack = true) => pacer.report(peer, 40 + queueingMs, (bytesPerSecond * 100) / 1000, 100, heldBack),
-    /** `peer`'s next three reports, 0.1 s apart (the filter's span), each with the queue at `queueingMs` (the pace holding nothing back). */
-    held: (peer: string, queueingMs: number, bytesPerSecond: number) => {
-      for (let i = 0; i < 3; i++) {
-        if (i > 0) now += 100;
-        pacer.report(peer, 40 + queueingMs, (bytesPerSecond * 100) / 1000, 100, false);
-      }
-    },
+  const advance = (ms: number) => (now += ms);
+  /** `peer` got `bytesPerSecond` over the last 100 ms with the queue at `queueingMs`. */
+  const report = (peer: string, queueingMs: number, bytesPerSecond: number, heldBack = true) => pacer.report(peer, 40 + queueingMs, (bytesPerSecond * 100) / 1000, 100, heldBack);
+  /**
+   * `peer`'s next three reports, 0.1 s apart, each with the queue at `queueingMs` (the pace holding
+   * nothing back): enough for a cut out of the pacer's start too, where it takes the least of three.
+   */
+  const held = (peer: string, queueingMs: number, bytesPerSecond: number) => {
+    for (let i = 0; i < 3; i++) {
+      if (i > 0) advance(100);
+      report(peer, queueingMs, bytesPerSecond, false);
+    }
   };
+  return { pacer, advance, report, held };
 }
 
 describe('LinePacer', () => {
@@ -39,11 +40,11 @@ describe('LinePacer', () => {
     expect(pacer.rate).toBeCloseTo(16 * START_RATE_BPS, 6);
   });
 
-  it('cuts to just under what the receivers got once the queue stays past the target, and waits before cutting again', () => {
+  it('cuts to just under what the receivers got once the queue passes the target, and waits before cutting again', () => {
     const { pacer, advance, report, held } = pacerOnClock();
     report('a', 0, 200_000);
     advance(100);
-    held('a', 60, 200_000); // 60 ms of queue in three reports: the line carries 200 kB/s
+    held('a', 60, 200_000); // 60 ms of queue: the line carries 200 kB/s (cut at the first report, in the start)
     expect(pacer.rate).toBeCloseTo(0.9 * 200_000, 6);
     const cut = pacer.rate;
     advance(100);

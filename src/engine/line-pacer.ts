@@ -24,6 +24,13 @@ const CUT_TO_DELIVERED = 0.9;
  */
 const DRAIN_MS = 1000;
 /**
+ * Least share of the delivered rate a cut keeps, however long the queue: a delay of a second and
+ * more is not a router's queue alone (the transport resending after an overflow, a receiver's busy
+ * page), and cutting to nothing does not shorten it. Without it, a 2 Mbit/s line's first overshoot
+ * reported delays of 1-1.8 s for 2 s and three cuts took its pace to the floor (mixed swarm).
+ */
+const LEAST_DRAIN_SHARE = 0.5;
+/**
  * Deepest single cut (factor of the rate): a report that undercounts the line does not stop
  * uploads. Half was too shallow for the first cut: from the 2 Mbit/s start a 1 Mbit/s line was
  * held at 125 kB/s, over what it carries, until its own requests waited 250-420 ms behind it.
@@ -120,9 +127,12 @@ export class LinePacer {
     return this.#rate;
   }
 
-  /** Whether peers being sent to now (reports within REPORT_FRESH_MS) see our uplink's queue under the target. */
-  get clear(): boolean {
-    return this.#queueing().queueingMs <= TARGET_QUEUEING_MS;
+  /**
+   * Whether peers being sent to now report how our chunks come (within REPORT_FRESH_MS): the pace
+   * then answers for the uplink's queue, whatever the queue is.
+   */
+  get watched(): boolean {
+    return this.#queueing().queueingMs !== Infinity;
   }
 
   /** The least queueing (ms; Infinity with no fresh report) and the sum of rates received, over the receivers that reported within REPORT_FRESH_MS. */
@@ -168,7 +178,7 @@ export class LinePacer {
       this.#starting = false;
       this.#cutAt = now;
       this.#lineBps = deliveredBps;
-      const share = Math.min(CUT_TO_DELIVERED, 1 - queueingMs / DRAIN_MS);
+      const share = Math.max(LEAST_DRAIN_SHARE, Math.min(CUT_TO_DELIVERED, 1 - queueingMs / DRAIN_MS));
       this.#rate = Math.max(MIN_RATE_BPS, this.#rate * DEEPEST_CUT, Math.min(this.#rate, deliveredBps * share));
       return;
     }

@@ -19,8 +19,13 @@ export const MIN_BACKOFF_RATE_BPS = 16 * 1024;
  * backoff lets go (undefined) instead of climbing forever.
  */
 const RELEASE_MULTIPLE = 2;
-/** Without a sample for this long (ms), this page is not fetching anything seeding could slow: the backoff lets go. */
-const STALE_AFTER_MS = 20_000;
+/**
+ * Without a sample for this long (ms), this page is not fetching anything seeding could slow: the
+ * backoff lets go. Two segments' time of a player that reads at its pace (an HLS segment every 2 s):
+ * held for 20 s, the first viewer's cut taken while its player filled its buffer stayed on its
+ * 1 Mbit/s line, the second viewer's only source, for 10 s after its last request (mixed swarm).
+ */
+const STALE_AFTER_MS = 5000;
 
 /**
  * Seeding that never hurts the uploader, in the spirit of LEDBAT (RFC 6817): the delay of this
@@ -59,10 +64,11 @@ export class UploadBackoff {
 
   /**
    * One of this page's own requests took `delayMs` to answer; `uploadRate` is what was uploaded
-   * recently (bytes/s), where a new cut starts from. `uplinkClear`: the peers our uploads go to
-   * see no queue on the path from us (LinePacer), so a delay is not the uploads' doing.
+   * recently (bytes/s), where a new cut starts from. `linePaced`: the peers our uploads go to
+   * report how our chunks come (LinePacer), whose pace keeps the uplink's queue short itself: the
+   * backoff cuts only what nobody measures on the line.
    */
-  noteDelay(delayMs: number, uploadRate: number, uplinkClear = false): void {
+  noteDelay(delayMs: number, uploadRate: number, linePaced = false): void {
     if (!Number.isFinite(delayMs) || delayMs < 0) return;
     const now = this.#now();
     this.#lastSampleAt = now;
@@ -73,11 +79,12 @@ export class UploadBackoff {
     if (offTarget < 0) {
       // Uploading (next to) nothing, the delay is not ours to cut: another tab, the page's own
       // downloads, a busy machine. Cutting then would throttle the next peer for no gain. Nor
-      // when the uplink carries no queue of ours: in the uplinks benchmark the first viewer (a
-      // 1 Mbit/s line, its uploads paced under it) saw its own requests 340-420 ms late while its
-      // player buffered 30 s ahead, and cut its uploads to 16 kB/s for 5 s, the only line of the
-      // second viewer, which took its first 24 s of video from the origin meanwhile.
-      if (uplinkClear || (this.#rate === undefined && uploadRate < MIN_BACKOFF_RATE_BPS)) return;
+      // while the line's pace watches the uplink: with no queue there the delay is elsewhere (in
+      // the uplinks benchmark the first viewer, a 1 Mbit/s line paced under it, saw its own
+      // requests 340-420 ms late while its player buffered 30 s ahead, and cut its uploads to
+      // 16 kB/s for 5 s, the only line of the second viewer); with a queue the pace cuts it, and
+      // both cutting took that line to 23 kB/s where the pace alone held 77 kB/s.
+      if (linePaced || (this.#rate === undefined && uploadRate < MIN_BACKOFF_RATE_BPS)) return;
       const from = this.#rate ?? uploadRate;
       this.#rate = Math.max(MIN_BACKOFF_RATE_BPS, from * DECREASE_FACTOR);
       return;

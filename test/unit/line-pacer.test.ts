@@ -65,6 +65,21 @@ describe('LinePacer', () => {
     expect(pacer.rate).toBeCloseTo(0.7 * 200_000, 6);
   });
 
+  it('keeps half of what the line delivered however long the queue: a delay of seconds is not one a cut drains', () => {
+    const { pacer, advance, report, held } = pacerOnClock();
+    report('a', 0, 200_000);
+    advance(100);
+    held('a', 300, 200_000); // the first cut: 0.7 of the line
+    expect(pacer.rate).toBeCloseTo(0.7 * 200_000, 6);
+    // Then 1.8 s (the transport resending an overflow, or a busy receiver), in every report the
+    // filter keeps, past the least time between two cuts (0.4 s).
+    for (let i = 0; i < 2; i++) {
+      advance(400);
+      held('a', 1800, 200_000);
+    }
+    expect(pacer.rate).toBeCloseTo(0.5 * 200_000, 6);
+  });
+
   it('out of its start, one late report is a loss the transport resent, not a queue: no cut until three say so', () => {
     const { pacer, advance, report, held } = pacerOnClock();
     report('a', 0, 200_000, false);

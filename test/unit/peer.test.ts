@@ -163,10 +163,12 @@ describe('Peer protocol', () => {
       await vi.advanceTimersByTimeAsync(1000);
       expect(await first).toEqual(piece);
       const sent = leecherEnd.sent.filter((message) => message.type === 'received');
-      // Four full chunks and a 10-byte one: the first opens the span, each later full one is a report.
-      expect(sent.length).toBe(3);
+      // Four full chunks and a 10-byte one: the first opens the span and reports its delay alone
+      // (no bytes over no time), each later full one is a report of the span.
+      expect(sent.length).toBe(4);
+      expect(sent[0]).toMatchObject({ bytes: 0, ms: 0 });
       expect(sent.reduce((sum, report) => sum + report.bytes, 0)).toBe(3 * CHUNK_SIZE);
-      for (const report of sent) expect(report.ms).toBeGreaterThanOrEqual(100);
+      for (const report of sent.slice(1)) expect(report.ms).toBeGreaterThanOrEqual(100);
       // Both ends share this process's clock, so the delay is the true one: the time in the
       // sender's short queue and on the line, less than the whole piece's line time.
       for (const report of sent) expect(report.delayMs).toBeGreaterThanOrEqual(0);
@@ -181,6 +183,29 @@ describe('Peer protocol', () => {
       await vi.advanceTimersByTimeAsync(1000);
       expect(await second).toEqual(piece);
       expect(Math.max(...reports.map((report) => report.delayMs))).toBeGreaterThanOrEqual(500);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a line sending under a chunk per half second still reports each chunk\'s delay (a pace at its floor hears how its line is)', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+    try {
+      const RATE = 12_000; // bytes/s: a chunk every 1.4 s
+      const [leecherEnd, seederEnd] = channelPair(undefined, RATE);
+      const reports: { delayMs: number; bytes: number }[] = [];
+      const leecher = new Peer('seeder', fakeConnection(), leecherEnd as unknown as RTCDataChannel, handlers(new Map()));
+      new Peer('leecher', fakeConnection(), seederEnd as unknown as RTCDataChannel, handlers(new Map([[`${ASSET}/1`, piece]]), {
+        onReceived: (_peer, delayMs, bytes) => reports.push({ delayMs, bytes }),
+      }));
+      const download = leecher.request(ASSET, 1, PIECE_BYTES, new AbortController().signal, { deadlineMs: 60_000 });
+      await vi.advanceTimersByTimeAsync(8000);
+      expect(await download).toEqual(piece);
+      // Four full chunks, each after a silence: four delays (the chunk's time in the sender's
+      // short queue and on the line: both ends share this process's clock).
+      expect(reports).toHaveLength(4);
+      for (const report of reports) expect(report).toMatchObject({ bytes: 0 });
+      for (const report of reports) expect(report.delayMs).toBeGreaterThanOrEqual((CHUNK_SIZE * 1000) / RATE - 50);
     } finally {
       vi.useRealTimers();
     }

@@ -163,6 +163,24 @@ describe('UploadLimiter', () => {
     expect(limiter.backoff.rate).toBeDefined();
     expect(limiter.effectiveRate).toBeLessThan(paced);
   });
+  it('a queue the peers being sent to report is cut by the line\'s pace alone, not by the backoff too', async () => {
+    const limiter = new UploadLimiter();
+    for (let t = 0; t < 2000; t += 80) {
+      await limiter.take(CHUNK_SIZE);
+      await vi.advanceTimersByTimeAsync(80);
+    }
+    for (let i = 0; i < 3; i++) limiter.noteOwnDelay(40);
+    // The peer's base, then our chunks 300 ms late: the pace cuts to 0.7 of what it got.
+    limiter.noteReceived('peer', 20, 20_000, 100);
+    await vi.advanceTimersByTimeAsync(100);
+    limiter.noteReceived('peer', 320, 20_000, 100);
+    const paced = limiter.line.rate;
+    expect(paced).toBeLessThan(START_RATE_BPS);
+    // Our own requests wait behind the same queue: the pace answers for it already.
+    for (let i = 0; i < 3; i++) limiter.noteOwnDelay(400);
+    expect(limiter.backoff.rate).toBeUndefined();
+    expect(limiter.effectiveRate).toBe(paced);
+  });
 });
 
 describe('UploadBackoff (LEDBAT-like)', () => {
@@ -225,7 +243,9 @@ describe('UploadBackoff (LEDBAT-like)', () => {
     for (let i = 0; i < 3; i++) (now += 1000), backoff.noteDelay(30, 100_000);
     for (let i = 0; i < 3; i++) (now += 1000), backoff.noteDelay(500, 100_000);
     expect(backoff.rate).toBeDefined();
-    now += 21_000;
+    now += 4000; // a player reading at its pace asks every 2 s: still held
+    expect(backoff.rate).toBeDefined();
+    now += 1500;
     expect(backoff.rate).toBeUndefined();
   });
 });

@@ -60,7 +60,8 @@ const BUDGETS = {
   // one-way delays its peers report (protocol 4: a send time on each chunk, `received` reports;
   // issue #15 item 2: about 0.89 KB; 33.79 KB built), plus the pace's filter of a receiver's
   // reports, its cut that drains the queue and its slow probe past the line (about 0.08 KB;
-  // 33.87 KB built).
+  // 33.87 KB built), plus a receiver's delay reported alone after a silence and the cut's least
+  // share (about 0.02 KB; 33.89 KB built).
   'dist/peerfetch.js': 34_000,
   // 10 KB, plus what following a live stream's manifest added (issue #12: about 0.6 KB), plus the
   // hardening of issue #13 (every bridge message checked field by field, responses of one version

@@ -52,6 +52,16 @@ export const START_RATE_BPS = 250_000;
  * overshoots a capped line for at most a report's time: 0.1-0.2 s of queue, within a home router's.
  */
 const START_DOUBLING_MS = 100;
+/**
+ * In the start, a report in which the receivers together got under this share of the rate our
+ * chunks went out at ends the start: the line carries no more, and the next doubling would overflow
+ * its router's queue before a report showed it. From the 2 Mbit/s start a 1 Mbit/s line got
+ * 99-106 kB/s in its first report while the rate doubled on (its queue shows only in the next
+ * report); its router's queue overflowed and its transport went silent for seconds (logged, mixed
+ * swarm: no report came back from about 9.5 to 16 s in 8 runs of 9, and the second viewer, behind
+ * that line, took 50% of its video from peers on average). On a LAN the receivers get what is sent.
+ */
+const START_EXIT_SHARE = 0.5;
 /** Growth per second after the first cut, with the queue under a quarter of the target and under half of it. */
 const GROWTH_PER_S = 1;
 const NEAR_TARGET_GROWTH_PER_S = 0.3;
@@ -84,10 +94,11 @@ interface Receiver {
   readonly base: BaseDelay;
   /** Its last delays (ms), newest last. */
   delays: number[];
-  /** Queueing delay (ms) by its last reports, when it came, and the rate (bytes/s) it received at (smoothed). */
+  /** Queueing delay (ms) by its last reports, when it came, and the rate (bytes/s) it received at (smoothed, and in its last report). */
   queueingMs: number;
   at: number;
   deliveredBps: number | undefined;
+  lastBps: number;
 }
 
 /**
@@ -117,6 +128,8 @@ export class LinePacer {
   /** What the receivers got together (bytes/s) at the last cut: what the line carries, as far as known. */
   #lineBps: number | undefined;
   #updatedAt: number | undefined;
+  /** The rate at the last report: what the chunks of the next report went out at, about. */
+  #sentBps = START_RATE_BPS;
 
   constructor(now: () => number = () => performance.now()) {
     this.#now = now;
@@ -135,17 +148,24 @@ export class LinePacer {
     return this.#queueing().queueingMs !== Infinity;
   }
 
-  /** The least queueing (ms; Infinity with no fresh report) and the sum of rates received, over the receivers that reported within REPORT_FRESH_MS. */
-  #queueing(): { queueingMs: number; deliveredBps: number } {
+  /**
+   * The least queueing (ms; Infinity with no fresh report) and the sums of rates received (smoothed,
+   * and in the last reports), over the receivers that reported within REPORT_FRESH_MS.
+   */
+  #queueing(): { queueingMs: number; deliveredBps: number; lastBps: number; fresh: number } {
     const now = this.#now();
     let queueingMs = Infinity;
     let deliveredBps = 0;
+    let lastBps = 0;
+    let fresh = 0;
     for (const receiver of this.#receivers.values()) {
       if (now - receiver.at > REPORT_FRESH_MS) continue;
       queueingMs = Math.min(queueingMs, receiver.queueingMs);
       deliveredBps += receiver.deliveredBps ?? 0;
+      lastBps += receiver.lastBps;
+      fresh++;
     }
-    return { queueingMs, deliveredBps };
+    return { queueingMs, deliveredBps, lastBps, fresh };
   }
 
   /**
@@ -159,7 +179,7 @@ export class LinePacer {
     if (!Number.isFinite(delayMs) || !(bytes >= 0) || !(ms >= 0)) return;
     const now = this.#now();
     let receiver = this.#receivers.get(peerId);
-    if (!receiver) this.#receivers.set(peerId, (receiver = { base: new BaseDelay(this.#now), delays: [], queueingMs: 0, at: now, deliveredBps: undefined }));
+    if (!receiver) this.#receivers.set(peerId, (receiver = { base: new BaseDelay(this.#now), delays: [], queueingMs: 0, at: now, deliveredBps: undefined, lastBps: 0 }));
     receiver.base.note(delayMs);
     receiver.delays = [...receiver.delays, delayMs].slice(-FILTERED_REPORTS);
     // Until the first cut the rate doubles every report: a queue it builds is answered at once.
@@ -168,11 +188,26 @@ export class LinePacer {
     if (ms > 0) {
       const delivered = (bytes * 1000) / ms;
       receiver.deliveredBps = receiver.deliveredBps === undefined ? delivered : (receiver.deliveredBps + delivered) / 2;
+      receiver.lastBps = delivered;
     }
     const stepS = Math.min(MAX_STEP_S, (now - (this.#updatedAt ?? now)) / 1000);
     this.#updatedAt = now;
+    // A report over a span of chunks: they went out at about the rate set at the last report.
+    this.#adjust(now, stepS, heldBack, ms > 0 ? this.#sentBps : undefined);
+    this.#sentBps = this.#rate;
+  }
 
-    const { queueingMs, deliveredBps } = this.#queueing();
+  /** The rate after a report (see `report`) over a span of chunks sent at about `sentBps`, if any. */
+  #adjust(now: number, stepS: number, heldBack: boolean, sentBps: number | undefined): void {
+    const { queueingMs, deliveredBps, lastBps, fresh } = this.#queueing();
+    // One receiver only: several share the rate, and one that reports first does not know the others' share.
+    if (this.#starting && heldBack && sentBps !== undefined && fresh === 1 && queueingMs <= TARGET_QUEUEING_MS && lastBps < sentBps * START_EXIT_SHARE) {
+      // Ended as a cut would, but with no queue to drain and no line known to probe past: from
+      // here the rate grows until a queue shows (a receiver's own downlink may have held it).
+      this.#starting = false;
+      this.#rate = Math.max(MIN_RATE_BPS, this.#rate * DEEPEST_CUT, Math.min(this.#rate, lastBps * CUT_TO_DELIVERED));
+      return;
+    }
     if (queueingMs > TARGET_QUEUEING_MS) {
       if (now - this.#cutAt < CUT_INTERVAL_MS || deliveredBps === 0) return;
       this.#starting = false;

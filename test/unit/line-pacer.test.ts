@@ -108,9 +108,36 @@ describe('LinePacer', () => {
     expect(pacer.rate).toBeCloseTo(0.88 * 200_000, 6);
   });
 
+  it('in its start, one receiver that got under half of what was sent over a report ends the start before the next doubling', () => {
+    const { pacer, advance, report } = pacerOnClock();
+    pacer.report('a', 40, 0, 0, true); // its first chunk's delay alone
+    advance(100);
+    report('a', 0, 105_000); // a 1 Mbit/s line while the pace sent at 2 Mbit/s: no queue shown yet
+    expect(pacer.rate).toBeCloseTo(0.9 * 105_000, 6);
+    advance(100);
+    report('a', 0, 105_000); // out of the start: grows 10% in 0.1 s, no longer doubles
+    expect(pacer.rate).toBeCloseTo(1.1 * 0.9 * 105_000, 6);
+  });
+
+  it('in its start, a receiver that gets what was sent, or two that share it, do not end it', () => {
+    const { pacer, advance, report } = pacerOnClock();
+    pacer.report('a', 40, 0, 0, true);
+    advance(100);
+    report('a', 0, START_RATE_BPS);
+    expect(pacer.rate).toBeCloseTo(2 * START_RATE_BPS, 6);
+    pacer.report('b', 40, 0, 0, true);
+    advance(100);
+    report('a', 0, START_RATE_BPS); // half of the 4 Mbit/s each
+    report('b', 0, START_RATE_BPS);
+    expect(pacer.rate).toBeCloseTo(4 * START_RATE_BPS, 6);
+    advance(100);
+    report('a', 0, START_RATE_BPS, false); // less to send than the pace allows: says nothing of the line
+    expect(pacer.rate).toBeCloseTo(4 * START_RATE_BPS, 6);
+  });
+
   it('takes at most three quarters of the rate in one cut: a report that undercounts the line does not stop uploads', () => {
     const { pacer, advance, report, held } = pacerOnClock();
-    report('a', 0, 10_000);
+    report('a', 0, 10_000, false);
     advance(100);
     held('a', 200, 10_000);
     expect(pacer.rate).toBe(START_RATE_BPS / 4);
@@ -144,6 +171,9 @@ describe('LinePacer', () => {
 
   it('the least queueing among the peers being sent to decides: one reporting a huge delay slows nobody', () => {
     const { pacer, advance, report } = pacerOnClock();
+    // Each opens with the delay of its first chunk alone (see Peer), as receivers do.
+    pacer.report('honest', 40, 0, 0, true);
+    pacer.report('hostile', 40, 0, 0, true);
     for (let t = 0; t < 300; t += 100) {
       report('honest', 0, 100_000);
       report('hostile', t === 0 ? 0 : 5000, 100_000); // a low first delay, then 5 s of "queue"
@@ -160,7 +190,10 @@ describe('LinePacer', () => {
   it('measures each receiver against its own base delay (their clocks differ from ours by a constant)', () => {
     let now = 0;
     const pacer = new LinePacer(() => now);
-    // One receiver's clock is 3 s behind ours, the other's 7 s ahead: neither sees a queue.
+    // One receiver's clock is 3 s behind ours, the other's 7 s ahead: neither sees a queue. Each
+    // opens with the delay of its first chunk alone (see Peer), as receivers do.
+    pacer.report('behind', -3000 + 20, 0, 0, true);
+    pacer.report('ahead', 7000 + 25, 0, 0, true);
     for (let t = 0; t < 500; t += 100) {
       pacer.report('behind', -3000 + 20, 10_000, 100, true);
       pacer.report('ahead', 7000 + 25, 10_000, 100, true);

@@ -53,9 +53,9 @@ export const START_RATE_BPS = 250_000;
  */
 const START_DOUBLING_MS = 100;
 /**
- * In the start, a report in which the receivers together got under this share of the rate our
- * chunks went out at ends the start: the line carries no more, and the next doubling would overflow
- * its router's queue before a report showed it. From the 2 Mbit/s start a 1 Mbit/s line got
+ * In the start, a report in which the one receiver being sent to got under this share of the rate
+ * our chunks went out at ends the start: the line carries no more, and the next doubling would
+ * overflow its router's queue before a report showed it. From the 2 Mbit/s start a 1 Mbit/s line got
  * 99-106 kB/s in its first report while the rate doubled on (its queue shows only in the next
  * report); its router's queue overflowed and its transport went silent for seconds (logged, mixed
  * swarm: no report came back from about 9.5 to 16 s in 8 runs of 9, and the second viewer, behind
@@ -140,12 +140,9 @@ export class LinePacer {
     return this.#rate;
   }
 
-  /**
-   * Whether peers being sent to now report how our chunks come (within REPORT_FRESH_MS): the pace
-   * then answers for the uplink's queue, whatever the queue is.
-   */
-  get watched(): boolean {
-    return this.#queueing().queueingMs !== Infinity;
+  /** Whether peers being sent to now (reports within REPORT_FRESH_MS) see our uplink's queue under the target. */
+  get clear(): boolean {
+    return this.#queueing().queueingMs <= TARGET_QUEUEING_MS;
   }
 
   /**

@@ -64,11 +64,10 @@ export class UploadBackoff {
 
   /**
    * One of this page's own requests took `delayMs` to answer; `uploadRate` is what was uploaded
-   * recently (bytes/s), where a new cut starts from. `linePaced`: the peers our uploads go to
-   * report how our chunks come (LinePacer), whose pace keeps the uplink's queue short itself: the
-   * backoff cuts only what nobody measures on the line.
+   * recently (bytes/s), where a new cut starts from. `uplinkClear`: the peers our uploads go to
+   * see no queue on the path from us (LinePacer), so a delay is not the uploads' doing.
    */
-  noteDelay(delayMs: number, uploadRate: number, linePaced = false): void {
+  noteDelay(delayMs: number, uploadRate: number, uplinkClear = false): void {
     if (!Number.isFinite(delayMs) || delayMs < 0) return;
     const now = this.#now();
     this.#lastSampleAt = now;
@@ -79,12 +78,14 @@ export class UploadBackoff {
     if (offTarget < 0) {
       // Uploading (next to) nothing, the delay is not ours to cut: another tab, the page's own
       // downloads, a busy machine. Cutting then would throttle the next peer for no gain. Nor
-      // while the line's pace watches the uplink: with no queue there the delay is elsewhere (in
-      // the uplinks benchmark the first viewer, a 1 Mbit/s line paced under it, saw its own
-      // requests 340-420 ms late while its player buffered 30 s ahead, and cut its uploads to
-      // 16 kB/s for 5 s, the only line of the second viewer); with a queue the pace cuts it, and
-      // both cutting took that line to 23 kB/s where the pace alone held 77 kB/s.
-      if (linePaced || (this.#rate === undefined && uploadRate < MIN_BACKOFF_RATE_BPS)) return;
+      // when the uplink carries no queue of ours: in the uplinks benchmark the first viewer (a
+      // 1 Mbit/s line, its uploads paced under it) saw its own requests 340-420 ms late while its
+      // player buffered 30 s ahead, and cut its uploads to 16 kB/s for 5 s, the only line of the
+      // second viewer, which took its first 24 s of video from the origin meanwhile. With a queue
+      // the pace cuts too: the page's own requests wait behind it, and the backoff keeps them
+      // first (left to the pace alone, the 2 Mbit/s uploader stalled 25 ms for want of data in a
+      // quiet run of the mixed swarm, where it had not before).
+      if (uplinkClear || (this.#rate === undefined && uploadRate < MIN_BACKOFF_RATE_BPS)) return;
       const from = this.#rate ?? uploadRate;
       this.#rate = Math.max(MIN_BACKOFF_RATE_BPS, from * DECREASE_FACTOR);
       return;

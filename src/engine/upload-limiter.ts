@@ -81,7 +81,7 @@ export class UploadLimiter {
 
   /** One of this page's own requests took `delayMs` (see UploadBackoff). */
   noteOwnDelay(delayMs: number): void {
-    this.backoff.noteDelay(delayMs, this.uploadRate, this.line.watched);
+    this.backoff.noteDelay(delayMs, this.uploadRate, this.line.clear);
   }
 
   /** A peer reported how our chunks reached it (see LinePacer.report). */

@@ -4,6 +4,14 @@ import { UploadLimiter } from '../../src/engine/upload-limiter.js';
 import { START_RATE_BPS } from '../../src/engine/line-pacer.js';
 import { CHUNK_SIZE } from '../../src/shared/peer-messages.js';
 
+/** Uploads through `limiter` freely, a chunk every 80 ms (about 200 kB/s), for two seconds of the fake clock. */
+async function uploadFreely(limiter: UploadLimiter): Promise<void> {
+  for (let t = 0; t < 2000; t += 80) {
+    await limiter.take(CHUNK_SIZE);
+    await vi.advanceTimersByTimeAsync(80);
+  }
+}
+
 describe('UploadLimiter', () => {
   beforeEach(() => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
@@ -130,11 +138,7 @@ describe('UploadLimiter', () => {
 
   it('holds uploads to the delay backoff when it is below the cap', async () => {
     const limiter = new UploadLimiter();
-    // Uploading freely at about 200 kB/s for two seconds.
-    for (let t = 0; t < 2000; t += 80) {
-      await limiter.take(CHUNK_SIZE);
-      await vi.advanceTimersByTimeAsync(80);
-    }
+    await uploadFreely(limiter);
     expect(limiter.uploadRate).toBeGreaterThan(150_000);
     for (let i = 0; i < 3; i++) limiter.noteOwnDelay(40);
     expect(limiter.effectiveRate).toBe(START_RATE_BPS); // the line's pace only
@@ -145,10 +149,7 @@ describe('UploadLimiter', () => {
   });
   it('a delay of its own requests is not the uploads\' doing while the peers they go to see no queue on the uplink: no cut', async () => {
     const limiter = new UploadLimiter();
-    for (let t = 0; t < 2000; t += 80) {
-      await limiter.take(CHUNK_SIZE);
-      await vi.advanceTimersByTimeAsync(80);
-    }
+    await uploadFreely(limiter);
     for (let i = 0; i < 3; i++) limiter.noteOwnDelay(40);
     const paced = limiter.effectiveRate;
     // A peer being sent to sees our chunks come with no queue (20 ms, its base) ...
@@ -162,24 +163,6 @@ describe('UploadLimiter', () => {
     for (let i = 0; i < 3; i++) limiter.noteOwnDelay(400);
     expect(limiter.backoff.rate).toBeDefined();
     expect(limiter.effectiveRate).toBeLessThan(paced);
-  });
-  it('a queue the peers being sent to report is cut by the line\'s pace alone, not by the backoff too', async () => {
-    const limiter = new UploadLimiter();
-    for (let t = 0; t < 2000; t += 80) {
-      await limiter.take(CHUNK_SIZE);
-      await vi.advanceTimersByTimeAsync(80);
-    }
-    for (let i = 0; i < 3; i++) limiter.noteOwnDelay(40);
-    // The peer's base, then our chunks 300 ms late: the pace cuts to 0.7 of what it got.
-    limiter.noteReceived('peer', 20, 20_000, 100);
-    await vi.advanceTimersByTimeAsync(100);
-    limiter.noteReceived('peer', 320, 20_000, 100);
-    const paced = limiter.line.rate;
-    expect(paced).toBeLessThan(START_RATE_BPS);
-    // Our own requests wait behind the same queue: the pace answers for it already.
-    for (let i = 0; i < 3; i++) limiter.noteOwnDelay(400);
-    expect(limiter.backoff.rate).toBeUndefined();
-    expect(limiter.effectiveRate).toBe(paced);
   });
 });
 

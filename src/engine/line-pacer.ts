@@ -94,11 +94,10 @@ interface Receiver {
   readonly base: BaseDelay;
   /** Its last delays (ms), newest last. */
   delays: number[];
-  /** Queueing delay (ms) by its last reports, when it came, and the rate (bytes/s) it received at (smoothed, and in its last report). */
+  /** Queueing delay (ms) by its last reports, when it came, and the rate (bytes/s) it received at (smoothed). */
   queueingMs: number;
   at: number;
   deliveredBps: number | undefined;
-  lastBps: number;
 }
 
 /**
@@ -128,7 +127,7 @@ export class LinePacer {
   /** What the receivers got together (bytes/s) at the last cut: what the line carries, as far as known. */
   #lineBps: number | undefined;
   #updatedAt: number | undefined;
-  /** The rate at the last report: what the chunks of the next report went out at, about. */
+  /** The rate at the last report: about what the chunks of the next report went out at. */
   #sentBps = START_RATE_BPS;
 
   constructor(now: () => number = () => performance.now()) {
@@ -146,23 +145,21 @@ export class LinePacer {
   }
 
   /**
-   * The least queueing (ms; Infinity with no fresh report) and the sums of rates received (smoothed,
-   * and in the last reports), over the receivers that reported within REPORT_FRESH_MS.
+   * The least queueing (ms; Infinity with no fresh report), the sum of rates received, and how many
+   * receivers reported, over the receivers that reported within REPORT_FRESH_MS.
    */
-  #queueing(): { queueingMs: number; deliveredBps: number; lastBps: number; fresh: number } {
+  #queueing(): { queueingMs: number; deliveredBps: number; fresh: number } {
     const now = this.#now();
     let queueingMs = Infinity;
     let deliveredBps = 0;
-    let lastBps = 0;
     let fresh = 0;
     for (const receiver of this.#receivers.values()) {
       if (now - receiver.at > REPORT_FRESH_MS) continue;
       queueingMs = Math.min(queueingMs, receiver.queueingMs);
       deliveredBps += receiver.deliveredBps ?? 0;
-      lastBps += receiver.lastBps;
       fresh++;
     }
-    return { queueingMs, deliveredBps, lastBps, fresh };
+    return { queueingMs, deliveredBps, fresh };
   }
 
   /**
@@ -176,33 +173,32 @@ export class LinePacer {
     if (!Number.isFinite(delayMs) || !(bytes >= 0) || !(ms >= 0)) return;
     const now = this.#now();
     let receiver = this.#receivers.get(peerId);
-    if (!receiver) this.#receivers.set(peerId, (receiver = { base: new BaseDelay(this.#now), delays: [], queueingMs: 0, at: now, deliveredBps: undefined, lastBps: 0 }));
+    if (!receiver) this.#receivers.set(peerId, (receiver = { base: new BaseDelay(this.#now), delays: [], queueingMs: 0, at: now, deliveredBps: undefined }));
     receiver.base.note(delayMs);
     receiver.delays = [...receiver.delays, delayMs].slice(-FILTERED_REPORTS);
     // Until the first cut the rate doubles every report: a queue it builds is answered at once.
     receiver.queueingMs = (this.#starting ? delayMs : Math.min(...receiver.delays)) - receiver.base.value!;
     receiver.at = now;
-    if (ms > 0) {
-      const delivered = (bytes * 1000) / ms;
-      receiver.deliveredBps = receiver.deliveredBps === undefined ? delivered : (receiver.deliveredBps + delivered) / 2;
-      receiver.lastBps = delivered;
-    }
+    // This report's rate, over a span of chunks (none for a delay alone).
+    const spanBps = ms > 0 ? (bytes * 1000) / ms : undefined;
+    if (spanBps !== undefined) receiver.deliveredBps = receiver.deliveredBps === undefined ? spanBps : (receiver.deliveredBps + spanBps) / 2;
     const stepS = Math.min(MAX_STEP_S, (now - (this.#updatedAt ?? now)) / 1000);
     this.#updatedAt = now;
-    // A report over a span of chunks: they went out at about the rate set at the last report.
-    this.#adjust(now, stepS, heldBack, ms > 0 ? this.#sentBps : undefined);
+    this.#adjust(now, stepS, heldBack, spanBps);
+    // The chunks of the next report go out at about this rate.
     this.#sentBps = this.#rate;
   }
 
-  /** The rate after a report (see `report`) over a span of chunks sent at about `sentBps`, if any. */
-  #adjust(now: number, stepS: number, heldBack: boolean, sentBps: number | undefined): void {
-    const { queueingMs, deliveredBps, lastBps, fresh } = this.#queueing();
-    // One receiver only: several share the rate, and one that reports first does not know the others' share.
-    if (this.#starting && heldBack && sentBps !== undefined && fresh === 1 && queueingMs <= TARGET_QUEUEING_MS && lastBps < sentBps * START_EXIT_SHARE) {
+  /** The rate after a report (see `report`) whose receiver got `spanBps` over a span of chunks, if any. */
+  #adjust(now: number, stepS: number, heldBack: boolean, spanBps: number | undefined): void {
+    const { queueingMs, deliveredBps, fresh } = this.#queueing();
+    // The reporting receiver alone (its report is fresh): several share the rate, and one that
+    // reports first does not know the others' share.
+    if (this.#starting && heldBack && spanBps !== undefined && fresh === 1 && queueingMs <= TARGET_QUEUEING_MS && spanBps < this.#sentBps * START_EXIT_SHARE) {
       // Ended as a cut would, but with no queue to drain and no line known to probe past: from
       // here the rate grows until a queue shows (a receiver's own downlink may have held it).
       this.#starting = false;
-      this.#rate = Math.max(MIN_RATE_BPS, this.#rate * DEEPEST_CUT, Math.min(this.#rate, lastBps * CUT_TO_DELIVERED));
+      this.#cutTo(spanBps * CUT_TO_DELIVERED);
       return;
     }
     if (queueingMs > TARGET_QUEUEING_MS) {
@@ -211,11 +207,16 @@ export class LinePacer {
       this.#cutAt = now;
       this.#lineBps = deliveredBps;
       const share = Math.max(LEAST_DRAIN_SHARE, Math.min(CUT_TO_DELIVERED, 1 - queueingMs / DRAIN_MS));
-      this.#rate = Math.max(MIN_RATE_BPS, this.#rate * DEEPEST_CUT, Math.min(this.#rate, deliveredBps * share));
+      this.#cutTo(deliveredBps * share);
       return;
     }
     if (queueingMs >= TARGET_QUEUEING_MS / 2 || !heldBack) return;
     this.#rate = Math.min(MAX_RATE_BPS, this.#rate * this.#growth(queueingMs, stepS));
+  }
+
+  /** Lowers the rate to `bps`, by at most DEEPEST_CUT of it and not under MIN_RATE_BPS. */
+  #cutTo(bps: number): void {
+    this.#rate = Math.max(MIN_RATE_BPS, this.#rate * DEEPEST_CUT, Math.min(this.#rate, bps));
   }
 
   /** Factor the rate grows by over `stepS` seconds with the line's queue at `queueingMs` (under half the target). */

@@ -152,6 +152,16 @@ function processMetrics(prom: typeof PromClient): PromClient.Registry {
 }
 
 /**
+ * prom-client writes a NaN sample as `Nan`; the exposition format (and OpenMetrics, whose parsers
+ * are strict) spells it `NaN`. A NaN is ordinary: the event-loop lag mean is NaN on a scrape that
+ * comes before the loop monitor's first sample since the last one (seen on Node 24 under load).
+ * Only sample lines change; HELP and TYPE lines start with `#`.
+ */
+export function spellNaN(exposition: string): string {
+  return exposition.replace(/^([^#\n][^\n]*) Nan$/gm, '$1 NaN');
+}
+
+/**
  * Declares the tracker's series in prom-client. The counters stay plain fields of TrackerMetrics
  * (the announce path only increments numbers) and are copied into prom-client when scraped; the
  * announce latency histogram is observed per announce. With `given` (an embedding application's
@@ -241,7 +251,7 @@ export function createMetricsExporter(source: MetricsSource, given: MetricsRegis
     async render() {
       // The process collector starts at the first scrape: a tracker nobody scrapes runs none of it.
       const text = given ? await registry.metrics() : (await processMetrics(prom).metrics()) + (await registry.metrics());
-      return { status: 200, headers: { 'Content-Type': registry.contentType, 'Cache-Control': 'no-store' }, body: text };
+      return { status: 200, headers: { 'Content-Type': registry.contentType, 'Cache-Control': 'no-store' }, body: spellNaN(text) };
     },
     close() {
       if (closed || !given) return;

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { Counter, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { createJsonLogger, startTracker, type LogEntry } from '../../src/tracker/index.js';
 import { parseReport } from '../../src/tracker/tracker-messages.js';
@@ -185,6 +185,8 @@ describe.each(TRANSPORTS)('observability, %s transport', (kind) => {
     const registry = new Registry();
     const own = new Counter({ name: 'site_requests_total', help: 'The application\'s own series.', registers: [registry] });
     own.inc(5);
+    // A series with no value yet: prom-client writes `Nan`, /metrics serves the format's `NaN`.
+    new Gauge({ name: 'site_ratio', help: 'The application\'s ratio, not known yet.', registers: [registry] }).set(Number.NaN);
     await start({ metricsRegistry: registry });
     const a = await client();
     a.send(announce(randomId(), randomId()));
@@ -197,6 +199,7 @@ describe.each(TRANSPORTS)('observability, %s transport', (kind) => {
     const served = await (await fetch(`${fx.tracker.httpUrl}/metrics`)).text();
     expect(served).toMatch(/^site_requests_total 5$/m);
     expect(served).toMatch(/^peerfetch_tracker_peers 1$/m);
+    expect(served).toMatch(/^site_ratio NaN$/m);
     expect(served).not.toContain('process_cpu_user_seconds_total');
     // One registry holds one running tracker's series: a second is refused with the reason.
     await expect(startTracker({ port: 0, transport: kind, metricsRegistry: registry })).rejects.toThrow(/metricsRegistry: .*peerfetch_tracker_/);

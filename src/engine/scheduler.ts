@@ -102,16 +102,6 @@ const JOIN_GRACE_MS = 2500;
  */
 export const JOIN_SETTLE_MS = 500;
 /**
- * Pieces after a stream's head that a joining member's plan prefetches while it waits for the
- * other peers (JOIN_SETTLE_MS): the next ones its player reads, which the player's own request
- * would ask of the peers connected so far anyway (see answer), only later. Waiting with them too,
- * the first line idled until the second peer connected (uplinks benchmark: the third viewer's
- * 2 Mbit/s source idle 0.47 s after connecting, while the 1 Mbit/s home ahead, its line queued
- * with the second viewer's pieces, took that long to connect; its next segments then went to the
- * origin with 1.3-3.7 s buffered). The rest of the read-ahead window waits, as above.
- */
-export const SETTLING_PREFETCH_PIECES = 2;
-/**
  * Longest wait (ms) of a piece the player asks for on the answers of the peers we just asked what
  * they hold (a `reading` that begins a stream, see Swarm.announceReading). A peer tells what it holds
  * of a stream only once we read it, a round trip after the request that began it (milliseconds on a
@@ -349,8 +339,7 @@ export class Scheduler {
 
   /**
    * Whether this member has just joined the swarm and the plan waits for more of the peers the
-   * tracker reported before it gives any line more than its player's next pieces (see
-   * JOIN_SETTLE_MS, SETTLING_PREFETCH_PIECES). Plans again when the wait ends.
+   * tracker reported before it takes any line (see JOIN_SETTLE_MS). Plans again when the wait ends.
    */
   #settling(): boolean {
     if (this.#settled) return false;
@@ -598,7 +587,7 @@ export class Scheduler {
     const { swarm } = this.#components;
     const now = this.#now();
     const self = this.#components.selfId();
-    const fromPeers: { asset: ManifestAsset; piece: number; availability: number; order: number; ahead: number; queueMs: number; urgencyMs: number }[] = [];
+    const fromPeers: { asset: ManifestAsset; piece: number; availability: number; order: number; queueMs: number; urgencyMs: number }[] = [];
     // Members per asset, once per plan: each look walks every peer's reading heads, and a plan runs
     // at every have (8 live viewers, V8 profile: 3 s of the 40 s the pages spent in peerfetch's code).
     const membersOf = new Map<string, string[]>();
@@ -616,16 +605,8 @@ export class Scheduler {
       }
       this.#meetHeads(key, head);
       // When the stream's earlier pieces in flight or about to be asked are due (see LATER_PIECE_MS),
-      // from the head's own: the player that joined its prefetch waits for it now. Not asked of
-      // anyone yet, the player is about to ask for it (answer notes the head before it waits for a
-      // first peer and for holdings), as urgently as a prefetch of it would be: the pieces after it
-      // are due later still. Planned as due as soon, the next segment's first piece, asked 2 ms
-      // before it on a line that had just connected, went first, and the player's piece, with
-      // nothing of it received after 1 s, went to the origin (uplinks benchmark: the third viewer's
-      // startup 2.1 s where 1.3-1.5 s).
-      const headKey = `${head.asset.id}/${head.piece}`;
-      const headPending = !swarm.holds(head.asset.id, head.piece) && !swarm.downloading(head.asset.id, head.piece) && !this.#originRequested.has(headKey);
-      let earlierDueAt = this.#prefetchesDueAt.get(headKey) ?? (headPending ? now + this.#prefetchUrgencyMs(head, 0) : 0);
+      // from the head's own: the player that joined its prefetch waits for it now.
+      let earlierDueAt = this.#prefetchesDueAt.get(`${head.asset.id}/${head.piece}`) ?? 0;
       // And no later than its later pieces in flight: a line with room for the small pieces only
       // took the segments' second pieces first, and a first piece asked after them said 10 s and
       // queued at the peer behind four of them when its player reached it (uplinks-even benchmark:
@@ -661,7 +642,7 @@ export class Scheduler {
         if (availability > 0 && swarm.canDeliverWithin(asset.id, piece, head.queueMs, 0)) {
           const urgencyMs = Math.max(0, Math.min(Math.max(dueMs, earlierDueAt + LATER_PIECE_MS - now), laterDueAt[i]! - LATER_PIECE_MS - now));
           earlierDueAt = now + urgencyMs;
-          fromPeers.push({ asset, piece, availability, order, ahead: i, queueMs: head.queueMs, urgencyMs });
+          fromPeers.push({ asset, piece, availability, order, queueMs: head.queueMs, urgencyMs });
         } else if (
           self &&
           everyPeerSaid &&
@@ -682,9 +663,9 @@ export class Scheduler {
     fromPeers.sort((a, b) => a.availability - b.availability || a.order - b.order);
     // A live stream's pieces are asked of any holder (see #prefetchSources): no line to choose.
     const settling = this.#settling();
-    for (const { asset, piece, ahead, queueMs, urgencyMs } of fromPeers) {
+    for (const { asset, piece, queueMs, urgencyMs } of fromPeers) {
       if (this.#peerPrefetches >= MAX_PEER_PREFETCHES) break;
-      if (settling && !asset.live && ahead >= SETTLING_PREFETCH_PIECES) continue;
+      if (settling && !asset.live) continue;
       const from = this.#prefetchSources(asset, piece, queueMs);
       // Each start adds to a holder's queue (the request is sent at once): a piece whose holders'
       // lines are full waits for a later plan (a prefetch ending plans again).

@@ -157,7 +157,7 @@ function processMetrics(prom: typeof PromClient): PromClient.Registry {
  * comes before the loop monitor's first sample since the last one (seen on Node 24 under load).
  * Only sample lines change; HELP and TYPE lines start with `#`.
  */
-export function spellNaN(exposition: string): string {
+function spellNaN(exposition: string): string {
   return exposition.replace(/^([^#\n][^\n]*) Nan$/gm, '$1 NaN');
 }
 

@@ -447,7 +447,7 @@ export class Scheduler {
         // 76 of the run's 88 pieces came from the origin twice, the owners' fetch starting 20-45 ms
         // after its own).
         // Not when the wait ended because the player dropped its request: nobody fetches it then.
-        if (asset.live && !signal.aborted) swarm.announceReading(asset.id, piece, true);
+        if (!signal.aborted && (asset.live || owner !== this.#components.selfId())) swarm.announceReading(asset.id, piece, true);
         return { ok: false, reason: 'no-peer' };
       }
       // A member that announced the piece while we waited (it fetched it from the origin as
@@ -457,6 +457,12 @@ export class Scheduler {
     }
     // `urgent`: the player waits for this piece (relayed peers may be left out, see PeerfetchOptions.relay).
     if (!announcedMeanwhile && swarm.availability(asset.id, piece, true) === 0 && !swarm.downloading(asset.id, piece)) {
+      // Assigned to another member, which reads the video and does not want the piece yet (or only
+      // just did): it is told that the SW fetches it now, so that it takes the piece from us rather
+      // than fetch it too when it reaches it a moment later (uncapped homes, 2 viewers: the second
+      // viewer, its head 8 pieces behind the first's, fetched for the swarm 0.2 s after the first
+      // viewer's player had sent the same piece to the origin, three pieces in a run, 5% of its video).
+      if (!asset.live && owner !== undefined && owner !== this.#components.selfId() && !signal.aborted) swarm.announceReading(asset.id, piece, true);
       return { ok: false, reason: 'no-peer' };
     }
     const remaining = Math.max(0, deadlineMs - (this.#now() - started));

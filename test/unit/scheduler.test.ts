@@ -70,7 +70,7 @@ describe('Scheduler: the member assigned a piece wants it', () => {
     remote.hello(new Map());
     const scheduler = new Scheduler({ manifest, swarm, selfId: () => 'self', prefetchFromOrigin: () => {} });
     await vi.advanceTimersByTimeAsync(10);
-    return { first, second, swarm, remote, scheduler };
+    return { first, second, swarm, remote, scheduler, ourEnd };
   }
 
   it('a peer reading another video is never assigned a piece of this one, and the player does not wait for it', async () => {
@@ -87,7 +87,8 @@ describe('Scheduler: the member assigned a piece wants it', () => {
   });
 
   it('a peer reading the same video shares its pieces; the player waits only for a piece that peer is about to fetch', async () => {
-    const { first, remote, scheduler } = await setUp();
+    const { first, remote, scheduler, ourEnd } = await setUp();
+    const toldFetching = (piece: number) => ourEnd.sent.some((message) => message.type === 'reading' && message.asset === first.id && message.piece === piece && message.origin === true);
     remote.announceReading(first.id, 10);
     await vi.advanceTimersByTimeAsync(10);
     const owners = Array.from({ length: PIECES }, (_, piece) => scheduler.ownerOf(first.id, piece));
@@ -109,6 +110,10 @@ describe('Scheduler: the member assigned a piece wants it', () => {
     void scheduler.answer(first, far, 4000, false, new AbortController().signal).then((result) => (farAnswer = result));
     await vi.advanceTimersByTimeAsync(1);
     expect(farAnswer).toEqual({ ok: false, reason: 'no-peer' });
+    // The SW fetches both from the origin now: the peer is told, so that it does not fetch them too
+    // when it reads on to them (it takes them from us).
+    expect(toldFetching(near), 'the piece waited for').toBe(true);
+    expect(toldFetching(far), 'the piece not waited for').toBe(true);
     scheduler.stop();
   });
 

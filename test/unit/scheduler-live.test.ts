@@ -136,9 +136,14 @@ describe('Scheduler: waiting for the member assigned to fetch a piece from the o
     expect(await scheduler.answer(segment, livePiece, 2000, false, signal, () => 700)).toEqual({ ok: false, reason: 'no-peer' });
     expect(waits).toEqual([0]);
     expect(originReadings).toEqual([{ asset: segment.id, piece: livePiece }]);
-    // On demand the owner fetches only what it reads ahead: nothing to stop.
-    expect(await scheduler.answer(film, othersPiece(scheduler, film), 1000, false, signal)).toEqual({ ok: false, reason: 'no-peer' });
-    expect(originReadings).toHaveLength(1);
+    // On demand too, once the SW goes to the origin for a piece assigned to another member, that
+    // member is told: reading on, it would reach the piece and fetch it for the swarm as well.
+    const filmPiece = othersPiece(scheduler, film);
+    expect(await scheduler.answer(film, filmPiece, 1000, false, signal)).toEqual({ ok: false, reason: 'no-peer' });
+    expect(originReadings).toEqual([
+      { asset: segment.id, piece: livePiece },
+      { asset: film.id, piece: filmPiece },
+    ]);
     scheduler.stop();
   });
 

@@ -61,7 +61,8 @@ export type PeerMessage =
    * `origin`: the sender's player cannot wait for the member assigned to the piece (a live viewer
    * with little buffered, an on-demand player whose assigned member reads behind it) and the
    * sender is fetching it from the origin itself, so that member stops or skips its own origin
-   * fetch of it and takes it from the sender; sent again for the same piece when so. Peers that do not know `origin` ignore it (the piece is then fetched twice).
+   * fetch of it and takes it from the sender; sent again for the same piece when so. Peers that
+   * do not know `origin` ignore it (the piece is then fetched twice).
    */
   | { type: 'reading'; asset: string; piece: number; ask?: true; origin?: true }
   /** The sender no longer holds `piece` of `asset` (its store evicted or cleared it). */

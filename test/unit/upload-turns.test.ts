@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { SENDING_MS, UploadTurns } from '../../src/engine/upload-turns.js';
+import { SENDING_MS, URGENT_WITHIN_MS, UploadTurns } from '../../src/engine/upload-turns.js';
 
 // The most urgent upload first across a page's peers (the line's behaviour is in peer-uploads).
 
@@ -62,8 +62,8 @@ describe('UploadTurns', () => {
     await vi.waitFor(() => expect(waited).toBe(true));
   });
 
-  it('a peer that says everything is due now goes first only within its share of the recent chunks (MAX_FIRST_SHARE)', async () => {
-    const turns = new UploadTurns();
+  it('a peer that says everything is due now goes first only within its share of the recent chunks (MAX_FIRST_SHARE), and past it only before prefetches', async () => {
+    const turns = new UploadTurns(() => 0);
     const [claimer, other] = [turns.turn(), turns.turn()];
     const waits = async (turn: typeof other, due: number) => {
       let waited: boolean | undefined;
@@ -72,14 +72,16 @@ describe('UploadTurns', () => {
       return waited === undefined;
     };
     claimer.sent(0);
-    expect(await waits(other, 5000), 'within its share: the upload due first goes first').toBe(true);
+    expect(await waits(other, 1000), 'within its share: the upload due first goes first').toBe(true);
     // It was sent all of the last 200 chunks, more than MAX_FIRST_SHARE of the recent ones (about 64,
-    // 1 MiB): its claims hold nobody back any more.
+    // 1 MiB): its claims hold back no upload a player waits for (due within URGENT_WITHIN_MS) ...
     for (let chunk = 0; chunk < 200; chunk++) claimer.sent(0);
-    expect(await waits(turns.turn(), 5000)).toBe(false);
+    expect(await waits(turns.turn(), URGENT_WITHIN_MS)).toBe(false);
+    // ... but still a prefetch due later: the line sends it once nothing is due before it.
+    expect(await waits(turns.turn(), URGENT_WITHIN_MS + 1)).toBe(true);
     // Once the others were sent a few chunks its share is back under the bound, and it goes first again.
-    for (let chunk = 0; chunk < 10; chunk++) other.sent(5000);
+    for (let chunk = 0; chunk < 10; chunk++) other.sent(1000);
     claimer.sent(0);
-    expect(await waits(turns.turn(), 5000)).toBe(true);
+    expect(await waits(turns.turn(), 1000)).toBe(true);
   });
 });

@@ -64,7 +64,8 @@ const BUDGETS = {
   // share (about 0.02 KB; 33.89 KB built), plus the pace's start ended by a lone receiver that got
   // under half of what was sent (about 0.09 KB; 33.98 KB built), with the budget raised by 0.1 KB;
   // plus an on-demand player's origin fetch of another member's piece told to that member (about
-  // 0.03 KB; 34.01 KB built).
+  // 0.03 KB; 34.01 KB built), plus an upload past its first share of a line still holding back
+  // others' prefetches (about 0.01 KB; 34.02 KB built).
   'dist/peerfetch.js': 34_100,
   // 10 KB, plus what following a live stream's manifest added (issue #12: about 0.6 KB), plus the
   // hardening of issue #13 (every bridge message checked field by field, responses of one version

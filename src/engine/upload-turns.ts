@@ -10,10 +10,11 @@ import { untilSettled } from './wake-ups.js';
 export const SENDING_MS = 500;
 /**
  * Largest share of the page's recent uploads (chunks, see SHARE_DECAY) a peer may have and still
- * go before others' uploads due later. Urgency is what the asker says (a hostile peer may say
- * "now" of everything), so it orders uploads only within this share: past it, the peer's uploads
- * hold nobody back and share the line as the connections' congestion control shares it, so the
- * others keep at least a tenth of the line whatever a peer claims. An honest viewer with no other
+ * go before others' urgent uploads due later. Urgency is what the asker says (a hostile peer may
+ * say "now" of everything), so it orders those only within this share: past it, the peer's uploads
+ * hold back only the others' prefetches (see URGENT_WITHIN_MS) and share the line with the rest as
+ * the connections' congestion control shares it, so the others keep at least a tenth of the line
+ * for what their players wait for, whatever a peer claims. An honest viewer with no other
  * source needs its video's rate of the line: 83% of a 2 Mbit/s home line for a 1.3 Mbit/s video
  * (WAN benchmark; with 3/4 the second viewer, behind such a line, handed 7-11 pieces to the origin
  * in two runs, against 4-5 without the bound or with 9/10).
@@ -59,8 +60,8 @@ export interface UploadTurn {
  * the line sent prefetches due seconds later (uplinks benchmark). Here a peer puts no further chunk
  * of an upload into its channel while another peer's upload due earlier is being sent; the line then
  * finishes pieces in the order they are due, and a piece waits for what is due before it, not for
- * everything. A peer that asks for everything urgently goes first only within MAX_FIRST_SHARE of
- * the line; every upload still keeps the per-peer bounds (MAX_QUEUED_UPLOADS, the control message
+ * everything. A peer that asks for everything urgently goes before the others' urgent uploads only
+ * within MAX_FIRST_SHARE of the line; every upload still keeps the per-peer bounds (MAX_QUEUED_UPLOADS, the control message
  * budget).
  *
  * @example

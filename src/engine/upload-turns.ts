@@ -23,12 +23,14 @@ export const MAX_FIRST_SHARE = 0.9;
 /**
  * Time (ms) before it is due within which an upload counts as one a player waits for: past
  * MAX_FIRST_SHARE a peer's uploads still go before others' due later than this (prefetches), and
- * share the line only with the others' urgent ones. A player's request is due within the SW's peer
- * deadline (4 s); a prefetch 4-10 s ahead. With the share bound alone, a 1 Mbit/s home line sending
- * a 1.3 Mbit/s video to the one viewer behind it gave the viewers further back a tenth of it for
- * prefetches due 7-10 s later, pieces the viewer between received moments later and could send them
- * (uplinks benchmark, first viewer's upload beyond what the second viewer received: 0.3-0.6 MB of
- * 6 MB in three runs of five; with this 0.1 MB or less in twelve of fourteen, 0.2 and 0.3 MB in two).
+ * share the line only with the others' urgent ones. A player's request is due within the SW's plain
+ * peer deadline (4 s, PEER_DEADLINE_MS), later only when its buffer spares the wait; a prefetch
+ * 4-10 s ahead. With the share bound alone, a 1 Mbit/s home line sending a 1.3 Mbit/s video to the
+ * one viewer behind it gave the viewers further back a tenth of it for prefetches due 7-10 s later,
+ * pieces the viewer between received moments later and could send them (uplinks benchmark, first
+ * viewer's upload beyond what the second viewer received: 0.3-0.6 MB of 6 MB in three runs of five;
+ * with this over 0.05 MB in four of eighteen, each time pieces of the video's last three segments
+ * that only the first viewer held).
  */
 export const URGENT_WITHIN_MS = 4000;
 /**
@@ -61,8 +63,8 @@ export interface UploadTurn {
  * of an upload into its channel while another peer's upload due earlier is being sent; the line then
  * finishes pieces in the order they are due, and a piece waits for what is due before it, not for
  * everything. A peer that asks for everything urgently goes before the others' urgent uploads only
- * within MAX_FIRST_SHARE of the line; every upload still keeps the per-peer bounds (MAX_QUEUED_UPLOADS, the control message
- * budget).
+ * within MAX_FIRST_SHARE of the line; every upload still keeps the per-peer bounds
+ * (MAX_QUEUED_UPLOADS, the control message budget).
  *
  * @example
  * const turn = turns.turn(); // per peer
@@ -110,9 +112,11 @@ export class UploadTurns {
   /** Time (ms) until no other peer's upload due before `due` counts as being sent; 0 when none does. */
   #blockedMs(key: object, due: number): number {
     const now = this.#now();
+    // Past its share a peer holds back only the others' prefetches (see MAX_FIRST_SHARE).
+    const urgent = due - now <= URGENT_WITHIN_MS;
     let blockedMs = 0;
     for (const [other, sending] of this.#sending) {
-      if (other === key || sending.due >= due || (this.#shareOf(other) > MAX_FIRST_SHARE && due - now <= URGENT_WITHIN_MS)) continue;
+      if (other === key || sending.due >= due || (urgent && this.#shareOf(other) > MAX_FIRST_SHARE)) continue;
       blockedMs = Math.max(blockedMs, SENDING_MS - (now - sending.at));
     }
     return blockedMs;

@@ -29,14 +29,15 @@ export class AddressBudget extends TokenBucket {
   /** The address's open connections on the other instances, as last read, and when (ms; 0 = never). */
   remoteConnections = 0;
   remoteAt = 0;
-  /** Connections this instance still has to close because the address is over its connection limit everywhere. */
-  excess = 0;
   /**
-   * Connections the address opened here since its last share: only these are closed when it turns
-   * out over its limit over all instances, so an instance never closes an older connection because
-   * the address grew elsewhere (the instance where it grew closes the new ones).
+   * Shares of this address with the other instances started so far. A connection records it when it
+   * opens. A share that finds the address over its limit over all instances closes only connections
+   * opened since the share before it began (also those opened while it was on its way), so an
+   * instance never closes an older connection because the address grew elsewhere (the instance
+   * where it grew closes the new ones). Marking the connections, not counting opens, keeps one
+   * already gone (closed by its client, or by the share before) from standing in for an older one.
    */
-  openedSinceShare = 0;
+  shares = 0;
 
   constructor(
     readonly key: string,

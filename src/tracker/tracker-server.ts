@@ -151,6 +151,8 @@ interface Connection {
   alive: boolean;
   /** The ICE servers this client was last handed (see iceHandout); undefined before the first. */
   ice: { turn: TurnCredential | undefined; turnId: string } | undefined;
+  /** Its address's `shares` when it opened (see AddressBudget.shares): which share may close it. */
+  readonly sharesAtOpen: number;
 }
 
 interface Member extends SwarmMember {
@@ -346,10 +348,7 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
     const { maxMessagesPerWindowPerIp, rateWindowMs } = this.options;
     if (!address) this.addresses.set(key, (address = new AddressBudget(key, (maxMessagesPerWindowPerIp * 1000) / rateWindowMs, maxMessagesPerWindowPerIp, this.options.now)));
     address.connections++;
-    if (this.cluster) {
-      address.openedSinceShare++;
-      this.unshared.add(address);
-    }
+    if (this.cluster) this.unshared.add(address);
     const conn: Connection = {
       socket,
       ip,
@@ -365,6 +364,7 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
       dropped: 0,
       alive: true,
       ice: undefined,
+      sharesAtOpen: address.shares,
     };
     this.connections.add(conn);
     this.metrics.connectionsOpened++;
@@ -786,11 +786,12 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
       if (batch.length >= MAX_ADDRESSES_PER_SHARE) break;
     }
     const usage: AddressUsage[] = batch.map((a) => ({ address: a.key, connections: a.connections, spent: a.unshared }));
-    const opened = batch.map((a) => a.openedSinceShare);
+    // The connections this share may close: those opened since the address's previous share began.
+    const closableFrom = batch.map((a) => a.shares);
     // Counted from now on: what arrives while the share is on its way goes into the next one.
     for (const address of batch) {
       address.unshared = 0;
-      address.openedSinceShare = 0;
+      address.shares++;
     }
     const startedAt = (this.shareStartedAt = performance.now());
     cluster.shareAddresses(usage).then(
@@ -798,7 +799,7 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
         this.shareStartedAt = undefined;
         this.metrics.addressShares++;
         if (performance.now() - startedAt <= ADDRESS_SHARE_TIMEOUT_MS) this.limitsShared();
-        this.applyShared(batch, shared, opened);
+        this.applyShared(batch, shared, closableFrom);
       },
       (error: unknown) => {
         // The counts of this batch stay this instance's own: limits are local until Redis answers.
@@ -809,10 +810,11 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
     );
   }
 
-  private applyShared(batch: AddressBudget[], shared: SharedAddressUse[], opened: number[]): void {
+  private applyShared(batch: AddressBudget[], shared: SharedAddressUse[], closableFrom: number[]): void {
     const now = this.options.now();
     const max = this.options.maxConnectionsPerIp;
-    let over = false;
+    /** Per address over its limit: how many to close, and the `shares` value those opened at or after. */
+    const over = new Map<AddressBudget, { excess: number; closableFrom: number }>();
     for (let i = 0; i < batch.length; i++) {
       const address = batch[i]!;
       const use = shared[i];
@@ -821,21 +823,24 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
       address.remoteConnections = use.otherConnections;
       address.remoteAt = now;
       // Over the limit over all instances: the instance where the address opened connections since
-      // its last share closes the surplus among those. Two instances where it grew at once may
-      // both close, which only ever costs that address new connections.
+      // its previous share (or while this one was on its way) closes the surplus among those; what
+      // they do not cover is older here and stays. Two instances where it grew at once may both
+      // close, which only ever costs that address new connections.
       const surplus = address.connections + use.otherConnections - max;
-      address.excess = surplus > 0 ? Math.min(surplus, opened[i] ?? 0, address.connections) : 0;
-      if (address.excess > 0) over = true;
+      if (surplus > 0) over.set(address, { excess: surplus, closableFrom: closableFrom[i]! });
     }
-    if (!over) return;
+    if (over.size === 0) return;
     const candidates: Connection[] = [];
-    for (const conn of this.connections) if (conn.address.excess > 0 && !conn.closing) candidates.push(conn);
+    for (const conn of this.connections) {
+      const closing = over.get(conn.address);
+      if (closing && !conn.closing && conn.sharesAtOpen >= closing.closableFrom) candidates.push(conn);
+    }
     // The newest connections go first, as if they had been refused when they came.
     for (let i = candidates.length - 1; i >= 0; i--) {
       const conn = candidates[i]!;
-      const address = conn.address;
-      if (address.excess <= 0) continue;
-      address.excess--;
+      const closing = over.get(conn.address)!;
+      if (closing.excess <= 0) continue;
+      closing.excess--;
       this.metrics.reject('too-many-connections-from-ip');
       this.log.log({ level: 'warn', event: 'connection:closed', reason: 'too-many-connections-from-ip', ip: conn.ip });
       this.closeConnection(conn, CLOSE_TRY_AGAIN_LATER, FAILURE_TEXT['too-many-connections-from-ip']);

@@ -30,12 +30,13 @@ export class AddressBudget extends TokenBucket {
   remoteConnections = 0;
   remoteAt = 0;
   /**
-   * Shares of this address with the other instances started so far. A connection records it when it
-   * opens. A share that finds the address over its limit over all instances closes only connections
-   * opened since the share before it began (also those opened while it was on its way), so an
-   * instance never closes an older connection because the address grew elsewhere (the instance
-   * where it grew closes the new ones). Marking the connections, not counting opens, keeps one
-   * already gone (closed by its client, or by the share before) from standing in for an older one.
+   * Shares of this address with the other instances started so far (a share Redis did not answer
+   * is taken back). A connection records it when it opens. A share that finds the address over its
+   * limit over all instances closes only connections opened since the share before it began (also
+   * those opened while it was on its way), so an instance never closes an older connection because
+   * the address grew elsewhere (the instance where it grew closes the new ones). Marking the
+   * connections, not counting opens, keeps one already gone (closed by its client, or by the share
+   * before) from standing in for an older one.
    */
   shares = 0;
 

@@ -803,6 +803,9 @@ export class TrackerServer implements TransportHandler<Connection>, ClusterHost 
       },
       (error: unknown) => {
         // The counts of this batch stay this instance's own: limits are local until Redis answers.
+        // The connections opened since the last share that was answered stay the ones the next
+        // may close (shares go one at a time: none started since this one).
+        for (const address of batch) address.shares--;
         this.shareStartedAt = undefined;
         this.metrics.clusterErrors++;
         this.limitsLocal(String(error));

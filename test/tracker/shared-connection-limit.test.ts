@@ -37,7 +37,12 @@ class RecordingSocket implements ClientSocket {
 interface PendingShare {
   usage: AddressUsage[];
   answer(otherConnections: number): Promise<void>;
+  /** Redis did not answer. */
+  fail(): Promise<void>;
 }
+
+/** Lets the tracker take a share's answer or failure (a promise reaction) before the test looks. */
+const settled = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** A cluster that only shares address counts, each share answered by the test. */
 function controlledCluster(): { cluster: Cluster; shares: PendingShare[] } {
@@ -54,13 +59,16 @@ function controlledCluster(): { cluster: Cluster; shares: PendingShare[] } {
     totals: unused,
     close: async () => {},
     shareAddresses: (usage) =>
-      new Promise<SharedAddressUse[]>((resolve) => {
+      new Promise<SharedAddressUse[]>((resolve, reject) => {
         shares.push({
           usage,
           async answer(otherConnections) {
             resolve(usage.map(() => ({ otherConnections, tokens: 1000, version: 1 })));
-            // Lets the tracker apply the answer (a promise reaction) before the test looks.
-            await new Promise((r) => setImmediate(r));
+            await settled();
+          },
+          async fail() {
+            reject(new Error('Connection is closed.'));
+            await settled();
           },
         });
       }),
@@ -133,5 +141,18 @@ describe('closing connections over the limit counted over all instances', () => 
     await Promise.resolve();
     await nextShare().answer(LIMIT);
     expect(first.isOpen).toBe(true);
+  });
+
+  it('after a share Redis did not answer, the next closes what the address opened since the last one answered', async () => {
+    const first = connect(ATTACKER);
+    await nextShare().answer(0);
+    const second = connect(ATTACKER);
+    await nextShare().fail();
+    const third = connect(ATTACKER);
+    const share = nextShare();
+    expect(share.usage).toEqual([expect.objectContaining({ address: ATTACKER, connections: 3 })]);
+    // Three here and three elsewhere: two over, the two opened since the last answered share.
+    await share.answer(3);
+    expect([first, second, third].map((s) => s.isOpen)).toEqual([true, false, false]);
   });
 });

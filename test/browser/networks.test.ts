@@ -180,12 +180,18 @@ describe('networks: STUN and TURN from the tracker', () => {
     const relayed = await gather(pageA, { iceServers: [turnServer], iceTransportPolicy: 'relay' });
     expect(relayed.map((c) => c.type)).toContain('relay');
 
-    type RelayWindow = Window & { pc?: RTCPeerConnection; channel?: RTCDataChannel; got?: string };
+    // `events`: what each connection went through, for the message when the relayed channel never opens.
+    type RelayWindow = Window & { pc?: RTCPeerConnection; channel?: RTCDataChannel; got?: string; events?: string[] };
     const config = { iceServers: [turnServer], iceTransportPolicy: 'relay' as const };
     const offer = await pageA.evaluate(async (config) => {
       const w = window as RelayWindow;
       const pc = (w.pc = new RTCPeerConnection(config));
+      const events: string[] = (w.events = []);
+      const note = (what: string) => events.push(`${Math.round(performance.now())} ms ${what}`);
+      pc.oniceconnectionstatechange = () => note(`ice ${pc.iceConnectionState}`);
+      pc.onconnectionstatechange = () => note(`connection ${pc.connectionState}`);
       w.channel = pc.createDataChannel('relay');
+      w.channel.onopen = () => note('channel open');
       w.channel.onmessage = (event) => (w.got = String(event.data));
       await pc.setLocalDescription(await pc.createOffer());
       await new Promise<void>((resolve) => {
@@ -198,9 +204,17 @@ describe('networks: STUN and TURN from the tracker', () => {
       async ({ config, offer }) => {
         const w = window as RelayWindow;
         const pc = (w.pc = new RTCPeerConnection(config));
+        const events: string[] = (w.events = []);
+        const note = (what: string) => events.push(`${Math.round(performance.now())} ms ${what}`);
+        pc.oniceconnectionstatechange = () => note(`ice ${pc.iceConnectionState}`);
+        pc.onconnectionstatechange = () => note(`connection ${pc.connectionState}`);
         pc.ondatachannel = (event) => {
+          note(`datachannel ${event.channel.readyState}`);
           w.channel = event.channel;
-          event.channel.onopen = () => event.channel.send('through the relay');
+          event.channel.onopen = () => {
+            note('channel open');
+            event.channel.send('through the relay');
+          };
         };
         await pc.setRemoteDescription(offer);
         await pc.setLocalDescription(await pc.createAnswer());
@@ -213,7 +227,11 @@ describe('networks: STUN and TURN from the tracker', () => {
       { config, offer },
     );
     await pageA.evaluate((answer) => (window as RelayWindow).pc!.setRemoteDescription(answer), answer);
-    expect(await waitFor(() => pageA.evaluate(() => (window as RelayWindow).got), { what: 'a message over the relayed data channel' })).toBe('through the relay');
+    const got = await waitFor(() => pageA.evaluate(() => (window as RelayWindow).got), { what: 'a message over the relayed data channel' }).catch(async (error: Error) => {
+      const [offerer, answerer] = await Promise.all([pageA, pageB].map((page) => page.evaluate(() => (window as RelayWindow).events?.join(', '))));
+      throw new Error(`${error.message}; the offerer's connection: ${offerer}; the answerer's: ${answerer}`);
+    });
+    expect(got).toBe('through the relay');
     const localType = await pageA.evaluate(async () => {
       const report = await (window as RelayWindow).pc!.getStats();
       let pairId: string | undefined;

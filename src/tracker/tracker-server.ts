@@ -110,7 +110,7 @@ const DROPS_BEFORE_DISCONNECT = 32;
  * holds the address back (see AddressBudget), so an address spread over N instances gets at most
  * about N budgets' worth of one interval beyond its own.
  */
-const ADDRESS_SHARE_INTERVAL_MS = 1000;
+export const ADDRESS_SHARE_INTERVAL_MS = 1000;
 /** A share still unanswered after this long (ms) means Redis is too slow to count on: limits are this instance's own until a share returns. */
 const ADDRESS_SHARE_TIMEOUT_MS = 2000;
 /** Addresses per share, at most: bounds one pipeline (the rest go in the next share). */

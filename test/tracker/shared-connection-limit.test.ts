@@ -4,11 +4,9 @@
 // test/tracker/redis-limits.test.ts shows the same limits over a real Redis and tracker processes.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AddressUsage, Cluster, SharedAddressUse } from '../../src/tracker/cluster.js';
-import { TrackerServer } from '../../src/tracker/tracker-server.js';
+import { ADDRESS_SHARE_INTERVAL_MS, TrackerServer } from '../../src/tracker/tracker-server.js';
 import type { ClientSocket } from '../../src/tracker/transport.js';
 
-/** How often the tracker shares address counts (tracker-server.ts ADDRESS_SHARE_INTERVAL_MS). */
-const SHARE_INTERVAL_MS = 1000;
 const LIMIT = 4;
 const ATTACKER = '198.51.100.7';
 
@@ -103,7 +101,7 @@ function connect(ip: string): RecordingSocket {
 /** Lets the share interval pass and returns the share it started. */
 function nextShare(): PendingShare {
   const before = shares.length;
-  vi.advanceTimersByTime(SHARE_INTERVAL_MS);
+  vi.advanceTimersByTime(ADDRESS_SHARE_INTERVAL_MS);
   expect(shares).toHaveLength(before + 1);
   return shares.at(-1)!;
 }

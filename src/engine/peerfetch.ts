@@ -523,10 +523,9 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
     }
     // A piece read far ahead of a playing player may wait longer for peers on slow lines; one a
     // short buffer cannot wait for goes to the origin early (see Swarm.fetchPiece).
-    const media = () => (typeof document === 'undefined' ? [] : document.querySelectorAll<HTMLMediaElement>('video, audio'));
-    const bufferMs = () => bufferedAheadMs(media());
+    const bufferMs = () => bufferedAheadMs(pageMedia());
     const deadlineMs = playbackDeadlineMs(request.deadlineMs, request.maxDeadlineMs, bufferMs(), asset.live && liveReserveMs(asset.live.segmentMs));
-    const result = await scheduler.answer(asset, request.piece, deadlineMs, request.first, signal, bufferMs, () => awaitingFirstFrame(media()));
+    const result = await scheduler.answer(asset, request.piece, deadlineMs, request.first, signal, bufferMs, () => awaitingFirstFrame(pageMedia()));
     if (result.ok) {
       const data = result.data.buffer.slice(result.data.byteOffset, result.data.byteOffset + result.data.byteLength) as ArrayBuffer;
       return { type: 'piece', data };
@@ -569,8 +568,8 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       this.#takeovers?.onStored(notice.asset, notice.piece);
     }
     if (notice.source === 'origin') this.#scheduler?.onStored(notice.asset, notice.piece);
-    // Seeding backs off when this visitor's own requests slow down (its uplink is full).
-    if (notice.source === 'origin' && typeof notice.latencyMs === 'number') this.#swarm?.uploads.noteOwnDelay(notice.latencyMs);
+    // Seeding backs off when this visitor's own requests slow down (its uplink is full) and its players could feel it.
+    if (notice.source === 'origin' && typeof notice.latencyMs === 'number') this.#swarm?.uploads.noteOwnDelay(notice.latencyMs, bufferedAheadMs(pageMedia()));
   }
 
   /**
@@ -607,4 +606,9 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
         : new PeerfetchError('bridge-invalid', error instanceof Error ? error.message : String(error));
     this.emit('error', { error: wrapped });
   }
+}
+
+/** The page's media elements, whose buffers say how long a piece may take (see bufferedAheadMs). */
+function pageMedia(): Iterable<HTMLMediaElement> {
+  return typeof document === 'undefined' ? [] : document.querySelectorAll<HTMLMediaElement>('video, audio');
 }

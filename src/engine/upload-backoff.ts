@@ -20,6 +20,16 @@ export const MIN_BACKOFF_RATE_BPS = 16 * 1024;
  */
 const RELEASE_MULTIPLE = 2;
 /**
+ * Play time (ms) this page's players have buffered from which a delay of its own requests is no
+ * reason to cut: the delay is a queue's (a few hundred ms at worst, see LinePacer), and a player
+ * that far ahead of its playhead does not feel it, while the peers behind this line feel every cut.
+ * The first viewer of the mixed swarm (a 1 Mbit/s line, the second viewer's only source) filled
+ * its buffer from the origin 15-20 s ahead while its requests waited 135-300 ms behind its
+ * uploads, and cut them to 40-60 kB/s three to eight times between 10 and 15 s of every run (uplinks
+ * benchmark, logged). A page with less buffered, or with nothing playing, is protected as before.
+ */
+export const COMFORTABLE_BUFFER_MS = 10_000;
+/**
  * Without a sample for this long (ms), this page is not fetching anything seeding could slow: the
  * backoff lets go. Two segments' time of a player that reads at its pace (an HLS segment every 2 s):
  * held for 20 s, the first viewer's cut taken while its player filled its buffer stayed on its
@@ -66,8 +76,10 @@ export class UploadBackoff {
    * One of this page's own requests took `delayMs` to answer; `uploadRate` is what was uploaded
    * recently (bytes/s), where a new cut starts from. `uplinkClear`: the peers our uploads go to
    * see no queue on the path from us (LinePacer), so a delay is not the uploads' doing.
+   * `ownBufferMs`: the play time this page's players have buffered (undefined: none plays); from
+   * COMFORTABLE_BUFFER_MS on, a delay does not cut.
    */
-  noteDelay(delayMs: number, uploadRate: number, uplinkClear = false): void {
+  noteDelay(delayMs: number, uploadRate: number, uplinkClear = false, ownBufferMs?: number): void {
     if (!Number.isFinite(delayMs) || delayMs < 0) return;
     const now = this.#now();
     this.#lastSampleAt = now;
@@ -85,7 +97,7 @@ export class UploadBackoff {
       // the pace cuts too: the page's own requests wait behind it, and the backoff keeps them
       // first (left to the pace alone, the 2 Mbit/s uploader stalled 25 ms for want of data in a
       // quiet run of the mixed swarm, where it had not before).
-      if (uplinkClear || (this.#rate === undefined && uploadRate < MIN_BACKOFF_RATE_BPS)) return;
+      if (uplinkClear || (ownBufferMs ?? 0) >= COMFORTABLE_BUFFER_MS || (this.#rate === undefined && uploadRate < MIN_BACKOFF_RATE_BPS)) return;
       const from = this.#rate ?? uploadRate;
       this.#rate = Math.max(MIN_BACKOFF_RATE_BPS, from * DECREASE_FACTOR);
       return;

@@ -79,9 +79,9 @@ export class UploadLimiter {
     return this.#now() - this.#window.start >= 2 * RATE_WINDOW_MS ? 0 : this.#uploadRate;
   }
 
-  /** One of this page's own requests took `delayMs` (see UploadBackoff). */
-  noteOwnDelay(delayMs: number): void {
-    this.backoff.noteDelay(delayMs, this.uploadRate, this.line.clear);
+  /** One of this page's own requests took `delayMs`, its players `ownBufferMs` ahead (see UploadBackoff). */
+  noteOwnDelay(delayMs: number, ownBufferMs?: number): void {
+    this.backoff.noteDelay(delayMs, this.uploadRate, this.line.clear, ownBufferMs);
   }
 
   /** A peer reported how our chunks reached it (see LinePacer.report). */

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { MIN_BACKOFF_RATE_BPS, UploadBackoff } from '../../src/engine/upload-backoff.js';
+import { COMFORTABLE_BUFFER_MS, MIN_BACKOFF_RATE_BPS, UploadBackoff } from '../../src/engine/upload-backoff.js';
 import { UploadLimiter } from '../../src/engine/upload-limiter.js';
 import { START_RATE_BPS } from '../../src/engine/line-pacer.js';
 import { CHUNK_SIZE } from '../../src/shared/peer-messages.js';
@@ -209,6 +209,23 @@ describe('UploadBackoff (LEDBAT-like)', () => {
     // The same delays while uploading 200 kB/s: that is our queue.
     for (let i = 0; i < 3; i++) (now += 1000), backoff.noteDelay(600, 200_000);
     expect(backoff.rate).toBeLessThan(200_000);
+  });
+
+  it("delays while this page's players have COMFORTABLE_BUFFER_MS buffered cut nothing; with less, or nothing playing, they cut", () => {
+    let now = 0;
+    const backoff = new UploadBackoff(() => now);
+    for (let i = 0; i < 3; i++) (now += 1000), backoff.noteDelay(30, 100_000, false, 20_000);
+    // Our uploads queue our own requests 470 ms: the player, 15 s ahead, does not feel it.
+    for (let i = 0; i < 5; i++) (now += 1000), backoff.noteDelay(500, 100_000, false, COMFORTABLE_BUFFER_MS + 5000);
+    expect(backoff.rate).toBeUndefined();
+    // Its buffer down to 4 s: the same delays are cut for.
+    for (let i = 0; i < 3; i++) (now += 1000), backoff.noteDelay(500, 100_000, false, 4000);
+    expect(backoff.rate).toBeLessThan(100_000);
+    // And with nothing playing (no buffer to go by), as before.
+    const idle = new UploadBackoff(() => now);
+    for (let i = 0; i < 3; i++) (now += 1000), idle.noteDelay(30, 100_000);
+    for (let i = 0; i < 3; i++) (now += 1000), idle.noteDelay(500, 100_000, false, undefined);
+    expect(idle.rate).toBeLessThan(100_000);
   });
 
   it('a single slow answer does not cut the rate (the lowest of the newest samples counts)', () => {

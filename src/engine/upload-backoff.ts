@@ -20,15 +20,22 @@ export const MIN_BACKOFF_RATE_BPS = 16 * 1024;
  */
 const RELEASE_MULTIPLE = 2;
 /**
- * Play time (ms) this page's players have buffered from which a delay of its own requests is no
- * reason to cut: the delay is a queue's (a few hundred ms at worst, see LinePacer), and a player
- * that far ahead of its playhead does not feel it, while the peers behind this line feel every cut.
- * The first viewer of the mixed swarm (a 1 Mbit/s line, the second viewer's only source) filled
- * its buffer from the origin 15-20 s ahead while its requests waited 135-300 ms behind its
- * uploads, and cut them to 40-60 kB/s three to eight times between 10 and 15 s of every run (uplinks
- * benchmark, logged). A page with less buffered, or with nothing playing, is protected as before.
+ * Play time (ms) this page's players have buffered from which its own requests may wait longer
+ * behind our uploads (COMFORTABLE_QUEUEING_MS): a player that far ahead of its playhead does not
+ * feel a queue of a few hundred ms, while the peers behind this line feel every cut. The first
+ * viewer of the mixed swarm (a 1 Mbit/s line, the second viewer's only source) filled its buffer
+ * from the origin 15-20 s ahead while its requests waited 116-420 ms behind its uploads, and cut
+ * them to 40-60 kB/s three to eight times per run at the later viewers' joins (uplinks benchmark,
+ * logged). A page with less buffered, or with nothing playing, keeps TARGET_QUEUEING_MS.
  */
 export const COMFORTABLE_BUFFER_MS = 10_000;
+/**
+ * Queueing delay (ms) this page's own requests may see while its players are comfortable: above
+ * the 420 ms the uplinks benchmark's first viewer saw with its line paced (LinePacer keeps the
+ * queue of our uploads short), so a paced line is not cut, and still a bound: a line our uploads
+ * fill past it backs off as any other, whatever the buffer.
+ */
+export const COMFORTABLE_QUEUEING_MS = 500;
 /**
  * Without a sample for this long (ms), this page is not fetching anything seeding could slow: the
  * backoff lets go. Two segments' time of a player that reads at its pace (an HLS segment every 2 s):
@@ -77,7 +84,7 @@ export class UploadBackoff {
    * recently (bytes/s), where a new cut starts from. `uplinkClear`: the peers our uploads go to
    * see no queue on the path from us (LinePacer), so a delay is not the uploads' doing.
    * `ownBufferMs`: the play time this page's players have buffered (undefined: none plays); from
-   * COMFORTABLE_BUFFER_MS on, a delay does not cut.
+   * COMFORTABLE_BUFFER_MS on, the delay's target is COMFORTABLE_QUEUEING_MS.
    */
   noteDelay(delayMs: number, uploadRate: number, uplinkClear = false, ownBufferMs?: number): void {
     if (!Number.isFinite(delayMs) || delayMs < 0) return;
@@ -86,7 +93,8 @@ export class UploadBackoff {
     this.#base.note(delayMs);
     this.#recent = [...this.#recent, delayMs].slice(-CURRENT_SAMPLES);
     const queueing = Math.min(...this.#recent) - this.baseDelay!;
-    const offTarget = (TARGET_QUEUEING_MS - queueing) / TARGET_QUEUEING_MS;
+    const target = (ownBufferMs ?? 0) >= COMFORTABLE_BUFFER_MS ? COMFORTABLE_QUEUEING_MS : TARGET_QUEUEING_MS;
+    const offTarget = (target - queueing) / target;
     if (offTarget < 0) {
       // Uploading (next to) nothing, the delay is not ours to cut: another tab, the page's own
       // downloads, a busy machine. Cutting then would throttle the next peer for no gain. Nor
@@ -97,7 +105,7 @@ export class UploadBackoff {
       // the pace cuts too: the page's own requests wait behind it, and the backoff keeps them
       // first (left to the pace alone, the 2 Mbit/s uploader stalled 25 ms for want of data in a
       // quiet run of the mixed swarm, where it had not before).
-      if (uplinkClear || (ownBufferMs ?? 0) >= COMFORTABLE_BUFFER_MS || (this.#rate === undefined && uploadRate < MIN_BACKOFF_RATE_BPS)) return;
+      if (uplinkClear || (this.#rate === undefined && uploadRate < MIN_BACKOFF_RATE_BPS)) return;
       const from = this.#rate ?? uploadRate;
       this.#rate = Math.max(MIN_BACKOFF_RATE_BPS, from * DECREASE_FACTOR);
       return;

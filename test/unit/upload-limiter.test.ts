@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { COMFORTABLE_BUFFER_MS, MIN_BACKOFF_RATE_BPS, UploadBackoff } from '../../src/engine/upload-backoff.js';
+import { COMFORTABLE_BUFFER_MS, COMFORTABLE_QUEUEING_MS, MIN_BACKOFF_RATE_BPS, UploadBackoff } from '../../src/engine/upload-backoff.js';
 import { UploadLimiter } from '../../src/engine/upload-limiter.js';
 import { START_RATE_BPS } from '../../src/engine/line-pacer.js';
 import { CHUNK_SIZE } from '../../src/shared/peer-messages.js';
@@ -211,16 +211,25 @@ describe('UploadBackoff (LEDBAT-like)', () => {
     expect(backoff.rate).toBeLessThan(200_000);
   });
 
-  it("delays while this page's players have COMFORTABLE_BUFFER_MS buffered cut nothing; with less, or nothing playing, they cut", () => {
+  it("while this page's players have COMFORTABLE_BUFFER_MS buffered, delays up to COMFORTABLE_QUEUEING_MS cut nothing; longer ones, or with less buffered or nothing playing, cut", () => {
     let now = 0;
     const backoff = new UploadBackoff(() => now);
     for (let i = 0; i < 3; i++) (now += 1000), backoff.noteDelay(30, 100_000, false, 20_000);
-    // Our uploads queue our own requests 470 ms: the player, 15 s ahead, does not feel it.
-    for (let i = 0; i < 5; i++) (now += 1000), backoff.noteDelay(500, 100_000, false, COMFORTABLE_BUFFER_MS + 5000);
+    // Our uploads queue our own requests 440 ms: the player, 15 s ahead, does not feel it.
+    for (let i = 0; i < 5; i++) (now += 1000), backoff.noteDelay(COMFORTABLE_QUEUEING_MS - 30, 100_000, false, COMFORTABLE_BUFFER_MS + 5000);
     expect(backoff.rate).toBeUndefined();
     // Its buffer down to 4 s: the same delays are cut for.
-    for (let i = 0; i < 3; i++) (now += 1000), backoff.noteDelay(500, 100_000, false, 4000);
-    expect(backoff.rate).toBeLessThan(100_000);
+    for (let i = 0; i < 3; i++) (now += 1000), backoff.noteDelay(COMFORTABLE_QUEUEING_MS - 30, 100_000, false, 4000);
+    const cut = backoff.rate;
+    expect(cut).toBeLessThan(100_000);
+    // Back to 15 s buffered with the queue under the comfortable target: the rate grows again.
+    for (let i = 0; i < 3; i++) (now += 1000), backoff.noteDelay(30 + COMFORTABLE_QUEUEING_MS / 2, 100_000, false, COMFORTABLE_BUFFER_MS + 5000);
+    expect(backoff.rate).toBeGreaterThan(cut!);
+    // A queue past the comfortable target is cut for, however much is buffered.
+    const full = new UploadBackoff(() => now);
+    for (let i = 0; i < 3; i++) (now += 1000), full.noteDelay(30, 100_000, false, 30_000);
+    for (let i = 0; i < 3; i++) (now += 1000), full.noteDelay(30 + COMFORTABLE_QUEUEING_MS + 100, 100_000, false, 30_000);
+    expect(full.rate).toBeLessThan(100_000);
     // And with nothing playing (no buffer to go by), as before.
     const idle = new UploadBackoff(() => now);
     for (let i = 0; i < 3; i++) (now += 1000), idle.noteDelay(30, 100_000);

@@ -568,7 +568,7 @@ export class Peerfetch extends TypedEventTarget<PeerfetchEventMap> {
       this.#takeovers?.onStored(notice.asset, notice.piece);
     }
     if (notice.source === 'origin') this.#scheduler?.onStored(notice.asset, notice.piece);
-    // Seeding backs off when this visitor's own requests slow down (its uplink is full) and its players could feel it.
+    // Seeding backs off when this visitor's own requests wait behind its uploads: past 100 ms, or 500 ms while its players have 10 s buffered (see UploadBackoff).
     if (notice.source === 'origin' && typeof notice.latencyMs === 'number') this.#swarm?.uploads.noteOwnDelay(notice.latencyMs, bufferedAheadMs(pageMedia()));
   }
 
